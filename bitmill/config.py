@@ -1,0 +1,147 @@
+"""`AccelConfig`: the one description of an accelerator instance, loaded from YAML.
+
+Every field is validated on construction; a bad value raises `ConfigError` naming the key,
+the value and what is allowed. Derived values are properties.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bitmill.errors import ConfigError
+
+PE_FAMILIES = ("bitserial", "bitparallel")
+BOARDS = ("none", "ulx3s-85f", "icebreaker", "arty-a7-35")
+MAX_BITS = 8
+
+
+def _check_int(key: str, value: Any, lo: int, hi: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{key} must be an integer in {lo}..{hi}, not {value!r}")
+    if not lo <= value <= hi:
+        raise ConfigError(f"{key} must be an integer in {lo}..{hi}, not {value}")
+
+
+def _check_choice(key: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{key} must be one of {', '.join(choices)}, not {value!r}")
+
+
+def _check_bit_range(key: str, value: Any) -> None:
+    if not (isinstance(value, (tuple, list)) and len(value) == 2):
+        raise ConfigError(f"{key} must be a pair [min, max] of bit-widths in 1..{MAX_BITS}, not {value!r}")
+    for bound in value:
+        _check_int(key, bound, 1, MAX_BITS)
+    if value[0] > value[1]:
+        raise ConfigError(f"{key} must have min <= max, not {list(value)}")
+
+
+@dataclass(frozen=True)
+class AccelConfig:
+    """An accelerator instance: MAC array, precision range, buffers, memory, clock and board."""
+
+    name: str
+    rows: int                    # PE rows: output channels (weights) along this axis
+    cols: int                    # PE columns: output pixels (activations) along this axis
+    lanes: int                   # K: dot-product lanes per PE per cycle (per bit-plane)
+    pe_family: str               # "bitserial" or "bitparallel"
+    weight_bits: tuple[int, int]  # supported weight bit-widths, inclusive
+    act_bits: tuple[int, int]    # supported activation bit-widths, inclusive
+    acc_bits: int                # accumulator width in bits
+    weight_buffer_bytes: int
+    act_buffer_bytes: int
+    out_buffer_bytes: int
+    mem_bytes_per_cycle: int     # external memory bandwidth
+    mem_latency: int             # cycles from request to first byte
+    clock_mhz: float
+    board: str = "none"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ConfigError(f"name must be a non-empty string, not {self.name!r}")
+        _check_int("rows", self.rows, 1, 256)
+        _check_int("cols", self.cols, 1, 256)
+        _check_int("lanes", self.lanes, 1, 1024)
+        _check_choice("pe_family", self.pe_family, PE_FAMILIES)
+        _check_bit_range("weight_bits", self.weight_bits)
+        _check_bit_range("act_bits", self.act_bits)
+        object.__setattr__(self, "weight_bits", tuple(self.weight_bits))
+        object.__setattr__(self, "act_bits", tuple(self.act_bits))
+        _check_int("acc_bits", self.acc_bits, 8, 64)
+        for key in ("weight_buffer_bytes", "act_buffer_bytes", "out_buffer_bytes"):
+            _check_int(key, getattr(self, key), 1, 1 << 30)
+        _check_int("mem_bytes_per_cycle", self.mem_bytes_per_cycle, 1, 4096)
+        _check_int("mem_latency", self.mem_latency, 0, 100_000)
+        clock = self.clock_mhz
+        if isinstance(clock, bool) or not isinstance(clock, (int, float)) or not 0 < clock <= 2000:
+            raise ConfigError(f"clock_mhz must be a number in (0, 2000], not {clock!r}")
+        object.__setattr__(self, "clock_mhz", float(clock))
+        _check_choice("board", self.board, BOARDS)
+
+    # ---- derived values -------------------------------------------------------------------
+    @property
+    def pe_count(self) -> int:
+        """Number of processing elements in the array."""
+        return self.rows * self.cols
+
+    @property
+    def macs_per_cycle_8bit(self) -> int:
+        """Peak 8-bit x 8-bit multiply-accumulates per cycle of the bit-parallel equivalent."""
+        return self.rows * self.cols * self.lanes
+
+    def supports(self, w_bits: int, a_bits: int) -> bool:
+        """Whether a layer with these weight and activation bit-widths runs on this array."""
+        return (self.weight_bits[0] <= w_bits <= self.weight_bits[1]
+                and self.act_bits[0] <= a_bits <= self.act_bits[1])
+
+    # ---- serialisation --------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-data form, as written to YAML (tuples become lists)."""
+        out = dataclasses.asdict(self)
+        out["weight_bits"] = list(self.weight_bits)
+        out["act_bits"] = list(self.act_bits)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "config") -> "AccelConfig":
+        """Build from a mapping; unknown or missing keys raise `ConfigError`."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"{source}: expected a mapping of keys to values, got {type(data).__name__}")
+        fields = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(data) - set(fields), key=str)
+        if unknown:
+            raise ConfigError(f"{source}: unknown key {unknown[0]!r}; allowed keys: {', '.join(fields)}")
+        required = [f.name for f in dataclasses.fields(cls)
+                    if f.default is dataclasses.MISSING]
+        missing = [k for k in required if k not in data]
+        if missing:
+            raise ConfigError(f"{source}: missing key {missing[0]!r}")
+        try:
+            return cls(**data)
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
+
+    @classmethod
+    def load(cls, path: str | Path) -> "AccelConfig":
+        """Read a YAML file (``configs/accel/*.yaml``)."""
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise ConfigError(f"cannot read accelerator config {path}: {exc.strerror}") from None
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
+        return cls.from_dict(data, source=str(path))
+
+    def dump(self, path: str | Path) -> None:
+        """Write as YAML, atomically."""
+        from bitmill.fileio import atomic_write_text
+
+        atomic_write_text(Path(path), yaml.safe_dump(self.to_dict(), sort_keys=False))

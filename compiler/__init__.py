@@ -1,0 +1,1 @@
+"""Compiler: integer IR, lowering to schedules and programs, cost model, bit-width search."""

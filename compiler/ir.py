@@ -1,0 +1,381 @@
+"""The integer network IR: a frozen graph of integer operators with typed tensors.
+
+Tensors are per sample (no batch dimension): ``(C, H, W)`` feature maps or ``(F,)`` vectors.
+Every tensor has a `TensorType`: shape, bit-width, `Encoding` and the real value of one integer
+step (``scale``, informational: the integer computation never reads it).
+
+Operators (all integer, exactly as `bitmill.sim.golden` computes them):
+
+* `Conv2d`: cross-correlation with zero padding, accumulate, fused requant output stage
+  (`Requant`, per output channel; conv bias and BatchNorm fold into its bias), optional ReLU.
+* `Dense`: the same on vectors.
+* `Add`: residual add ``clamp(round_shift(a*Ma + b*Mb + B, n))``, optional ReLU.
+* `MaxPool`: max over windows; padding never wins the max.
+* `GlobalAvgPool`: per-channel sum over H*W then a per-channel `Requant` (the 1/(H*W) folds
+  into the multiplier); output ``(C, 1, 1)``.
+* `Flatten`: ``(C, H, W) -> (C*H*W,)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+
+from bitmill import numerics
+from bitmill.errors import IRError, NumericsError
+from bitmill.numerics import Encoding
+
+ACT_ENCODINGS = (Encoding.SIGNED, Encoding.UNSIGNED)
+
+
+def _frozen_array(values, dtype=np.int64) -> np.ndarray:
+    arr = np.array(values, dtype=dtype, copy=True)
+    arr.flags.writeable = False
+    return arr
+
+
+@dataclass(frozen=True)
+class TensorType:
+    """Per-sample shape, bit-width, encoding and real step of an integer tensor."""
+
+    shape: tuple[int, ...]
+    bits: int
+    encoding: Encoding
+    scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "shape", tuple(int(s) for s in self.shape))
+        object.__setattr__(self, "encoding", Encoding(self.encoding))
+        object.__setattr__(self, "scale", float(self.scale))
+
+    @property
+    def range(self) -> tuple[int, int]:
+        """Smallest and largest integer value."""
+        return numerics.value_range(self.bits, self.encoding)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
+
+    def to_json(self) -> dict:
+        return {"shape": list(self.shape), "bits": self.bits, "encoding": self.encoding.value,
+                "scale": self.scale}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "TensorType":
+        return cls(tuple(d["shape"]), int(d["bits"]), Encoding(d["encoding"]), float(d["scale"]))
+
+
+@dataclass(frozen=True, eq=False)
+class Requant:
+    """Per-channel output stage ``clamp(round_shift(acc*multiplier + bias, shift))``."""
+
+    multiplier: np.ndarray
+    bias: np.ndarray
+    shift: np.ndarray
+
+    def __post_init__(self) -> None:
+        for name in ("multiplier", "bias", "shift"):
+            object.__setattr__(self, name, _frozen_array(np.atleast_1d(getattr(self, name))))
+
+    @property
+    def channels(self) -> int:
+        return int(self.multiplier.shape[0])
+
+    def problems(self, channels: int) -> list[str]:
+        """What is inconsistent about this stage for ``channels`` outputs."""
+        out = []
+        for name in ("multiplier", "bias", "shift"):
+            arr = getattr(self, name)
+            if arr.shape != (channels,):
+                out.append(f"requant {name} has shape {arr.shape}, expected ({channels},)")
+        lim = 1 << (numerics.MULT_BITS - 1)
+        if self.multiplier.size and (self.multiplier.min() < -lim or self.multiplier.max() >= lim):
+            out.append(f"requant multiplier outside the signed {numerics.MULT_BITS}-bit range")
+        if self.shift.size and (self.shift.min() < 0 or self.shift.max() > numerics.MAX_SHIFT):
+            out.append(f"requant shift outside 0..{numerics.MAX_SHIFT}")
+        return out
+
+
+@dataclass(frozen=True, eq=False)
+class Node:
+    """Common fields: unique ``name``, names of the input tensors, type of the output."""
+
+    name: str
+    inputs: tuple[str, ...]
+    out: TensorType
+    op: ClassVar[str] = "node"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "inputs", tuple(self.inputs))
+
+    def infer_shape(self, in_types: list[TensorType]) -> tuple[int, ...]:
+        """Output shape implied by the input types (raises ValueError with the reason)."""
+        raise NotImplementedError
+
+    def problems(self, in_types: list[TensorType]) -> list[str]:
+        """Inconsistencies of this node given its input types."""
+        return []
+
+
+@dataclass(frozen=True, eq=False)
+class Input(Node):
+    op: ClassVar[str] = "input"
+
+    def infer_shape(self, in_types):
+        return self.out.shape
+
+
+def _conv_out(size: int, k: int, stride: int, pad: int) -> int:
+    return (size + 2 * pad - k) // stride + 1
+
+
+@dataclass(frozen=True, eq=False)
+class _Weighted(Node):
+    """Conv2d and Dense: integer weights, fused requant, optional ReLU."""
+
+    weight: np.ndarray = None
+    w_bits: int = 8
+    w_enc: Encoding = Encoding.SIGNED
+    requant: Requant = None
+    relu: bool = False
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "weight", _frozen_array(self.weight))
+        object.__setattr__(self, "w_enc", Encoding(self.w_enc))
+
+    @property
+    def k(self) -> int:
+        """Dot-product length of one output element."""
+        return int(np.prod(self.weight.shape[1:]))
+
+    @property
+    def out_range(self) -> tuple[int, int]:
+        lo, hi = self.out.range
+        return (max(lo, 0), hi) if self.relu else (lo, hi)
+
+    def acc_bound(self, in_type: TensorType) -> int:
+        return numerics.accumulator_bound(self.k, self.w_bits, self.w_enc,
+                                          in_type.bits, in_type.encoding)
+
+    def problems(self, in_types):
+        out = []
+        x = in_types[0]
+        if x.encoding not in ACT_ENCODINGS:
+            out.append(f"input encoding {x.encoding.value} is not an activation encoding "
+                       f"(signed or unsigned)")
+        if not 1 <= self.w_bits <= 8:
+            out.append(f"w_bits must be in 1..8, not {self.w_bits}")
+        elif not numerics.on_grid(self.weight, self.w_bits, self.w_enc):
+            out.append(f"weights are not on the {self.w_bits}-bit {self.w_enc.value} grid")
+        out += self.requant.problems(self.weight.shape[0])
+        if not out and not numerics.requant_fits(self.acc_bound(x), self.requant.multiplier,
+                                                 self.requant.bias):
+            out.append("acc*multiplier+bias can exceed 2^62")
+        return out
+
+
+@dataclass(frozen=True, eq=False)
+class Conv2d(_Weighted):
+    stride: int = 1
+    padding: int = 0
+    op: ClassVar[str] = "conv2d"
+
+    def infer_shape(self, in_types):
+        x = in_types[0]
+        if len(x.shape) != 3:
+            raise ValueError(f"input must be (C, H, W), got {x.shape}")
+        if self.weight.ndim != 4:
+            raise ValueError(f"weight must be (O, I, kh, kw), got {self.weight.shape}")
+        o, i, kh, kw = self.weight.shape
+        if i != x.shape[0]:
+            raise ValueError(f"weight expects {i} input channels, input has {x.shape[0]}")
+        if self.stride < 1 or self.padding < 0:
+            raise ValueError(f"stride must be >= 1 and padding >= 0, got {self.stride}, {self.padding}")
+        h, w = _conv_out(x.shape[1], kh, self.stride, self.padding), \
+            _conv_out(x.shape[2], kw, self.stride, self.padding)
+        if h < 1 or w < 1:
+            raise ValueError(f"kernel {kh}x{kw} larger than padded input {x.shape[1:]}")
+        return (o, h, w)
+
+
+@dataclass(frozen=True, eq=False)
+class Dense(_Weighted):
+    op: ClassVar[str] = "dense"
+
+    def infer_shape(self, in_types):
+        x = in_types[0]
+        if len(x.shape) != 1:
+            raise ValueError(f"input must be a vector, got {x.shape}")
+        if self.weight.ndim != 2 or self.weight.shape[1] != x.shape[0]:
+            raise ValueError(f"weight {self.weight.shape} does not match input {x.shape}")
+        return (self.weight.shape[0],)
+
+
+@dataclass(frozen=True, eq=False)
+class Add(Node):
+    mult_a: int = 1
+    mult_b: int = 1
+    bias: int = 0
+    shift: int = 0
+    relu: bool = False
+    op: ClassVar[str] = "add"
+
+    @property
+    def out_range(self) -> tuple[int, int]:
+        lo, hi = self.out.range
+        return (max(lo, 0), hi) if self.relu else (lo, hi)
+
+    def infer_shape(self, in_types):
+        a, b = in_types
+        if a.shape != b.shape:
+            raise ValueError(f"inputs have different shapes {a.shape} and {b.shape}")
+        return a.shape
+
+    def problems(self, in_types):
+        lim = 1 << (numerics.MULT_BITS - 1)
+        out = [f"{n} {v} outside the signed {numerics.MULT_BITS}-bit range"
+               for n, v in (("mult_a", self.mult_a), ("mult_b", self.mult_b)) if not -lim <= v < lim]
+        if not 0 <= self.shift <= numerics.MAX_SHIFT:
+            out.append(f"shift {self.shift} outside 0..{numerics.MAX_SHIFT}")
+        return out
+
+
+@dataclass(frozen=True, eq=False)
+class MaxPool(Node):
+    kernel: int = 2
+    stride: int = 2
+    padding: int = 0
+    op: ClassVar[str] = "maxpool"
+
+    def infer_shape(self, in_types):
+        x = in_types[0]
+        if len(x.shape) != 3:
+            raise ValueError(f"input must be (C, H, W), got {x.shape}")
+        if self.kernel < 1 or self.stride < 1 or not 0 <= self.padding < self.kernel:
+            raise ValueError(f"need kernel >= 1, stride >= 1, 0 <= padding < kernel")
+        return (x.shape[0], _conv_out(x.shape[1], self.kernel, self.stride, self.padding),
+                _conv_out(x.shape[2], self.kernel, self.stride, self.padding))
+
+    def problems(self, in_types):
+        x = in_types[0]
+        if (x.bits, x.encoding) != (self.out.bits, self.out.encoding):
+            return [f"output {self.out.bits}-bit {self.out.encoding.value} differs from input "
+                    f"{x.bits}-bit {x.encoding.value}"]
+        return []
+
+
+@dataclass(frozen=True, eq=False)
+class GlobalAvgPool(Node):
+    requant: Requant = None
+    op: ClassVar[str] = "globalavgpool"
+
+    def infer_shape(self, in_types):
+        x = in_types[0]
+        if len(x.shape) != 3:
+            raise ValueError(f"input must be (C, H, W), got {x.shape}")
+        return (x.shape[0], 1, 1)
+
+    def problems(self, in_types):
+        x = in_types[0]
+        out = self.requant.problems(x.shape[0])
+        lo, hi = x.range
+        bound = max(-lo, hi) * x.shape[1] * x.shape[2]
+        if not out and not numerics.requant_fits(bound, self.requant.multiplier, self.requant.bias):
+            out.append("sum*multiplier+bias can exceed 2^62")
+        return out
+
+
+@dataclass(frozen=True, eq=False)
+class Flatten(Node):
+    op: ClassVar[str] = "flatten"
+
+    def infer_shape(self, in_types):
+        return (in_types[0].size,)
+
+    def problems(self, in_types):
+        x = in_types[0]
+        if (x.bits, x.encoding) != (self.out.bits, self.out.encoding):
+            return ["output bits/encoding differ from input"]
+        return []
+
+
+NODE_TYPES: dict[str, type[Node]] = {
+    cls.op: cls for cls in (Input, Conv2d, Dense, Add, MaxPool, GlobalAvgPool, Flatten)}
+ARITY = {"input": 0, "add": 2}
+
+
+@dataclass(frozen=True, eq=False)
+class Graph:
+    """An integer network: nodes in topological order; one `Input` and one output tensor."""
+
+    nodes: tuple[Node, ...]
+    output: str
+    name: str = "net"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "nodes", tuple(self.nodes))
+
+    def __getitem__(self, name: str) -> Node:
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        raise KeyError(name)
+
+    @property
+    def input(self) -> Input:
+        return next(n for n in self.nodes if isinstance(n, Input))
+
+    def types(self) -> dict[str, TensorType]:
+        """Type of every tensor by producing node name."""
+        return {n.name: n.out for n in self.nodes}
+
+    def problems(self) -> list[str]:
+        """Every inconsistency, each prefixed with the node name."""
+        out: list[str] = []
+        seen: dict[str, TensorType] = {}
+        inputs = [n for n in self.nodes if isinstance(n, Input)]
+        if len(inputs) != 1:
+            out.append(f"graph must have exactly one input node, has {len(inputs)}")
+        for node in self.nodes:
+            out += [f"{node.name}: {p}" for p in _node_problems(node, seen)]
+            seen[node.name] = node.out
+        if self.output not in seen:
+            out.append(f"output {self.output!r} is not a node of the graph")
+        return out
+
+    def verify(self) -> "Graph":
+        """Raise `IRError` listing every inconsistency by node name; return self when clean."""
+        problems = self.problems()
+        if problems:
+            raise IRError(f"graph {self.name!r} is inconsistent: " + "; ".join(problems))
+        return self
+
+
+def _node_problems(node: Node, seen: dict[str, TensorType]) -> list[str]:
+    if node.name in seen:
+        return ["duplicate node name"]
+    arity = ARITY.get(node.op, 1)
+    if len(node.inputs) != arity:
+        return [f"takes {arity} inputs, got {len(node.inputs)}"]
+    missing = [i for i in node.inputs if i not in seen]
+    if missing:
+        return [f"input {missing[0]!r} is not produced by an earlier node"]
+    in_types = [seen[i] for i in node.inputs]
+    out = []
+    try:
+        numerics.value_range(node.out.bits, node.out.encoding)
+    except NumericsError as exc:
+        return [f"output type: {exc}"]
+    if node.out.encoding not in ACT_ENCODINGS:
+        out.append(f"output encoding {node.out.encoding.value} is not signed or unsigned")
+    try:
+        shape = node.infer_shape(in_types)
+    except ValueError as exc:
+        return out + [str(exc)]
+    if tuple(shape) != node.out.shape:
+        out.append(f"output shape {node.out.shape} does not match the computed {tuple(shape)}")
+    return out + node.problems(in_types)

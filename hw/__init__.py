@@ -1,0 +1,1 @@
+"""Hardware: Amaranth generators for the variable-precision MAC arrays and the accelerator."""

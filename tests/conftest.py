@@ -1,0 +1,34 @@
+"""Shared fixtures and helpers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bitmill import cli
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def run_cli(capsys):
+    """Run ``bitmill ARGS`` in-process; return (exit status, stdout, stderr)."""
+    def run(*args: str):
+        try:
+            status = cli.main([str(a) for a in args])
+        except SystemExit as exc:     # argparse usage errors
+            status = exc.code
+        out = capsys.readouterr()
+        return status, out.out, out.err
+    return run
+
+
+def assert_one_error_line(status: int, err: str, *fragments: str) -> None:
+    """A user error: exit status 2 and exactly one ``error:`` line naming the fragments."""
+    lines = [l for l in err.splitlines() if l.strip()]
+    assert status == 2, (status, err)
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert "Traceback" not in err
+    for frag in fragments:
+        assert frag in lines[0], (frag, lines[0])

@@ -1,0 +1,92 @@
+import dataclasses
+
+import pytest
+import yaml
+
+from bitmill.config import AccelConfig
+from bitmill.errors import ConfigError
+from tests.conftest import REPO, assert_one_error_line
+
+CONFIGS = sorted((REPO / "configs" / "accel").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
+def test_shipped_configs_load_and_round_trip(path):
+    cfg = AccelConfig.load(path)
+    assert AccelConfig.from_dict(cfg.to_dict()) == cfg
+    assert yaml.safe_load(yaml.safe_dump(cfg.to_dict())) == cfg.to_dict()
+
+
+def test_shipped_configs_present():
+    assert {p.stem for p in CONFIGS} >= {"tiny", "ecp5-85f"}
+
+
+def _base():
+    return AccelConfig.load(REPO / "configs/accel/tiny.yaml").to_dict()
+
+
+@pytest.mark.parametrize("key,value,fragment", [
+    ("rows", 0, "rows must be an integer in 1..256, not 0"),
+    ("cols", "4", "cols must be an integer"),
+    ("lanes", 2.5, "lanes must be an integer"),
+    ("pe_family", "systolic", "pe_family must be one of bitserial, bitparallel"),
+    ("weight_bits", [0, 8], "weight_bits must be an integer in 1..8, not 0"),
+    ("act_bits", [6, 2], "act_bits must have min <= max"),
+    ("act_bits", 8, "act_bits must be a pair"),
+    ("acc_bits", 4, "acc_bits must be an integer in 8..64"),
+    ("clock_mhz", -1, "clock_mhz must be a number"),
+    ("board", "de10", "board must be one of"),
+    ("rows", True, "rows must be an integer"),
+])
+def test_bad_values_name_key_value_and_range(key, value, fragment):
+    data = _base() | {key: value}
+    with pytest.raises(ConfigError, match=fragment.replace("(", r"\(").replace("[", r"\[")):
+        AccelConfig.from_dict(data)
+
+
+def test_unknown_and_missing_keys():
+    with pytest.raises(ConfigError, match="unknown key 'colums'; allowed keys: name, rows"):
+        AccelConfig.from_dict(_base() | {"colums": 3})
+    data = _base()
+    del data["lanes"]
+    with pytest.raises(ConfigError, match="missing key 'lanes'"):
+        AccelConfig.from_dict(data)
+    with pytest.raises(ConfigError, match="expected a mapping"):
+        AccelConfig.from_dict([1, 2])
+
+
+def test_frozen_and_derived():
+    cfg = AccelConfig.from_dict(_base())
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.rows = 3
+    assert cfg.pe_count == 4 and cfg.supports(8, 1) and not cfg.supports(9, 1)
+
+
+def test_dump_then_load(tmp_path):
+    cfg = AccelConfig.from_dict(_base())
+    cfg.dump(tmp_path / "c.yaml")
+    assert AccelConfig.load(tmp_path / "c.yaml") == cfg
+
+
+@pytest.mark.parametrize("text,fragment", [
+    ("rows: 0\n", "rows must be an integer in 1..256, not 0"),
+    ("bogus: 1\n", "unknown key 'bogus'"),
+    ("weight_bits: [0, 8]\n", "weight_bits must be an integer in 1..8, not 0"),
+    ("rows: [\n", "not valid YAML"),
+])
+def test_cli_config_check_errors(tmp_path, run_cli, text, fragment):
+    path = tmp_path / "bad.yaml"
+    try:
+        body = yaml.safe_dump(_base() | yaml.safe_load(text))
+    except yaml.YAMLError:
+        body = text
+    path.write_text(body)
+    status, _, err = run_cli("config", "check", path)
+    assert_one_error_line(status, err, str(path), fragment)
+
+
+def test_cli_config_check_ok_and_missing_file(run_cli, tmp_path):
+    status, out, _ = run_cli("config", "check", REPO / "configs/accel/ecp5-85f.yaml")
+    assert status == 0 and out.startswith("ok: ecp5-85f: 16x16 bitserial")
+    status, _, err = run_cli("config", "check", tmp_path / "none.yaml")
+    assert_one_error_line(status, err, "cannot read accelerator config")
