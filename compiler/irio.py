@@ -8,6 +8,7 @@ problem; writing is atomic per file.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import zipfile
@@ -76,6 +77,13 @@ def _node_from_json(d: dict, arrays: dict[str, np.ndarray]) -> Node:
     cls = NODE_TYPES.get(d.get("op"))
     if cls is None:
         raise ValueError(f"unknown op {d.get('op')!r}; known: {', '.join(NODE_TYPES)}")
+    fields = [f.name for f in dataclasses.fields(cls)]
+    missing = [f for f in fields if f not in d]
+    if missing:
+        raise ValueError(f"node {d.get('name')!r} ({cls.op}) lacks field {missing[0]!r}")
+    unknown = sorted(set(d) - set(fields) - {"op"})
+    if unknown:
+        raise ValueError(f"node {d.get('name')!r} ({cls.op}) has unknown field {unknown[0]!r}")
     kwargs = {}
     for key, value in d.items():
         if key == "op":
@@ -115,7 +123,7 @@ def load_graph(directory: str | Path) -> Graph:
         nodes = [_node_from_json(d, arrays) for d in doc["nodes"]]
         graph = Graph(tuple(nodes), doc["output"], doc.get("name", "net"))
     except KeyError as exc:
-        raise IRError(f"{gpath}: missing entry {exc}") from None
+        raise IRError(f"{gpath}: missing entry {exc} (graph.json and weights.npz do not match)") from None
     except (TypeError, ValueError, AttributeError) as exc:
         raise IRError(f"{gpath}: malformed node ({exc})") from None
     try:
