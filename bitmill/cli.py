@@ -80,12 +80,9 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """The main job on the embedded default: golden inference of the built-in ResNet-18."""
-    print("bitmill demo: built-in ResNet-18 (224x224x3, seeded weights), W4A4 with 8-bit "
-          "first/last layers, exact integer inference with the golden model\n")
-    net = argparse.Namespace(net=None, model="resnet18", bits="w4a4", first_last_bits=8,
-                             seed=args.seed, batch=1)
-    return cmd_golden(net)
+    from bitmill import demo
+
+    return demo.run(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -122,6 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     except BitmillError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except BrokenPipeError:               # output piped into e.g. head
+        sys.stderr.close()
+        return 141
     except OSError as exc:
         print(f"error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_USER_ERROR

@@ -16,8 +16,9 @@ from tests.conftest import REPO
 PACKAGES = {"bitmill": REPO / "bitmill", "bitmill.compiler": REPO / "compiler",
             "bitmill.sim": REPO / "sim", "bitmill.hw": REPO / "hw", "bitmill.models": REPO / "models"}
 LEAVES = ("bitmill.config", "bitmill.errors", "bitmill.numerics", "bitmill.isa", "bitmill.fileio",
+          "bitmill.timing",
           "bitmill")
-FREE = ("bitmill.cli", "bitmill.__main__", "bitmill.report")
+FREE = ("bitmill.cli", "bitmill.__main__", "bitmill.report", "bitmill.demo")
 
 # module prefix -> (allowed bitmill prefixes beyond the leaves, forbidden third-party roots)
 RULES = [
