@@ -1,0 +1,78 @@
+"""Quantized layers: convolution with BatchNorm, fully connected, residual quantizer.
+
+A layer holds float (latent) weights and, when quantized, a `WeightQuantizer`; activation
+quantizers are separate modules placed where the network's tensors are quantized, so every
+integer tensor of the exported graph has exactly one quantizer in the float network.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bitmill.models.lsq import LSQAct
+from bitmill.models.quantizer import WeightQuantizer
+
+RESIDUAL_BITS = 8
+
+
+class QConv2d(nn.Module):
+    """Conv (no bias) + BatchNorm; weights fake-quantized by ``wq`` when given. ``out_gain``
+    adds DAQ's learnable output scale ``|beta_out|`` (set on the first training batch)."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1,
+                 wq: WeightQuantizer | None = None, out_gain: bool = False):
+        super().__init__()
+        for name, v in (("cin", cin), ("cout", cout), ("kernel", kernel), ("stride", stride)):
+            if not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be a positive integer, not {v!r}")
+        self.stride, self.padding = stride, kernel // 2
+        self.weight = nn.Parameter(torch.empty(cout, cin, kernel, kernel))
+        nn.init.kaiming_normal_(self.weight, mode="fan_out", nonlinearity="relu")
+        self.bn = nn.BatchNorm2d(cout)
+        self.wq = wq
+        self.out_gain = nn.Parameter(torch.tensor(1.0)) if out_gain else None
+        self.register_buffer("gain_initialized", torch.tensor(not out_gain))
+
+    def quantized_weight(self) -> torch.Tensor:
+        return self.weight if self.wq is None else self.wq(self.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.conv2d(x, self.quantized_weight(), None, self.stride, self.padding)
+        if self.out_gain is not None:
+            if self.training and not bool(self.gain_initialized):
+                with torch.no_grad():
+                    ref = F.conv2d(x, self.weight, None, self.stride, self.padding)
+                    self.out_gain.fill_(float(ref.abs().mean() / y.abs().mean().clamp(min=1e-12)))
+                    self.gain_initialized.fill_(True)
+            y = y * self.out_gain.abs()
+        return self.bn(y)
+
+
+class QLinear(nn.Module):
+    """Fully connected layer with bias; weights fake-quantized by ``wq`` when given."""
+
+    def __init__(self, fin: int, fout: int, wq: WeightQuantizer | None = None):
+        super().__init__()
+        self.linear = nn.Linear(fin, fout)
+        self.wq = wq
+
+    @property
+    def weight(self) -> nn.Parameter:
+        return self.linear.weight
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = self.linear.weight if self.wq is None else self.wq(self.linear.weight)
+        return F.linear(x, w, self.linear.bias)
+
+
+def residual_quantizer(quantized: bool) -> nn.Module | None:
+    """Signed 8-bit LSQ quantizer of a residual branch (every method: the papers add residuals
+    in float, integer-only inference must quantize them)."""
+    return LSQAct(RESIDUAL_BITS, signed=True) if quantized else None
+
+
+def apply(q: nn.Module | None, x: torch.Tensor) -> torch.Tensor:
+    """``q(x)``, or ``x`` when the tensor is not quantized (full precision)."""
+    return x if q is None else q(x)
