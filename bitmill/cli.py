@@ -103,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="directory to write")
     p.set_defaults(func=cmd_zoo)
 
+    from bitmill import cli_models
+    cli_models.register(sub)
+
     p = sub.add_parser("config", help="accelerator configuration files")
     csub = p.add_subparsers(dest="config_command", required=True, parser_class=_Parser)
     c = csub.add_parser("check", help="validate a configs/accel/*.yaml file")

@@ -22,7 +22,7 @@ def _requant(acc: torch.Tensor, r: Requant, lo: int, hi: int, axis: int = 1) -> 
     shape = [1] * acc.dim()
     shape[axis] = -1
     dev = acc.device
-    m, b, n = (torch.as_tensor(a, device=dev).view(shape) for a in (r.multiplier, r.bias, r.shift))
+    m, b, n = (torch.tensor(a, device=dev).view(shape) for a in (r.multiplier, r.bias, r.shift))
     half = torch.where(n > 0, torch.ones_like(n) << (n - 1).clamp(min=0), torch.zeros_like(n))
     return torch.clamp(((acc * m + b + half) >> n), lo, hi)
 

@@ -32,6 +32,11 @@ class LSQWeight(WeightQuantizer):
         super().__init__(bits)
         self.step = nn.Parameter(torch.tensor(1.0))
 
+    def constrain(self) -> None:
+        """Keep the step positive."""
+        with torch.no_grad():
+            self.step.clamp_(min=1e-8)
+
     @property
     def encoding(self) -> Encoding:
         return Encoding.SIGNED
@@ -62,6 +67,11 @@ class LSQAct(ActQuantizer):
     def __init__(self, bits: int, signed: bool = False):
         super().__init__(bits, signed)
         self.step = nn.Parameter(torch.tensor(1.0))
+
+    def constrain(self) -> None:
+        """Keep the step positive."""
+        with torch.no_grad():
+            self.step.clamp_(min=1e-8)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         lo, hi = self.grid

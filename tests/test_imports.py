@@ -18,7 +18,8 @@ PACKAGES = {"bitmill": REPO / "bitmill", "bitmill.compiler": REPO / "compiler",
 LEAVES = ("bitmill.config", "bitmill.errors", "bitmill.numerics", "bitmill.isa", "bitmill.fileio",
           "bitmill.timing",
           "bitmill")
-FREE = ("bitmill.cli", "bitmill.__main__", "bitmill.report", "bitmill.demo")
+FREE = ("bitmill.cli", "bitmill.__main__", "bitmill.report", "bitmill.demo", "bitmill.cli_models",
+        "bitmill.cli_hw", "bitmill.cli_compile")
 
 # module prefix -> (allowed bitmill prefixes beyond the leaves, forbidden third-party roots)
 RULES = [

@@ -1,0 +1,89 @@
+"""Command-line commands of the training side: ``train`` and ``export``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from bitmill.errors import BitmillError
+
+
+def _positive(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
+    return v
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from bitmill.models.train import TrainConfig, train
+
+    stages = [int(b) for b in args.progressive.split(",")] if args.progressive else None
+    base = dict(model=args.model, width=args.width, quantizer=args.quantizer,
+                first_last=None if args.first_last == 0 else args.first_last, epochs=args.epochs,
+                batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
+                seed=args.seed, train_subset=args.train_subset, test_subset=args.test_subset,
+                augment=not args.no_augment, dataset=args.dataset)
+    if not stages:
+        metrics = train(TrainConfig(bits=args.bits, **base), args.out, args.init, args.resume)
+    else:
+        init = args.init
+        for b in stages:                     # QIL's progressive schedule, e.g. 8,5,4,3,2
+            stage_dir = Path(args.out) / f"w{b}a{b}"
+            done = (stage_dir / "metrics.json").exists()
+            metrics = train(TrainConfig(bits=f"w{b}a{b}", **base), stage_dir, init,
+                            resume=args.resume or done) if not done else _read(stage_dir)
+            init = str(stage_dir / "checkpoint.pt")
+    print(f"done: test accuracy {metrics['test_accuracy']:.4f}; checkpoint and metrics in {args.out}")
+    return 0
+
+
+def _read(d: Path) -> dict:
+    import json
+    return json.loads((d / "metrics.json").read_text())
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from bitmill.compiler import irio
+    from bitmill.models.export import export
+    from bitmill.models.train import load_model
+
+    model, cfg = load_model(args.checkpoint)
+    graph = export(model)
+    irio.save_graph(graph, args.output)
+    print(f"exported {graph.name} ({len(graph.nodes)} nodes) to {args.output}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``train`` and ``export`` to the ``bitmill`` parser."""
+    p = sub.add_parser("train", help="train a (quantized) ResNet on Fashion-MNIST")
+    p.add_argument("--model", default="resnet20", choices=["resnet8", "resnet20", "resnet18"])
+    p.add_argument("--width", type=_positive, default=16, help="channels of the first stage")
+    p.add_argument("--quantizer", default="fp",
+                   help="fp, lsq, pact (with sawb weights), qil, daq, dq, or ACT+WEIGHT")
+    p.add_argument("--bits", default="w4a4", help="weight and activation bits, e.g. w4a4")
+    p.add_argument("--first-last", type=int, default=8,
+                   help="bits of the first and last layer (0: same as --bits)")
+    p.add_argument("--progressive", help="bit schedule, e.g. 8,5,4,3,2 (one stage per value)")
+    p.add_argument("--epochs", type=_positive, default=1)
+    p.add_argument("--batch-size", type=_positive, default=128)
+    p.add_argument("--lr", type=float, default=0.1)
+    p.add_argument("--weight-decay", type=float, default=5e-4)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--train-subset", type=_positive, help="train on this many images")
+    p.add_argument("--test-subset", type=_positive, help="evaluate on this many images")
+    p.add_argument("--no-augment", action="store_true", help="no random crop / flip")
+    p.add_argument("--dataset", default="fashion-mnist", choices=["fashion-mnist", "synthetic"])
+    p.add_argument("--out", required=True, help="run directory (checkpoint.pt, metrics.json)")
+    p.add_argument("--init", help="checkpoint to start from (e.g. the FP run)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("export", help="trained checkpoint -> integer network directory")
+    p.add_argument("checkpoint")
+    p.add_argument("-o", "--output", required=True)
+    p.set_defaults(func=cmd_export)

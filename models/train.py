@@ -1,0 +1,219 @@
+"""Training: full-precision pre-training and quantization-aware fine-tuning, resumable.
+
+One `TrainConfig` describes a run. Every epoch ends with a checkpoint written atomically
+(model, optimisers, step, history); ``resume`` continues from it and, because the data order
+depends only on (seed, epoch) and the learning rate only on the global step, ends with the same
+metrics as an uninterrupted run. ``init`` loads the weights of another run of the same
+architecture (FP pre-training, or the previous stage of QIL's progressive schedule).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from bitmill.errors import BitmillError
+from bitmill.fileio import atomic_write_text
+from bitmill.models import checkpoint, data
+from bitmill.models.bits import BitAssignment
+from bitmill.models.methods import Method
+from bitmill.models.quantizer import _Quantizer
+from bitmill.models.resnet import QResNet, build_model
+
+CHECKPOINT = "checkpoint.pt"
+METRICS = "metrics.json"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines a training run."""
+
+    model: str = "resnet20"
+    width: int = 16
+    quantizer: str = "fp"
+    bits: str = "w4a4"
+    first_last: int | None = 8
+    epochs: int = 1
+    batch_size: int = 128
+    lr: float = 0.1
+    weight_decay: float = 5e-4
+    seed: int = 0
+    train_subset: int | None = None
+    test_subset: int | None = None
+    augment: bool = True
+    dataset: str = "fashion-mnist"
+
+    def __post_init__(self) -> None:
+        Method.parse(self.quantizer)
+        BitAssignment.parse(self.bits, self.first_last)
+        for key in ("epochs", "batch_size", "width"):
+            v = getattr(self, key)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise BitmillError(f"{key} must be a positive integer, not {v!r}")
+        if not self.lr > 0:
+            raise BitmillError(f"lr must be positive, not {self.lr}")
+        if self.dataset not in ("fashion-mnist", "synthetic"):
+            raise BitmillError(f"dataset must be fashion-mnist or synthetic, not {self.dataset!r}")
+
+    @property
+    def method(self) -> Method:
+        return Method.parse(self.quantizer)
+
+    @property
+    def assignment(self) -> BitAssignment:
+        return BitAssignment.parse(self.bits, self.first_last)
+
+    def build(self) -> QResNet:
+        return build_model(self.model, self.method, self.assignment, self.width)
+
+
+def load_data(cfg: TrainConfig) -> tuple[data.Dataset, data.Dataset]:
+    """(train, test) sets of the run, subsets seeded."""
+    if cfg.dataset == "synthetic":
+        return data.synthetic(cfg.train_subset or 256, seed=1), data.synthetic(cfg.test_subset or 128, seed=2)
+    train = data.fashion_mnist("train").subset(cfg.train_subset, seed=cfg.seed)
+    test = data.fashion_mnist("test").subset(cfg.test_subset, seed=cfg.seed)
+    return train, test
+
+
+def _optimizers(model: QResNet, cfg: TrainConfig) -> list[torch.optim.Optimizer]:
+    """SGD for weights (decay on conv/linear weights only); quantizer parameters get their
+    method's optimiser: SGD at the method's learning-rate factor, or Adam (DAQ)."""
+    quant = {id(p): q for q in model.quantizers() for p in q.parameters()}
+    decay, no_decay, q_sgd, q_adam = [], [], {}, []
+    for name, p in model.named_parameters():
+        q = quant.get(id(p))
+        if q is None and name.endswith("out_gain"):
+            q_adam.append(p) if model.method.weight == "daq" else no_decay.append(p)
+        elif q is None:
+            (decay if name.endswith("weight") and p.dim() > 1 else no_decay).append(p)
+        elif getattr(q, "optimizer", "sgd") == "adam":
+            q_adam.append(p)
+        else:
+            q_sgd.setdefault(getattr(q, "lr_factor", 1.0), []).append(p)
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay, "base_lr": cfg.lr},
+              {"params": no_decay, "weight_decay": 0.0, "base_lr": cfg.lr}]
+    groups += [{"params": ps, "weight_decay": 0.0, "base_lr": cfg.lr * f} for f, ps in q_sgd.items()]
+    opts = [torch.optim.SGD(groups, lr=cfg.lr, momentum=0.9, nesterov=True)]
+    if q_adam:
+        from bitmill.models.daq import ADAM_LR
+        opts.append(torch.optim.Adam([{"params": q_adam, "base_lr": ADAM_LR}], lr=ADAM_LR))
+    return opts
+
+
+def _set_lr(opts, step: int, total: int) -> None:
+    """Cosine decay over the whole run, a function of the global step only."""
+    f = 0.5 * (1 + math.cos(math.pi * min(step, total) / max(total, 1)))
+    for opt in opts:
+        for g in opt.param_groups:
+            g["lr"] = g["base_lr"] * f
+
+
+@torch.no_grad()
+def predict(model: QResNet, ds: data.Dataset, batch_size: int = 500) -> np.ndarray:
+    """Fake-quant (or FP) predicted classes of a dataset."""
+    model.eval()
+    return np.concatenate([model(x).argmax(1).numpy() for x, _ in data.batches(ds, batch_size, None)])
+
+
+def _init_from(model: QResNet, cfg: TrainConfig, source: str) -> None:
+    ck = checkpoint.load(source)
+    src = TrainConfig(**ck["config"])
+    if (src.model, src.width) != (cfg.model, cfg.width):
+        raise BitmillError(f"{source} is a checkpoint of another architecture: {src.model} width "
+                           f"{src.width}, this run trains {cfg.model} width {cfg.width}")
+    state = dict(ck["model"])
+    if src.method != cfg.method or (src.assignment != cfg.assignment and cfg.method.act in ("lsq", "dq")):
+        qnames = [n for n, m in model.named_modules() if isinstance(m, _Quantizer)]
+        state = {k: v for k, v in state.items() if not any(k.startswith(q + ".") for q in qnames)}
+    checkpoint.load_compatible(model, state, source, f"{cfg.model} width {cfg.width}")
+
+
+def _epoch(model, opts, train, cfg, epoch, step, total, progress) -> tuple[float, int]:
+    model.train()
+    losses = []
+    bar = tqdm(data.batches(train, cfg.batch_size, cfg.seed * 1000 + epoch, cfg.augment),
+               total=math.ceil(len(train) / cfg.batch_size), desc=f"epoch {epoch + 1}/{cfg.epochs}",
+               disable=not progress, leave=False)
+    for x, y in bar:
+        _set_lr(opts, step, total)
+        loss = F.cross_entropy(model(x), y) + model.regularizer()
+        for opt in opts:
+            opt.zero_grad(set_to_none=True)
+        loss.backward()
+        for opt in opts:
+            opt.step()
+        model.constrain()
+        losses.append(float(loss.detach()))
+        step += 1
+        bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
+    return float(np.mean(losses)), step
+
+
+def train(cfg: TrainConfig, out: str | Path, init: str | None = None, resume: bool = False,
+          progress: bool = True, stop_after: int | None = None) -> dict:
+    """Run (or resume) training into directory ``out``; return the metrics.
+    ``stop_after`` ends after that many epochs of this call (used to test resuming)."""
+    out = Path(out)
+    ck_path = out / CHECKPOINT
+    torch.manual_seed(cfg.seed)
+    torch.set_num_threads(os.cpu_count() or 1)
+    model = cfg.build()
+    train_ds, test_ds = load_data(cfg)
+    opts = _optimizers(model, cfg)
+    start, step, history = 0, 0, []
+    total = cfg.epochs * math.ceil(len(train_ds) / cfg.batch_size)
+    if resume and ck_path.exists():
+        ck = checkpoint.load(ck_path)
+        if TrainConfig(**ck["config"]) != cfg:
+            raise BitmillError(f"{ck_path} was written by a run with other settings; use another --out")
+        model.load_state_dict(ck["model"])
+        for opt, state in zip(opts, ck["optimizers"]):
+            opt.load_state_dict(state)
+        start, step, history = ck["epoch"], ck["step"], ck["history"]
+        torch.set_rng_state(ck["rng"])
+    elif ck_path.exists():
+        raise BitmillError(f"{ck_path} exists; pass --resume to continue it or choose another --out")
+    elif init:
+        _init_from(model, cfg, init)
+    for epoch in range(start, cfg.epochs):
+        if stop_after is not None and epoch - start >= stop_after:
+            return {"stopped_at_epoch": epoch}
+        t0 = time.perf_counter()
+        loss, step = _epoch(model, opts, train_ds, cfg, epoch, step, total, progress)
+        seconds = time.perf_counter() - t0
+        acc = float((predict(model, test_ds) == test_ds.labels).mean())
+        history.append({"epoch": epoch + 1, "loss": loss, "test_accuracy": acc, "seconds": seconds})
+        if progress:
+            print(f"epoch {epoch + 1}/{cfg.epochs}: loss {loss:.4f}, test accuracy {acc:.4f}, "
+                  f"{seconds:.0f} s", flush=True)
+        checkpoint.save(ck_path, {"config": asdict(cfg), "model": model.state_dict(),
+                                  "optimizers": [o.state_dict() for o in opts], "epoch": epoch + 1,
+                                  "step": step, "history": history, "rng": torch.get_rng_state()})
+    metrics = {"config": asdict(cfg), "init": init, "history": history,
+               "test_accuracy": history[-1]["test_accuracy"] if history else None,
+               "train_size": len(train_ds), "test_size": len(test_ds),
+               "seconds_per_epoch": float(np.mean([h["seconds"] for h in history])) if history else None}
+    atomic_write_text(out / METRICS, json.dumps(metrics, indent=1))
+    return metrics
+
+
+def load_model(ck_path: str | Path) -> tuple[QResNet, TrainConfig]:
+    """The trained model of a checkpoint, in eval mode."""
+    ck = checkpoint.load(ck_path)
+    try:
+        cfg = TrainConfig(**ck["config"])
+    except TypeError as exc:
+        raise BitmillError(f"{ck_path}: checkpoint config not understood ({exc})") from None
+    model = cfg.build()
+    model.load_state_dict(ck["model"])
+    return model.eval(), cfg
