@@ -58,6 +58,25 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report_qat(args: argparse.Namespace) -> int:
+    from bitmill.report_qat import BITS, METHODS, Budget, generate
+
+    budget = Budget(fp_epochs=args.fp_epochs, qat_epochs=args.qat_epochs, width=args.width,
+                    train_subset=args.train_subset, test_subset=args.test_subset,
+                    dataset=args.dataset, seed=args.seed)
+    methods = args.methods.split(",") if args.methods else METHODS
+    bits = args.bits.split(",") if args.bits else BITS
+    from bitmill.models.methods import Method
+    from bitmill.models.bits import parse_pair
+    for m in methods:
+        Method.parse(m)
+    for b in bits:
+        parse_pair(b)
+    path = generate(budget, Path(args.runs), Path(args.out), methods, bits)
+    print(f"wrote {path} and {path.parent / 'accuracy.png'}")
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``train`` and ``export`` to the ``bitmill`` parser."""
     p = sub.add_parser("train", help="train a (quantized) ResNet on Fashion-MNIST")
@@ -82,6 +101,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--init", help="checkpoint to start from (e.g. the FP run)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("report", help="generated reports")
+    rsub = p.add_subparsers(dest="report", required=True, parser_class=p.__class__)
+    r = rsub.add_parser("qat", help="QAT accuracy table and chart (reports/qat)")
+    r.add_argument("--runs", default="runs/qat", help="training run directories (reused, resumable)")
+    r.add_argument("--out", default="reports/qat")
+    r.add_argument("--fp-epochs", type=_positive, default=8)
+    r.add_argument("--qat-epochs", type=_positive, default=2)
+    r.add_argument("--width", type=_positive, default=16)
+    r.add_argument("--train-subset", type=_positive)
+    r.add_argument("--test-subset", type=_positive)
+    r.add_argument("--dataset", default="fashion-mnist", choices=["fashion-mnist", "synthetic"])
+    r.add_argument("--methods", help="comma-separated subset of lsq,pact+sawb,qil,daq,dq")
+    r.add_argument("--bits", help="comma-separated subset of w4a4,w3a3,w2a2")
+    r.add_argument("--seed", type=int, default=0)
+    r.set_defaults(func=cmd_report_qat)
 
     p = sub.add_parser("export", help="trained checkpoint -> integer network directory")
     p.add_argument("checkpoint")
