@@ -40,10 +40,10 @@ def step_train(args: argparse.Namespace) -> None:
     from bitmill.models.train import TrainConfig, load_model, train
     from bitmill.sim import golden
 
-    print("== train: ResNet-8 with LSQ W4A4 on 6,000 Fashion-MNIST images (1 epoch), "
+    print("== train: ResNet-8 with LSQ W4A4 on 6,000 Fashion-MNIST images (3 epochs), "
           "integer export, golden inference on 2,000 test images")
     run = Path(DEMO_RUN)
-    cfg = TrainConfig(model="resnet8", quantizer="lsq", bits="w4a4", epochs=1, lr=0.05,
+    cfg = TrainConfig(model="resnet8", quantizer="lsq", bits="w4a4", epochs=3, lr=0.1,
                       train_subset=6000, test_subset=2000, seed=args.seed)
     if (run / "metrics.json").exists():
         print(f"(reusing the finished run in {run})")
