@@ -22,11 +22,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     from bitmill.models.train import TrainConfig, train
 
     stages = [int(b) for b in args.progressive.split(",")] if args.progressive else None
+    layer_bits = ()
+    if args.bits_file:
+        from bitmill.models.bits import BitAssignment
+        a = BitAssignment.load(args.bits_file)
+        args.bits, args.first_last = f"w{a.default[0]}a{a.default[1]}", a.first_last or 0
+        layer_bits = tuple((n, f"w{w}a{b}") for n, (w, b) in a.layers)
     base = dict(model=args.model, width=args.width, quantizer=args.quantizer,
                 first_last=None if args.first_last == 0 else args.first_last, epochs=args.epochs,
                 batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
                 seed=args.seed, train_subset=args.train_subset, test_subset=args.test_subset,
-                augment=not args.no_augment, dataset=args.dataset)
+                augment=not args.no_augment, dataset=args.dataset, layer_bits=layer_bits)
     if not stages:
         metrics = train(TrainConfig(bits=args.bits, **base), args.out, args.init, args.resume)
     else:
@@ -85,6 +91,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quantizer", default="fp",
                    help="fp, lsq, pact (with sawb weights), qil, daq, dq, or ACT+WEIGHT")
     p.add_argument("--bits", default="w4a4", help="weight and activation bits, e.g. w4a4")
+    p.add_argument("--bits-file", help="YAML bit assignment (default, first_last, layers)")
     p.add_argument("--first-last", type=int, default=8,
                    help="bits of the first and last layer (0: same as --bits)")
     p.add_argument("--progressive", help="bit schedule, e.g. 8,5,4,3,2 (one stage per value)")

@@ -51,10 +51,12 @@ class TrainConfig:
     test_subset: int | None = None
     augment: bool = True
     dataset: str = "fashion-mnist"
+    layer_bits: tuple[tuple[str, str], ...] = ()    # per-layer overrides, e.g. (("fc", "w8a8"),)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "layer_bits", tuple((str(n), str(b)) for n, b in self.layer_bits))
         Method.parse(self.quantizer)
-        BitAssignment.parse(self.bits, self.first_last)
+        self.assignment
         for key in ("epochs", "batch_size", "width"):
             v = getattr(self, key)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -70,7 +72,8 @@ class TrainConfig:
 
     @property
     def assignment(self) -> BitAssignment:
-        return BitAssignment.parse(self.bits, self.first_last)
+        base = BitAssignment.parse(self.bits, self.first_last)
+        return BitAssignment(base.default, base.first_last, self.layer_bits)
 
     def build(self) -> QResNet:
         return build_model(self.model, self.method, self.assignment, self.width)
@@ -122,7 +125,14 @@ def _set_lr(opts, step: int, total: int) -> None:
 def predict(model: QResNet, ds: data.Dataset, batch_size: int = 500) -> np.ndarray:
     """Fake-quant (or FP) predicted classes of a dataset."""
     model.eval()
-    return np.concatenate([model(x).argmax(1).numpy() for x, _ in data.batches(ds, batch_size, None)])
+    dev = next(model.parameters()).device
+    return np.concatenate([model(x.to(dev)).argmax(1).cpu().numpy()
+                           for x, _ in data.batches(ds, batch_size, None)])
+
+
+def device() -> torch.device:
+    """CUDA when a device is present, else the CPU (all its cores)."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def _init_from(model: QResNet, cfg: TrainConfig, source: str) -> None:
@@ -144,7 +154,9 @@ def _epoch(model, opts, train, cfg, epoch, step, total, progress) -> tuple[float
     bar = tqdm(data.batches(train, cfg.batch_size, cfg.seed * 1000 + epoch, cfg.augment),
                total=math.ceil(len(train) / cfg.batch_size), desc=f"epoch {epoch + 1}/{cfg.epochs}",
                disable=not progress, leave=False)
+    dev = next(model.parameters()).device
     for x, y in bar:
+        x, y = x.to(dev), y.to(dev)
         _set_lr(opts, step, total)
         loss = F.cross_entropy(model(x), y) + model.regularizer()
         for opt in opts:
@@ -167,7 +179,7 @@ def train(cfg: TrainConfig, out: str | Path, init: str | None = None, resume: bo
     ck_path = out / CHECKPOINT
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(os.cpu_count() or 1)
-    model = cfg.build()
+    model = cfg.build().to(device())
     train_ds, test_ds = load_data(cfg)
     opts = _optimizers(model, cfg)
     start, step, history = 0, 0, []
@@ -181,6 +193,7 @@ def train(cfg: TrainConfig, out: str | Path, init: str | None = None, resume: bo
             opt.load_state_dict(state)
         start, step, history = ck["epoch"], ck["step"], ck["history"]
         torch.set_rng_state(ck["rng"])
+        model.to(device())
     elif ck_path.exists():
         raise BitmillError(f"{ck_path} exists; pass --resume to continue it or choose another --out")
     elif init:

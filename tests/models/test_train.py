@@ -76,3 +76,20 @@ def test_fashion_mnist_reads_real_files():
     ds = data.fashion_mnist("test")
     assert ds.images.shape == (10000, 1, 28, 28) and ds.images.dtype == np.uint8
     assert np.bincount(ds.labels).tolist() == [1000] * 10
+
+
+def test_bits_file_sets_per_layer_bits(tmp_path, run_cli):
+    from bitmill.models.train import load_model
+    (tmp_path / "bits.yaml").write_text("default: w3a4\nfirst_last: 8\nlayers:\n  layer2.0.conv1: w2a4\n")
+    status, _, err = run_cli("train", "--model", "resnet8", "--width", "4", "--dataset", "synthetic",
+                             "--train-subset", "32", "--test-subset", "16", "--epochs", "1",
+                             "--quantizer", "lsq", "--bits-file", tmp_path / "bits.yaml",
+                             "--out", tmp_path / "r")
+    assert status == 0, err
+    model, cfg = load_model(tmp_path / "r" / "checkpoint.pt")
+    assert model.blocks[1].conv1.wq.bits == 2 and model.blocks[1].conv2.wq.bits == 3
+    assert model.conv1.wq.bits == 8 and model.blocks[0].act1.bits == 4
+    (tmp_path / "bad.yaml").write_text("default: w3a4\nlayers:\n  fc: w3a12\n")
+    status, _, err = run_cli("train", "--bits-file", tmp_path / "bad.yaml", "--out", tmp_path / "q",
+                             "--dataset", "synthetic")
+    assert_one_error_line(status, err, "layers.fc: activation bits must be an integer in 1..8, not 12")
