@@ -1,0 +1,54 @@
+"""The accelerator's timing model: cycles of every instruction, one definition for the
+compiler's cost model, the cycle-accurate simulator and (later) the RTL.
+
+* LOAD / STORE: ``mem_latency + ceil(nbytes / mem_bytes_per_cycle)``.
+* SETUP: 1 cycle (register writes).
+* GEMM: ``tiles * max(tile, cols) + cols + REQUANT_PIPE`` with ``tiles = ceil(npix / cols)``
+  and ``tile = timing.tile_cycles(...)`` for ``K = kernel^2 * in_c``: the array computes one
+  R x C tile while the requant unit drains the previous tile's accumulators (shadow registers),
+  one array column per cycle, so a tile costs at least ``cols`` cycles; the last tile drains
+  after the array finishes.
+* VEC: the vector unit handles ``rows`` elements per cycle: ``ceil(work / rows) + VEC_PIPE`` with
+  work = output elements (ADD), output elements * kernel^2 (MAXPOOL), input elements (AVGPOOL).
+
+The three queues (load, compute, store) run in order; an instruction starts when its queue is
+free and every token it pops has been pushed (a token is available from the end of the pushing
+instruction).
+"""
+
+from __future__ import annotations
+
+from bitmill import timing
+from bitmill.config import AccelConfig
+
+REQUANT_PIPE = 3
+VEC_PIPE = 4
+SETUP_CYCLES = 1
+
+
+def mem_cycles(cfg: AccelConfig, nbytes: int) -> int:
+    """Cycles of a LOAD or STORE of ``nbytes``."""
+    return cfg.mem_latency + -(-nbytes // cfg.mem_bytes_per_cycle)
+
+
+def gemm_tile_cycles(cfg: AccelConfig, k_total: int, w_bits: int, a_bits: int) -> int:
+    """Cycles one array tile occupies in a GEMM (at least the drain of the previous one)."""
+    t = timing.tile_cycles(cfg.pe_family, cfg.lanes, k_total, w_bits, a_bits)
+    return max(t, cfg.cols)
+
+
+def gemm_cycles(cfg: AccelConfig, npix: int, k_total: int, w_bits: int, a_bits: int) -> int:
+    """Cycles of a GEMM instruction over ``npix`` output pixels."""
+    tiles = -(-npix // cfg.cols)
+    return tiles * gemm_tile_cycles(cfg, k_total, w_bits, a_bits) + cfg.cols + REQUANT_PIPE
+
+
+def vec_cycles(cfg: AccelConfig, work: int) -> int:
+    """Cycles of a VEC instruction over ``work`` element operations."""
+    return -(-work // cfg.rows) + VEC_PIPE
+
+
+def peak_macs_per_cycle(cfg: AccelConfig, w_bits: int, a_bits: int) -> float:
+    """MACs per cycle of the whole array at this precision (ideal, no padding)."""
+    per_pe = cfg.lanes / (w_bits * a_bits if cfg.pe_family == "bitserial" else 1)
+    return cfg.rows * cfg.cols * per_pe

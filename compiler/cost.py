@@ -1,0 +1,46 @@
+"""Cost model: estimated cycles of a layer schedule from the machine's timing model.
+
+The estimate assumes perfect overlap of the three queues within a layer (the slowest unit
+bounds it) plus the first load and the last store, which cannot overlap; layers are serialised
+by a SYNC. The cycle-accurate simulator measures the same quantities with the same names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from bitmill import machine
+from bitmill.config import AccelConfig
+
+
+@dataclass(frozen=True)
+class CostEstimate:
+    """Estimated cycles per unit and in total for one layer (same names as `SimStats`)."""
+
+    name: str
+    load_cycles: int
+    compute_cycles: int
+    store_cycles: int
+    cycles: int
+
+
+def estimate(ls, cfg: AccelConfig, out_w: int) -> CostEstimate:
+    """Cycles of one layer schedule."""
+    loads = (ls.weight_bytes, ls.act_bytes, ls.param_bytes)
+    transfers = ls.bands * (2 if ls.kind == "gemm" else 1) + ls.channel_tiles * ls.bands + 1
+    load = sum(-(-b // cfg.mem_bytes_per_cycle) for b in loads) + transfers * cfg.mem_latency
+    store = -(-ls.out_bytes // cfg.mem_bytes_per_cycle) + ls.bands * cfg.mem_latency
+    if ls.kind == "gemm":
+        pix = ls.band_rows * out_w
+        compute = ls.bands * ls.channel_tiles * machine.gemm_cycles(cfg, pix, ls.k_total, ls.w_bits, ls.a_bits)
+    else:
+        compute = ls.bands * machine.vec_cycles(cfg, ls.out_buffer_use * 8)
+    first = machine.mem_cycles(cfg, ls.act_buffer_use) if ls.kind != "alias" else 0
+    last = machine.mem_cycles(cfg, ls.out_buffer_use) if ls.kind != "alias" else 0
+    total = max(load, compute, store) + first + last if ls.kind != "alias" else 0
+    return CostEstimate(ls.name, load, compute, store, total)
+
+
+def with_estimate(ls, cfg: AccelConfig, out_w: int):
+    """The layer schedule with its ``est_cycles`` filled in."""
+    return replace(ls, est_cycles=estimate(ls, cfg, out_w).cycles)

@@ -1,0 +1,232 @@
+"""Instruction emission for a `Schedule` (called only by `Schedule.to_program`)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bitmill.config import AccelConfig
+from bitmill.errors import LoweringError
+from bitmill.isa import Buffer, Deps, Gemm, Load, Program, Setup, Store, Vec, VecKind
+from bitmill.numerics import Encoding
+from bitmill.compiler.ir import Add, Conv2d, Dense, GlobalAvgPool, MaxPool
+from bitmill.compiler.memory import MemoryMap, pack_rows
+
+QUEUES = {"load": 0, "compute": 1, "store": 2}
+
+
+class _Emitter:
+    """Collects instructions and derives dependency tokens from slot reads and writes.
+
+    Tokens stay ordered: a consumer syncs with the latest producer it depends on only when that
+    producer is later than every producer already synced on the channel (queues are in order,
+    so earlier producers are then finished too)."""
+
+    def __init__(self) -> None:
+        self.items: list[list] = []          # [instruction (unfinished deps), deps dict]
+        self.writer: dict = {}
+        self.reader: dict = {}
+        self.synced = {"l2c": -1, "c2l": -1, "c2s": -1, "s2c": -1}
+        self.last_store: int | None = None
+        self.fence: int | None = None
+
+    def _sync(self, channel: str, producer: int | None, push: str, pop: str, me: dict) -> None:
+        if producer is not None and producer > self.synced[channel]:
+            self.items[producer][1][push] = True
+            me[pop] = True
+            self.synced[channel] = producer
+
+    def barrier(self) -> None:
+        """A SYNC in the compute queue after the last store: later loads wait for it, so every
+        tensor a layer reads from DRAM has been written."""
+        from bitmill.isa import Sync
+        if self.last_store is None:
+            return
+        deps: dict = {}
+        self._sync("s2c", self.last_store, "push_prev", "pop_next", deps)
+        self.items.append([Sync(), deps])
+        self.fence = len(self.items) - 1
+
+    def load(self, buffer: Buffer, slot: int, addr: int, nbytes: int) -> None:
+        deps: dict = {}
+        readers = [r for r in (self.reader.get((buffer, slot)), self.fence) if r is not None]
+        self._sync("c2l", max(readers) if readers else None, "push_prev", "pop_next", deps)
+        self.items.append([Load(int(buffer.value), slot, addr, nbytes), deps])
+        self.writer[(buffer, slot)] = len(self.items) - 1
+
+    def compute(self, instr, reads: list, out_slot: int | None) -> None:
+        deps: dict = {}
+        writers = [self.writer[r] for r in reads if r in self.writer]
+        self._sync("l2c", max(writers) if writers else None, "push_next", "pop_prev", deps)
+        if out_slot is not None:
+            self._sync("s2c", self.reader.get((Buffer.OUT, out_slot)), "push_prev", "pop_next", deps)
+        self.items.append([instr, deps])
+        me = len(self.items) - 1
+        for r in reads:
+            self.reader[r] = me
+        if out_slot is not None:
+            self.writer[(Buffer.OUT, out_slot)] = me
+
+    def store(self, slot: int, addr: int, nbytes: int) -> None:
+        deps: dict = {}
+        self._sync("c2s", self.writer.get((Buffer.OUT, slot)), "push_next", "pop_prev", deps)
+        self.items.append([Store(slot, addr, nbytes), deps])
+        self.reader[(Buffer.OUT, slot)] = len(self.items) - 1
+        self.last_store = len(self.items) - 1
+
+    def instructions(self) -> tuple:
+        out = []
+        for instr, deps in self.items:
+            d = Deps(**{k: deps.get(k, False) for k in ("pop_prev", "pop_next", "push_prev", "push_next")})
+            out.append(type(instr)(**{**vars(instr), "deps": d}))
+        return tuple(out)
+
+
+class _Slots:
+    def __init__(self) -> None:
+        self.next = {Buffer.WEIGHT: 0, Buffer.ACT: 0, Buffer.OUT: 0}
+
+    def take(self, buf: Buffer) -> int:
+        s = self.next[buf]
+        self.next[buf] ^= 1
+        return s
+
+
+def _geometry(node, in_shape, out_shape) -> dict:
+    if isinstance(node, Dense):
+        return dict(kernel=1, stride=1, pad=0, in_h=1, in_w=1, in_c=in_shape[0], out_w=1,
+                    out_c=out_shape[0])
+    k = node.weight.shape[2] if isinstance(node, Conv2d) else getattr(node, "kernel", 1)
+    return dict(kernel=k, stride=getattr(node, "stride", 1), pad=getattr(node, "padding", 0),
+                in_h=in_shape[1], in_w=in_shape[2], in_c=in_shape[0], out_w=out_shape[2],
+                out_c=out_shape[0])
+
+
+def _rows(shape) -> int:
+    return 1 if len(shape) == 1 else shape[1]
+
+
+def _band_inputs(g: dict, y0: int, y1: int) -> tuple[int, int]:
+    """Input rows [r0, r1) a band of output rows [y0, y1) reads, clipped to the image."""
+    r0 = max(0, y0 * g["stride"] - g["pad"])
+    r1 = min(g["in_h"], (y1 - 1) * g["stride"] - g["pad"] + g["kernel"])
+    return r0, r1
+
+
+def _setup(g: dict, r0: int, y0: int, w_bits: int, a_bits: int, w_enc: int, a_enc: int, out, relu: bool) -> Setup:
+    return Setup(**g, band_row0=r0, out_row0=y0, w_bits=w_bits, a_bits=a_bits, w_enc=w_enc,
+                 a_enc=a_enc, out_bits=out.bits, out_signed=out.encoding is Encoding.SIGNED, relu=relu)
+
+
+def _signed(t) -> int:
+    return int(t.encoding is Encoding.SIGNED)
+
+
+def _emit_gemm(em, slots, node, ls, regs, types) -> None:
+    cfg_rows = regs[f"{node.name}.weight0"].rows           # channels per tile
+    xin = types[node.inputs[0]]
+    g = _geometry(node, xin.shape, node.out.shape)
+    in_r, out_r = regs[node.inputs[0]], regs[node.name]
+    em.load(Buffer.PARAM, 0, regs[f"{node.name}.params"].addr, regs[f"{node.name}.params"].nbytes)
+    out_h = _rows(node.out.shape)
+    w_enc = int(node.w_enc is Encoding.ODD)
+    wslot = None
+    for y0 in range(0, out_h, ls.band_rows):
+        y1 = min(out_h, y0 + ls.band_rows)
+        r0, r1 = _band_inputs(g, y0, y1)
+        sa = slots.take(Buffer.ACT)
+        em.load(Buffer.ACT, sa, in_r.addr + r0 * in_r.pitch, (r1 - r0) * in_r.pitch)
+        em.compute(_setup(g, r0, y0, node.w_bits, xin.bits, w_enc, _signed(xin), node.out, node.relu), [], None)
+        so = slots.take(Buffer.OUT)
+        for t in range(ls.channel_tiles):
+            wr = regs[f"{node.name}.weight{t}"]
+            if ls.channel_tiles > 1 or wslot is None:
+                wslot = slots.take(Buffer.WEIGHT)
+                em.load(Buffer.WEIGHT, wslot, wr.addr, wr.nbytes)
+            em.compute(Gemm(wslot, sa, so, t * cfg_rows, wr.rows, y0 * g["out_w"], (y1 - y0) * g["out_w"]),
+                       [(Buffer.WEIGHT, wslot), (Buffer.ACT, sa), (Buffer.PARAM, 0)], so)
+        em.store(so, out_r.addr + y0 * out_r.pitch, (y1 - y0) * out_r.pitch)
+
+
+def _emit_vec(em, slots, node, ls, regs, types) -> None:
+    ins = [types[i] for i in node.inputs]
+    g = _geometry(node, ins[0].shape, node.out.shape)
+    out_r = regs[node.name]
+    out_h = _rows(node.out.shape)
+    if f"{node.name}.params" in regs:
+        em.load(Buffer.PARAM, 0, regs[f"{node.name}.params"].addr, regs[f"{node.name}.params"].nbytes)
+    kind = {Add: VecKind.ADD, MaxPool: VecKind.MAXPOOL, GlobalAvgPool: VecKind.AVGPOOL}[type(node)]
+    b = ins[1] if len(ins) > 1 else ins[0]
+    for y0 in range(0, out_h, ls.band_rows):
+        y1 = min(out_h, y0 + ls.band_rows)
+        r0, r1 = (0, g["in_h"]) if kind is VecKind.AVGPOOL else \
+            (_band_inputs(g, y0, y1) if kind is VecKind.MAXPOOL else (y0, y1))
+        reads = []
+        for slot, name in enumerate(node.inputs):
+            r = regs[name]
+            em.load(Buffer.ACT, slot, r.addr + r0 * r.pitch, (r1 - r0) * r.pitch)
+            reads.append((Buffer.ACT, slot))
+        relu = getattr(node, "relu", False)
+        em.compute(_setup(g, r0, y0, b.bits, ins[0].bits, _signed(b), _signed(ins[0]), node.out, relu), [], None)
+        so = slots.take(Buffer.OUT)
+        count = (y1 - y0) * g["out_w"] * g["out_c"]
+        if f"{node.name}.params" in regs:
+            reads.append((Buffer.PARAM, 0))
+        em.compute(Vec(int(kind.value), so, count), reads, so)
+        em.store(so, out_r.addr + y0 * out_r.pitch, (y1 - y0) * out_r.pitch)
+
+
+def _allocate(schedule, x) -> tuple[MemoryMap, dict]:
+    from bitmill.compiler.schedule import param_records
+
+    g, cfg = schedule.graph, schedule.config
+    mem, regs = MemoryMap(), {}
+    t = g.input.out
+    rows, codes = (1, t.shape[0]) if len(t.shape) == 1 else (t.shape[1], t.shape[2] * t.shape[0])
+    contents = None if x is None else (np.asarray(x).reshape(t.shape[0], -1).T if len(t.shape) == 1
+                                       else np.asarray(x).transpose(1, 2, 0))
+    regs[g.input.name] = mem.allocate(g.input.name, rows, codes, t.bits, t.encoding,
+                                      None if contents is None else contents.reshape(rows, codes))
+    for node in g.nodes[1:]:
+        if node.op == "flatten":
+            src = regs[node.inputs[0]]
+            regs[node.name] = type(src)(node.name, src.addr, 1, node.out.shape[0], src.bits, src.encoding)
+            continue
+        shape = node.out.shape
+        rows, codes = (1, shape[0]) if len(shape) == 1 else (shape[1], shape[2] * shape[0])
+        regs[node.name] = mem.allocate(node.name, rows, codes, node.out.bits, node.out.encoding)
+        if isinstance(node, (Conv2d, Dense)):
+            w = node.weight if node.weight.ndim == 2 else node.weight.transpose(0, 2, 3, 1)
+            w = w.reshape(w.shape[0], -1)
+            for t_i, o0 in enumerate(range(0, w.shape[0], cfg.rows)):
+                blk = w[o0:o0 + cfg.rows]
+                regs[f"{node.name}.weight{t_i}"] = mem.allocate(f"{node.name}.weight{t_i}", blk.shape[0],
+                                                                blk.shape[1], node.w_bits, node.w_enc, blk)
+            r = node.requant
+            regs[f"{node.name}.params"] = mem.add_bytes(f"{node.name}.params",
+                                                        param_records(r.multiplier, r.shift, r.bias))
+        elif isinstance(node, Add):
+            regs[f"{node.name}.params"] = mem.add_bytes(f"{node.name}.params", param_records(
+                [node.mult_a, node.mult_b], [node.shift, 0], [node.bias, 0]))
+        elif isinstance(node, GlobalAvgPool):
+            r = node.requant
+            regs[f"{node.name}.params"] = mem.add_bytes(f"{node.name}.params",
+                                                        param_records(r.multiplier, r.shift, r.bias))
+    return mem, regs
+
+
+def emit_program(schedule, x=None) -> Program:
+    """The program of ``schedule`` and its memory image (input ``x`` written when given)."""
+    from bitmill.isa import Sync
+
+    g = schedule.graph
+    mem, regs = _allocate(schedule, x)
+    types = g.types()
+    em, slots = _Emitter(), _Slots()
+    for node, ls in zip(g.nodes[1:], schedule.layers):
+        if ls.kind == "alias":
+            continue
+        em.barrier()
+        (_emit_gemm if ls.kind == "gemm" else _emit_vec)(em, slots, node, ls, regs, types)
+    symbols = tuple((r.name, r.addr, r.rows, r.row_codes, r.bits, r.encoding.value)
+                    for r in regs.values())
+    return Program(em.instructions(), mem.image(), schedule.config, symbols)

@@ -1,0 +1,81 @@
+"""`Schedule`: per-layer tiling decisions; `Schedule.to_program` is the only encoder.
+
+Every conv/dense layer runs band by band (a band = consecutive output rows whose input rows fit
+half the activation buffer and whose outputs fit half the output buffer), and within a band
+output-channel tile by tile (``rows`` channels, half the weight buffer each). Loop order:
+band > channel tile > pixel tiles (inside one GEMM instruction). Slots alternate so the load
+queue fills one half while the compute queue reads the other (double buffering); dependency
+tokens are derived from the slot reads and writes (`_Emitter`).
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+
+from bitmill import isa
+from bitmill.config import AccelConfig
+from bitmill.isa import Buffer, Deps, Gemm, Load, Program, Setup, Store, Vec, VecKind
+from bitmill.compiler.ir import Add, Conv2d, Dense, GlobalAvgPool, Graph, MaxPool
+from bitmill.compiler.memory import MemoryMap, Region
+
+PARAM_RECORD = 16          # bytes per channel: int16 M, uint8 shift, 5 pad, int64 B
+PARAM_BUFFER_BYTES = 16 * 1024
+
+
+def param_records(mult, shift, bias) -> bytes:
+    """Packed requant records, one per channel."""
+    return b"".join(struct.pack("<hB5xq", int(m), int(n), int(b)) for m, n, b in zip(mult, shift, bias))
+
+
+def read_param_records(blob: bytes, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Inverse of `param_records`: (multipliers, shifts, biases)."""
+    recs = [struct.unpack_from("<hB5xq", blob, i * PARAM_RECORD) for i in range(count)]
+    return tuple(np.array(c, dtype=np.int64) for c in zip(*recs))
+
+
+@dataclass(frozen=True)
+class LayerSchedule:
+    """Tiling and traffic of one layer, with the cost model's cycle estimate."""
+
+    name: str
+    op: str
+    kind: str                 # "gemm", "vec" or "alias"
+    band_rows: int            # output rows per band
+    bands: int
+    channel_tiles: int
+    array_tiles: int          # R x C tiles over the layer
+    loop_order: str
+    k_total: int
+    w_bits: int
+    a_bits: int
+    macs: int
+    weight_bytes: int         # bytes moved from DRAM, per kind
+    act_bytes: int
+    param_bytes: int
+    out_bytes: int
+    weight_buffer_use: int    # bytes of one slot used at most
+    act_buffer_use: int
+    out_buffer_use: int
+    est_cycles: int = 0
+
+    @property
+    def bytes_moved(self) -> int:
+        return self.weight_bytes + self.act_bytes + self.param_bytes + self.out_bytes
+
+
+@dataclass(frozen=True, eq=False)
+class Schedule:
+    """The lowered network: layer schedules plus DRAM placement."""
+
+    graph: Graph
+    config: AccelConfig
+    layers: tuple[LayerSchedule, ...]
+    regions: dict
+
+    def to_program(self, x: np.ndarray | None = None) -> Program:
+        """Instructions and memory image; ``x`` (one image, CHW integers) fills the input."""
+        from bitmill.compiler.emit import emit_program
+        return emit_program(self, x)
