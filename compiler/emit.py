@@ -9,7 +9,8 @@ from bitmill.errors import LoweringError
 from bitmill.isa import Buffer, Deps, Gemm, Load, Program, Setup, Store, Vec, VecKind
 from bitmill.numerics import Encoding
 from bitmill.compiler.ir import Add, Conv2d, Dense, GlobalAvgPool, MaxPool
-from bitmill.compiler.memory import MemoryMap, pack_rows
+from bitmill.compiler.memory import MemoryMap
+from bitmill.memlayout import param_records
 
 QUEUES = {"load": 0, "compute": 1, "store": 2}
 
@@ -176,8 +177,6 @@ def _emit_vec(em, slots, node, ls, regs, types) -> None:
 
 
 def _allocate(schedule, x) -> tuple[MemoryMap, dict]:
-    from bitmill.compiler.schedule import param_records
-
     g, cfg = schedule.graph, schedule.config
     mem, regs = MemoryMap(), {}
     t = g.input.out

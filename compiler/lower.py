@@ -13,8 +13,8 @@ from bitmill.config import AccelConfig
 from bitmill.errors import LoweringError
 from bitmill.compiler import cost
 from bitmill.compiler.ir import Add, Conv2d, Dense, Flatten, GlobalAvgPool, Graph, MaxPool
-from bitmill.compiler.memory import pitch
-from bitmill.compiler.schedule import PARAM_BUFFER_BYTES, PARAM_RECORD, LayerSchedule, Schedule
+from bitmill.memlayout import PARAM_RECORD, pitch
+from bitmill.compiler.schedule import PARAM_BUFFER_BYTES, LayerSchedule, Schedule
 from bitmill.numerics import Encoding
 
 

@@ -10,30 +10,16 @@ tokens are derived from the slot reads and writes (`_Emitter`).
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 
 import numpy as np
 
-from bitmill import isa
 from bitmill.config import AccelConfig
-from bitmill.isa import Buffer, Deps, Gemm, Load, Program, Setup, Store, Vec, VecKind
-from bitmill.compiler.ir import Add, Conv2d, Dense, GlobalAvgPool, Graph, MaxPool
-from bitmill.compiler.memory import MemoryMap, Region
+from bitmill.isa import Program
+from bitmill.compiler.ir import Graph
+from bitmill.memlayout import PARAM_RECORD
 
-PARAM_RECORD = 16          # bytes per channel: int16 M, uint8 shift, 5 pad, int64 B
 PARAM_BUFFER_BYTES = 16 * 1024
-
-
-def param_records(mult, shift, bias) -> bytes:
-    """Packed requant records, one per channel."""
-    return b"".join(struct.pack("<hB5xq", int(m), int(n), int(b)) for m, n, b in zip(mult, shift, bias))
-
-
-def read_param_records(blob: bytes, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Inverse of `param_records`: (multipliers, shifts, biases)."""
-    recs = [struct.unpack_from("<hB5xq", blob, i * PARAM_RECORD) for i in range(count)]
-    return tuple(np.array(c, dtype=np.int64) for c in zip(*recs))
 
 
 @dataclass(frozen=True)

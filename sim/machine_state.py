@@ -9,8 +9,7 @@ from bitmill import numerics
 from bitmill.errors import BitmillError
 from bitmill.isa import Buffer, Gemm, Load, Setup, Store, Sync, Vec, VecKind
 from bitmill.sim import golden
-from bitmill.compiler.memory import pack_rows, pitch, unpack_rows
-from bitmill.compiler.schedule import read_param_records
+from bitmill.memlayout import pack_rows, pitch, read_param_records, unpack_rows
 
 
 class SimError(BitmillError):
