@@ -103,8 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="directory to write")
     p.set_defaults(func=cmd_zoo)
 
-    from bitmill import cli_models
+    from bitmill import cli_compile, cli_models
     cli_models.register(sub)
+    cli_compile.register(sub)
 
     p = sub.add_parser("config", help="accelerator configuration files")
     csub = p.add_subparsers(dest="config_command", required=True, parser_class=_Parser)

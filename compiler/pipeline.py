@@ -66,12 +66,13 @@ def check_against_golden(graph: Graph, program: Program, image: bytes, x: np.nda
     return len(graph.nodes)
 
 
-def simulate_net(graph: Graph, cfg: AccelConfig, x: np.ndarray, compiled: Compiled | None = None):
+def simulate_net(graph: Graph, cfg: AccelConfig, x: np.ndarray, compiled: Compiled | None = None,
+                 progress: bool = False):
     """Compile (unless given), simulate one image, check against golden; (compiled, stats)."""
     from bitmill.sim import cycle
 
     compiled = compiled or compile_net(graph, cfg, x)
     image, stats = cycle.simulate(compiled.program, compiled.layer_ops(), compiled.layer_macs(),
-                                  compiled.layer_bits())
+                                  compiled.layer_bits(), progress)
     check_against_golden(graph, compiled.program, image, x)
     return compiled, stats

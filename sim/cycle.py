@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 import numpy as np
+from tqdm import tqdm
 
 from bitmill import machine
 from bitmill.config import AccelConfig
@@ -168,13 +169,15 @@ def _class_stats(program, start, end) -> tuple[ClassStats, ...]:
 
 
 def simulate(program: Program, layers: dict[str, str], macs: dict[str, int] | None = None,
-             bits: dict[str, tuple[int, int]] | None = None) -> tuple[bytes, SimStats]:
+             bits: dict[str, tuple[int, int]] | None = None,
+             progress: bool = False) -> tuple[bytes, SimStats]:
     """Run ``program``; return the final memory image and the statistics. ``layers`` maps the
     name of each SYNC-separated segment to its op, in program order."""
     start, end = schedule_times(program)
     check_hazards(program, start, end)
     state = MachineState(program.memory)
-    for idx in np.lexsort((np.arange(len(start)), start)):
+    order = np.lexsort((np.arange(len(start)), start))
+    for idx in tqdm(order, desc="simulate", disable=not progress, leave=False, unit="instr"):
         state.apply(program.instructions[idx])
     stats = SimStats(program.config.name, program.config.clock_mhz, int(end.max(initial=0)),
                      _layer_stats(program, start, end, layers, macs or {}, bits or {}),

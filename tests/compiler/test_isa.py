@@ -1,0 +1,65 @@
+"""ISA: encode/decode round trip of every opcode, range checks, binary programs."""
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from bitmill.config import AccelConfig
+from bitmill.errors import BitmillError
+from bitmill.isa import (INSTR_BITS, Deps, Gemm, Load, Opcode, Program, Setup, Store, Sync, Vec,
+                         decode, encode, layout)
+from tests.conftest import REPO
+
+CFG = AccelConfig.load(REPO / "configs/accel/ecp5-85f.yaml")
+TINY = AccelConfig.load(REPO / "configs/accel/tiny.yaml")
+
+deps = st.builds(Deps, st.booleans(), st.booleans(), st.booleans(), st.booleans())
+px = st.integers(0, 4095)
+instructions = st.one_of(
+    st.builds(Setup, st.integers(1, 7), st.integers(1, 3), st.integers(0, 3), px, px,
+              st.integers(1, 8191), px, st.integers(1, 8191), px, px, st.integers(1, 8),
+              st.integers(1, 8), st.integers(0, 1), st.integers(0, 1), st.integers(1, 32),
+              st.booleans(), st.booleans(), deps),
+    st.builds(Load, st.integers(0, 3), st.integers(0, 1), st.integers(0, 2 ** 32 - 1),
+              st.integers(0, 131072), deps),
+    st.builds(Gemm, st.integers(0, 1), st.integers(0, 1), st.integers(0, 1), st.integers(0, 8191),
+              st.integers(0, 16), st.integers(0, 2 ** 20 - 1), st.integers(0, 2 ** 20 - 1), deps),
+    st.builds(Vec, st.integers(0, 2), st.integers(0, 1), st.integers(0, 2 ** 24 - 1), deps),
+    st.builds(Store, st.integers(0, 1), st.integers(0, 2 ** 32 - 1), st.integers(0, 131072), deps),
+    st.builds(Sync, deps),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(instructions)
+def test_round_trip_every_opcode(instr):
+    value = encode(instr, CFG)
+    assert 0 <= value < 2 ** INSTR_BITS
+    assert decode(value, CFG) == instr
+
+
+def test_every_opcode_has_a_class_and_fits():
+    assert {i.opcode for i in (Setup(1, 1, 0, 1, 1, 1, 1, 1, 0, 0, 1, 1, 0, 0, 8, False, False),
+                               Load(0, 0, 0, 0), Gemm(0, 0, 0, 0, 1, 0, 1), Vec(0, 0, 1),
+                               Store(0, 0, 0), Sync())} == set(Opcode)
+    assert layout(CFG).size <= INSTR_BITS and layout(TINY).size <= INSTR_BITS
+
+
+def test_field_widths_follow_the_config():
+    # the tiny config's buffers are 4 KiB: a 5000-byte load does not fit its nbytes field
+    with pytest.raises(BitmillError, match="out of range|cannot encode"):
+        encode(Load(1, 0, 0, 50000), TINY)
+    with pytest.raises(BitmillError):
+        encode(Gemm(0, 0, 0, 0, 17, 0, 1), TINY)         # 17 rows on a 2-row array field
+    encode(Load(1, 0, 0, 4096), TINY)
+
+
+def test_binary_program_round_trip():
+    prog = Program((Load(1, 0, 64, 100, Deps(push_next=True)),
+                    Setup(3, 1, 1, 8, 8, 4, 8, 4, 0, 0, 4, 4, 0, 0, 8, False, True),
+                    Gemm(0, 0, 0, 0, 2, 0, 64, Deps(pop_prev=True, push_next=True)),
+                    Store(0, 4096, 64, Deps(pop_prev=True))), b"\0" * 16, CFG)
+    blob = prog.encoded()
+    assert len(blob) == 4 * INSTR_BITS // 8
+    assert Program.from_binary(blob, prog.memory, CFG).instructions == prog.instructions
+    with pytest.raises(BitmillError, match="not a multiple"):
+        Program.from_binary(blob[:-1], prog.memory, CFG)

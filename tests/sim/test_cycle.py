@@ -1,0 +1,148 @@
+"""Cycle-accurate simulator: random networks exact against golden, coverage, per-opcode timing,
+deadlocks and hazards."""
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from bitmill import machine, timing
+from bitmill.config import AccelConfig
+from bitmill.errors import LoweringError
+from bitmill.isa import Buffer, Deps, Gemm, Load, Program, Setup, Store, Sync, Vec
+from bitmill.numerics import Encoding
+from bitmill.compiler import zoo
+from bitmill.compiler.ir import TensorType
+from bitmill.compiler.pipeline import compile_net, simulate_net
+from bitmill.sim import cycle
+from bitmill.sim.machine_state import SimError
+from tests.conftest import REPO
+
+BASE = AccelConfig.load(REPO / "configs/accel/tiny.yaml").to_dict()
+
+
+def _cfg(**kw) -> AccelConfig:
+    return AccelConfig.from_dict({**BASE, "weight_buffer_bytes": 8192, "act_buffer_bytes": 8192,
+                                  "out_buffer_bytes": 4096, **kw})
+
+
+@st.composite
+def networks(draw):
+    c, h = draw(st.integers(1, 4)), draw(st.integers(4, 11))
+    b = zoo._Builder(TensorType((c, h, draw(st.integers(4, 11))), 8, Encoding.UNSIGNED), draw(st.integers(0, 99)))
+    enc = draw(st.sampled_from([Encoding.SIGNED, Encoding.ODD]))
+    wb = lambda: draw(st.integers(1, 8))
+    ch = draw(st.integers(1, 6))
+    x = b.conv("a", "input", ch, draw(st.sampled_from([1, 3])), draw(st.integers(1, 2)), wb(), wb(), True, enc)
+    if draw(st.booleans()):
+        r = b.conv("b", x, ch, 3, 1, wb(), 8, False, enc)
+        short = x if draw(st.booleans()) else b.conv("s", x, ch, 1, 1, wb(), draw(st.integers(2, 8)), False, enc)
+        x = b.add("add", r, short, wb())
+    if draw(st.booleans()):
+        k = draw(st.integers(1, 3))
+        x = b.maxpool("pool", x, k, draw(st.integers(1, 2)), draw(st.integers(0, k - 1)))
+    x = b.avgpool_flatten(x, wb())
+    return b.graph("random", b.dense("fc", x, draw(st.integers(1, 5)), wb(), enc))
+
+
+configs = st.builds(lambda r, c, lanes, fam, bw, lat: _cfg(rows=r, cols=c, lanes=lanes, pe_family=fam,
+                                                           mem_bytes_per_cycle=bw, mem_latency=lat),
+                    st.integers(1, 4), st.integers(1, 4), st.sampled_from([1, 3, 8, 16]),
+                    st.sampled_from(["bitserial", "bitparallel"]), st.integers(1, 16), st.integers(0, 20))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(networks(), configs, st.integers(0, 2 ** 16))
+def test_random_networks_simulate_exactly(graph, cfg, seed):
+    x = np.random.default_rng(seed).integers(0, 256, size=graph.input.out.shape)
+    compiled, stats = simulate_net(graph, cfg, x)          # raises SimMismatch on any difference
+    assert stats.cycles > 0
+    _assert_coverage(compiled)
+
+
+def _assert_coverage(compiled):
+    """Every output element of every GEMM layer is computed exactly once."""
+    prog = compiled.program
+    gemm_layers = [l for l in compiled.schedule.layers if l.kind != "alias"]
+    segment, counts = 0, {}
+    regs = None
+    for ins in prog.instructions:
+        if isinstance(ins, Sync):
+            segment += 1
+        elif isinstance(ins, Setup):
+            regs = ins
+        elif isinstance(ins, Gemm):
+            name = gemm_layers[segment].name
+            node = compiled.schedule.graph[name]
+            cov = counts.setdefault(name, np.zeros((node.out.shape[0], node.out.size // node.out.shape[0]), int))
+            cov[ins.o0:ins.o0 + ins.rows, ins.p0:ins.p0 + ins.npix] += 1
+    for l in gemm_layers:
+        if l.kind == "gemm":
+            assert (counts[l.name] == 1).all(), l.name
+
+
+def test_resnet8_on_tiny_config_exact_and_covered():
+    g = zoo.build("resnet8", zoo.BitSpec(3, 5, first_last_bits=8, w_enc=Encoding.ODD))
+    x = np.random.default_rng(1).integers(0, 256, (1, 28, 28))
+    compiled, stats = simulate_net(g, AccelConfig.load(REPO / "configs/accel/tiny.yaml"), x)
+    _assert_coverage(compiled)
+    assert [l.name for l in stats.layers][:2] == ["conv1", "layer1.0.conv1"]
+
+
+def _run(instrs, cfg=None, memory=256):
+    cfg = cfg or _cfg()
+    return cycle.schedule_times(Program(tuple(instrs), bytes(memory), cfg))
+
+
+SETUP = Setup(3, 1, 1, 4, 4, 2, 4, 2, 0, 0, 3, 5, 0, 0, 8, True, False)
+
+
+def test_timing_of_every_opcode():
+    cfg = _cfg(mem_latency=7, mem_bytes_per_cycle=4)
+    start, end = _run([Load(1, 0, 0, 33)], cfg)
+    assert end[0] - start[0] == 7 + 9 == machine.mem_cycles(cfg, 33)
+    start, end = _run([Store(0, 0, 10)], cfg)
+    assert end[0] == 7 + 3
+    start, end = _run([SETUP, Gemm(0, 0, 0, 0, 2, 0, 8), Vec(0, 1, 10), Sync()], cfg)
+    tile = timing.tile_cycles(cfg.pe_family, cfg.lanes, 3 * 3 * 2, 3, 5)
+    assert end[0] - start[0] == 1
+    assert end[1] - start[1] == 4 * max(tile, cfg.cols) + cfg.cols + machine.REQUANT_PIPE
+    assert end[2] - start[2] == 5 + machine.VEC_PIPE and end[3] - start[3] == 1
+    assert list(start) == [0, end[0], end[1], end[2]]           # one in-order compute queue
+
+
+def test_tokens_order_queues_and_queues_overlap():
+    cfg = _cfg(mem_latency=5, mem_bytes_per_cycle=1)
+    start, end = _run([Load(0, 0, 0, 20, Deps(push_next=True)), Load(1, 1, 0, 20), SETUP,
+                       Gemm(0, 0, 0, 0, 2, 0, 4, Deps(pop_prev=True, push_next=True)),
+                       Store(0, 100, 4, Deps(pop_prev=True))], cfg)
+    assert start[3] == end[0] == 25            # GEMM waits for its weights
+    assert start[1] == end[0]                  # the second load overlaps the GEMM
+    assert start[4] == end[3]                  # STORE waits for the GEMM's token
+
+
+def test_deadlock_is_reported_not_hung():
+    with pytest.raises(SimError, match=r"deadlock: compute queue at instruction 1 waits for a l2c token"):
+        _run([SETUP, Gemm(0, 0, 0, 0, 2, 0, 4, Deps(pop_prev=True))])
+    with pytest.raises(SimError, match="deadlock"):
+        _run([Load(0, 0, 0, 4, Deps(pop_next=True)), SETUP, Gemm(0, 0, 0, 0, 2, 0, 4, Deps(pop_prev=True))])
+    with pytest.raises(SimError, match="the store queue does not have"):
+        _run([Store(0, 0, 4, Deps(push_next=True))])
+
+
+def test_missing_token_is_a_hazard():
+    cfg = _cfg()
+    prog = Program((Load(0, 0, 0, 8), SETUP, Gemm(0, 0, 0, 0, 2, 0, 4)), bytes(64), cfg)
+    start, end = cycle.schedule_times(prog)
+    with pytest.raises(SimError, match="hazard: instruction 2 reads WEIGHT slot 0"):
+        cycle.check_hazards(prog, start, end)
+
+
+def test_lowering_error_names_the_numbers():
+    g = zoo.build("resnet20", "w8a8")
+    with pytest.raises(LoweringError, match=r"layer2.0.conv2 needs 1.1 KiB of weight buffer \(2 rows x "
+                                            r"288 weights at 8 bits, double-buffered\), the config has 1.0 KiB"):
+        compile_net(g, _cfg(weight_buffer_bytes=1024))
+    with pytest.raises(LoweringError, match="of activation buffer for one output row"):
+        compile_net(zoo.build("resnet8", "w8a8"), _cfg(act_buffer_bytes=64, weight_buffer_bytes=65536))
+    with pytest.raises(LoweringError, match="supports weights 1..4"):
+        compile_net(zoo.build("resnet8", "w8a8"), _cfg(weight_bits=[1, 4]))
