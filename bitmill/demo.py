@@ -59,9 +59,22 @@ def step_train(args: argparse.Namespace) -> None:
           f"{(pred == test.labels).mean():.4f} on {len(test)} images")
 
 
+def step_simulate(args: argparse.Namespace) -> None:
+    """Compile the demo network for the ECP5-85F accelerator and simulate it cycle-accurately."""
+    from bitmill.cli_compile import cmd_simulate
+
+    print(f"== simulate: built-in {DEFAULT_MODEL} on configs/accel/ecp5-85f.yaml (16x16 bit-serial "
+          f"PEs, runtime precision per layer)\n")
+    net = argparse.Namespace(net=None, model=DEFAULT_MODEL, bits=DEFAULT_BITS,
+                             first_last_bits=DEFAULT_FIRST_LAST, seed=args.seed,
+                             config="configs/accel/ecp5-85f.yaml", stats=None)
+    cmd_simulate(net)
+
+
 STEPS: list[tuple[str, Callable[[argparse.Namespace], None]]] = [
     ("train", step_train),
     ("golden", step_golden),
+    ("simulate", step_simulate),
 ]
 
 

@@ -39,7 +39,7 @@ def from_codes(codes: np.ndarray, bits: int, encoding: Encoding | str) -> np.nda
     if enc is Encoding.ODD:
         return 2 * c - ((1 << bits) - 1)
     if enc is Encoding.SIGNED:
-        return np.where(c >= 1 << (bits - 1), c - (1 << bits), c)
+        return c - ((c >> (bits - 1)) << bits)
     return c
 
 
@@ -62,6 +62,10 @@ def unpack_rows(blob: bytes | np.ndarray, rows: int, n: int, bits: int,
     raw = np.frombuffer(blob, dtype=np.uint8, count=rows * pitch(n, bits)).reshape(rows, -1)
     if bits == 8:
         codes = raw[:, :n].astype(np.int64)
+    elif 8 % bits == 0:                       # 1, 2, 4 bits: whole codes per byte
+        per = 8 // bits
+        shifts = np.arange(per, dtype=np.uint8) * bits
+        codes = ((raw[:, :, None] >> shifts) & ((1 << bits) - 1)).reshape(rows, -1)[:, :n].astype(np.int64)
     else:
         bitstream = np.unpackbits(raw, axis=1, bitorder="little")[:, :n * bits]
         weights = (1 << np.arange(bits, dtype=np.int64))
@@ -103,7 +107,10 @@ def param_records(mult, shift, bias) -> bytes:
     return b"".join(struct.pack("<hB5xq", int(m), int(n), int(b)) for m, n, b in zip(mult, shift, bias))
 
 
+_PARAM_DTYPE = np.dtype([("m", "<i2"), ("n", "u1"), ("pad", "V5"), ("b", "<i8")])
+
+
 def read_param_records(blob: bytes, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Inverse of `param_records`: (multipliers, shifts, biases)."""
-    recs = [struct.unpack_from("<hB5xq", blob, i * PARAM_RECORD) for i in range(count)]
-    return tuple(np.array(c, dtype=np.int64) for c in zip(*recs))
+    recs = np.frombuffer(blob, dtype=_PARAM_DTYPE, count=count)
+    return recs["m"].astype(np.int64), recs["n"].astype(np.int64), recs["b"].astype(np.int64)

@@ -29,6 +29,7 @@ from bitmill.sim import golden
 
 CALIB_PERCENTILE = 99.9
 LOGIT_BITS = 16
+MAX_SCALE = 16384.0            # largest requant scale a 16-bit multiplier holds comfortably
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ class _Builder:
         c = acc.shape[1]
         per_ch = np.moveaxis(np.abs(acc.astype(np.float64)), 1, 0).reshape(c, -1)
         top = np.maximum(np.percentile(per_ch, CALIB_PERCENTILE, axis=1), 1.0)
-        scale = out.range[1] / top
+        scale = np.minimum(out.range[1] / top, MAX_SCALE)
         mult, shift = numerics.quantize_scales(scale)
         offset = self.rng.normal(0.1 if relu else 0.0, 0.1, c) * out.range[1]
         bias = np.rint(offset * (2.0 ** shift)).astype(np.int64)
@@ -124,7 +125,7 @@ class _Builder:
         rb = 1.0 / max(np.percentile(np.abs(vb), CALIB_PERCENTILE), 1.0)
         out = TensorType(self.types[a].shape, out_bits, Encoding.UNSIGNED)
         top = max(np.percentile(np.maximum(va * ra + vb * rb, 0), CALIB_PERCENTILE), 1e-3)
-        sa, sb = out.range[1] * ra / top, out.range[1] * rb / top
+        sa, sb = (min(out.range[1] * r / top, MAX_SCALE) for r in (ra, rb))
         big = numerics.quantize_scale(max(sa, sb))
         ma, mb = (int(round(s * 2.0 ** big.shift)) for s in (sa, sb))
         return self._append(Add(name, (a, b), out, ma, mb, 0, big.shift, True))

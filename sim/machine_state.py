@@ -28,6 +28,8 @@ class MachineState:
         self.regs: Setup | None = None
         self._seq = 0
         self._cache: dict = {}
+        self.pending: dict = {}        # out slot -> GEMMs not yet multiplied out
+        self._decoded: dict = {}       # (dram range, format) -> decoded codes
 
     def apply(self, instr) -> None:
         if isinstance(instr, Load):
@@ -35,7 +37,7 @@ class MachineState:
             blob = bytes(self.dram[instr.dram_addr:instr.dram_addr + instr.nbytes])
             if len(blob) != instr.nbytes:
                 raise SimError(f"LOAD reads past the end of memory at {instr.dram_addr}+{instr.nbytes}")
-            self.slots[(Buffer(instr.buffer), instr.slot)] = (blob, self._seq)
+            self.slots[(Buffer(instr.buffer), instr.slot)] = (blob, (instr.dram_addr, instr.nbytes))
             self._cache.pop((Buffer(instr.buffer), instr.slot), None)
         elif isinstance(instr, Setup):
             self.regs = instr
@@ -54,12 +56,11 @@ class MachineState:
         return self.slots[(buf, slot)]
 
     def _rows(self, buf: Buffer, slot: int, codes: int, bits: int, enc: str) -> np.ndarray:
-        blob, _ = self._slot(buf, slot)
-        cache = self._cache.setdefault((buf, slot), {})
-        key = ("rows", codes, bits, enc)
-        if key not in cache:
-            cache[key] = unpack_rows(blob, len(blob) // pitch(codes, bits), codes, bits, enc)
-        return cache[key]
+        blob, src = self._slot(buf, slot)
+        key = (src, codes, bits, enc)        # decoded once per memory range until it is stored to
+        if key not in self._decoded:
+            self._decoded[key] = unpack_rows(blob, len(blob) // pitch(codes, bits), codes, bits, enc)
+        return self._decoded[key]
 
     def _params(self, count: int):
         blob, _ = self._slot(Buffer.PARAM, 0)
@@ -67,8 +68,8 @@ class MachineState:
             raise SimError(f"requant table holds {len(blob) // 16} records, {count} needed")
         return read_param_records(blob, count)
 
-    def _out_range(self) -> tuple[int, int]:
-        r = self.regs
+    def _out_range(self, r: Setup | None = None) -> tuple[int, int]:
+        r = r or self.regs
         lo, hi = numerics.value_range(r.out_bits, "signed" if r.out_signed else "unsigned")
         return (max(lo, 0), hi) if r.relu else (lo, hi)
 
@@ -90,9 +91,9 @@ class MachineState:
                 z[i, r.pad:r.pad + r.in_w] = band[j]
         return z
 
-    def _write_out(self, slot: int, row0: int, codes: np.ndarray, c0: int) -> None:
+    def _write_out(self, slot: int, row0: int, codes: np.ndarray, c0: int, r: Setup | None = None) -> None:
         """Write (rows, W, channels) codes at output rows row0.. and channels c0.."""
-        r = self.regs
+        r = r or self.regs
         need = row0 + codes.shape[0]
         cur = self.out.get(slot)
         if cur is None or cur[0].shape[1:] != (r.out_w, r.out_c) or cur[3] != r:
@@ -118,14 +119,34 @@ class MachineState:
             cache[key] = golden.im2col(z[None].astype(np.float32 if r.a_bits <= 8 else np.float64),
                                        r.kernel, r.kernel, r.stride, 0)
         cols = cache[key]
+        m, n, b = (a[i.o0:i.o0 + i.rows] for a in self._params(i.o0 + i.rows))
+        pend = self.pending.setdefault(i.o_slot, [])
+        if pend and (pend[0][0] is not cols or pend[0][6] != r):
+            self._flush(i.o_slot)
+            pend = self.pending.setdefault(i.o_slot, [])
+        pend.append((cols, w, i.o0, m, n, b, r, y0, y1))
+
+    def _flush(self, slot: int) -> None:
+        """Compute the pending GEMMs of an output slot that share one activation band as one
+        matrix product (their results become visible only through the output slot)."""
+        pend = self.pending.pop(slot, [])
+        if not pend:
+            return
+        cols, _, _, _, _, _, r, y0, y1 = pend[0]
         term = numerics.max_abs(r.w_bits, "odd" if r.w_enc else "signed") * \
             numerics.max_abs(r.a_bits, _act_enc(r.a_enc))
-        acc = golden.exact_gemm(cols, w.T.astype(np.float64), term).astype(np.int64)
-        m, n, b = (a[i.o0:i.o0 + i.rows] for a in self._params(i.o0 + i.rows))
-        out = numerics.requantize(acc, m, b, n, self._out_range(), channel_axis=-1)
-        self._write_out(i.o_slot, y0 - r.out_row0, out.reshape(y1 - y0, r.out_w, i.rows), i.o0)
+        w = np.concatenate([p[1] for p in pend]).astype(np.float64)
+        m, n, b = (np.concatenate([p[k] for p in pend]) for k in (3, 4, 5))
+        acc = golden.exact_gemm(cols, w.T, term).astype(np.int64)
+        out = numerics.requantize(acc, m, b, n, self._out_range(r), channel_axis=-1)
+        col = 0
+        for p in pend:
+            rows = p[1].shape[0]
+            self._write_out(slot, y0 - r.out_row0, out[:, col:col + rows].reshape(y1 - y0, r.out_w, rows), p[2], r)
+            col += rows
 
     def _vec(self, i: Vec) -> None:
+        self._flush(i.o_slot)
         r = self.regs
         kind = VecKind(i.kind)
         rows_out = i.count // (r.out_w * r.out_c)
@@ -154,6 +175,7 @@ class MachineState:
             self._write_out(i.o_slot, 0, out.reshape(1, 1, r.in_c), 0)
 
     def _store(self, i: Store) -> None:
+        self._flush(i.slot)
         if i.slot not in self.out:
             raise SimError(f"STORE of output slot {i.slot} before anything was computed into it")
         codes, bits, signed, _ = self.out[i.slot]
@@ -161,3 +183,5 @@ class MachineState:
         if len(blob) < i.nbytes:
             raise SimError(f"STORE of {i.nbytes} bytes but output slot {i.slot} holds {len(blob)}")
         self.dram[i.dram_addr:i.dram_addr + i.nbytes] = blob[:i.nbytes]
+        lo, hi = i.dram_addr, i.dram_addr + i.nbytes
+        self._decoded = {k: v for k, v in self._decoded.items() if k[0][0] >= hi or k[0][0] + k[0][1] <= lo}

@@ -1,0 +1,93 @@
+"""Cycle-accurate simulation benchmarks on the ECP5-85F accelerator configuration.
+
+    python bench/simulate_resnet.py [speed|utilisation|scaling|all]
+
+speed:        ResNet-18 (224x224, first/last 8-bit, rest W4A4) compile + simulate wall time
+              against the golden model's, in one run, with the bit-exact check.
+utilisation:  per-layer MAC utilisation and busy share of the compute unit, ResNet-18 W4A4.
+scaling:      cycles per inference of ResNet-20 and ResNet-18 at W8A8/W4A4/W2A2 (first/last
+              8-bit) for the bit-serial and the bit-parallel PE family.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from bitmill.config import AccelConfig
+from bitmill.compiler import zoo
+from bitmill.compiler.pipeline import compile_net, simulate_net
+from bitmill.sim import golden
+
+CONFIG = Path(__file__).resolve().parents[1] / "configs/accel/ecp5-85f.yaml"
+
+
+def _net(model: str, bits: str):
+    g = zoo.build(model, zoo.BitSpec.parse(bits, first_last_bits=8))
+    x = np.random.default_rng(0).integers(0, 256, size=g.input.out.shape)
+    return g, x
+
+
+def speed(repeat: int = 3) -> None:
+    cfg = AccelConfig.load(CONFIG)
+    g, x = _net("resnet18", "w4a4")
+    golden.run(g, x[None])
+    t_gold = statistics.median(_timed(lambda: golden.run(g, x[None])) for _ in range(repeat))
+    t_comp = statistics.median(_timed(lambda: compile_net(g, cfg, x)) for _ in range(repeat))
+    compiled = compile_net(g, cfg, x)
+    t_sim = statistics.median(_timed(lambda: simulate_net(g, cfg, x, compiled)) for _ in range(repeat))
+    _, stats = simulate_net(g, cfg, x, compiled)
+    print(f"resnet18 first/last 8-bit, rest W4A4, on {cfg.name}: {len(compiled.program.instructions)} "
+          f"instructions, {stats.cycles:,} cycles ({stats.milliseconds:.2f} ms at {cfg.clock_mhz:g} MHz), "
+          f"bit-exact against golden")
+    print(f"  golden model:            {t_gold * 1e3:8.1f} ms")
+    print(f"  compile:                 {t_comp * 1e3:8.1f} ms")
+    print(f"  simulate + golden check: {t_sim * 1e3:8.1f} ms")
+    print(f"  ratio (compile + simulate) / golden: {(t_comp + t_sim) / t_gold:.1f}x")
+
+
+def _timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def utilisation() -> None:
+    cfg = AccelConfig.load(CONFIG)
+    g, x = _net("resnet18", "w4a4")
+    _, stats = simulate_net(g, cfg, x)
+    print(f"{'layer':22s} {'bits':>6s} {'cycles':>9s} {'MAC util':>9s} {'busy':>7s}  bound")
+    for l in stats.layers:
+        if l.op != "conv2d" or l.name == "conv1":
+            continue
+        node = g[l.name]
+        bits = f"W{node.w_bits}A{g[node.inputs[0]].out.bits}"
+        print(f"{l.name:22s} {bits:>6s} {l.cycles:>9,d} {100 * l.mac_utilisation:8.1f}% "
+              f"{100 * l.compute_busy:6.1f}%  {l.bottleneck}")
+
+
+def scaling() -> None:
+    base = AccelConfig.load(CONFIG)
+    print(f"{'network':10s} {'bits':6s} {'bitserial cycles':>17s} {'bitparallel cycles':>19s} {'speed-up':>9s}")
+    for model in ("resnet20", "resnet18"):
+        for bits in ("w8a8", "w4a4", "w2a2"):
+            g, x = _net(model, bits)
+            cyc = {}
+            for family in ("bitserial", "bitparallel"):
+                cfg = replace(base, pe_family=family)
+                cyc[family] = simulate_net(g, cfg, x)[1].cycles
+            print(f"{model:10s} {bits.upper():6s} {cyc['bitserial']:>17,d} {cyc['bitparallel']:>19,d} "
+                  f"{cyc['bitparallel'] / cyc['bitserial']:8.2f}x")
+
+
+if __name__ == "__main__":
+    what = sys.argv[1] if len(sys.argv) > 1 else "all"
+    for name, fn in (("speed", speed), ("utilisation", utilisation), ("scaling", scaling)):
+        if what in (name, "all"):
+            print(f"== {name}")
+            fn()
