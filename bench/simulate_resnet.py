@@ -60,29 +60,44 @@ def _timed(fn) -> float:
 def utilisation() -> None:
     cfg = AccelConfig.load(CONFIG)
     g, x = _net("resnet18", "w4a4")
-    _, stats = simulate_net(g, cfg, x)
-    print(f"{'layer':22s} {'bits':>6s} {'cycles':>9s} {'MAC util':>9s} {'busy':>7s}  bound")
+    compiled, stats = simulate_net(g, cfg, x)
+    sched = {l.name: l for l in compiled.schedule.layers}
+    print("MAC util = useful MACs / (cycles x peak MACs per cycle at the layer's bits); busy = share of")
+    print("cycles the compute unit works; column fill = output pixels / (array tiles x columns).")
+    print(f"{'layer':22s} {'bits':>6s} {'cycles':>9s} {'MAC util':>9s} {'busy':>7s} {'col fill':>9s}  bound")
     for l in stats.layers:
         if l.op != "conv2d" or l.name == "conv1":
             continue
-        node = g[l.name]
+        node, ls = g[l.name], sched[l.name]
         bits = f"W{node.w_bits}A{g[node.inputs[0]].out.bits}"
+        fill = node.out.shape[1] * node.out.shape[2] * ls.channel_tiles / (ls.array_tiles * cfg.cols)
+        if l.mac_utilisation >= 0.9:
+            bound = "-"
+        elif l.compute_busy < 0.9:
+            bound = f"{l.bottleneck} (compute idle {100 * (1 - l.compute_busy):.0f}%)"
+        else:
+            bound = f"array columns: {100 * fill:.1f}% of pixel slots used, GEMM drain overhead"
         print(f"{l.name:22s} {bits:>6s} {l.cycles:>9,d} {100 * l.mac_utilisation:8.1f}% "
-              f"{100 * l.compute_busy:6.1f}%  {l.bottleneck}")
+              f"{100 * l.compute_busy:6.1f}% {100 * fill:8.1f}%  {bound}")
 
 
 def scaling() -> None:
     base = AccelConfig.load(CONFIG)
-    print(f"{'network':10s} {'bits':6s} {'bitserial cycles':>17s} {'bitparallel cycles':>19s} {'speed-up':>9s}")
+    print("Same array (R x C PEs, K lanes each) for both families: a bit-parallel PE multiplies K")
+    print("8-bit pairs per cycle (far more logic), a bit-serial PE K bit pairs. 'vs W8A8' is what")
+    print("runtime precision buys on the bit-serial array.")
+    print(f"{'network':10s} {'bits':6s} {'bitserial cycles':>17s} {'vs W8A8':>8s} {'bitparallel cycles':>19s}")
     for model in ("resnet20", "resnet18"):
+        ref = None
         for bits in ("w8a8", "w4a4", "w2a2"):
             g, x = _net(model, bits)
             cyc = {}
             for family in ("bitserial", "bitparallel"):
                 cfg = replace(base, pe_family=family)
                 cyc[family] = simulate_net(g, cfg, x)[1].cycles
-            print(f"{model:10s} {bits.upper():6s} {cyc['bitserial']:>17,d} {cyc['bitparallel']:>19,d} "
-                  f"{cyc['bitparallel'] / cyc['bitserial']:8.2f}x")
+            ref = ref or cyc["bitserial"]
+            print(f"{model:10s} {bits.upper():6s} {cyc['bitserial']:>17,d} {ref / cyc['bitserial']:7.2f}x "
+                  f"{cyc['bitparallel']:>19,d}")
 
 
 if __name__ == "__main__":
