@@ -21,7 +21,8 @@ import numpy as np
 
 from bitmill.config import AccelConfig
 from bitmill.compiler import zoo
-from bitmill.compiler.pipeline import compile_net, simulate_net
+from bitmill.compiler.pipeline import compile_net
+from bitmill.flow import simulate_net
 from bitmill.sim import golden
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs/accel/ecp5-85f.yaml"

@@ -89,7 +89,7 @@ def sim_table(stats) -> str:
 def cmd_simulate(args: argparse.Namespace) -> int:
     import time
 
-    from bitmill.compiler.pipeline import simulate_net
+    from bitmill.flow import simulate_net
 
     graph, cfg, x = _net_and_config(args)
     t0 = time.perf_counter()

@@ -19,7 +19,7 @@ LEAVES = ("bitmill.config", "bitmill.errors", "bitmill.numerics", "bitmill.isa",
           "bitmill.timing", "bitmill.machine", "bitmill.memlayout",
           "bitmill")
 FREE = ("bitmill.cli", "bitmill.__main__", "bitmill.report", "bitmill.demo", "bitmill.cli_models",
-        "bitmill.cli_hw", "bitmill.cli_compile", "bitmill.report_qat")
+        "bitmill.cli_hw", "bitmill.cli_compile", "bitmill.report_qat", "bitmill.flow")
 
 # module prefix -> (allowed bitmill prefixes beyond the leaves, forbidden third-party roots)
 RULES = [

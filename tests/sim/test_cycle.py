@@ -12,7 +12,8 @@ from bitmill.isa import Buffer, Deps, Gemm, Load, Program, Setup, Store, Sync, V
 from bitmill.numerics import Encoding
 from bitmill.compiler import zoo
 from bitmill.compiler.ir import TensorType
-from bitmill.compiler.pipeline import compile_net, simulate_net
+from bitmill.compiler.pipeline import compile_net
+from bitmill.flow import simulate_net
 from bitmill.sim import cycle
 from bitmill.sim.machine_state import SimError
 from tests.conftest import REPO
