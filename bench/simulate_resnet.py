@@ -74,10 +74,16 @@ def utilisation() -> None:
         fill = node.out.shape[1] * node.out.shape[2] * ls.channel_tiles / (ls.array_tiles * cfg.cols)
         if l.mac_utilisation >= 0.9:
             bound = "-"
-        elif l.compute_busy < 0.9:
-            bound = f"{l.bottleneck} (compute idle {100 * (1 - l.compute_busy):.0f}%)"
         else:
-            bound = f"array columns: {100 * fill:.1f}% of pixel slots used, GEMM drain overhead"
+            causes = []
+            if fill < 0.95:
+                causes.append(f"partial array tiles ({100 * fill:.1f}% of pixel columns used)")
+            if l.compute_busy < 0.95:
+                causes.append(f"compute idle {100 * (1 - l.compute_busy):.0f}% (waits for {l.bottleneck})"
+                              if l.bottleneck != "compute" else
+                              f"compute idle {100 * (1 - l.compute_busy):.0f}% (first load / last store)")
+            causes.append("requant drain per GEMM")
+            bound = "; ".join(causes)
         print(f"{l.name:22s} {bits:>6s} {l.cycles:>9,d} {100 * l.mac_utilisation:8.1f}% "
               f"{100 * l.compute_busy:6.1f}% {100 * fill:8.1f}%  {bound}")
 

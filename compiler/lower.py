@@ -32,8 +32,9 @@ def _in_rows(out_rows: int, kernel: int, stride: int, in_h: int) -> int:
 
 
 def _band_rows(name: str, out_h: int, in_pitch: int, out_pitch: int, kernel: int, stride: int,
-               in_h: int, cfg: AccelConfig, operands: int = 1) -> int:
-    """Most output rows per band whose inputs and outputs fit one buffer slot."""
+               in_h: int, cfg: AccelConfig, operands: int = 1, out_w: int = 0) -> int:
+    """Output rows per band: inputs and outputs fit one buffer slot; among the sizes that fit,
+    the fewest array tiles (pixels of each band fill whole array columns), then the fewest bands."""
     act_slot, out_slot = cfg.act_buffer_bytes // 2, cfg.out_buffer_bytes // 2
     best = 0
     for b in range(1, out_h + 1):
@@ -47,7 +48,14 @@ def _band_rows(name: str, out_h: int, in_pitch: int, out_pitch: int, kernel: int
                                 f"row (double-buffered), the config has {_kib(cfg.act_buffer_bytes)}")
         raise LoweringError(f"{name} needs {_kib(2 * out_pitch)} of output buffer for one output row "
                             f"(double-buffered), the config has {_kib(cfg.out_buffer_bytes)}")
-    return best
+    if not out_w:
+        return best
+
+    def tiles(b: int) -> tuple[int, int]:
+        full, rest = divmod(out_h, b)
+        return (full * -(-b * out_w // cfg.cols) + (-(-rest * out_w // cfg.cols) if rest else 0),
+                -(-out_h // b))
+    return min(range(max(1, best // 2), best + 1), key=lambda b: (*tiles(b), -b))
 
 
 def _gemm(node: Conv2d | Dense, in_shape, cfg: AccelConfig, a_bits: int) -> LayerSchedule:
@@ -69,10 +77,10 @@ def _gemm(node: Conv2d | Dense, in_shape, cfg: AccelConfig, a_bits: int) -> Laye
     kernel = node.weight.shape[2] if isinstance(node, Conv2d) else 1
     stride = getattr(node, "stride", 1)
     in_p, out_p = pitch(in_codes, a_bits), pitch(out_codes, node.out.bits)
-    band = _band_rows(node.name, out_rows, in_p, out_p, kernel, stride, in_rows, cfg)
+    out_w = 1 if isinstance(node, Dense) else node.out.shape[2]
+    band = _band_rows(node.name, out_rows, in_p, out_p, kernel, stride, in_rows, cfg, out_w=out_w)
     bands = -(-out_rows // band)
     tiles = -(-o // cfg.rows)
-    out_w = 1 if isinstance(node, Dense) else node.out.shape[2]
     act_bytes = sum(_band_in(y, min(out_rows, y + band), kernel, stride, getattr(node, "padding", 0),
                              in_rows) * in_p for y in range(0, out_rows, band))
     array_tiles = tiles * sum(-(-(min(out_rows, y + band) - y) * out_w // cfg.cols)
