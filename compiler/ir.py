@@ -257,8 +257,10 @@ class MaxPool(Node):
             raise ValueError(f"input must be (C, H, W), got {x.shape}")
         if self.kernel < 1 or self.stride < 1 or not 0 <= self.padding < self.kernel:
             raise ValueError(f"need kernel >= 1, stride >= 1, 0 <= padding < kernel")
-        return (x.shape[0], _conv_out(x.shape[1], self.kernel, self.stride, self.padding),
-                _conv_out(x.shape[2], self.kernel, self.stride, self.padding))
+        h, w = (_conv_out(x.shape[i], self.kernel, self.stride, self.padding) for i in (1, 2))
+        if h < 1 or w < 1:
+            raise ValueError(f"pool window {self.kernel} larger than padded input {x.shape[1:]}")
+        return (x.shape[0], h, w)
 
     def problems(self, in_types):
         x = in_types[0]

@@ -144,3 +144,12 @@ def test_cli_reports_bad_networks(net, tmp_path, run_cli):
     (d2 / "graph.json").write_text(json.dumps(doc))
     status, _, err = run_cli("golden", d2)
     assert_one_error_line(status, err, "layer1.0.conv2", "input channels")
+
+
+def test_pool_larger_than_its_input_is_rejected(net):
+    from bitmill.compiler.ir import MaxPool
+    x = net["layer3.0.add"].out
+    bad = Graph(net.nodes + (MaxPool("p", ("layer3.0.add",), TensorType((64, 0, 0), x.bits, x.encoding), 9, 1, 0),),
+                "p")
+    with pytest.raises(IRError, match=r"p: pool window 9 larger than padded input \(7, 7\)"):
+        bad.verify()

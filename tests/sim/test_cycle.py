@@ -39,7 +39,7 @@ def networks(draw):
         short = x if draw(st.booleans()) else b.conv("s", x, ch, 1, 1, wb(), draw(st.integers(2, 8)), False, enc)
         x = b.add("add", r, short, wb())
     if draw(st.booleans()):
-        k = draw(st.integers(1, 3))
+        k = draw(st.integers(1, min(3, *b.types[x].shape[1:])))
         x = b.maxpool("pool", x, k, draw(st.integers(1, 2)), draw(st.integers(0, k - 1)))
     x = b.avgpool_flatten(x, wb())
     return b.graph("random", b.dense("fc", x, draw(st.integers(1, 5)), wb(), enc))
