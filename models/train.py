@@ -171,19 +171,8 @@ def _epoch(model, opts, train, cfg, epoch, step, total, progress) -> tuple[float
     return float(np.mean(losses)), step
 
 
-def train(cfg: TrainConfig, out: str | Path, init: str | None = None, resume: bool = False,
-          progress: bool = True, stop_after: int | None = None) -> dict:
-    """Run (or resume) training into directory ``out``; return the metrics.
-    ``stop_after`` ends after that many epochs of this call (used to test resuming)."""
-    out = Path(out)
-    ck_path = out / CHECKPOINT
-    torch.manual_seed(cfg.seed)
-    torch.set_num_threads(os.cpu_count() or 1)
-    model = cfg.build().to(device())
-    train_ds, test_ds = load_data(cfg)
-    opts = _optimizers(model, cfg)
-    start, step, history = 0, 0, []
-    total = cfg.epochs * math.ceil(len(train_ds) / cfg.batch_size)
+def _start(model, opts, cfg: TrainConfig, ck_path: Path, init: str | None, resume: bool):
+    """(first epoch, global step, history): fresh, from ``init``, or resumed from ``ck_path``."""
     if resume and ck_path.exists():
         ck = checkpoint.load(ck_path)
         if TrainConfig(**ck["config"]) != cfg:
@@ -191,13 +180,34 @@ def train(cfg: TrainConfig, out: str | Path, init: str | None = None, resume: bo
         model.load_state_dict(ck["model"])
         for opt, state in zip(opts, ck["optimizers"]):
             opt.load_state_dict(state)
-        start, step, history = ck["epoch"], ck["step"], ck["history"]
         torch.set_rng_state(ck["rng"])
-        model.to(device())
-    elif ck_path.exists():
+        return ck["epoch"], ck["step"], ck["history"]
+    if ck_path.exists():
         raise BitmillError(f"{ck_path} exists; pass --resume to continue it or choose another --out")
-    elif init:
+    if init:
         _init_from(model, cfg, init)
+    return 0, 0, []
+
+
+def _metrics(cfg: TrainConfig, init, history, train_ds, test_ds) -> dict:
+    return {"config": asdict(cfg), "init": init, "history": history,
+            "test_accuracy": history[-1]["test_accuracy"] if history else None,
+            "train_size": len(train_ds), "test_size": len(test_ds),
+            "seconds_per_epoch": float(np.mean([h["seconds"] for h in history])) if history else None}
+
+
+def train(cfg: TrainConfig, out: str | Path, init: str | None = None, resume: bool = False,
+          progress: bool = True, stop_after: int | None = None) -> dict:
+    """Run (or resume) training into directory ``out``; return the metrics.
+    ``stop_after`` ends after that many epochs of this call (used to test resuming)."""
+    ck_path = Path(out) / CHECKPOINT
+    torch.manual_seed(cfg.seed)
+    torch.set_num_threads(os.cpu_count() or 1)
+    model = cfg.build().to(device())
+    train_ds, test_ds = load_data(cfg)
+    opts = _optimizers(model, cfg)
+    start, step, history = _start(model, opts, cfg, ck_path, init, resume)
+    total = cfg.epochs * math.ceil(len(train_ds) / cfg.batch_size)
     for epoch in range(start, cfg.epochs):
         if stop_after is not None and epoch - start >= stop_after:
             return {"stopped_at_epoch": epoch}
@@ -212,11 +222,8 @@ def train(cfg: TrainConfig, out: str | Path, init: str | None = None, resume: bo
         checkpoint.save(ck_path, {"config": asdict(cfg), "model": model.state_dict(),
                                   "optimizers": [o.state_dict() for o in opts], "epoch": epoch + 1,
                                   "step": step, "history": history, "rng": torch.get_rng_state()})
-    metrics = {"config": asdict(cfg), "init": init, "history": history,
-               "test_accuracy": history[-1]["test_accuracy"] if history else None,
-               "train_size": len(train_ds), "test_size": len(test_ds),
-               "seconds_per_epoch": float(np.mean([h["seconds"] for h in history])) if history else None}
-    atomic_write_text(out / METRICS, json.dumps(metrics, indent=1))
+    metrics = _metrics(cfg, init, history, train_ds, test_ds)
+    atomic_write_text(Path(out) / METRICS, json.dumps(metrics, indent=1))
     return metrics
 
 
