@@ -114,7 +114,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     r = rsub.add_parser("qat", help="QAT accuracy table and chart (reports/qat)")
     r.add_argument("--runs", default="runs/qat", help="training run directories (reused, resumable)")
     r.add_argument("--out", default="reports/qat")
-    r.add_argument("--fp-epochs", type=_positive, default=8)
+    r.add_argument("--fp-epochs", type=_positive, default=10)
     r.add_argument("--qat-epochs", type=_positive, default=2)
     r.add_argument("--width", type=_positive, default=16)
     r.add_argument("--train-subset", type=_positive)

@@ -31,7 +31,7 @@ class Budget:
 
     model: str = "resnet20"
     width: int = 16
-    fp_epochs: int = 8
+    fp_epochs: int = 10
     qat_epochs: int = 2
     batch_size: int = 128
     fp_lr: float = 0.1
