@@ -5,7 +5,7 @@ least 2 bits; 2 bits is ternary), with centre ``c``, half-width ``d``, power ``g
 ``u = (|w| - c + d) / (2d)``: ``w_hat = 0`` for ``u <= 0`` (pruned), ``sign(w)`` for ``u >= 1``
 (clipped), ``sign(w)*u^gamma`` otherwise. Activations: the same with ``gamma = 1`` and no sign,
 ``q = 2^b-1``. Gradients are those of this forward (autograd through masks), matching the
-closed forms in the design notes. ``constrain`` keeps ``d > 0``, ``c - d >= 0`` and
+closed forms in the design notes. ``constrain`` projects onto ``d > 0``, ``c - d >= 0`` and
 ``gamma > 0``. Interval parameters train at 1/100 of the weight learning rate (from a
 reimplementation; the paper's values are unconfirmed).
 """
@@ -40,7 +40,14 @@ class _QILParams(nn.Module):
             self.initialized.fill_(True)
 
     def constrain(self) -> None:
+        """Euclidean projection onto ``d >= EPS``, ``c - d >= 0``: when the step left the region,
+        ``c`` and ``d`` meet at their mean, which keeps the clipping point ``c + d`` (moving ``c`` up
+        to ``d`` instead lets the interval run away and prune whole layers)."""
         with torch.no_grad():
+            mean = (self.c + self.d) / 2
+            bad = self.c < self.d
+            self.c.copy_(torch.where(bad, mean, self.c))
+            self.d.copy_(torch.where(bad, mean, self.d))
             self.d.clamp_(min=EPS)
             self.c.copy_(torch.maximum(self.c, self.d))
             if hasattr(self, "gamma"):

@@ -209,3 +209,17 @@ def test_dq_activation_extra_loss_trains_the_step_only():
     aux = q.regularizer()
     gx, gs = torch.autograd.grad(aux, [x, q.step], allow_unused=True)
     assert gx is None and float(gs) != 0.0
+
+
+def test_qil_projection_keeps_the_clipping_point():
+    q = QILWeight(3)
+    with torch.no_grad():
+        q.c.fill_(0.10)
+        q.d.fill_(0.16)                 # an optimizer step left the region c - d >= 0
+    q.constrain()
+    assert float(q.c.detach()) == pytest.approx(0.13) and float(q.d.detach()) == pytest.approx(0.13)
+    with torch.no_grad():
+        q.c.fill_(0.3)
+        q.d.fill_(0.1)                  # inside the region: unchanged
+    q.constrain()
+    assert float(q.c.detach()) == pytest.approx(0.3) and float(q.d.detach()) == pytest.approx(0.1)
