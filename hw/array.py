@@ -7,7 +7,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from bitmill.hw.params import check_family, check_positive
-from bitmill.hw.pe import Ctrl, make_pe, operand_layout
+from bitmill.hw.pe import Ctrl, make_pe, operand_layout, pe_latency
 
 
 class MacArray(wiring.Component):
@@ -36,7 +36,7 @@ class MacArray(wiring.Component):
     @property
     def latency(self) -> int:
         """Cycles from a step at the inputs to its effect in ``acc`` (that of one PE)."""
-        return make_pe(self._family, self._lanes, self._acc_width).latency
+        return pe_latency(self._family, self._lanes)
 
     def elaborate(self, platform) -> Module:
         m = Module()

@@ -18,6 +18,7 @@ from bitmill.config import AccelConfig
 from bitmill.hw.array import MacArray
 from bitmill.hw.params import (MAX_PLANES, VALUE_BITS, accumulator_width, check_family,
                                check_positive, max_k_total_for)
+from bitmill.hw.pe import pe_latency
 from bitmill.hw.sequencer import TileSequencer, chunk_slots, command_layout
 from bitmill.timing import tile_cycles
 
@@ -28,7 +29,7 @@ def load_layout(word_bits: int, depth: int) -> data.StructLayout:
 
 
 class TileEngine(wiring.Component):
-    """Members: ``load`` (In stream, always ready), ``cmd`` (In stream: one tile),
+    """Members: ``load`` (In stream, always ready: one word per cycle), ``cmd`` (In stream: one tile),
     ``busy`` (Out), ``done`` (Out: results of the last tile valid), ``res_addr`` (In:
     ``r * cols + c``) and ``res_data`` (Out, one cycle later)."""
 
@@ -43,8 +44,7 @@ class TileEngine(wiring.Component):
         self.depth = (MAX_PLANES if family == "bitserial" else 1) * chunk_slots(max_chunks)
         self.word_bits = max(rows, cols) * lanes * self.lane_bits
         super().__init__({
-            "load": In(stream.Signature(load_layout(self.word_bits, self.depth),
-                                        always_ready=True)),
+            "load": In(stream.Signature(load_layout(self.word_bits, self.depth))),
             "cmd": In(stream.Signature(command_layout(max_chunks))),
             "busy": Out(1), "done": Out(1),
             "res_addr": In(range(rows * cols)), "res_data": Out(signed(self.acc_width)),
@@ -63,7 +63,7 @@ class TileEngine(wiring.Component):
     def latency(self) -> int:
         """Pipeline fill/drain of one tile: fetch (1) then the PE (tree, accumulate). The
         issue register overlaps the first step, so a tile takes ``steps + latency`` cycles."""
-        return 1 + MacArray(1, 1, self.lanes, self.family, self.acc_width).latency
+        return 1 + pe_latency(self.family, self.lanes)
 
     def tile_cycles(self, k_total: int, w_bits: int, a_bits: int) -> int:
         """Cycles from accepting a command to ``done`` (`bitmill.timing.tile_cycles`)."""
@@ -84,6 +84,7 @@ class TileEngine(wiring.Component):
         for name, addr, dest, count in (("wbuf", seq.w_addr, array.w, self.rows),
                                         ("abuf", seq.a_addr, array.a, self.cols)):
             bits = count * self.lanes * self.lane_bits
+            m.d.comb += self.load.ready.eq(1)
             mem = memory.Memory(shape=bits, depth=self.depth, init=[])
             m.submodules[name] = mem
             wr, rd = mem.write_port(), mem.read_port()

@@ -17,6 +17,7 @@ from amaranth.lib.wiring import In, Out
 
 from bitmill.hw.params import VALUE_BITS, check_family, check_positive
 from bitmill.hw.tree import AdderTree
+from bitmill.timing import adder_tree_stages
 
 # One step of the sequencer, travelling down the pipeline beside its operands.
 Ctrl = data.StructLayout({
@@ -61,7 +62,7 @@ class _PE(wiring.Component):
     @property
     def latency(self) -> int:
         """Cycles from a step at ``w``/``a``/``ctrl`` to its effect in ``acc``."""
-        raise NotImplementedError
+        return pe_latency(self.family, self._lanes)
 
     def _delay_ctrl(self, m: Module, cycles: int):
         """``ctrl`` delayed by ``cycles`` registers, to meet the tree output."""
@@ -88,10 +89,6 @@ class BitSerialPE(_PE):
 
     family = "bitserial"
 
-    @property
-    def latency(self) -> int:
-        return AdderTree(self._lanes).latency + 1
-
     def elaborate(self, platform) -> Module:
         m = Module()
         m.submodules.count_wa = count_wa = AdderTree(self._lanes)
@@ -111,10 +108,6 @@ class BitParallelPE(_PE):
 
     family = "bitparallel"
 
-    @property
-    def latency(self) -> int:
-        return 1 + AdderTree(self._lanes, signed(2 * VALUE_BITS)).latency + 1
-
     def elaborate(self, platform) -> Module:
         m = Module()
         m.submodules.tree = tree = AdderTree(self._lanes, signed(2 * VALUE_BITS))
@@ -123,6 +116,11 @@ class BitParallelPE(_PE):
         ctrl = self._delay_ctrl(m, 1 + tree.latency)
         self._accumulate(m, ctrl, tree.sum)
         return m
+
+
+def pe_latency(family: str, lanes: int) -> int:
+    """Cycles from operands to accumulator: (multiply, bit-parallel only) + tree + accumulate."""
+    return (1 if check_family(family) == "bitparallel" else 0) + adder_tree_stages(lanes) + 1
 
 
 def make_pe(family: str, lanes: int, acc_width: int) -> _PE:
