@@ -61,8 +61,9 @@ class TileEngine(wiring.Component):
 
     @property
     def latency(self) -> int:
-        """Pipeline fill/drain of one tile: fetch (1) then the PE (tree, accumulate). The
-        issue register overlaps the first step, so a tile takes ``steps + latency`` cycles."""
+        """Pipeline fill/drain of one tile: fetch (1: buffer read and its output register)
+        then the PE (tree, accumulate). The buffer read itself overlaps the issue of the first
+        step, so a tile takes ``steps + latency`` cycles."""
         return 1 + pe_latency(self.family, self.lanes)
 
     def tile_cycles(self, k_total: int, w_bits: int, a_bits: int) -> int:
@@ -80,7 +81,8 @@ class TileEngine(wiring.Component):
         return m
 
     def _buffers(self, m: Module, seq, array) -> None:
-        """Fetch stage: one weight and one activation word per step."""
+        """Fetch stage: one weight and one activation word per step, read and registered
+        (block RAM clock-to-out is slow; the register keeps it off the popcount path)."""
         for name, addr, dest, count in (("wbuf", seq.w_addr, array.w, self.rows),
                                         ("abuf", seq.a_addr, array.a, self.cols)):
             bits = count * self.lanes * self.lane_bits
@@ -90,7 +92,8 @@ class TileEngine(wiring.Component):
             wr, rd = mem.write_port(), mem.read_port()
             m.d.comb += [wr.addr.eq(self.load.payload.addr), wr.data.eq(self.load.payload.data),
                          wr.en.eq(self.load.valid & (self.load.payload.target == (name == "abuf"))),
-                         rd.addr.eq(addr), dest.eq(rd.data)]
+                         rd.addr.eq(addr)]
+            m.d.sync += dest.eq(rd.data)
         ctrl = Signal.like(seq.ctrl, name="ctrl_fetch")
         m.d.sync += ctrl.eq(seq.ctrl)
         m.d.comb += array.ctrl.eq(ctrl)

@@ -7,8 +7,9 @@ lower significance sets ``shift`` (the accumulator doubles), so the result is
 ``sum_(i,j) 2^(i+j) * (+/-) term(i, j)`` with only a 1-bit shift. A bit-parallel tile is one
 step per chunk. Buffer address of a step: ``plane * chunk_slots + chunk``.
 
-The step outputs are registered (the issue stage): a command accepted at clock edge 0 presents
-step ``n`` after edge ``n + 1``.
+A command accepted at clock edge 0 presents the buffer addresses of step ``n`` after edge
+``n`` (decoded from the step counters, so the buffers read them at edge ``n + 1``) and its
+control word after edge ``n + 1``, registered beside the buffer read.
 """
 
 from __future__ import annotations
@@ -44,8 +45,8 @@ def chunk_slots(max_chunks: int) -> int:
 
 
 class TileSequencer(wiring.Component):
-    """Members: ``cmd`` (In stream of `command_layout`), ``w_addr``/``a_addr``/``ctrl`` (Out,
-    registered), ``busy`` (Out: steps remain to be issued)."""
+    """Members: ``cmd`` (In stream of `command_layout`), ``w_addr``/``a_addr`` (Out, from the
+    step counters), ``ctrl`` (Out, registered), ``busy`` (Out: steps remain to be issued)."""
 
     def __init__(self, family: str, max_chunks: int):
         self._family = check_family(family)
@@ -65,7 +66,7 @@ class TileSequencer(wiring.Component):
 
     @property
     def latency(self) -> int:
-        """Cycles from accepting a command to its first step at the outputs."""
+        """Cycles from accepting a command to the control word of its first step."""
         return 1
 
     def elaborate(self, platform) -> Module:
@@ -114,7 +115,7 @@ class TileSequencer(wiring.Component):
         return last_c, last_i, last
 
     def _issue(self, m, cmd, sig, i, c, first, last, wb1, ab1) -> None:
-        """Issue stage: register addresses and the control word of the current step."""
+        """Addresses of the current step; its control word registered."""
         j = Signal(3)
         m.d.comb += j.eq(sig - i)
         i_lo = Mux(sig > ab1, sig - ab1, 0)
@@ -131,6 +132,5 @@ class TileSequencer(wiring.Component):
             m.d.comb += [ctrl.shift.eq(0), ctrl.neg.eq(0), ctrl.bipolar.eq(0)]
         with m.If(self.busy):
             m.d.sync += first.eq(0)
-        m.d.sync += [self.ctrl.eq(ctrl),
-                     self.w_addr.eq(Cat(c[:slot], i) if slot else i),
-                     self.a_addr.eq(Cat(c[:slot], j) if slot else j)]
+        m.d.sync += self.ctrl.eq(ctrl)
+        m.d.comb += [self.w_addr.eq(Cat(c[:slot], i)), self.a_addr.eq(Cat(c[:slot], j))]

@@ -34,11 +34,11 @@ def run_sequencer(seq, commands):
             ctx.set(seq.cmd.valid, 0)
             steps = []
             for _ in range(8 * 8 * 4 + 4):
+                addr = (ctx.get(seq.w_addr), ctx.get(seq.a_addr))   # control follows a cycle later
                 await ctx.tick()
                 c = ctx.get(seq.ctrl)
                 if c.valid:
-                    steps.append((ctx.get(seq.w_addr), ctx.get(seq.a_addr), c.first, c.last,
-                                  c.shift, c.neg, c.bipolar))
+                    steps.append((*addr, c.first, c.last, c.shift, c.neg, c.bipolar))
                 if c.last:
                     break
             assert not ctx.get(seq.busy)
