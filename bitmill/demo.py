@@ -25,8 +25,16 @@ def step_golden(args: argparse.Namespace) -> None:
     cmd_golden(net)
 
 
+def step_rtl(args: argparse.Namespace) -> None:
+    """Verilog of the demo accelerator configuration."""
+    from bitmill.cli_hw import step_rtl as emit_rtl
+
+    emit_rtl(args)
+
+
 STEPS: list[tuple[str, Callable[[argparse.Namespace], None]]] = [
     ("golden", step_golden),
+    ("rtl", step_rtl),
 ]
 
 

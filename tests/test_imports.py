@@ -18,7 +18,7 @@ PACKAGES = {"bitmill": REPO / "bitmill", "bitmill.compiler": REPO / "compiler",
 LEAVES = ("bitmill.config", "bitmill.errors", "bitmill.numerics", "bitmill.isa", "bitmill.fileio",
           "bitmill.timing",
           "bitmill")
-FREE = ("bitmill.cli", "bitmill.__main__", "bitmill.report", "bitmill.demo")
+FREE = ("bitmill.cli", "bitmill.cli_hw", "bitmill.__main__", "bitmill.report", "bitmill.demo")
 
 # module prefix -> (allowed bitmill prefixes beyond the leaves, forbidden third-party roots)
 RULES = [
