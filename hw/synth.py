@@ -20,7 +20,8 @@ from bitmill.config import AccelConfig
 from bitmill.errors import BitmillError
 from bitmill.fileio import atomic_write_text
 from bitmill.hw.array import MacArray
-from bitmill.hw.engine import TileEngine
+from bitmill.hw.engine import TileEngine, engine_chunks
+from bitmill.hw.params import accumulator_width
 from bitmill.hw.top import NarrowTop
 
 # target -> yosys command, resource class -> cell types
@@ -87,10 +88,10 @@ def design(cfg: AccelConfig, block: str):
     """The component to synthesize: the engine behind a narrow bus, or the bare MAC array."""
     if block not in BLOCKS:
         raise BitmillError(f"block must be one of {', '.join(BLOCKS)}, not {block!r}")
-    engine = TileEngine.from_config(cfg)
     if block == "array":
-        return MacArray(cfg.rows, cfg.cols, cfg.lanes, cfg.pe_family, engine.acc_width)
-    return NarrowTop(engine)
+        width = accumulator_width(engine_chunks(cfg) * cfg.lanes)
+        return MacArray(cfg.rows, cfg.cols, cfg.lanes, cfg.pe_family, width)
+    return NarrowTop(TileEngine.from_config(cfg))
 
 
 def classify(cells: dict[str, int], target: str) -> dict[str, int]:
