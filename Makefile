@@ -9,13 +9,17 @@ STAMP := $(VENV)/.installed
 APT_PACKAGES := iverilog dataset-fashion-mnist
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-all setup system-packages clean
+.PHONY: demo test test-cosim test-all setup system-packages clean
 
 demo: setup
 	$(BIN)/bitmill demo
 
 test: setup
 	$(BIN)/python -m pytest -q -m "not slow and not cosim" $(PYTEST_ARGS)
+
+# RTL co-simulation on Icarus (cocotb, every precision on the tiny arrays, ~15 s)
+test-cosim: setup
+	CI=$${CI:-false} $(BIN)/python -m pytest -q -m "cosim and not slow" $(PYTEST_ARGS)
 
 test-all: setup
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
@@ -37,7 +41,7 @@ system-packages:
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test,hw]'
 	touch $(STAMP)
 
 clean:

@@ -112,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     c = csub.add_parser("check", help="validate a configs/accel/*.yaml file")
     c.add_argument("file")
     c.set_defaults(func=cmd_config_check)
+
+    from bitmill import cli_hw
+    cli_hw.register(sub)
     return parser
 
 

@@ -71,10 +71,18 @@ def step_simulate(args: argparse.Namespace) -> None:
     cmd_simulate(net)
 
 
+def step_rtl(args: argparse.Namespace) -> None:
+    """Verilog of the demo accelerator configuration."""
+    from bitmill.cli_hw import step_rtl as emit_rtl
+
+    emit_rtl(args)
+
+
 STEPS: list[tuple[str, Callable[[argparse.Namespace], None]]] = [
     ("train", step_train),
     ("golden", step_golden),
     ("simulate", step_simulate),
+    ("rtl", step_rtl),
 ]
 
 

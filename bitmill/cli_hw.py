@@ -1,0 +1,63 @@
+"""``bitmill hw``: Verilog emission and synthesis reports of an accelerator configuration."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+DEMO_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "accel" / "ecp5-85f.yaml"
+
+
+def cmd_emit(args: argparse.Namespace) -> int:
+    from bitmill.config import AccelConfig
+    from bitmill.hw.emit import emit
+
+    cfg = AccelConfig.load(args.config)
+    out = emit(cfg, args.output)
+    print(f"wrote {out.verilog} (module {out.top}) and {out.manifest}")
+    return 0
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from bitmill.config import AccelConfig
+    from bitmill.hw.synth import synthesize, write_report
+
+    cfg = AccelConfig.load(args.config)
+    stem = f"{cfg.name}-{args.target}-{args.block}"
+    report = synthesize(cfg, args.target, Path(args.build_dir) / stem, pnr=args.pnr,
+                        block=args.block)
+    jpath, mpath = write_report(report, args.reports)
+    res = ", ".join(f"{k} {v}" for k, v in report.resources.items())
+    fmax = f"; Fmax {report.fmax_mhz:g} MHz" if report.fmax_mhz is not None else ""
+    print(f"{cfg.name} on {args.target}: {res}{fmax}\nwrote {jpath} and {mpath}")
+    return 0
+
+
+def register(sub) -> None:
+    """Add ``hw emit`` and ``hw synth`` to the top-level subparsers."""
+    p = sub.add_parser("hw", help="RTL of an accelerator configuration")
+    hsub = p.add_subparsers(dest="hw_command", required=True, parser_class=type(p))
+    e = hsub.add_parser("emit", help="write Verilog and a JSON ports manifest")
+    e.add_argument("--config", required=True, help="configs/accel/*.yaml")
+    e.add_argument("-o", "--output", required=True, help="directory to write")
+    e.set_defaults(func=cmd_emit)
+    s = hsub.add_parser("synth", help="yosys resource counts (and nextpnr Fmax with --pnr)")
+    s.add_argument("--config", required=True, help="configs/accel/*.yaml")
+    s.add_argument("--target", required=True, choices=("ecp5", "ice40", "xc7"))
+    s.add_argument("--pnr", action="store_true", help="place and route (ecp5, ice40): Fmax")
+    s.add_argument("--block", choices=("top", "array"), default="top",
+                   help="the engine behind a 16-bit bus (top) or the bare MAC array")
+    s.add_argument("--build-dir", default="build/synth", help="tool working directories")
+    s.add_argument("--reports", default="reports/hw", help="where the .json/.md reports go")
+    s.set_defaults(func=cmd_synth)
+
+
+def step_rtl(args: argparse.Namespace) -> None:
+    """Demo step: emit the Verilog of the demo accelerator configuration."""
+    from bitmill.config import AccelConfig
+    from bitmill.hw.emit import emit
+
+    cfg = AccelConfig.load(DEMO_CONFIG)
+    print(f"== rtl: {cfg.name}: {cfg.rows}x{cfg.cols} {cfg.pe_family} PEs, {cfg.lanes} lanes\n")
+    out = emit(cfg, Path("build") / "rtl")
+    print(f"Verilog: {out.verilog} (module {out.top}); ports manifest: {out.manifest}")

@@ -1,0 +1,129 @@
+"""Tile engine: operand buffers (filled through a load stream), tile sequencer, MAC array and
+a result read port. One command runs one GEMM tile ``(R x K_total) @ (K_total x C)`` in exactly
+`bitmill.timing.tile_cycles` cycles.
+
+Buffer word layout (host side: `bitmill.sim.cosim.layout`): the weight buffer word at
+``plane * chunk_slots + chunk`` holds, for every row ``r``, lanes ``k`` of chunk ``chunk``
+at bits ``r*K*E + k*E .. +E`` where ``E`` is 1 (bit-serial: bit ``plane`` of the code) or 9
+(bit-parallel: the signed value, ``plane = 0``). The activation buffer is the same per column.
+"""
+
+from __future__ import annotations
+
+from amaranth import Module, Signal, signed
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from bitmill.config import AccelConfig
+from bitmill.hw.array import MacArray
+from bitmill.hw.params import (MAX_PLANES, VALUE_BITS, accumulator_width, check_family,
+                               check_positive, max_k_total_for)
+from bitmill.hw.pe import pe_latency
+from bitmill.hw.sequencer import TileSequencer, chunk_slots, command_layout
+from bitmill.timing import tile_cycles
+
+
+def load_layout(word_bits: int, depth: int) -> data.StructLayout:
+    """One buffer write: target 0 = weights, 1 = activations."""
+    return data.StructLayout({"target": 1, "addr": range(depth), "data": word_bits})
+
+
+class TileEngine(wiring.Component):
+    """Members: ``load`` (In stream, always ready: one word per cycle), ``cmd`` (In stream: one tile),
+    ``busy`` (Out), ``done`` (Out: results of the last tile valid), ``res_addr`` (In:
+    ``r * cols + c``) and ``res_data`` (Out, one cycle later)."""
+
+    def __init__(self, rows: int, cols: int, lanes: int, family: str, max_chunks: int):
+        self.rows = check_positive("rows", rows, 256)
+        self.cols = check_positive("cols", cols, 256)
+        self.lanes = check_positive("lanes", lanes, 4096)
+        self.family = check_family(family)
+        self.max_chunks = check_positive("max_chunks", max_chunks, 1 << 16)
+        self.lane_bits = 1 if family == "bitserial" else VALUE_BITS
+        self.acc_width = accumulator_width(max_chunks * lanes)
+        self.depth = (MAX_PLANES if family == "bitserial" else 1) * chunk_slots(max_chunks)
+        self.word_bits = max(rows, cols) * lanes * self.lane_bits
+        super().__init__({
+            "load": In(stream.Signature(load_layout(self.word_bits, self.depth))),
+            "cmd": In(stream.Signature(command_layout(max_chunks))),
+            "busy": Out(1), "done": Out(1),
+            "res_addr": In(range(rows * cols)), "res_data": Out(signed(self.acc_width)),
+        })
+
+    @classmethod
+    def from_config(cls, cfg: AccelConfig) -> "TileEngine":
+        """The engine of an accelerator configuration (`engine_chunks` sizes the buffers)."""
+        return cls(cfg.rows, cfg.cols, cfg.lanes, cfg.pe_family, engine_chunks(cfg))
+
+    @property
+    def max_k_total(self) -> int:
+        return self.max_chunks * self.lanes
+
+    @property
+    def latency(self) -> int:
+        """Pipeline fill/drain of one tile: fetch (1: buffer read and its output register)
+        then the PE (tree, accumulate). The buffer read itself overlaps the issue of the first
+        step, so a tile takes ``steps + latency`` cycles."""
+        return 1 + pe_latency(self.family, self.lanes)
+
+    def tile_cycles(self, k_total: int, w_bits: int, a_bits: int) -> int:
+        """Cycles from accepting a command to ``done`` (`bitmill.timing.tile_cycles`)."""
+        return tile_cycles(self.family, self.lanes, k_total, w_bits, a_bits)
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        m.submodules.seq = seq = TileSequencer(self.family, self.max_chunks)
+        m.submodules.array = array = MacArray(self.rows, self.cols, self.lanes, self.family,
+                                              self.acc_width)
+        self._buffers(m, seq, array)
+        self._control(m, seq, array)
+        self._results(m, array)
+        return m
+
+    def _buffers(self, m: Module, seq, array) -> None:
+        """Fetch stage: one weight and one activation word per step, read and registered
+        (block RAM clock-to-out is slow; the register keeps it off the popcount path)."""
+        for name, addr, dest, count in (("wbuf", seq.w_addr, array.w, self.rows),
+                                        ("abuf", seq.a_addr, array.a, self.cols)):
+            bits = count * self.lanes * self.lane_bits
+            m.d.comb += self.load.ready.eq(1)
+            mem = memory.Memory(shape=bits, depth=self.depth, init=[])
+            m.submodules[name] = mem
+            wr, rd = mem.write_port(), mem.read_port()
+            m.d.comb += [wr.addr.eq(self.load.payload.addr), wr.data.eq(self.load.payload.data),
+                         wr.en.eq(self.load.valid & (self.load.payload.target == (name == "abuf"))),
+                         rd.addr.eq(addr)]
+            m.d.sync += dest.eq(rd.data)
+        ctrl = Signal.like(seq.ctrl, name="ctrl_fetch")
+        m.d.sync += ctrl.eq(seq.ctrl)
+        m.d.comb += array.ctrl.eq(ctrl)
+
+    def _control(self, m: Module, seq, array) -> None:
+        """Accept a command when idle; ``done`` from the last accumulate to the next command."""
+        m.d.comb += [seq.cmd.payload.eq(self.cmd.payload),
+                     seq.cmd.valid.eq(self.cmd.valid & ~self.busy),
+                     self.cmd.ready.eq(~self.busy)]
+        running, finished = Signal(), Signal()
+        with m.If(self.cmd.valid & ~self.busy):
+            m.d.sync += [running.eq(1), finished.eq(0)]
+        with m.Elif(array.done):
+            m.d.sync += [running.eq(0), finished.eq(1)]
+        m.d.comb += [self.busy.eq(running & ~array.done), self.done.eq(finished | array.done)]
+
+    def _results(self, m: Module, array) -> None:
+        m.d.sync += self.res_data.eq(array.acc[self.res_addr])
+
+
+def engine_chunks(cfg: AccelConfig) -> int:
+    """Largest power-of-two chunk count whose K_total fits the configured accumulator width
+    (`max_k_total_for`) and whose bit-planes fit the weight and activation buffers."""
+    lane_bits = 1 if cfg.pe_family == "bitserial" else VALUE_BITS
+    planes = MAX_PLANES if cfg.pe_family == "bitserial" else 1
+    by_acc = max_k_total_for(cfg.acc_bits) // cfg.lanes
+    by_w = cfg.weight_buffer_bytes * 8 // (planes * cfg.rows * cfg.lanes * lane_bits)
+    by_a = cfg.act_buffer_bytes * 8 // (planes * cfg.cols * cfg.lanes * lane_bits)
+    fit = min(by_acc, by_w, by_a)
+    if fit < 1:
+        raise ValueError(f"{cfg.name}: acc_bits {cfg.acc_bits} and the buffer sizes leave no "
+                         f"room for one {cfg.lanes}-lane chunk")
+    return 1 << (fit.bit_length() - 1)

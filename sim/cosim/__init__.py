@@ -1,0 +1,1 @@
+"""RTL co-simulation: host-side tile packing, cocotb benches and simulator runners."""

@@ -1,0 +1,46 @@
+import json
+
+import pytest
+
+from tests.conftest import assert_one_error_line
+from tests.hw.conftest import CONFIGS
+
+
+def test_emit_writes_verilog_and_manifest(run_cli, tmp_path):
+    status, out, err = run_cli("hw", "emit", "--config", CONFIGS / "tiny.yaml", "-o", tmp_path)
+    assert status == 0, err
+    text = (tmp_path / "bitmill_tiny.v").read_text()
+    assert "module bitmill_tiny(" in text
+    doc = json.loads((tmp_path / "bitmill_tiny.ports.json").read_text())
+    names = {p["name"]: p for p in doc["ports"]}
+    for port in ("clk", "rst", "load__payload", "cmd__payload", "cmd__ready", "res_data", "done"):
+        assert port in names and f" {port}" in text
+    assert doc["engine"]["max_k_total"] == 128 and doc["engine"]["latency"] == 4
+    assert names["cmd__payload"]["fields"]["w_bits_m1"] == {"offset": 0, "width": 3}
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_emit_bad_config_is_one_error_line(run_cli, tmp_path):
+    status, _, err = run_cli("hw", "emit", "--config", tmp_path / "missing.yaml", "-o", tmp_path)
+    assert_one_error_line(status, err, "missing.yaml")
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (("--target", "xc7", "--pnr"), "--pnr runs for ecp5, ice40 only"),
+    (("--target", "stratix"), "invalid choice: 'stratix'"),
+])
+def test_synth_bad_arguments(run_cli, args, fragment):
+    status, _, err = run_cli("hw", "synth", "--config", CONFIGS / "tiny.yaml", *args)
+    assert_one_error_line(status, err, fragment)
+
+
+@pytest.mark.slow
+def test_synth_tiny_on_ecp5_with_pnr(run_cli, tmp_path):
+    status, out, err = run_cli("hw", "synth", "--config", CONFIGS / "tiny.yaml", "--target",
+                               "ecp5", "--pnr", "--build-dir", tmp_path / "b",
+                               "--reports", tmp_path / "r")
+    assert status == 0, err
+    doc = json.loads((tmp_path / "r" / "tiny-ecp5.json").read_text())
+    assert doc["resources"]["lut"] > 100 and doc["resources"]["bram"] >= 1
+    assert doc["fmax_mhz"] > 20
+    assert "Fmax" in (tmp_path / "r" / "tiny-ecp5.md").read_text()
