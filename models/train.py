@@ -1,6 +1,7 @@
 """Training: full-precision pre-training and quantization-aware fine-tuning, resumable.
 
-One `TrainConfig` describes a run. Every epoch ends with a checkpoint written atomically
+One `TrainConfig` describes a run. Training uses every CPU core (``BITMILL_THREADS`` sets
+another thread count, e.g. 1 per process when several runs share a machine). Every epoch ends with a checkpoint written atomically
 (model, optimisers, step, history); ``resume`` continues from it and, because the data order
 depends only on (seed, epoch) and the learning rate only on the global step, ends with the same
 metrics as an uninterrupted run. ``init`` loads the weights of another run of the same
@@ -202,7 +203,7 @@ def train(cfg: TrainConfig, out: str | Path, init: str | None = None, resume: bo
     ``stop_after`` ends after that many epochs of this call (used to test resuming)."""
     ck_path = Path(out) / CHECKPOINT
     torch.manual_seed(cfg.seed)
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(int(os.environ.get("BITMILL_THREADS", 0)) or os.cpu_count() or 1)
     model = cfg.build().to(device())
     train_ds, test_ds = load_data(cfg)
     opts = _optimizers(model, cfg)
