@@ -78,7 +78,7 @@ def cmd_report_qat(args: argparse.Namespace) -> int:
         Method.parse(m)
     for b in bits:
         parse_pair(b)
-    path = generate(budget, Path(args.runs), Path(args.out), methods, bits)
+    path = generate(budget, Path(args.runs), Path(args.out), methods, bits, args.finished_only)
     print(f"wrote {path} and {path.parent / 'accuracy.png'}")
     return 0
 
@@ -123,6 +123,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--methods", help="comma-separated subset of lsq,pact+sawb,qil,daq,dq")
     r.add_argument("--bits", help="comma-separated subset of w4a4,w3a3,w2a2")
     r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--finished-only", action="store_true",
+                   help="write the report from finished runs only (the rest listed as pending)")
     r.set_defaults(func=cmd_report_qat)
 
     p = sub.add_parser("export", help="trained checkpoint -> integer network directory")

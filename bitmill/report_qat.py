@@ -85,8 +85,10 @@ def _evaluate(run_dir: Path, test_ds) -> dict:
     return result
 
 
-def collect(budget: Budget, runs: Path, methods=METHODS, bits_list=BITS) -> list[dict]:
-    """Train (or reuse) every run of the report and evaluate it; one row per run."""
+def collect(budget: Budget, runs: Path, methods=METHODS, bits_list=BITS,
+            finished_only: bool = False) -> list[dict]:
+    """Train (or reuse) every run of the report and evaluate it; one row per run.
+    ``finished_only``: skip runs that have not finished (listed as pending)."""
     from bitmill.models.train import load_data
 
     fp_dir = runs / "fp"
@@ -97,6 +99,9 @@ def collect(budget: Budget, runs: Path, methods=METHODS, bits_list=BITS) -> list
         init = str(fp_dir / "checkpoint.pt")
         for bits in bits_list:
             d = runs / f"{method.replace('+', '-')}-{bits}"
+            if finished_only and not (d / "metrics.json").exists():
+                rows.append({"method": method, "bits": bits, "pending": True})
+                continue
             m = _ensure(d, _config(budget, method, bits), init)
             rows.append({"method": method, "bits": bits, **_evaluate(d, test_ds), "metrics": m,
                          "init": Path(init).parent.name})
@@ -141,6 +146,8 @@ def markdown(rows: list[dict], budget: Budget) -> str:
              "predict the same class. First and last layers 8-bit, residual stream signed 8-bit.",
              "", "| method | bits | fake-quant acc % | integer acc % | agreement % | "
              "integer - FP (points) | init | epochs | s/epoch |", "|---|---|---|---|---|---|---|---|---|"]
+    pending = [r for r in rows if r.get("pending")]
+    rows = [r for r in rows if not r.get("pending")]
     for r in rows:
         integer = r.get("integer")
         delta = "-" if integer is None else f"{100 * (integer - fp_acc):+.2f}"
@@ -148,6 +155,9 @@ def markdown(rows: list[dict], budget: Budget) -> str:
         lines.append(f"| {r['method']} | {r['bits'].upper()} | {_pct(r['fake_quant'])} | "
                      f"{_pct(integer)} | {_pct(r.get('agreement'))} | {delta} | "
                      f"{r.get('init', '-')} | {m['config']['epochs']} | {m['seconds_per_epoch']:.0f} |")
+    if pending:
+        lines += ["", "Pending (training not finished; `bitmill report qat` resumes them): " +
+                  ", ".join(f"{r['method']} {r['bits'].upper()}" for r in pending) + "."]
     lines += ["", "## Goals", ""]
     for r in rows:
         if r["bits"] == "w4a4" and r["method"] in GOAL_W4A4:
@@ -188,6 +198,7 @@ def plot(rows: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    rows = [r for r in rows if not r.get("pending")]
     methods = [m for m in dict.fromkeys(r["method"] for r in rows) if m != "fp"]
     bits = [b for b in BITS if any(r["bits"] == b for r in rows)]
     fig, ax = plt.subplots(figsize=(8, 4.5))
@@ -208,9 +219,10 @@ def plot(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def generate(budget: Budget, runs: Path, out: Path, methods=METHODS, bits_list=BITS) -> Path:
+def generate(budget: Budget, runs: Path, out: Path, methods=METHODS, bits_list=BITS,
+             finished_only: bool = False) -> Path:
     """Run/reuse every training run, then write ``out/README.md``, ``accuracy.png``, ``results.json``."""
-    rows = collect(budget, Path(runs), methods, bits_list)
+    rows = collect(budget, Path(runs), methods, bits_list, finished_only)
     out = Path(out)
     plot(rows, out / "accuracy.png")
     atomic_write_text(out / "results.json", json.dumps({"budget": asdict(budget), "rows": rows}, indent=1))

@@ -18,3 +18,8 @@ def test_report_generated_and_reused(tmp_path):
     before = (tmp_path / "runs" / "lsq-w4a4" / "checkpoint.pt").stat().st_mtime
     generate(budget, tmp_path / "runs", tmp_path / "out", ("lsq", "qil"), ("w4a4", "w2a2"))
     assert (tmp_path / "runs" / "lsq-w4a4" / "checkpoint.pt").stat().st_mtime == before
+    text = generate(budget, tmp_path / "runs", tmp_path / "out2", ("lsq", "dq"), ("w4a4", "w2a2"),
+                    finished_only=True).read_text()
+    assert "| lsq | W2A2 |" in text and "| dq |" not in text
+    assert "Pending (training not finished; `bitmill report qat` resumes them): dq W4A4, dq W2A2." in text
+    assert not (tmp_path / "runs" / "dq-w4a4").exists()
