@@ -183,6 +183,8 @@ def markdown(rows: list[dict], budget: Budget) -> str:
               "progressive (W4A4 from FP, W3A3 from QIL W4A4, W2A2 from QIL W3A3); quantizer "
               "parameters: LSQ/PACT/DQ steps at the weight learning rate, QIL intervals at 1/100 "
               "of it, DAQ with Adam 1e-4.",
+              "- s/epoch is the wall time of one epoch on the machine below, including whatever else "
+              "ran on it at the time (the table regenerates in about 1.5 hours on an idle 2-core machine).",
               f"- seed {budget.seed}; machine: {_machine()}; git {_git_hash()}; "
               f"generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
               "- Unconfirmed details implemented as documented choices: SAWB 2-bit coefficients "
