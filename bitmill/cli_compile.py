@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 
-from bitmill.errors import BitmillError
 from bitmill.fileio import atomic_write_bytes, atomic_write_text
 
 

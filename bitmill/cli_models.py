@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bitmill.errors import BitmillError
 
 
 def _positive(text: str) -> int:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from bitmill.config import AccelConfig
-from bitmill.errors import LoweringError
 from bitmill.isa import Buffer, Deps, Gemm, Load, Program, Setup, Store, Vec, VecKind
 from bitmill.numerics import Encoding
 from bitmill.compiler.ir import Add, Conv2d, Dense, GlobalAvgPool, MaxPool
@@ -215,7 +213,6 @@ def _allocate(schedule, x) -> tuple[MemoryMap, dict]:
 
 def emit_program(schedule, x=None) -> Program:
     """The program of ``schedule`` and its memory image (input ``x`` written when given)."""
-    from bitmill.isa import Sync
 
     g = schedule.graph
     mem, regs = _allocate(schedule, x)

@@ -18,7 +18,7 @@ Operators (all integer, exactly as `bitmill.sim.golden` computes them):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np

@@ -17,7 +17,6 @@ import numpy as np
 from bitmill.config import AccelConfig
 from bitmill.isa import Program
 from bitmill.compiler.ir import Graph
-from bitmill.memlayout import PARAM_RECORD
 
 PARAM_BUFFER_BYTES = 16 * 1024
 

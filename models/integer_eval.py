@@ -12,7 +12,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bitmill import numerics
 from bitmill.errors import BitmillError
 from bitmill.compiler.ir import (Add, Conv2d, Dense, Flatten, GlobalAvgPool, Graph, MaxPool,
                                  Requant)

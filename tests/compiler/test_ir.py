@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from bitmill.compiler import irio, zoo
-from bitmill.compiler.ir import Conv2d, Graph, Requant, TensorType
+from bitmill.compiler.ir import Graph, Requant, TensorType
 from bitmill.errors import IRError
 from bitmill.numerics import Encoding
 from bitmill.sim import golden

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from bitmill import machine, timing
 from bitmill.config import AccelConfig
 from bitmill.errors import LoweringError
-from bitmill.isa import Buffer, Deps, Gemm, Load, Program, Setup, Store, Sync, Vec
+from bitmill.isa import Deps, Gemm, Load, Program, Setup, Store, Sync, Vec
 from bitmill.numerics import Encoding
 from bitmill.compiler import zoo
 from bitmill.compiler.ir import TensorType
@@ -65,12 +65,9 @@ def _assert_coverage(compiled):
     prog = compiled.program
     gemm_layers = [l for l in compiled.schedule.layers if l.kind != "alias"]
     segment, counts = 0, {}
-    regs = None
     for ins in prog.instructions:
         if isinstance(ins, Sync):
             segment += 1
-        elif isinstance(ins, Setup):
-            regs = ins
         elif isinstance(ins, Gemm):
             name = gemm_layers[segment].name
             node = compiled.schedule.graph[name]

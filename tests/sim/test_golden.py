@@ -176,7 +176,7 @@ def test_run_all_matches_node_by_node_reference_on_resnet8():
     g = zoo.build("resnet8", "w3a4", seed=3)
     x = np.random.default_rng(0).integers(0, 256, (2, 1, 28, 28))
     values = golden.run_all(g, x)
-    types = g.types()
+    g.types()
     for node in g.nodes[1:]:
         if node.op == "conv2d" and node.weight.shape[1] > 16:
             continue                                   # the Python loop is too slow there
