@@ -15,7 +15,6 @@ from bitmill.compiler import cost
 from bitmill.compiler.ir import Add, Conv2d, Dense, Flatten, GlobalAvgPool, Graph, MaxPool
 from bitmill.memlayout import PARAM_RECORD, pitch
 from bitmill.compiler.schedule import PARAM_BUFFER_BYTES, LayerSchedule, Schedule
-from bitmill.numerics import Encoding
 
 
 def _kib(n: int) -> str:
@@ -133,8 +132,6 @@ def lower(graph: Graph, cfg: AccelConfig) -> Schedule:
     for node in graph.nodes[1:]:
         ins = [types[i] for i in node.inputs]
         if isinstance(node, (Conv2d, Dense)):
-            if ins[0].encoding is Encoding.SIGNED and not cfg.act_bits:
-                raise LoweringError(f"{node.name}: signed activations are not supported")
             layers.append(_gemm(node, ins[0].shape, cfg, ins[0].bits))
         elif isinstance(node, (Add, MaxPool, GlobalAvgPool)):
             layers.append(_vec(node, [t.shape for t in ins], [t.bits for t in ins], cfg))
