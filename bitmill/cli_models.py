@@ -77,7 +77,8 @@ def cmd_report_qat(args: argparse.Namespace) -> int:
         Method.parse(m)
     for b in bits:
         parse_pair(b)
-    path = generate(budget, Path(args.runs), Path(args.out), methods, bits, args.finished_only)
+    path = generate(budget, Path(args.runs), Path(args.out), methods, bits, args.finished_only,
+                    args.retrain)
     print(f"wrote {path} and {path.parent / 'accuracy.png'}")
     return 0
 
@@ -124,6 +125,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--finished-only", action="store_true",
                    help="write the report from finished runs only (the rest listed as pending)")
+    r.add_argument("--retrain", action="store_true",
+                   help="train every run even where OUT/results.json has a result of the same configuration")
     r.set_defaults(func=cmd_report_qat)
 
     p = sub.add_parser("export", help="trained checkpoint -> integer network directory")

@@ -60,6 +60,14 @@ class Method:
                                f"{', '.join(WEIGHT_QUANTIZERS)}")
         return cls(act, weight)
 
+    @property
+    def revision(self) -> dict[str, int]:
+        """Revisions of the two quantizer classes (empty for full precision): results trained
+        under another revision are not reused."""
+        if self.is_fp:
+            return {}
+        return {"act": ACT_QUANTIZERS[self.act].revision, "weight": WEIGHT_QUANTIZERS[self.weight].revision}
+
     def weight_quantizer(self, bits: int) -> WeightQuantizer:
         return WEIGHT_QUANTIZERS[self.weight](bits)
 

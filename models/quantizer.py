@@ -54,6 +54,7 @@ class Affine:
 class _Quantizer(nn.Module):
     method: ClassVar[str] = "?"
     min_bits: ClassVar[int] = 1
+    revision: ClassVar[int] = 1     # raised whenever the method's training behaviour changes
 
     def __init__(self, bits: int):
         super().__init__()

@@ -191,7 +191,7 @@ def _start(model, opts, cfg: TrainConfig, ck_path: Path, init: str | None, resum
 
 
 def _metrics(cfg: TrainConfig, init, history, train_ds, test_ds) -> dict:
-    return {"config": asdict(cfg), "init": init, "history": history,
+    return {"config": asdict(cfg), "revision": cfg.method.revision, "init": init, "history": history,
             "test_accuracy": history[-1]["test_accuracy"] if history else None,
             "train_size": len(train_ds), "test_size": len(test_ds),
             "seconds_per_epoch": float(np.mean([h["seconds"] for h in history])) if history else None}

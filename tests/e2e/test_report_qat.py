@@ -23,3 +23,31 @@ def test_report_generated_and_reused(tmp_path):
     assert "| lsq | W2A2 |" in text and "| dq |" not in text
     assert "Pending (training not finished; `bitmill report qat` resumes them): dq W4A4, dq W2A2." in text
     assert not (tmp_path / "runs" / "dq-w4a4").exists()
+
+
+def test_report_reuses_results_of_the_same_configuration(tmp_path):
+    budget = Budget(width=4, fp_epochs=1, qat_epochs=1, train_subset=64, test_subset=32,
+                    dataset="synthetic")
+    out = tmp_path / "out"
+    generate(budget, tmp_path / "runs", out, ("lsq", "qil"), ("w4a4", "w2a2"))
+    first = json.loads((out / "results.json").read_text())["rows"]
+    # A new checkout: the run directories are gone, results.json is there.
+    text = generate(budget, tmp_path / "runs2", out, ("lsq", "qil"), ("w4a4", "w2a2")).read_text()
+    assert not (tmp_path / "runs2").exists()
+    again = json.loads((out / "results.json").read_text())["rows"]
+    assert [r["integer"] for r in again[1:]] == [r["integer"] for r in first[1:]]
+    assert all(r["reused"] for r in again) and "(reused)" in text
+    # Another budget or --retrain: nothing is reused.
+    generate(budget, tmp_path / "runs3", out, ("lsq",), ("w4a4",), retrain=True)
+    assert (tmp_path / "runs3" / "lsq-w4a4" / "metrics.json").exists()
+
+
+def test_report_retrains_qil_stages_a_later_stage_starts_from(tmp_path):
+    budget = Budget(width=4, fp_epochs=1, qat_epochs=1, train_subset=64, test_subset=32,
+                    dataset="synthetic")
+    out = tmp_path / "out"
+    generate(budget, tmp_path / "runs", out, ("qil",), ("w4a4",))
+    generate(budget, tmp_path / "runs2", out, ("qil",), ("w4a4", "w2a2"))
+    # w2a2 starts from the w4a4 checkpoint, so w4a4 is trained again rather than reused.
+    assert (tmp_path / "runs2" / "qil-w4a4" / "metrics.json").exists()
+    assert (tmp_path / "runs2" / "qil-w2a2" / "metrics.json").exists()

@@ -7,7 +7,7 @@ import torch
 
 from bitmill import numerics
 from bitmill.errors import BitmillError
-from bitmill.models.daq import DAQAct, DAQWeight, soft_round
+from bitmill.models.daq import DAQAct, DAQWeight, mse_range, soft_round
 from bitmill.models.dq import DQAct, DQWeight
 from bitmill.models.lsq import LSQAct, LSQWeight
 from bitmill.models.pact import PACTAct
@@ -154,10 +154,36 @@ def test_daq_forward_equals_hard_rounding_exactly():
     for bits in (1, 2, 4):
         w = _w(bits)
         q = DAQWeight(bits)
+        out = q(w).detach()
         m = 2 ** bits - 1
+        lo, hi = float(q.lower), float(q.upper)
         ws = (w - w.mean()) / (w.std() + 1e-8)
-        xh = torch.clamp((ws + 3) / (6 / m), 0, m)
-        torch.testing.assert_close(q(w).detach(), (2 * torch.round(xh) - m) / m, rtol=0, atol=0)
+        xh = torch.clamp((ws - lo) / ((hi - lo) / m), 0, m)
+        torch.testing.assert_close(out, (2 * torch.round(xh) - m) / m, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("bits", [1, 2, 4, 8])
+def test_daq_mse_range_minimises_rounding_error(bits):
+    x = torch.randn(5000, generator=torch.Generator().manual_seed(bits))
+    m = 2 ** bits - 1
+
+    def mse(c, symmetric, v):
+        lo = -c if symmetric else 0.0
+        step = (c - lo) / m
+        return float(((torch.clamp(torch.round((v - lo) / step), 0, m) * step + lo - v) ** 2).mean())
+
+    for symmetric, v in ((True, x), (False, x.clamp(min=0))):
+        c = mse_range(v, bits, symmetric)
+        top = float(v.abs().max())
+        assert 0 < c <= top
+        assert all(mse(c, symmetric, v) <= mse(top * k / 40, symmetric, v) + 1e-12 for k in range(1, 41))
+    q = DAQAct(bits)
+    q.train()
+    q(x.clamp(min=0))
+    assert float(q.upper) == pytest.approx(mse_range(x.clamp(min=0), bits, False))
+    paper = DAQAct(bits, init="paper").train()
+    paper(x.clamp(min=0))
+    assert float(paper.upper) == pytest.approx(3 * float(x.clamp(min=0).std()))
 
 
 def test_daq_surrogate_gradient_equals_finite_difference():
