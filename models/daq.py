@@ -8,8 +8,10 @@ gradient), ``p_1 = sigmoid(beta*(s_1-s_0))``, ``c = 1/(exp(gamma)-1)``,
 forward pass uses the hard value and the backward pass the gradient of ``y`` (so forward equals
 hard rounding bit for bit). Weights: standardised per layer, clipped to learnable
 ``[l, u]``, value ``(2x_q - M)/M`` (odd grid); activations clipped to ``[0, u]``, value
-``x_q/M``. Quantizer parameters train with Adam at 1e-4. The layer output scale ``|beta_out|``
-lives in the quantized conv layer.
+``x_q*u/M`` (the paper's ``x_q/M`` times the detached range: a quantized tensor here also feeds
+the identity shortcut of a residual block, so it keeps the scale of the tensor it replaces;
+the gradient w.r.t. ``u`` keeps the paper's direction). Quantizer parameters train with Adam
+at 1e-4. The layer output scale ``|beta_out|`` lives in the quantized conv layer.
 
 Initialisation (bitmill's choice, ``init="mse"``): the paper starts every layer at
 ``[l, u] = [-3, 3]`` and ``u_A = 3*std`` of the first batch and trains for hundreds of epochs;
@@ -91,7 +93,7 @@ def soft_round(x_hat: torch.Tensor, sigma: float, gamma: float = GAMMA) -> torch
 
 class DAQWeight(WeightQuantizer):
     method = "daq"
-    revision = 2        # 2: MSE-optimal range initialisation, fused surrogate gradient
+    revision = 2        # 2: MSE-optimal ranges, activations at their real scale, fused gradient
 
     def __init__(self, bits: int, sigma: float = SIGMA_W, gamma: float = GAMMA, init: str = INIT):
         super().__init__(bits)
@@ -151,11 +153,12 @@ class DAQAct(ActQuantizer):
                 self.upper.fill_(max(c, 1e-3))
                 self.initialized.fill_(True)
         x_hat = torch.clamp(x / (self.upper / m), 0, m)
-        return soft_round(x_hat, self.sigma, self.gamma) / m
+        return soft_round(x_hat, self.sigma, self.gamma) * (self.upper.detach() / m)
 
     def affine(self) -> Affine:
         m = 2 ** self.bits - 1
-        return Affine(m / float(self.upper.detach()), 0.0, 1.0 / m, self.bits, self.encoding)
+        u = float(self.upper.detach())
+        return Affine(m / u, 0.0, u / m, self.bits, self.encoding)
 
     def constrain(self) -> None:
         with torch.no_grad():

@@ -82,6 +82,8 @@ class _Exporter:
                                                            pool_q.scale)), pool_q)
         q = model.fc.wq.quantize(model.fc.weight.detach())
         step = q.scale * pool_q.scale
+        if model.fc.out_gain is not None:
+            step *= abs(float(model.fc.out_gain.detach()))
         bias = np.rint(model.fc.linear.bias.detach().double().numpy() / step).astype(np.int64)
         k = q.codes.shape[0]
         out = TensorType((k,), LOGIT_BITS, Encoding.SIGNED, step)

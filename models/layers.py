@@ -17,6 +17,12 @@ from bitmill.models.quantizer import WeightQuantizer
 RESIDUAL_BITS = 8
 
 
+def _init_gain(layer: nn.Module, ref: torch.Tensor, y: torch.Tensor) -> None:
+    """DAQ's output-scale initialisation: ``mean|float output| / mean|quantized output|``."""
+    layer.out_gain.fill_(float(ref.abs().mean() / y.abs().mean().clamp(min=1e-12)))
+    layer.gain_initialized.fill_(True)
+
+
 class QConv2d(nn.Module):
     """Conv (no bias) + BatchNorm; weights fake-quantized by ``wq`` when given. ``out_gain``
     adds DAQ's learnable output scale ``|beta_out|`` (set on the first training batch)."""
@@ -43,28 +49,36 @@ class QConv2d(nn.Module):
         if self.out_gain is not None:
             if self.training and not bool(self.gain_initialized):
                 with torch.no_grad():
-                    ref = F.conv2d(x, self.weight, None, self.stride, self.padding)
-                    self.out_gain.fill_(float(ref.abs().mean() / y.abs().mean().clamp(min=1e-12)))
-                    self.gain_initialized.fill_(True)
+                    _init_gain(self, F.conv2d(x, self.weight, None, self.stride, self.padding), y)
             y = y * self.out_gain.abs()
         return self.bn(y)
 
 
 class QLinear(nn.Module):
-    """Fully connected layer with bias; weights fake-quantized by ``wq`` when given."""
+    """Fully connected layer with bias; weights fake-quantized by ``wq`` when given;
+    ``out_gain`` as in `QConv2d` (DAQ's weights lie in [-1, 1], so the logits need it)."""
 
-    def __init__(self, fin: int, fout: int, wq: WeightQuantizer | None = None):
+    def __init__(self, fin: int, fout: int, wq: WeightQuantizer | None = None, out_gain: bool = False):
         super().__init__()
         self.linear = nn.Linear(fin, fout)
         self.wq = wq
+        self.out_gain = nn.Parameter(torch.tensor(1.0)) if out_gain else None
+        self.register_buffer("gain_initialized", torch.tensor(not out_gain))
 
     @property
     def weight(self) -> nn.Parameter:
         return self.linear.weight
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        w = self.linear.weight if self.wq is None else self.wq(self.linear.weight)
-        return F.linear(x, w, self.linear.bias)
+        if self.wq is None:
+            return self.linear(x)
+        y = F.linear(x, self.wq(self.linear.weight))
+        if self.out_gain is not None:
+            if self.training and not bool(self.gain_initialized):
+                with torch.no_grad():
+                    _init_gain(self, F.linear(x, self.linear.weight), y)
+            y = y * self.out_gain.abs()
+        return y + self.linear.bias
 
 
 def residual_quantizer(quantized: bool) -> nn.Module | None:

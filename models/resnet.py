@@ -106,7 +106,7 @@ class QResNet(nn.Module):
         self.blocks = nn.ModuleList(blocks)
         self.act_pool = mk.act("fc", edge=True)
         wq = None if method.is_fp else method.weight_quantizer(bits.of("fc", edge=True)[0])
-        self.fc = QLinear(cin, num_classes, wq)
+        self.fc = QLinear(cin, num_classes, wq, out_gain=method.weight == "daq")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits of images ``x`` with values in [0, 1] (the 8-bit image divided by 255)."""
