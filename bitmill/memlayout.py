@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
 from bitmill.numerics import Encoding
-
 
 
 def pitch(codes_per_row: int, bits: int) -> int:
@@ -25,11 +25,14 @@ def pitch(codes_per_row: int, bits: int) -> int:
 
 
 def to_codes(values: np.ndarray, bits: int, encoding: Encoding | str) -> np.ndarray:
-    """Integer values -> unsigned ``bits``-bit codes."""
-    v = np.asarray(values, dtype=np.int64)
+    """Integer values -> unsigned ``bits``-bit codes (uint8 up to 8 bits, else uint64)."""
+    v = np.asarray(values)
+    v = v.astype(np.int16 if bits <= 8 else np.int64, copy=False)
     if Encoding(encoding) is Encoding.ODD:
-        return (v + (1 << bits) - 1) >> 1
-    return v & ((1 << bits) - 1)
+        codes = (v + ((1 << bits) - 1)) >> 1
+    else:
+        codes = v & ((1 << bits) - 1)
+    return codes.astype(np.uint8 if bits <= 8 else np.uint64)
 
 
 def from_codes(codes: np.ndarray, bits: int, encoding: Encoding | str) -> np.ndarray:
@@ -47,8 +50,19 @@ def pack_rows(values: np.ndarray, bits: int, encoding: Encoding | str) -> bytes:
     """Pack a 2-D array (rows x codes per row) into padded rows of packed codes."""
     values = np.asarray(values)
     rows, n = values.shape
-    codes = to_codes(values, bits, encoding).astype(np.uint64)
-    planes = ((codes[:, :, None] >> np.arange(bits, dtype=np.uint64)) & 1).astype(np.uint8)
+    codes = to_codes(values, bits, encoding)
+    if bits <= 8 and 8 % bits == 0:           # 1, 2, 4, 8 bits: whole codes per byte
+        per = 8 // bits
+        if n % per:
+            codes = np.concatenate([codes, np.zeros((rows, per - n % per), np.uint8)], axis=1)
+        groups = codes.reshape(rows, -1, per)
+        out = groups[:, :, 0].copy()
+        for j in range(1, per):
+            out |= groups[:, :, j] << np.uint8(j * bits)
+        return out.tobytes()
+    if bits % 8 == 0 and bits in (16, 32):    # whole bytes, little-endian
+        return codes.astype(f"<u{bits // 8}").tobytes()
+    planes = ((codes.astype(np.uint64)[:, :, None] >> np.arange(bits, dtype=np.uint64)) & 1).astype(np.uint8)
     bitstream = planes.reshape(rows, n * bits)
     pad = pitch(n, bits) * 8 - n * bits
     if pad:
@@ -56,21 +70,30 @@ def pack_rows(values: np.ndarray, bits: int, encoding: Encoding | str) -> bytes:
     return np.packbits(bitstream, axis=1, bitorder="little").tobytes()
 
 
+@lru_cache(maxsize=64)
+def _byte_table(bits: int, encoding: Encoding, dtype: str) -> np.ndarray:
+    """Values of the ``8 // bits`` codes in each byte value, one opaque item per byte value
+    (so that one ``np.take`` unpacks and decodes a whole row of bytes)."""
+    per = 8 // bits
+    codes = (np.arange(256)[:, None] >> (np.arange(per) * bits)) & ((1 << bits) - 1)
+    vals = np.ascontiguousarray(from_codes(codes, bits, encoding).astype(dtype))
+    return vals.view(np.dtype((np.void, vals.itemsize * per))).reshape(256)
+
+
 def unpack_rows(blob: bytes | np.ndarray, rows: int, n: int, bits: int,
-                encoding: Encoding | str) -> np.ndarray:
-    """Inverse of `pack_rows`: (rows x n) integer values."""
+                encoding: Encoding | str, dtype=np.int64) -> np.ndarray:
+    """Inverse of `pack_rows`: (rows x n) integer values as ``dtype`` (float32 holds every
+    value of up to 24 bits exactly)."""
     raw = np.frombuffer(blob, dtype=np.uint8, count=rows * pitch(n, bits)).reshape(rows, -1)
-    if bits == 8:
-        codes = raw[:, :n].astype(np.int64)
-    elif 8 % bits == 0:                       # 1, 2, 4 bits: whole codes per byte
-        per = 8 // bits
-        shifts = np.arange(per, dtype=np.uint8) * bits
-        codes = ((raw[:, :, None] >> shifts) & ((1 << bits) - 1)).reshape(rows, -1)[:, :n].astype(np.int64)
-    else:
-        bitstream = np.unpackbits(raw, axis=1, bitorder="little")[:, :n * bits]
-        weights = (1 << np.arange(bits, dtype=np.int64))
-        codes = bitstream.reshape(rows, n, bits).astype(np.int64) @ weights
-    return from_codes(codes, bits, encoding)
+    dtype = np.dtype(dtype)
+    if bits <= 8 and 8 % bits == 0:           # 1, 2, 4, 8 bits: whole codes per byte
+        table = _byte_table(bits, Encoding(encoding), dtype.str)
+        vals = np.take(table, raw).view(dtype).reshape(rows, -1)
+        return vals if vals.shape[1] == n else vals[:, :n]
+    bitstream = np.unpackbits(raw, axis=1, bitorder="little")[:, :n * bits]
+    weights = (1 << np.arange(bits, dtype=np.int64))
+    codes = bitstream.reshape(rows, n, bits).astype(np.int64) @ weights
+    return from_codes(codes, bits, encoding).astype(dtype, copy=False)
 
 
 @dataclass(frozen=True)
