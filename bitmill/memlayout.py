@@ -72,12 +72,11 @@ def pack_rows(values: np.ndarray, bits: int, encoding: Encoding | str) -> bytes:
 
 @lru_cache(maxsize=64)
 def _byte_table(bits: int, encoding: Encoding, dtype: str) -> np.ndarray:
-    """Values of the ``8 // bits`` codes in each byte value, one opaque item per byte value
-    (so that one ``np.take`` unpacks and decodes a whole row of bytes)."""
+    """(256, 8 // bits) values of the codes in each byte value: one ``np.take`` with it unpacks
+    and decodes a whole row of bytes."""
     per = 8 // bits
     codes = (np.arange(256)[:, None] >> (np.arange(per) * bits)) & ((1 << bits) - 1)
-    vals = np.ascontiguousarray(from_codes(codes, bits, encoding).astype(dtype))
-    return vals.view(np.dtype((np.void, vals.itemsize * per))).reshape(256)
+    return np.ascontiguousarray(from_codes(codes, bits, encoding).astype(dtype))
 
 
 def unpack_rows(blob: bytes | np.ndarray, rows: int, n: int, bits: int,
@@ -88,7 +87,7 @@ def unpack_rows(blob: bytes | np.ndarray, rows: int, n: int, bits: int,
     dtype = np.dtype(dtype)
     if bits <= 8 and 8 % bits == 0:           # 1, 2, 4, 8 bits: whole codes per byte
         table = _byte_table(bits, Encoding(encoding), dtype.str)
-        vals = np.take(table, raw).view(dtype).reshape(rows, -1)
+        vals = np.take(table, raw, axis=0).reshape(rows, -1)
         return vals if vals.shape[1] == n else vals[:, :n]
     bitstream = np.unpackbits(raw, axis=1, bitorder="little")[:, :n * bits]
     weights = (1 << np.arange(bits, dtype=np.int64))
