@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bitmill import machine, timing
 from bitmill.config import AccelConfig
 from bitmill.compiler import zoo
 from bitmill.compiler.pipeline import compile_net
@@ -74,34 +75,70 @@ def _timed(fn) -> float:
     return time.perf_counter() - t0
 
 
+def _losses(cfg: AccelConfig, node, ls, layer) -> dict[str, float]:
+    """Factors whose product is the layer's MAC utilisation: how full the array tiles are
+    (pixel columns, channel rows, K lanes), how much of a tile period is work, how much of the
+    GEMM instructions is tile work (pipeline fill and drain are not), how busy the unit is."""
+    o, k, out_w = node.out.shape[0], ls.k_total, node.out.shape[2]
+    pixels = node.out.shape[1] * out_w
+    period = machine.gemm_tile_cycles(cfg, k, ls.w_bits, ls.a_bits)
+    work = timing.tile_cycles(cfg.pe_family, cfg.lanes, k, ls.w_bits, ls.a_bits) - \
+        timing.pipeline_latency(cfg.pe_family, cfg.lanes)
+    bands = [min(ls.band_rows, node.out.shape[1] - y) * out_w for y in range(0, node.out.shape[1], ls.band_rows)]
+    gemm = ls.channel_tiles * sum(machine.gemm_cycles(cfg, px, k, ls.w_bits, ls.a_bits) for px in bands)
+    return {"pixel columns": pixels * ls.channel_tiles / (ls.array_tiles * cfg.cols),
+            "channel rows": o / (ls.channel_tiles * cfg.rows),
+            "K lanes": k / (-(-k // cfg.lanes) * cfg.lanes),
+            "tile period (column drain)": work / period,
+            "GEMM fill + drain": ls.array_tiles * period / gemm,
+            "compute busy": layer.compute_busy}
+
+
+def _bound(cfg: AccelConfig, node, losses: dict[str, float], layer) -> str:
+    """What keeps a layer below 90%: every factor under 97%, worst first."""
+    causes = []
+    for name, f in sorted(losses.items(), key=lambda kv: kv[1]):
+        if f >= 0.97:
+            continue
+        if name == "pixel columns":
+            px = node.out.shape[1] * node.out.shape[2]
+            best = px / (-(-px // cfg.cols) * cfg.cols)
+            causes.append(f"pixel columns {100 * f:.1f}% full ({px} px; any mapping at batch 1: "
+                          f"<= {100 * best:.1f}%)")
+        elif name == "compute busy":
+            causes.append(f"compute busy {100 * f:.1f}% (waits: load {layer.wait_load:,}, "
+                          f"store {layer.wait_store:,} cycles)")
+        else:
+            causes.append(f"{name} {100 * f:.1f}%")
+    return "; ".join(causes) or "-"
+
+
 def utilisation() -> None:
     cfg = AccelConfig.load(CONFIG)
     g, x = _net("resnet18", "w4a4")
     compiled, stats = simulate_net(g, cfg, x)
     sched = {l.name: l for l in compiled.schedule.layers}
-    print("MAC util = useful MACs / (cycles x peak MACs per cycle at the layer's bits); busy = share of")
-    print("cycles the compute unit works; column fill = output pixels / (array tiles x columns).")
-    print(f"{'layer':22s} {'bits':>6s} {'cycles':>9s} {'MAC util':>9s} {'busy':>7s} {'col fill':>9s}  bound")
+    print(f"ResNet-18 (first/last 8-bit, rest W4A4) on {cfg.name}: {cfg.rows}x{cfg.cols} {cfg.pe_family}, "
+          f"K = {cfg.lanes}, default buffers and bandwidth; convolutions after conv1.")
+    print("busy = share of the layer's cycles the compute unit works (a layer's cycles run from the end")
+    print("of the previous layer's last compute instruction to the end of its own); MAC util = useful")
+    print("MACs / (cycles x peak MACs per cycle at the layer's bits). Below 90%: the factors that bound it.")
+    print(f"{'layer':22s} {'bits':>5s} {'cycles':>9s} {'busy':>7s} {'MAC util':>9s}  bound (MAC util < 90%)")
+    rows = []
     for l in stats.layers:
         if l.op != "conv2d" or l.name == "conv1":
             continue
         node, ls = g[l.name], sched[l.name]
-        bits = f"W{node.w_bits}A{g[node.inputs[0]].out.bits}"
-        fill = node.out.shape[1] * node.out.shape[2] * ls.channel_tiles / (ls.array_tiles * cfg.cols)
-        if l.mac_utilisation >= 0.9:
-            bound = "-"
-        else:
-            causes = []
-            if fill < 0.95:
-                causes.append(f"partial array tiles ({100 * fill:.1f}% of pixel columns used)")
-            if l.compute_busy < 0.95:
-                causes.append(f"compute idle {100 * (1 - l.compute_busy):.0f}% (waits for {l.bottleneck})"
-                              if l.bottleneck != "compute" else
-                              f"compute idle {100 * (1 - l.compute_busy):.0f}% (first load / last store)")
-            causes.append("requant drain per GEMM")
-            bound = "; ".join(causes)
-        print(f"{l.name:22s} {bits:>6s} {l.cycles:>9,d} {100 * l.mac_utilisation:8.1f}% "
-              f"{100 * l.compute_busy:6.1f}% {100 * fill:8.1f}%  {bound}")
+        losses = _losses(cfg, node, ls, l)
+        bound = _bound(cfg, node, losses, l) if l.mac_utilisation < 0.9 or l.compute_busy < 0.9 else "-"
+        rows.append(l)
+        print(f"{l.name:22s} W{ls.w_bits}A{ls.a_bits} {l.cycles:>9,d} {100 * l.compute_busy:6.1f}% "
+              f"{100 * l.mac_utilisation:8.1f}%  {bound}")
+    cyc = sum(l.cycles for l in rows)
+    print(f"{'all of them':22s} {'':5s} {cyc:>9,d} {100 * sum(l.compute_cycles for l in rows) / cyc:6.1f}% "
+          f"{100 * sum(l.mac_utilisation * l.cycles for l in rows) / cyc:8.1f}%")
+    print(f"busy >= 90% on {sum(l.compute_busy >= 0.9 for l in rows)} of {len(rows)} layers, "
+          f"MAC util >= 90% on {sum(l.mac_utilisation >= 0.9 for l in rows)} of {len(rows)}")
 
 
 def scaling() -> None:

@@ -43,7 +43,9 @@ def schedule_markdown(compiled) -> str:
         lines.append(f"| {l.name} | {l.op} | {bits} | {l.bands} x {l.band_rows} | {l.channel_tiles} | "
                      f"{l.array_tiles} | {l.weight_buffer_use}/{l.act_buffer_use}/{l.out_buffer_use} | "
                      f"{l.bytes_moved:,} | {l.est_cycles:,} | {100 * util:.1f}% |")
-    lines.append(f"\nloop order of every GEMM layer: {compiled.schedule.layers[0].loop_order}")
+    resident = [l.name for l in compiled.schedule.layers if l.weights_resident]
+    lines.append("\nloop order of every GEMM layer: band > channel tile > pixel tile; the weights of "
+                 f"{', '.join(resident) or 'no layer'} stay resident in one weight slot (loaded once).")
     return "\n".join(lines) + "\n"
 
 
