@@ -149,11 +149,16 @@ def run_queues(program: Program, tab: dict | None = None) -> tuple[np.ndarray, .
                 progressed, remaining = True, remaining - (p - ptr[q])
             ptr[q], free[q] = p, t_free
         if not progressed:
-            raise SimError("deadlock: " + "; ".join(
-                f"{QUEUES[q]} queue at instruction {order[q][ptr[q]]} waits for a "
-                f"{'/'.join(CHANNELS[ch] for ch in flow[order[q][ptr[q]]][1] if pops[ch] >= len(pushes[ch]))} token"
-                for q in range(3) if ptr[q] < len(order[q])))
+            raise _deadlock(flow, order, ptr, pops, pushes)
     return tuple(np.array(a, np.int64) for a in (start, end, idle, waited))
+
+
+def _deadlock(flow, order, ptr, pops, pushes) -> SimError:
+    """Which token each stuck queue waits for."""
+    return SimError("deadlock: " + "; ".join(
+        f"{QUEUES[q]} queue at instruction {order[q][ptr[q]]} waits for a "
+        f"{'/'.join(CHANNELS[ch] for ch in flow[order[q][ptr[q]]][1] if pops[ch] >= len(pushes[ch]))} token"
+        for q in range(3) if ptr[q] < len(order[q])))
 
 
 def schedule_times(program: Program) -> tuple[np.ndarray, np.ndarray]:
