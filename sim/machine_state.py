@@ -43,10 +43,15 @@ def _decoded(entry: tuple, codes: int, bits: int, enc: str) -> np.ndarray:
     return cache[key]
 
 
+def _consecutive(ranges) -> bool:
+    """Whether (start, length) ranges follow each other without gaps."""
+    return all(b[0] == a[0] + a[1] for a, b in zip(ranges, ranges[1:]))
+
+
 class MachineState:
     def __init__(self, memory: bytes):
         self.dram = np.frombuffer(bytearray(memory), dtype=np.uint8)
-        self.slots: dict = {}          # (buffer, slot) -> (load number, bytes, decoded values)
+        self.slots: dict = {}          # (buffer value, slot) -> (load number, bytes, decoded values)
         self.out: dict = {}            # out slot -> [values (rows, W, C), bits, signed, regs]
         self.regs: Setup | None = None
         self._cols: dict = {}          # (buffer, slot) -> {band key: im2col matrix}
@@ -71,15 +76,16 @@ class MachineState:
     def _load(self, i: Load) -> None:
         if i.dram_addr + i.nbytes > len(self.dram):
             raise SimError(f"LOAD reads past the end of memory at {i.dram_addr}+{i.nbytes}")
-        key = (Buffer(i.buffer), i.slot)
+        key = (i.buffer, i.slot)
         self._loads += 1
         self.slots[key] = (self._loads, self.dram[i.dram_addr:i.dram_addr + i.nbytes].copy(), {})
         self._cols.pop(key, None)
 
     def _slot(self, buf: Buffer, slot: int) -> tuple:
-        if (buf, slot) not in self.slots:
+        entry = self.slots.get((buf.value, slot))
+        if entry is None:
             raise SimError(f"{buf.name} slot {slot} read before any LOAD")
-        return self.slots[(buf, slot)]
+        return entry
 
     def _rows(self, buf: Buffer, slot: int, codes: int, bits: int, enc: str) -> np.ndarray:
         return _decoded(self._slot(buf, slot), codes, bits, enc)
@@ -128,7 +134,7 @@ class MachineState:
 
     def _band_cols(self, slot: int, y0: int, y1: int) -> np.ndarray:
         r = self.regs
-        cache = self._cols.setdefault((Buffer.ACT, slot), {})
+        cache = self._cols.setdefault((Buffer.ACT.value, slot), {})
         key = (y0, y1, r)
         if key not in cache:
             z = self._band(slot, y0, y1, 0.0)
@@ -163,8 +169,8 @@ class MachineState:
         loads, rows = tuple(p[4][0] for p in pend), tuple((p[8], p[5]) for p in pend)
         if all(n == loads[0] for n in loads):
             full = _decoded(pend[0][4], k, r.w_bits, enc)
-            if all(a == rows[0][0] + sum(n for _, n in rows[:j]) for j, (a, _) in enumerate(rows)):
-                return full[rows[0][0]:rows[0][0] + sum(n for _, n in rows)]
+            if _consecutive(rows):
+                return full[rows[0][0]:rows[-1][0] + rows[-1][1]]
             return np.concatenate([full[a:a + n] for a, n in rows])
         key = (loads, rows, k, r.w_bits, enc)
         if key not in self._gathered:
@@ -189,7 +195,7 @@ class MachineState:
         else:
             out = numerics.requantize(acc, m, b, n, self._out_range(r), channel_axis=-1)
         out = out.reshape(y1 - y0, r.out_w, -1)
-        if all(p[6] == pend[0][6] + sum(q[5] for q in pend[:j]) for j, p in enumerate(pend)):
+        if _consecutive([(p[6], p[5]) for p in pend]):
             self._write_out(slot, y0 - r.out_row0, out, pend[0][6], r)      # channels in order
             return
         col = 0
