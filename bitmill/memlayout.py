@@ -10,7 +10,6 @@ multiplier, uint8 shift, 5 bytes padding, int64 bias.
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -124,12 +123,20 @@ def read_tensor(image: bytes | bytearray, region: Region) -> np.ndarray:
 PARAM_RECORD = 16
 
 
-def param_records(mult, shift, bias) -> bytes:
-    """Packed requant records, one per channel."""
-    return b"".join(struct.pack("<hB5xq", int(m), int(n), int(b)) for m, n, b in zip(mult, shift, bias))
-
-
 _PARAM_DTYPE = np.dtype([("m", "<i2"), ("n", "u1"), ("pad", "V5"), ("b", "<i8")])
+
+
+def param_records(mult, shift, bias) -> bytes:
+    """Packed requant records, one per channel (int16 multiplier, uint8 shift, 5 zero bytes,
+    int64 bias, little-endian)."""
+    m, n, b = (np.asarray(a, dtype=np.int64).reshape(-1) for a in (mult, shift, bias))
+    if not (len(m) == len(n) == len(b)):
+        raise ValueError(f"requant records need equal lengths, got {len(m)}, {len(n)}, {len(b)}")
+    if (m < -2 ** 15).any() or (m >= 2 ** 15).any() or (n < 0).any() or (n > 255).any():
+        raise ValueError("requant multiplier must fit int16 and shift uint8")
+    recs = np.zeros(len(m), _PARAM_DTYPE)
+    recs["m"], recs["n"], recs["b"] = m, n, b
+    return recs.tobytes()
 
 
 def read_param_records(blob: bytes, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

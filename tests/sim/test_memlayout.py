@@ -40,3 +40,16 @@ def test_pack_unpack_match_reference(bits, enc, n):
         got = unpack_rows(blob, 5, n, bits, enc, dtype=np.float32)
         assert got.dtype == np.float32
         np.testing.assert_array_equal(got.astype(np.int64), v)
+
+
+def test_param_records_layout_and_round_trip():
+    import struct
+
+    from bitmill.memlayout import param_records, read_param_records
+    m, n, b = [1, -32768, 32767], [0, 5, 62], [0, -(2 ** 62), 2 ** 62 - 1]
+    blob = param_records(m, n, b)
+    assert blob == b"".join(struct.pack("<hB5xq", *r) for r in zip(m, n, b))
+    for got, want in zip(read_param_records(blob, 3), (m, n, b)):
+        np.testing.assert_array_equal(got, want)
+    with pytest.raises(ValueError, match="int16"):
+        param_records([40000], [0], [0])
