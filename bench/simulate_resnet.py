@@ -95,7 +95,8 @@ def _losses(cfg: AccelConfig, node, ls, layer) -> dict[str, float]:
 
 
 def _bound(cfg: AccelConfig, node, losses: dict[str, float], layer) -> str:
-    """What keeps a layer below 90%: every factor under 97%, worst first."""
+    """What keeps a layer below 90%, by unit (the array itself, or the compute unit waiting for
+    the load or store unit): every factor under 97%, worst first."""
     causes = []
     for name, f in sorted(losses.items(), key=lambda kv: kv[1]):
         if f >= 0.97:
@@ -103,13 +104,15 @@ def _bound(cfg: AccelConfig, node, losses: dict[str, float], layer) -> str:
         if name == "pixel columns":
             px = node.out.shape[1] * node.out.shape[2]
             best = px / (-(-px // cfg.cols) * cfg.cols)
-            causes.append(f"pixel columns {100 * f:.1f}% full ({px} px; any mapping at batch 1: "
-                          f"<= {100 * best:.1f}%)")
+            causes.append(f"array: pixel columns {100 * f:.1f}% full ({px} px need {-(-px // cfg.cols)} "
+                          f"tiles of {cfg.cols} per channel tile: <= {100 * best:.1f}% at batch 1)")
         elif name == "compute busy":
-            causes.append(f"compute busy {100 * f:.1f}% (waits: load {layer.wait_load:,}, "
-                          f"store {layer.wait_store:,} cycles)")
+            waits = {"load": layer.wait_load, "store": layer.wait_store}
+            unit = max(waits, key=waits.get)
+            causes.append(f"{unit} unit: compute busy {100 * f:.1f}% (waited {layer.wait_load:,} cycles "
+                          f"for loads, {layer.wait_store:,} for stores)")
         else:
-            causes.append(f"{name} {100 * f:.1f}%")
+            causes.append(f"array: {name} {100 * f:.1f}%")
     return "; ".join(causes) or "-"
 
 
@@ -122,7 +125,9 @@ def utilisation() -> None:
           f"K = {cfg.lanes}, default buffers and bandwidth; convolutions after conv1.")
     print("busy = share of the layer's cycles the compute unit works (a layer's cycles run from the end")
     print("of the previous layer's last compute instruction to the end of its own); MAC util = useful")
-    print("MACs / (cycles x peak MACs per cycle at the layer's bits). Below 90%: the factors that bound it.")
+    print("MACs / (cycles x peak MACs per cycle at the layer's bits). Below 90%: the unit and the factors")
+    print("that bound it (array: how full its tiles are and how much of a GEMM is tile work; load/store:")
+    print("the compute unit waited for them).")
     print(f"{'layer':22s} {'bits':>5s} {'cycles':>9s} {'busy':>7s} {'MAC util':>9s}  bound (MAC util < 90%)")
     rows = []
     for l in stats.layers:
