@@ -85,7 +85,8 @@ def _losses(cfg: AccelConfig, node, ls, layer) -> dict[str, float]:
     work = timing.tile_cycles(cfg.pe_family, cfg.lanes, k, ls.w_bits, ls.a_bits) - \
         timing.pipeline_latency(cfg.pe_family, cfg.lanes)
     bands = [min(ls.band_rows, node.out.shape[1] - y) * out_w for y in range(0, node.out.shape[1], ls.band_rows)]
-    gemm = ls.channel_tiles * sum(machine.gemm_cycles(cfg, px, k, ls.w_bits, ls.a_bits) for px in bands)
+    gemm = sum(machine.gemm_cycles(cfg, px, k, ls.w_bits, ls.a_bits, n * cfg.rows)
+               for px in bands for n in ls.gemm_split)
     return {"pixel columns": pixels * ls.channel_tiles / (ls.array_tiles * cfg.cols),
             "channel rows": o / (ls.channel_tiles * cfg.rows),
             "K lanes": k / (-(-k // cfg.lanes) * cfg.lanes),

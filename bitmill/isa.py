@@ -112,9 +112,10 @@ class Load:
 @dataclass(frozen=True)
 class Gemm:
     """Output channels ``o0 .. o0+rows`` x pixels ``p0 .. p0+npix`` of the current band, in
-    ``ceil(npix/cols)`` array tiles, each requantized into the output slot. The weights are rows
-    ``w_row .. w_row+rows`` of the weight slot (a slot holds one channel tile, or a whole
-    layer's weights when they fit)."""
+    ``ceil(rows/R) * ceil(npix/C)`` array tiles (channel tile by channel tile, pixel tiles
+    inside), each requantized into the output slot. The weights are rows ``w_row .. w_row+rows``
+    of the weight slot (a slot holds one channel tile, or a whole layer's weights when they
+    fit)."""
 
     w_slot: int
     a_slot: int
@@ -175,7 +176,7 @@ def layout(cfg: AccelConfig) -> data.StructLayout:
         "load": data.StructLayout({"buffer": Buffer, "slot": 1, "dram_addr": DRAM_ADDR_BITS,
                                    "nbytes": buf}),
         "gemm": data.StructLayout({"w_slot": 1, "a_slot": 1, "o_slot": 1, "o0": ch,
-                                   "rows": _bits_for(cfg.rows), "p0": 20, "npix": 20, "p_slot": 1,
+                                   "rows": ch, "p0": 20, "npix": 20, "p_slot": 1,
                                    "w_row": ch}),
         "vec": data.StructLayout({"kind": VecKind, "o_slot": 1, "count": 24, "p_slot": 1}),
         "store": data.StructLayout({"slot": 1, "dram_addr": DRAM_ADDR_BITS, "nbytes": buf}),

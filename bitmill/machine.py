@@ -4,7 +4,7 @@ compiler's cost model, the cycle-accurate simulator and (later) the RTL.
 * LOAD / STORE: ``mem_latency + ceil(nbytes / mem_bytes_per_cycle)``.
 * SETUP: 1 cycle (register writes).
 * GEMM: ``tiles * period + pipeline_latency + cols + REQUANT_PIPE`` with
-  ``tiles = ceil(npix / cols)`` and ``period = max(tile - pipeline_latency, cols)``, where
+  ``tiles = ceil(channels / rows) * ceil(npix / cols)`` and ``period = max(tile - pipeline_latency, cols)``, where
   ``tile = timing.tile_cycles(...)`` for ``K = kernel^2 * in_c`` and ``pipeline_latency =
   timing.pipeline_latency(...)``. The array's operand fetch streams the tiles of one GEMM back
   to back (a tile's first chunk enters the pipeline the cycle after the previous tile's last
@@ -44,9 +44,11 @@ def gemm_tile_cycles(cfg: AccelConfig, k_total: int, w_bits: int, a_bits: int) -
     return max(t - timing.pipeline_latency(cfg.pe_family, cfg.lanes), cfg.cols)
 
 
-def gemm_cycles(cfg: AccelConfig, npix: int, k_total: int, w_bits: int, a_bits: int) -> int:
-    """Cycles of a GEMM instruction over ``npix`` output pixels."""
-    tiles = -(-npix // cfg.cols)
+def gemm_cycles(cfg: AccelConfig, npix: int, k_total: int, w_bits: int, a_bits: int,
+                channels: int | None = None) -> int:
+    """Cycles of a GEMM instruction over ``npix`` output pixels and ``channels`` output channels
+    (default: one channel tile)."""
+    tiles = -(-(cfg.rows if channels is None else channels) // cfg.rows) * -(-npix // cfg.cols)
     return (tiles * gemm_tile_cycles(cfg, k_total, w_bits, a_bits)
             + timing.pipeline_latency(cfg.pe_family, cfg.lanes) + cfg.cols + REQUANT_PIPE)
 

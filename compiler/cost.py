@@ -35,7 +35,8 @@ def estimate(ls, cfg: AccelConfig, out_w: int) -> CostEstimate:
     store = -(-ls.out_bytes // cfg.mem_bytes_per_cycle) + ls.bands * cfg.mem_latency
     if ls.kind == "gemm":
         pix = ls.band_rows * out_w
-        compute = ls.bands * ls.channel_tiles * machine.gemm_cycles(cfg, pix, ls.k_total, ls.w_bits, ls.a_bits)
+        compute = ls.bands * sum(machine.gemm_cycles(cfg, pix, ls.k_total, ls.w_bits, ls.a_bits, n * cfg.rows)
+                                 for n in ls.gemm_split)
     else:
         compute = ls.bands * machine.vec_cycles(cfg, ls.out_buffer_use * 8)
     first = machine.mem_cycles(cfg, ls.act_buffer_use) if ls.kind != "alias" else 0

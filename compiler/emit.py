@@ -45,15 +45,29 @@ class _Emitter:
             if channel == "s2c":
                 self.after_store.append((producer, len(self.items)))
 
-    def fence(self, region, addr: int, nbytes: int) -> int | None:
-        """A compute instruction that starts after every store to ``addr .. addr+nbytes``."""
+    def _fence_of(self, region, addr: int, nbytes: int) -> tuple[int | None, int | None]:
+        """(compute instruction known to start after every store to ``addr .. addr+nbytes``,
+        else the store a new SYNC must wait for)."""
         hits = [i for lo, hi, i in self.stores.get(region, ()) if lo < addr + nbytes and addr < hi]
         if not hits:
-            return None
+            return None, None
         last = max(hits)
         k = bisect.bisect_left(self.after_store, (last, -1))
-        if k < len(self.after_store):
-            return self.after_store[k][1]
+        return (self.after_store[k][1], None) if k < len(self.after_store) else (None, last)
+
+    def ready_after(self, buffer: Buffer, slot: int, addr: int, nbytes: int, region=None) -> int:
+        """The compute instruction a LOAD of these arguments would wait for (a SYNC not yet
+        emitted counts as later than every instruction so far; -1: none)."""
+        comp, store = self._fence_of(region, addr, nbytes)
+        waits = [r for r in (self.reader.get((buffer, slot)), comp) if r is not None]
+        return len(self.items) if store is not None else max(waits, default=-1)
+
+    def fence(self, region, addr: int, nbytes: int) -> int | None:
+        """A compute instruction that starts after every store to ``addr .. addr+nbytes`` (a
+        SYNC appended when no instruction so far is known to)."""
+        comp, last = self._fence_of(region, addr, nbytes)
+        if last is None:
+            return comp
         deps: dict = {}
         self._sync("s2c", last, "push_prev", "pop_next", deps)
         self.items.append([Sync(), deps])
@@ -136,38 +150,39 @@ def _signed(t) -> int:
 
 
 def _emit_gemm(em, slots, node, ls, regs, types) -> None:
-    """Band > channel tile. The requant table and the first weights load before the first input
-    band (they need not wait for the previous layer's outputs); after a band's first GEMM the
-    compute queue syncs with the stores the next band's inputs need, so that band's LOAD
-    overlaps the rest of this band."""
-    cfg_rows = regs[f"{node.name}.weight0"].rows           # channels per tile
-    xin = types[node.inputs[0]]
+    """Band > channel tile; GEMMs per band: `LayerSchedule.gemm_split`. A band's loads are issued
+    in the order they can start (the requant table and weights need not wait for the previous
+    layer's outputs); after a band's first GEMM the compute queue syncs with the stores the next
+    band's inputs need, so that band's LOAD overlaps the rest of this band."""
+    rows = regs[f"{node.name}.weight0"].rows               # channels per tile
+    xin, out_c = types[node.inputs[0]], node.out.shape[0]
     g = _geometry(node, xin.shape, node.out.shape)
     in_r, out_r, par = regs[node.inputs[0]], regs[node.name], regs[f"{node.name}.params"]
     sp = slots.take(Buffer.PARAM)
     em.load(Buffer.PARAM, sp, par.addr, par.nbytes)
-    if ls.weights_resident:
-        wslot, whole = slots.take(Buffer.WEIGHT), regs[f"{node.name}.weight"]
-        em.load(Buffer.WEIGHT, wslot, whole.addr, whole.nbytes)
     w_enc = int(node.w_enc is Encoding.ODD)
     bands = _bands(g, _rows(node.out.shape), ls.band_rows, in_r)
     for b, (y0, y1, addr, nbytes) in enumerate(bands):
-        sa = slots.take(Buffer.ACT)
-        for t in range(ls.channel_tiles):
-            wr = regs[f"{node.name}.weight{t}"]
-            if not ls.weights_resident and (ls.channel_tiles > 1 or b == 0):
+        sa, t = slots.take(Buffer.ACT), 0
+        for j, n in enumerate(ls.gemm_split):
+            loads = [(Buffer.ACT, sa, addr, nbytes, in_r.addr)] if j == 0 else []
+            if (b == 0 and j == 0) or not ls.weights_resident and ls.channel_tiles > 1:
                 wslot = slots.take(Buffer.WEIGHT)
-                em.load(Buffer.WEIGHT, wslot, wr.addr, wr.nbytes)
-            if t == 0:
-                em.load(Buffer.ACT, sa, addr, nbytes, in_r.addr)
+                wr = regs[f"{node.name}.weight" + ("" if ls.weights_resident else str(t))]
+                loads.append((Buffer.WEIGHT, wslot, wr.addr, wr.nbytes, None))
+            for ld in sorted(loads, key=lambda ld: em.ready_after(*ld)):
+                em.load(*ld)
+            if j == 0:
                 em.compute(_setup(g, _band_inputs(g, y0, y1)[0], y0, node.w_bits, xin.bits, w_enc,
                                   _signed(xin), node.out, node.relu), [], None)
                 so = slots.take(Buffer.OUT)
-            w_row = t * cfg_rows if ls.weights_resident else 0
-            em.compute(Gemm(wslot, sa, so, t * cfg_rows, wr.rows, y0 * g["out_w"], (y1 - y0) * g["out_w"],
-                            sp, w_row), [(Buffer.WEIGHT, wslot), (Buffer.ACT, sa), (Buffer.PARAM, sp)], so)
-            if t == 0 and b + 1 < len(bands):
+            o0 = t * rows
+            em.compute(Gemm(wslot, sa, so, o0, min(n * rows, out_c - o0), y0 * g["out_w"], (y1 - y0) * g["out_w"],
+                            sp, o0 if ls.weights_resident else 0),
+                       [(Buffer.WEIGHT, wslot), (Buffer.ACT, sa), (Buffer.PARAM, sp)], so)
+            if j == 0 and b + 1 < len(bands):
                 em.fence(in_r.addr, *bands[b + 1][2:])
+            t += n
         em.store(so, out_r.addr + y0 * out_r.pitch, (y1 - y0) * out_r.pitch, out_r.addr)
 
 

@@ -50,6 +50,15 @@ class LayerSchedule:
     weights_resident: bool = False     # the whole layer's weights in one slot, loaded once
 
     @property
+    def gemm_split(self) -> tuple[int, ...]:
+        """Channel tiles of each GEMM instruction of a band: one per tile when the weights stream
+        tile by tile; with resident weights the first tile alone (the next band's inputs are
+        synced after it) and the rest in one GEMM that streams them back to back."""
+        if not self.weights_resident or self.channel_tiles == 1:
+            return (1,) * self.channel_tiles
+        return (1, self.channel_tiles - 1)
+
+    @property
     def bytes_moved(self) -> int:
         return self.weight_bytes + self.act_bytes + self.param_bytes + self.out_bytes
 

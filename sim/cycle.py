@@ -36,7 +36,7 @@ def latency(cfg: AccelConfig, instr, regs: Setup | None) -> int:
         raise SimError(f"{type(instr).__name__} before SETUP")
     if isinstance(instr, Gemm):
         k = regs.kernel * regs.kernel * regs.in_c
-        return machine.gemm_cycles(cfg, instr.npix, k, regs.w_bits, regs.a_bits)
+        return machine.gemm_cycles(cfg, instr.npix, k, regs.w_bits, regs.a_bits, instr.rows)
     kind = VecKind(instr.kind)
     work = {VecKind.ADD: instr.count, VecKind.MAXPOOL: instr.count * regs.kernel ** 2,
             VecKind.AVGPOOL: regs.in_h * regs.in_w * regs.in_c}[kind]
@@ -48,14 +48,14 @@ _QUEUE = np.zeros(max(_OPS.values()) + 1, np.int64)
 for _cls, _op in _OPS.items():
     _QUEUE[_op] = QUEUES.index(QUEUE_OF[_cls.opcode])
 COLUMNS = ("op", "pop_prev", "pop_next", "push_prev", "push_next", "nbytes", "addr", "buffer",
-           "slot", "w_slot", "a_slot", "o_slot", "p_slot", "npix", "kind", "count")
+           "slot", "w_slot", "a_slot", "o_slot", "p_slot", "npix", "rows", "kind", "count")
 _ROW = {
-    Setup: lambda i: (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0),
-    Load: lambda i: (i.nbytes, i.dram_addr, i.buffer, i.slot, 0, 0, 0, 0, 0, 0, 0),
-    Gemm: lambda i: (0, 0, 0, 0, i.w_slot, i.a_slot, i.o_slot, i.p_slot, i.npix, 0, 0),
-    Vec: lambda i: (0, 0, 0, 0, 0, 0, i.o_slot, i.p_slot, 0, i.kind, i.count),
-    Store: lambda i: (i.nbytes, i.dram_addr, Buffer.OUT.value, i.slot, 0, 0, 0, 0, 0, 0, 0),
-    Sync: lambda i: (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0),
+    Setup: lambda i: (0,) * 12,
+    Load: lambda i: (i.nbytes, i.dram_addr, i.buffer, i.slot, 0, 0, 0, 0, 0, 0, 0, 0),
+    Gemm: lambda i: (0, 0, 0, 0, i.w_slot, i.a_slot, i.o_slot, i.p_slot, i.npix, i.rows, 0, 0),
+    Vec: lambda i: (0, 0, 0, 0, 0, 0, i.o_slot, i.p_slot, 0, 0, i.kind, i.count),
+    Store: lambda i: (i.nbytes, i.dram_addr, Buffer.OUT.value, i.slot, 0, 0, 0, 0, 0, 0, 0, 0),
+    Sync: lambda i: (0,) * 12,
 }
 
 
@@ -82,7 +82,7 @@ def latencies(program: Program, tab: dict | None = None) -> np.ndarray:
     setup = np.maximum.accumulate(np.where(op == _OPS[Setup], np.arange(n), -1))
     memo: dict = {}
     for i in np.flatnonzero((op == _OPS[Gemm]) | (op == _OPS[Vec])).tolist():
-        key = (int(setup[i]), op[i], tab["npix"][i], tab["kind"][i], tab["count"][i])
+        key = (int(setup[i]), op[i], tab["npix"][i], tab["rows"][i], tab["kind"][i], tab["count"][i])
         if key not in memo:
             regs = program.instructions[key[0]] if key[0] >= 0 else None
             memo[key] = latency(cfg, program.instructions[i], regs)

@@ -22,7 +22,7 @@ instructions = st.one_of(
     st.builds(Load, st.integers(0, 3), st.integers(0, 1), st.integers(0, 2 ** 32 - 1),
               st.integers(0, 131072), deps),
     st.builds(Gemm, st.integers(0, 1), st.integers(0, 1), st.integers(0, 1), st.integers(0, 8191),
-              st.integers(0, 16), st.integers(0, 2 ** 20 - 1), st.integers(0, 2 ** 20 - 1),
+              st.integers(0, 8191), st.integers(0, 2 ** 20 - 1), st.integers(0, 2 ** 20 - 1),
               st.integers(0, 1), st.integers(0, 8191), deps),
     st.builds(Vec, st.integers(0, 2), st.integers(0, 1), st.integers(0, 2 ** 24 - 1), st.integers(0, 1), deps),
     st.builds(Store, st.integers(0, 1), st.integers(0, 2 ** 32 - 1), st.integers(0, 131072), deps),
@@ -50,7 +50,7 @@ def test_field_widths_follow_the_config():
     with pytest.raises(BitmillError, match="out of range|cannot encode"):
         encode(Load(1, 0, 0, 50000), TINY)
     with pytest.raises(BitmillError):
-        encode(Gemm(0, 0, 0, 0, 17, 0, 1), TINY)         # 17 rows on a 2-row array field
+        encode(Gemm(0, 0, 0, 0, 1, 0, 1, w_row=2 ** 13), TINY)   # past the 13-bit channel field
     encode(Load(1, 0, 0, 4096), TINY)
 
 
