@@ -107,6 +107,9 @@ def test_timing_of_every_opcode():
     assert end[1] - start[1] == 4 * max(tile - fill, cfg.cols) + fill + cfg.cols + machine.REQUANT_PIPE
     assert end[2] - start[2] == 5 + machine.VEC_PIPE and end[3] - start[3] == 1
     assert list(start) == [0, end[0], end[1], end[2]]           # one in-order compute queue
+    start, end = _run([SETUP, Gemm(0, 0, 0, 0, 5, 0, 8)], cfg)   # 3 channel tiles x 4 pixel tiles
+    assert end[1] - start[1] == 12 * max(tile - fill, cfg.cols) + fill + cfg.cols + machine.REQUANT_PIPE
+    assert end[1] - start[1] == machine.gemm_cycles(cfg, 8, 18, 3, 5, channels=5)
 
 
 def test_tokens_order_queues_and_queues_overlap():
