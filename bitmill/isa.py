@@ -101,10 +101,13 @@ class Sync:
 
 @dataclass(frozen=True)
 class Load:
+    """``nbytes`` from DRAM into a buffer slot, starting ``offset`` bytes into the slot."""
+
     buffer: int          # Buffer value
     slot: int
     dram_addr: int
     nbytes: int
+    offset: int = 0
     deps: Deps = Deps()
     opcode = Opcode.LOAD
 
@@ -132,13 +135,15 @@ class Gemm:
 
 @dataclass(frozen=True)
 class Vec:
-    """Elementwise/pooling on the activation buffer (ADD uses both slots) into ``o_slot``;
-    ADD and AVGPOOL read their constants from requant table slot ``p_slot``."""
+    """Elementwise/pooling on activation slot ``a_slot`` into ``o_slot``. ADD reads operand A
+    from the start of the slot and operand B from its second half; ADD and AVGPOOL read their
+    constants from requant table slot ``p_slot``."""
 
     kind: int            # VecKind value
     o_slot: int
     count: int           # output elements
     p_slot: int = 0
+    a_slot: int = 0
     deps: Deps = Deps()
     opcode = Opcode.VEC
 
@@ -174,11 +179,12 @@ def layout(cfg: AccelConfig) -> data.StructLayout:
             "out_c": ch, "band_row0": px, "out_row0": px, "w_bits": 3, "a_bits": 3,
             "w_enc": 1, "a_enc": 1, "out_bits": 5, "out_signed": 1, "relu": 1}),
         "load": data.StructLayout({"buffer": Buffer, "slot": 1, "dram_addr": DRAM_ADDR_BITS,
-                                   "nbytes": buf}),
+                                   "nbytes": buf, "offset": buf}),
         "gemm": data.StructLayout({"w_slot": 1, "a_slot": 1, "o_slot": 1, "o0": ch,
                                    "rows": ch, "p0": 20, "npix": 20, "p_slot": 1,
                                    "w_row": ch}),
-        "vec": data.StructLayout({"kind": VecKind, "o_slot": 1, "count": 24, "p_slot": 1}),
+        "vec": data.StructLayout({"kind": VecKind, "o_slot": 1, "count": 24, "p_slot": 1,
+                                  "a_slot": 1}),
         "store": data.StructLayout({"slot": 1, "dram_addr": DRAM_ADDR_BITS, "nbytes": buf}),
         "sync": data.StructLayout({}),
     }

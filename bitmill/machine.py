@@ -30,6 +30,14 @@ from bitmill.config import AccelConfig
 REQUANT_PIPE = 3
 VEC_PIPE = 4
 SETUP_CYCLES = 1
+PARAM_SLOT_BYTES = 16 * 1024       # each of the requant table's two slots
+
+
+def slot_bytes(cfg: AccelConfig, buffer: int) -> int:
+    """Bytes of one slot (half) of a buffer (`bitmill.isa.Buffer` value): weight, activation,
+    requant table, output."""
+    return (cfg.weight_buffer_bytes // 2, cfg.act_buffer_bytes // 2, PARAM_SLOT_BYTES,
+            cfg.out_buffer_bytes // 2)[buffer]
 
 
 def mem_cycles(cfg: AccelConfig, nbytes: int) -> int:

@@ -8,6 +8,7 @@ from dataclasses import replace
 import numpy as np
 
 from bitmill.isa import Buffer, Deps, Gemm, Load, Program, Setup, Store, Sync, Vec, VecKind
+from bitmill import machine
 from bitmill.numerics import Encoding
 from bitmill.compiler.ir import Add, Conv2d, Dense, GlobalAvgPool, MaxPool
 from bitmill.compiler.memory import MemoryMap
@@ -73,12 +74,13 @@ class _Emitter:
         self.items.append([Sync(), deps])
         return len(self.items) - 1
 
-    def load(self, buffer: Buffer, slot: int, addr: int, nbytes: int, region: int | None = None) -> None:
+    def load(self, buffer: Buffer, slot: int, addr: int, nbytes: int, region: int | None = None,
+             offset: int = 0) -> None:
         deps: dict = {}
         waits = [r for r in (self.reader.get((buffer, slot)), self.fence(region, addr, nbytes))
                  if r is not None]
         self._sync("c2l", max(waits) if waits else None, "push_prev", "pop_next", deps)
-        self.items.append([Load(int(buffer.value), slot, addr, nbytes), deps])
+        self.items.append([Load(int(buffer.value), slot, addr, nbytes, offset), deps])
         self.writer[(buffer, slot)] = len(self.items) - 1
 
     def compute(self, instr, reads: list, out_slot: int | None) -> None:
@@ -196,7 +198,9 @@ def _bands(g: dict, out_h: int, band_rows: int, in_r) -> list[tuple[int, int, in
     return out
 
 
-def _emit_vec(em, slots, node, ls, regs, types) -> None:
+def _emit_vec(em, slots, node, ls, regs, types, cfg) -> None:
+    """Band by band through alternating activation slots; ADD's second operand goes to the
+    second half of the slot."""
     ins = [types[i] for i in node.inputs]
     g = _geometry(node, ins[0].shape, node.out.shape)
     out_r = regs[node.name]
@@ -207,22 +211,21 @@ def _emit_vec(em, slots, node, ls, regs, types) -> None:
         em.load(Buffer.PARAM, sp, par.addr, par.nbytes)
     kind = {Add: VecKind.ADD, MaxPool: VecKind.MAXPOOL, GlobalAvgPool: VecKind.AVGPOOL}[type(node)]
     b = ins[1] if len(ins) > 1 else ins[0]
+    half = machine.slot_bytes(cfg, Buffer.ACT.value) // 2
     for y0 in range(0, out_h, ls.band_rows):
         y1 = min(out_h, y0 + ls.band_rows)
         r0, r1 = (0, g["in_h"]) if kind is VecKind.AVGPOOL else \
             (_band_inputs(g, y0, y1) if kind is VecKind.MAXPOOL else (y0, y1))
-        reads = []
-        for slot, name in enumerate(node.inputs):
+        sa = slots.take(Buffer.ACT)
+        for k, name in enumerate(node.inputs):
             r = regs[name]
-            em.load(Buffer.ACT, slot, r.addr + r0 * r.pitch, (r1 - r0) * r.pitch, r.addr)
-            reads.append((Buffer.ACT, slot))
+            em.load(Buffer.ACT, sa, r.addr + r0 * r.pitch, (r1 - r0) * r.pitch, r.addr, offset=k * half)
         relu = getattr(node, "relu", False)
         em.compute(_setup(g, r0, y0, b.bits, ins[0].bits, _signed(b), _signed(ins[0]), node.out, relu), [], None)
         so = slots.take(Buffer.OUT)
         count = (y1 - y0) * g["out_w"] * g["out_c"]
-        if par:
-            reads.append((Buffer.PARAM, sp))
-        em.compute(Vec(int(kind.value), so, count, sp), reads, so)
+        reads = [(Buffer.ACT, sa)] + ([(Buffer.PARAM, sp)] if par else [])
+        em.compute(Vec(int(kind.value), so, count, sp, sa), reads, so)
         em.store(so, out_r.addr + y0 * out_r.pitch, (y1 - y0) * out_r.pitch, out_r.addr)
 
 
@@ -277,7 +280,10 @@ def emit_program(schedule, x=None) -> Program:
         if ls.kind == "alias":
             continue
         em.layer(node.name)
-        (_emit_gemm if ls.kind == "gemm" else _emit_vec)(em, slots, node, ls, regs, types)
+        if ls.kind == "gemm":
+            _emit_gemm(em, slots, node, ls, regs, types)
+        else:
+            _emit_vec(em, slots, node, ls, regs, types, schedule.config)
     symbols = tuple((r.name, r.addr, r.rows, r.row_codes, r.bits, r.encoding.value)
                     for r in regs.values())
     return Program(em.instructions(), mem.image(), schedule.config, symbols, tuple(em.segments))

@@ -14,7 +14,8 @@ from bitmill.errors import LoweringError
 from bitmill.compiler import cost
 from bitmill.compiler.ir import Add, Conv2d, Dense, Flatten, GlobalAvgPool, Graph, MaxPool
 from bitmill.memlayout import PARAM_RECORD, pitch
-from bitmill.compiler.schedule import PARAM_SLOT_BYTES, LayerSchedule, Schedule
+from bitmill.machine import PARAM_SLOT_BYTES
+from bitmill.compiler.schedule import LayerSchedule, Schedule
 
 
 def _kib(n: int) -> str:

@@ -20,7 +20,6 @@ from bitmill.config import AccelConfig
 from bitmill.isa import Program
 from bitmill.compiler.ir import Graph
 
-PARAM_SLOT_BYTES = 16 * 1024         # one of the requant table's two slots
 
 
 @dataclass(frozen=True)

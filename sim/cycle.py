@@ -53,7 +53,7 @@ _ROW = {
     Setup: lambda i: (0,) * 12,
     Load: lambda i: (i.nbytes, i.dram_addr, i.buffer, i.slot, 0, 0, 0, 0, 0, 0, 0, 0),
     Gemm: lambda i: (0, 0, 0, 0, i.w_slot, i.a_slot, i.o_slot, i.p_slot, i.npix, i.rows, 0, 0),
-    Vec: lambda i: (0, 0, 0, 0, 0, 0, i.o_slot, i.p_slot, 0, 0, i.kind, i.count),
+    Vec: lambda i: (0, 0, 0, 0, 0, i.a_slot, i.o_slot, i.p_slot, 0, 0, i.kind, i.count),
     Store: lambda i: (i.nbytes, i.dram_addr, Buffer.OUT.value, i.slot, 0, 0, 0, 0, 0, 0, 0, 0),
     Sync: lambda i: (0,) * 12,
 }
@@ -176,15 +176,13 @@ def _accesses(tab: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         b = buf[idx] if isinstance(buf, np.ndarray) else np.full(len(idx), buf)
         parts.append((idx, 2 * b + slot[idx], np.full(len(idx), write)))
     g, v = op == _OPS[Gemm], op == _OPS[Vec]
-    zero, one = np.zeros(len(op), np.int64), np.ones(len(op), np.int64)
     add(op == _OPS[Load], tab["buffer"], tab["slot"], True)
     add(op == _OPS[Store], Buffer.OUT.value, tab["slot"], False)
     add(g, Buffer.WEIGHT.value, tab["w_slot"], False)
     add(g, Buffer.ACT.value, tab["a_slot"], False)
     add(g | (v & (tab["kind"] != VecKind.MAXPOOL.value)), Buffer.PARAM.value, tab["p_slot"], False)
     add(g | v, Buffer.OUT.value, tab["o_slot"], True)
-    add(v, Buffer.ACT.value, zero, False)
-    add(v & (tab["kind"] == VecKind.ADD.value), Buffer.ACT.value, one, False)
+    add(v, Buffer.ACT.value, tab["a_slot"], False)
     return tuple(np.concatenate(c) for c in zip(*parts))
 
 
@@ -254,7 +252,7 @@ def simulate(program: Program, layers: dict[str, str], macs: dict[str, int] | No
     tab = table(program)
     start, end, idle, waited = run_queues(program, tab)
     check_hazards(program, start, end, tab)
-    state = MachineState(program.memory)
+    state = MachineState(program.memory, program.config)
     order = np.lexsort((np.arange(len(start)), start))
     instrs = program.instructions
     for idx in tqdm(order, desc="simulate", disable=not progress, leave=False, unit="instr"):

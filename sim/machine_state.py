@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from bitmill import numerics
+from bitmill import machine, numerics
+from bitmill.config import AccelConfig
 from bitmill.errors import BitmillError
 from bitmill.isa import Buffer, Gemm, Load, Setup, Store, Sync, Vec, VecKind
 from bitmill.sim import golden
@@ -49,9 +50,10 @@ def _consecutive(ranges) -> bool:
 
 
 class MachineState:
-    def __init__(self, memory: bytes):
+    def __init__(self, memory: bytes, cfg: AccelConfig):
+        self.cfg = cfg
         self.dram = np.frombuffer(bytearray(memory), dtype=np.uint8)
-        self.slots: dict = {}          # (buffer value, slot) -> (load number, bytes, decoded values)
+        self.slots: dict = {}          # (buffer value, slot) -> {offset: (load number, bytes, decoded)}
         self.out: dict = {}            # out slot -> [values (rows, W, C), bits, signed, regs]
         self.regs: Setup | None = None
         self._cols: dict = {}          # (buffer, slot) -> {band key: im2col matrix}
@@ -76,15 +78,22 @@ class MachineState:
     def _load(self, i: Load) -> None:
         if i.dram_addr + i.nbytes > len(self.dram):
             raise SimError(f"LOAD reads past the end of memory at {i.dram_addr}+{i.nbytes}")
-        key = (i.buffer, i.slot)
+        key, size = (i.buffer, i.slot), machine.slot_bytes(self.cfg, i.buffer)
+        if i.offset + i.nbytes > size:
+            raise SimError(f"LOAD of {i.nbytes} bytes at offset {i.offset} overflows the {size}-byte "
+                           f"{Buffer(i.buffer).name} slot")
         self._loads += 1
-        self.slots[key] = (self._loads, self.dram[i.dram_addr:i.dram_addr + i.nbytes].copy(), {})
+        held = self.slots.setdefault(key, {})
+        for off in [o for o, e in held.items() if o < i.offset + i.nbytes and i.offset < o + len(e[1])]:
+            del held[off]                      # bytes overwritten by this load
+        held[i.offset] = (self._loads, self.dram[i.dram_addr:i.dram_addr + i.nbytes].copy(), {})
         self._cols.pop(key, None)
 
-    def _slot(self, buf: Buffer, slot: int) -> tuple:
-        entry = self.slots.get((buf.value, slot))
+    def _slot(self, buf: Buffer, slot: int, offset: int = 0) -> tuple:
+        """What one LOAD put at ``offset`` of a slot (reads never span two loads)."""
+        entry = self.slots.get((buf.value, slot), {}).get(offset)
         if entry is None:
-            raise SimError(f"{buf.name} slot {slot} read before any LOAD")
+            raise SimError(f"{buf.name} slot {slot} read at offset {offset} before a LOAD there")
         return entry
 
     def _rows(self, buf: Buffer, slot: int, codes: int, bits: int, enc: str) -> np.ndarray:
@@ -209,15 +218,17 @@ class MachineState:
         kind = VecKind(i.kind)
         rows_out = i.count // (r.out_w * r.out_c)
         if kind is VecKind.ADD:
-            a = self._rows(Buffer.ACT, 0, r.in_w * r.in_c, r.a_bits, _act_enc(r.a_enc))[:rows_out]
-            b = self._rows(Buffer.ACT, 1, r.in_w * r.in_c, r.w_bits, _act_enc(r.w_enc))[:rows_out]
+            a = self._rows(Buffer.ACT, i.a_slot, r.in_w * r.in_c, r.a_bits, _act_enc(r.a_enc))[:rows_out]
+            half = machine.slot_bytes(self.cfg, Buffer.ACT.value) // 2
+            b = _decoded(self._slot(Buffer.ACT, i.a_slot, half), r.in_w * r.in_c, r.w_bits,
+                         _act_enc(r.w_enc))[:rows_out]
             m, n, bias = self._params(i.p_slot, 2)
             s = a.astype(np.int64) * int(m[0]) + b.astype(np.int64) * int(m[1])
             out = numerics.requantize(s, 1, int(bias[0]), int(n[0]), self._out_range(), channel_axis=-1)
             self._write_out(i.o_slot, 0, out.reshape(rows_out, r.out_w, r.out_c), 0)
         elif kind is VecKind.MAXPOOL:
             low = numerics.value_range(r.a_bits, _act_enc(r.a_enc))[0] - 1
-            z = self._band(0, r.out_row0, r.out_row0 + rows_out, low)
+            z = self._band(i.a_slot, r.out_row0, r.out_row0 + rows_out, low)
             out = None
             s = r.stride
             for dy in range(r.kernel):
@@ -226,7 +237,7 @@ class MachineState:
                     out = win if out is None else np.maximum(out, win)
             self._write_out(i.o_slot, 0, out, 0)
         else:
-            x = self._rows(Buffer.ACT, 0, r.in_w * r.in_c, r.a_bits, _act_enc(r.a_enc))
+            x = self._rows(Buffer.ACT, i.a_slot, r.in_w * r.in_c, r.a_bits, _act_enc(r.a_enc))
             sums = x.reshape(-1, r.in_w, r.in_c).astype(np.int64).sum(axis=(0, 1))
             m, n, b = self._params(i.p_slot, r.in_c)
             out = numerics.requantize(sums[None], m, b, n, self._out_range(), channel_axis=-1)

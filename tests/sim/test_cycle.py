@@ -114,9 +114,9 @@ def test_timing_of_every_opcode():
 
 def test_tokens_order_queues_and_queues_overlap():
     cfg = _cfg(mem_latency=5, mem_bytes_per_cycle=1)
-    start, end = _run([Load(0, 0, 0, 20, Deps(push_next=True)), Load(1, 1, 0, 20), SETUP,
+    start, end = _run([Load(0, 0, 0, 20, deps=Deps(push_next=True)), Load(1, 1, 0, 20), SETUP,
                        Gemm(0, 0, 0, 0, 2, 0, 4, deps=Deps(pop_prev=True, push_next=True)),
-                       Store(0, 100, 4, Deps(pop_prev=True))], cfg)
+                       Store(0, 100, 4, deps=Deps(pop_prev=True))], cfg)
     assert start[3] == end[0] == 25            # GEMM waits for its weights
     assert start[1] == end[0]                  # the second load overlaps the GEMM
     assert start[4] == end[3]                  # STORE waits for the GEMM's token
@@ -126,9 +126,9 @@ def test_deadlock_is_reported_not_hung():
     with pytest.raises(SimError, match=r"deadlock: compute queue at instruction 1 waits for a l2c token"):
         _run([SETUP, Gemm(0, 0, 0, 0, 2, 0, 4, deps=Deps(pop_prev=True))])
     with pytest.raises(SimError, match="deadlock"):
-        _run([Load(0, 0, 0, 4, Deps(pop_next=True)), SETUP, Gemm(0, 0, 0, 0, 2, 0, 4, deps=Deps(pop_prev=True))])
+        _run([Load(0, 0, 0, 4, deps=Deps(pop_next=True)), SETUP, Gemm(0, 0, 0, 0, 2, 0, 4, deps=Deps(pop_prev=True))])
     with pytest.raises(SimError, match="the store queue does not have"):
-        _run([Store(0, 0, 4, Deps(push_next=True))])
+        _run([Store(0, 0, 4, deps=Deps(push_next=True))])
 
 
 def test_missing_token_is_a_hazard():

@@ -75,8 +75,8 @@ def test_load_before_the_store_it_reads_is_a_hazard():
     start, end = cycle.schedule_times(prog)
     with pytest.raises(SimError, match="hazard: LOAD 1 reads memory that STORE 0 writes"):
         cycle.check_hazards(prog, start, end)
-    ordered = Program((Store(0, 0, 16, Deps(push_prev=True)), Sync(Deps(pop_next=True, push_prev=True)),
-                       Load(1, 0, 8, 8, Deps(pop_next=True))), bytes(64), TINY)
+    ordered = Program((Store(0, 0, 16, deps=Deps(push_prev=True)), Sync(Deps(pop_next=True, push_prev=True)),
+                       Load(1, 0, 8, 8, deps=Deps(pop_next=True))), bytes(64), TINY)
     start, end = cycle.schedule_times(ordered)
     cycle.check_hazards(ordered, start, end)
     assert start[2] == end[1] == end[0] + 1
