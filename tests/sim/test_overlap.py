@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from bitmill.config import AccelConfig
-from bitmill.isa import Buffer, Deps, Gemm, Load, Program, Store, Sync
+from bitmill.isa import Buffer, Deps, Gemm, Load, Program, Store, Sync, Vec
 from bitmill.numerics import Encoding
 from bitmill.compiler import zoo
 from bitmill.flow import simulate_net
@@ -80,3 +80,25 @@ def test_load_before_the_store_it_reads_is_a_hazard():
     start, end = cycle.schedule_times(ordered)
     cycle.check_hazards(ordered, start, end)
     assert start[2] == end[1] == end[0] + 1
+
+
+def test_vector_bands_are_double_buffered(resnet8):
+    compiled, _ = resnet8
+    prog = compiled.program
+    start, end = cycle.schedule_times(prog)
+    for name, r in _layer_ranges(prog).items():
+        if not name.endswith(".add"):
+            continue
+        vecs = [i for i in r if isinstance(prog.instructions[i], Vec)]
+        loads = [i for i in r if isinstance(prog.instructions[i], Load) and prog.instructions[i].buffer == Buffer.ACT.value]
+        assert len(loads) == 2 * len(vecs) >= 4, name
+        assert {prog.instructions[i].a_slot for i in vecs} == {0, 1}
+        # the next band's operands load while this band's VEC runs
+        assert any(start[loads[2 * k + 2]] < end[vecs[k]] for k in range(len(vecs) - 1)), name
+
+
+def test_load_past_its_slot_is_an_error():
+    half = TINY.act_buffer_bytes // 2
+    prog = Program((Load(Buffer.ACT.value, 0, 0, 8, offset=half - 4),), bytes(64), TINY)
+    with pytest.raises(SimError, match=f"overflows the {half}-byte ACT slot"):
+        cycle.simulate(prog, {})
