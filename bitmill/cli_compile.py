@@ -66,6 +66,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
     atomic_write_text(out / "program.lst", listing(p))
     atomic_write_bytes(out / "memory.bin", p.memory)
     atomic_write_text(out / "symbols.json", json.dumps(p.symbols, indent=0))
+    atomic_write_text(out / "segments.json", json.dumps(p.segments, indent=0))
     atomic_write_text(out / "schedule.json", json.dumps([asdict(l) for l in compiled.schedule.layers], indent=1))
     atomic_write_text(out / "schedule.md", schedule_markdown(compiled))
     cfg.dump(out / "config.yaml")
