@@ -11,6 +11,8 @@ loaded or stored), and applies each instruction's effect in start-time order wit
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
+
 import numpy as np
 from tqdm import tqdm
 
@@ -18,7 +20,7 @@ from bitmill import machine
 from bitmill.config import AccelConfig
 from bitmill.isa import QUEUE_OF, Buffer, Gemm, Load, Program, Setup, Store, Sync, Vec, VecKind
 from bitmill.sim.machine_state import MachineState, SimError
-from bitmill.sim.stats import SimStats, class_stats, layer_stats
+from bitmill.sim.stats import SimStats, Timing, class_stats, layer_stats
 
 QUEUES = ("load", "compute", "store")
 CHANNELS = ("l2c", "c2l", "c2s", "s2c")
@@ -47,8 +49,6 @@ _OPS = {cls: cls.opcode.value for cls in (Setup, Load, Gemm, Vec, Store, Sync)}
 _QUEUE = np.zeros(max(_OPS.values()) + 1, np.int64)
 for _cls, _op in _OPS.items():
     _QUEUE[_op] = QUEUES.index(QUEUE_OF[_cls.opcode])
-COLUMNS = ("op", "pop_prev", "pop_next", "push_prev", "push_next", "nbytes", "addr", "buffer",
-           "slot", "w_slot", "a_slot", "o_slot", "p_slot", "npix", "rows", "kind", "count")
 _ROW = {
     Setup: lambda i: (0,) * 12,
     Load: lambda i: (i.nbytes, i.dram_addr, i.buffer, i.slot, 0, 0, 0, 0, 0, 0, 0, 0),
@@ -59,30 +59,56 @@ _ROW = {
 }
 
 
-def table(program: Program) -> dict[str, np.ndarray]:
-    """The program as columns of integers (`COLUMNS`), one row per instruction."""
+@dataclass(frozen=True, eq=False)
+class ProgramTable:
+    """The program as columns of integers, one entry per instruction (0 where a field does not
+    apply): opcode value, dependency flags, LOAD/STORE bytes, DRAM address, buffer and slot,
+    GEMM/VEC slots, GEMM pixels and channels, VEC kind and count."""
+
+    op: np.ndarray
+    pop_prev: np.ndarray
+    pop_next: np.ndarray
+    push_prev: np.ndarray
+    push_next: np.ndarray
+    nbytes: np.ndarray
+    addr: np.ndarray
+    buffer: np.ndarray
+    slot: np.ndarray
+    w_slot: np.ndarray
+    a_slot: np.ndarray
+    o_slot: np.ndarray
+    p_slot: np.ndarray
+    npix: np.ndarray
+    rows: np.ndarray
+    kind: np.ndarray
+    count: np.ndarray
+
+
+def table(program: Program) -> ProgramTable:
+    """The program as a `ProgramTable`."""
     rows = []
     for ins in program.instructions:
         cls, d = type(ins), ins.deps
         if cls not in _OPS:
             raise SimError(f"unknown instruction {ins}")
         rows.append((_OPS[cls], d.pop_prev, d.pop_next, d.push_prev, d.push_next) + _ROW[cls](ins))
-    arr = np.array(rows, np.int64).reshape(-1, len(COLUMNS))
-    return {name: arr[:, j] for j, name in enumerate(COLUMNS)}
+    n = len(fields(ProgramTable))
+    arr = np.array(rows, np.int64).reshape(-1, n)
+    return ProgramTable(*(arr[:, j] for j in range(n)))
 
 
-def latencies(program: Program, tab: dict | None = None) -> np.ndarray:
+def latencies(program: Program, tab: ProgramTable | None = None) -> np.ndarray:
     """Cycles of every instruction (`latency` under the SETUP before it in the compute queue)."""
     tab = tab or table(program)
-    cfg, op, n = program.config, tab["op"], len(program.instructions)
+    cfg, op, n = program.config, tab.op, len(program.instructions)
     lat = np.full(n, machine.SETUP_CYCLES, np.int64)
     mem = (op == _OPS[Load]) | (op == _OPS[Store])
-    sizes, inv = np.unique(tab["nbytes"][mem], return_inverse=True)
+    sizes, inv = np.unique(tab.nbytes[mem], return_inverse=True)
     lat[mem] = np.array([machine.mem_cycles(cfg, int(b)) for b in sizes], np.int64)[inv]
     setup = np.maximum.accumulate(np.where(op == _OPS[Setup], np.arange(n), -1))
     memo: dict = {}
     for i in np.flatnonzero((op == _OPS[Gemm]) | (op == _OPS[Vec])).tolist():
-        key = (int(setup[i]), op[i], tab["npix"][i], tab["rows"][i], tab["kind"][i], tab["count"][i])
+        key = (int(setup[i]), op[i], tab.npix[i], tab.rows[i], tab.kind[i], tab.count[i])
         if key not in memo:
             regs = program.instructions[key[0]] if key[0] >= 0 else None
             memo[key] = latency(cfg, program.instructions[i], regs)
@@ -95,10 +121,10 @@ _FLAG_CHANNEL = {0: (None, 1, None, 0), 1: (0, 3, 1, 2), 2: (2, None, 3, None)}
 _FLAGS = ("pop_prev", "pop_next", "push_prev", "push_next")
 
 
-def _flows(program: Program, tab: dict) -> list[tuple[int, tuple, tuple]]:
+def _flows(program: Program, tab: ProgramTable) -> list[tuple[int, tuple, tuple]]:
     """(queue, channels popped, channels pushed) per instruction."""
-    queue = _QUEUE[tab["op"]]
-    flags = np.stack([tab[f] for f in _FLAGS], axis=1)
+    queue = _QUEUE[tab.op]
+    flags = np.stack([getattr(tab, f) for f in _FLAGS], axis=1)
     memo: dict = {}
     out = []
     for i, (q, key) in enumerate(zip(queue.tolist(), (flags @ np.array([1, 2, 4, 8])).tolist())):
@@ -113,7 +139,7 @@ def _flows(program: Program, tab: dict) -> list[tuple[int, tuple, tuple]]:
     return out
 
 
-def run_queues(program: Program, tab: dict | None = None) -> tuple[np.ndarray, ...]:
+def run_queues(program: Program, tab: ProgramTable | None = None) -> tuple[np.ndarray, ...]:
     """Start and end cycle of every instruction, the cycles its queue stood idle before it and
     what it waited for (a `WAIT_CAUSES` code); `SimError` on a deadlock."""
     tab = tab or table(program)
@@ -167,22 +193,22 @@ def schedule_times(program: Program) -> tuple[np.ndarray, np.ndarray]:
     return start, end
 
 
-def _accesses(tab: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _accesses(tab: ProgramTable) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(instruction, slot id = 2 * buffer + slot, is write) of every buffer slot access."""
-    op, parts = tab["op"], []
+    op, parts = tab.op, []
 
     def add(mask, buf, slot, write) -> None:
         idx = np.flatnonzero(mask)
         b = buf[idx] if isinstance(buf, np.ndarray) else np.full(len(idx), buf)
         parts.append((idx, 2 * b + slot[idx], np.full(len(idx), write)))
     g, v = op == _OPS[Gemm], op == _OPS[Vec]
-    add(op == _OPS[Load], tab["buffer"], tab["slot"], True)
-    add(op == _OPS[Store], Buffer.OUT.value, tab["slot"], False)
-    add(g, Buffer.WEIGHT.value, tab["w_slot"], False)
-    add(g, Buffer.ACT.value, tab["a_slot"], False)
-    add(g | (v & (tab["kind"] != VecKind.MAXPOOL.value)), Buffer.PARAM.value, tab["p_slot"], False)
-    add(g | v, Buffer.OUT.value, tab["o_slot"], True)
-    add(v, Buffer.ACT.value, tab["a_slot"], False)
+    add(op == _OPS[Load], tab.buffer, tab.slot, True)
+    add(op == _OPS[Store], Buffer.OUT.value, tab.slot, False)
+    add(g, Buffer.WEIGHT.value, tab.w_slot, False)
+    add(g, Buffer.ACT.value, tab.a_slot, False)
+    add(g | (v & (tab.kind != VecKind.MAXPOOL.value)), Buffer.PARAM.value, tab.p_slot, False)
+    add(g | v, Buffer.OUT.value, tab.o_slot, True)
+    add(v, Buffer.ACT.value, tab.a_slot, False)
     return tuple(np.concatenate(c) for c in zip(*parts))
 
 
@@ -190,7 +216,7 @@ def _slot_name(slot_id: int) -> str:
     return f"{Buffer(slot_id // 2).name} slot {slot_id % 2}"
 
 
-def _slot_hazards(tab: dict, start: np.ndarray, end: np.ndarray) -> list[tuple[int, str]]:
+def _slot_hazards(tab: ProgramTable, start: np.ndarray, end: np.ndarray) -> list[tuple[int, str]]:
     """(instruction, message) of every read before its data is written and every write while
     an earlier reader still reads the slot."""
     idx, slot, write = _accesses(tab)
@@ -224,18 +250,18 @@ def _slot_hazards(tab: dict, start: np.ndarray, end: np.ndarray) -> list[tuple[i
     return found
 
 
-def _dram_hazards(tab: dict, start: np.ndarray, end: np.ndarray) -> list[tuple[int, str]]:
+def _dram_hazards(tab: ProgramTable, start: np.ndarray, end: np.ndarray) -> list[tuple[int, str]]:
     """A LOAD that starts before an earlier STORE to the same bytes has finished."""
-    l_idx, s_idx = np.flatnonzero(tab["op"] == _OPS[Load]), np.flatnonzero(tab["op"] == _OPS[Store])
-    l_lo, s_lo = tab["addr"][l_idx], tab["addr"][s_idx]
-    l_hi, s_hi = l_lo + tab["nbytes"][l_idx], s_lo + tab["nbytes"][s_idx]
+    l_idx, s_idx = np.flatnonzero(tab.op == _OPS[Load]), np.flatnonzero(tab.op == _OPS[Store])
+    l_lo, s_lo = tab.addr[l_idx], tab.addr[s_idx]
+    l_hi, s_hi = l_lo + tab.nbytes[l_idx], s_lo + tab.nbytes[s_idx]
     bad = (s_idx[None] < l_idx[:, None]) & (s_lo[None] < l_hi[:, None]) & (l_lo[:, None] < s_hi[None])
     bad &= start[l_idx][:, None] < end[s_idx][None]
     return [(int(l_idx[a]), f"hazard: LOAD {l_idx[a]} reads memory that STORE {s_idx[b]} writes until "
                             f"cycle {end[s_idx[b]]}") for a, b in zip(*np.nonzero(bad))]
 
 
-def check_hazards(program: Program, start: np.ndarray, end: np.ndarray, tab: dict | None = None) -> None:
+def check_hazards(program: Program, start: np.ndarray, end: np.ndarray, tab: ProgramTable | None = None) -> None:
     """Raise `SimError` when the timing lets an access overtake the one it depends on (the
     violation at the earliest instruction is reported)."""
     tab = tab or table(program)
@@ -257,7 +283,7 @@ def simulate(program: Program, layers: dict[str, str], macs: dict[str, int] | No
     instrs = program.instructions
     for idx in tqdm(order, desc="simulate", disable=not progress, leave=False, unit="instr"):
         state.apply(instrs[idx])
+    timing = Timing(tab.op, tab.nbytes, start, end, idle, waited)
     stats = SimStats(program.config.name, program.config.clock_mhz, int(end.max(initial=0)),
-                     layer_stats(program, tab, start, end, idle, waited, layers, macs or {}, bits or {}),
-                     class_stats(tab, start, end))
+                     layer_stats(program, timing, layers, macs or {}, bits or {}), class_stats(timing))
     return state.dram.tobytes(), stats

@@ -90,31 +90,41 @@ def _segments(program, n: int) -> tuple[list[str], np.ndarray]:
 _QUEUE_OF_OP = np.array([("load", "compute", "store").index(QUEUE_OF[op]) for op in sorted(QUEUE_OF, key=lambda o: o.value)])
 
 
-def layer_stats(program, tab: dict, start, end, idle, waited, ops: dict, macs_of: dict, bits_of: dict
-                ) -> tuple[LayerStats, ...]:
-    """Per-layer statistics from the instruction timings (see the module docstring); ``tab``
-    holds the ``op`` and ``nbytes`` of every instruction, ``waited`` what each waited for
-    (1 load, 2 store)."""
+@dataclass(frozen=True, eq=False)
+class Timing:
+    """Per instruction: opcode value, bytes moved, start and end cycle, the cycles its queue
+    stood idle before it, and what it waited for (0 nothing, 1 load, 2 store, 3 compute)."""
+
+    op: np.ndarray
+    nbytes: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+    idle: np.ndarray
+    waited: np.ndarray
+
+
+def layer_stats(program, t: Timing, ops: dict, macs_of: dict, bits_of: dict) -> tuple[LayerStats, ...]:
+    """Per-layer statistics from the instruction timings (see the module docstring)."""
     names, seg = _segments(program, len(program.instructions))
     if program.segments and len(names) != len(ops):
         raise ValueError(f"program has {len(names)} layers, {len(ops)} names given")
-    queue, lat, k = _QUEUE_OF_OP[tab["op"]], end - start, len(names)
+    queue, lat, k = _QUEUE_OF_OP[t.op], t.end - t.start, len(names)
 
     def per_layer(mask, values) -> np.ndarray:
         return np.bincount(seg[mask], weights=values[mask], minlength=k).astype(np.int64)
 
     comp = queue == 1
     busy = [per_layer(queue == q, lat) for q in range(3)]
-    wait_l, wait_s = per_layer(comp & (waited == 1), idle), per_layer(comp & (waited == 2), idle)
+    wait_l, wait_s = per_layer(comp & (t.waited == 1), t.idle), per_layer(comp & (t.waited == 2), t.idle)
     t1 = np.zeros(k, np.int64)
-    np.maximum.at(t1, seg[comp], end[comp])
+    np.maximum.at(t1, seg[comp], t.end[comp])
     t1 = np.maximum.accumulate(t1)
-    total = int(end.max(initial=0))
+    total = int(t.end.max(initial=0))
     wait_s[-1] += total - t1[-1]
     t1[-1] = total
     t0 = np.r_[0, t1[:-1]]
-    loaded = per_layer(tab["op"] == Opcode.LOAD.value, tab["nbytes"])
-    stored = per_layer(tab["op"] == Opcode.STORE.value, tab["nbytes"])
+    loaded = per_layer(t.op == Opcode.LOAD.value, t.nbytes)
+    stored = per_layer(t.op == Opcode.STORE.value, t.nbytes)
     out = []
     for j, name in enumerate(names):
         span = max(1, int(t1[j] - t0[j]))
@@ -127,11 +137,11 @@ def layer_stats(program, tab: dict, start, end, idle, waited, ops: dict, macs_of
     return tuple(out)
 
 
-def class_stats(tab: dict, start, end) -> tuple[ClassStats, ...]:
+def class_stats(t: Timing) -> tuple[ClassStats, ...]:
     """Count, busy cycles and bytes per opcode."""
     out = []
     for op in Opcode:
-        m = tab["op"] == op.value
+        m = t.op == op.value
         if m.any():
-            out.append(ClassStats(op.name, int(m.sum()), int((end - start)[m].sum()), int(tab["nbytes"][m].sum())))
+            out.append(ClassStats(op.name, int(m.sum()), int((t.end - t.start)[m].sum()), int(t.nbytes[m].sum())))
     return tuple(out)
