@@ -2,9 +2,13 @@
 
     python bench/simulate_resnet.py [speed|utilisation|scaling|all]
 
-speed:        ResNet-18 (224x224, first/last 8-bit, rest W4A4) compile + simulate wall time
-              against the golden model's, in one run, with the bit-exact check.
-utilisation:  per-layer MAC utilisation and busy share of the compute unit, ResNet-18 W4A4.
+speed:        ResNet-18 (224x224, first/last 8-bit, rest W4A4): golden model, compile, simulate
+              and the golden check timed separately, alternating in one process (medians); the
+              simulated memory image is checked bit-exact first. On a loaded machine a
+              multi-threaded BLAS slows golden and simulator alike (the ratio holds);
+              OPENBLAS_NUM_THREADS=1 gives steadier times.
+utilisation:  per-layer busy share of the compute unit, MAC utilisation and what bounds each
+              layer below 90%, ResNet-18 convolutions after conv1 (W4A4).
 scaling:      cycles per inference of ResNet-20 and ResNet-18 at W8A8/W4A4/W2A2 (first/last
               8-bit) for the bit-serial and the bit-parallel PE family.
 """
