@@ -43,7 +43,9 @@ def schedule_markdown(compiled) -> str:
         lines.append(f"| {l.name} | {l.op} | {bits} | {l.bands} x {l.band_rows} | {l.channel_tiles} | "
                      f"{l.array_tiles} | {l.weight_buffer_use}/{l.act_buffer_use}/{l.out_buffer_use} | "
                      f"{l.bytes_moved:,} | {l.est_cycles:,} | {100 * util:.1f}% |")
-    lines.append(f"\nloop order of every GEMM layer: {compiled.schedule.layers[0].loop_order}")
+    resident = [l.name for l in compiled.schedule.layers if l.weights_resident]
+    lines.append("\nloop order of every GEMM layer: band > channel tile > pixel tile; the weights of "
+                 f"{', '.join(resident) or 'no layer'} stay resident in one weight slot (loaded once).")
     return "\n".join(lines) + "\n"
 
 
@@ -64,6 +66,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
     atomic_write_text(out / "program.lst", listing(p))
     atomic_write_bytes(out / "memory.bin", p.memory)
     atomic_write_text(out / "symbols.json", json.dumps(p.symbols, indent=0))
+    atomic_write_text(out / "segments.json", json.dumps(p.segments, indent=0))
     atomic_write_text(out / "schedule.json", json.dumps([asdict(l) for l in compiled.schedule.layers], indent=1))
     atomic_write_text(out / "schedule.md", schedule_markdown(compiled))
     cfg.dump(out / "config.yaml")
@@ -74,12 +77,16 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
 
 def sim_table(stats) -> str:
-    head = f"{'layer':22s} {'op':13s} {'cycles':>10s} {'ms':>8s} {'MAC util':>8s} {'busy':>6s} {'bound':>8s}"
+    """Per-layer table: cycles (on the compute unit), MAC utilisation, busy share, the cycles the
+    compute unit waited for loads and stores, and what most of the cycles went to."""
+    head = (f"{'layer':22s} {'op':13s} {'cycles':>10s} {'ms':>8s} {'MAC util':>8s} {'busy':>6s} "
+            f"{'wait load':>10s} {'wait store':>10s} {'bound':>8s}")
     rows = [head, "-" * len(head)]
     for l in stats.layers:
         util = f"{100 * l.mac_utilisation:.1f}%" if l.macs else "-"
         rows.append(f"{l.name:22s} {l.op:13s} {l.cycles:>10,d} {l.cycles / (stats.clock_mhz * 1e3):8.3f} "
-                    f"{util:>8s} {100 * l.compute_busy:5.1f}% {l.bottleneck:>8s}")
+                    f"{util:>8s} {100 * l.compute_busy:5.1f}% {l.wait_load:>10,d} {l.wait_store:>10,d} "
+                    f"{l.bottleneck:>8s}")
     rows.append("-" * len(head))
     rows.append(f"{'total':22s} {'':13s} {stats.cycles:>10,d} {stats.milliseconds:8.3f}")
     return "\n".join(rows)

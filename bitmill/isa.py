@@ -11,6 +11,8 @@ compute queue; STORE in the store queue. Dependency flags move tokens between ne
 queues: ``pop_prev``/``push_prev`` towards the previous queue (compute->load, store->compute),
 ``pop_next``/``push_next`` towards the next one (load->compute, compute->store). An instruction
 waits until every channel it pops holds a token, and pushes its tokens when it finishes.
+Every buffer has two slots (double buffering), the requant table (PARAM) included, so the next
+layer's constants, weights and inputs can be loaded while the current layer computes.
 """
 
 from __future__ import annotations
@@ -90,7 +92,8 @@ class Setup:
 
 @dataclass(frozen=True)
 class Sync:
-    """No operation but its tokens: orders DRAM writes (stores) before later loads."""
+    """No operation but its tokens: pops the token of a STORE and pushes one to a LOAD that
+    reads the bytes the store wrote (DRAM read-after-write through the compute queue)."""
 
     deps: Deps = Deps()
     opcode = Opcode.SYNC
@@ -98,10 +101,13 @@ class Sync:
 
 @dataclass(frozen=True)
 class Load:
+    """``nbytes`` from DRAM into a buffer slot, starting ``offset`` bytes into the slot."""
+
     buffer: int          # Buffer value
     slot: int
     dram_addr: int
     nbytes: int
+    offset: int = 0
     deps: Deps = Deps()
     opcode = Opcode.LOAD
 
@@ -109,7 +115,10 @@ class Load:
 @dataclass(frozen=True)
 class Gemm:
     """Output channels ``o0 .. o0+rows`` x pixels ``p0 .. p0+npix`` of the current band, in
-    ``ceil(npix/cols)`` array tiles, each requantized into the output slot."""
+    ``ceil(rows/R) * ceil(npix/C)`` array tiles (channel tile by channel tile, pixel tiles
+    inside), each requantized into the output slot. The weights are rows ``w_row .. w_row+rows``
+    of the weight slot (a slot holds one channel tile, or a whole layer's weights when they
+    fit)."""
 
     w_slot: int
     a_slot: int
@@ -118,17 +127,23 @@ class Gemm:
     rows: int
     p0: int
     npix: int
+    p_slot: int = 0      # requant table slot
+    w_row: int = 0
     deps: Deps = Deps()
     opcode = Opcode.GEMM
 
 
 @dataclass(frozen=True)
 class Vec:
-    """Elementwise/pooling on the activation buffer (ADD uses both slots) into ``o_slot``."""
+    """Elementwise/pooling on activation slot ``a_slot`` into ``o_slot``. ADD reads operand A
+    from the start of the slot and operand B from its second half; ADD and AVGPOOL read their
+    constants from requant table slot ``p_slot``."""
 
     kind: int            # VecKind value
     o_slot: int
     count: int           # output elements
+    p_slot: int = 0
+    a_slot: int = 0
     deps: Deps = Deps()
     opcode = Opcode.VEC
 
@@ -164,10 +179,12 @@ def layout(cfg: AccelConfig) -> data.StructLayout:
             "out_c": ch, "band_row0": px, "out_row0": px, "w_bits": 3, "a_bits": 3,
             "w_enc": 1, "a_enc": 1, "out_bits": 5, "out_signed": 1, "relu": 1}),
         "load": data.StructLayout({"buffer": Buffer, "slot": 1, "dram_addr": DRAM_ADDR_BITS,
-                                   "nbytes": buf}),
+                                   "nbytes": buf, "offset": buf}),
         "gemm": data.StructLayout({"w_slot": 1, "a_slot": 1, "o_slot": 1, "o0": ch,
-                                   "rows": _bits_for(cfg.rows), "p0": 20, "npix": 20}),
-        "vec": data.StructLayout({"kind": VecKind, "o_slot": 1, "count": 24}),
+                                   "rows": ch, "p0": 20, "npix": 20, "p_slot": 1,
+                                   "w_row": ch}),
+        "vec": data.StructLayout({"kind": VecKind, "o_slot": 1, "count": 24, "p_slot": 1,
+                                  "a_slot": 1}),
         "store": data.StructLayout({"slot": 1, "dram_addr": DRAM_ADDR_BITS, "nbytes": buf}),
         "sync": data.StructLayout({}),
     }
@@ -239,6 +256,7 @@ class Program:
     memory: bytes
     config: AccelConfig
     symbols: tuple = ()       # (name, addr, rows, codes per row, bits, encoding) of each tensor
+    segments: tuple = ()      # (layer name, index of its first instruction), in program order
 
     def encoded(self) -> bytes:
         """The binary program: INSTR_BITS/8 little-endian bytes per instruction."""
@@ -246,9 +264,10 @@ class Program:
         return b"".join(encode(i, self.config).to_bytes(n, "little") for i in self.instructions)
 
     @classmethod
-    def from_binary(cls, blob: bytes, memory: bytes, cfg: AccelConfig, symbols: tuple = ()) -> "Program":
+    def from_binary(cls, blob: bytes, memory: bytes, cfg: AccelConfig, symbols: tuple = (),
+                    segments: tuple = ()) -> "Program":
         n = INSTR_BITS // 8
         if len(blob) % n:
             raise BitmillError(f"program binary of {len(blob)} bytes is not a multiple of {n}")
         return cls(tuple(decode(int.from_bytes(blob[i:i + n], "little"), cfg)
-                         for i in range(0, len(blob), n)), memory, cfg, symbols)
+                         for i in range(0, len(blob), n)), memory, cfg, symbols, segments)

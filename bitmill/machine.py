@@ -3,11 +3,17 @@ compiler's cost model, the cycle-accurate simulator and (later) the RTL.
 
 * LOAD / STORE: ``mem_latency + ceil(nbytes / mem_bytes_per_cycle)``.
 * SETUP: 1 cycle (register writes).
-* GEMM: ``tiles * max(tile, cols) + cols + REQUANT_PIPE`` with ``tiles = ceil(npix / cols)``
-  and ``tile = timing.tile_cycles(...)`` for ``K = kernel^2 * in_c``: the array computes one
-  R x C tile while the requant unit drains the previous tile's accumulators (shadow registers),
-  one array column per cycle, so a tile costs at least ``cols`` cycles; the last tile drains
-  after the array finishes.
+* GEMM: ``tiles * period + pipeline_latency + cols + REQUANT_PIPE`` with
+  ``tiles = ceil(channels / rows) * ceil(npix / cols)`` and ``period = max(tile - pipeline_latency, cols)``, where
+  ``tile = timing.tile_cycles(...)`` for ``K = kernel^2 * in_c`` and ``pipeline_latency =
+  timing.pipeline_latency(...)``. The array's operand fetch streams the tiles of one GEMM back
+  to back (a tile's first chunk enters the pipeline the cycle after the previous tile's last
+  chunk; a first-chunk flag travelling with it makes the accumulate stage overwrite instead of
+  add and move the finished tile into the shadow registers), so only the last tile pays the
+  pipeline fill. The requant unit drains the shadow registers one array column per cycle while
+  the next tile computes, so a tile occupies at least ``cols`` cycles; the last tile drains
+  (``cols + REQUANT_PIPE``) after the array finishes. A one-tile GEMM therefore takes
+  ``max(tile, cols + pipeline_latency) + cols + REQUANT_PIPE``.
 * VEC: the vector unit handles ``rows`` elements per cycle: ``ceil(work / rows) + VEC_PIPE`` with
   work = output elements (ADD), output elements * kernel^2 (MAXPOOL), input elements (AVGPOOL).
 
@@ -24,6 +30,14 @@ from bitmill.config import AccelConfig
 REQUANT_PIPE = 3
 VEC_PIPE = 4
 SETUP_CYCLES = 1
+PARAM_SLOT_BYTES = 16 * 1024       # each of the requant table's two slots
+
+
+def slot_bytes(cfg: AccelConfig, buffer: int) -> int:
+    """Bytes of one slot (half) of a buffer (`bitmill.isa.Buffer` value): weight, activation,
+    requant table, output."""
+    return (cfg.weight_buffer_bytes // 2, cfg.act_buffer_bytes // 2, PARAM_SLOT_BYTES,
+            cfg.out_buffer_bytes // 2)[buffer]
 
 
 def mem_cycles(cfg: AccelConfig, nbytes: int) -> int:
@@ -32,15 +46,19 @@ def mem_cycles(cfg: AccelConfig, nbytes: int) -> int:
 
 
 def gemm_tile_cycles(cfg: AccelConfig, k_total: int, w_bits: int, a_bits: int) -> int:
-    """Cycles one array tile occupies in a GEMM (at least the drain of the previous one)."""
+    """Cycles between the starts of consecutive array tiles of a GEMM (the tile's chunks, at
+    least the column drain of the previous tile)."""
     t = timing.tile_cycles(cfg.pe_family, cfg.lanes, k_total, w_bits, a_bits)
-    return max(t, cfg.cols)
+    return max(t - timing.pipeline_latency(cfg.pe_family, cfg.lanes), cfg.cols)
 
 
-def gemm_cycles(cfg: AccelConfig, npix: int, k_total: int, w_bits: int, a_bits: int) -> int:
-    """Cycles of a GEMM instruction over ``npix`` output pixels."""
-    tiles = -(-npix // cfg.cols)
-    return tiles * gemm_tile_cycles(cfg, k_total, w_bits, a_bits) + cfg.cols + REQUANT_PIPE
+def gemm_cycles(cfg: AccelConfig, npix: int, k_total: int, w_bits: int, a_bits: int,
+                channels: int | None = None) -> int:
+    """Cycles of a GEMM instruction over ``npix`` output pixels and ``channels`` output channels
+    (default: one channel tile)."""
+    tiles = -(-(cfg.rows if channels is None else channels) // cfg.rows) * -(-npix // cfg.cols)
+    return (tiles * gemm_tile_cycles(cfg, k_total, w_bits, a_bits)
+            + timing.pipeline_latency(cfg.pe_family, cfg.lanes) + cfg.cols + REQUANT_PIPE)
 
 
 def vec_cycles(cfg: AccelConfig, work: int) -> int:

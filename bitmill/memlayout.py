@@ -10,13 +10,12 @@ multiplier, uint8 shift, 5 bytes padding, int64 bias.
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
 from bitmill.numerics import Encoding
-
 
 
 def pitch(codes_per_row: int, bits: int) -> int:
@@ -25,11 +24,14 @@ def pitch(codes_per_row: int, bits: int) -> int:
 
 
 def to_codes(values: np.ndarray, bits: int, encoding: Encoding | str) -> np.ndarray:
-    """Integer values -> unsigned ``bits``-bit codes."""
-    v = np.asarray(values, dtype=np.int64)
+    """Integer values -> unsigned ``bits``-bit codes (uint8 up to 8 bits, else uint64)."""
+    v = np.asarray(values)
+    v = v.astype(np.int16 if bits <= 8 else np.int64, copy=False)
     if Encoding(encoding) is Encoding.ODD:
-        return (v + (1 << bits) - 1) >> 1
-    return v & ((1 << bits) - 1)
+        codes = (v + ((1 << bits) - 1)) >> 1
+    else:
+        codes = v & ((1 << bits) - 1)
+    return codes.astype(np.uint8 if bits <= 8 else np.uint64)
 
 
 def from_codes(codes: np.ndarray, bits: int, encoding: Encoding | str) -> np.ndarray:
@@ -47,8 +49,19 @@ def pack_rows(values: np.ndarray, bits: int, encoding: Encoding | str) -> bytes:
     """Pack a 2-D array (rows x codes per row) into padded rows of packed codes."""
     values = np.asarray(values)
     rows, n = values.shape
-    codes = to_codes(values, bits, encoding).astype(np.uint64)
-    planes = ((codes[:, :, None] >> np.arange(bits, dtype=np.uint64)) & 1).astype(np.uint8)
+    codes = to_codes(values, bits, encoding)
+    if bits <= 8 and 8 % bits == 0:           # 1, 2, 4, 8 bits: whole codes per byte
+        per = 8 // bits
+        if n % per:
+            codes = np.concatenate([codes, np.zeros((rows, per - n % per), np.uint8)], axis=1)
+        groups = codes.reshape(rows, -1, per)
+        out = groups[:, :, 0].copy()
+        for j in range(1, per):
+            out |= groups[:, :, j] << np.uint8(j * bits)
+        return out.tobytes()
+    if bits % 8 == 0 and bits in (16, 32):    # whole bytes, little-endian
+        return codes.astype(f"<u{bits // 8}").tobytes()
+    planes = ((codes.astype(np.uint64)[:, :, None] >> np.arange(bits, dtype=np.uint64)) & 1).astype(np.uint8)
     bitstream = planes.reshape(rows, n * bits)
     pad = pitch(n, bits) * 8 - n * bits
     if pad:
@@ -56,21 +69,29 @@ def pack_rows(values: np.ndarray, bits: int, encoding: Encoding | str) -> bytes:
     return np.packbits(bitstream, axis=1, bitorder="little").tobytes()
 
 
+@lru_cache(maxsize=64)
+def _byte_table(bits: int, encoding: Encoding, dtype: str) -> np.ndarray:
+    """(256, 8 // bits) values of the codes in each byte value: one ``np.take`` with it unpacks
+    and decodes a whole row of bytes."""
+    per = 8 // bits
+    codes = (np.arange(256)[:, None] >> (np.arange(per) * bits)) & ((1 << bits) - 1)
+    return np.ascontiguousarray(from_codes(codes, bits, encoding).astype(dtype))
+
+
 def unpack_rows(blob: bytes | np.ndarray, rows: int, n: int, bits: int,
-                encoding: Encoding | str) -> np.ndarray:
-    """Inverse of `pack_rows`: (rows x n) integer values."""
+                encoding: Encoding | str, dtype=np.int64) -> np.ndarray:
+    """Inverse of `pack_rows`: (rows x n) integer values as ``dtype`` (float32 holds every
+    value of up to 24 bits exactly)."""
     raw = np.frombuffer(blob, dtype=np.uint8, count=rows * pitch(n, bits)).reshape(rows, -1)
-    if bits == 8:
-        codes = raw[:, :n].astype(np.int64)
-    elif 8 % bits == 0:                       # 1, 2, 4 bits: whole codes per byte
-        per = 8 // bits
-        shifts = np.arange(per, dtype=np.uint8) * bits
-        codes = ((raw[:, :, None] >> shifts) & ((1 << bits) - 1)).reshape(rows, -1)[:, :n].astype(np.int64)
-    else:
-        bitstream = np.unpackbits(raw, axis=1, bitorder="little")[:, :n * bits]
-        weights = (1 << np.arange(bits, dtype=np.int64))
-        codes = bitstream.reshape(rows, n, bits).astype(np.int64) @ weights
-    return from_codes(codes, bits, encoding)
+    dtype = np.dtype(dtype)
+    if bits <= 8 and 8 % bits == 0:           # 1, 2, 4, 8 bits: whole codes per byte
+        table = _byte_table(bits, Encoding(encoding), dtype.str)
+        vals = np.take(table, raw, axis=0).reshape(rows, -1)
+        return vals if vals.shape[1] == n else vals[:, :n]
+    bitstream = np.unpackbits(raw, axis=1, bitorder="little")[:, :n * bits]
+    weights = (1 << np.arange(bits, dtype=np.int64))
+    codes = bitstream.reshape(rows, n, bits).astype(np.int64) @ weights
+    return from_codes(codes, bits, encoding).astype(dtype, copy=False)
 
 
 @dataclass(frozen=True)
@@ -102,12 +123,20 @@ def read_tensor(image: bytes | bytearray, region: Region) -> np.ndarray:
 PARAM_RECORD = 16
 
 
-def param_records(mult, shift, bias) -> bytes:
-    """Packed requant records, one per channel."""
-    return b"".join(struct.pack("<hB5xq", int(m), int(n), int(b)) for m, n, b in zip(mult, shift, bias))
-
-
 _PARAM_DTYPE = np.dtype([("m", "<i2"), ("n", "u1"), ("pad", "V5"), ("b", "<i8")])
+
+
+def param_records(mult, shift, bias) -> bytes:
+    """Packed requant records, one per channel (int16 multiplier, uint8 shift, 5 zero bytes,
+    int64 bias, little-endian)."""
+    m, n, b = (np.asarray(a, dtype=np.int64).reshape(-1) for a in (mult, shift, bias))
+    if not (len(m) == len(n) == len(b)):
+        raise ValueError(f"requant records need equal lengths, got {len(m)}, {len(n)}, {len(b)}")
+    if (m < -2 ** 15).any() or (m >= 2 ** 15).any() or (n < 0).any() or (n > 255).any():
+        raise ValueError("requant multiplier must fit int16 and shift uint8")
+    recs = np.zeros(len(m), _PARAM_DTYPE)
+    recs["m"], recs["n"], recs["b"] = m, n, b
+    return recs.tobytes()
 
 
 def read_param_records(blob: bytes, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -1,8 +1,10 @@
 """Cost model: estimated cycles of a layer schedule from the machine's timing model.
 
 The estimate assumes perfect overlap of the three queues within a layer (the slowest unit
-bounds it) plus the first load and the last store, which cannot overlap; layers are serialised
-by a SYNC. The cycle-accurate simulator measures the same quantities with the same names.
+bounds it) plus the first input band's load and the last band's store, which may not overlap the
+layer's compute (they often overlap the neighbouring layers instead: a load waits only for the
+store that wrote its bytes), so it is an upper bound for a layer on its own. The cycle-accurate
+simulator measures the same quantities with the same names.
 """
 
 from __future__ import annotations
@@ -27,12 +29,14 @@ class CostEstimate:
 def estimate(ls, cfg: AccelConfig, out_w: int) -> CostEstimate:
     """Cycles of one layer schedule."""
     loads = (ls.weight_bytes, ls.act_bytes, ls.param_bytes)
-    transfers = ls.bands * (2 if ls.kind == "gemm" else 1) + ls.channel_tiles * ls.bands + 1
+    w_loads = 1 if ls.weights_resident or ls.channel_tiles == 1 else ls.channel_tiles * ls.bands
+    transfers = ls.bands + (w_loads if ls.kind == "gemm" else 0) + 1
     load = sum(-(-b // cfg.mem_bytes_per_cycle) for b in loads) + transfers * cfg.mem_latency
     store = -(-ls.out_bytes // cfg.mem_bytes_per_cycle) + ls.bands * cfg.mem_latency
     if ls.kind == "gemm":
         pix = ls.band_rows * out_w
-        compute = ls.bands * ls.channel_tiles * machine.gemm_cycles(cfg, pix, ls.k_total, ls.w_bits, ls.a_bits)
+        compute = ls.bands * sum(machine.gemm_cycles(cfg, pix, ls.k_total, ls.w_bits, ls.a_bits, n * cfg.rows)
+                                 for n in ls.gemm_split)
     else:
         compute = ls.bands * machine.vec_cycles(cfg, ls.out_buffer_use * 8)
     first = machine.mem_cycles(cfg, ls.act_buffer_use) if ls.kind != "alias" else 0

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import bisect
+from dataclasses import replace
+
 import numpy as np
 
-from bitmill.isa import Buffer, Deps, Gemm, Load, Program, Setup, Store, Vec, VecKind
+from bitmill.isa import Buffer, Deps, Gemm, Load, Program, Setup, Store, Sync, Vec, VecKind
+from bitmill import machine
 from bitmill.numerics import Encoding
 from bitmill.compiler.ir import Add, Conv2d, Dense, GlobalAvgPool, MaxPool
 from bitmill.compiler.memory import MemoryMap
@@ -14,42 +18,69 @@ QUEUES = {"load": 0, "compute": 1, "store": 2}
 
 
 class _Emitter:
-    """Collects instructions and derives dependency tokens from slot reads and writes.
+    """Collects instructions and derives dependency tokens from slot and DRAM accesses.
 
     Tokens stay ordered: a consumer syncs with the latest producer it depends on only when that
     producer is later than every producer already synced on the channel (queues are in order,
-    so earlier producers are then finished too)."""
+    so earlier producers are then finished too). A LOAD of bytes a STORE wrote waits for a
+    compute-queue instruction known to start after that store: the first one that already
+    popped the store's token (or a later store's), else a SYNC appended for it."""
 
     def __init__(self) -> None:
         self.items: list[list] = []          # [instruction (unfinished deps), deps dict]
         self.writer: dict = {}
         self.reader: dict = {}
         self.synced = {"l2c": -1, "c2l": -1, "c2s": -1, "s2c": -1}
-        self.last_store: int | None = None
-        self.fence: int | None = None
+        self.stores: dict[int, list] = {}    # DRAM region start -> [(lo, hi, store index)]
+        self.after_store: list[tuple[int, int]] = []   # (store popped, compute instr), rising
+        self.segments: list[tuple[str, int]] = []
+
+    def layer(self, name: str) -> None:
+        self.segments.append((name, len(self.items)))
 
     def _sync(self, channel: str, producer: int | None, push: str, pop: str, me: dict) -> None:
         if producer is not None and producer > self.synced[channel]:
             self.items[producer][1][push] = True
             me[pop] = True
             self.synced[channel] = producer
+            if channel == "s2c":
+                self.after_store.append((producer, len(self.items)))
 
-    def barrier(self) -> None:
-        """A SYNC in the compute queue after the last store: later loads wait for it, so every
-        tensor a layer reads from DRAM has been written."""
-        from bitmill.isa import Sync
-        if self.last_store is None:
-            return
+    def _fence_of(self, region, addr: int, nbytes: int) -> tuple[int | None, int | None]:
+        """(compute instruction known to start after every store to ``addr .. addr+nbytes``,
+        else the store a new SYNC must wait for)."""
+        hits = [i for lo, hi, i in self.stores.get(region, ()) if lo < addr + nbytes and addr < hi]
+        if not hits:
+            return None, None
+        last = max(hits)
+        k = bisect.bisect_left(self.after_store, (last, -1))
+        return (self.after_store[k][1], None) if k < len(self.after_store) else (None, last)
+
+    def ready_after(self, buffer: Buffer, slot: int, addr: int, nbytes: int, region=None) -> int:
+        """The compute instruction a LOAD of these arguments would wait for (a SYNC not yet
+        emitted counts as later than every instruction so far; -1: none)."""
+        comp, store = self._fence_of(region, addr, nbytes)
+        waits = [r for r in (self.reader.get((buffer, slot)), comp) if r is not None]
+        return len(self.items) if store is not None else max(waits, default=-1)
+
+    def fence(self, region, addr: int, nbytes: int) -> int | None:
+        """A compute instruction that starts after every store to ``addr .. addr+nbytes`` (a
+        SYNC appended when no instruction so far is known to)."""
+        comp, last = self._fence_of(region, addr, nbytes)
+        if last is None:
+            return comp
         deps: dict = {}
-        self._sync("s2c", self.last_store, "push_prev", "pop_next", deps)
+        self._sync("s2c", last, "push_prev", "pop_next", deps)
         self.items.append([Sync(), deps])
-        self.fence = len(self.items) - 1
+        return len(self.items) - 1
 
-    def load(self, buffer: Buffer, slot: int, addr: int, nbytes: int) -> None:
+    def load(self, buffer: Buffer, slot: int, addr: int, nbytes: int, region: int | None = None,
+             offset: int = 0) -> None:
         deps: dict = {}
-        readers = [r for r in (self.reader.get((buffer, slot)), self.fence) if r is not None]
-        self._sync("c2l", max(readers) if readers else None, "push_prev", "pop_next", deps)
-        self.items.append([Load(int(buffer.value), slot, addr, nbytes), deps])
+        waits = [r for r in (self.reader.get((buffer, slot)), self.fence(region, addr, nbytes))
+                 if r is not None]
+        self._sync("c2l", max(waits) if waits else None, "push_prev", "pop_next", deps)
+        self.items.append([Load(int(buffer.value), slot, addr, nbytes, offset), deps])
         self.writer[(buffer, slot)] = len(self.items) - 1
 
     def compute(self, instr, reads: list, out_slot: int | None) -> None:
@@ -65,12 +96,12 @@ class _Emitter:
         if out_slot is not None:
             self.writer[(Buffer.OUT, out_slot)] = me
 
-    def store(self, slot: int, addr: int, nbytes: int) -> None:
+    def store(self, slot: int, addr: int, nbytes: int, region: int) -> None:
         deps: dict = {}
         self._sync("c2s", self.writer.get((Buffer.OUT, slot)), "push_next", "pop_prev", deps)
         self.items.append([Store(slot, addr, nbytes), deps])
         self.reader[(Buffer.OUT, slot)] = len(self.items) - 1
-        self.last_store = len(self.items) - 1
+        self.stores.setdefault(region, []).append((addr, addr + nbytes, len(self.items) - 1))
 
     def instructions(self) -> tuple:
         out = []
@@ -82,7 +113,7 @@ class _Emitter:
 
 class _Slots:
     def __init__(self) -> None:
-        self.next = {Buffer.WEIGHT: 0, Buffer.ACT: 0, Buffer.OUT: 0}
+        self.next = {Buffer.WEIGHT: 0, Buffer.ACT: 0, Buffer.OUT: 0, Buffer.PARAM: 0}
 
     def take(self, buf: Buffer) -> int:
         s = self.next[buf]
@@ -121,57 +152,81 @@ def _signed(t) -> int:
 
 
 def _emit_gemm(em, slots, node, ls, regs, types) -> None:
-    cfg_rows = regs[f"{node.name}.weight0"].rows           # channels per tile
-    xin = types[node.inputs[0]]
+    """Band > channel tile; GEMMs per band: `LayerSchedule.gemm_split`. A band's loads are issued
+    in the order they can start (the requant table and weights need not wait for the previous
+    layer's outputs); after a band's first GEMM the compute queue syncs with the stores the next
+    band's inputs need, so that band's LOAD overlaps the rest of this band."""
+    rows = regs[f"{node.name}.weight0"].rows               # channels per tile
+    xin, out_c = types[node.inputs[0]], node.out.shape[0]
     g = _geometry(node, xin.shape, node.out.shape)
-    in_r, out_r = regs[node.inputs[0]], regs[node.name]
-    em.load(Buffer.PARAM, 0, regs[f"{node.name}.params"].addr, regs[f"{node.name}.params"].nbytes)
-    out_h = _rows(node.out.shape)
+    in_r, out_r, par = regs[node.inputs[0]], regs[node.name], regs[f"{node.name}.params"]
+    sp = slots.take(Buffer.PARAM)
+    em.load(Buffer.PARAM, sp, par.addr, par.nbytes)
     w_enc = int(node.w_enc is Encoding.ODD)
-    wslot = None
-    for y0 in range(0, out_h, ls.band_rows):
-        y1 = min(out_h, y0 + ls.band_rows)
-        r0, r1 = _band_inputs(g, y0, y1)
-        sa = slots.take(Buffer.ACT)
-        em.load(Buffer.ACT, sa, in_r.addr + r0 * in_r.pitch, (r1 - r0) * in_r.pitch)
-        em.compute(_setup(g, r0, y0, node.w_bits, xin.bits, w_enc, _signed(xin), node.out, node.relu), [], None)
-        so = slots.take(Buffer.OUT)
-        for t in range(ls.channel_tiles):
-            wr = regs[f"{node.name}.weight{t}"]
-            if ls.channel_tiles > 1 or wslot is None:
+    bands = _bands(g, _rows(node.out.shape), ls.band_rows, in_r)
+    for b, (y0, y1, addr, nbytes) in enumerate(bands):
+        sa, t = slots.take(Buffer.ACT), 0
+        for j, n in enumerate(ls.gemm_split):
+            loads = [(Buffer.ACT, sa, addr, nbytes, in_r.addr)] if j == 0 else []
+            if (b == 0 and j == 0) or not ls.weights_resident and ls.channel_tiles > 1:
                 wslot = slots.take(Buffer.WEIGHT)
-                em.load(Buffer.WEIGHT, wslot, wr.addr, wr.nbytes)
-            em.compute(Gemm(wslot, sa, so, t * cfg_rows, wr.rows, y0 * g["out_w"], (y1 - y0) * g["out_w"]),
-                       [(Buffer.WEIGHT, wslot), (Buffer.ACT, sa), (Buffer.PARAM, 0)], so)
-        em.store(so, out_r.addr + y0 * out_r.pitch, (y1 - y0) * out_r.pitch)
+                wr = regs[f"{node.name}.weight" + ("" if ls.weights_resident else str(t))]
+                loads.append((Buffer.WEIGHT, wslot, wr.addr, wr.nbytes, None))
+            for ld in sorted(loads, key=lambda ld: em.ready_after(*ld)):
+                em.load(*ld)
+            if j == 0:
+                em.compute(_setup(g, _band_inputs(g, y0, y1)[0], y0, node.w_bits, xin.bits, w_enc,
+                                  _signed(xin), node.out, node.relu), [], None)
+                so = slots.take(Buffer.OUT)
+            o0 = t * rows
+            em.compute(Gemm(wslot, sa, so, o0, min(n * rows, out_c - o0), y0 * g["out_w"], (y1 - y0) * g["out_w"],
+                            sp, o0 if ls.weights_resident else 0),
+                       [(Buffer.WEIGHT, wslot), (Buffer.ACT, sa), (Buffer.PARAM, sp)], so)
+            if j == 0 and b + 1 < len(bands):
+                em.fence(in_r.addr, *bands[b + 1][2:])
+            t += n
+        em.store(so, out_r.addr + y0 * out_r.pitch, (y1 - y0) * out_r.pitch, out_r.addr)
 
 
-def _emit_vec(em, slots, node, ls, regs, types) -> None:
+def _bands(g: dict, out_h: int, band_rows: int, in_r) -> list[tuple[int, int, int, int]]:
+    """(first output row, end output row, input DRAM address, input bytes) of every band."""
+    out = []
+    for y0 in range(0, out_h, band_rows):
+        y1 = min(out_h, y0 + band_rows)
+        r0, r1 = _band_inputs(g, y0, y1)
+        out.append((y0, y1, in_r.addr + r0 * in_r.pitch, (r1 - r0) * in_r.pitch))
+    return out
+
+
+def _emit_vec(em, slots, node, ls, regs, types, cfg) -> None:
+    """Band by band through alternating activation slots; ADD's second operand goes to the
+    second half of the slot."""
     ins = [types[i] for i in node.inputs]
     g = _geometry(node, ins[0].shape, node.out.shape)
     out_r = regs[node.name]
     out_h = _rows(node.out.shape)
-    if f"{node.name}.params" in regs:
-        em.load(Buffer.PARAM, 0, regs[f"{node.name}.params"].addr, regs[f"{node.name}.params"].nbytes)
+    par = regs.get(f"{node.name}.params")
+    sp = slots.take(Buffer.PARAM) if par else 0
+    if par:
+        em.load(Buffer.PARAM, sp, par.addr, par.nbytes)
     kind = {Add: VecKind.ADD, MaxPool: VecKind.MAXPOOL, GlobalAvgPool: VecKind.AVGPOOL}[type(node)]
     b = ins[1] if len(ins) > 1 else ins[0]
+    half = machine.slot_bytes(cfg, Buffer.ACT.value) // 2
     for y0 in range(0, out_h, ls.band_rows):
         y1 = min(out_h, y0 + ls.band_rows)
         r0, r1 = (0, g["in_h"]) if kind is VecKind.AVGPOOL else \
             (_band_inputs(g, y0, y1) if kind is VecKind.MAXPOOL else (y0, y1))
-        reads = []
-        for slot, name in enumerate(node.inputs):
+        sa = slots.take(Buffer.ACT)
+        for k, name in enumerate(node.inputs):
             r = regs[name]
-            em.load(Buffer.ACT, slot, r.addr + r0 * r.pitch, (r1 - r0) * r.pitch)
-            reads.append((Buffer.ACT, slot))
+            em.load(Buffer.ACT, sa, r.addr + r0 * r.pitch, (r1 - r0) * r.pitch, r.addr, offset=k * half)
         relu = getattr(node, "relu", False)
         em.compute(_setup(g, r0, y0, b.bits, ins[0].bits, _signed(b), _signed(ins[0]), node.out, relu), [], None)
         so = slots.take(Buffer.OUT)
         count = (y1 - y0) * g["out_w"] * g["out_c"]
-        if f"{node.name}.params" in regs:
-            reads.append((Buffer.PARAM, 0))
-        em.compute(Vec(int(kind.value), so, count), reads, so)
-        em.store(so, out_r.addr + y0 * out_r.pitch, (y1 - y0) * out_r.pitch)
+        reads = [(Buffer.ACT, sa)] + ([(Buffer.PARAM, sp)] if par else [])
+        em.compute(Vec(int(kind.value), so, count, sp, sa), reads, so)
+        em.store(so, out_r.addr + y0 * out_r.pitch, (y1 - y0) * out_r.pitch, out_r.addr)
 
 
 def _allocate(schedule, x) -> tuple[MemoryMap, dict]:
@@ -192,12 +247,15 @@ def _allocate(schedule, x) -> tuple[MemoryMap, dict]:
         rows, codes = (1, shape[0]) if len(shape) == 1 else (shape[1], shape[2] * shape[0])
         regs[node.name] = mem.allocate(node.name, rows, codes, node.out.bits, node.out.encoding)
         if isinstance(node, (Conv2d, Dense)):
-            w = node.weight if node.weight.ndim == 2 else node.weight.transpose(0, 2, 3, 1)
+            w = node.weight.astype(np.int16)                  # verified: w_bits <= 8, on the grid
+            w = w if w.ndim == 2 else w.transpose(0, 2, 3, 1)
             w = w.reshape(w.shape[0], -1)
-            for t_i, o0 in enumerate(range(0, w.shape[0], cfg.rows)):
-                blk = w[o0:o0 + cfg.rows]
-                regs[f"{node.name}.weight{t_i}"] = mem.allocate(f"{node.name}.weight{t_i}", blk.shape[0],
-                                                                blk.shape[1], node.w_bits, node.w_enc, blk)
+            whole = mem.allocate(f"{node.name}.weight", w.shape[0], w.shape[1], node.w_bits, node.w_enc, w)
+            regs[f"{node.name}.weight"] = whole
+            for t_i, o0 in enumerate(range(0, w.shape[0], cfg.rows)):       # channel tiles: row ranges
+                regs[f"{node.name}.weight{t_i}"] = replace(whole, name=f"{node.name}.weight{t_i}",
+                                                           addr=whole.addr + o0 * whole.pitch,
+                                                           rows=min(cfg.rows, w.shape[0] - o0))
             r = node.requant
             regs[f"{node.name}.params"] = mem.add_bytes(f"{node.name}.params",
                                                         param_records(r.multiplier, r.shift, r.bias))
@@ -221,8 +279,11 @@ def emit_program(schedule, x=None) -> Program:
     for node, ls in zip(g.nodes[1:], schedule.layers):
         if ls.kind == "alias":
             continue
-        em.barrier()
-        (_emit_gemm if ls.kind == "gemm" else _emit_vec)(em, slots, node, ls, regs, types)
+        em.layer(node.name)
+        if ls.kind == "gemm":
+            _emit_gemm(em, slots, node, ls, regs, types)
+        else:
+            _emit_vec(em, slots, node, ls, regs, types, schedule.config)
     symbols = tuple((r.name, r.addr, r.rows, r.row_codes, r.bits, r.encoding.value)
                     for r in regs.values())
-    return Program(em.instructions(), mem.image(), schedule.config, symbols)
+    return Program(em.instructions(), mem.image(), schedule.config, symbols, tuple(em.segments))

@@ -14,7 +14,8 @@ from bitmill.errors import LoweringError
 from bitmill.compiler import cost
 from bitmill.compiler.ir import Add, Conv2d, Dense, Flatten, GlobalAvgPool, Graph, MaxPool
 from bitmill.memlayout import PARAM_RECORD, pitch
-from bitmill.compiler.schedule import PARAM_BUFFER_BYTES, LayerSchedule, Schedule
+from bitmill.machine import PARAM_SLOT_BYTES
+from bitmill.compiler.schedule import LayerSchedule, Schedule
 
 
 def _kib(n: int) -> str:
@@ -57,7 +58,7 @@ def _band_rows(name: str, out_h: int, in_pitch: int, out_pitch: int, kernel: int
     return min(range(max(1, best // 2), best + 1), key=lambda b: (*tiles(b), -b))
 
 
-def _gemm(node: Conv2d | Dense, in_shape, cfg: AccelConfig, a_bits: int) -> LayerSchedule:
+def _check_gemm(node: Conv2d | Dense, cfg: AccelConfig, a_bits: int) -> None:
     if not cfg.supports(node.w_bits, a_bits):
         raise LoweringError(f"{node.name} runs at W{node.w_bits}A{a_bits}; {cfg.name} supports weights "
                             f"{cfg.weight_bits[0]}..{cfg.weight_bits[1]} and activations "
@@ -68,9 +69,18 @@ def _gemm(node: Conv2d | Dense, in_shape, cfg: AccelConfig, a_bits: int) -> Laye
         raise LoweringError(f"{node.name} needs {_kib(2 * w_slot)} of weight buffer ({min(cfg.rows, o)} "
                             f"rows x {k} weights at {node.w_bits} bits, double-buffered), the config "
                             f"has {_kib(cfg.weight_buffer_bytes)}")
-    if o * PARAM_RECORD > PARAM_BUFFER_BYTES:
-        raise LoweringError(f"{node.name} has {o} output channels; the requant table holds "
-                            f"{PARAM_BUFFER_BYTES // PARAM_RECORD}")
+    if o * PARAM_RECORD > PARAM_SLOT_BYTES:
+        raise LoweringError(f"{node.name} has {o} output channels; a requant table slot holds "
+                            f"{PARAM_SLOT_BYTES // PARAM_RECORD}")
+
+
+def _gemm(node: Conv2d | Dense, in_shape, cfg: AccelConfig, a_bits: int) -> LayerSchedule:
+    """Bands of output rows, channel tiles of ``rows`` channels; the whole layer's weights stay
+    in one weight slot when they fit (loaded once), else one channel tile per slot load."""
+    _check_gemm(node, cfg, a_bits)
+    o, k = node.weight.shape[0], node.k
+    layer_w = o * pitch(k, node.w_bits)
+    resident = layer_w <= cfg.weight_buffer_bytes // 2
     in_rows, in_codes = _rows_of(in_shape)
     out_rows, out_codes = _rows_of(node.out.shape)
     kernel = node.weight.shape[2] if isinstance(node, Conv2d) else 1
@@ -86,9 +96,11 @@ def _gemm(node: Conv2d | Dense, in_shape, cfg: AccelConfig, a_bits: int) -> Laye
                               for y in range(0, out_rows, band))
     ls = LayerSchedule(
         node.name, node.op, "gemm", band, bands, tiles, array_tiles,
-        "band > channel tile > pixel tile", k, node.w_bits, a_bits, o * k * out_rows * out_w,
-        o * pitch(k, node.w_bits) * (1 if tiles == 1 else bands), act_bytes, o * PARAM_RECORD,
-        out_rows * out_p, w_slot, _in_rows(band, kernel, stride, in_rows) * in_p, band * out_p)
+        ("weights resident > " if resident else "") + "band > channel tile > pixel tile", k,
+        node.w_bits, a_bits, o * k * out_rows * out_w,
+        layer_w * (1 if tiles == 1 or resident else bands), act_bytes, o * PARAM_RECORD,
+        out_rows * out_p, layer_w if resident else min(cfg.rows, o) * pitch(k, node.w_bits),
+        _in_rows(band, kernel, stride, in_rows) * in_p, band * out_p, weights_resident=resident)
     return cost.with_estimate(ls, cfg, out_w)
 
 

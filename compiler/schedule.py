@@ -5,7 +5,9 @@ half the activation buffer and whose outputs fit half the output buffer), and wi
 output-channel tile by tile (``rows`` channels, half the weight buffer each). Loop order:
 band > channel tile > pixel tiles (inside one GEMM instruction). Slots alternate so the load
 queue fills one half while the compute queue reads the other (double buffering); dependency
-tokens are derived from the slot reads and writes (`_Emitter`).
+tokens are derived from the slot reads and writes and from DRAM: a load waits for the store
+that wrote its bytes, not for the whole previous layer, so a layer's constants, first weights
+and (when already in DRAM) first inputs load while the previous layer computes.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from bitmill.config import AccelConfig
 from bitmill.isa import Program
 from bitmill.compiler.ir import Graph
 
-PARAM_BUFFER_BYTES = 16 * 1024
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,16 @@ class LayerSchedule:
     act_buffer_use: int
     out_buffer_use: int
     est_cycles: int = 0
+    weights_resident: bool = False     # the whole layer's weights in one slot, loaded once
+
+    @property
+    def gemm_split(self) -> tuple[int, ...]:
+        """Channel tiles of each GEMM instruction of a band: one per tile when the weights stream
+        tile by tile; with resident weights the first tile alone (the next band's inputs are
+        synced after it) and the rest in one GEMM that streams them back to back."""
+        if not self.weights_resident or self.channel_tiles == 1:
+            return (1,) * self.channel_tiles
+        return (1, self.channel_tiles - 1)
 
     @property
     def bytes_moved(self) -> int:

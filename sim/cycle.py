@@ -11,22 +11,21 @@ loaded or stored), and applies each instruction's effect in start-time order wit
 
 from __future__ import annotations
 
-from collections import defaultdict
+from dataclasses import dataclass, fields
 
 import numpy as np
 from tqdm import tqdm
 
 from bitmill import machine
 from bitmill.config import AccelConfig
-from bitmill.isa import QUEUE_OF, Buffer, Gemm, Load, Opcode, Program, Setup, Store, Sync, Vec, VecKind
+from bitmill.isa import QUEUE_OF, Buffer, Gemm, Load, Program, Setup, Store, Sync, Vec, VecKind
 from bitmill.sim.machine_state import MachineState, SimError
-from bitmill.sim.stats import ClassStats, LayerStats, SimStats
+from bitmill.sim.stats import SimStats, Timing, class_stats, layer_stats
 
-# token channel popped / pushed by a flag, per queue
-_POP = {("load", "pop_next"): "c2l", ("compute", "pop_prev"): "l2c", ("compute", "pop_next"): "s2c",
-        ("store", "pop_prev"): "c2s"}
-_PUSH = {("load", "push_next"): "l2c", ("compute", "push_prev"): "c2l", ("compute", "push_next"): "c2s",
-         ("store", "push_prev"): "s2c"}
+QUEUES = ("load", "compute", "store")
+CHANNELS = ("l2c", "c2l", "c2s", "s2c")
+WAIT_CAUSES = ("none", "load", "store", "compute")      # codes of what a queue waited for
+_WAITS_FOR = (1, 3, 3, 2)                                 # per channel l2c, c2l, c2s, s2c
 
 
 def latency(cfg: AccelConfig, instr, regs: Setup | None) -> int:
@@ -39,147 +38,252 @@ def latency(cfg: AccelConfig, instr, regs: Setup | None) -> int:
         raise SimError(f"{type(instr).__name__} before SETUP")
     if isinstance(instr, Gemm):
         k = regs.kernel * regs.kernel * regs.in_c
-        return machine.gemm_cycles(cfg, instr.npix, k, regs.w_bits, regs.a_bits)
+        return machine.gemm_cycles(cfg, instr.npix, k, regs.w_bits, regs.a_bits, instr.rows)
     kind = VecKind(instr.kind)
     work = {VecKind.ADD: instr.count, VecKind.MAXPOOL: instr.count * regs.kernel ** 2,
             VecKind.AVGPOOL: regs.in_h * regs.in_w * regs.in_c}[kind]
     return machine.vec_cycles(cfg, work)
 
 
-def schedule_times(program: Program) -> tuple[np.ndarray, np.ndarray]:
-    """Start and end cycle of every instruction; `SimError` on a deadlock."""
-    cfg, instrs = program.config, program.instructions
-    queues = {"load": [], "compute": [], "store": []}
-    for idx, ins in enumerate(instrs):
-        q = QUEUE_OF[ins.opcode]
-        for flag in ("pop_prev", "pop_next", "push_prev", "push_next"):
-            if getattr(ins.deps, flag) and (q, flag) not in _POP and (q, flag) not in _PUSH:
-                raise SimError(f"instruction {idx} ({ins.opcode.name}) sets {flag}, which the "
-                               f"{q} queue does not have")
-        queues[q].append(idx)
-    start, end = np.zeros(len(instrs), np.int64), np.zeros(len(instrs), np.int64)
-    ptr, free = dict.fromkeys(queues, 0), dict.fromkeys(queues, 0)
-    pushes, pops = defaultdict(list), defaultdict(int)
-    regs = None
-    while any(ptr[q] < len(queues[q]) for q in queues):
+_OPS = {cls: cls.opcode.value for cls in (Setup, Load, Gemm, Vec, Store, Sync)}
+_QUEUE = np.zeros(max(_OPS.values()) + 1, np.int64)
+for _cls, _op in _OPS.items():
+    _QUEUE[_op] = QUEUES.index(QUEUE_OF[_cls.opcode])
+_ROW = {
+    Setup: lambda i: (0,) * 12,
+    Load: lambda i: (i.nbytes, i.dram_addr, i.buffer, i.slot, 0, 0, 0, 0, 0, 0, 0, 0),
+    Gemm: lambda i: (0, 0, 0, 0, i.w_slot, i.a_slot, i.o_slot, i.p_slot, i.npix, i.rows, 0, 0),
+    Vec: lambda i: (0, 0, 0, 0, 0, i.a_slot, i.o_slot, i.p_slot, 0, 0, i.kind, i.count),
+    Store: lambda i: (i.nbytes, i.dram_addr, Buffer.OUT.value, i.slot, 0, 0, 0, 0, 0, 0, 0, 0),
+    Sync: lambda i: (0,) * 12,
+}
+
+
+@dataclass(frozen=True, eq=False)
+class ProgramTable:
+    """The program as columns of integers, one entry per instruction (0 where a field does not
+    apply): opcode value, dependency flags, LOAD/STORE bytes, DRAM address, buffer and slot,
+    GEMM/VEC slots, GEMM pixels and channels, VEC kind and count."""
+
+    op: np.ndarray
+    pop_prev: np.ndarray
+    pop_next: np.ndarray
+    push_prev: np.ndarray
+    push_next: np.ndarray
+    nbytes: np.ndarray
+    addr: np.ndarray
+    buffer: np.ndarray
+    slot: np.ndarray
+    w_slot: np.ndarray
+    a_slot: np.ndarray
+    o_slot: np.ndarray
+    p_slot: np.ndarray
+    npix: np.ndarray
+    rows: np.ndarray
+    kind: np.ndarray
+    count: np.ndarray
+
+
+def table(program: Program) -> ProgramTable:
+    """The program as a `ProgramTable`."""
+    rows = []
+    for ins in program.instructions:
+        cls, d = type(ins), ins.deps
+        if cls not in _OPS:
+            raise SimError(f"unknown instruction {ins}")
+        rows.append((_OPS[cls], d.pop_prev, d.pop_next, d.push_prev, d.push_next) + _ROW[cls](ins))
+    n = len(fields(ProgramTable))
+    arr = np.array(rows, np.int64).reshape(-1, n)
+    return ProgramTable(*(arr[:, j] for j in range(n)))
+
+
+def latencies(program: Program, tab: ProgramTable | None = None) -> np.ndarray:
+    """Cycles of every instruction (`latency` under the SETUP before it in the compute queue)."""
+    tab = tab or table(program)
+    cfg, op, n = program.config, tab.op, len(program.instructions)
+    lat = np.full(n, machine.SETUP_CYCLES, np.int64)
+    mem = (op == _OPS[Load]) | (op == _OPS[Store])
+    sizes, inv = np.unique(tab.nbytes[mem], return_inverse=True)
+    lat[mem] = np.array([machine.mem_cycles(cfg, int(b)) for b in sizes], np.int64)[inv]
+    setup = np.maximum.accumulate(np.where(op == _OPS[Setup], np.arange(n), -1))
+    memo: dict = {}
+    for i in np.flatnonzero((op == _OPS[Gemm]) | (op == _OPS[Vec])).tolist():
+        key = (int(setup[i]), op[i], tab.npix[i], tab.rows[i], tab.kind[i], tab.count[i])
+        if key not in memo:
+            regs = program.instructions[key[0]] if key[0] >= 0 else None
+            memo[key] = latency(cfg, program.instructions[i], regs)
+        lat[i] = memo[key]
+    return lat
+
+
+# channel ids: 0 l2c, 1 c2l, 2 c2s, 3 s2c; per queue the channel of each flag (-1: none)
+_FLAG_CHANNEL = {0: (None, 1, None, 0), 1: (0, 3, 1, 2), 2: (2, None, 3, None)}
+_FLAGS = ("pop_prev", "pop_next", "push_prev", "push_next")
+
+
+def _flows(program: Program, tab: ProgramTable) -> list[tuple[int, tuple, tuple]]:
+    """(queue, channels popped, channels pushed) per instruction."""
+    queue = _QUEUE[tab.op]
+    flags = np.stack([getattr(tab, f) for f in _FLAGS], axis=1)
+    memo: dict = {}
+    out = []
+    for i, (q, key) in enumerate(zip(queue.tolist(), (flags @ np.array([1, 2, 4, 8])).tolist())):
+        if (q, key) not in memo:
+            chans = [_FLAG_CHANNEL[q][j] if key >> j & 1 else -1 for j in range(4)]
+            if None in chans:
+                flag = _FLAGS[chans.index(None)]
+                raise SimError(f"instruction {i} ({program.instructions[i].opcode.name}) sets {flag}, "
+                               f"which the {QUEUES[q]} queue does not have")
+            memo[(q, key)] = (q, tuple(c for c in chans[:2] if c >= 0), tuple(c for c in chans[2:] if c >= 0))
+        out.append(memo[(q, key)])
+    return out
+
+
+def run_queues(program: Program, tab: ProgramTable | None = None) -> tuple[np.ndarray, ...]:
+    """Start and end cycle of every instruction, the cycles its queue stood idle before it and
+    what it waited for (a `WAIT_CAUSES` code); `SimError` on a deadlock."""
+    tab = tab or table(program)
+    flow, lat = _flows(program, tab), latencies(program, tab).tolist()
+    order = [[i for i, f in enumerate(flow) if f[0] == q] for q in range(3)]
+    n = len(flow)
+    start, end, idle, waited = [0] * n, [0] * n, [0] * n, [0] * n
+    ptr, free = [0, 0, 0], [0, 0, 0]
+    pushes: list[list[int]] = [[], [], [], []]
+    pops = [0, 0, 0, 0]
+    remaining = n
+    while remaining:
         progressed = False
-        for q, order in queues.items():
-            while ptr[q] < len(order):
-                idx = order[ptr[q]]
-                ins = instrs[idx]
-                need = [_POP[(q, f)] for f in ("pop_prev", "pop_next") if getattr(ins.deps, f)]
+        for q in range(3):
+            p, t_free, todo = ptr[q], free[q], order[q]
+            while p < len(todo):
+                idx = todo[p]
+                _, need, give = flow[idx]
                 if any(pops[ch] >= len(pushes[ch]) for ch in need):
                     break
-                t0 = max([free[q]] + [pushes[ch][pops[ch]] for ch in need])
+                t0, cause = t_free, 0
                 for ch in need:
+                    t = pushes[ch][pops[ch]]
                     pops[ch] += 1
-                if isinstance(ins, Setup):
-                    regs = ins
-                t1 = t0 + latency(cfg, ins, regs)
-                start[idx], end[idx], free[q] = t0, t1, t1
-                for f in ("push_prev", "push_next"):
-                    if getattr(ins.deps, f):
-                        pushes[_PUSH[(q, f)]].append(t1)
-                ptr[q] += 1
-                progressed = True
+                    if t > t0:
+                        t0, cause = t, _WAITS_FOR[ch]
+                start[idx], idle[idx], waited[idx] = t0, t0 - t_free, cause
+                t_free = end[idx] = t0 + lat[idx]
+                for ch in give:
+                    pushes[ch].append(t_free)
+                p += 1
+            if p != ptr[q]:
+                progressed, remaining = True, remaining - (p - ptr[q])
+            ptr[q], free[q] = p, t_free
         if not progressed:
-            waits = [f"{q} queue at instruction {queues[q][ptr[q]]} waits for a "
-                     f"{'/'.join(_POP[(q, f)] for f in ('pop_prev', 'pop_next') if getattr(instrs[queues[q][ptr[q]]].deps, f))} token"
-                     for q in queues if ptr[q] < len(queues[q])]
-            raise SimError("deadlock: " + "; ".join(waits))
+            raise _deadlock(flow, order, ptr, pops, pushes)
+    return tuple(np.array(a, np.int64) for a in (start, end, idle, waited))
+
+
+def _deadlock(flow, order, ptr, pops, pushes) -> SimError:
+    """Which token each stuck queue waits for."""
+    return SimError("deadlock: " + "; ".join(
+        f"{QUEUES[q]} queue at instruction {order[q][ptr[q]]} waits for a "
+        f"{'/'.join(CHANNELS[ch] for ch in flow[order[q][ptr[q]]][1] if pops[ch] >= len(pushes[ch]))} token"
+        for q in range(3) if ptr[q] < len(order[q])))
+
+
+def schedule_times(program: Program) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end cycle of every instruction; `SimError` on a deadlock."""
+    start, end, _, _ = run_queues(program)
     return start, end
 
 
-def _reads_writes(ins) -> tuple[list, list]:
-    """Buffer slots an instruction reads and writes."""
-    if isinstance(ins, Load):
-        return [], [(Buffer(ins.buffer), ins.slot)]
-    if isinstance(ins, Gemm):
-        return [(Buffer.WEIGHT, ins.w_slot), (Buffer.ACT, ins.a_slot), (Buffer.PARAM, 0)], \
-            [(Buffer.OUT, ins.o_slot)]
-    if isinstance(ins, Vec):
-        kind = VecKind(ins.kind)
-        reads = [(Buffer.ACT, 0)] + ([(Buffer.ACT, 1)] if kind is VecKind.ADD else [])
-        reads += [] if kind is VecKind.MAXPOOL else [(Buffer.PARAM, 0)]
-        return reads, [(Buffer.OUT, ins.o_slot)]
-    if isinstance(ins, Store):
-        return [(Buffer.OUT, ins.slot)], []
-    return [], []
+def _accesses(tab: ProgramTable) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(instruction, slot id = 2 * buffer + slot, is write) of every buffer slot access."""
+    op, parts = tab.op, []
+
+    def add(mask, buf, slot, write) -> None:
+        idx = np.flatnonzero(mask)
+        b = buf[idx] if isinstance(buf, np.ndarray) else np.full(len(idx), buf)
+        parts.append((idx, 2 * b + slot[idx], np.full(len(idx), write)))
+    g, v = op == _OPS[Gemm], op == _OPS[Vec]
+    add(op == _OPS[Load], tab.buffer, tab.slot, True)
+    add(op == _OPS[Store], Buffer.OUT.value, tab.slot, False)
+    add(g, Buffer.WEIGHT.value, tab.w_slot, False)
+    add(g, Buffer.ACT.value, tab.a_slot, False)
+    add(g | (v & (tab.kind != VecKind.MAXPOOL.value)), Buffer.PARAM.value, tab.p_slot, False)
+    add(g | v, Buffer.OUT.value, tab.o_slot, True)
+    add(v, Buffer.ACT.value, tab.a_slot, False)
+    return tuple(np.concatenate(c) for c in zip(*parts))
 
 
-def check_hazards(program: Program, start: np.ndarray, end: np.ndarray) -> None:
-    """Raise `SimError` when the timing lets an access overtake the one it depends on."""
-    last_write: dict = {}
-    readers: dict = defaultdict(list)
-    stores: list[tuple[int, int, int, int]] = []
-    for idx, ins in enumerate(program.instructions):
-        reads, writes = _reads_writes(ins)
-        for s in reads:
-            w = last_write.get(s)
-            if w is not None and start[idx] < end[w]:
-                raise SimError(f"hazard: instruction {idx} reads {s[0].name} slot {s[1]} at cycle "
-                               f"{start[idx]} before instruction {w} finished writing it at {end[w]}")
-            readers[s].append(idx)
-        for s in writes:
-            for r in readers.pop(s, []):
-                if start[idx] < end[r]:
-                    raise SimError(f"hazard: instruction {idx} overwrites {s[0].name} slot {s[1]} at "
-                                   f"cycle {start[idx]} while instruction {r} reads it until {end[r]}")
-            last_write[s] = idx
-        if isinstance(ins, Load):
-            lo, hi = ins.dram_addr, ins.dram_addr + ins.nbytes
-            for a, b, j, t in stores:
-                if a < hi and lo < b and start[idx] < t:
-                    raise SimError(f"hazard: LOAD {idx} reads memory that STORE {j} writes until cycle {t}")
-        if isinstance(ins, Store):
-            stores.append((ins.dram_addr, ins.dram_addr + ins.nbytes, idx, int(end[idx])))
+def _slot_name(slot_id: int) -> str:
+    return f"{Buffer(slot_id // 2).name} slot {slot_id % 2}"
 
 
-def _layer_stats(program, start, end, names, macs_of, bits_of) -> tuple[LayerStats, ...]:
-    cfg, instrs = program.config, program.instructions
-    bounds = [i for i, ins in enumerate(instrs) if isinstance(ins, Sync)]
-    segments = list(zip([0] + bounds, bounds + [len(instrs)]))
-    if len(segments) != len(names):
-        raise SimError(f"program has {len(segments)} layers, {len(names)} names given")
-    out = []
-    for name, (a, b) in zip(names, segments):
-        idx = np.arange(a, b)
-        busy = {q: int(sum(end[i] - start[i] for i in idx if QUEUE_OF[instrs[i].opcode] == q))
-                for q in ("load", "compute", "store")}
-        t0, t1 = int(start[idx].min()), int(end[idx].max())
-        macs = macs_of.get(name, 0)
-        w, a_ = bits_of.get(name, (8, 8))
-        util = macs / ((t1 - t0) * machine.peak_macs_per_cycle(cfg, w, a_)) if macs else 0.0
-        loaded = sum(instrs[i].nbytes for i in idx if isinstance(instrs[i], Load))
-        stored = sum(instrs[i].nbytes for i in idx if isinstance(instrs[i], Store))
-        out.append(LayerStats(name, names[name] if isinstance(names, dict) else "", t0, t1,
-                              busy["load"], busy["compute"], busy["store"], loaded, stored, macs,
-                              util, busy["compute"] / max(1, t1 - t0)))
-    return tuple(out)
+def _slot_hazards(tab: ProgramTable, start: np.ndarray, end: np.ndarray) -> list[tuple[int, str]]:
+    """(instruction, message) of every read before its data is written and every write while
+    an earlier reader still reads the slot."""
+    idx, slot, write = _accesses(tab)
+    if not len(idx):
+        return []
+    order = np.lexsort((idx, slot))                          # by slot, then program order
+    idx, slot, write = idx[order], slot[order], write[order]
+    pos = np.arange(len(idx))
+    first = np.r_[True, slot[1:] != slot[:-1]]
+    group_start = np.maximum.accumulate(np.where(first, pos, 0))
+    last_w = np.maximum.accumulate(np.where(write, pos, -1))
+    last_w = np.where(last_w >= group_start, last_w, -1)    # the slot's own last writer
+    found = []
+    raw = ~write & (last_w >= 0)
+    raw &= start[idx] < end[idx[np.maximum(last_w, 0)]]
+    for p in np.flatnonzero(raw):
+        w = idx[last_w[p]]
+        found.append((int(idx[p]), f"hazard: instruction {idx[p]} reads {_slot_name(slot[p])} at cycle "
+                                   f"{start[idx[p]]} before instruction {w} finished writing it at {end[w]}"))
+    nxt = np.minimum.accumulate(np.where(write, pos, len(idx))[::-1])[::-1]   # next write at/after
+    nxt_after = np.r_[nxt[1:], len(idx)]
+    ok = nxt_after < len(idx)
+    same = ok.copy()
+    same[ok] = slot[nxt_after[ok]] == slot[ok]
+    war = ~write & same
+    war[war] &= start[idx[nxt_after[war]]] < end[idx[war]]
+    for p in np.flatnonzero(war):
+        w, r = idx[nxt_after[p]], idx[p]
+        found.append((int(w), f"hazard: instruction {w} overwrites {_slot_name(slot[p])} at cycle "
+                              f"{start[w]} while instruction {r} reads it until {end[r]}"))
+    return found
 
 
-def _class_stats(program, start, end) -> tuple[ClassStats, ...]:
-    out = []
-    for op in Opcode:
-        idx = [i for i, ins in enumerate(program.instructions) if ins.opcode is op]
-        if idx:
-            nbytes = sum(getattr(program.instructions[i], "nbytes", 0) for i in idx)
-            out.append(ClassStats(op.name, len(idx), int(sum(end[i] - start[i] for i in idx)), nbytes))
-    return tuple(out)
+def _dram_hazards(tab: ProgramTable, start: np.ndarray, end: np.ndarray) -> list[tuple[int, str]]:
+    """A LOAD that starts before an earlier STORE to the same bytes has finished."""
+    l_idx, s_idx = np.flatnonzero(tab.op == _OPS[Load]), np.flatnonzero(tab.op == _OPS[Store])
+    l_lo, s_lo = tab.addr[l_idx], tab.addr[s_idx]
+    l_hi, s_hi = l_lo + tab.nbytes[l_idx], s_lo + tab.nbytes[s_idx]
+    bad = (s_idx[None] < l_idx[:, None]) & (s_lo[None] < l_hi[:, None]) & (l_lo[:, None] < s_hi[None])
+    bad &= start[l_idx][:, None] < end[s_idx][None]
+    return [(int(l_idx[a]), f"hazard: LOAD {l_idx[a]} reads memory that STORE {s_idx[b]} writes until "
+                            f"cycle {end[s_idx[b]]}") for a, b in zip(*np.nonzero(bad))]
+
+
+def check_hazards(program: Program, start: np.ndarray, end: np.ndarray, tab: ProgramTable | None = None) -> None:
+    """Raise `SimError` when the timing lets an access overtake the one it depends on (the
+    violation at the earliest instruction is reported)."""
+    tab = tab or table(program)
+    found = _slot_hazards(tab, start, end) + _dram_hazards(tab, start, end)
+    if found:
+        raise SimError(min(found)[1])
 
 
 def simulate(program: Program, layers: dict[str, str], macs: dict[str, int] | None = None,
              bits: dict[str, tuple[int, int]] | None = None,
              progress: bool = False) -> tuple[bytes, SimStats]:
     """Run ``program``; return the final memory image and the statistics. ``layers`` maps the
-    name of each SYNC-separated segment to its op, in program order."""
-    start, end = schedule_times(program)
-    check_hazards(program, start, end)
-    state = MachineState(program.memory)
+    name of each layer segment of ``program.segments`` to its op."""
+    tab = table(program)
+    start, end, idle, waited = run_queues(program, tab)
+    check_hazards(program, start, end, tab)
+    state = MachineState(program.memory, program.config)
     order = np.lexsort((np.arange(len(start)), start))
+    instrs = program.instructions
     for idx in tqdm(order, desc="simulate", disable=not progress, leave=False, unit="instr"):
-        state.apply(program.instructions[idx])
+        state.apply(instrs[idx])
+    timing = Timing(tab.op, tab.nbytes, start, end, idle, waited)
     stats = SimStats(program.config.name, program.config.clock_mhz, int(end.max(initial=0)),
-                     _layer_stats(program, start, end, layers, macs or {}, bits or {}),
-                     _class_stats(program, start, end))
-    return bytes(state.dram), stats
+                     layer_stats(program, timing, layers, macs or {}, bits or {}), class_stats(timing))
+    return state.dram.tobytes(), stats

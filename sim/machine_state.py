@@ -1,15 +1,25 @@
 """Functional state of the accelerator: DRAM, buffer slots, layer registers, and the effect of
-every instruction (whole tiles with numpy; bit-exact with the golden model's arithmetic)."""
+every instruction (whole tiles with numpy; bit-exact with the golden model's arithmetic).
+
+Speed without changing what is computed: a LOAD copies its bytes into the slot, which decodes
+them at most once per format (the cache goes with the slot's contents); the GEMMs that write one
+output slot from
+one activation band are kept pending and multiplied out together when their results are first
+needed (a STORE or VEC of that slot, or a GEMM on another band), as one exact matrix product
+over all their output channels. Results become visible only through the output slot, so the
+memory image is the same as executing the GEMMs one by one.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
-from bitmill import numerics
+from bitmill import machine, numerics
+from bitmill.config import AccelConfig
 from bitmill.errors import BitmillError
 from bitmill.isa import Buffer, Gemm, Load, Setup, Store, Sync, Vec, VecKind
 from bitmill.sim import golden
-from bitmill.memlayout import pack_rows, pitch, read_param_records, unpack_rows
+from bitmill.memlayout import PARAM_RECORD, pack_rows, pitch, read_param_records, unpack_rows
 
 
 class SimError(BitmillError):
@@ -20,53 +30,82 @@ def _act_enc(signed: int) -> str:
     return "signed" if signed else "unsigned"
 
 
+def _value_dtype(bits: int):
+    return np.float32 if bits <= 24 else np.float64
+
+
+def _decoded(entry: tuple, codes: int, bits: int, enc: str) -> np.ndarray:
+    """A slot's bytes (``entry`` = load number, bytes, cache) as rows of ``codes`` values,
+    decoded once per slot contents."""
+    _, blob, cache = entry
+    key = (codes, bits, enc)
+    if key not in cache:
+        cache[key] = unpack_rows(blob, len(blob) // pitch(codes, bits), codes, bits, enc, _value_dtype(bits))
+    return cache[key]
+
+
+def _consecutive(ranges) -> bool:
+    """Whether (start, length) ranges follow each other without gaps."""
+    return all(b[0] == a[0] + a[1] for a, b in zip(ranges, ranges[1:]))
+
+
 class MachineState:
-    def __init__(self, memory: bytes):
-        self.dram = bytearray(memory)
-        self.slots: dict = {}          # (buffer, slot) -> (bytes, load sequence number)
-        self.out: dict = {}            # out slot -> [codes array (rows, W, C), bits, signed]
+    def __init__(self, memory: bytes, cfg: AccelConfig):
+        self.cfg = cfg
+        self.dram = np.frombuffer(bytearray(memory), dtype=np.uint8)
+        self.slots: dict = {}          # (buffer value, slot) -> {offset: (load number, bytes, decoded)}
+        self.out: dict = {}            # out slot -> [values (rows, W, C), bits, signed, regs]
         self.regs: Setup | None = None
-        self._seq = 0
-        self._cache: dict = {}
+        self._cols: dict = {}          # (buffer, slot) -> {band key: im2col matrix}
         self.pending: dict = {}        # out slot -> GEMMs not yet multiplied out
-        self._decoded: dict = {}       # (dram range, format) -> decoded codes
+        self._loads = 0
+        self._gathered: dict = {}      # weight rows of several slots, decoded together
 
     def apply(self, instr) -> None:
-        if isinstance(instr, Load):
-            self._seq += 1
-            blob = bytes(self.dram[instr.dram_addr:instr.dram_addr + instr.nbytes])
-            if len(blob) != instr.nbytes:
-                raise SimError(f"LOAD reads past the end of memory at {instr.dram_addr}+{instr.nbytes}")
-            self.slots[(Buffer(instr.buffer), instr.slot)] = (blob, (instr.dram_addr, instr.nbytes))
-            self._cache.pop((Buffer(instr.buffer), instr.slot), None)
+        if isinstance(instr, Gemm):
+            self._gemm(instr)
+        elif isinstance(instr, Load):
+            self._load(instr)
         elif isinstance(instr, Setup):
             self.regs = instr
-        elif isinstance(instr, Gemm):
-            self._gemm(instr)
-        elif isinstance(instr, Vec):
-            self._vec(instr)
         elif isinstance(instr, Store):
             self._store(instr)
+        elif isinstance(instr, Vec):
+            self._vec(instr)
         elif not isinstance(instr, Sync):
             raise SimError(f"unknown instruction {instr}")
 
-    def _slot(self, buf: Buffer, slot: int) -> tuple[bytes, int]:
-        if (buf, slot) not in self.slots:
-            raise SimError(f"{buf.name} slot {slot} read before any LOAD")
-        return self.slots[(buf, slot)]
+    def _load(self, i: Load) -> None:
+        if i.dram_addr + i.nbytes > len(self.dram):
+            raise SimError(f"LOAD reads past the end of memory at {i.dram_addr}+{i.nbytes}")
+        key, size = (i.buffer, i.slot), machine.slot_bytes(self.cfg, i.buffer)
+        if i.offset + i.nbytes > size:
+            raise SimError(f"LOAD of {i.nbytes} bytes at offset {i.offset} overflows the {size}-byte "
+                           f"{Buffer(i.buffer).name} slot")
+        self._loads += 1
+        held = self.slots.setdefault(key, {})
+        for off in [o for o, e in held.items() if o < i.offset + i.nbytes and i.offset < o + len(e[1])]:
+            del held[off]                      # bytes overwritten by this load
+        held[i.offset] = (self._loads, self.dram[i.dram_addr:i.dram_addr + i.nbytes].copy(), {})
+        self._cols.pop(key, None)
+
+    def _slot(self, buf: Buffer, slot: int, offset: int = 0) -> tuple:
+        """What one LOAD put at ``offset`` of a slot (reads never span two loads)."""
+        entry = self.slots.get((buf.value, slot), {}).get(offset)
+        if entry is None:
+            raise SimError(f"{buf.name} slot {slot} read at offset {offset} before a LOAD there")
+        return entry
 
     def _rows(self, buf: Buffer, slot: int, codes: int, bits: int, enc: str) -> np.ndarray:
-        blob, src = self._slot(buf, slot)
-        key = (src, codes, bits, enc)        # decoded once per memory range until it is stored to
-        if key not in self._decoded:
-            self._decoded[key] = unpack_rows(blob, len(blob) // pitch(codes, bits), codes, bits, enc)
-        return self._decoded[key]
+        return _decoded(self._slot(buf, slot), codes, bits, enc)
 
-    def _params(self, count: int):
-        blob, _ = self._slot(Buffer.PARAM, 0)
-        if len(blob) < 16 * count:
-            raise SimError(f"requant table holds {len(blob) // 16} records, {count} needed")
-        return read_param_records(blob, count)
+    def _params(self, slot: int, count: int):
+        _, blob, cache = self._slot(Buffer.PARAM, slot)
+        if len(blob) < PARAM_RECORD * count:
+            raise SimError(f"requant table holds {len(blob) // PARAM_RECORD} records, {count} needed")
+        if ("params", count) not in cache:
+            cache[("params", count)] = read_param_records(blob.tobytes(), count)
+        return cache[("params", count)]
 
     def _out_range(self, r: Setup | None = None) -> tuple[int, int]:
         r = r or self.regs
@@ -80,28 +119,36 @@ class MachineState:
         band = band.reshape(-1, r.in_w, r.in_c)
         top = y0 * r.stride - r.pad
         n = (y1 - 1) * r.stride + r.kernel - y0 * r.stride
-        z = np.full((n, r.in_w + 2 * r.pad, r.in_c), fill)
-        for i in range(n):
-            y = top + i
-            if 0 <= y < r.in_h:
-                j = y - r.band_row0
-                if not 0 <= j < len(band):
-                    raise SimError(f"input row {y} is not in the activation buffer (rows "
-                                   f"{r.band_row0}..{r.band_row0 + len(band) - 1})")
-                z[i, r.pad:r.pad + r.in_w] = band[j]
+        z = np.full((n, r.in_w + 2 * r.pad, r.in_c), fill, dtype=band.dtype)
+        lo, hi = max(top, 0), min(top + n, r.in_h)
+        if lo < hi:
+            if lo < r.band_row0 or hi - r.band_row0 > len(band):
+                bad = lo if lo < r.band_row0 else r.band_row0 + len(band)
+                raise SimError(f"input row {bad} is not in the activation buffer (rows "
+                               f"{r.band_row0}..{r.band_row0 + len(band) - 1})")
+            z[lo - top:hi - top, r.pad:r.pad + r.in_w] = band[lo - r.band_row0:hi - r.band_row0]
         return z
 
-    def _write_out(self, slot: int, row0: int, codes: np.ndarray, c0: int, r: Setup | None = None) -> None:
-        """Write (rows, W, channels) codes at output rows row0.. and channels c0.."""
+    def _write_out(self, slot: int, row0: int, values: np.ndarray, c0: int, r: Setup | None = None) -> None:
+        """Write (rows, W, channels) values at output rows row0.. and channels c0.."""
         r = r or self.regs
-        need = row0 + codes.shape[0]
+        need = row0 + values.shape[0]
         cur = self.out.get(slot)
-        if cur is None or cur[0].shape[1:] != (r.out_w, r.out_c) or cur[3] != r:
-            cur = [np.zeros((need, r.out_w, r.out_c), np.int64), r.out_bits, r.out_signed, r]
+        if cur is None or cur[3] != r:
+            cur = [np.zeros((need, r.out_w, r.out_c)), r.out_bits, r.out_signed, r]
             self.out[slot] = cur
         if cur[0].shape[0] < need:
-            cur[0] = np.concatenate([cur[0], np.zeros((need - cur[0].shape[0],) + cur[0].shape[1:], np.int64)])
-        cur[0][row0:need, :, c0:c0 + codes.shape[2]] = codes
+            cur[0] = np.concatenate([cur[0], np.zeros((need - cur[0].shape[0],) + cur[0].shape[1:])])
+        cur[0][row0:need, :, c0:c0 + values.shape[2]] = values
+
+    def _band_cols(self, slot: int, y0: int, y1: int) -> np.ndarray:
+        r = self.regs
+        cache = self._cols.setdefault((Buffer.ACT.value, slot), {})
+        key = (y0, y1, r)
+        if key not in cache:
+            z = self._band(slot, y0, y1, 0.0)
+            cache[key] = golden.im2col(z[None], r.kernel, r.kernel, r.stride, 0)
+        return cache[key]
 
     def _gemm(self, i: Gemm) -> None:
         r = self.regs
@@ -109,41 +156,61 @@ class MachineState:
             raise SimError("GEMM before SETUP")
         if i.p0 % r.out_w or i.npix % r.out_w:
             raise SimError(f"GEMM pixels {i.p0}+{i.npix} are not whole rows of {r.out_w}")
-        k = r.kernel * r.kernel * r.in_c
-        w = self._rows(Buffer.WEIGHT, i.w_slot, k, r.w_bits, "odd" if r.w_enc else "signed")[:i.rows]
         y0, y1 = i.p0 // r.out_w, (i.p0 + i.npix) // r.out_w
-        cache = self._cache.setdefault((Buffer.ACT, i.a_slot), {})
-        key = ("cols", y0, y1, r)
-        if key not in cache:
-            z = self._band(i.a_slot, y0, y1, 0.0)
-            cache[key] = golden.im2col(z[None].astype(np.float32 if r.a_bits <= 8 else np.float64),
-                                       r.kernel, r.kernel, r.stride, 0)
-        cols = cache[key]
-        m, n, b = (a[i.o0:i.o0 + i.rows] for a in self._params(i.o0 + i.rows))
+        cols = self._band_cols(i.a_slot, y0, y1)
+        params = self._params(i.p_slot, i.o0 + i.rows)
         pend = self.pending.setdefault(i.o_slot, [])
-        if pend and (pend[0][0] is not cols or pend[0][6] != r):
+        if pend and (pend[0][0] is not cols or pend[0][1] != r):
             self._flush(i.o_slot)
             pend = self.pending.setdefault(i.o_slot, [])
-        pend.append((cols, w, i.o0, m, n, b, r, y0, y1))
+        pend.append((cols, r, y0, y1, self._slot(Buffer.WEIGHT, i.w_slot), i.rows, i.o0,
+                     tuple(a[i.o0:i.o0 + i.rows] for a in params), i.w_row))
+
+    def _weights(self, pend: list, r: Setup) -> np.ndarray:
+        """(channels, K) weights of pending GEMMs: a slot is decoded once and sliced when they
+        share it, else their rows are gathered as bytes and decoded together."""
+        k = r.kernel * r.kernel * r.in_c
+        enc, p_w = ("odd" if r.w_enc else "signed"), pitch(k, r.w_bits)
+        for p in pend:
+            if len(p[4][1]) < (p[8] + p[5]) * p_w:
+                raise SimError(f"GEMM of weight rows {p[8]}..{p[8] + p[5] - 1} but the weight slot "
+                               f"holds {len(p[4][1]) // p_w} rows")
+        loads, rows = tuple(p[4][0] for p in pend), tuple((p[8], p[5]) for p in pend)
+        if all(n == loads[0] for n in loads):
+            full = _decoded(pend[0][4], k, r.w_bits, enc)
+            if _consecutive(rows):
+                return full[rows[0][0]:rows[-1][0] + rows[-1][1]]
+            return np.concatenate([full[a:a + n] for a, n in rows])
+        key = (loads, rows, k, r.w_bits, enc)
+        if key not in self._gathered:
+            raw = np.concatenate([p[4][1][p[8] * p_w:(p[8] + p[5]) * p_w] for p in pend])
+            self._gathered = {key: unpack_rows(raw, len(raw) // p_w, k, r.w_bits, enc, _value_dtype(r.w_bits))}
+        return self._gathered[key]
 
     def _flush(self, slot: int) -> None:
-        """Compute the pending GEMMs of an output slot that share one activation band as one
-        matrix product (their results become visible only through the output slot)."""
+        """Multiply out the pending GEMMs of an output slot (one activation band) at once."""
         pend = self.pending.pop(slot, [])
         if not pend:
             return
-        cols, _, _, _, _, _, r, y0, y1 = pend[0]
+        cols, r, y0, y1 = pend[0][:4]
+        w = self._weights(pend, r)
         term = numerics.max_abs(r.w_bits, "odd" if r.w_enc else "signed") * \
             numerics.max_abs(r.a_bits, _act_enc(r.a_enc))
-        w = np.concatenate([p[1] for p in pend]).astype(np.float64)
-        m, n, b = (np.concatenate([p[k] for p in pend]) for k in (3, 4, 5))
-        acc = golden.exact_gemm(cols, w.T, term).astype(np.int64)
-        out = numerics.requantize(acc, m, b, n, self._out_range(r), channel_axis=-1)
+        m, n, b = (np.concatenate([p[7][j] for p in pend]) for j in range(3))
+        acc = golden.exact_gemm(cols, w.T, term)
+        bound = term * r.kernel * r.kernel * r.in_c
+        if numerics.requant_float_exact(bound, m, b, n):
+            out = numerics.requantize_float(acc, m, b, n, self._out_range(r))
+        else:
+            out = numerics.requantize(acc, m, b, n, self._out_range(r), channel_axis=-1)
+        out = out.reshape(y1 - y0, r.out_w, -1)
+        if _consecutive([(p[6], p[5]) for p in pend]):
+            self._write_out(slot, y0 - r.out_row0, out, pend[0][6], r)      # channels in order
+            return
         col = 0
         for p in pend:
-            rows = p[1].shape[0]
-            self._write_out(slot, y0 - r.out_row0, out[:, col:col + rows].reshape(y1 - y0, r.out_w, rows), p[2], r)
-            col += rows
+            self._write_out(slot, y0 - r.out_row0, out[:, :, col:col + p[5]], p[6], r)
+            col += p[5]
 
     def _vec(self, i: Vec) -> None:
         self._flush(i.o_slot)
@@ -151,15 +218,17 @@ class MachineState:
         kind = VecKind(i.kind)
         rows_out = i.count // (r.out_w * r.out_c)
         if kind is VecKind.ADD:
-            a = self._rows(Buffer.ACT, 0, r.in_w * r.in_c, r.a_bits, _act_enc(r.a_enc))[:rows_out]
-            b = self._rows(Buffer.ACT, 1, r.in_w * r.in_c, r.w_bits, _act_enc(r.w_enc))[:rows_out]
-            m, n, bias = self._params(2)
-            s = a * int(m[0]) + b * int(m[1])
+            a = self._rows(Buffer.ACT, i.a_slot, r.in_w * r.in_c, r.a_bits, _act_enc(r.a_enc))[:rows_out]
+            half = machine.slot_bytes(self.cfg, Buffer.ACT.value) // 2
+            b = _decoded(self._slot(Buffer.ACT, i.a_slot, half), r.in_w * r.in_c, r.w_bits,
+                         _act_enc(r.w_enc))[:rows_out]
+            m, n, bias = self._params(i.p_slot, 2)
+            s = a.astype(np.int64) * int(m[0]) + b.astype(np.int64) * int(m[1])
             out = numerics.requantize(s, 1, int(bias[0]), int(n[0]), self._out_range(), channel_axis=-1)
             self._write_out(i.o_slot, 0, out.reshape(rows_out, r.out_w, r.out_c), 0)
         elif kind is VecKind.MAXPOOL:
             low = numerics.value_range(r.a_bits, _act_enc(r.a_enc))[0] - 1
-            z = self._band(0, r.out_row0, r.out_row0 + rows_out, low).astype(np.int64)
+            z = self._band(i.a_slot, r.out_row0, r.out_row0 + rows_out, low)
             out = None
             s = r.stride
             for dy in range(r.kernel):
@@ -168,9 +237,9 @@ class MachineState:
                     out = win if out is None else np.maximum(out, win)
             self._write_out(i.o_slot, 0, out, 0)
         else:
-            x = self._rows(Buffer.ACT, 0, r.in_w * r.in_c, r.a_bits, _act_enc(r.a_enc))
-            sums = x.reshape(-1, r.in_w, r.in_c).sum(axis=(0, 1))
-            m, n, b = self._params(r.in_c)
+            x = self._rows(Buffer.ACT, i.a_slot, r.in_w * r.in_c, r.a_bits, _act_enc(r.a_enc))
+            sums = x.reshape(-1, r.in_w, r.in_c).astype(np.int64).sum(axis=(0, 1))
+            m, n, b = self._params(i.p_slot, r.in_c)
             out = numerics.requantize(sums[None], m, b, n, self._out_range(), channel_axis=-1)
             self._write_out(i.o_slot, 0, out.reshape(1, 1, r.in_c), 0)
 
@@ -178,10 +247,10 @@ class MachineState:
         self._flush(i.slot)
         if i.slot not in self.out:
             raise SimError(f"STORE of output slot {i.slot} before anything was computed into it")
-        codes, bits, signed, _ = self.out[i.slot]
-        blob = pack_rows(codes.reshape(codes.shape[0], -1), bits, "signed" if signed else "unsigned")
+        values, bits, signed, _ = self.out[i.slot]
+        blob = pack_rows(values.reshape(values.shape[0], -1), bits, "signed" if signed else "unsigned")
         if len(blob) < i.nbytes:
             raise SimError(f"STORE of {i.nbytes} bytes but output slot {i.slot} holds {len(blob)}")
-        self.dram[i.dram_addr:i.dram_addr + i.nbytes] = blob[:i.nbytes]
-        lo, hi = i.dram_addr, i.dram_addr + i.nbytes
-        self._decoded = {k: v for k, v in self._decoded.items() if k[0][0] >= hi or k[0][0] + k[0][1] <= lo}
+        if i.dram_addr + i.nbytes > len(self.dram):
+            raise SimError(f"STORE writes past the end of memory at {i.dram_addr}+{i.nbytes}")
+        self.dram[i.dram_addr:i.dram_addr + i.nbytes] = np.frombuffer(blob, np.uint8, count=i.nbytes)

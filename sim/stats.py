@@ -2,11 +2,22 @@
 
 Field names match `bitmill.compiler.cost.CostEstimate` (``load_cycles``, ``compute_cycles``,
 ``store_cycles``, ``cycles``) so estimates and measurements compare field by field.
+
+Layers overlap (the next layer's loads run while this one computes), so a layer's cycles are
+measured on the compute unit: from the end of the previous layer's last compute instruction to
+the end of its own (the last layer also counts its final stores). The span is exactly the
+layer's compute busy cycles plus the cycles the compute queue waited for a load token
+(``wait_load``) or a store token (``wait_store``); the layer spans add up to the run.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from bitmill import machine
+from bitmill.isa import QUEUE_OF, Opcode
 
 
 @dataclass(frozen=True)
@@ -25,6 +36,8 @@ class LayerStats:
     macs: int
     mac_utilisation: float     # useful MACs / (cycles * peak MACs per cycle at the layer's bits)
     compute_busy: float        # compute_cycles / cycles
+    wait_load: int = 0         # compute idle, waiting for a LOAD
+    wait_store: int = 0        # compute idle, waiting for a STORE (a free output slot, DRAM data)
 
     @property
     def cycles(self) -> int:
@@ -32,7 +45,8 @@ class LayerStats:
 
     @property
     def bottleneck(self) -> str:
-        units = {"load": self.load_cycles, "compute": self.compute_cycles, "store": self.store_cycles}
+        """The unit the layer's cycles went to most: computing, or waiting for loads or stores."""
+        units = {"compute": self.compute_cycles, "load": self.wait_load, "store": self.wait_store}
         return max(units, key=units.get)
 
 
@@ -66,3 +80,68 @@ class SimStats:
             layer["cycles"], layer["bottleneck"] = ls.cycles, ls.bottleneck
         d["milliseconds"] = self.milliseconds
         return d
+
+
+def _segments(program, n: int) -> tuple[list[str], np.ndarray]:
+    segs = program.segments or (("program", 0),)
+    return [name for name, _ in segs], np.searchsorted([i for _, i in segs], np.arange(n), side="right") - 1
+
+
+_QUEUE_OF_OP = np.array([("load", "compute", "store").index(QUEUE_OF[op]) for op in sorted(QUEUE_OF, key=lambda o: o.value)])
+
+
+@dataclass(frozen=True, eq=False)
+class Timing:
+    """Per instruction: opcode value, bytes moved, start and end cycle, the cycles its queue
+    stood idle before it, and what it waited for (0 nothing, 1 load, 2 store, 3 compute)."""
+
+    op: np.ndarray
+    nbytes: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+    idle: np.ndarray
+    waited: np.ndarray
+
+
+def layer_stats(program, t: Timing, ops: dict, macs_of: dict, bits_of: dict) -> tuple[LayerStats, ...]:
+    """Per-layer statistics from the instruction timings (see the module docstring)."""
+    names, seg = _segments(program, len(program.instructions))
+    if program.segments and len(names) != len(ops):
+        raise ValueError(f"program has {len(names)} layers, {len(ops)} names given")
+    queue, lat, k = _QUEUE_OF_OP[t.op], t.end - t.start, len(names)
+
+    def per_layer(mask, values) -> np.ndarray:
+        return np.bincount(seg[mask], weights=values[mask], minlength=k).astype(np.int64)
+
+    comp = queue == 1
+    busy = [per_layer(queue == q, lat) for q in range(3)]
+    wait_l, wait_s = per_layer(comp & (t.waited == 1), t.idle), per_layer(comp & (t.waited == 2), t.idle)
+    t1 = np.zeros(k, np.int64)
+    np.maximum.at(t1, seg[comp], t.end[comp])
+    t1 = np.maximum.accumulate(t1)
+    total = int(t.end.max(initial=0))
+    wait_s[-1] += total - t1[-1]
+    t1[-1] = total
+    t0 = np.r_[0, t1[:-1]]
+    loaded = per_layer(t.op == Opcode.LOAD.value, t.nbytes)
+    stored = per_layer(t.op == Opcode.STORE.value, t.nbytes)
+    out = []
+    for j, name in enumerate(names):
+        span = max(1, int(t1[j] - t0[j]))
+        macs = macs_of.get(name, 0)
+        w, a = bits_of.get(name, (8, 8))
+        util = macs / (span * machine.peak_macs_per_cycle(program.config, w, a)) if macs else 0.0
+        out.append(LayerStats(name, ops.get(name, ""), int(t0[j]), int(t1[j]), int(busy[0][j]),
+                              int(busy[1][j]), int(busy[2][j]), int(loaded[j]), int(stored[j]), macs,
+                              util, int(busy[1][j]) / span, int(wait_l[j]), int(wait_s[j])))
+    return tuple(out)
+
+
+def class_stats(t: Timing) -> tuple[ClassStats, ...]:
+    """Count, busy cycles and bytes per opcode."""
+    out = []
+    for op in Opcode:
+        m = t.op == op.value
+        if m.any():
+            out.append(ClassStats(op.name, int(m.sum()), int((t.end - t.start)[m].sum()), int(t.nbytes[m].sum())))
+    return tuple(out)

@@ -20,10 +20,12 @@ instructions = st.one_of(
               st.integers(1, 8), st.integers(0, 1), st.integers(0, 1), st.integers(1, 32),
               st.booleans(), st.booleans(), deps),
     st.builds(Load, st.integers(0, 3), st.integers(0, 1), st.integers(0, 2 ** 32 - 1),
-              st.integers(0, 131072), deps),
+              st.integers(0, 131072), st.integers(0, 131072), deps),
     st.builds(Gemm, st.integers(0, 1), st.integers(0, 1), st.integers(0, 1), st.integers(0, 8191),
-              st.integers(0, 16), st.integers(0, 2 ** 20 - 1), st.integers(0, 2 ** 20 - 1), deps),
-    st.builds(Vec, st.integers(0, 2), st.integers(0, 1), st.integers(0, 2 ** 24 - 1), deps),
+              st.integers(0, 8191), st.integers(0, 2 ** 20 - 1), st.integers(0, 2 ** 20 - 1),
+              st.integers(0, 1), st.integers(0, 8191), deps),
+    st.builds(Vec, st.integers(0, 2), st.integers(0, 1), st.integers(0, 2 ** 24 - 1), st.integers(0, 1),
+              st.integers(0, 1), deps),
     st.builds(Store, st.integers(0, 1), st.integers(0, 2 ** 32 - 1), st.integers(0, 131072), deps),
     st.builds(Sync, deps),
 )
@@ -49,15 +51,15 @@ def test_field_widths_follow_the_config():
     with pytest.raises(BitmillError, match="out of range|cannot encode"):
         encode(Load(1, 0, 0, 50000), TINY)
     with pytest.raises(BitmillError):
-        encode(Gemm(0, 0, 0, 0, 17, 0, 1), TINY)         # 17 rows on a 2-row array field
+        encode(Gemm(0, 0, 0, 0, 1, 0, 1, w_row=2 ** 13), TINY)   # past the 13-bit channel field
     encode(Load(1, 0, 0, 4096), TINY)
 
 
 def test_binary_program_round_trip():
-    prog = Program((Load(1, 0, 64, 100, Deps(push_next=True)),
+    prog = Program((Load(1, 0, 64, 100, deps=Deps(push_next=True)),
                     Setup(3, 1, 1, 8, 8, 4, 8, 4, 0, 0, 4, 4, 0, 0, 8, False, True),
-                    Gemm(0, 0, 0, 0, 2, 0, 64, Deps(pop_prev=True, push_next=True)),
-                    Store(0, 4096, 64, Deps(pop_prev=True))), b"\0" * 16, CFG)
+                    Gemm(0, 0, 0, 0, 2, 0, 64, deps=Deps(pop_prev=True, push_next=True)),
+                    Store(0, 4096, 64, deps=Deps(pop_prev=True))), b"\0" * 16, CFG)
     blob = prog.encoded()
     assert len(blob) == 4 * INSTR_BITS // 8
     assert Program.from_binary(blob, prog.memory, CFG).instructions == prog.instructions

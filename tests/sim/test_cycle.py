@@ -63,17 +63,16 @@ def test_random_networks_simulate_exactly(graph, cfg, seed):
 def _assert_coverage(compiled):
     """Every output element of every GEMM layer is computed exactly once."""
     prog = compiled.program
-    gemm_layers = [l for l in compiled.schedule.layers if l.kind != "alias"]
-    segment, counts = 0, {}
-    for ins in prog.instructions:
-        if isinstance(ins, Sync):
-            segment += 1
-        elif isinstance(ins, Gemm):
-            name = gemm_layers[segment].name
+    firsts = [i for _, i in prog.segments]
+    assert [n for n, _ in prog.segments] == [l.name for l in compiled.schedule.layers if l.kind != "alias"]
+    counts = {}
+    for idx, ins in enumerate(prog.instructions):
+        if isinstance(ins, Gemm):
+            name = prog.segments[int(np.searchsorted(firsts, idx, side="right")) - 1][0]
             node = compiled.schedule.graph[name]
             cov = counts.setdefault(name, np.zeros((node.out.shape[0], node.out.size // node.out.shape[0]), int))
             cov[ins.o0:ins.o0 + ins.rows, ins.p0:ins.p0 + ins.npix] += 1
-    for l in gemm_layers:
+    for l in compiled.schedule.layers:
         if l.kind == "gemm":
             assert (counts[l.name] == 1).all(), l.name
 
@@ -102,17 +101,22 @@ def test_timing_of_every_opcode():
     assert end[0] == 7 + 3
     start, end = _run([SETUP, Gemm(0, 0, 0, 0, 2, 0, 8), Vec(0, 1, 10), Sync()], cfg)
     tile = timing.tile_cycles(cfg.pe_family, cfg.lanes, 3 * 3 * 2, 3, 5)
+    fill = timing.pipeline_latency(cfg.pe_family, cfg.lanes)
     assert end[0] - start[0] == 1
-    assert end[1] - start[1] == 4 * max(tile, cfg.cols) + cfg.cols + machine.REQUANT_PIPE
+    # four tiles back to back, each at least a column drain long; the last one fills the pipeline
+    assert end[1] - start[1] == 4 * max(tile - fill, cfg.cols) + fill + cfg.cols + machine.REQUANT_PIPE
     assert end[2] - start[2] == 5 + machine.VEC_PIPE and end[3] - start[3] == 1
     assert list(start) == [0, end[0], end[1], end[2]]           # one in-order compute queue
+    start, end = _run([SETUP, Gemm(0, 0, 0, 0, 5, 0, 8)], cfg)   # 3 channel tiles x 4 pixel tiles
+    assert end[1] - start[1] == 12 * max(tile - fill, cfg.cols) + fill + cfg.cols + machine.REQUANT_PIPE
+    assert end[1] - start[1] == machine.gemm_cycles(cfg, 8, 18, 3, 5, channels=5)
 
 
 def test_tokens_order_queues_and_queues_overlap():
     cfg = _cfg(mem_latency=5, mem_bytes_per_cycle=1)
-    start, end = _run([Load(0, 0, 0, 20, Deps(push_next=True)), Load(1, 1, 0, 20), SETUP,
-                       Gemm(0, 0, 0, 0, 2, 0, 4, Deps(pop_prev=True, push_next=True)),
-                       Store(0, 100, 4, Deps(pop_prev=True))], cfg)
+    start, end = _run([Load(0, 0, 0, 20, deps=Deps(push_next=True)), Load(1, 1, 0, 20), SETUP,
+                       Gemm(0, 0, 0, 0, 2, 0, 4, deps=Deps(pop_prev=True, push_next=True)),
+                       Store(0, 100, 4, deps=Deps(pop_prev=True))], cfg)
     assert start[3] == end[0] == 25            # GEMM waits for its weights
     assert start[1] == end[0]                  # the second load overlaps the GEMM
     assert start[4] == end[3]                  # STORE waits for the GEMM's token
@@ -120,11 +124,11 @@ def test_tokens_order_queues_and_queues_overlap():
 
 def test_deadlock_is_reported_not_hung():
     with pytest.raises(SimError, match=r"deadlock: compute queue at instruction 1 waits for a l2c token"):
-        _run([SETUP, Gemm(0, 0, 0, 0, 2, 0, 4, Deps(pop_prev=True))])
+        _run([SETUP, Gemm(0, 0, 0, 0, 2, 0, 4, deps=Deps(pop_prev=True))])
     with pytest.raises(SimError, match="deadlock"):
-        _run([Load(0, 0, 0, 4, Deps(pop_next=True)), SETUP, Gemm(0, 0, 0, 0, 2, 0, 4, Deps(pop_prev=True))])
+        _run([Load(0, 0, 0, 4, deps=Deps(pop_next=True)), SETUP, Gemm(0, 0, 0, 0, 2, 0, 4, deps=Deps(pop_prev=True))])
     with pytest.raises(SimError, match="the store queue does not have"):
-        _run([Store(0, 0, 4, Deps(push_next=True))])
+        _run([Store(0, 0, 4, deps=Deps(push_next=True))])
 
 
 def test_missing_token_is_a_hazard():

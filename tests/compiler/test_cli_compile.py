@@ -1,0 +1,45 @@
+"""`bitmill compile` and `bitmill simulate`: outputs, the binary program, user errors."""
+
+import json
+
+import numpy as np
+
+from bitmill.config import AccelConfig
+from bitmill.isa import Program
+from tests.conftest import REPO, assert_one_error_line
+
+TINY = REPO / "configs/accel/tiny.yaml"
+
+
+def test_compile_writes_a_program_that_decodes_to_the_same_instructions(run_cli, tmp_path):
+    status, out, err = run_cli("compile", "--model", "resnet8", "--bits", "w3a4", "--config", TINY,
+                               "-o", tmp_path / "r8")
+    assert status == 0, err
+    d = tmp_path / "r8"
+    for name in ("program.bin", "program.lst", "memory.bin", "symbols.json", "segments.json",
+                 "schedule.json", "schedule.md", "config.yaml"):
+        assert (d / name).stat().st_size > 0, name
+    cfg = AccelConfig.load(d / "config.yaml")
+    prog = Program.from_binary((d / "program.bin").read_bytes(), (d / "memory.bin").read_bytes(), cfg)
+    segments = json.loads((d / "segments.json").read_text())
+    assert [s[0] for s in segments][:2] == ["conv1", "layer1.0.conv1"]
+    assert len(prog.instructions) == len((d / "program.lst").read_text().splitlines())
+    assert np.all(np.diff([s[1] for s in segments]) > 0)
+
+
+def test_simulate_checks_against_golden(run_cli, tmp_path):
+    status, out, err = run_cli("simulate", "--model", "resnet8", "--bits", "w2a3", "--config", TINY,
+                               "--stats", tmp_path / "s.json")
+    assert status == 0, err
+    assert "bit-exact" in out
+    stats = json.loads((tmp_path / "s.json").read_text())
+    assert stats["cycles"] == sum(l["cycles"] for l in stats["layers"])
+
+
+def test_bad_input_is_one_error_line(run_cli, tmp_path):
+    status, _, err = run_cli("compile", "--model", "resnet18", "--bits", "w4a4", "--config", TINY,
+                             "-o", tmp_path / "x")
+    assert_one_error_line(status, err, "activation buffer")
+    status, _, err = run_cli("simulate", "--model", "resnet8", "--bits", "w4a4", "--config",
+                             tmp_path / "missing.yaml")
+    assert_one_error_line(status, err, "missing.yaml")
