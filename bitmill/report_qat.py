@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bitmill.errors import BitmillError
 from bitmill.fileio import atomic_write, atomic_write_text
 
 METHODS = ("lsq", "pact+sawb", "qil", "daq", "dq")
@@ -108,12 +109,17 @@ def previous_rows(out: Path, budget: Budget) -> dict[tuple[str, str], dict]:
 
 def _reusable(row: dict | None, cfg) -> bool:
     """Same training configuration and quantizer revisions as a run would have now."""
+    from bitmill.models.train import TrainConfig
+
     if row is None:
         return False
     m = row["metrics"]
+    try:                            # fields added since then take their defaults
+        same = TrainConfig(**m["config"]) == cfg
+    except (TypeError, ValueError, BitmillError):
+        return False
     default = {} if cfg.method.is_fp else {"act": 1, "weight": 1}
-    return (m.get("config") == json.loads(json.dumps(asdict(cfg)))
-            and m.get("revision", default) == cfg.method.revision)
+    return same and m.get("revision", default) == cfg.method.revision
 
 
 def _plan(budget: Budget, runs: Path, method: str, bits_list, previous: dict,
@@ -234,7 +240,8 @@ def markdown(rows: list[dict], budget: Budget) -> str:
                   "the same training configuration and quantizer revisions; they were fine-tuned from "
                   "an earlier FP run of the same recipe (test accuracy "
                   + ", ".join(f"{_pct(v)} %" for v in refs) + "), and their difference to FP is "
-                  "taken against the FP run they started from (column FP ref)."]
+                  "taken against the FP run they started from (column FP ref); their s/epoch were measured "
+                  "on the machine of that generation."]
     if pending:
         lines += ["", "Pending (training not finished; `bitmill report qat` resumes them): " +
                   ", ".join(f"{r['method']} {r['bits'].upper()}" for r in pending) + "."]

@@ -69,6 +69,12 @@ class QLinear(nn.Module):
     def weight(self) -> nn.Parameter:
         return self.linear.weight
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # checkpoints written before the output gain existed have no flag; without a gain it is set
+        if self.out_gain is None:
+            state_dict.setdefault(prefix + "gain_initialized", torch.tensor(True))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.wq is None:
             return self.linear(x)

@@ -73,3 +73,15 @@ def test_fp_model_has_no_integer_form():
     net = build_model("resnet8", Method.parse("fp"), BitAssignment.parse("w4a4"), width=8)
     with pytest.raises(BitmillError, match="full-precision model has no integer form"):
         export.export(net)
+
+
+def test_checkpoint_without_fc_gain_flag_loads():
+    """State dicts from before QLinear had an output gain still load (no gain: flag is set)."""
+    from bitmill.models.train import TrainConfig
+
+    model = TrainConfig(model="resnet8", width=4, quantizer="lsq", dataset="synthetic").build()
+    state = model.state_dict()
+    del state["fc.gain_initialized"]
+    fresh = TrainConfig(model="resnet8", width=4, quantizer="lsq", dataset="synthetic").build()
+    fresh.load_state_dict(state)
+    assert bool(fresh.fc.gain_initialized)
