@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 
 PE_FAMILIES = ("bitserial", "bitparallel")
+FETCH_STAGES = 2        # registers after the operand buffer read (block RAM out, broadcast)
 
 
 def adder_tree_stages(lanes: int) -> int:
@@ -37,11 +38,11 @@ def adder_tree_stages(lanes: int) -> int:
 
 
 def pipeline_latency(family: str, lanes: int) -> int:
-    """Fill/drain cycles of one tile: operand fetch (1), optional multiply stage
-    (bitparallel, 1), adder tree (`adder_tree_stages`), signed term (1), accumulate (1)."""
+    """Fill/drain cycles of one tile: operand fetch (`FETCH_STAGES`), optional multiply
+    stage (bitparallel, 1), adder tree (`adder_tree_stages`), signed term (1), accumulate (1)."""
     if family not in PE_FAMILIES:
         raise ValueError(f"family must be one of {', '.join(PE_FAMILIES)}, not {family!r}")
-    return 1 + (1 if family == "bitparallel" else 0) + adder_tree_stages(lanes) + 1 + 1
+    return FETCH_STAGES + (1 if family == "bitparallel" else 0) + adder_tree_stages(lanes) + 2
 
 
 def passes_per_chunk(family: str, w_bits: int, a_bits: int) -> int:

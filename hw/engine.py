@@ -20,7 +20,7 @@ from bitmill.hw.params import (MAX_PLANES, VALUE_BITS, accumulator_width, check_
                                check_positive, max_k_total_for)
 from bitmill.hw.pe import pe_latency
 from bitmill.hw.sequencer import TileSequencer, chunk_slots, command_layout
-from bitmill.timing import tile_cycles
+from bitmill.timing import FETCH_STAGES, tile_cycles
 
 
 def load_layout(word_bits: int, depth: int) -> data.StructLayout:
@@ -61,10 +61,10 @@ class TileEngine(wiring.Component):
 
     @property
     def latency(self) -> int:
-        """Pipeline fill/drain of one tile: fetch (1: buffer read and its output register)
-        then the PE (tree, accumulate). The buffer read itself overlaps the issue of the first
-        step, so a tile takes ``steps + latency`` cycles."""
-        return 1 + pe_latency(self.family, self.lanes)
+        """Pipeline fill/drain of one tile: fetch (`FETCH_STAGES` registers after the buffer
+        read) then the PE (tree, term, accumulate). The buffer read itself overlaps the issue
+        of the first step, so a tile takes ``steps + latency`` cycles."""
+        return FETCH_STAGES + pe_latency(self.family, self.lanes)
 
     def tile_cycles(self, k_total: int, w_bits: int, a_bits: int) -> int:
         """Cycles from accepting a command to ``done`` (`bitmill.timing.tile_cycles`)."""
@@ -81,8 +81,9 @@ class TileEngine(wiring.Component):
         return m
 
     def _buffers(self, m: Module, seq, array) -> None:
-        """Fetch stage: one weight and one activation word per step, read and registered
-        (block RAM clock-to-out is slow; the register keeps it off the popcount path)."""
+        """Fetch stages: one weight and one activation word per step, read and registered
+        twice (block RAM clock-to-out is slow: the first register sits by the RAM, the
+        second drives the array's long broadcast wires)."""
         for name, addr, dest, count in (("wbuf", seq.w_addr, array.w, self.rows),
                                         ("abuf", seq.a_addr, array.a, self.cols)):
             bits = count * self.lanes * self.lane_bits
@@ -93,9 +94,17 @@ class TileEngine(wiring.Component):
             m.d.comb += [wr.addr.eq(self.load.payload.addr), wr.data.eq(self.load.payload.data),
                          wr.en.eq(self.load.valid & (self.load.payload.target == (name == "abuf"))),
                          rd.addr.eq(addr)]
-            m.d.sync += dest.eq(rd.data)
-        ctrl = Signal.like(seq.ctrl, name="ctrl_fetch")
-        m.d.sync += ctrl.eq(seq.ctrl)
+            data = rd.data
+            for n in range(FETCH_STAGES):      # reset-less: no reset logic before the FFs
+                reg = Signal(bits, name=f"{name}_q{n + 1}", reset_less=True)
+                m.d.sync += reg.eq(data)
+                data = reg
+            m.d.comb += dest.eq(data)
+        ctrl = seq.ctrl
+        for n in range(FETCH_STAGES):
+            nxt = Signal.like(seq.ctrl, name=f"ctrl_fetch{n + 1}")
+            m.d.sync += nxt.eq(ctrl)
+            ctrl = nxt
         m.d.comb += array.ctrl.eq(ctrl)
 
     def _control(self, m: Module, seq, array) -> None:

