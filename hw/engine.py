@@ -6,6 +6,9 @@ Buffer word layout (host side: `bitmill.sim.cosim.layout`): the weight buffer wo
 ``plane * chunk_slots + chunk`` holds, for every row ``r``, lanes ``k`` of chunk ``chunk``
 at bits ``r*K*E + k*E .. +E`` where ``E`` is 1 (bit-serial: bit ``plane`` of the code) or 9
 (bit-parallel: the signed value, ``plane = 0``). The activation buffer is the same per column.
+
+A buffer word must not be loaded in the cycle a tile reads it: synthesis treats such a
+collision as undefined (`bitmill.hw.synth`), which keeps logic off the block RAM outputs.
 """
 
 from __future__ import annotations
