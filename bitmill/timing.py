@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 
 PE_FAMILIES = ("bitserial", "bitparallel")
-FETCH_STAGES = 2        # registers after the operand buffer read (block RAM out, broadcast)
+FETCH_STAGES = 3        # operand fetch: buffer address, block RAM read data, broadcast register
 
 
 def adder_tree_stages(lanes: int) -> int:

@@ -64,9 +64,9 @@ class TileEngine(wiring.Component):
 
     @property
     def latency(self) -> int:
-        """Pipeline fill/drain of one tile: fetch (`FETCH_STAGES` registers after the buffer
-        read) then the PE (tree, term, accumulate). The buffer read itself overlaps the issue
-        of the first step, so a tile takes ``steps + latency`` cycles."""
+        """Pipeline fill/drain of one tile: fetch (`FETCH_STAGES`: address, read data, broadcast)
+        then the PE (tree, term, accumulate). Decoding the first address overlaps the
+        acceptance of the command, so a tile takes ``steps + latency`` cycles."""
         return FETCH_STAGES + pe_latency(self.family, self.lanes)
 
     def tile_cycles(self, k_total: int, w_bits: int, a_bits: int) -> int:
@@ -84,9 +84,10 @@ class TileEngine(wiring.Component):
         return m
 
     def _buffers(self, m: Module, seq, array) -> None:
-        """Fetch stages: one weight and one activation word per step, read and registered
-        twice (block RAM clock-to-out is slow: the first register sits by the RAM, the
-        second drives the array's long broadcast wires)."""
+        """Fetch stages (`FETCH_STAGES`): the buffer address registered by the block RAMs,
+        then one weight and one activation word per step, read and registered twice (block
+        RAM clock-to-out is slow: the first register sits by the RAM, the second drives the
+        array's long broadcast wires)."""
         for name, addr, dest, count in (("wbuf", seq.w_addr, array.w, self.rows),
                                         ("abuf", seq.a_addr, array.a, self.cols)):
             bits = count * self.lanes * self.lane_bits
@@ -95,10 +96,12 @@ class TileEngine(wiring.Component):
             m.submodules[name] = mem
             wr, rd = mem.write_port(), mem.read_port()
             m.d.comb += [wr.addr.eq(self.load.payload.addr), wr.data.eq(self.load.payload.data),
-                         wr.en.eq(self.load.valid & (self.load.payload.target == (name == "abuf"))),
-                         rd.addr.eq(addr)]
+                         wr.en.eq(self.load.valid & (self.load.payload.target == (name == "abuf")))]
+            addr_q = Signal.like(addr, name=f"{name}_addr", reset_less=True)
+            m.d.sync += addr_q.eq(addr)          # the sequencer sits far from the block RAMs
+            m.d.comb += rd.addr.eq(addr_q)
             data = rd.data
-            for n in range(FETCH_STAGES):      # reset-less: no reset logic before the FFs
+            for n in range(FETCH_STAGES - 1):  # reset-less: no reset logic before the FFs
                 reg = Signal(bits, name=f"{name}_q{n + 1}", reset_less=True)
                 m.d.sync += reg.eq(data)
                 data = reg
