@@ -25,9 +25,6 @@ from bitmill.hw.params import check_positive
 from bitmill.timing import adder_tree_stages
 
 Columns = list[list[Value]]
-FIRST_FA = True
-BOUNDARIES = False
-FIRST_CUT = True
 
 
 def full_adder(a: Value, b: Value, c: Value) -> tuple[Value, Value]:
@@ -72,7 +69,7 @@ def levels_needed(lanes: int, gated: bool) -> int:
     columns: Columns = [[0] * lanes]
     n = 0
     while any(len(c) > 2 for c in columns):
-        columns = compress(columns, first=n == 0 and gated and FIRST_FA)
+        columns = compress(columns, first=n == 0 and gated)
         n += 1
     return n
 
@@ -103,7 +100,7 @@ class Popcount(wiring.Component):
         the first register right after level 1, so that the mapper cannot split its
         6-input full adders; the other stages split the remaining levels evenly."""
         stages = self.latency
-        first = 1 if self._gated and stages > 1 and FIRST_CUT else 0
+        first = 1 if self._gated and stages > 1 else 0
         rest, n = levels - first, stages - (1 if first else 0)
         return ({first} | {first + round(rest * s / n) for s in range(1, n)}) - {0}
 
@@ -116,11 +113,9 @@ class Popcount(wiring.Component):
         levels = levels_needed(self._lanes, self._gated)
         cuts = self._cuts(levels + 1)
         for n in range(levels):
-            columns = compress(columns, first=n == 0 and self._gated and FIRST_FA)
+            columns = compress(columns, first=n == 0 and self._gated)
             if n + 1 in cuts:
                 columns = self._register(m, columns, n + 1)
-            elif BOUNDARIES:
-                columns = self._bind(m, columns, n + 1)
         assert all(len(col) <= 2 for col in columns)
         rows = [Cat(*(col[r] if r < len(col) else Const(0, 1) for col in columns))
                 for r in range(2)]
@@ -128,17 +123,6 @@ class Popcount(wiring.Component):
         m.d.sync += out.eq(rows[0] + rows[1])
         m.d.comb += self.sum.eq(out)
         return m
-
-    @staticmethod
-    def _bind(m: Module, columns: Columns, level: int) -> Columns:
-        """The bits of a level as kept wires: LUT boundaries for the mapper."""
-        out: Columns = []
-        for weight, bits in enumerate(columns):
-            wire = Signal(max(len(bits), 1), name=f"b{level}_w{weight}", attrs={"keep": 1})
-            if bits:
-                m.d.comb += wire.eq(Cat(*bits))
-            out.append([wire[k] for k in range(len(bits))])
-        return out
 
     @staticmethod
     def _register(m: Module, columns: Columns, level: int) -> Columns:
