@@ -63,7 +63,8 @@ def manifest(cfg: AccelConfig, engine: TileEngine) -> dict:
                    "family": engine.family, "max_chunks": engine.max_chunks,
                    "max_k_total": engine.max_k_total, "chunk_slots": chunk_slots(engine.max_chunks),
                    "buffer_depth": engine.depth, "lane_bits": engine.lane_bits,
-                   "acc_width": engine.acc_width, "latency": engine.latency},
+                   "acc_width": engine.acc_width, "latency": engine.latency,
+                   "res_latency": engine.res_latency},
         "tile_cycles": "ceil(k_total/lanes) * (w_bits*a_bits if bitserial else 1) + latency "
                        "(bitmill.timing.tile_cycles)",
         "ports": ports(engine),

@@ -13,7 +13,7 @@ collision as undefined (`bitmill.hw.synth`), which keeps logic off the block RAM
 
 from __future__ import annotations
 
-from amaranth import Module, Signal, signed
+from amaranth import Array, Module, Signal, signed
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -34,7 +34,7 @@ def load_layout(word_bits: int, depth: int) -> data.StructLayout:
 class TileEngine(wiring.Component):
     """Members: ``load`` (In stream, always ready: one word per cycle), ``cmd`` (In stream: one tile),
     ``busy`` (Out), ``done`` (Out: results of the last tile valid), ``res_addr`` (In:
-    ``r * cols + c``) and ``res_data`` (Out, one cycle later)."""
+    ``r * cols + c``) and ``res_data`` (Out, `res_latency` cycles later)."""
 
     def __init__(self, rows: int, cols: int, lanes: int, family: str, max_chunks: int):
         self.rows = check_positive("rows", rows, 256)
@@ -125,8 +125,34 @@ class TileEngine(wiring.Component):
             m.d.sync += [running.eq(0), finished.eq(1)]
         m.d.comb += [self.busy.eq(running & ~array.done), self.done.eq(finished | array.done)]
 
+    @property
+    def res_latency(self) -> int:
+        """Cycles from ``res_addr`` to ``res_data``: two registered multiplexer levels."""
+        return 2
+
     def _results(self, m: Module, array) -> None:
-        m.d.sync += self.res_data.eq(array.acc[self.res_addr])
+        """Result read port in two stages: each group of `result_group` accumulators is
+        narrowed to one registered value (low address bits), then the group is chosen (high
+        bits, registered), so no path crosses the whole array in one cycle."""
+        n = self.rows * self.cols
+        group = result_group(n)
+        low = (group - 1).bit_length()
+        lo = self.res_addr[:low] if low else 0
+        picked = []
+        for g in range(-(-n // group)):
+            members = [array.acc[k] for k in range(g * group, min(n, (g + 1) * group))]
+            reg = Signal(signed(self.acc_width), name=f"res_g{g}", reset_less=True)
+            m.d.sync += reg.eq(Array(members)[lo] if len(members) > 1 else members[0])
+            picked.append(reg)
+        hi = Signal(max(1, len(self.res_addr) - low), name="res_group", reset_less=True)
+        m.d.sync += hi.eq(self.res_addr[low:] if len(self.res_addr) > low else 0)
+        m.d.sync += self.res_data.eq(Array(picked)[hi] if len(picked) > 1 else picked[0])
+
+
+def result_group(n: int) -> int:
+    """Accumulators per first-stage group of the result read port: the power of two
+    nearest above sqrt(n)."""
+    return 1 << ((n - 1).bit_length() + 1) // 2
 
 
 def engine_chunks(cfg: AccelConfig) -> int:

@@ -135,7 +135,7 @@ def build(cfg: AccelConfig, build_dir: str | Path, threads: int = 1) -> tuple[Pa
     emitted = emit(cfg, build_dir / "rtl")
     engine = engine_from_manifest(json.loads(emitted.manifest.read_text()))
     mdir = build_dir / f"obj-t{threads}"
-    defines = {"ROWS": engine.rows, "COLS": engine.cols,
+    defines = {"ROWS": engine.rows, "COLS": engine.cols, "RES_LATENCY": engine.res_latency,
                "LOAD_WORDS": -(-load_layout(engine.word_bits, engine.depth).size // 32)}
     cflags = " ".join(f"-D{k}={v}" for k, v in defines.items())
     cmd = [str(Path(env["VERILATOR_ROOT"]) / "bin" / "verilator"), "--cc", "--exe", "--build",

@@ -1,7 +1,7 @@
 // Verilator C++ harness of the bitmill tile engine (see bitmill/sim/cosim/harness.py).
 // Usage: harness STIMULUS RESULTS. Prints one JSON line: {"cycles": N, "wall_s": S,
 // "compute_s": T} (T: the part of S spent between command acceptance and done).
-// Built with -DROWS, -DCOLS, -DLOAD_WORDS (u32 words of the load payload).
+// Built with -DROWS, -DCOLS, -DLOAD_WORDS (u32 words of the load payload), -DRES_LATENCY.
 #include "Vtop.h"
 #include "verilated.h"
 
@@ -112,9 +112,9 @@ int main(int argc, char** argv) {
         }
         compute_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - c0).count();
         results.push_back(tile_cycles);
-        for (int n = 0; n < ROWS * COLS; ++n) {          // registered read port
+        for (int n = 0; n < ROWS * COLS; ++n) {          // pipelined read port
             top->res_addr = n;
-            tick(top.get());
+            for (int k = 0; k < RES_LATENCY; ++k) tick(top.get());
             results.push_back(static_cast<uint64_t>(top->res_data));
         }
     }
