@@ -21,12 +21,10 @@ class AdderTree(wiring.Component):
     output (`bitmill.timing.adder_tree_stages`), so the clock never waits for a deep tree.
 
     Members: ``inputs`` (In, ``lanes`` values of ``shape``), ``sum`` (Out, registered).
-    ``sum_attrs``: attributes of the output register (e.g. `bitmill.hw.pe.NOMERGE`).
     """
 
-    def __init__(self, lanes: int, shape: Shape | int = 1, sum_attrs: dict | None = None):
+    def __init__(self, lanes: int, shape: Shape | int = 1):
         self._lanes = check_positive("lanes", lanes, 4096)
-        self._sum_attrs = dict(sum_attrs or {})
         self._shape = Shape.cast(shape)
         if self._shape.width < 1:
             raise ValueError(f"shape must be at least 1 bit wide, not {self._shape!r}")
@@ -54,7 +52,7 @@ class AdderTree(wiring.Component):
             level = pairs + ([level[-1]] if len(level) % 2 else [])
             if depth % 2 == 0 and len(level) > 1:
                 level = [self._register(m, v, f"l{depth}_{k}") for k, v in enumerate(level)]
-        out = Signal(self.sum.shape(), name="sum_reg", attrs=self._sum_attrs, reset_less=True)
+        out = Signal(self.sum.shape(), name="sum_reg", reset_less=True)
         m.d.sync += out.eq(level[0])
         m.d.comb += self.sum.eq(out)
         return m
