@@ -20,6 +20,7 @@ from bitmill.config import AccelConfig
 from bitmill.errors import BitmillError
 from bitmill.fileio import atomic_write_text
 from bitmill.hw.array import MacArray
+from bitmill.hw.ecp5 import absorb_file
 from bitmill.hw.engine import TileEngine, engine_chunks
 from bitmill.hw.params import accumulator_width
 from bitmill.hw.pe import make_pe
@@ -80,6 +81,7 @@ class SynthReport:
     pnr_s: float | None = None
     dsp: bool = True                # False: DSP inference off (multipliers in LUTs)
     flow: str = ""                  # the yosys synthesis command
+    ebr_outregs: int | None = None  # ECP5: read registers moved into block RAMs before P&R
     git: str | None = None          # commit of the RTL
 
 
@@ -168,11 +170,16 @@ def run_yosys(cfg: AccelConfig, target: str, workdir: Path, block: str,
     return _cells(stat), time.perf_counter() - t0
 
 
-def run_pnr(cfg: AccelConfig, target: str, workdir: Path) -> tuple[float, str, float]:
-    """Place and route the synthesized top; return (Fmax MHz, device, seconds)."""
+def run_pnr(cfg: AccelConfig, target: str, workdir: Path) -> tuple[float, str, float, int | None]:
+    """Place and route the synthesized top; return (Fmax MHz, device, seconds, block-RAM
+    read registers moved into the RAMs (ECP5, `bitmill.hw.ecp5`))."""
     if target not in PNR:
         raise BitmillError(f"place-and-route runs for {', '.join(PNR)}, not {target!r}")
-    cmd = [_tool(PNR[target][0]), *PNR[target][1:], "--json", "bitmill_top.json",
+    netlist, moved = "bitmill_top.json", None
+    if target == "ecp5":
+        netlist = "bitmill_top.pnr.json"
+        moved = absorb_file(workdir / "bitmill_top.json", workdir / netlist)
+    cmd = [_tool(PNR[target][0]), *PNR[target][1:], "--json", netlist,
            "--freq", f"{cfg.clock_mhz:g}", "--seed", "1", "--report", "pnr.json"]
     t0 = time.perf_counter()
     _run(cmd, workdir, "nextpnr.log")
@@ -180,7 +187,7 @@ def run_pnr(cfg: AccelConfig, target: str, workdir: Path) -> tuple[float, str, f
     fmax = [v["achieved"] for v in report.get("fmax", {}).values()]
     if not fmax:
         raise BitmillError(f"nextpnr reported no clock (see {workdir / 'nextpnr.log'})")
-    return min(fmax), " ".join(PNR[target][1:4]), time.perf_counter() - t0
+    return min(fmax), " ".join(PNR[target][1:4]), time.perf_counter() - t0, moved
 
 
 def synthesize(cfg: AccelConfig, target: str, workdir: str | Path, pnr: bool = False,
@@ -200,9 +207,10 @@ def synthesize(cfg: AccelConfig, target: str, workdir: str | Path, pnr: bool = F
                          flow=synth_command(target, dsp).format(top="bitmill_top"),
                          git=git_revision())
     if pnr:
-        fmax, device, pnr_s = run_pnr(cfg, target, workdir)
+        fmax, device, pnr_s, moved = run_pnr(cfg, target, workdir)
         report = SynthReport(**{**asdict(report), "fmax_mhz": round(fmax, 1),
-                                "pnr_device": device, "pnr_s": round(pnr_s, 1)})
+                                "pnr_device": device, "pnr_s": round(pnr_s, 1),
+                                "ebr_outregs": moved})
     return report
 
 
@@ -218,6 +226,9 @@ def markdown(report: SynthReport) -> str:
     if report.fmax_mhz is not None:
         lines += ["", f"Fmax after place-and-route on {report.pnr_device}: "
                       f"**{report.fmax_mhz:g} MHz** ({report.pnr_s:g} s)"]
+        if report.ebr_outregs:
+            lines += ["", f"{report.ebr_outregs} block-RAM read registers moved into the RAMs' "
+                          "output registers before place-and-route (`bitmill.hw.ecp5`)."]
     return "\n".join(lines) + "\n"
 
 
