@@ -116,6 +116,8 @@ class Popcount(wiring.Component):
             columns = compress(columns, first=n == 0 and self._gated)
             if n + 1 in cuts:
                 columns = self._register(m, columns, n + 1)
+            else:
+                columns = self._bind(m, columns, n + 1)
         assert all(len(col) <= 2 for col in columns)
         rows = [Cat(*(col[r] if r < len(col) else Const(0, 1) for col in columns))
                 for r in range(2)]
@@ -123,6 +125,18 @@ class Popcount(wiring.Component):
         m.d.sync += out.eq(rows[0] + rows[1])
         m.d.comb += self.sum.eq(out)
         return m
+
+    @staticmethod
+    def _bind(m: Module, columns: Columns, level: int) -> Columns:
+        """The bits of a level as wires: Amaranth repeats an expression at every use, and a
+        counter's outputs are used by several counters of the next level."""
+        out: Columns = []
+        for weight, bits in enumerate(columns):
+            wire = Signal(max(len(bits), 1), name=f"b{level}_w{weight}")
+            if bits:
+                m.d.comb += wire.eq(Cat(*bits))
+            out.append([wire[k] for k in range(len(bits))])
+        return out
 
     @staticmethod
     def _register(m: Module, columns: Columns, level: int) -> Columns:
