@@ -9,6 +9,9 @@ runs random tiles over every precision and encoding (K_total up to the engine's 
 checks every result against the golden GEMM and every tile's cycles against the formula
 (exact equality). Prints cycles/s over all cycles (loads, tiles, read-back) and over the tile
 cycles alone, per thread count. Exit status 1 on any mismatch.
+
+A ``--threads 2`` model synchronises its threads twice per cycle and needs two otherwise idle
+cores: on a machine whose cores are shared with other work it runs far slower than one thread.
 """
 
 from __future__ import annotations
