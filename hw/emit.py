@@ -63,7 +63,8 @@ def manifest(cfg: AccelConfig, engine: TileEngine) -> dict:
                    "family": engine.family, "max_chunks": engine.max_chunks,
                    "max_k_total": engine.max_k_total, "chunk_slots": chunk_slots(engine.max_chunks),
                    "buffer_depth": engine.depth, "lane_bits": engine.lane_bits,
-                   "acc_width": engine.acc_width, "latency": engine.latency},
+                   "acc_width": engine.acc_width, "latency": engine.latency,
+                   "res_latency": engine.res_latency},
         "tile_cycles": "ceil(k_total/lanes) * (w_bits*a_bits if bitserial else 1) + latency "
                        "(bitmill.timing.tile_cycles)",
         "ports": ports(engine),
@@ -85,4 +86,6 @@ def emit(cfg: AccelConfig, outdir: str | Path) -> Emitted:
 def engine_from_manifest(doc: dict) -> TileEngine:
     """Rebuild the (unelaborated) engine a manifest describes, for host-side packing."""
     e = doc["engine"]
-    return TileEngine(e["rows"], e["cols"], e["lanes"], e["family"], e["max_chunks"])
+    engine = TileEngine(e["rows"], e["cols"], e["lanes"], e["family"], e["max_chunks"])
+    engine._MustUse__silence = True          # a description of the emitted module, never built
+    return engine

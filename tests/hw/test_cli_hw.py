@@ -15,7 +15,7 @@ def test_emit_writes_verilog_and_manifest(run_cli, tmp_path):
     names = {p["name"]: p for p in doc["ports"]}
     for port in ("clk", "rst", "load__payload", "cmd__payload", "cmd__ready", "res_data", "done"):
         assert port in names and f" {port}" in text
-    assert doc["engine"]["max_k_total"] == 128 and doc["engine"]["latency"] == 4
+    assert doc["engine"]["max_k_total"] == 128 and doc["engine"]["latency"] == 7
     assert names["cmd__payload"]["fields"]["w_bits_m1"] == {"offset": 0, "width": 3}
     assert not list(tmp_path.glob(".*.tmp"))
 

@@ -93,8 +93,8 @@ def test_bitparallel_extremes():
     assert done == [2]
 
 
-@pytest.mark.parametrize("family,lanes,latency", [("bitserial", 8, 3), ("bitserial", 32, 4),
-                                                  ("bitparallel", 8, 4), ("bitparallel", 64, 5)])
+@pytest.mark.parametrize("family,lanes,latency", [("bitserial", 8, 4), ("bitserial", 32, 5),
+                                                  ("bitparallel", 8, 5), ("bitparallel", 64, 6)])
 def test_latency(family, lanes, latency):
     pe = make_pe(family, lanes, 20)
     assert pe.latency == pe_latency(family, lanes) == latency

