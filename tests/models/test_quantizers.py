@@ -156,7 +156,7 @@ def test_daq_forward_equals_hard_rounding_exactly():
         q = DAQWeight(bits)
         out = q(w).detach()
         m = 2 ** bits - 1
-        lo, hi = float(q.lower), float(q.upper)
+        lo, hi = float(q.lower.detach()), float(q.upper.detach())
         ws = (w - w.mean()) / (w.std() + 1e-8)
         xh = torch.clamp((ws - lo) / ((hi - lo) / m), 0, m)
         torch.testing.assert_close(out, (2 * torch.round(xh) - m) / m, rtol=0, atol=0)
