@@ -159,7 +159,7 @@ def collect(budget: Budget, runs: Path, methods=METHODS, bits_list=BITS,
     as pending)."""
     from bitmill.models.train import load_data
 
-    previous = previous or {}
+    previous, git = previous or {}, _git_hash()
     plans = {m: _plan(budget, runs, m, bits_list, previous, finished_only) for m in methods}
     fp_dir, fp_cfg = runs / "fp", _config(budget, "fp", "w8a8")
     needs_fp = any(p in ("train", "run") for ps in plans.values() for p in ps)
@@ -169,7 +169,7 @@ def collect(budget: Budget, runs: Path, methods=METHODS, bits_list=BITS,
         fp_metrics = _ensure(fp_dir, fp_cfg, None)
         _, test_ds = load_data(fp_cfg)
         rows = [{"method": "fp", "bits": "fp", **_evaluate(fp_dir, test_ds), "metrics": fp_metrics,
-                 "git": _git_hash()}]
+                 "git": git}]
     fp_acc = rows[0]["fake_quant"]
     for method in methods:
         init = str(fp_dir / "checkpoint.pt")
@@ -182,7 +182,7 @@ def collect(budget: Budget, runs: Path, methods=METHODS, bits_list=BITS,
             else:
                 m = _ensure(d, _config(budget, method, bits), init)
                 rows.append({"method": method, "bits": bits, **_evaluate(d, test_ds), "metrics": m,
-                             "init": Path(init).parent.name, "fp_reference": fp_acc, "git": _git_hash()})
+                             "init": Path(init).parent.name, "fp_reference": fp_acc, "git": git})
             if method == "qil":          # QIL's progressive schedule: each stage from the last
                 init = str(d / "checkpoint.pt")
     return rows

@@ -8,7 +8,8 @@ RAM 5.8 ns after the clock (speed 6), so a fabric register after it caps the clo
 register (``REGMODE = "OUTREG"``, output clock enable 1, output reset 0, the same clock),
 whose clock-to-out is about 1 ns, so this step moves it there: vendor tools do the same.
 
-A data output qualifies when it drives nothing, or one ``TRELLIS_FF`` and nothing else, and that
+A data output qualifies when it drives nothing, or one ``TRELLIS_FF`` and nothing else (no
+module port either), and that
 flip-flop has the RAM's clock (on both RAM ports, whose output resets are constant 0), a
 constant-1 clock enable, a constant-0 ``LSR`` and no inverted clock. A RAM is changed only when all its connected data outputs
 qualify.
@@ -24,9 +25,16 @@ RAM = "DP16KD"
 FF = "TRELLIS_FF"
 
 
-def _users(cells: dict) -> dict[int, list[tuple[str, str]]]:
-    """Net bit -> (cell, input port) pairs that read it."""
+def _users(module: dict) -> dict[int, list[tuple[str, str]]]:
+    """Net bit -> (cell, input port) pairs that read it; a module output port reads its bits
+    too (as ``("<port>", name)``)."""
     users: dict[int, list[tuple[str, str]]] = defaultdict(list)
+    for name, port in module.get("ports", {}).items():
+        if port.get("direction") != "input":
+            for bit in port.get("bits", []):
+                if isinstance(bit, int):
+                    users[bit].append(("<port>", name))
+    cells = module.get("cells", {})
     for name, cell in cells.items():
         for port, bits in cell["connections"].items():
             if cell.get("port_directions", {}).get(port) == "output":
@@ -70,7 +78,7 @@ def absorb_output_registers(netlist: dict) -> int:
     moved = 0
     for module in netlist["modules"].values():
         cells = module.get("cells", {})
-        users = _users(cells)
+        users = _users(module)
         for ram in [c for c in cells.values() if c["type"] == RAM]:
             pairs = _absorbable(ram, cells, users)
             if pairs is None:

@@ -8,7 +8,7 @@ from bitmill.hw.ecp5 import absorb_output_registers
 OUT, IN = "output", "input"
 
 
-def netlist(ff_params=None, ff_lsr="0", extra_reader=False) -> dict:
+def netlist(ff_params=None, ff_lsr="0", extra_reader=False, port_reader=False) -> dict:
     ram = {"type": "DP16KD", "parameters": {"REGMODE_A": "NOREG", "REGMODE_B": "NOREG"},
            "port_directions": {"CLKA": IN, "CLKB": IN, "RSTA": IN, "RSTB": IN, "OCEA": IN,
                                "OCEB": IN, "DOA0": OUT, "DOB0": OUT, "DOB1": OUT},
@@ -24,7 +24,8 @@ def netlist(ff_params=None, ff_lsr="0", extra_reader=False) -> dict:
             "connections": {"CLK": [2], "DI": [bit], "LSR": [ff_lsr], "Q": [20 + n]}}
     cells["lut"] = {"type": "LUT4", "parameters": {}, "port_directions": {"A": IN, "Z": OUT},
                     "connections": {"A": [20 if not extra_reader else 10], "Z": [30]}}
-    return {"modules": {"top": {"cells": cells}}}
+    ports = {"dout": {"direction": OUT, "bits": [11]}} if port_reader else {}
+    return {"modules": {"top": {"ports": ports, "cells": cells}}}
 
 
 def test_plain_read_registers_move_into_the_ram():
@@ -43,7 +44,7 @@ def test_registers_with_reset_enable_or_other_readers_stay():
     for doc in (netlist(ff_lsr=5),
                 netlist(ff_params={"CEMUX": "CE", "CLKMUX": "CLK", "LSRMUX": "LSR"}),
                 netlist(ff_params={"CEMUX": "1", "CLKMUX": "INV", "LSRMUX": "LSR"}),
-                netlist(extra_reader=True)):
+                netlist(extra_reader=True), netlist(port_reader=True)):
         before = copy.deepcopy(doc)
         assert absorb_output_registers(doc) == 0
         assert doc == before
