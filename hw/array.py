@@ -8,6 +8,7 @@ from amaranth.lib.wiring import In, Out
 
 from bitmill.hw.params import check_family, check_positive
 from bitmill.hw.pe import Ctrl, make_pe, operand_layout, pe_latency
+from bitmill.hw.popcount import Popcount
 
 
 class MacArray(wiring.Component):
@@ -16,14 +17,21 @@ class MacArray(wiring.Component):
 
     Members: ``w`` (In, ``rows`` operands), ``a`` (In, ``cols`` operands), ``ctrl`` (In),
     ``acc`` (Out, ``rows * cols`` accumulators), ``done`` (Out, pulse: results valid).
+
+    ``cells``: popcount mapping of bit-serial PEs (`bitmill.hw.popcount.Popcount`). With
+    hand-mapped cells, ``popcount(a)`` of each column is computed once, by the array, and
+    fed to the column's PEs (primitive instances are not shared by synthesis the way
+    identical plain logic is).
     """
 
-    def __init__(self, rows: int, cols: int, lanes: int, family: str, acc_width: int):
+    def __init__(self, rows: int, cols: int, lanes: int, family: str, acc_width: int,
+                 cells: str | None = None):
         self._rows = check_positive("rows", rows, 256)
         self._cols = check_positive("cols", cols, 256)
         self._lanes = check_positive("lanes", lanes, 4096)
         self._family = check_family(family)
         self._acc_width = check_positive("acc_width", acc_width, 64)
+        self._cells = cells
         operand = operand_layout(family, lanes)
         super().__init__({
             "w": In(data.ArrayLayout(operand, rows)),
@@ -40,12 +48,20 @@ class MacArray(wiring.Component):
 
     def elaborate(self, platform) -> Module:
         m = Module()
+        shared = self._cells is not None and self._family == "bitserial"
+        counts = []
+        for c in range(self._cols if shared else 0):
+            m.submodules[f"count_a_{c}"] = count = Popcount(self._lanes, cells=self._cells)
+            m.d.comb += count.x.eq(self.a[c])
+            counts.append(count.sum)
         for r in range(self._rows):
             for c in range(self._cols):
-                pe = make_pe(self._family, self._lanes, self._acc_width)
+                pe = make_pe(self._family, self._lanes, self._acc_width, self._cells, shared)
                 m.submodules[f"pe_{r}_{c}"] = pe
                 m.d.comb += [pe.w.eq(self.w[r]), pe.a.eq(self.a[c]), pe.ctrl.eq(self.ctrl),
                              self.acc[r * self._cols + c].eq(pe.acc)]
+                if shared:
+                    m.d.comb += pe.a_count.eq(counts[c])
                 if r == 0 and c == 0:
                     m.d.comb += self.done.eq(pe.done)
         return m

@@ -36,12 +36,14 @@ class TileEngine(wiring.Component):
     ``busy`` (Out), ``done`` (Out: results of the last tile valid), ``res_addr`` (In:
     ``r * cols + c``) and ``res_data`` (Out, `res_latency` cycles later)."""
 
-    def __init__(self, rows: int, cols: int, lanes: int, family: str, max_chunks: int):
+    def __init__(self, rows: int, cols: int, lanes: int, family: str, max_chunks: int,
+                 cells: str | None = None):
         self.rows = check_positive("rows", rows, 256)
         self.cols = check_positive("cols", cols, 256)
         self.lanes = check_positive("lanes", lanes, 4096)
         self.family = check_family(family)
         self.max_chunks = check_positive("max_chunks", max_chunks, 1 << 16)
+        self.cells = cells           # popcount mapping (`bitmill.hw.array.MacArray`)
         self.lane_bits = 1 if family == "bitserial" else VALUE_BITS
         self.acc_width = accumulator_width(max_chunks * lanes)
         self.depth = (MAX_PLANES if family == "bitserial" else 1) * chunk_slots(max_chunks)
@@ -54,9 +56,9 @@ class TileEngine(wiring.Component):
         })
 
     @classmethod
-    def from_config(cls, cfg: AccelConfig) -> "TileEngine":
+    def from_config(cls, cfg: AccelConfig, cells: str | None = None) -> "TileEngine":
         """The engine of an accelerator configuration (`engine_chunks` sizes the buffers)."""
-        return cls(cfg.rows, cfg.cols, cfg.lanes, cfg.pe_family, engine_chunks(cfg))
+        return cls(cfg.rows, cfg.cols, cfg.lanes, cfg.pe_family, engine_chunks(cfg), cells)
 
     @property
     def max_k_total(self) -> int:
@@ -77,7 +79,7 @@ class TileEngine(wiring.Component):
         m = Module()
         m.submodules.seq = seq = TileSequencer(self.family, self.max_chunks)
         m.submodules.array = array = MacArray(self.rows, self.cols, self.lanes, self.family,
-                                              self.acc_width)
+                                              self.acc_width, self.cells)
         self._buffers(m, seq, array)
         self._control(m, seq, array)
         self._results(m, array)

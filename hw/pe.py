@@ -17,7 +17,7 @@ register that fans out to every accumulator bit of the array).
 
 from __future__ import annotations
 
-from amaranth import Const, Module, Mux, Signal, signed
+from amaranth import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -48,19 +48,30 @@ def operand_layout(family: str, lanes: int) -> data.ArrayLayout:
 
 
 class _PE(wiring.Component):
-    """Common interface, parameters and accumulate stage of both PE families."""
+    """Common interface, parameters and accumulate stage of both PE families.
+
+    ``cells`` (bit-serial only): how the popcounts are mapped, None or a
+    `bitmill.hw.popcount.Popcount` cell style. ``column_count``: ``popcount(a)`` comes in
+    through ``a_count`` (one per array column, `bitmill.hw.array.MacArray`, aligned with the
+    PE's own count) instead of being computed here."""
 
     family = ""
 
-    def __init__(self, lanes: int, acc_width: int):
+    def __init__(self, lanes: int, acc_width: int, cells: str | None = None,
+                 column_count: bool = False):
         self._lanes = check_positive("lanes", lanes, 4096)
         self._acc_width = check_positive("acc_width", acc_width, 64)
+        self._cells = cells
+        self._column_count = bool(column_count) and self.family == "bitserial"
         layout = operand_layout(self.family, lanes)
-        super().__init__({
+        members = {
             "w": In(layout), "a": In(layout), "ctrl": In(Ctrl),
             "acc": Out(signed(acc_width)),
             "done": Out(1),          # pulses in the cycle after the last step accumulated
-        })
+        }
+        if self._column_count:
+            members["a_count"] = In(unsigned(lanes.bit_length()))
+        super().__init__(members)
 
     @property
     def lanes(self) -> int:
@@ -108,12 +119,18 @@ class BitSerialPE(_PE):
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        m.submodules.count_wa = count_wa = Popcount(self._lanes, gated=True)
-        m.submodules.count_a = count_a = Popcount(self._lanes, sum_attrs=NOMERGE)
-        m.d.comb += [count_wa.x.eq(self.w), count_wa.mask.eq(self.a), count_a.x.eq(self.a)]
+        m.submodules.count_wa = count_wa = Popcount(self._lanes, gated=True, cells=self._cells)
+        m.d.comb += [count_wa.x.eq(self.w), count_wa.mask.eq(self.a)]
+        if self._column_count:
+            a_count = self.a_count
+        else:
+            m.submodules.count_a = count_a = Popcount(self._lanes, sum_attrs=NOMERGE,
+                                                      cells=self._cells)
+            m.d.comb += count_a.x.eq(self.a)
+            a_count = count_a.sum
         ctrl = self._delay_ctrl(m, count_wa.latency, NOMERGE)
         pos = Mux(ctrl.bipolar, count_wa.sum << 1, count_wa.sum)
-        sub = Mux(ctrl.bipolar, count_a.sum, 0)
+        sub = Mux(ctrl.bipolar, a_count, 0)
         self._term_and_accumulate(m, ctrl, pos, sub)
         return m
 
@@ -139,7 +156,8 @@ def pe_latency(family: str, lanes: int) -> int:
     return (1 if check_family(family) == "bitparallel" else 0) + adder_tree_stages(lanes) + 2
 
 
-def make_pe(family: str, lanes: int, acc_width: int) -> _PE:
-    """A PE of ``family`` ("bitserial" or "bitparallel")."""
+def make_pe(family: str, lanes: int, acc_width: int, cells: str | None = None,
+            column_count: bool = False) -> _PE:
+    """A PE of ``family`` ("bitserial" or "bitparallel"); see `_PE` for the options."""
     cls = {"bitserial": BitSerialPE, "bitparallel": BitParallelPE}[check_family(family)]
-    return cls(lanes, acc_width)
+    return cls(lanes, acc_width, cells, column_count)

@@ -13,6 +13,10 @@ An adder tree of ``+`` instead maps every small sum onto a carry chain (one LUT 
 level); the counters need about one LUT per eliminated bit. Pipeline registers split the
 levels into `bitmill.timing.adder_tree_stages` stages, the last one after the final adder,
 so the latency is that of `bitmill.hw.tree.AdderTree`.
+
+With ``cells`` ("xc7", or "model" to simulate the same netlist) the tree is instead
+mapped by hand onto 7-series LUT6_2 / CARRY4 cells (`bitmill.hw.bitheap`), with the same
+latency.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from amaranth import Cat, Const, Module, Signal, Value, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from bitmill.hw.bitheap import Compressor
+from bitmill.hw.cells import make_cells
 from bitmill.hw.params import check_positive
 from bitmill.timing import adder_tree_stages
 
@@ -77,12 +83,17 @@ def levels_needed(lanes: int, gated: bool) -> int:
 class Popcount(wiring.Component):
     """Members: ``x`` (In, ``lanes`` bits), ``mask`` (In, ``lanes`` bits; used when
     ``gated``), ``sum`` (Out, registered, ``lanes.bit_length()`` bits).
-    ``sum_attrs``: attributes of the output register (e.g. `bitmill.hw.pe.NOMERGE`)."""
+    ``sum_attrs``: attributes of the output register (e.g. `bitmill.hw.pe.NOMERGE`).
+    ``cells``: None (plain logic for any LUT mapper), "xc7" or "model" (see module doc)."""
 
-    def __init__(self, lanes: int, gated: bool = False, sum_attrs: dict | None = None):
+    def __init__(self, lanes: int, gated: bool = False, sum_attrs: dict | None = None,
+                 cells: str | None = None):
         self._lanes = check_positive("lanes", lanes, 4096)
         self._gated = bool(gated)
         self._sum_attrs = dict(sum_attrs or {})
+        if cells is not None:
+            make_cells(cells)               # validates the name
+        self._cells = cells
         super().__init__({"x": In(lanes), "mask": In(lanes),
                           "sum": Out(unsigned(lanes.bit_length()))})
 
@@ -105,6 +116,8 @@ class Popcount(wiring.Component):
         return ({first} | {first + round(rest * s / n) for s in range(1, n)}) - {0}
 
     def elaborate(self, platform) -> Module:
+        if self._cells is not None:
+            return self._elaborate_cells()
         m = Module()
         x = self.x & self.mask if self._gated else self.x
         bits = Signal(self._lanes, name="lanes_in")
@@ -123,6 +136,14 @@ class Popcount(wiring.Component):
                 for r in range(2)]
         out = Signal(self.sum.shape(), name="sum_reg", attrs=self._sum_attrs, reset_less=True)
         m.d.sync += out.eq(rows[0] + rows[1])
+        m.d.comb += self.sum.eq(out)
+        return m
+
+    def _elaborate_cells(self) -> Module:
+        m = Module()
+        out = Signal(self.sum.shape(), name="sum_reg", attrs=self._sum_attrs, reset_less=True)
+        tree = Compressor(make_cells(self._cells), self._lanes, self._gated, self.latency)
+        tree.build(m, self.x, self.mask if self._gated else None, out)
         m.d.comb += self.sum.eq(out)
         return m
 

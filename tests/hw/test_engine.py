@@ -19,9 +19,11 @@ PRECISIONS = [(1, O, 1, U), (2, S, 3, S), (3, O, 5, U), (5, S, 2, U), (7, O, 4, 
               (8, O, 8, U), (4, S, 8, U)]
 
 
-@pytest.mark.parametrize("family", ["bitserial", "bitparallel"])
-def test_tiles_match_golden_and_formula(family):
-    engine = TileEngine(2, 3, 8, family, 4)
+@pytest.mark.parametrize("family,cells", [("bitserial", None), ("bitparallel", None),
+                                          ("bitserial", "model")])
+def test_tiles_match_golden_and_formula(family, cells):
+    """``cells="model"``: the hand-mapped popcounts and the array's column counts."""
+    engine = TileEngine(2, 3, 8, family, 4, cells)
     rng = np.random.default_rng(7)
     tiles = [random_tile(engine, p, rng, k) for p, k in zip(PRECISIONS, [1, 9, 8, 23, 17, 32, 5, 30])]
     tiles += [extreme_tile(engine, (8, O, 8, U), "max", 32),

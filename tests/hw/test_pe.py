@@ -72,13 +72,14 @@ def test_bitserial_corners():
     assert done == [7, 8]
 
 
-def test_bitserial_random_horner():
+@pytest.mark.parametrize("cells", [None, "model"])
+def test_bitserial_random_horner(cells):
     rng = np.random.default_rng(1)
     steps = [(rng.integers(0, 2, LANES).tolist(), rng.integers(0, 2, LANES).tolist(),
               {k: bool(rng.integers(0, 2)) for k in ("shift", "neg", "bipolar")})
              for _ in range(60)]
     steps[0][2]["first"] = True
-    accs, _ = run_pe(BitSerialPE(LANES, 30), steps)
+    accs, _ = run_pe(BitSerialPE(LANES, 30, cells), steps)
     assert accs == model(steps, 30)
 
 

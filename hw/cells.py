@@ -1,0 +1,138 @@
+"""LUT and carry-chain cells of Xilinx 7-series slices, as primitives or as models.
+
+A compressor tree written as plain logic is re-mapped by the LUT mapper, which does not
+know the dual-output LUT (``LUT6_2``: two functions of five shared inputs in one LUT site)
+nor how a counter can use the carry chain; it spends about twice the LUTs of a
+hand-mapped tree. `bitmill.hw.bitheap` therefore builds its trees from these cells:
+
+* ``lut(inputs, fn)``: one function of up to six inputs (``LUT1`` .. ``LUT6``);
+* ``lut2(inputs, fn6, fn5)``: two functions of up to five shared inputs, one ``LUT6_2``
+  (``I5`` tied high, as in dual-output mode);
+* ``carry4(ci, di, s)``: ``CARRY4``: ``O[i] = S[i] ^ C[i]``, ``C[i+1] = S[i] ? C[i] : DI[i]``.
+
+`Xc7Cells` instantiates the primitives (for ``synth_xilinx``); `ModelCells` builds the same
+functions from their truth tables as Amaranth logic (simulation, other targets). Both take
+the truth table from one place (`lut_init`), so simulating the model checks every INIT.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from amaranth import Cat, Const, Instance, Module, Mux, Signal, Value
+
+LutFn = Callable[..., int]      # bits of the inputs (I0 first) -> output bit
+
+
+def lut_init(fn: LutFn, n_inputs: int) -> int:
+    """Truth table of ``fn`` over ``n_inputs`` inputs: bit ``i`` is ``fn`` of the bits of
+    ``i`` (input 0 = least significant)."""
+    if not 0 <= n_inputs <= 6:
+        raise ValueError(f"a LUT has 0..6 inputs, not {n_inputs}")
+    init = 0
+    for i in range(1 << n_inputs):
+        if fn(*((i >> k) & 1 for k in range(n_inputs))) & 1:
+            init |= 1 << i
+    return init
+
+
+def lut6_2_init(fn6: LutFn, fn5: LutFn, n_inputs: int) -> int:
+    """``INIT`` of a ``LUT6_2`` in dual-output mode (``I5`` = 1): ``O6`` reads bits 32..63,
+    ``O5`` bits 0..31, both indexed by ``I0..I4``."""
+    if not 0 <= n_inputs <= 5:
+        raise ValueError(f"a dual-output LUT has 0..5 inputs, not {n_inputs}")
+    hi = lut_init(lambda *b: fn6(*b[:n_inputs]), 5)
+    lo = lut_init(lambda *b: fn5(*b[:n_inputs]), 5)
+    return (hi << 32) | lo
+
+
+class ModelCells:
+    """The cells as Amaranth logic: a LUT is its truth table indexed by its inputs."""
+
+    name = "model"
+
+    def __init__(self):
+        self.count = {"lut": 0, "carry": 0}
+        self._n = 0
+
+    def _signal(self, m: Module, width: int, prefix: str) -> Signal:
+        self._n += 1
+        return Signal(width, name=f"{prefix}{self._n}")
+
+    def lut(self, m: Module, inputs: Sequence[Value], fn: LutFn) -> Value:
+        """One function of up to six inputs."""
+        init = lut_init(fn, len(inputs))
+        self.count["lut"] += 1
+        out = self._signal(m, 1, "lut")
+        m.d.comb += out.eq(Const(init, 1 << len(inputs)).bit_select(Cat(*inputs), 1)
+                           if inputs else init & 1)
+        return out
+
+    def lut2(self, m: Module, inputs: Sequence[Value], fn6: LutFn, fn5: LutFn
+             ) -> tuple[Value, Value]:
+        """Two functions of up to five shared inputs (``O6``, ``O5``)."""
+        init = lut6_2_init(fn6, fn5, len(inputs))
+        self.count["lut"] += 1
+        o6, o5 = self._signal(m, 1, "o6_"), self._signal(m, 1, "o5_")
+        index = Cat(*inputs, Const(0, 5 - len(inputs)))
+        m.d.comb += [o6.eq(Const(init >> 32, 32).bit_select(index, 1)),
+                     o5.eq(Const(init & 0xFFFF_FFFF, 32).bit_select(index, 1))]
+        return o6, o5
+
+    def carry4(self, m: Module, ci: Value, di: Sequence[Value], s: Sequence[Value]
+               ) -> tuple[list[Value], list[Value]]:
+        """``(O[0..3], CO[0..3])`` of a carry chain of four positions."""
+        self.count["carry"] += 1
+        o, co, c = [], [], ci
+        for i in range(4):
+            oi, ci_next = self._signal(m, 1, "xor"), self._signal(m, 1, "cy")
+            m.d.comb += [oi.eq(s[i] ^ c), ci_next.eq(Mux(s[i], c, di[i]))]
+            o.append(oi)
+            co.append(ci_next)
+            c = ci_next
+        return o, co
+
+
+class Xc7Cells(ModelCells):
+    """The cells as 7-series primitive instances, for ``synth_xilinx``."""
+
+    name = "xc7"
+
+    def lut(self, m: Module, inputs: Sequence[Value], fn: LutFn) -> Value:
+        n = len(inputs)
+        if n == 0:
+            return Const(lut_init(fn, 0), 1)
+        self.count["lut"] += 1
+        out = self._signal(m, 1, "lut")
+        ports = {f"i_I{k}": v for k, v in enumerate(inputs)}
+        m.submodules[f"lut{self._n}"] = Instance(
+            f"LUT{n}", p_INIT=Const(lut_init(fn, n), 1 << n), o_O=out, **ports)
+        return out
+
+    def lut2(self, m: Module, inputs: Sequence[Value], fn6: LutFn, fn5: LutFn
+             ) -> tuple[Value, Value]:
+        init = lut6_2_init(fn6, fn5, len(inputs))
+        self.count["lut"] += 1
+        o6, o5 = self._signal(m, 1, "o6_"), self._signal(m, 1, "o5_")
+        padded = list(inputs) + [Const(0, 1)] * (5 - len(inputs))
+        ports = {f"i_I{k}": v for k, v in enumerate(padded)}
+        m.submodules[f"lut6_2_{self._n}"] = Instance(
+            "LUT6_2", p_INIT=Const(init, 64), i_I5=Const(1, 1), o_O6=o6, o_O5=o5, **ports)
+        return o6, o5
+
+    def carry4(self, m: Module, ci: Value, di: Sequence[Value], s: Sequence[Value]
+               ) -> tuple[list[Value], list[Value]]:
+        self.count["carry"] += 1
+        o, co = self._signal(m, 4, "xor"), self._signal(m, 4, "cy")
+        m.submodules[f"carry4_{self._n}"] = Instance(
+            "CARRY4", i_CI=Const(0, 1), i_CYINIT=ci, i_DI=Cat(*di), i_S=Cat(*s), o_O=o, o_CO=co)
+        return [o[i] for i in range(4)], [co[i] for i in range(4)]
+
+
+def make_cells(style: str) -> ModelCells:
+    """Cells of ``style``: "model" (Amaranth logic) or "xc7" (primitives)."""
+    if style == "model":
+        return ModelCells()
+    if style == "xc7":
+        return Xc7Cells()
+    raise ValueError(f"cell style must be 'model' or 'xc7', not {style!r}")
