@@ -23,7 +23,7 @@ from amaranth import Cat, Const, Module, Signal, Value
 from bitmill.hw.cells import ModelCells
 
 Columns = list[list[Value]]
-CHAIN = 4           # LUTs per AND chain: its combinational depth in the first level
+CHAIN = 8           # LUTs per AND chain: its combinational depth in the first level
 
 
 def and_chains(m: Module, cells: ModelCells, w: list[Value], a: list[Value]) -> Columns:

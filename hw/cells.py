@@ -79,9 +79,11 @@ class ModelCells:
                      o5.eq(Const(init & 0xFFFF_FFFF, 32).bit_select(index, 1))]
         return o6, o5
 
-    def carry4(self, m: Module, ci: Value, di: Sequence[Value], s: Sequence[Value]
-               ) -> tuple[list[Value], list[Value]]:
-        """``(O[0..3], CO[0..3])`` of a carry chain of four positions."""
+    def carry4(self, m: Module, ci: Value, di: Sequence[Value], s: Sequence[Value],
+               cascade: bool = False) -> tuple[list[Value], list[Value]]:
+        """``(O[0..3], CO[0..3])`` of a carry chain of four positions; the carry in ``ci``
+        enters through ``CYINIT``, or through ``CI`` when it is the ``CO[3]`` of the
+        ``CARRY4`` below (``cascade``)."""
         self.count["carry"] += 1
         o, co, c = [], [], ci
         for i in range(4):
@@ -120,12 +122,14 @@ class Xc7Cells(ModelCells):
             "LUT6_2", p_INIT=Const(init, 64), i_I5=Const(1, 1), o_O6=o6, o_O5=o5, **ports)
         return o6, o5
 
-    def carry4(self, m: Module, ci: Value, di: Sequence[Value], s: Sequence[Value]
-               ) -> tuple[list[Value], list[Value]]:
+    def carry4(self, m: Module, ci: Value, di: Sequence[Value], s: Sequence[Value],
+               cascade: bool = False) -> tuple[list[Value], list[Value]]:
         self.count["carry"] += 1
         o, co = self._signal(m, 4, "xor"), self._signal(m, 4, "cy")
+        zero = Const(0, 1)
         m.submodules[f"carry4_{self._n}"] = Instance(
-            "CARRY4", i_CI=Const(0, 1), i_CYINIT=ci, i_DI=Cat(*di), i_S=Cat(*s), o_O=o, o_CO=co)
+            "CARRY4", i_CI=ci if cascade else zero, i_CYINIT=zero if cascade else ci,
+            i_DI=Cat(*di), i_S=Cat(*s), o_O=o, o_CO=co)
         return [o[i] for i in range(4)], [co[i] for i in range(4)]
 
 

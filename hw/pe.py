@@ -17,10 +17,11 @@ register that fans out to every accumulator bit of the array).
 
 from __future__ import annotations
 
-from amaranth import Const, Module, Mux, Signal, signed, unsigned
+from amaranth import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
+from bitmill.hw.cells import make_cells
 from bitmill.hw.params import VALUE_BITS, check_family, check_positive
 from bitmill.hw.popcount import Popcount
 from bitmill.hw.tree import AdderTree
@@ -97,12 +98,12 @@ class _PE(wiring.Component):
             cur = nxt
         return cur
 
-    def _term_and_accumulate(self, m: Module, ctrl, pos, sub) -> None:
-        """Term stage ``term = neg ? sub - pos : pos - sub`` (``ctrl`` is the control word
-        beside ``pos``/``sub``), then the accumulate stage, Horner step ``acc = base + term``,
-        driven by a per-PE copy of the control word."""
-        term = Signal(signed(max(len(pos), len(sub)) + 2), name="term", reset_less=True)
-        m.d.sync += term.eq(Mux(ctrl.neg, sub, pos) - Mux(ctrl.neg, pos, sub))
+    def _term_and_accumulate(self, m: Module, ctrl, difference: Value, width: int) -> None:
+        """Term stage ``term = difference`` (``neg ? sub - pos : pos - sub``, ``width`` bits;
+        ``ctrl`` is the control word beside it), then the accumulate stage, Horner step
+        ``acc = base + term``, driven by a per-PE copy of the control word."""
+        term = Signal(signed(width), name="term", reset_less=True)
+        m.d.sync += term.eq(difference)
         late = Signal(Ctrl, name="ctrl_acc", attrs=NOMERGE)
         m.d.sync += late.eq(ctrl)
         held = Mux(late.shift, self.acc << 1, self.acc)
@@ -129,9 +130,15 @@ class BitSerialPE(_PE):
             m.d.comb += count_a.x.eq(self.a)
             a_count = count_a.sum
         ctrl = self._delay_ctrl(m, count_wa.latency, NOMERGE)
-        pos = Mux(ctrl.bipolar, count_wa.sum << 1, count_wa.sum)
-        sub = Mux(ctrl.bipolar, a_count, 0)
-        self._term_and_accumulate(m, ctrl, pos, sub)
+        width = len(count_wa.sum) + 3
+        if self._cells is None:
+            pos = Mux(ctrl.bipolar, count_wa.sum << 1, count_wa.sum)
+            sub = Mux(ctrl.bipolar, a_count, 0)
+            difference = Mux(ctrl.neg, sub, pos) - Mux(ctrl.neg, pos, sub)
+        else:
+            difference = mapped_difference(m, make_cells(self._cells), count_wa.sum, a_count,
+                                           ctrl.bipolar, ctrl.neg, width)
+        self._term_and_accumulate(m, ctrl, difference, width)
         return m
 
 
@@ -146,8 +153,58 @@ class BitParallelPE(_PE):
         for k in range(self._lanes):
             m.d.sync += tree.inputs[k].eq(self.w[k] * self.a[k])
         ctrl = self._delay_ctrl(m, 1 + tree.latency)
-        self._term_and_accumulate(m, ctrl, tree.sum, Const(0, 1))
+        difference = Mux(ctrl.neg, 0, tree.sum) - Mux(ctrl.neg, tree.sum, 0)
+        self._term_and_accumulate(m, ctrl, difference, len(tree.sum) + 2)
         return m
+
+
+def mapped_difference(m: Module, cells, count: Value, a_count: Value, bipolar: Value,
+                      neg: Value, width: int) -> Value:
+    """``neg ? sub - pos : pos - sub`` with ``pos = bipolar ? 2*count : count`` and
+    ``sub = bipolar ? a_count : 0``, on 7-series cells: bit ``i`` of both operands is a
+    function of five bits (``count[i]``, ``count[i-1]``, ``a_count[i]``, ``bipolar``,
+    ``neg``), so one dual-output LUT gives the carry chain both its ``S`` (``A ^ ~B``) and
+    its ``DI`` (``A``); the chain adds ``A + ~B + 1``. ``width`` bits, two's complement."""
+    n = len(count)
+
+    def bits(i):
+        return [count[i] if i < n else None, count[i - 1] if 1 <= i <= n else None,
+                a_count[i] if i < len(a_count) else None]
+
+    def operands(c0, c1, ac, bip, ng):
+        pos = c1 if bip else c0
+        sub = ac & bip
+        return (sub, pos) if ng else (pos, sub)
+
+    s_bits, di_bits = [], []
+    for i in range(width):
+        present = [b for b in bits(i) if b is not None]
+        if not present:                      # both operands 0 here: S = ~(0 ^ 0), DI = 0
+            s_bits.append(Const(1, 1))
+            di_bits.append(Const(0, 1))
+            continue
+        slots = [b is not None for b in bits(i)]
+
+        def expand(*v, slots=slots):
+            vals, k = [], 0
+            for used in slots:
+                vals.append(v[k] if used else 0)
+                k += used
+            return operands(*vals, v[k], v[k + 1])
+
+        s, di = cells.lut2(m, [*present, bipolar, neg],
+                           lambda *v: 1 ^ expand(*v)[0] ^ expand(*v)[1],
+                           lambda *v: expand(*v)[0])
+        s_bits.append(s)
+        di_bits.append(di)
+    out, carry = [], Const(1, 1)
+    for k in range(0, width, 4):
+        pad = 4 - len(s_bits[k:k + 4])
+        o, co = cells.carry4(m, carry, di_bits[k:k + 4] + [Const(0, 1)] * pad,
+                             s_bits[k:k + 4] + [Const(0, 1)] * pad, cascade=k > 0)
+        out += o[:4 - pad]
+        carry = co[3]
+    return Cat(*out)
 
 
 def pe_latency(family: str, lanes: int) -> int:

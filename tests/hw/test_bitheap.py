@@ -11,6 +11,7 @@ from bitmill.errors import BitmillError
 from bitmill.hw import bitheap
 from bitmill.hw.cells import Xc7Cells, lut6_2_init, lut_init, make_cells
 from bitmill.hw.equiv import prove_equivalent
+from bitmill.hw.pe import BitSerialPE
 from bitmill.hw.popcount import Popcount
 from bitmill.timing import adder_tree_stages
 from tests.hw.test_popcount import run
@@ -87,3 +88,10 @@ def test_register_after_spreads_the_stages():
             cuts = bitheap.register_after(lanes, gated, stages)
             assert len(cuts) <= stages - 1
             assert all(0 <= c <= bitheap.levels(lanes, gated) + 1 for c in cuts)
+
+
+@pytest.mark.parametrize("lanes", [8, 32])
+def test_xc7_pe_is_proven_equal_to_the_model(lanes, tmp_path):
+    """The whole bit-serial PE: popcount, the hand-mapped signed term, the accumulator."""
+    gold, gate = (BitSerialPE(lanes, 16, cells) for cells in ("model", "xc7"))
+    assert prove_equivalent(gold, gate, gold.latency + 2, tmp_path) >= 0
