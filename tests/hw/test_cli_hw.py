@@ -44,3 +44,20 @@ def test_synth_tiny_on_ecp5_with_pnr(run_cli, tmp_path):
     assert doc["resources"]["lut"] > 100 and doc["resources"]["bram"] >= 1
     assert doc["fmax_mhz"] > 20
     assert "Fmax" in (tmp_path / "r" / "tiny-ecp5.md").read_text()
+
+
+def test_synth_xc7_maps_popcounts_by_hand_unless_plain(run_cli, tmp_path):
+    """xc7: the bit-serial array is built on LUT6_2/CARRY4 cells; --plain leaves the
+    popcounts to yosys' LUT mapper. Both reports name what was built."""
+    cells = {}
+    for extra in ((), ("--plain",)):
+        status, out, err = run_cli("hw", "synth", "--config", CONFIGS / "tiny.yaml", "--target",
+                                   "xc7", "--block", "array", "--build-dir", tmp_path / "b",
+                                   "--reports", tmp_path / "r", *extra)
+        assert status == 0, err
+        stem = "tiny-xc7-array" + ("-plain" if extra else "")
+        doc = json.loads((tmp_path / "r" / f"{stem}.json").read_text())
+        assert doc["mapping"] == (None if extra else "xc7")
+        assert ("hand-mapped" in (tmp_path / "r" / f"{stem}.md").read_text()) == (not extra)
+        cells[bool(extra)] = doc["cells"]
+    assert cells[False].get("LUT6_2", 0) > 0 and "LUT6_2" not in cells[True]
