@@ -12,7 +12,8 @@ cycle formula (`bitmill.timing.tile_cycles`: a dot product of ``--k-total`` term
 2304 = a 3x3 convolution over 256 channels, pipeline fill included), the throughput per LUT
 of each family at W8A8, W4A4 and W2A2, and the speed-up of bit-serial over bit-parallel at
 equal LUTs. The synthesis reports go to
-``--reports`` (``<config>-<target>-pe[-nodsp].json/.md``).
+``--reports`` (``<config>-<target>-pe[-nodsp|-plain].json/.md``), the table to
+``flexibility-<target>.md`` there.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import sys
 from pathlib import Path
 
 from bitmill.config import AccelConfig
+from transcript import Transcript
 from bitmill.hw.synth import synthesize, write_report
 from bitmill.timing import tile_cycles
 
@@ -58,14 +60,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--build-dir", default=REPO / "build/flexibility")
     p.add_argument("--reports", default=REPO / "reports/hw")
     args = p.parse_args(argv)
+    say = Transcript("Cost of flexibility: bit-serial vs bit-parallel PE")
     build, reports = Path(args.build_dir), Path(args.reports)
     reports.mkdir(parents=True, exist_ok=True)
-    print(f"one PE per family on {args.target}; throughput from the tile formula at "
+    say(f"one PE per family on {args.target}; throughput from the tile formula at "
           f"K_total = {args.k_total}\n")
-    print("| bit-serial K | popcounts | LUT | bit-parallel K | LUT (no DSP) | LUT + DSP | "
+    say("| bit-serial K | popcounts | LUT | bit-parallel K | LUT (no DSP) | LUT + DSP | "
           "LUT ratio bs/bp (no DSP) | " + " | ".join(f"W{w}A{a} speed-up at equal LUTs"
                                                    for w, a in PRECISIONS) + " |")
-    print("|---" * (7 + len(PRECISIONS)) + "|")
+    say("|---" * (7 + len(PRECISIONS)) + "|")
     variants = ((False, "hand-mapped"), (True, "plain logic")) if args.target == "xc7" \
         else ((True, "plain logic"),)
     for k_bs, k_bp in PAIRS:
@@ -78,11 +81,13 @@ def main(argv: list[str] | None = None) -> int:
                 per_lut_bs = macs_per_cycle("bitserial", k_bs, args.k_total, w, a) / bs["lut"]
                 per_lut_bp = macs_per_cycle("bitparallel", k_bp, args.k_total, w, a) / bp["lut"]
                 ups.append(per_lut_bs / per_lut_bp)
-            print(f"| {k_bs} | {mapping} | {bs['lut']} | {k_bp} | {bp['lut']} | "
+            say(f"| {k_bs} | {mapping} | {bs['lut']} | {k_bp} | {bp['lut']} | "
                   f"{bp_dsp['lut']} + {bp_dsp['dsp']} DSP | {bs['lut'] / bp['lut']:.2f} | "
                   + " | ".join(f"{u:.2f}x" for u in ups) + " |", flush=True)
-    print("\nspeed-up at equal LUTs = (MACs/cycle/LUT of bit-serial) / (MACs/cycle/LUT of "
+    say()
+    say("speed-up at equal LUTs = (MACs/cycle/LUT of bit-serial) / (MACs/cycle/LUT of "
           "bit-parallel, multipliers in LUTs); Stripes/Loom report 1.9x-4.4x over bit-parallel")
+    say.write(reports / f"flexibility-{args.target}.md")
     return 0
 
 

@@ -18,7 +18,8 @@ netlist of 7-series primitives equal to the model that the simulator tests run
 (`bitmill.hw.equiv`, SAT over the pipeline depth); ``--no-prove`` skips the proofs. For
 reference the last column gives the ratio of the same array with plain-logic popcounts
 (yosys' own LUT mapping, ``bitmill hw synth --plain``).
-The synthesis reports go to ``--reports`` (``xc7-array-RxR-kK-xc7-array.json/.md``).
+The synthesis reports go to ``--reports`` (``xc7-array-RxR-kK-xc7-array[-plain].json/.md``),
+the table to ``lut-efficiency-RxR.md`` there.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import sys
 from pathlib import Path
 
 from bitmill.config import AccelConfig
+from transcript import Transcript
 from bitmill.hw.equiv import prove_equivalent
 from bitmill.hw.popcount import Popcount
 from bitmill.hw.synth import synthesize, write_report
@@ -60,12 +62,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-prove", action="store_true",
                    help="skip the equivalence proofs of the primitive netlists")
     args = p.parse_args(argv)
+    say = Transcript("LUT efficiency of the bit-serial array vs BISMO")
     Path(args.reports).mkdir(parents=True, exist_ok=True)
-    print(f"{args.size}x{args.size} bit-serial array on xc7 (synth_xilinx), LUT6 = every LUT "
+    say(f"{args.size}x{args.size} bit-serial array on xc7 (synth_xilinx), LUT6 = every LUT "
           "cell (LUT1..LUT6, LUT6_2, SRL); binary ops/cycle = 2*K per PE\n")
-    print("| K | LUT | LUT per PE | ops/cycle/LUT | BISMO ops/cycle/LUT | ratio | goal 1.5x | "
+    say("| K | LUT | LUT per PE | ops/cycle/LUT | BISMO ops/cycle/LUT | ratio | goal 1.5x | "
           "synthesis s | popcounts proven (s) | plain logic: LUT, ratio |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    say("|---|---|---|---|---|---|---|---|---|---|")
     missed = 0
     for lanes in args.lanes:
         proof = "skipped"
@@ -88,10 +91,11 @@ def main(argv: list[str] | None = None) -> int:
         plain_ratio = 2 * lanes * pes / plain_lut / bismo_ops_per_lut(lanes)
         ratio = ours / bismo_ops_per_lut(lanes)
         missed += ratio < GOAL
-        print(f"| {lanes} | {report.resources['lut']:,} | {report.resources['lut'] / pes:.1f} | "
+        say(f"| {lanes} | {report.resources['lut']:,} | {report.resources['lut'] / pes:.1f} | "
               f"{ours:.3f} | {bismo_ops_per_lut(lanes):.3f} | {ratio:.2f}x | "
               f"{'met' if ratio >= GOAL else 'missed'} | {report.synth_s:g} | {proof} | "
               f"{plain_lut:,}, {plain_ratio:.2f}x |", flush=True)
+    say.write(Path(args.reports) / f"lut-efficiency-{args.size}x{args.size}.md")
     return 0 if not missed else 1
 
 
