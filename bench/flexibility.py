@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
                 ups.append(per_lut_bs / per_lut_bp)
             say(f"| {k_bs} | {mapping} | {bs['lut']} | {k_bp} | {bp['lut']} | "
                   f"{bp_dsp['lut']} + {bp_dsp['dsp']} DSP | {bs['lut'] / bp['lut']:.2f} | "
-                  + " | ".join(f"{u:.2f}x" for u in ups) + " |", flush=True)
+                  + " | ".join(f"{u:.2f}x" for u in ups) + " |")
     say()
     say("speed-up at equal LUTs = (MACs/cycle/LUT of bit-serial) / (MACs/cycle/LUT of "
           "bit-parallel, multipliers in LUTs); Stripes/Loom report 1.9x-4.4x over bit-parallel")

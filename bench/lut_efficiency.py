@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         say(f"| {lanes} | {report.resources['lut']:,} | {report.resources['lut'] / pes:.1f} | "
               f"{ours:.3f} | {bismo_ops_per_lut(lanes):.3f} | {ratio:.2f}x | "
               f"{'met' if ratio >= GOAL else 'missed'} | {report.synth_s:g} | {proof} | "
-              f"{plain_lut:,}, {plain_ratio:.2f}x |", flush=True)
+              f"{plain_lut:,}, {plain_ratio:.2f}x |")
     say.write(Path(args.reports) / f"lut-efficiency-{args.size}x{args.size}.md")
     return 0 if not missed else 1
 
