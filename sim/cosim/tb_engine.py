@@ -6,6 +6,8 @@
 * ``BITMILL_SEED``: seed of the tile suite (`bitmill.sim.cosim.cases.suite`)
 * ``BITMILL_LIMIT``: run only the first N tiles (0: all)
 * ``BITMILL_SUMMARY``: JSON file to write the counts to
+* ``BITMILL_BUS``: "narrow" when the toplevel is `bitmill.hw.top.NarrowTop` (the 16-bit bus
+  of the synthesized tops, `BusDriver`) instead of the bare engine
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from cocotb.triggers import ReadOnly, RisingEdge
 
 from bitmill.hw.emit import engine_from_manifest
 from bitmill.hw.engine import TileEngine, load_layout
+from bitmill.hw.top import BUS_BITS, BusOp
 from bitmill.sim.cosim.cases import suite
 from bitmill.sim.cosim.layout import Tile, buffer_words, command, expected
 
@@ -55,6 +58,35 @@ class Driver:
             if ready:
                 break
         dut.cmd__valid.value = 0
+
+
+class BusDriver:
+    """`Driver` through `bitmill.hw.top.NarrowTop`'s bus: a word in 16-bit ``SHIFT`` beats
+    (most significant first), then a ``LOAD_W``/``LOAD_A`` beat with the address; a command
+    in one ``CMD`` beat (the engine is idle: the bench waits for ``done`` between tiles)."""
+
+    def __init__(self, dut, engine: TileEngine):
+        self.dut, self.engine = dut, engine
+
+    async def beat(self, op: BusOp, data: int) -> None:
+        self.dut.bus_op.value = op.value
+        self.dut.bus_data.value = data
+        self.dut.bus_valid.value = 1
+        await RisingEdge(self.dut.clk)
+        self.dut.bus_valid.value = 0
+
+    async def load(self, tile: Tile) -> None:
+        beats = -(-self.engine.word_bits // BUS_BITS)
+        mask = (1 << BUS_BITS) - 1
+        for op, vectors, bits, enc in ((BusOp.LOAD_W, tile.w, tile.w_bits, tile.w_enc),
+                                       (BusOp.LOAD_A, tile.a.T, tile.a_bits, tile.a_enc)):
+            for addr, word in buffer_words(vectors, bits, enc, self.engine).items():
+                for n in reversed(range(beats)):
+                    await self.beat(BusOp.SHIFT, (word >> (n * BUS_BITS)) & mask)
+                await self.beat(op, addr)
+
+    async def issue(self, tile: Tile) -> None:
+        await self.beat(BusOp.CMD, command(tile, self.engine))
 
 
 class Monitor:
@@ -121,11 +153,17 @@ async def tiles_match_golden(dut):
     limit = int(os.environ.get("BITMILL_LIMIT", "0"))
     tiles = tiles[:limit] if limit else tiles
     Clock(dut.clk, 10, unit="ns", impl="gpi").start()
-    dut.rst.value, dut.load__valid.value, dut.cmd__valid.value = 1, 0, 0
+    narrow = os.environ.get("BITMILL_BUS") == "narrow"
+    dut.rst.value = 1
+    if narrow:
+        dut.bus_valid.value = 0
+    else:
+        dut.load__valid.value, dut.cmd__valid.value = 0, 0
     await RisingEdge(dut.clk)
     await RisingEdge(dut.clk)
     dut.rst.value = 0
-    driver, monitor, checker = Driver(dut, engine), Monitor(dut, engine), Checker(engine)
+    driver = (BusDriver if narrow else Driver)(dut, engine)
+    monitor, checker = Monitor(dut, engine), Checker(engine)
     start = time.perf_counter()
     for tile in tiles:
         await driver.load(tile)
