@@ -164,7 +164,7 @@ class Compressor:
         level = 0
         while True:
             if level in cuts:
-                columns = _register(m, columns, f"c{level}")
+                columns = register_columns(m, columns, f"c{level}")
                 regs += 1
             if height(columns) <= 2:
                 break
@@ -182,7 +182,8 @@ class Compressor:
         m.d.sync += out.eq(value)
 
 
-def _register(m: Module, columns: Columns, name: str) -> Columns:
+def register_columns(m: Module, columns: Columns, name: str) -> Columns:
+    """The bits of ``columns`` through one reset-less register per column."""
     out: Columns = []
     for weight, bits in enumerate(columns):
         reg = Signal(max(len(bits), 1), name=f"{name}_w{weight}", reset_less=True)

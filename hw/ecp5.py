@@ -13,6 +13,9 @@ module port either), and that
 flip-flop has the RAM's clock (on both RAM ports, whose output resets are constant 0), a
 constant-1 clock enable, a constant-0 ``LSR`` and no inverted clock. A RAM is changed only when all its connected data outputs
 qualify.
+
+The gate-level co-simulation (`bitmill.sim.cosim.gatelevel`) runs the tile suite on the
+netlist after this step.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from amaranth import Cat, Const, Module, Signal, Value, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from bitmill.hw.bitheap import Compressor
+from bitmill.hw.bitheap import Compressor, register_columns
 from bitmill.hw.cells import make_cells
 from bitmill.hw.params import check_positive
 from bitmill.timing import adder_tree_stages
@@ -128,7 +128,7 @@ class Popcount(wiring.Component):
         for n in range(levels):
             columns = compress(columns, first=n == 0 and self._gated)
             if n + 1 in cuts:
-                columns = self._register(m, columns, n + 1)
+                columns = register_columns(m, columns, f"c{n + 1}")
             else:
                 columns = self._bind(m, columns, n + 1)
         assert all(len(col) <= 2 for col in columns)
@@ -157,14 +157,4 @@ class Popcount(wiring.Component):
             if bits:
                 m.d.comb += wire.eq(Cat(*bits))
             out.append([wire[k] for k in range(len(bits))])
-        return out
-
-    @staticmethod
-    def _register(m: Module, columns: Columns, level: int) -> Columns:
-        out: Columns = []
-        for weight, bits in enumerate(columns):
-            reg = Signal(max(len(bits), 1), name=f"c{level}_w{weight}", reset_less=True)
-            if bits:
-                m.d.sync += reg.eq(Cat(*bits))
-            out.append([reg[k] for k in range(len(bits))])
         return out
