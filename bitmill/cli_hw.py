@@ -13,7 +13,7 @@ def cmd_emit(args: argparse.Namespace) -> int:
     from bitmill.hw.emit import emit
 
     cfg = AccelConfig.load(args.config)
-    out = emit(cfg, args.output)
+    out = emit(cfg, args.output, args.cells)
     print(f"wrote {out.verilog} (module {out.top}) and {out.manifest}")
     return 0
 
@@ -41,6 +41,8 @@ def register(sub) -> None:
     e = hsub.add_parser("emit", help="write Verilog and a JSON ports manifest")
     e.add_argument("--config", required=True, help="configs/accel/*.yaml")
     e.add_argument("-o", "--output", required=True, help="directory to write")
+    e.add_argument("--cells", choices=("xc7",), default=None,
+                   help="bit-serial popcounts as Xilinx 7-series LUT6_2/CARRY4 primitives")
     e.set_defaults(func=cmd_emit)
     s = hsub.add_parser("synth", help="yosys resource counts (and nextpnr Fmax with --pnr)")
     s.add_argument("--config", required=True, help="configs/accel/*.yaml")

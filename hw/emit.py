@@ -58,7 +58,7 @@ def ports(engine: TileEngine) -> list[dict]:
 def manifest(cfg: AccelConfig, engine: TileEngine) -> dict:
     """The ports manifest of ``engine`` built for ``cfg``."""
     return {
-        "top": top_name(cfg), "config": cfg.to_dict(),
+        "top": top_name(cfg), "config": cfg.to_dict(), "cells": engine.cells,
         "engine": {"rows": engine.rows, "cols": engine.cols, "lanes": engine.lanes,
                    "family": engine.family, "max_chunks": engine.max_chunks,
                    "max_k_total": engine.max_k_total, "chunk_slots": chunk_slots(engine.max_chunks),
@@ -71,10 +71,14 @@ def manifest(cfg: AccelConfig, engine: TileEngine) -> dict:
     }
 
 
-def emit(cfg: AccelConfig, outdir: str | Path) -> Emitted:
-    """Write ``<top>.v`` and ``<top>.ports.json`` into ``outdir``; return their paths."""
+def emit(cfg: AccelConfig, outdir: str | Path, cells: str | None = None) -> Emitted:
+    """Write ``<top>.v`` and ``<top>.ports.json`` into ``outdir``; return their paths.
+    ``cells="xc7"``: bit-serial popcounts as 7-series primitives (`bitmill.hw.bitheap`),
+    for Xilinx tools; None: plain logic for any tool."""
+    if cells not in (None, "xc7"):
+        raise ValueError(f"cells must be None or 'xc7', not {cells!r}")
     outdir = Path(outdir)
-    engine = TileEngine.from_config(cfg)
+    engine = TileEngine.from_config(cfg, cells)
     top = top_name(cfg)
     text = verilog.convert(engine, name=top, emit_src=False)
     vpath, mpath = outdir / f"{top}.v", outdir / f"{top}.ports.json"

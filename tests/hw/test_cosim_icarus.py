@@ -14,10 +14,14 @@ PRECISIONS = len(list(precisions()))            # 64 bit-width pairs x 2 x 2 enc
 SUITE_TILES = PRECISIONS * (1 + len(EXTREMES)) + 4 * len(EXTREMES)
 
 
-@pytest.mark.parametrize("config", ["tiny", "tiny_bitparallel"])
-def test_every_precision_is_bit_exact(config, request, icarus, tmp_path_factory):
+@pytest.mark.parametrize("config,cells", [("tiny", None), ("tiny_bitparallel", None),
+                                          ("tiny", "xc7")])
+def test_every_precision_is_bit_exact(config, cells, request, icarus, tmp_path_factory):
+    """``cells="xc7"``: the popcounts and terms built from 7-series primitives, run on
+    yosys' simulation models of them."""
     cfg = request.getfixturevalue(config)
-    result = run_bench(cfg, tmp_path_factory.mktemp(f"cosim-{config}"), sim="icarus", seed=1)
+    result = run_bench(cfg, tmp_path_factory.mktemp(f"cosim-{config}"), sim="icarus", seed=1,
+                       cells=cells)
     assert result.tiles == SUITE_TILES == 1296
     assert result.failures == ()
     assert result.value_mismatches == 0 and result.cycle_mismatches == 0
