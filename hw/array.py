@@ -6,6 +6,7 @@ from amaranth import Module, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
+from bitmill.hw.cells import check_cells
 from bitmill.hw.params import check_family, check_positive
 from bitmill.hw.pe import Ctrl, make_pe, operand_layout, pe_latency
 from bitmill.hw.popcount import Popcount
@@ -31,7 +32,7 @@ class MacArray(wiring.Component):
         self._lanes = check_positive("lanes", lanes, 4096)
         self._family = check_family(family)
         self._acc_width = check_positive("acc_width", acc_width, 64)
-        self._cells = cells
+        self._cells = check_cells(cells)
         operand = operand_layout(family, lanes)
         super().__init__({
             "w": In(data.ArrayLayout(operand, rows)),

@@ -133,6 +133,16 @@ class Xc7Cells(ModelCells):
         return [o[i] for i in range(4)], [co[i] for i in range(4)]
 
 
+CELL_STYLES = ("model", "xc7")
+
+
+def check_cells(cells: str | None) -> str | None:
+    """``cells`` if it is None or a cell style, else ValueError naming the choices."""
+    if cells is not None and cells not in CELL_STYLES:
+        raise ValueError(f"cells must be None or one of {', '.join(CELL_STYLES)}, not {cells!r}")
+    return cells
+
+
 def make_cells(style: str) -> ModelCells:
     """Cells of ``style``: "model" (Amaranth logic) or "xc7" (primitives)."""
     if style == "model":

@@ -19,6 +19,7 @@ from amaranth.lib.wiring import In, Out
 
 from bitmill.config import AccelConfig
 from bitmill.hw.array import MacArray
+from bitmill.hw.cells import check_cells
 from bitmill.hw.params import (MAX_PLANES, VALUE_BITS, accumulator_width, check_family,
                                check_positive, max_k_total_for)
 from bitmill.hw.pe import pe_latency
@@ -43,7 +44,7 @@ class TileEngine(wiring.Component):
         self.lanes = check_positive("lanes", lanes, 4096)
         self.family = check_family(family)
         self.max_chunks = check_positive("max_chunks", max_chunks, 1 << 16)
-        self.cells = cells           # popcount mapping (`bitmill.hw.array.MacArray`)
+        self.cells = check_cells(cells)    # popcount mapping (`bitmill.hw.array.MacArray`)
         self.lane_bits = 1 if family == "bitserial" else VALUE_BITS
         self.acc_width = accumulator_width(max_chunks * lanes)
         self.depth = (MAX_PLANES if family == "bitserial" else 1) * chunk_slots(max_chunks)

@@ -21,7 +21,7 @@ from amaranth import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from bitmill.hw.cells import make_cells
+from bitmill.hw.cells import check_cells, make_cells
 from bitmill.hw.params import VALUE_BITS, check_family, check_positive
 from bitmill.hw.popcount import Popcount
 from bitmill.hw.tree import AdderTree
@@ -62,7 +62,7 @@ class _PE(wiring.Component):
                  column_count: bool = False):
         self._lanes = check_positive("lanes", lanes, 4096)
         self._acc_width = check_positive("acc_width", acc_width, 64)
-        self._cells = cells
+        self._cells = check_cells(cells)
         self._column_count = bool(column_count) and self.family == "bitserial"
         layout = operand_layout(self.family, lanes)
         members = {

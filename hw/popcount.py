@@ -26,7 +26,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from bitmill.hw.bitheap import Compressor, register_columns
-from bitmill.hw.cells import make_cells
+from bitmill.hw.cells import check_cells, make_cells
 from bitmill.hw.params import check_positive
 from bitmill.timing import adder_tree_stages
 
@@ -91,9 +91,7 @@ class Popcount(wiring.Component):
         self._lanes = check_positive("lanes", lanes, 4096)
         self._gated = bool(gated)
         self._sum_attrs = dict(sum_attrs or {})
-        if cells is not None:
-            make_cells(cells)               # validates the name
-        self._cells = cells
+        self._cells = check_cells(cells)
         super().__init__({"x": In(lanes), "mask": In(lanes),
                           "sum": Out(unsigned(lanes.bit_length()))})
 

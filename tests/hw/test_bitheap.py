@@ -10,6 +10,8 @@ from amaranth import Module, Signal
 from bitmill.errors import BitmillError
 from bitmill.hw import bitheap
 from bitmill.hw.cells import Xc7Cells, lut6_2_init, lut_init, make_cells
+from bitmill.hw.array import MacArray
+from bitmill.hw.engine import TileEngine
 from bitmill.hw.equiv import prove_equivalent
 from bitmill.hw.pe import BitSerialPE
 from bitmill.hw.popcount import Popcount
@@ -95,3 +97,12 @@ def test_xc7_pe_is_proven_equal_to_the_model(lanes, tmp_path):
     """The whole bit-serial PE: popcount, the hand-mapped signed term, the accumulator."""
     gold, gate = (BitSerialPE(lanes, 16, cells) for cells in ("model", "xc7"))
     assert prove_equivalent(gold, gate, gold.latency + 2, tmp_path) >= 0
+
+
+@pytest.mark.parametrize("make", [lambda: Popcount(8, cells="ecp5"),
+                                  lambda: BitSerialPE(8, 16, "ecp5"),
+                                  lambda: MacArray(2, 2, 8, "bitserial", 16, "ecp5"),
+                                  lambda: TileEngine(2, 2, 8, "bitserial", 4, "ecp5")])
+def test_unknown_cell_style_is_rejected_at_construction(make):
+    with pytest.raises(ValueError, match="cells must be None or one of model, xc7, not 'ecp5'"):
+        make()
