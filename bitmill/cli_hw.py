@@ -26,10 +26,14 @@ def cmd_synth(args: argparse.Namespace) -> int:
     stem = (f"{cfg.name}-{args.target}-{args.block}" + ("-nodsp" if args.no_dsp else "")
             + ("-plain" if args.plain else ""))
     report = synthesize(cfg, args.target, Path(args.build_dir) / stem, pnr=args.pnr,
-                        block=args.block, dsp=not args.no_dsp, plain=args.plain)
+                        block=args.block, dsp=not args.no_dsp, plain=args.plain,
+                        seeds=tuple(args.seeds))
     jpath, mpath = write_report(report, args.reports)
     res = ", ".join(f"{k} {v}" for k, v in report.resources.items())
     fmax = f"; Fmax {report.fmax_mhz:g} MHz" if report.fmax_mhz is not None else ""
+    if report.fmax_by_seed and len(report.fmax_by_seed) > 1:
+        fmax += " (lowest; by seed: " + ", ".join(
+            f"{k}: {v:g}" for k, v in report.fmax_by_seed.items()) + ")"
     print(f"{cfg.name} on {args.target}: {res}{fmax}\nwrote {jpath} and {mpath}")
     return 0
 
@@ -52,6 +56,8 @@ def register(sub) -> None:
                    help="the engine behind a 16-bit bus (top), the bare MAC array, or one PE")
     s.add_argument("--no-dsp", action="store_true",
                    help="no DSP blocks: multipliers in LUTs (ecp5, xc7)")
+    s.add_argument("--seeds", type=int, nargs="+", default=[1], metavar="N",
+                   help="placement seeds for --pnr (run in parallel); Fmax is the lowest")
     s.add_argument("--plain", action="store_true",
                    help="xc7: bit-serial popcounts as plain logic for yosys' LUT mapper "
                         "instead of hand-mapped LUT6_2/CARRY4 cells")

@@ -105,11 +105,12 @@ class Popcount(wiring.Component):
         return adder_tree_stages(self._lanes)
 
     def _cuts(self, levels: int) -> set[int]:
-        """Levels after which a register goes (``levels`` counts the final adder). Gated:
-        the first register right after level 1, so that the mapper cannot split its
-        6-input full adders; the other stages split the remaining levels evenly."""
+        """Levels after which a register goes (``levels`` counts the final adder). The
+        first register right after level 1: its inputs come over the array's long broadcast
+        wires, and a gated count's 6-input full adders cannot be split by the mapper; the
+        other stages split the remaining levels evenly."""
         stages = self.latency
-        first = 1 if self._gated and stages > 1 else 0
+        first = 1 if stages > 1 else 0
         rest, n = levels - first, stages - (1 if first else 0)
         return ({first} | {first + round(rest * s / n) for s in range(1, n)}) - {0}
 

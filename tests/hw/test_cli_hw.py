@@ -28,6 +28,7 @@ def test_emit_bad_config_is_one_error_line(run_cli, tmp_path):
 @pytest.mark.parametrize("args,fragment", [
     (("--target", "xc7", "--pnr"), "--pnr runs for ecp5, ice40 only"),
     (("--target", "stratix"), "invalid choice: 'stratix'"),
+    (("--target", "ecp5", "--pnr", "--seeds", "0"), "seeds must be positive integers, not [0]"),
 ])
 def test_synth_bad_arguments(run_cli, args, fragment):
     status, _, err = run_cli("hw", "synth", "--config", CONFIGS / "tiny.yaml", *args)
@@ -37,13 +38,14 @@ def test_synth_bad_arguments(run_cli, args, fragment):
 @pytest.mark.slow
 def test_synth_tiny_on_ecp5_with_pnr(run_cli, tmp_path):
     status, out, err = run_cli("hw", "synth", "--config", CONFIGS / "tiny.yaml", "--target",
-                               "ecp5", "--pnr", "--build-dir", tmp_path / "b",
-                               "--reports", tmp_path / "r")
+                               "ecp5", "--pnr", "--seeds", "1", "2", "--build-dir",
+                               tmp_path / "b", "--reports", tmp_path / "r")
     assert status == 0, err
     doc = json.loads((tmp_path / "r" / "tiny-ecp5.json").read_text())
     assert doc["resources"]["lut"] > 100 and doc["resources"]["bram"] >= 1
-    assert doc["fmax_mhz"] > 20
-    assert "Fmax" in (tmp_path / "r" / "tiny-ecp5.md").read_text()
+    assert set(doc["fmax_by_seed"]) == {"1", "2"}
+    assert doc["fmax_mhz"] == min(doc["fmax_by_seed"].values()) > 20
+    assert "lowest over placement seeds 1:" in (tmp_path / "r" / "tiny-ecp5.md").read_text()
 
 
 def test_synth_xc7_maps_popcounts_by_hand_unless_plain(run_cli, tmp_path):
