@@ -20,7 +20,7 @@ def cmd_emit(args: argparse.Namespace) -> int:
 
 def cmd_synth(args: argparse.Namespace) -> int:
     from bitmill.config import AccelConfig
-    from bitmill.hw.synth import synthesize, write_report
+    from bitmill.hw.synth import seed_spread, synthesize, write_report
 
     cfg = AccelConfig.load(args.config)
     stem = (f"{cfg.name}-{args.target}-{args.block}" + ("-nodsp" if args.no_dsp else "")
@@ -30,10 +30,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
                         seeds=tuple(args.seeds))
     jpath, mpath = write_report(report, args.reports)
     res = ", ".join(f"{k} {v}" for k, v in report.resources.items())
-    fmax = f"; Fmax {report.fmax_mhz:g} MHz" if report.fmax_mhz is not None else ""
-    if report.fmax_by_seed and len(report.fmax_by_seed) > 1:
-        fmax += " (lowest; by seed: " + ", ".join(
-            f"{k}: {v:g}" for k, v in report.fmax_by_seed.items()) + ")"
+    fmax = (f"; Fmax {report.fmax_mhz:g} MHz{seed_spread(report)}"
+            if report.fmax_mhz is not None else "")
     print(f"{cfg.name} on {args.target}: {res}{fmax}\nwrote {jpath} and {mpath}")
     return 0
 

@@ -47,25 +47,27 @@ def lut6_2_init(fn6: LutFn, fn5: LutFn, n_inputs: int) -> int:
 
 
 class ModelCells:
-    """The cells as Amaranth logic: a LUT is its truth table indexed by its inputs."""
+    """The cells as Amaranth logic: a LUT is its truth table indexed by its inputs.
 
-    name = "model"
+    The public methods compute the truth tables, count the cells and make the output
+    signals; ``_place_*`` builds one cell, and is all that `Xc7Cells` replaces."""
 
     def __init__(self):
         self.count = {"lut": 0, "carry": 0}
         self._n = 0
 
-    def _signal(self, m: Module, width: int, prefix: str) -> Signal:
+    def _signal(self, width: int, prefix: str) -> Signal:
         self._n += 1
         return Signal(width, name=f"{prefix}{self._n}")
 
     def lut(self, m: Module, inputs: Sequence[Value], fn: LutFn) -> Value:
-        """One function of up to six inputs."""
+        """One function of one to six inputs."""
+        if not inputs:
+            raise ValueError("a LUT cell needs at least one input")
         init = lut_init(fn, len(inputs))
         self.count["lut"] += 1
-        out = self._signal(m, 1, "lut")
-        m.d.comb += out.eq(Const(init, 1 << len(inputs)).bit_select(Cat(*inputs), 1)
-                           if inputs else init & 1)
+        out = self._signal(1, "lut")
+        self._place_lut(m, list(inputs), init, out)
         return out
 
     def lut2(self, m: Module, inputs: Sequence[Value], fn6: LutFn, fn5: LutFn
@@ -73,10 +75,9 @@ class ModelCells:
         """Two functions of up to five shared inputs (``O6``, ``O5``)."""
         init = lut6_2_init(fn6, fn5, len(inputs))
         self.count["lut"] += 1
-        o6, o5 = self._signal(m, 1, "o6_"), self._signal(m, 1, "o5_")
-        index = Cat(*inputs, Const(0, 5 - len(inputs)))
-        m.d.comb += [o6.eq(Const(init >> 32, 32).bit_select(index, 1)),
-                     o5.eq(Const(init & 0xFFFF_FFFF, 32).bit_select(index, 1))]
+        o6, o5 = self._signal(1, "o6_"), self._signal(1, "o5_")
+        padded = list(inputs) + [Const(0, 1)] * (5 - len(inputs))
+        self._place_lut2(m, padded, init, o6, o5)
         return o6, o5
 
     def carry4(self, m: Module, ci: Value, di: Sequence[Value], s: Sequence[Value],
@@ -85,52 +86,47 @@ class ModelCells:
         enters through ``CYINIT``, or through ``CI`` when it is the ``CO[3]`` of the
         ``CARRY4`` below (``cascade``)."""
         self.count["carry"] += 1
-        o, co, c = [], [], ci
+        o, co = self._signal(4, "xor"), self._signal(4, "cy")
+        self._place_carry4(m, ci, list(di), list(s), cascade, o, co)
+        return [o[i] for i in range(4)], [co[i] for i in range(4)]
+
+    def _place_lut(self, m: Module, inputs: list[Value], init: int, out: Signal) -> None:
+        m.d.comb += out.eq(Const(init, 1 << len(inputs)).bit_select(Cat(*inputs), 1))
+
+    def _place_lut2(self, m: Module, inputs: list[Value], init: int, o6: Signal,
+                    o5: Signal) -> None:
+        index = Cat(*inputs)
+        m.d.comb += [o6.eq(Const(init >> 32, 32).bit_select(index, 1)),
+                     o5.eq(Const(init & 0xFFFF_FFFF, 32).bit_select(index, 1))]
+
+    def _place_carry4(self, m: Module, ci: Value, di: list[Value], s: list[Value],
+                      cascade: bool, o: Signal, co: Signal) -> None:
+        c = ci                              # CI and CYINIT are the same carry in
         for i in range(4):
-            oi, ci_next = self._signal(m, 1, "xor"), self._signal(m, 1, "cy")
-            m.d.comb += [oi.eq(s[i] ^ c), ci_next.eq(Mux(s[i], c, di[i]))]
-            o.append(oi)
-            co.append(ci_next)
-            c = ci_next
-        return o, co
+            m.d.comb += [o[i].eq(s[i] ^ c), co[i].eq(Mux(s[i], c, di[i]))]
+            c = co[i]
 
 
 class Xc7Cells(ModelCells):
     """The cells as 7-series primitive instances, for ``synth_xilinx``."""
 
-    name = "xc7"
-
-    def lut(self, m: Module, inputs: Sequence[Value], fn: LutFn) -> Value:
-        n = len(inputs)
-        if n == 0:
-            return Const(lut_init(fn, 0), 1)
-        self.count["lut"] += 1
-        out = self._signal(m, 1, "lut")
+    def _place_lut(self, m: Module, inputs: list[Value], init: int, out: Signal) -> None:
         ports = {f"i_I{k}": v for k, v in enumerate(inputs)}
         m.submodules[f"lut{self._n}"] = Instance(
-            f"LUT{n}", p_INIT=Const(lut_init(fn, n), 1 << n), o_O=out, **ports)
-        return out
+            f"LUT{len(inputs)}", p_INIT=Const(init, 1 << len(inputs)), o_O=out, **ports)
 
-    def lut2(self, m: Module, inputs: Sequence[Value], fn6: LutFn, fn5: LutFn
-             ) -> tuple[Value, Value]:
-        init = lut6_2_init(fn6, fn5, len(inputs))
-        self.count["lut"] += 1
-        o6, o5 = self._signal(m, 1, "o6_"), self._signal(m, 1, "o5_")
-        padded = list(inputs) + [Const(0, 1)] * (5 - len(inputs))
-        ports = {f"i_I{k}": v for k, v in enumerate(padded)}
+    def _place_lut2(self, m: Module, inputs: list[Value], init: int, o6: Signal,
+                    o5: Signal) -> None:
+        ports = {f"i_I{k}": v for k, v in enumerate(inputs)}
         m.submodules[f"lut6_2_{self._n}"] = Instance(
             "LUT6_2", p_INIT=Const(init, 64), i_I5=Const(1, 1), o_O6=o6, o_O5=o5, **ports)
-        return o6, o5
 
-    def carry4(self, m: Module, ci: Value, di: Sequence[Value], s: Sequence[Value],
-               cascade: bool = False) -> tuple[list[Value], list[Value]]:
-        self.count["carry"] += 1
-        o, co = self._signal(m, 4, "xor"), self._signal(m, 4, "cy")
+    def _place_carry4(self, m: Module, ci: Value, di: list[Value], s: list[Value],
+                      cascade: bool, o: Signal, co: Signal) -> None:
         zero = Const(0, 1)
         m.submodules[f"carry4_{self._n}"] = Instance(
             "CARRY4", i_CI=ci if cascade else zero, i_CYINIT=zero if cascade else ci,
             i_DI=Cat(*di), i_S=Cat(*s), o_O=o, o_CO=co)
-        return [o[i] for i in range(4)], [co[i] for i in range(4)]
 
 
 CELL_STYLES = ("model", "xc7")

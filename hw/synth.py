@@ -120,14 +120,13 @@ def target_cells(target: str) -> str | None:
     return "xc7" if target == "xc7" else None
 
 
-def design(cfg: AccelConfig, block: str, target: str | None = None, plain: bool = False):
-    """The component to synthesize for ``target``: the engine behind a narrow bus, the bare
-    MAC array, or one PE (accumulators sized as in the engine). ``plain``: popcounts as
-    plain logic even where `target_cells` maps them by hand."""
+def design(cfg: AccelConfig, block: str, cells: str | None = None):
+    """The component to synthesize: the engine behind a narrow bus, the bare MAC array, or
+    one PE (accumulators sized as in the engine), with popcounts mapped as ``cells``
+    (`target_cells`)."""
     if block not in BLOCKS:
         raise BitmillError(f"block must be one of {', '.join(BLOCKS)}, not {block!r}")
     width = accumulator_width(engine_chunks(cfg) * cfg.lanes)
-    cells = target_cells(target) if target and not plain else None
     if block == "array":
         return MacArray(cfg.rows, cfg.cols, cfg.lanes, cfg.pe_family, width, cells)
     if block == "pe":
@@ -165,12 +164,12 @@ def git_revision() -> str | None:
 
 
 def run_yosys(cfg: AccelConfig, target: str, workdir: Path, block: str,
-              dsp: bool = True, plain: bool = False) -> tuple[dict, float]:
-    """Synthesize (``dsp=False``: no DSP blocks; ``plain``: see `design`); return the cell
+              dsp: bool = True, cells: str | None = None) -> tuple[dict, float]:
+    """Synthesize (``dsp=False``: no DSP blocks; ``cells``: see `design`); return the cell
     counts and the seconds."""
     top = "bitmill_top"
     workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / f"{top}.v").write_text(verilog.convert(design(cfg, block, target, plain), name=top,
+    (workdir / f"{top}.v").write_text(verilog.convert(design(cfg, block, cells), name=top,
                                                       emit_src=False))
     # the primitives' models (LUT6_2, CARRY4) are known to yosys only as library cells
     lib = "read_verilog -lib +/xilinx/cells_sim.v\n" if target == "xc7" else ""
@@ -192,8 +191,7 @@ def run_pnr(cfg: AccelConfig, target: str, workdir: Path, seeds: tuple[int, ...]
     the RAMs (ECP5, `bitmill.hw.ecp5`))."""
     if target not in PNR:
         raise BitmillError(f"place-and-route runs for {', '.join(PNR)}, not {target!r}")
-    if not seeds or any(isinstance(x, bool) or not isinstance(x, int) or x < 1 for x in seeds):
-        raise BitmillError(f"seeds must be positive integers, not {list(seeds)}")
+    check_seeds(seeds)
     netlist, moved = "bitmill_top.json", None
     if target == "ecp5":
         netlist = "bitmill_top.pnr.json"
@@ -217,6 +215,22 @@ def run_pnr(cfg: AccelConfig, target: str, workdir: Path, seeds: tuple[int, ...]
     return results, " ".join(PNR[target][1:4]), time.perf_counter() - t0, moved
 
 
+def check_seeds(seeds) -> tuple[int, ...]:
+    """``seeds`` as a tuple if it is a non-empty sequence of positive integers."""
+    if not seeds or any(isinstance(x, bool) or not isinstance(x, int) or x < 1 for x in seeds):
+        raise BitmillError(f"seeds must be positive integers, not {list(seeds)}")
+    return tuple(seeds)
+
+
+def seed_spread(report: SynthReport) -> str:
+    """`` (lowest over placement seeds 1: a, 2: b MHz)`` when several seeds were placed."""
+    seeds = report.fmax_by_seed or {}
+    if len(seeds) < 2:
+        return ""
+    return " (lowest over placement seeds " + ", ".join(
+        f"{k}: {v:g}" for k, v in seeds.items()) + " MHz)"
+
+
 def synthesize(cfg: AccelConfig, target: str, workdir: str | Path, pnr: bool = False,
                block: str = "top", dsp: bool = True, plain: bool = False,
                seeds: tuple[int, ...] = (1,)) -> SynthReport:
@@ -227,19 +241,18 @@ def synthesize(cfg: AccelConfig, target: str, workdir: str | Path, pnr: bool = F
         raise BitmillError(f"target must be one of {', '.join(TARGETS)}, not {target!r}")
     if pnr and target not in PNR:
         raise BitmillError(f"--pnr runs for {', '.join(PNR)} only, not {target}")
-    if pnr and (not seeds or any(isinstance(x, bool) or not isinstance(x, int) or x < 1
-                                 for x in seeds)):
-        raise BitmillError(f"seeds must be positive integers, not {list(seeds)}")
+    check_seeds(seeds)
+    if not pnr and tuple(seeds) != (1,):
+        raise BitmillError("placement seeds need --pnr")
     if pnr and block != "top":
         raise BitmillError("--pnr needs block top (the bare array has too many ports for a package)")
     workdir = Path(workdir)
-    cells, synth_s = run_yosys(cfg, target, workdir, block, dsp, plain)
-    mapped = None if plain or cfg.pe_family != "bitserial" else target_cells(target)
+    mapping = None if plain or cfg.pe_family != "bitserial" else target_cells(target)
+    cells, synth_s = run_yosys(cfg, target, workdir, block, dsp, mapping)
     report = SynthReport(cfg.name, target, block, cfg.rows, cfg.cols, cfg.lanes, cfg.pe_family,
                          classify(cells, target), cells, round(synth_s, 1), dsp=dsp,
                          flow=synth_command(target, dsp).format(top="bitmill_top"),
-                         git=git_revision(),
-                         mapping=mapped)
+                         git=git_revision(), mapping=mapping)
     if pnr:
         by_seed, device, pnr_s, moved = run_pnr(cfg, target, workdir, tuple(seeds))
         report = SynthReport(**{**asdict(report), "fmax_mhz": round(min(by_seed.values()), 1),
@@ -261,11 +274,8 @@ def markdown(report: SynthReport) -> str:
              "| resource | count |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in report.resources.items()]
     if report.fmax_mhz is not None:
-        seeds = report.fmax_by_seed or {}
-        spread = (" (lowest over placement seeds " + ", ".join(
-            f"{k}: {v:g}" for k, v in seeds.items()) + " MHz)") if len(seeds) > 1 else ""
         lines += ["", f"Fmax after place-and-route on {report.pnr_device}: "
-                      f"**{report.fmax_mhz:g} MHz**{spread} ({report.pnr_s:g} s)"]
+                      f"**{report.fmax_mhz:g} MHz**{seed_spread(report)} ({report.pnr_s:g} s)"]
         if report.ebr_outregs:
             lines += ["", f"{report.ebr_outregs} block-RAM read registers moved into the RAMs' "
                           "output registers before place-and-route (`bitmill.hw.ecp5`)."]
@@ -276,8 +286,8 @@ def write_report(report: SynthReport, outdir: str | Path) -> tuple[Path, Path]:
     """Write ``<config>-<target>[-<block>].json`` and ``.md`` into ``outdir``."""
     stem = (f"{report.config}-{report.target}" + ("" if report.block == "top" else f"-{report.block}")
             + ("" if report.dsp else "-nodsp")
-            + ("-plain" if report.family == "bitserial" and report.target == "xc7"
-               and report.mapping is None else ""))
+            + ("-plain" if report.family == "bitserial" and report.mapping is None
+               and target_cells(report.target) else ""))
     jpath, mpath = Path(outdir) / f"{stem}.json", Path(outdir) / f"{stem}.md"
     atomic_write_text(jpath, json.dumps(asdict(report), indent=2) + "\n")
     atomic_write_text(mpath, markdown(report))

