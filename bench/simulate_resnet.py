@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bitmill import machine, timing
+from bitmill import timing
 from bitmill.config import AccelConfig
 from bitmill.compiler import zoo
 from bitmill.compiler.pipeline import compile_net
@@ -85,11 +85,11 @@ def _losses(cfg: AccelConfig, node, ls, layer) -> dict[str, float]:
     GEMM instructions is tile work (pipeline fill and drain are not), how busy the unit is."""
     o, k, out_w = node.out.shape[0], ls.k_total, node.out.shape[2]
     pixels = node.out.shape[1] * out_w
-    period = machine.gemm_tile_cycles(cfg, k, ls.w_bits, ls.a_bits)
+    period = timing.gemm_tile_cycles(cfg, k, ls.w_bits, ls.a_bits)
     work = timing.tile_cycles(cfg.pe_family, cfg.lanes, k, ls.w_bits, ls.a_bits) - \
         timing.pipeline_latency(cfg.pe_family, cfg.lanes)
     bands = [min(ls.band_rows, node.out.shape[1] - y) * out_w for y in range(0, node.out.shape[1], ls.band_rows)]
-    gemm = sum(machine.gemm_cycles(cfg, px, k, ls.w_bits, ls.a_bits, n * cfg.rows)
+    gemm = sum(timing.gemm_cycles(cfg, px, k, ls.w_bits, ls.a_bits, n * cfg.rows)
                for px in bands for n in ls.gemm_split)
     return {"pixel columns": pixels * ls.channel_tiles / (ls.array_tiles * cfg.cols),
             "channel rows": o / (ls.channel_tiles * cfg.rows),

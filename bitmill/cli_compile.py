@@ -33,12 +33,12 @@ def schedule_markdown(compiled) -> str:
              f"{cfg.out_buffer_bytes // 1024} KiB (double-buffered), {cfg.mem_bytes_per_cycle} B/cycle.", "",
              "| layer | op | bits | bands x rows | channel tiles | array tiles | W/A/O slot bytes | "
              "bytes moved | est. cycles | est. utilisation |", "|---|---|---|---|---|---|---|---|---|---|"]
-    from bitmill import machine
+    from bitmill import timing
     for l in compiled.schedule.layers:
         if l.kind == "alias":
             continue
         bits = f"W{l.w_bits}A{l.a_bits}" if l.kind == "gemm" else "-"
-        util = (l.macs / (l.est_cycles * machine.peak_macs_per_cycle(cfg, l.w_bits, l.a_bits))
+        util = (l.macs / (l.est_cycles * timing.peak_macs_per_cycle(cfg, l.w_bits, l.a_bits))
                 if l.kind == "gemm" and l.est_cycles else 0)
         lines.append(f"| {l.name} | {l.op} | {bits} | {l.bands} x {l.band_rows} | {l.channel_tiles} | "
                      f"{l.array_tiles} | {l.weight_buffer_use}/{l.act_buffer_use}/{l.out_buffer_use} | "

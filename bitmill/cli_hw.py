@@ -10,7 +10,7 @@ DEMO_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "accel" / "ecp5-
 
 def cmd_emit(args: argparse.Namespace) -> int:
     from bitmill.config import AccelConfig
-    from bitmill.hw.emit import emit
+    from bitmill.hw.verilog import emit
 
     cfg = AccelConfig.load(args.config)
     out = emit(cfg, args.output, args.cells)
@@ -67,7 +67,7 @@ def register(sub) -> None:
 def step_rtl(args: argparse.Namespace) -> None:
     """Demo step: emit the Verilog of the demo accelerator configuration."""
     from bitmill.config import AccelConfig
-    from bitmill.hw.emit import emit
+    from bitmill.hw.verilog import emit
 
     cfg = AccelConfig.load(DEMO_CONFIG)
     print(f"== rtl: {cfg.name}: {cfg.rows}x{cfg.cols} {cfg.pe_family} PEs, {cfg.lanes} lanes\n")

@@ -45,6 +45,15 @@ class Buffer(enum.Enum, shape=2):
     OUT = 3
 
 
+PARAM_SLOT_BYTES = 16 * 1024       # each of the requant table's two slots
+
+
+def slot_bytes(cfg: AccelConfig, buffer: "Buffer | int") -> int:
+    """Bytes of one slot (half) of a buffer: weight, activation, requant table, output."""
+    return (cfg.weight_buffer_bytes // 2, cfg.act_buffer_bytes // 2, PARAM_SLOT_BYTES,
+            cfg.out_buffer_bytes // 2)[Buffer(buffer).value]
+
+
 class VecKind(enum.Enum, shape=2):
     ADD = 0
     MAXPOOL = 1

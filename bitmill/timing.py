@@ -1,5 +1,8 @@
-"""Cycle count of one GEMM tile on the MAC array: the one formula shared by the RTL
-(``bitmill.hw``), the compiler's cost model and the cycle-accurate simulator.
+"""The accelerator's timing model, one definition for the RTL (`bitmill.hw`), the compiler's
+cost model and the cycle-accurate simulator: the cycles of one GEMM tile on the MAC array,
+then the cycles of every instruction.
+
+## Tiles
 
 A tile multiplies ``R x K_total`` weights by ``K_total x C`` activations on an ``R x C`` array
 whose PEs each reduce ``K`` lanes per cycle. ``K_total`` is processed in
@@ -18,11 +21,35 @@ Every PE works in parallel, so the count does not depend on R or C::
 where ``passes = w_bits * a_bits`` (bitserial) or ``1`` (bitparallel) and the pipeline latency
 is the fill/drain of the operand, popcount/adder-tree, term and accumulate stages below. The RTL must
 take exactly this many cycles from tile start to results valid; tests check it.
+
+## Instructions
+
+* LOAD / STORE: ``mem_latency + ceil(nbytes / mem_bytes_per_cycle)``.
+* SETUP: 1 cycle (register writes).
+* GEMM: ``tiles * period + pipeline_latency + cols + REQUANT_PIPE`` with
+  ``tiles = ceil(channels / rows) * ceil(npix / cols)`` and ``period = max(tile - pipeline_latency, cols)``, where
+  ``tile = tile_cycles(...)`` for ``K = kernel^2 * in_c`` and ``pipeline_latency =
+  pipeline_latency(...)``. The array's operand fetch streams the tiles of one GEMM back
+  to back (a tile's first chunk enters the pipeline the cycle after the previous tile's last
+  chunk; a first-chunk flag travelling with it makes the accumulate stage overwrite instead of
+  add and move the finished tile into the shadow registers), so only the last tile pays the
+  pipeline fill. The requant unit drains the shadow registers one array column per cycle while
+  the next tile computes, so a tile occupies at least ``cols`` cycles; the last tile drains
+  (``cols + REQUANT_PIPE``) after the array finishes. A one-tile GEMM therefore takes
+  ``max(tile, cols + pipeline_latency) + cols + REQUANT_PIPE``.
+* VEC: the vector unit handles ``rows`` elements per cycle: ``ceil(work / rows) + VEC_PIPE`` with
+  work = output elements (ADD), output elements * kernel^2 (MAXPOOL), input elements (AVGPOOL).
+
+The three queues (load, compute, store) run in order; an instruction starts when its queue is
+free and every token it pops has been pushed (a token is available from the end of the pushing
+instruction).
 """
 
 from __future__ import annotations
 
 import math
+
+from bitmill.config import AccelConfig
 
 PE_FAMILIES = ("bitserial", "bitparallel")
 FETCH_STAGES = 3        # operand fetch: buffer address, block RAM read data, broadcast register
@@ -59,3 +86,40 @@ def tile_cycles(family: str, lanes: int, k_total: int, w_bits: int, a_bits: int)
         raise ValueError(f"k_total must be a positive integer, not {k_total}")
     chunks = -(-k_total // lanes)
     return chunks * passes_per_chunk(family, w_bits, a_bits) + pipeline_latency(family, lanes)
+
+
+REQUANT_PIPE = 3       # requant unit: multiply, add + shift, clamp
+VEC_PIPE = 4
+SETUP_CYCLES = 1
+
+
+def mem_cycles(cfg: AccelConfig, nbytes: int) -> int:
+    """Cycles of a LOAD or STORE of ``nbytes``."""
+    return cfg.mem_latency + -(-nbytes // cfg.mem_bytes_per_cycle)
+
+
+def gemm_tile_cycles(cfg: AccelConfig, k_total: int, w_bits: int, a_bits: int) -> int:
+    """Cycles between the starts of consecutive array tiles of a GEMM (the tile's chunks, at
+    least the column drain of the previous tile)."""
+    t = tile_cycles(cfg.pe_family, cfg.lanes, k_total, w_bits, a_bits)
+    return max(t - pipeline_latency(cfg.pe_family, cfg.lanes), cfg.cols)
+
+
+def gemm_cycles(cfg: AccelConfig, npix: int, k_total: int, w_bits: int, a_bits: int,
+                channels: int | None = None) -> int:
+    """Cycles of a GEMM instruction over ``npix`` output pixels and ``channels`` output channels
+    (default: one channel tile)."""
+    tiles = -(-(cfg.rows if channels is None else channels) // cfg.rows) * -(-npix // cfg.cols)
+    return (tiles * gemm_tile_cycles(cfg, k_total, w_bits, a_bits)
+            + pipeline_latency(cfg.pe_family, cfg.lanes) + cfg.cols + REQUANT_PIPE)
+
+
+def vec_cycles(cfg: AccelConfig, work: int) -> int:
+    """Cycles of a VEC instruction over ``work`` element operations."""
+    return -(-work // cfg.rows) + VEC_PIPE
+
+
+def peak_macs_per_cycle(cfg: AccelConfig, w_bits: int, a_bits: int) -> float:
+    """MACs per cycle of the whole array at this precision (ideal, no padding)."""
+    per_pe = cfg.lanes / (w_bits * a_bits if cfg.pe_family == "bitserial" else 1)
+    return cfg.rows * cfg.cols * per_pe

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from bitmill import machine
+from bitmill import timing
 from bitmill.config import AccelConfig
 
 
@@ -35,12 +35,12 @@ def estimate(ls, cfg: AccelConfig, out_w: int) -> CostEstimate:
     store = -(-ls.out_bytes // cfg.mem_bytes_per_cycle) + ls.bands * cfg.mem_latency
     if ls.kind == "gemm":
         pix = ls.band_rows * out_w
-        compute = ls.bands * sum(machine.gemm_cycles(cfg, pix, ls.k_total, ls.w_bits, ls.a_bits, n * cfg.rows)
+        compute = ls.bands * sum(timing.gemm_cycles(cfg, pix, ls.k_total, ls.w_bits, ls.a_bits, n * cfg.rows)
                                  for n in ls.gemm_split)
     else:
-        compute = ls.bands * machine.vec_cycles(cfg, ls.out_buffer_use * 8)
-    first = machine.mem_cycles(cfg, ls.act_buffer_use) if ls.kind != "alias" else 0
-    last = machine.mem_cycles(cfg, ls.out_buffer_use) if ls.kind != "alias" else 0
+        compute = ls.bands * timing.vec_cycles(cfg, ls.out_buffer_use * 8)
+    first = timing.mem_cycles(cfg, ls.act_buffer_use) if ls.kind != "alias" else 0
+    last = timing.mem_cycles(cfg, ls.out_buffer_use) if ls.kind != "alias" else 0
     total = max(load, compute, store) + first + last if ls.kind != "alias" else 0
     return CostEstimate(ls.name, load, compute, store, total)
 

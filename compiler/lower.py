@@ -13,8 +13,8 @@ from bitmill.config import AccelConfig
 from bitmill.errors import LoweringError
 from bitmill.compiler import cost
 from bitmill.compiler.ir import Add, Conv2d, Dense, Flatten, GlobalAvgPool, Graph, MaxPool
-from bitmill.memlayout import PARAM_RECORD, pitch
-from bitmill.machine import PARAM_SLOT_BYTES
+from bitmill.packing import PARAM_RECORD, pitch
+from bitmill.isa import PARAM_SLOT_BYTES
 from bitmill.compiler.schedule import LayerSchedule, Schedule
 
 

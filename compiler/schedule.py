@@ -73,5 +73,5 @@ class Schedule:
 
     def to_program(self, x: np.ndarray | None = None) -> Program:
         """Instructions and memory image; ``x`` (one image, CHW integers) fills the input."""
-        from bitmill.compiler.emit import emit_program
+        from bitmill.compiler.codegen import emit_program
         return emit_program(self, x)

@@ -2,7 +2,7 @@
 a result read port. One command runs one GEMM tile ``(R x K_total) @ (K_total x C)`` in exactly
 `bitmill.timing.tile_cycles` cycles.
 
-Buffer word layout (host side: `bitmill.sim.cosim.layout`): the weight buffer word at
+Buffer word layout (host side: `bitmill.sim.cosim.tiles`): the weight buffer word at
 ``plane * chunk_slots + chunk`` holds, for every row ``r``, lanes ``k`` of chunk ``chunk``
 at bits ``r*K*E + k*E .. +E`` where ``E`` is 1 (bit-serial: bit ``plane`` of the code) or 9
 (bit-parallel: the signed value, ``plane = 0``). The activation buffer is the same per column.

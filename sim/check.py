@@ -6,7 +6,7 @@ import numpy as np
 
 from bitmill.errors import SimMismatch
 from bitmill.isa import Program
-from bitmill.memlayout import Region, read_tensor
+from bitmill.packing import Region, read_tensor
 from bitmill.numerics import Encoding
 from bitmill.compiler.ir import Graph
 from bitmill.sim import golden

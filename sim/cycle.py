@@ -1,6 +1,6 @@
 """Cycle-accurate simulator: executes a `Program` on an `AccelConfig`.
 
-Timing follows `bitmill.machine` exactly: three in-order queues (load, compute, store); an
+Timing follows `bitmill.timing` exactly: three in-order queues (load, compute, store); an
 instruction starts when its queue is free and every token it pops has been pushed; tokens are
 available at the end of the pushing instruction. The engine steps instruction by instruction
 (never cycle by cycle). It then checks that the tokens order every buffer slot and DRAM access
@@ -16,10 +16,10 @@ from dataclasses import dataclass, fields
 import numpy as np
 from tqdm import tqdm
 
-from bitmill import machine
+from bitmill import timing
 from bitmill.config import AccelConfig
 from bitmill.isa import QUEUE_OF, Buffer, Gemm, Load, Program, Setup, Store, Sync, Vec, VecKind
-from bitmill.sim.machine_state import MachineState, SimError
+from bitmill.sim.functional import MachineState, SimError
 from bitmill.sim.stats import SimStats, Timing, class_stats, layer_stats
 
 QUEUES = ("load", "compute", "store")
@@ -31,18 +31,18 @@ _WAITS_FOR = (1, 3, 3, 2)                                 # per channel l2c, c2l
 def latency(cfg: AccelConfig, instr, regs: Setup | None) -> int:
     """Cycles of one instruction under the layer registers ``regs``."""
     if isinstance(instr, (Load, Store)):
-        return machine.mem_cycles(cfg, instr.nbytes)
+        return timing.mem_cycles(cfg, instr.nbytes)
     if isinstance(instr, (Setup, Sync)):
-        return machine.SETUP_CYCLES
+        return timing.SETUP_CYCLES
     if regs is None:
         raise SimError(f"{type(instr).__name__} before SETUP")
     if isinstance(instr, Gemm):
         k = regs.kernel * regs.kernel * regs.in_c
-        return machine.gemm_cycles(cfg, instr.npix, k, regs.w_bits, regs.a_bits, instr.rows)
+        return timing.gemm_cycles(cfg, instr.npix, k, regs.w_bits, regs.a_bits, instr.rows)
     kind = VecKind(instr.kind)
     work = {VecKind.ADD: instr.count, VecKind.MAXPOOL: instr.count * regs.kernel ** 2,
             VecKind.AVGPOOL: regs.in_h * regs.in_w * regs.in_c}[kind]
-    return machine.vec_cycles(cfg, work)
+    return timing.vec_cycles(cfg, work)
 
 
 _OPS = {cls: cls.opcode.value for cls in (Setup, Load, Gemm, Vec, Store, Sync)}
@@ -101,10 +101,10 @@ def latencies(program: Program, tab: ProgramTable | None = None) -> np.ndarray:
     """Cycles of every instruction (`latency` under the SETUP before it in the compute queue)."""
     tab = tab or table(program)
     cfg, op, n = program.config, tab.op, len(program.instructions)
-    lat = np.full(n, machine.SETUP_CYCLES, np.int64)
+    lat = np.full(n, timing.SETUP_CYCLES, np.int64)
     mem = (op == _OPS[Load]) | (op == _OPS[Store])
     sizes, inv = np.unique(tab.nbytes[mem], return_inverse=True)
-    lat[mem] = np.array([machine.mem_cycles(cfg, int(b)) for b in sizes], np.int64)[inv]
+    lat[mem] = np.array([timing.mem_cycles(cfg, int(b)) for b in sizes], np.int64)[inv]
     setup = np.maximum.accumulate(np.where(op == _OPS[Setup], np.arange(n), -1))
     memo: dict = {}
     for i in np.flatnonzero((op == _OPS[Gemm]) | (op == _OPS[Vec])).tolist():

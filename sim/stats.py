@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from bitmill import machine
+from bitmill import timing
 from bitmill.isa import QUEUE_OF, Opcode
 
 
@@ -130,7 +130,7 @@ def layer_stats(program, t: Timing, ops: dict, macs_of: dict, bits_of: dict) -> 
         span = max(1, int(t1[j] - t0[j]))
         macs = macs_of.get(name, 0)
         w, a = bits_of.get(name, (8, 8))
-        util = macs / (span * machine.peak_macs_per_cycle(program.config, w, a)) if macs else 0.0
+        util = macs / (span * timing.peak_macs_per_cycle(program.config, w, a)) if macs else 0.0
         out.append(LayerStats(name, ops.get(name, ""), int(t0[j]), int(t1[j]), int(busy[0][j]),
                               int(busy[1][j]), int(busy[2][j]), int(loaded[j]), int(stored[j]), macs,
                               util, int(busy[1][j]) / span, int(wait_l[j]), int(wait_s[j])))

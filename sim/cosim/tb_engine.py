@@ -2,7 +2,7 @@
 (cycles to ``done``, result read-back), model (golden GEMM and `bitmill.timing`) and checker
 (exact equality). Run by `bitmill.sim.cosim.runner`; environment:
 
-* ``BITMILL_MANIFEST``: the ports manifest written by `bitmill.hw.emit`
+* ``BITMILL_MANIFEST``: the ports manifest written by `bitmill.hw.verilog`
 * ``BITMILL_SEED``: seed of the tile suite (`bitmill.sim.cosim.cases.suite`)
 * ``BITMILL_LIMIT``: run only the first N tiles (0: all)
 * ``BITMILL_SUMMARY``: JSON file to write the counts to
@@ -21,11 +21,11 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 
-from bitmill.hw.emit import engine_from_manifest
+from bitmill.hw.verilog import engine_from_manifest
 from bitmill.hw.engine import TileEngine, load_layout
 from bitmill.hw.top import BUS_BITS, BusOp
 from bitmill.sim.cosim.cases import suite
-from bitmill.sim.cosim.layout import Tile, buffer_words, command, expected
+from bitmill.sim.cosim.tiles import Tile, buffer_words, command, expected
 
 
 class Driver:

@@ -12,7 +12,7 @@ from bitmill.hw.params import accumulator_width
 from bitmill.numerics import Encoding, accumulator_bits
 from bitmill.sim.cosim.amsim import run_tiles
 from bitmill.sim.cosim.cases import extreme_tile, random_tile
-from bitmill.sim.cosim.layout import expected
+from bitmill.sim.cosim.tiles import expected
 
 S, O, U = Encoding.SIGNED, Encoding.ODD, Encoding.UNSIGNED
 PRECISIONS = [(1, O, 1, U), (2, S, 3, S), (3, O, 5, U), (5, S, 2, U), (7, O, 4, S), (8, S, 8, S),

@@ -7,7 +7,7 @@ import pytest
 
 from bitmill.hw.engine import TileEngine, load_layout
 from bitmill.sim.cosim import harness
-from bitmill.sim.cosim.layout import buffer_words
+from bitmill.sim.cosim.tiles import buffer_words
 
 
 def _engine(cfg) -> TileEngine:

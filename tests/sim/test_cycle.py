@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from bitmill import machine, timing
+from bitmill import timing
 from bitmill.config import AccelConfig
 from bitmill.errors import LoweringError
 from bitmill.isa import Deps, Gemm, Load, Program, Setup, Store, Sync, Vec
@@ -15,7 +15,7 @@ from bitmill.compiler.ir import TensorType
 from bitmill.compiler.pipeline import compile_net
 from bitmill.flow import simulate_net
 from bitmill.sim import cycle
-from bitmill.sim.machine_state import SimError
+from bitmill.sim.functional import SimError
 from tests.conftest import REPO
 
 BASE = AccelConfig.load(REPO / "configs/accel/tiny.yaml").to_dict()
@@ -96,7 +96,7 @@ SETUP = Setup(3, 1, 1, 4, 4, 2, 4, 2, 0, 0, 3, 5, 0, 0, 8, True, False)
 def test_timing_of_every_opcode():
     cfg = _cfg(mem_latency=7, mem_bytes_per_cycle=4)
     start, end = _run([Load(1, 0, 0, 33)], cfg)
-    assert end[0] - start[0] == 7 + 9 == machine.mem_cycles(cfg, 33)
+    assert end[0] - start[0] == 7 + 9 == timing.mem_cycles(cfg, 33)
     start, end = _run([Store(0, 0, 10)], cfg)
     assert end[0] == 7 + 3
     start, end = _run([SETUP, Gemm(0, 0, 0, 0, 2, 0, 8), Vec(0, 1, 10), Sync()], cfg)
@@ -104,12 +104,12 @@ def test_timing_of_every_opcode():
     fill = timing.pipeline_latency(cfg.pe_family, cfg.lanes)
     assert end[0] - start[0] == 1
     # four tiles back to back, each at least a column drain long; the last one fills the pipeline
-    assert end[1] - start[1] == 4 * max(tile - fill, cfg.cols) + fill + cfg.cols + machine.REQUANT_PIPE
-    assert end[2] - start[2] == 5 + machine.VEC_PIPE and end[3] - start[3] == 1
+    assert end[1] - start[1] == 4 * max(tile - fill, cfg.cols) + fill + cfg.cols + timing.REQUANT_PIPE
+    assert end[2] - start[2] == 5 + timing.VEC_PIPE and end[3] - start[3] == 1
     assert list(start) == [0, end[0], end[1], end[2]]           # one in-order compute queue
     start, end = _run([SETUP, Gemm(0, 0, 0, 0, 5, 0, 8)], cfg)   # 3 channel tiles x 4 pixel tiles
-    assert end[1] - start[1] == 12 * max(tile - fill, cfg.cols) + fill + cfg.cols + machine.REQUANT_PIPE
-    assert end[1] - start[1] == machine.gemm_cycles(cfg, 8, 18, 3, 5, channels=5)
+    assert end[1] - start[1] == 12 * max(tile - fill, cfg.cols) + fill + cfg.cols + timing.REQUANT_PIPE
+    assert end[1] - start[1] == timing.gemm_cycles(cfg, 8, 18, 3, 5, channels=5)
 
 
 def test_tokens_order_queues_and_queues_overlap():

@@ -9,7 +9,7 @@ from bitmill.numerics import Encoding
 from bitmill.compiler import zoo
 from bitmill.flow import simulate_net
 from bitmill.sim import cycle
-from bitmill.sim.machine_state import SimError
+from bitmill.sim.functional import SimError
 from tests.conftest import REPO
 
 TINY = AccelConfig.load(REPO / "configs/accel/tiny.yaml")

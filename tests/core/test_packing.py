@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from bitmill import numerics
-from bitmill.memlayout import pack_rows, pitch, unpack_rows
+from bitmill.packing import pack_rows, pitch, unpack_rows
 from bitmill.numerics import Encoding
 
 
@@ -45,7 +45,7 @@ def test_pack_unpack_match_reference(bits, enc, n):
 def test_param_records_layout_and_round_trip():
     import struct
 
-    from bitmill.memlayout import param_records, read_param_records
+    from bitmill.packing import param_records, read_param_records
     m, n, b = [1, -32768, 32767], [0, 5, 62], [0, -(2 ** 62), 2 ** 62 - 1]
     blob = param_records(m, n, b)
     assert blob == b"".join(struct.pack("<hB5xq", *r) for r in zip(m, n, b))

@@ -8,11 +8,11 @@ from dataclasses import replace
 import numpy as np
 
 from bitmill.isa import Buffer, Deps, Gemm, Load, Program, Setup, Store, Sync, Vec, VecKind
-from bitmill import machine
+from bitmill import isa, timing
 from bitmill.numerics import Encoding
 from bitmill.compiler.ir import Add, Conv2d, Dense, GlobalAvgPool, MaxPool
-from bitmill.compiler.memory import MemoryMap
-from bitmill.memlayout import param_records
+from bitmill.compiler.dram import MemoryMap
+from bitmill.packing import param_records
 
 QUEUES = {"load": 0, "compute": 1, "store": 2}
 
@@ -211,7 +211,7 @@ def _emit_vec(em, slots, node, ls, regs, types, cfg) -> None:
         em.load(Buffer.PARAM, sp, par.addr, par.nbytes)
     kind = {Add: VecKind.ADD, MaxPool: VecKind.MAXPOOL, GlobalAvgPool: VecKind.AVGPOOL}[type(node)]
     b = ins[1] if len(ins) > 1 else ins[0]
-    half = machine.slot_bytes(cfg, Buffer.ACT.value) // 2
+    half = isa.slot_bytes(cfg, Buffer.ACT.value) // 2
     for y0 in range(0, out_h, ls.band_rows):
         y1 = min(out_h, y0 + ls.band_rows)
         r0, r1 = (0, g["in_h"]) if kind is VecKind.AVGPOOL else \

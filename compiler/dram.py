@@ -1,11 +1,11 @@
 """DRAM placement: 64-byte aligned regions for every tensor, weight tile and requant table,
-and the initial memory image (formats in `bitmill.memlayout`)."""
+and the initial memory image (formats in `bitmill.packing`)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from bitmill.memlayout import Region, pack_rows
+from bitmill.packing import Region, pack_rows
 from bitmill.numerics import Encoding
 
 ALIGN = 64                     # every region starts on a 64-byte boundary

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from bitmill import machine, numerics
+from bitmill import isa, numerics, timing
 from bitmill.config import AccelConfig
 from bitmill.errors import BitmillError
 from bitmill.isa import Buffer, Gemm, Load, Setup, Store, Sync, Vec, VecKind
 from bitmill.sim import golden
-from bitmill.memlayout import PARAM_RECORD, pack_rows, pitch, read_param_records, unpack_rows
+from bitmill.packing import PARAM_RECORD, pack_rows, pitch, read_param_records, unpack_rows
 
 
 class SimError(BitmillError):
@@ -78,7 +78,7 @@ class MachineState:
     def _load(self, i: Load) -> None:
         if i.dram_addr + i.nbytes > len(self.dram):
             raise SimError(f"LOAD reads past the end of memory at {i.dram_addr}+{i.nbytes}")
-        key, size = (i.buffer, i.slot), machine.slot_bytes(self.cfg, i.buffer)
+        key, size = (i.buffer, i.slot), isa.slot_bytes(self.cfg, i.buffer)
         if i.offset + i.nbytes > size:
             raise SimError(f"LOAD of {i.nbytes} bytes at offset {i.offset} overflows the {size}-byte "
                            f"{Buffer(i.buffer).name} slot")
@@ -219,7 +219,7 @@ class MachineState:
         rows_out = i.count // (r.out_w * r.out_c)
         if kind is VecKind.ADD:
             a = self._rows(Buffer.ACT, i.a_slot, r.in_w * r.in_c, r.a_bits, _act_enc(r.a_enc))[:rows_out]
-            half = machine.slot_bytes(self.cfg, Buffer.ACT.value) // 2
+            half = isa.slot_bytes(self.cfg, Buffer.ACT.value) // 2
             b = _decoded(self._slot(Buffer.ACT, i.a_slot, half), r.in_w * r.in_c, r.w_bits,
                          _act_enc(r.w_enc))[:rows_out]
             m, n, bias = self._params(i.p_slot, 2)
