@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from bitmill import timing
-from bitmill.isa import QUEUE_OF, Opcode
+from bitmill.isa import QUEUE_OF, Opcode, Segment
 
 
 @dataclass(frozen=True)
@@ -83,8 +83,9 @@ class SimStats:
 
 
 def _segments(program, n: int) -> tuple[list[str], np.ndarray]:
-    segs = program.segments or (("program", 0),)
-    return [name for name, _ in segs], np.searchsorted([i for _, i in segs], np.arange(n), side="right") - 1
+    segs = program.segments or (Segment("program", 0),)
+    firsts = [s.first for s in segs]
+    return [s.layer for s in segs], np.searchsorted(firsts, np.arange(n), side="right") - 1
 
 
 _QUEUE_OF_OP = np.array([("load", "compute", "store").index(QUEUE_OF[op]) for op in sorted(QUEUE_OF, key=lambda o: o.value)])
