@@ -1,7 +1,8 @@
 """`SimStats`: what the cycle-accurate simulator measured, per layer and per instruction class.
 
 Field names match `bitmill.compiler.cost.CostEstimate` (``load_cycles``, ``compute_cycles``,
-``store_cycles``, ``cycles``) so estimates and measurements compare field by field.
+``store_cycles``, ``cycles``); how the estimate relates to these measurements, field by field,
+is `bitmill.compiler.cost.RELATION`.
 
 Layers overlap (the next layer's loads run while this one computes), so a layer's cycles are
 measured on the compute unit: from the end of the previous layer's last compute instruction to
