@@ -18,6 +18,7 @@ from bitmill.compiler import cost
 from bitmill.compiler.ir import Add, Conv2d, Dense, Flatten, GlobalAvgPool, Graph, MaxPool
 from bitmill.packing import PARAM_RECORD, pitch
 from bitmill.isa import PARAM_SLOT_BYTES
+from bitmill.numerics import accumulator_bits
 from bitmill.compiler.schedule import BufferUse, LayerSchedule, Schedule, Traffic
 
 
@@ -69,7 +70,10 @@ def _band_rows(name: str, out_h: int, in_pitch: int, out_pitch: int, window: Win
     return min(range(max(1, best // 2), best + 1), key=lambda b: (*tiles(b), -b))
 
 
-def _check_gemm(node: Conv2d | Dense, cfg: AccelConfig, a_bits: int) -> None:
+def _check_gemm(node: Conv2d | Dense, cfg: AccelConfig, a_bits: int, a_enc) -> None:
+    if isinstance(node, Conv2d) and node.weight.shape[2] != node.weight.shape[3]:
+        raise LoweringError(f"{node.name} has a {node.weight.shape[2]}x{node.weight.shape[3]} kernel; "
+                            f"the accelerator runs square kernels (kh = kw)")
     if not cfg.supports(node.w_bits, a_bits):
         raise LoweringError(f"{node.name} runs at W{node.w_bits}A{a_bits}; {cfg.name} supports weights "
                             f"{cfg.weight_bits[0]}..{cfg.weight_bits[1]} and activations "
@@ -83,12 +87,17 @@ def _check_gemm(node: Conv2d | Dense, cfg: AccelConfig, a_bits: int) -> None:
     if o * PARAM_RECORD > PARAM_SLOT_BYTES:
         raise LoweringError(f"{node.name} has {o} output channels; a requant table slot holds "
                             f"{PARAM_SLOT_BYTES // PARAM_RECORD}")
+    need = accumulator_bits(node.k, node.w_bits, node.w_enc, a_bits, a_enc)
+    if need > cfg.acc_bits:
+        raise LoweringError(f"{node.name} needs {need}-bit accumulators ({node.k} terms at "
+                            f"W{node.w_bits}A{a_bits}); {cfg.name} has acc_bits {cfg.acc_bits}")
 
 
-def _gemm(node: Conv2d | Dense, in_shape, cfg: AccelConfig, a_bits: int) -> LayerSchedule:
+def _gemm(node: Conv2d | Dense, in_type, cfg: AccelConfig) -> LayerSchedule:
     """Bands of output rows, channel tiles of ``rows`` channels; the whole layer's weights stay
     in one weight slot when they fit (loaded once), else one channel tile per slot load."""
-    _check_gemm(node, cfg, a_bits)
+    in_shape, a_bits = in_type.shape, in_type.bits
+    _check_gemm(node, cfg, a_bits, in_type.encoding)
     o, k = node.weight.shape[0], node.k
     w_pitch = pitch(k, node.w_bits)
     layer_w = o * w_pitch
@@ -169,8 +178,11 @@ def lower(graph: Graph, cfg: AccelConfig) -> Schedule:
     for node in graph.nodes[1:]:
         ins = [types[i] for i in node.inputs]
         if isinstance(node, (Conv2d, Dense)):
-            layers.append(_gemm(node, ins[0].shape, cfg, ins[0].bits))
+            layers.append(_gemm(node, ins[0], cfg))
         elif isinstance(node, (Add, MaxPool, GlobalAvgPool)):
+            if any(len(t.shape) != 3 for t in ins):
+                raise LoweringError(f"{node.name}: the vector unit runs {node.op} on (C, H, W) tensors, "
+                                    f"not on {' and '.join(str(t.shape) for t in ins)}")
             layers.append(_vec(node, [t.shape for t in ins], [t.bits for t in ins], cfg))
         elif isinstance(node, Flatten):
             if len(ins[0].shape) == 3 and ins[0].shape[1:] != (1, 1):

@@ -108,3 +108,41 @@ def test_a_layer_that_cannot_fit_names_the_numbers():
     with pytest.raises(LoweringError, match=rf"^conv has {many} output channels; a requant table slot "
                                             rf"holds {many - 1}$"):
         lower(_conv_net(c=1, h=2, w=2, out_ch=many, k=1), _cfg(weight_buffer_bytes=1 << 20))
+
+
+def test_layer_whose_accumulator_exceeds_acc_bits_is_refused():
+    graph = zoo.build("resnet8", "w8a8")
+    with pytest.raises(LoweringError, match=r"conv1 needs 20-bit accumulators \(9 terms at W8A8\); "
+                                            r"tiny has acc_bits 19"):
+        lower(graph, _cfg(acc_bits=19))
+    with pytest.raises(LoweringError, match=r"layer1.0.conv1 needs 24-bit accumulators \(144 terms "
+                                            r"at W8A8\); tiny has acc_bits 23"):
+        lower(graph, _cfg(acc_bits=23))
+    lower(graph, _cfg(acc_bits=25))
+
+
+def test_non_square_kernel_is_refused():
+    import dataclasses
+
+    import numpy as np
+
+    from bitmill.compiler.ir import Graph
+
+    graph = _conv_net(c=2, out_ch=4, k=3)
+    conv = graph.nodes[1]
+    flat = dataclasses.replace(conv, weight=np.ones((4, 2, 1, 3), np.int64), padding=0)
+    out = flat.infer_shape([graph.nodes[0].out])
+    flat = dataclasses.replace(flat, out=TensorType(out, flat.out.bits, flat.out.encoding))
+    with pytest.raises(LoweringError, match="conv has a 1x3 kernel; the accelerator runs square kernels"):
+        lower(Graph((graph.nodes[0], flat), "conv", "k13"), TINY)
+
+
+def test_add_of_flat_tensors_is_refused():
+    from bitmill.compiler.ir import Add, Graph, Input
+
+    t = TensorType((8,), 8, Encoding.UNSIGNED)
+    nodes = (Input("input", (), t),
+             Flatten("f1", ("input",), t),
+             Add("add", ("input", "f1"), t, 1, 1, 0, 0, True))
+    with pytest.raises(LoweringError, match=r"add: the vector unit runs add on \(C, H, W\) tensors"):
+        lower(Graph(nodes, "add", "flat_add"), TINY)
