@@ -43,3 +43,12 @@ def test_bad_input_is_one_error_line(run_cli, tmp_path):
     status, _, err = run_cli("simulate", "--model", "resnet8", "--bits", "w4a4", "--config",
                              tmp_path / "missing.yaml")
     assert_one_error_line(status, err, "missing.yaml")
+
+
+def test_config_by_shipped_name_compiles_the_same_program(run_cli, tmp_path):
+    for config, out in (("tiny", "by-name"), (TINY, "by-path")):
+        status, _, err = run_cli("compile", "--model", "resnet8", "--bits", "w4a4", "--config", config,
+                                 "-o", tmp_path / out)
+        assert status == 0, err
+    for name in ("program.bin", "memory.bin", "config.yaml"):
+        assert (tmp_path / "by-name" / name).read_bytes() == (tmp_path / "by-path" / name).read_bytes()
