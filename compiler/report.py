@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bitmill import timing
 from bitmill.isa import QUEUE_OF
+from bitmill.compiler.cost import RELATION
 
 
 def schedule_markdown(compiled) -> str:
@@ -19,14 +20,18 @@ def schedule_markdown(compiled) -> str:
         if l.kind == "alias":
             continue
         bits = f"W{l.w_bits}A{l.a_bits}" if l.kind == "gemm" else "-"
-        util = (l.macs / (l.est_cycles * timing.peak_macs_per_cycle(cfg, l.w_bits, l.a_bits))
-                if l.kind == "gemm" and l.est_cycles else 0)
+        est = l.estimate.cycles
+        util = (l.macs / (est * timing.peak_macs_per_cycle(cfg, l.w_bits, l.a_bits))
+                if l.kind == "gemm" and est else 0)
         lines.append(f"| {l.name} | {l.op} | {bits} | {l.bands} x {l.band_rows} | {l.channel_tiles} | "
-                     f"{l.array_tiles} | {l.weight_buffer_use}/{l.act_buffer_use}/{l.out_buffer_use} | "
-                     f"{l.bytes_moved:,} | {l.est_cycles:,} | {100 * util:.1f}% |")
+                     f"{l.array_tiles} | {l.buffer_use.weight}/{l.buffer_use.act}/{l.buffer_use.out} | "
+                     f"{l.traffic.total:,} | {est:,} | {100 * util:.1f}% |")
     resident = [l.name for l in compiled.schedule.layers if l.weights_resident]
     lines.append("\nloop order of every GEMM layer: band > channel tile > pixel tile; the weights of "
                  f"{', '.join(resident) or 'no layer'} stay resident in one weight slot (loaded once).")
+    lines.append(f"\nestimated cycles of the network (sum of the layers): "
+                 f"{sum(l.estimate.cycles for l in compiled.schedule.layers):,}. "
+                 f"How the estimate relates to the cycle-accurate simulation: {RELATION}")
     return "\n".join(lines) + "\n"
 
 

@@ -12,7 +12,8 @@ from bitmill.cli.args import add_config_arg, add_net_args, load_net
 from bitmill.compiler.pipeline import compile_net
 from bitmill.compiler.report import listing, schedule_markdown
 from bitmill.config import AccelConfig
-from bitmill.fileio import atomic_write_bytes, atomic_write_text
+from bitmill.fileio import atomic_dir, atomic_write_text, check_new_dir
+from bitmill.program_file import pack_program
 from bitmill.sim.report import random_image, sim_summary, sim_table
 from bitmill.sim.verify import simulate_net
 
@@ -24,21 +25,22 @@ def _net_and_config(args: argparse.Namespace):
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
+    out = check_new_dir(Path(args.output), args.force)
     graph, cfg, x = _net_and_config(args)
     compiled = compile_net(graph, cfg, x)
-    out = Path(args.output)
     p = compiled.program
-    atomic_write_bytes(out / "program.bin", p.encoded())
-    atomic_write_text(out / "program.lst", listing(p))
-    atomic_write_bytes(out / "memory.bin", p.memory)
-    atomic_write_text(out / "symbols.json", json.dumps(p.symbols, indent=0))
-    atomic_write_text(out / "segments.json", json.dumps(p.segments, indent=0))
-    atomic_write_text(out / "schedule.json", json.dumps([asdict(l) for l in compiled.schedule.layers], indent=1))
-    atomic_write_text(out / "schedule.md", schedule_markdown(compiled))
-    cfg.dump(out / "config.yaml")
+    with atomic_dir(out, args.force) as d:
+        (d / "program.bin").write_bytes(pack_program(p))
+        (d / "program.lst").write_text(listing(p))
+        (d / "memory.bin").write_bytes(p.memory)
+        (d / "symbols.json").write_text(json.dumps([r.to_dict() for r in p.symbols], indent=1))
+        (d / "segments.json").write_text(json.dumps([s.to_dict() for s in p.segments], indent=1))
+        (d / "schedule.json").write_text(json.dumps([asdict(l) for l in compiled.schedule.layers], indent=1))
+        (d / "schedule.md").write_text(schedule_markdown(compiled))
+        cfg.dump(d / "config.yaml")
     print(f"compiled {graph.name} for {cfg.name}: {len(p.instructions)} instructions, "
           f"{len(p.memory):,} bytes of memory image, estimated "
-          f"{sum(l.est_cycles for l in compiled.schedule.layers):,} cycles; wrote {out}/")
+          f"{sum(l.estimate.cycles for l in compiled.schedule.layers):,} cycles; wrote {out}/")
     return 0
 
 
@@ -63,7 +65,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         add_net_args(p)
         add_config_arg(p)
         if name == "compile":
-            p.add_argument("-o", "--output", required=True, help="output directory")
+            p.add_argument("-o", "--output", required=True, help="output directory (written whole)")
+            p.add_argument("--force", action="store_true", help="replace an existing output directory")
         else:
             p.add_argument("--stats", help="write SimStats JSON here")
         p.set_defaults(func=func)
