@@ -17,7 +17,7 @@ from bitmill.errors import ConfigError
 
 PE_FAMILIES = ("bitserial", "bitparallel")
 BOARDS = ("none", "ulx3s-85f", "icebreaker", "arty-a7-35")
-MAX_BITS = 8
+MAX_RUNTIME_BITS = 8        # weight and activation bit-widths run 1..8 at runtime
 
 
 def _check_int(key: str, value: Any, lo: int, hi: int) -> None:
@@ -34,9 +34,9 @@ def _check_choice(key: str, value: Any, choices: tuple[str, ...]) -> None:
 
 def _check_bit_range(key: str, value: Any) -> None:
     if not (isinstance(value, (tuple, list)) and len(value) == 2):
-        raise ConfigError(f"{key} must be a pair [min, max] of bit-widths in 1..{MAX_BITS}, not {value!r}")
+        raise ConfigError(f"{key} must be a pair [min, max] of bit-widths in 1..{MAX_RUNTIME_BITS}, not {value!r}")
     for bound in value:
-        _check_int(key, bound, 1, MAX_BITS)
+        _check_int(key, bound, 1, MAX_RUNTIME_BITS)
     if value[0] > value[1]:
         raise ConfigError(f"{key} must have min <= max, not {list(value)}")
 
@@ -60,6 +60,8 @@ class AccelConfig:
     mem_latency: int             # cycles from request to first byte
     clock_mhz: float
     board: str = "none"
+    max_feature_size: int = 4095  # largest feature-map height or width (pixels) a program uses
+    max_channels: int = 8191     # largest channel (or dense feature) count a program uses
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -82,6 +84,8 @@ class AccelConfig:
             raise ConfigError(f"clock_mhz must be a number in (0, 2000], not {clock!r}")
         object.__setattr__(self, "clock_mhz", float(clock))
         _check_choice("board", self.board, BOARDS)
+        _check_int("max_feature_size", self.max_feature_size, 1, 65535)
+        _check_int("max_channels", self.max_channels, 1, 65535)
 
     # ---- derived values -------------------------------------------------------------------
     @property

@@ -14,8 +14,6 @@ from bitmill.compiler.ir import Add, Conv2d, Dense, GlobalAvgPool, MaxPool
 from bitmill.compiler.dram import MemoryMap
 from bitmill.packing import param_records
 
-QUEUES = {"load": 0, "compute": 1, "store": 2}
-
 
 class _Emitter:
     """Collects instructions and derives dependency tokens from slot and DRAM accesses.
@@ -142,13 +140,10 @@ def _band_inputs(g: dict, y0: int, y1: int) -> tuple[int, int]:
     return r0, r1
 
 
-def _setup(g: dict, r0: int, y0: int, w_bits: int, a_bits: int, w_enc: int, a_enc: int, out, relu: bool) -> Setup:
+def _setup(g: dict, r0: int, y0: int, w_bits: int, a_bits: int, w_enc: Encoding, a_enc: Encoding,
+           out, relu: bool) -> Setup:
     return Setup(**g, band_row0=r0, out_row0=y0, w_bits=w_bits, a_bits=a_bits, w_enc=w_enc,
                  a_enc=a_enc, out_bits=out.bits, out_signed=out.encoding is Encoding.SIGNED, relu=relu)
-
-
-def _signed(t) -> int:
-    return int(t.encoding is Encoding.SIGNED)
 
 
 def _emit_gemm(em, slots, node, ls, regs, types) -> None:
@@ -162,7 +157,6 @@ def _emit_gemm(em, slots, node, ls, regs, types) -> None:
     in_r, out_r, par = regs[node.inputs[0]], regs[node.name], regs[f"{node.name}.params"]
     sp = slots.take(Buffer.PARAM)
     em.load(Buffer.PARAM, sp, par.addr, par.nbytes)
-    w_enc = int(node.w_enc is Encoding.ODD)
     bands = _bands(g, _rows(node.out.shape), ls.band_rows, in_r)
     for b, (y0, y1, addr, nbytes) in enumerate(bands):
         sa, t = slots.take(Buffer.ACT), 0
@@ -175,8 +169,8 @@ def _emit_gemm(em, slots, node, ls, regs, types) -> None:
             for ld in sorted(loads, key=lambda ld: em.ready_after(*ld)):
                 em.load(*ld)
             if j == 0:
-                em.compute(_setup(g, _band_inputs(g, y0, y1)[0], y0, node.w_bits, xin.bits, w_enc,
-                                  _signed(xin), node.out, node.relu), [], None)
+                em.compute(_setup(g, _band_inputs(g, y0, y1)[0], y0, node.w_bits, xin.bits, node.w_enc,
+                                  xin.encoding, node.out, node.relu), [], None)
                 so = slots.take(Buffer.OUT)
             o0 = t * rows
             em.compute(Gemm(wslot, sa, so, o0, min(n * rows, out_c - o0), y0 * g["out_w"], (y1 - y0) * g["out_w"],
@@ -210,7 +204,7 @@ def _emit_vec(em, slots, node, ls, regs, types, cfg) -> None:
     if par:
         em.load(Buffer.PARAM, sp, par.addr, par.nbytes)
     kind = {Add: VecKind.ADD, MaxPool: VecKind.MAXPOOL, GlobalAvgPool: VecKind.AVGPOOL}[type(node)]
-    b = ins[1] if len(ins) > 1 else ins[0]
+    a, b = ins[0], ins[-1]               # operands A and B (B: ADD's second input)
     half = isa.slot_bytes(cfg, Buffer.ACT.value) // 2
     for y0 in range(0, out_h, ls.band_rows):
         y1 = min(out_h, y0 + ls.band_rows)
@@ -221,11 +215,12 @@ def _emit_vec(em, slots, node, ls, regs, types, cfg) -> None:
             r = regs[name]
             em.load(Buffer.ACT, sa, r.addr + r0 * r.pitch, (r1 - r0) * r.pitch, r.addr, offset=k * half)
         relu = getattr(node, "relu", False)
-        em.compute(_setup(g, r0, y0, b.bits, ins[0].bits, _signed(b), _signed(ins[0]), node.out, relu), [], None)
+        # VEC has no weights: SETUP's weight fields repeat operand A
+        em.compute(_setup(g, r0, y0, a.bits, a.bits, a.encoding, a.encoding, node.out, relu), [], None)
         so = slots.take(Buffer.OUT)
         count = (y1 - y0) * g["out_w"] * g["out_c"]
         reads = [(Buffer.ACT, sa)] + ([(Buffer.PARAM, sp)] if par else [])
-        em.compute(Vec(int(kind.value), so, count, sp, sa), reads, so)
+        em.compute(Vec(int(kind.value), so, count, sp, sa, b.bits, b.encoding), reads, so)
         em.store(so, out_r.addr + y0 * out_r.pitch, (y1 - y0) * out_r.pitch, out_r.addr)
 
 
@@ -284,6 +279,6 @@ def emit_program(schedule, x=None) -> Program:
             _emit_gemm(em, slots, node, ls, regs, types)
         else:
             _emit_vec(em, slots, node, ls, regs, types, schedule.config)
-    symbols = tuple((r.name, r.addr, r.rows, r.row_codes, r.bits, r.encoding.value)
+    symbols = tuple((r.name, r.addr, r.rows, r.row_codes, r.bits, r.encoding.label)
                     for r in regs.values())
     return Program(em.instructions(), mem.image(), schedule.config, symbols, tuple(em.segments))

@@ -22,9 +22,8 @@ from bitmill.hw.array import MacArray
 from bitmill.hw.cells import check_cells
 from bitmill.hw.params import (MAX_PLANES, VALUE_BITS, accumulator_width, check_family,
                                check_positive, max_k_total_for)
-from bitmill.hw.pe import pe_latency
 from bitmill.hw.sequencer import TileSequencer, chunk_slots, command_layout
-from bitmill.timing import FETCH_STAGES, tile_cycles
+from bitmill.timing import FETCH_STAGES, pipeline_latency, tile_cycles
 
 
 def load_layout(word_bits: int, depth: int) -> data.StructLayout:
@@ -67,10 +66,11 @@ class TileEngine(wiring.Component):
 
     @property
     def latency(self) -> int:
-        """Pipeline fill/drain of one tile: fetch (`FETCH_STAGES`: address, read data, broadcast)
-        then the PE (tree, term, accumulate). Decoding the first address overlaps the
-        acceptance of the command, so a tile takes ``steps + latency`` cycles."""
-        return FETCH_STAGES + pe_latency(self.family, self.lanes)
+        """Pipeline fill/drain of one tile (`bitmill.timing.pipeline_latency`): fetch
+        (`FETCH_STAGES`: address, read data, broadcast) then the PE (multiply, tree, term,
+        accumulate). Decoding the first address overlaps the acceptance of the command, so a
+        tile takes ``steps + latency`` cycles."""
+        return pipeline_latency(self.family, self.lanes)
 
     def tile_cycles(self, k_total: int, w_bits: int, a_bits: int) -> int:
         """Cycles from accepting a command to ``done`` (`bitmill.timing.tile_cycles`)."""

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from bitmill.config import MAX_RUNTIME_BITS, PE_FAMILIES
 from bitmill.numerics import Encoding, accumulator_bits
-from bitmill.timing import PE_FAMILIES
 
-MAX_PLANES = 8          # weight and activation bit-widths run 1..8 at runtime
+MAX_PLANES = MAX_RUNTIME_BITS   # bit-planes per operand buffer (bit-serial)
 VALUE_BITS = 9          # bit-parallel operands: every 8-bit grid value fits signed 9 bits
 
 

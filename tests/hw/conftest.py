@@ -1,47 +1,5 @@
-"""Fixtures of the hardware tests: configs, the RTL simulators, Amaranth-sim helpers.
-
-A test that needs an RTL simulator asks for it through `require_simulator`: when the simulator
-is missing the test is skipped with the reason, except under ``CI=true`` where it fails.
-"""
+"""Fixtures of the hardware tests: the shipped accelerator configs."""
 
 from __future__ import annotations
 
-import os
-
-import pytest
-
-from bitmill.config import AccelConfig
-from bitmill.sim.cosim.runner import simulator_missing
-from tests.conftest import REPO
-
-CONFIGS = REPO / "configs" / "accel"
-
-
-def require_simulator(sim: str) -> None:
-    """Skip (locally) or fail (``CI=true``) when ``sim`` cannot run."""
-    reason = simulator_missing(sim)
-    if reason is None:
-        return
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{sim} is required under CI=true: {reason}")
-    pytest.skip(f"{sim} unavailable: {reason}")
-
-
-@pytest.fixture
-def icarus():
-    require_simulator("icarus")
-
-
-@pytest.fixture
-def verilator():
-    require_simulator("verilator")
-
-
-@pytest.fixture(scope="session")
-def tiny() -> AccelConfig:
-    return AccelConfig.load(CONFIGS / "tiny.yaml")
-
-
-@pytest.fixture(scope="session")
-def tiny_bitparallel() -> AccelConfig:
-    return AccelConfig.load(CONFIGS / "tiny-bitparallel.yaml")
+from tests.conftest import CONFIGS   # noqa: F401  (tests import it from here)
