@@ -237,3 +237,13 @@ def quantize_scales(scales: np.ndarray, mult_bits: int = MULT_BITS) -> tuple[np.
     fps = [quantize_scale(float(s), mult_bits) for s in np.ravel(scales)]
     return (np.array([f.multiplier for f in fps], dtype=np.int64),
             np.array([f.shift for f in fps], dtype=np.int64))
+
+
+def add_multipliers(scale_a: float, scale_b: float) -> tuple[int, int, int]:
+    """Integer multipliers and the shared shift of a residual add whose operands enter the
+    output grid with real scales ``scale_a`` and ``scale_b``: ``(M_a, M_b, n)`` with
+    ``M_x / 2^n ~ scale_x``; the larger scale sets ``n`` (`quantize_scale`), the smaller is
+    rounded on the same shift."""
+    big = quantize_scale(max(abs(scale_a), abs(scale_b)))
+    return (int(round(scale_a * 2.0 ** big.shift)), int(round(scale_b * 2.0 ** big.shift)),
+            big.shift)

@@ -15,7 +15,6 @@ A layer's activation bit-width is the bit-width of its input.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +22,8 @@ import numpy as np
 from bitmill import numerics
 from bitmill.errors import IRError
 from bitmill.numerics import Encoding
+from bitmill.precision import check_runtime_bits, split_bits
+from bitmill.resnets import ResNetArch, arch
 from bitmill.compiler.ir import (Add, Conv2d, Dense, Flatten, GlobalAvgPool, Graph, Input,
                                  MaxPool, Node, Requant, TensorType)
 from bitmill.sim import golden
@@ -45,18 +46,13 @@ class BitSpec:
     def __post_init__(self) -> None:
         for key in ("w_bits", "a_bits", "residual_bits") + (
                 ("first_last_bits",) if self.first_last_bits is not None else ()):
-            v = getattr(self, key)
-            if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 8:
-                raise IRError(f"{key} must be an integer in 1..8, not {v!r}")
+            check_runtime_bits(key, getattr(self, key), IRError)
         object.__setattr__(self, "w_enc", Encoding(self.w_enc))
 
     @classmethod
     def parse(cls, text: str, **kw) -> "BitSpec":
         """Parse ``"w4a4"`` (weights 4-bit, activations 4-bit)."""
-        m = re.fullmatch(r"w(\d+)a(\d+)", text.strip().lower())
-        if not m:
-            raise IRError(f"bits must look like w4a4 (weight bits, activation bits in 1..8), not {text!r}")
-        return cls(int(m.group(1)), int(m.group(2)), **kw)
+        return cls(*split_bits(text, error=IRError), **kw)
 
 
 class _Builder:
@@ -126,9 +122,8 @@ class _Builder:
         out = TensorType(self.types[a].shape, out_bits, Encoding.UNSIGNED)
         top = max(np.percentile(np.maximum(va * ra + vb * rb, 0), CALIB_PERCENTILE), 1e-3)
         sa, sb = (min(out.range[1] * r / top, MAX_SCALE) for r in (ra, rb))
-        big = numerics.quantize_scale(max(sa, sb))
-        ma, mb = (int(round(s * 2.0 ** big.shift)) for s in (sa, sb))
-        return self._append(Add(name, (a, b), out, ma, mb, 0, big.shift, True))
+        ma, mb, shift = numerics.add_multipliers(sa, sb)
+        return self._append(Add(name, (a, b), out, ma, mb, 0, shift, True))
 
     def maxpool(self, name: str, x: str, k: int, stride: int, pad: int) -> str:
         xt = self.types[x]
@@ -148,14 +143,16 @@ class _Builder:
         return Graph(tuple(self.nodes), output, name).verify()
 
 
-def _basic_block(b: _Builder, prefix: str, x: str, ch: int, stride: int, bits: BitSpec) -> str:
-    h = b.conv(f"{prefix}.conv1", x, ch, 3, stride, bits.w_bits, bits.a_bits, True, bits.w_enc)
-    h = b.conv(f"{prefix}.conv2", h, ch, 3, 1, bits.w_bits, bits.residual_bits, False, bits.w_enc)
+def _basic_block(b: _Builder, blk, x: str, bits: BitSpec) -> str:
+    h = b.conv(f"{blk.name}.conv1", x, blk.channels, 3, blk.stride, bits.w_bits, bits.a_bits, True,
+               bits.w_enc)
+    h = b.conv(f"{blk.name}.conv2", h, blk.channels, 3, 1, bits.w_bits, bits.residual_bits, False,
+               bits.w_enc)
     short = x
-    if stride != 1 or b.types[x].shape[0] != ch:
-        short = b.conv(f"{prefix}.downsample", x, ch, 1, stride, bits.w_bits,
+    if blk.downsample:
+        short = b.conv(f"{blk.name}.downsample", x, blk.channels, 1, blk.stride, bits.w_bits,
                        bits.residual_bits, False, bits.w_enc)
-    return b.add(f"{prefix}.add", h, short, bits.a_bits)
+    return b.add(f"{blk.name}.add", h, short, bits.a_bits)
 
 
 def _edge_bits(bits: BitSpec) -> tuple[int, int]:
@@ -163,42 +160,36 @@ def _edge_bits(bits: BitSpec) -> tuple[int, int]:
     return (fl or bits.w_bits), (fl or bits.a_bits)
 
 
-def resnet(name: str, bits: BitSpec, stages: list[tuple[int, int, int]], image: tuple[int, ...],
-           stem: tuple[int, int, int, bool], num_classes: int, seed: int) -> Graph:
-    """A ResNet of basic blocks: ``stages`` = [(channels, blocks, first stride)], ``stem`` =
-    (channels, kernel, stride, maxpool)."""
+def resnet(a: ResNetArch, bits: BitSpec, image: tuple[int, ...], num_classes: int, seed: int) -> Graph:
+    """The integer graph of architecture ``a`` with seeded weights at ``bits``."""
     b = _Builder(TensorType(image, 8, Encoding.UNSIGNED, 1 / 255), seed)
     edge_w, edge_a = _edge_bits(bits)
-    ch, k, stride, pool = stem
-    x = b.conv("conv1", "input", ch, k, stride, edge_w, bits.a_bits, True, bits.w_enc)
-    if pool:
+    x = b.conv("conv1", "input", a.stem_channels, a.stem_kernel, a.stem_stride, edge_w, bits.a_bits,
+               True, bits.w_enc)
+    if a.stem_maxpool:
         x = b.maxpool("maxpool", x, 3, 2, 1)
-    for si, (ch, blocks, first_stride) in enumerate(stages, start=1):
-        for bi in range(blocks):
-            x = _basic_block(b, f"layer{si}.{bi}", x, ch, first_stride if bi == 0 else 1, bits)
+    for blk in a.blocks():
+        x = _basic_block(b, blk, x, bits)
     x = b.avgpool_flatten(x, edge_a)
-    return b.graph(name, b.dense("fc", x, num_classes, edge_w, bits.w_enc))
+    return b.graph(a.name, b.dense("fc", x, num_classes, edge_w, bits.w_enc))
 
 
 def resnet18(bits: BitSpec, seed: int = 0, image: tuple[int, int, int] = (3, 224, 224),
              num_classes: int = 1000) -> Graph:
     """ImageNet-style ResNet-18: 7x7/2 stem, max-pool, 4 stages of 2 blocks (64..512)."""
-    return resnet("resnet18", bits, [(64, 2, 1), (128, 2, 2), (256, 2, 2), (512, 2, 2)],
-                  image, (64, 7, 2, True), num_classes, seed)
+    return resnet(arch("resnet18"), bits, image, num_classes, seed)
 
 
 def resnet20(bits: BitSpec, seed: int = 0, image: tuple[int, int, int] = (1, 28, 28),
              num_classes: int = 10, width: int = 16) -> Graph:
     """CIFAR-style ResNet-20: 3x3 stem, 3 stages of 3 blocks (width, 2*width, 4*width)."""
-    return resnet("resnet20", bits, [(width, 3, 1), (2 * width, 3, 2), (4 * width, 3, 2)],
-                  image, (width, 3, 1, False), num_classes, seed)
+    return resnet(arch("resnet20", width), bits, image, num_classes, seed)
 
 
 def resnet8(bits: BitSpec, seed: int = 0, image: tuple[int, int, int] = (1, 28, 28),
             num_classes: int = 10, width: int = 16) -> Graph:
     """ResNet-8 for fast tests: 3 stages of 1 block."""
-    return resnet("resnet8", bits, [(width, 1, 1), (2 * width, 1, 2), (4 * width, 1, 2)],
-                  image, (width, 3, 1, False), num_classes, seed)
+    return resnet(arch("resnet8", width), bits, image, num_classes, seed)
 
 
 MODELS = {"resnet8": resnet8, "resnet20": resnet20, "resnet18": resnet18}

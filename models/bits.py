@@ -11,13 +11,13 @@ By default the first and last layers are 8-bit. Readable from YAML::
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
 from bitmill.errors import BitmillError
+from bitmill.precision import check_runtime_bits, parse_bits
 
 _KEYS = {"default", "first_last", "layers"}
 
@@ -25,20 +25,15 @@ _KEYS = {"default", "first_last", "layers"}
 def parse_pair(value, where: str = "bits") -> tuple[int, int]:
     """``"w4a4"``, ``{w: 4, a: 4}`` or ``[4, 4]`` -> (4, 4), validated to 1..8."""
     if isinstance(value, str):
-        m = re.fullmatch(r"w(\d+)a(\d+)", value.strip().lower())
-        if not m:
-            raise BitmillError(f"{where} must look like w4a4, not {value!r}")
-        pair = (int(m.group(1)), int(m.group(2)))
-    elif isinstance(value, dict) and set(value) == {"w", "a"}:
+        return parse_bits(value, where)
+    if isinstance(value, dict) and set(value) == {"w", "a"}:
         pair = (value["w"], value["a"])
     elif isinstance(value, (list, tuple)) and len(value) == 2:
         pair = tuple(value)
     else:
         raise BitmillError(f"{where} must be w4a4, {{w: 4, a: 4}} or [4, 4], not {value!r}")
-    for name, b in zip(("weight", "activation"), pair):
-        if isinstance(b, bool) or not isinstance(b, int) or not 1 <= b <= 8:
-            raise BitmillError(f"{where}: {name} bits must be an integer in 1..8, not {b!r}")
-    return pair
+    return tuple(check_runtime_bits(f"{where}: {name} bits", b)
+                 for name, b in zip(("weight", "activation"), pair))
 
 
 @dataclass(frozen=True)

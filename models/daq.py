@@ -34,7 +34,6 @@ from bitmill.models.quantizer import ActQuantizer, Affine, Quantized, WeightQuan
 GAMMA = 2.0
 SIGMA_W, SIGMA_A = 1.0, 2.0
 ADAM_LR = 1e-4
-INIT = "mse"            # clipping-range initialisation: "mse" (bitmill's choice) or "paper" (3 std)
 
 
 def _check_init(init: str) -> str:
@@ -95,7 +94,7 @@ class DAQWeight(WeightQuantizer):
     method = "daq"
     revision = 2        # 2: MSE-optimal ranges, activations at their real scale, fused gradient
 
-    def __init__(self, bits: int, sigma: float = SIGMA_W, gamma: float = GAMMA, init: str = INIT):
+    def __init__(self, bits: int, sigma: float = SIGMA_W, gamma: float = GAMMA, init: str = "mse"):
         super().__init__(bits)
         self.lower = nn.Parameter(torch.tensor(-3.0))
         self.upper = nn.Parameter(torch.tensor(3.0))
@@ -138,7 +137,7 @@ class DAQAct(ActQuantizer):
     revision = 2
 
     def __init__(self, bits: int, signed: bool = False, sigma: float = SIGMA_A, gamma: float = GAMMA,
-                 init: str = INIT):
+                 init: str = "mse"):
         if signed:
             raise ValueError("DAQ activations are unsigned (they follow a ReLU)")
         super().__init__(bits, signed)

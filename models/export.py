@@ -60,11 +60,10 @@ class _Exporter:
 
     def add(self, name: str, a: str, b: str, out: Affine) -> str:
         sa, sb = (out.gain * self.aff[t].scale for t in (a, b))
-        big = numerics.quantize_scale(max(abs(sa), abs(sb)))
-        ma, mb = (int(round(s * 2.0 ** big.shift)) for s in (sa, sb))
-        bias = int(round(out.offset * 2.0 ** big.shift))
+        ma, mb, shift = numerics.add_multipliers(sa, sb)
+        bias = int(round(out.offset * 2.0 ** shift))
         t = TensorType(self.nodes_out(a).shape, out.bits, out.encoding, out.scale)
-        return self._add(Add(name, (a, b), t, ma, mb, bias, big.shift, True), out)
+        return self._add(Add(name, (a, b), t, ma, mb, bias, shift, True), out)
 
     def maxpool(self, x: str) -> str:
         t = self.nodes_out(x)
