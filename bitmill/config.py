@@ -14,10 +14,10 @@ from typing import Any
 import yaml
 
 from bitmill.errors import ConfigError
+from bitmill.precision import MAX_RUNTIME_BITS, check_runtime_bits
 
 PE_FAMILIES = ("bitserial", "bitparallel")
 BOARDS = ("none", "ulx3s-85f", "icebreaker", "arty-a7-35")
-MAX_RUNTIME_BITS = 8        # weight and activation bit-widths run 1..8 at runtime
 
 
 def _check_int(key: str, value: Any, lo: int, hi: int) -> None:
@@ -36,7 +36,7 @@ def _check_bit_range(key: str, value: Any) -> None:
     if not (isinstance(value, (tuple, list)) and len(value) == 2):
         raise ConfigError(f"{key} must be a pair [min, max] of bit-widths in 1..{MAX_RUNTIME_BITS}, not {value!r}")
     for bound in value:
-        _check_int(key, bound, 1, MAX_RUNTIME_BITS)
+        check_runtime_bits(key, bound, ConfigError)
     if value[0] > value[1]:
         raise ConfigError(f"{key} must have min <= max, not {list(value)}")
 

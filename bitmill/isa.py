@@ -38,9 +38,10 @@ from functools import lru_cache
 
 from amaranth.lib import data, enum
 
-from bitmill.config import MAX_RUNTIME_BITS, AccelConfig
+from bitmill.config import AccelConfig
 from bitmill.errors import BitmillError
 from bitmill.numerics import MAX_BITS, Encoding
+from bitmill.precision import MAX_RUNTIME_BITS
 
 INSTR_BITS = 128
 DRAM_ADDR_BITS = 32

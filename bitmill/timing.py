@@ -49,7 +49,8 @@ from __future__ import annotations
 
 import math
 
-from bitmill.config import MAX_RUNTIME_BITS, PE_FAMILIES, AccelConfig
+from bitmill.config import PE_FAMILIES, AccelConfig
+from bitmill.precision import MAX_RUNTIME_BITS
 
 FETCH_STAGES = 3        # operand fetch: buffer address, block RAM read data, broadcast register
 TERM_STAGES = 1         # signed term: +/-(pos - sub), one carry chain

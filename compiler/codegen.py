@@ -242,7 +242,7 @@ def _allocate(schedule, x) -> tuple[MemoryMap, dict]:
         rows, codes = (1, shape[0]) if len(shape) == 1 else (shape[1], shape[2] * shape[0])
         regs[node.name] = mem.allocate(node.name, rows, codes, node.out.bits, node.out.encoding)
         if isinstance(node, (Conv2d, Dense)):
-            w = node.weight.astype(np.int16)                  # verified: w_bits <= 8, on the grid
+            w = node.weight.astype(np.int16)                  # verified: w_bits <= MAX_RUNTIME_BITS, on the grid
             w = w if w.ndim == 2 else w.transpose(0, 2, 3, 1)
             w = w.reshape(w.shape[0], -1)
             whole = mem.allocate(f"{node.name}.weight", w.shape[0], w.shape[1], node.w_bits, node.w_enc, w)

@@ -24,9 +24,9 @@ from typing import ClassVar
 import numpy as np
 
 from bitmill import numerics
-from bitmill.config import MAX_RUNTIME_BITS
 from bitmill.errors import IRError, NumericsError
 from bitmill.numerics import Encoding
+from bitmill.precision import MAX_RUNTIME_BITS
 
 ACT_ENCODINGS = (Encoding.SIGNED, Encoding.UNSIGNED)
 

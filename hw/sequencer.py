@@ -18,17 +18,18 @@ from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from bitmill.hw.params import MAX_PLANES, check_family, check_positive
+from bitmill.hw.params import check_family, check_positive
 from bitmill.hw.pe import Ctrl
 from bitmill.numerics import Encoding
+from bitmill.precision import MAX_RUNTIME_BITS
 
-PLANE_BITS = (MAX_PLANES - 1).bit_length()     # a bit-width minus one, or a plane index
+PLANE_BITS = (MAX_RUNTIME_BITS - 1).bit_length()     # a bit-width minus one, or a plane index
 
 
 def command_layout(max_chunks: int) -> data.StructLayout:
     """One tile command. Widths are stored minus one, so every encodable value is legal."""
     return data.StructLayout({
-        "w_bits_m1": PLANE_BITS, "a_bits_m1": PLANE_BITS,     # bit-widths 1..MAX_PLANES
+        "w_bits_m1": PLANE_BITS, "a_bits_m1": PLANE_BITS,     # bit-widths 1..MAX_RUNTIME_BITS
         "w_enc": Encoding,
         "a_signed": 1,                             # activations signed (MSB plane negative)
         "last_chunk": range(max_chunks),           # ceil(K_total / K) - 1
@@ -47,7 +48,7 @@ class TileSequencer(wiring.Component):
     def __init__(self, family: str, max_chunks: int):
         self._family = check_family(family)
         self._max_chunks = check_positive("max_chunks", max_chunks, 1 << 16)
-        planes = MAX_PLANES if family == "bitserial" else 1
+        planes = MAX_RUNTIME_BITS if family == "bitserial" else 1
         depth = planes * chunk_slots(max_chunks)
         super().__init__({
             "cmd": In(stream.Signature(command_layout(max_chunks))),
@@ -58,7 +59,7 @@ class TileSequencer(wiring.Component):
     @property
     def depth(self) -> int:
         """Words of each operand buffer the addresses span."""
-        return (MAX_PLANES if self._family == "bitserial" else 1) * chunk_slots(self._max_chunks)
+        return (MAX_RUNTIME_BITS if self._family == "bitserial" else 1) * chunk_slots(self._max_chunks)
 
     @property
     def latency(self) -> int:

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from bitmill import numerics
-from bitmill.config import MAX_RUNTIME_BITS
+from bitmill.precision import MAX_RUNTIME_BITS
 from bitmill.errors import BitmillError
 from bitmill.numerics import Encoding
 
