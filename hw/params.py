@@ -6,7 +6,7 @@ from bitmill.config import PE_FAMILIES
 from bitmill.numerics import Encoding, accumulator_bits
 from bitmill.precision import MAX_RUNTIME_BITS
 
-VALUE_BITS = 9          # bit-parallel operands: every 8-bit grid value fits signed 9 bits
+VALUE_BITS = MAX_RUNTIME_BITS + 1   # bit-parallel operands: every grid value fits this signed width
 
 
 def check_positive(name: str, value: object, upper: int | None = None) -> int:
