@@ -60,9 +60,11 @@ def run_tiles(engine: TileEngine, tiles: list[Tile]) -> list[tuple[np.ndarray, i
     return results
 
 
-def check_tiles(engine: TileEngine, tiles: list[Tile]) -> TileChecker:
-    """Run ``tiles`` (`run_tiles`) and check every result and cycle count."""
-    checker = TileChecker(engine)
-    for tile, (got, cycles) in zip(tiles, run_tiles(engine, tiles)):
+def check_tiles(engine: TileEngine, tiles: list[Tile]
+                ) -> tuple[TileChecker, list[tuple[np.ndarray, int]]]:
+    """Run ``tiles`` (`run_tiles`) and check every result and cycle count; (the checker, the
+    results)."""
+    checker, results = TileChecker(engine), run_tiles(engine, tiles)
+    for tile, (got, cycles) in zip(tiles, results):
         checker.check(tile, got, cycles)
-    return checker
+    return checker, results

@@ -10,6 +10,7 @@ from bitmill.hw.params import VALUE_BITS
 from bitmill.hw.sequencer import chunk_slots
 from bitmill.numerics import Encoding
 from bitmill.sim.cosim import harness
+from bitmill.sim.cosim.checker import TileChecker
 from bitmill.sim.cosim.tiles import expected
 
 
@@ -86,3 +87,18 @@ def test_harness_tiles_equal_golden(config, request, verilator, tmp_path):
     assert run.failures == ()
     assert run.tiles == 300 and run.value_mismatches == 0 and run.cycle_mismatches == 0
     assert run.tile_cycles == sum(engine.tile_cycles(t.k_total, t.w_bits, t.a_bits) for t in tiles)
+
+
+def test_checker_names_the_tile_and_the_first_difference(tiny):
+    engine = _engine(tiny)
+    tile = harness.harness_tiles(engine, 1, seed=4)[0]
+    checker = TileChecker(engine)
+    cycles = engine.tile_cycles(tile.k_total, tile.w_bits, tile.a_bits)
+    assert checker.check(tile, expected(tile), cycles)
+    wrong = expected(tile).copy()
+    wrong[1, 0] += 3
+    assert not checker.check(tile, wrong, cycles + 1)
+    assert (checker.tiles, checker.value_mismatches, checker.cycle_mismatches) == (2, 1, 1)
+    assert checker.failures[0].startswith(f"tile 1 {tile.name}: first difference at (1, 0)")
+    assert checker.failures[1].endswith(f"expected {cycles} cycles, measured {cycles + 1}")
+    assert checker.summary()["tile_cycles"] == 2 * cycles + 1
