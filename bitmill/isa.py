@@ -16,7 +16,7 @@ Field widths (`layout`), each the width of the largest value the field holds:
 * VEC ``count`` (output elements): the bits of one output buffer slot (an element takes at
   least one bit);
 * bit-widths, stored minus one: ``w_bits``, ``a_bits``, VEC ``b_bits`` up to
-  `bitmill.config.MAX_RUNTIME_BITS`, ``out_bits`` up to `bitmill.numerics.MAX_BITS`;
+  `bitmill.precision.MAX_RUNTIME_BITS`, ``out_bits`` up to `bitmill.numerics.MAX_BITS`;
 * ``kernel``, ``stride``, ``pad``: `MAX_KERNEL`, `MAX_STRIDE`, `MAX_PAD`; encodings:
   `bitmill.numerics.Encoding` (2 bits); DRAM addresses: `DRAM_ADDR_BITS`.
 
@@ -225,6 +225,7 @@ _ENUMS = {"buffer": Buffer, "kind": VecKind}                  # held as their in
 _FLAGS = ("out_signed", "relu")
 
 
+@lru_cache(maxsize=32)
 def field_limits(cfg: AccelConfig) -> dict[str, tuple[int, str]]:
     """Largest value of every numeric instruction field under ``cfg``, and where it comes from
     (see the module docstring)."""
