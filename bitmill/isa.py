@@ -42,6 +42,7 @@ from bitmill.config import AccelConfig
 from bitmill.errors import BitmillError
 from bitmill.numerics import MAX_BITS, Encoding
 from bitmill.precision import MAX_RUNTIME_BITS
+from bitmill.packing import Region
 
 INSTR_BITS = 128
 DRAM_ADDR_BITS = 32
@@ -331,14 +332,32 @@ def decode(value: int, cfg: AccelConfig) -> Instruction:
 
 
 @dataclass(frozen=True)
+class Segment:
+    """The instructions of one layer: from ``first`` to the next segment's first."""
+
+    layer: str
+    first: int
+
+    def to_dict(self) -> dict:
+        return {"layer": self.layer, "first": self.first}
+
+
+@dataclass(frozen=True)
 class Program:
     """An instruction stream plus the DRAM image it runs on."""
 
     instructions: tuple
     memory: bytes
     config: AccelConfig
-    symbols: tuple = ()       # (name, addr, rows, codes per row, bits, encoding) of each tensor
-    segments: tuple = ()      # (layer name, index of its first instruction), in program order
+    symbols: tuple[Region, ...] = ()      # every tensor, weight tile and requant table in DRAM
+    segments: tuple[Segment, ...] = ()    # one per layer, in program order
+
+    def region(self, name: str) -> Region:
+        """The symbol called ``name``."""
+        for r in self.symbols:
+            if r.name == name:
+                return r
+        raise KeyError(f"the program has no symbol {name!r}")
 
     def encoded(self) -> bytes:
         """The binary program: INSTR_BITS/8 little-endian bytes per instruction."""

@@ -32,6 +32,8 @@ from bitmill.errors import NumericsError
 MAX_BITS = 32          # widest tensor code the IR admits (logits, residual streams)
 MULT_BITS = 16         # requant multipliers are signed 16-bit integers
 MAX_SHIFT = 62         # largest requant right shift
+FLOAT32_EXACT = 1 << 24   # float32 holds every integer of at most this magnitude exactly
+FLOAT64_EXACT = 1 << 53   # float64 likewise
 
 
 class Encoding(enum.Enum, shape=2):
@@ -165,7 +167,7 @@ def requant_float_exact(acc_bound: int, multiplier: np.ndarray, bias: np.ndarray
     m = int(np.max(np.abs(np.asarray(multiplier, dtype=np.int64)), initial=0))
     b = int(np.max(np.abs(np.asarray(bias, dtype=np.int64)), initial=0))
     n = int(np.max(np.asarray(shift, dtype=np.int64), initial=0))
-    return acc_bound * m + b + (1 << max(n - 1, 0)) < (1 << 53)
+    return acc_bound * m + b + (1 << max(n - 1, 0)) < FLOAT64_EXACT
 
 
 def requantize_float(acc: np.ndarray, multiplier: np.ndarray, bias: np.ndarray,
@@ -181,6 +183,23 @@ def requantize_float(acc: np.ndarray, multiplier: np.ndarray, bias: np.ndarray,
     y *= np.ldexp(1.0, -n)
     np.floor(y, out=y)
     return np.clip(y, out_range[0], out_range[1], out=y)
+
+
+def requantize_exact(acc: np.ndarray, multiplier: np.ndarray, bias: np.ndarray, shift: np.ndarray,
+                     acc_bound: int, out_range: tuple[int, int]) -> np.ndarray:
+    """`requantize` along the last axis for accumulators bounded by ``|acc| <= acc_bound``
+    (exact integers, float or int64): in float64 when `requant_float_exact` proves it exact, else
+    in int64. Returns float64 holding the integers, bit-identical either way."""
+    if requant_float_exact(acc_bound, multiplier, bias, shift):
+        return requantize_float(acc, multiplier, bias, shift, out_range)
+    return requantize(acc, multiplier, bias, shift, out_range, channel_axis=-1).astype(np.float64)
+
+
+def value_dtype(bits: int) -> type:
+    """Float dtype that holds every value of a ``bits``-bit code exactly, in any encoding
+    (float32 up to 24 bits, float64 beyond): the simulators compute on these."""
+    _check_bits(bits)
+    return np.float32 if bits <= 24 else np.float64
 
 
 def requant_fits(acc_bound: int, multiplier: np.ndarray, bias: np.ndarray) -> bool:

@@ -113,6 +113,17 @@ class Region:
     def nbytes(self) -> int:
         return self.rows * self.pitch
 
+    def rows_at(self, r0: int, r1: int) -> tuple[int, int]:
+        """DRAM address and bytes of rows ``r0 .. r1`` of the region."""
+        if not 0 <= r0 <= r1 <= self.rows:
+            raise ValueError(f"rows {r0}..{r1} are not inside the {self.rows} rows of {self.name}")
+        return self.addr + r0 * self.pitch, (r1 - r0) * self.pitch
+
+    def to_dict(self) -> dict:
+        """The region as a JSON-ready dict (encoding as its name)."""
+        return {"name": self.name, "addr": self.addr, "rows": self.rows,
+                "row_codes": self.row_codes, "bits": self.bits, "encoding": self.encoding.label}
+
 
 def read_tensor(image: bytes | bytearray, region: Region) -> np.ndarray:
     """Values of a region as (rows, row_codes)."""

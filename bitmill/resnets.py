@@ -59,6 +59,13 @@ class ResNetArch:
         """Channels into the classifier."""
         return self.stages[-1].channels
 
+    def gemm_layers(self) -> tuple[str, ...]:
+        """Names of the convolution and dense layers, in order."""
+        names = ["conv1"]
+        for b in self.blocks():
+            names += [f"{b.name}.conv1", f"{b.name}.conv2"] + ([f"{b.name}.downsample"] if b.downsample else [])
+        return tuple(names + ["fc"])
+
     def blocks(self) -> Iterator[Block]:
         """Every basic block in order."""
         cin = self.stem_channels

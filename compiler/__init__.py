@@ -1,1 +1,1 @@
-"""Compiler: integer IR, lowering to schedules and programs, cost model, bit-width search."""
+"""Compiler: integer IR (`ir`, `irio`), built-in networks (`zoo`), lowering to per-layer schedules (`lower`, `schedule`), cost model (`cost`), DRAM placement (`dram`) and code generation (`codegen`); `pipeline.compile_net` runs them in order."""

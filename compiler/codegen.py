@@ -7,11 +7,13 @@ from dataclasses import replace
 
 import numpy as np
 
-from bitmill.isa import Buffer, Deps, Gemm, Load, Program, Setup, Store, Sync, Vec, VecKind
+from bitmill.isa import Buffer, Deps, Gemm, Load, Program, Segment, Setup, Store, Sync, Vec, VecKind
 from bitmill import isa, timing
+from bitmill.geometry import nhwc_rows, to_nhwc_rows
 from bitmill.numerics import Encoding
 from bitmill.compiler.ir import Add, Conv2d, Dense, GlobalAvgPool, MaxPool
 from bitmill.compiler.dram import MemoryMap
+from bitmill.compiler.lower import layer_bands
 from bitmill.packing import param_records
 
 
@@ -31,10 +33,10 @@ class _Emitter:
         self.synced = {"l2c": -1, "c2l": -1, "c2s": -1, "s2c": -1}
         self.stores: dict[int, list] = {}    # DRAM region start -> [(lo, hi, store index)]
         self.after_store: list[tuple[int, int]] = []   # (store popped, compute instr), rising
-        self.segments: list[tuple[str, int]] = []
+        self.segments: list[Segment] = []
 
     def layer(self, name: str) -> None:
-        self.segments.append((name, len(self.items)))
+        self.segments.append(Segment(name, len(self.items)))
 
     def _sync(self, channel: str, producer: int | None, push: str, pop: str, me: dict) -> None:
         if producer is not None and producer > self.synced[channel]:
@@ -129,17 +131,6 @@ def _geometry(node, in_shape, out_shape) -> dict:
                 out_c=out_shape[0])
 
 
-def _rows(shape) -> int:
-    return 1 if len(shape) == 1 else shape[1]
-
-
-def _band_inputs(g: dict, y0: int, y1: int) -> tuple[int, int]:
-    """Input rows [r0, r1) a band of output rows [y0, y1) reads, clipped to the image."""
-    r0 = max(0, y0 * g["stride"] - g["pad"])
-    r1 = min(g["in_h"], (y1 - 1) * g["stride"] - g["pad"] + g["kernel"])
-    return r0, r1
-
-
 def _setup(g: dict, r0: int, y0: int, w_bits: int, a_bits: int, w_enc: Encoding, a_enc: Encoding,
            out, relu: bool) -> Setup:
     return Setup(**g, band_row0=r0, out_row0=y0, w_bits=w_bits, a_bits=a_bits, w_enc=w_enc,
@@ -157,8 +148,10 @@ def _emit_gemm(em, slots, node, ls, regs, types) -> None:
     in_r, out_r, par = regs[node.inputs[0]], regs[node.name], regs[f"{node.name}.params"]
     sp = slots.take(Buffer.PARAM)
     em.load(Buffer.PARAM, sp, par.addr, par.nbytes)
-    bands = _bands(g, _rows(node.out.shape), ls.band_rows, in_r)
-    for b, (y0, y1, addr, nbytes) in enumerate(bands):
+    bands = layer_bands(node, xin.shape, ls.band_rows)
+    for b, band in enumerate(bands):
+        y0, y1 = band.y0, band.y1
+        addr, nbytes = in_r.rows_at(band.r0, band.r1)
         sa, t = slots.take(Buffer.ACT), 0
         for j, n in enumerate(ls.gemm_split):
             loads = [(Buffer.ACT, sa, addr, nbytes, in_r.addr)] if j == 0 else []
@@ -169,7 +162,7 @@ def _emit_gemm(em, slots, node, ls, regs, types) -> None:
             for ld in sorted(loads, key=lambda ld: em.ready_after(*ld)):
                 em.load(*ld)
             if j == 0:
-                em.compute(_setup(g, _band_inputs(g, y0, y1)[0], y0, node.w_bits, xin.bits, node.w_enc,
+                em.compute(_setup(g, band.r0, y0, node.w_bits, xin.bits, node.w_enc,
                                   xin.encoding, node.out, node.relu), [], None)
                 so = slots.take(Buffer.OUT)
             o0 = t * rows
@@ -177,19 +170,9 @@ def _emit_gemm(em, slots, node, ls, regs, types) -> None:
                             sp, o0 if ls.weights_resident else 0),
                        [(Buffer.WEIGHT, wslot), (Buffer.ACT, sa), (Buffer.PARAM, sp)], so)
             if j == 0 and b + 1 < len(bands):
-                em.fence(in_r.addr, *bands[b + 1][2:])
+                em.fence(in_r.addr, *in_r.rows_at(bands[b + 1].r0, bands[b + 1].r1))
             t += n
-        em.store(so, out_r.addr + y0 * out_r.pitch, (y1 - y0) * out_r.pitch, out_r.addr)
-
-
-def _bands(g: dict, out_h: int, band_rows: int, in_r) -> list[tuple[int, int, int, int]]:
-    """(first output row, end output row, input DRAM address, input bytes) of every band."""
-    out = []
-    for y0 in range(0, out_h, band_rows):
-        y1 = min(out_h, y0 + band_rows)
-        r0, r1 = _band_inputs(g, y0, y1)
-        out.append((y0, y1, in_r.addr + r0 * in_r.pitch, (r1 - r0) * in_r.pitch))
-    return out
+        em.store(so, *out_r.rows_at(y0, y1), out_r.addr)
 
 
 def _emit_vec(em, slots, node, ls, regs, types, cfg) -> None:
@@ -198,7 +181,6 @@ def _emit_vec(em, slots, node, ls, regs, types, cfg) -> None:
     ins = [types[i] for i in node.inputs]
     g = _geometry(node, ins[0].shape, node.out.shape)
     out_r = regs[node.name]
-    out_h = _rows(node.out.shape)
     par = regs.get(f"{node.name}.params")
     sp = slots.take(Buffer.PARAM) if par else 0
     if par:
@@ -206,14 +188,12 @@ def _emit_vec(em, slots, node, ls, regs, types, cfg) -> None:
     kind = {Add: VecKind.ADD, MaxPool: VecKind.MAXPOOL, GlobalAvgPool: VecKind.AVGPOOL}[type(node)]
     a, b = ins[0], ins[-1]               # operands A and B (B: ADD's second input)
     half = isa.slot_bytes(cfg, Buffer.ACT.value) // 2
-    for y0 in range(0, out_h, ls.band_rows):
-        y1 = min(out_h, y0 + ls.band_rows)
-        r0, r1 = (0, g["in_h"]) if kind is VecKind.AVGPOOL else \
-            (_band_inputs(g, y0, y1) if kind is VecKind.MAXPOOL else (y0, y1))
+    for band in layer_bands(node, ins[0].shape, ls.band_rows):
+        y0, y1, r0 = band.y0, band.y1, band.r0
         sa = slots.take(Buffer.ACT)
         for k, name in enumerate(node.inputs):
             r = regs[name]
-            em.load(Buffer.ACT, sa, r.addr + r0 * r.pitch, (r1 - r0) * r.pitch, r.addr, offset=k * half)
+            em.load(Buffer.ACT, sa, *r.rows_at(band.r0, band.r1), r.addr, offset=k * half)
         relu = getattr(node, "relu", False)
         # VEC has no weights: SETUP's weight fields repeat operand A
         em.compute(_setup(g, r0, y0, a.bits, a.bits, a.encoding, a.encoding, node.out, relu), [], None)
@@ -221,26 +201,22 @@ def _emit_vec(em, slots, node, ls, regs, types, cfg) -> None:
         count = (y1 - y0) * g["out_w"] * g["out_c"]
         reads = [(Buffer.ACT, sa)] + ([(Buffer.PARAM, sp)] if par else [])
         em.compute(Vec(int(kind.value), so, count, sp, sa, b.bits, b.encoding), reads, so)
-        em.store(so, out_r.addr + y0 * out_r.pitch, (y1 - y0) * out_r.pitch, out_r.addr)
+        em.store(so, *out_r.rows_at(y0, y1), out_r.addr)
 
 
 def _allocate(schedule, x) -> tuple[MemoryMap, dict]:
     g, cfg = schedule.graph, schedule.config
     mem, regs = MemoryMap(), {}
     t = g.input.out
-    rows, codes = (1, t.shape[0]) if len(t.shape) == 1 else (t.shape[1], t.shape[2] * t.shape[0])
-    contents = None if x is None else (np.asarray(x).reshape(t.shape[0], -1).T if len(t.shape) == 1
-                                       else np.asarray(x).transpose(1, 2, 0))
-    regs[g.input.name] = mem.allocate(g.input.name, rows, codes, t.bits, t.encoding,
-                                      None if contents is None else contents.reshape(rows, codes))
+    regs[g.input.name] = mem.allocate(g.input.name, *nhwc_rows(t.shape), t.bits, t.encoding,
+                                      None if x is None else to_nhwc_rows(x, t.shape))
     for node in g.nodes[1:]:
         if node.op == "flatten":
             src = regs[node.inputs[0]]
             regs[node.name] = type(src)(node.name, src.addr, 1, node.out.shape[0], src.bits, src.encoding)
             continue
-        shape = node.out.shape
-        rows, codes = (1, shape[0]) if len(shape) == 1 else (shape[1], shape[2] * shape[0])
-        regs[node.name] = mem.allocate(node.name, rows, codes, node.out.bits, node.out.encoding)
+        regs[node.name] = mem.allocate(node.name, *nhwc_rows(node.out.shape), node.out.bits,
+                                       node.out.encoding)
         if isinstance(node, (Conv2d, Dense)):
             w = node.weight.astype(np.int16)                  # verified: w_bits <= MAX_RUNTIME_BITS, on the grid
             w = w if w.ndim == 2 else w.transpose(0, 2, 3, 1)
@@ -279,6 +255,5 @@ def emit_program(schedule, x=None) -> Program:
             _emit_gemm(em, slots, node, ls, regs, types)
         else:
             _emit_vec(em, slots, node, ls, regs, types, schedule.config)
-    symbols = tuple((r.name, r.addr, r.rows, r.row_codes, r.bits, r.encoding.label)
-                    for r in regs.values())
-    return Program(em.instructions(), mem.image(), schedule.config, symbols, tuple(em.segments))
+    return Program(em.instructions(), mem.image(), schedule.config, tuple(regs.values()),
+                   tuple(em.segments))

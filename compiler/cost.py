@@ -1,50 +1,87 @@
-"""Cost model: estimated cycles of a layer schedule from the machine's timing model.
+"""Cost model: the cycles of one layer from the machine's timing model (`bitmill.timing`).
 
-The estimate assumes perfect overlap of the three queues within a layer (the slowest unit
-bounds it) plus the first input band's load and the last band's store, which may not overlap the
-layer's compute (they often overlap the neighbouring layers instead: a load waits only for the
-store that wrote its bytes), so it is an upper bound for a layer on its own. The cycle-accurate
-simulator measures the same quantities with the same names.
+The lowering lists the instructions code generation emits for a layer (`LayerWork`: the bytes
+of every LOAD and STORE, the cycles of every SETUP, GEMM and VEC) and `estimate` adds them up
+per queue. How the estimate relates to what the cycle-accurate simulator measures for the
+layer (`bitmill.sim.stats.LayerStats`, same field names) is `RELATION`; tests check it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from bitmill import timing
 from bitmill.config import AccelConfig
+from bitmill.geometry import Band
+
+RELATION = (
+    "Per layer, the estimate's load_cycles and store_cycles equal the simulated load and store "
+    "busy cycles of the layer exactly (the cost model lists the same LOADs and STOREs as code "
+    "generation and times each with bitmill.timing), and so do its bytes (traffic loaded and out "
+    "equal the simulated bytes loaded and stored). Its compute_cycles equal the simulated compute "
+    "busy cycles minus one cycle per SYNC in the layer: code generation adds a SYNC where a LOAD "
+    "reads bytes an earlier layer's STORE wrote and no compute instruction is yet known to follow "
+    "that store, which the cost model, pricing a layer without its neighbours, does not see. The "
+    "estimate's cycles are load + compute + store: an upper bound of the layer run on its own, "
+    "because every queue waits only for an instruction of another queue, so at every cycle one "
+    "of the layer's instructions runs. In a network the layer's simulated cycles (from the end "
+    "of the previous layer's last compute instruction to the end of its own) lie between "
+    "compute_cycles + SYNC cycles and cycles + SYNC cycles + the busy cycles of the last two "
+    "STOREs of earlier layers (one per output slot, the only ones that can still be running "
+    "when the layer begins). The simulated run is the sum of the layers' cycles; it is usually "
+    "below the sum of the estimates because the simulator overlaps each layer's transfers with "
+    "computing, and a layer's first loads with the previous layer."
+)
 
 
 @dataclass(frozen=True)
 class CostEstimate:
-    """Estimated cycles per unit and in total for one layer (same names as `SimStats`)."""
+    """Cycles of one layer per queue, and the queues' sum (names as in `LayerStats`)."""
 
-    name: str
-    load_cycles: int
-    compute_cycles: int
-    store_cycles: int
-    cycles: int
-
-
-def estimate(ls, cfg: AccelConfig, out_w: int) -> CostEstimate:
-    """Cycles of one layer schedule."""
-    loads = (ls.weight_bytes, ls.act_bytes, ls.param_bytes)
-    w_loads = 1 if ls.weights_resident or ls.channel_tiles == 1 else ls.channel_tiles * ls.bands
-    transfers = ls.bands + (w_loads if ls.kind == "gemm" else 0) + 1
-    load = sum(-(-b // cfg.mem_bytes_per_cycle) for b in loads) + transfers * cfg.mem_latency
-    store = -(-ls.out_bytes // cfg.mem_bytes_per_cycle) + ls.bands * cfg.mem_latency
-    if ls.kind == "gemm":
-        pix = ls.band_rows * out_w
-        compute = ls.bands * sum(timing.gemm_cycles(cfg, pix, ls.k_total, ls.w_bits, ls.a_bits, n * cfg.rows)
-                                 for n in ls.gemm_split)
-    else:
-        compute = ls.bands * timing.vec_cycles(cfg, ls.out_buffer_use * 8)
-    first = timing.mem_cycles(cfg, ls.act_buffer_use) if ls.kind != "alias" else 0
-    last = timing.mem_cycles(cfg, ls.out_buffer_use) if ls.kind != "alias" else 0
-    total = max(load, compute, store) + first + last if ls.kind != "alias" else 0
-    return CostEstimate(ls.name, load, compute, store, total)
+    load_cycles: int = 0
+    compute_cycles: int = 0
+    store_cycles: int = 0
+    cycles: int = 0
 
 
-def with_estimate(ls, cfg: AccelConfig, out_w: int):
-    """The layer schedule with its ``est_cycles`` filled in."""
-    return replace(ls, est_cycles=estimate(ls, cfg, out_w).cycles)
+@dataclass(frozen=True)
+class LayerWork:
+    """The instructions of one layer as the cost model sees them: bytes of every LOAD, cycles of
+    every SETUP, GEMM and VEC (SYNCs excepted), bytes of every STORE."""
+
+    load_bytes: tuple[int, ...] = ()
+    compute_cycles: tuple[int, ...] = ()
+    store_bytes: tuple[int, ...] = ()
+
+
+def estimate(work: LayerWork, cfg: AccelConfig) -> CostEstimate:
+    """Busy cycles of each queue over ``work``, and their sum."""
+    load = sum(timing.mem_cycles(cfg, b) for b in work.load_bytes)
+    compute = sum(work.compute_cycles)
+    store = sum(timing.mem_cycles(cfg, b) for b in work.store_bytes)
+    return CostEstimate(load, compute, store, load + compute + store)
+
+
+def gemm_work(cfg: AccelConfig, bands: tuple[Band, ...], out_w: int, in_pitch: int, out_pitch: int,
+              k_total: int, w_bits: int, a_bits: int, split: tuple[int, ...],
+              weight_loads: tuple[int, ...], param_bytes: int) -> LayerWork:
+    """A GEMM layer: its requant table, every band's input rows and ``weight_loads`` (bytes of
+    every weight LOAD); per band a SETUP and one GEMM per entry of ``split`` (channel tiles)."""
+    computes = []
+    for band in bands:
+        computes.append(timing.SETUP_CYCLES)
+        computes += [timing.gemm_cycles(cfg, band.rows * out_w, k_total, w_bits, a_bits, n * cfg.rows)
+                     for n in split]
+    loads = (param_bytes,) + tuple(b.in_rows * in_pitch for b in bands) + weight_loads
+    return LayerWork(loads, tuple(computes), tuple(b.rows * out_pitch for b in bands))
+
+
+def vec_work(cfg: AccelConfig, bands: tuple[Band, ...], in_pitches: tuple[int, ...], out_pitch: int,
+             elements: tuple[int, ...], param_bytes: int) -> LayerWork:
+    """A vector layer: its constants (none when ``param_bytes`` is 0) and per band the input
+    rows of every operand (pitches ``in_pitches``), a SETUP and a VEC over ``elements`` (per
+    band) element operations."""
+    loads = ((param_bytes,) if param_bytes else ()) + tuple(
+        b.in_rows * p for b in bands for p in in_pitches)
+    computes = tuple(c for e in elements for c in (timing.SETUP_CYCLES, timing.vec_cycles(cfg, e)))
+    return LayerWork(loads, computes, tuple(b.rows * out_pitch for b in bands))

@@ -9,40 +9,52 @@ be mapped raises `LoweringError` with the numbers.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from bitmill.config import AccelConfig
 from bitmill.errors import LoweringError
+from bitmill.geometry import Band, Window, band_count, bands as split_bands, nhwc_rows
 from bitmill.compiler import cost
 from bitmill.compiler.ir import Add, Conv2d, Dense, Flatten, GlobalAvgPool, Graph, MaxPool
 from bitmill.packing import PARAM_RECORD, pitch
 from bitmill.isa import PARAM_SLOT_BYTES
-from bitmill.compiler.schedule import LayerSchedule, Schedule
+from bitmill.numerics import accumulator_bits
+from bitmill.compiler.schedule import BufferUse, LayerSchedule, Schedule, Traffic
 
 
 def _kib(n: int) -> str:
     return f"{n / 1024:.1f} KiB"
 
 
-def _rows_of(shape) -> tuple[int, int]:
-    """(rows, codes per row) of a tensor stored NHWC."""
-    return (1, shape[0]) if len(shape) == 1 else (shape[1], shape[2] * shape[0])
+def window_of(node, in_shape: tuple[int, ...]) -> Window:
+    """The input rows each output row of ``node`` reads (the whole input for a global pool)."""
+    if isinstance(node, Conv2d):
+        return Window(node.weight.shape[2], node.stride, node.padding)
+    if isinstance(node, MaxPool):
+        return Window(node.kernel, node.stride, node.padding)
+    if isinstance(node, GlobalAvgPool):
+        return Window(nhwc_rows(in_shape)[0])
+    return Window()
 
 
-def _in_rows(out_rows: int, kernel: int, stride: int, in_h: int) -> int:
-    return min(in_h, (out_rows - 1) * stride + kernel)
+def layer_bands(node, in_shape: tuple[int, ...], band_rows: int) -> tuple[Band, ...]:
+    """The bands of ``band_rows`` output rows ``node`` runs in, with the input rows each reads."""
+    return split_bands(nhwc_rows(node.out.shape)[0], band_rows, window_of(node, in_shape),
+                       nhwc_rows(in_shape)[0])
 
 
-def _band_rows(name: str, out_h: int, in_pitch: int, out_pitch: int, kernel: int, stride: int,
+def _band_rows(name: str, out_h: int, in_pitch: int, out_pitch: int, window: Window,
                in_h: int, cfg: AccelConfig, operands: int = 1, out_w: int = 0) -> int:
     """Output rows per band: inputs and outputs fit one buffer slot; among the sizes that fit,
     the fewest array tiles (pixels of each band fill whole array columns), then the fewest bands."""
     act_slot, out_slot = cfg.act_buffer_bytes // 2, cfg.out_buffer_bytes // 2
     best = 0
     for b in range(1, out_h + 1):
-        if operands * _in_rows(b, kernel, stride, in_h) * in_pitch > act_slot or b * out_pitch > out_slot:
+        if operands * window.slot_rows(b, in_h) * in_pitch > act_slot or b * out_pitch > out_slot:
             break
         best = b
     if best == 0:
-        need_a = operands * _in_rows(1, kernel, stride, in_h) * in_pitch
+        need_a = operands * window.slot_rows(1, in_h) * in_pitch
         if need_a > act_slot:
             raise LoweringError(f"{name} needs {_kib(2 * need_a)} of activation buffer for one output "
                                 f"row (double-buffered), the config has {_kib(cfg.act_buffer_bytes)}")
@@ -54,11 +66,14 @@ def _band_rows(name: str, out_h: int, in_pitch: int, out_pitch: int, kernel: int
     def tiles(b: int) -> tuple[int, int]:
         full, rest = divmod(out_h, b)
         return (full * -(-b * out_w // cfg.cols) + (-(-rest * out_w // cfg.cols) if rest else 0),
-                -(-out_h // b))
+                band_count(out_h, b))
     return min(range(max(1, best // 2), best + 1), key=lambda b: (*tiles(b), -b))
 
 
-def _check_gemm(node: Conv2d | Dense, cfg: AccelConfig, a_bits: int) -> None:
+def _check_gemm(node: Conv2d | Dense, cfg: AccelConfig, a_bits: int, a_enc) -> None:
+    if isinstance(node, Conv2d) and node.weight.shape[2] != node.weight.shape[3]:
+        raise LoweringError(f"{node.name} has a {node.weight.shape[2]}x{node.weight.shape[3]} kernel; "
+                            f"the accelerator runs square kernels (kh = kw)")
     if not cfg.supports(node.w_bits, a_bits):
         raise LoweringError(f"{node.name} runs at W{node.w_bits}A{a_bits}; {cfg.name} supports weights "
                             f"{cfg.weight_bits[0]}..{cfg.weight_bits[1]} and activations "
@@ -72,68 +87,87 @@ def _check_gemm(node: Conv2d | Dense, cfg: AccelConfig, a_bits: int) -> None:
     if o * PARAM_RECORD > PARAM_SLOT_BYTES:
         raise LoweringError(f"{node.name} has {o} output channels; a requant table slot holds "
                             f"{PARAM_SLOT_BYTES // PARAM_RECORD}")
+    need = accumulator_bits(node.k, node.w_bits, node.w_enc, a_bits, a_enc)
+    if need > cfg.acc_bits:
+        raise LoweringError(f"{node.name} needs {need}-bit accumulators ({node.k} terms at "
+                            f"W{node.w_bits}A{a_bits}); {cfg.name} has acc_bits {cfg.acc_bits}")
 
 
-def _gemm(node: Conv2d | Dense, in_shape, cfg: AccelConfig, a_bits: int) -> LayerSchedule:
+def _gemm(node: Conv2d | Dense, in_type, cfg: AccelConfig) -> LayerSchedule:
     """Bands of output rows, channel tiles of ``rows`` channels; the whole layer's weights stay
     in one weight slot when they fit (loaded once), else one channel tile per slot load."""
-    _check_gemm(node, cfg, a_bits)
+    in_shape, a_bits = in_type.shape, in_type.bits
+    _check_gemm(node, cfg, a_bits, in_type.encoding)
     o, k = node.weight.shape[0], node.k
-    layer_w = o * pitch(k, node.w_bits)
+    w_pitch = pitch(k, node.w_bits)
+    layer_w = o * w_pitch
     resident = layer_w <= cfg.weight_buffer_bytes // 2
-    in_rows, in_codes = _rows_of(in_shape)
-    out_rows, out_codes = _rows_of(node.out.shape)
-    kernel = node.weight.shape[2] if isinstance(node, Conv2d) else 1
-    stride = getattr(node, "stride", 1)
+    in_rows, in_codes = nhwc_rows(in_shape)
+    out_rows, out_codes = nhwc_rows(node.out.shape)
+    window = window_of(node, in_shape)
     in_p, out_p = pitch(in_codes, a_bits), pitch(out_codes, node.out.bits)
     out_w = 1 if isinstance(node, Dense) else node.out.shape[2]
-    band = _band_rows(node.name, out_rows, in_p, out_p, kernel, stride, in_rows, cfg, out_w=out_w)
-    bands = -(-out_rows // band)
+    band = _band_rows(node.name, out_rows, in_p, out_p, window, in_rows, cfg, out_w=out_w)
+    bands = layer_bands(node, in_shape, band)
     tiles = -(-o // cfg.rows)
-    act_bytes = sum(_band_in(y, min(out_rows, y + band), kernel, stride, getattr(node, "padding", 0),
-                             in_rows) * in_p for y in range(0, out_rows, band))
-    array_tiles = tiles * sum(-(-(min(out_rows, y + band) - y) * out_w // cfg.cols)
-                              for y in range(0, out_rows, band))
+    w_loads = (layer_w,) if resident else tuple(
+        min(cfg.rows, o - t * cfg.rows) * w_pitch for _ in bands for t in range(tiles))
     ls = LayerSchedule(
-        node.name, node.op, "gemm", band, bands, tiles, array_tiles,
-        ("weights resident > " if resident else "") + "band > channel tile > pixel tile", k,
-        node.w_bits, a_bits, o * k * out_rows * out_w,
-        layer_w * (1 if tiles == 1 or resident else bands), act_bytes, o * PARAM_RECORD,
-        out_rows * out_p, layer_w if resident else min(cfg.rows, o) * pitch(k, node.w_bits),
-        _in_rows(band, kernel, stride, in_rows) * in_p, band * out_p, weights_resident=resident)
-    return cost.with_estimate(ls, cfg, out_w)
+        name=node.name, op=node.op, kind="gemm", band_rows=band, bands=len(bands),
+        channel_tiles=tiles, array_tiles=tiles * sum(-(-b.rows * out_w // cfg.cols) for b in bands),
+        loop_order=("weights resident > " if resident else "") + "band > channel tile > pixel tile",
+        k_total=k, w_bits=node.w_bits, a_bits=a_bits, macs=o * k * out_rows * out_w,
+        traffic=Traffic(weight=sum(w_loads), act=sum(b.in_rows for b in bands) * in_p,
+                        param=o * PARAM_RECORD, out=out_rows * out_p),
+        buffer_use=BufferUse(weight=layer_w if resident else min(cfg.rows, o) * w_pitch,
+                             act=window.slot_rows(band, in_rows) * in_p, out=band * out_p),
+        weights_resident=resident)
+    work = cost.gemm_work(cfg, bands, out_w, in_p, out_p, k, node.w_bits, a_bits, ls.gemm_split,
+                          w_loads, o * PARAM_RECORD)
+    return replace(ls, estimate=cost.estimate(work, cfg))
 
 
-def _band_in(y0: int, y1: int, kernel: int, stride: int, pad: int, in_h: int) -> int:
-    r0 = max(0, y0 * stride - pad)
-    r1 = min(in_h, (y1 - 1) * stride - pad + kernel)
-    return r1 - r0
+def _vec_band_rows(node, in_shape, in_bits, out_p: int, cfg: AccelConfig) -> int:
+    """Output rows per band of a vector layer (a global pool reads its whole input at once)."""
+    in_rows, in_codes = nhwc_rows(in_shape)
+    if isinstance(node, GlobalAvgPool):
+        need = in_rows * pitch(in_codes, in_bits[0])
+        if need > cfg.act_buffer_bytes // 2:
+            raise LoweringError(f"{node.name} needs {_kib(2 * need)} of activation buffer "
+                                f"for the whole input, the config has {_kib(cfg.act_buffer_bytes)}")
+        return 1
+    in_p = max(pitch(in_codes, b) for b in in_bits)
+    return _band_rows(node.name, nhwc_rows(node.out.shape)[0], in_p, out_p, window_of(node, in_shape),
+                      in_rows, cfg, len(node.inputs))
+
+
+def _vec_elements(node, band: Band, in_shape) -> int:
+    """Element operations of the VEC instruction of one band (see `bitmill.timing`)."""
+    out_c, out_w = node.out.shape[0], node.out.shape[2] if len(node.out.shape) == 3 else 1
+    if isinstance(node, GlobalAvgPool):
+        return in_shape[0] * in_shape[1] * in_shape[2]
+    count = band.rows * out_w * out_c
+    return count * node.kernel ** 2 if isinstance(node, MaxPool) else count
 
 
 def _vec(node, in_shapes, in_bits, cfg: AccelConfig) -> LayerSchedule:
-    out_rows, out_codes = _rows_of(node.out.shape)
-    in_rows, in_codes = _rows_of(in_shapes[0])
+    in_rows, in_codes = nhwc_rows(in_shapes[0])
+    out_rows, out_codes = nhwc_rows(node.out.shape)
     out_p = pitch(out_codes, node.out.bits)
-    if isinstance(node, GlobalAvgPool):
-        kernel, stride, operands, band = in_rows, 1, 1, None
-        in_p = pitch(in_codes, in_bits[0])
-        if in_rows * in_p > cfg.act_buffer_bytes // 2:
-            raise LoweringError(f"{node.name} needs {_kib(2 * in_rows * in_p)} of activation buffer "
-                                f"for the whole input, the config has {_kib(cfg.act_buffer_bytes)}")
-        band = 1
-    else:
-        kernel, stride = (node.kernel, node.stride) if isinstance(node, MaxPool) else (1, 1)
-        operands = len(node.inputs)
-        in_p = max(pitch(in_codes, b) for b in in_bits)
-        band = _band_rows(node.name, out_rows, in_p, out_p, kernel, stride, in_rows, cfg, operands)
-    bands = -(-out_rows // band)
-    act = sum(pitch(in_codes, b) for b in in_bits) * in_rows
+    band = _vec_band_rows(node, in_shapes[0], in_bits, out_p, cfg)
+    bands = layer_bands(node, in_shapes[0], band)
+    in_pitches = tuple(pitch(in_codes, b) for b in in_bits)
     params = (2 if isinstance(node, Add) else node.out.shape[0] if isinstance(node, GlobalAvgPool)
               else 0) * PARAM_RECORD
-    ls = LayerSchedule(node.name, node.op, "vec", band, bands, 0, 0, "band", 0, 0, 0, 0, 0, act,
-                       params, out_rows * out_p, 0, operands * _in_rows(band, kernel, stride, in_rows) * in_p,
-                       band * out_p)
-    return cost.with_estimate(ls, cfg, 0)
+    slot_rows = window_of(node, in_shapes[0]).slot_rows(band, in_rows)
+    work = cost.vec_work(cfg, bands, in_pitches, out_p,
+                         tuple(_vec_elements(node, b, in_shapes[0]) for b in bands), params)
+    return LayerSchedule(
+        name=node.name, op=node.op, kind="vec", band_rows=band, bands=len(bands), loop_order="band",
+        traffic=Traffic(act=sum(b.in_rows for b in bands) * sum(in_pitches), param=params,
+                        out=out_rows * out_p),
+        buffer_use=BufferUse(act=len(in_bits) * slot_rows * max(in_pitches), out=band * out_p),
+        estimate=cost.estimate(work, cfg))
 
 
 def lower(graph: Graph, cfg: AccelConfig) -> Schedule:
@@ -144,15 +178,17 @@ def lower(graph: Graph, cfg: AccelConfig) -> Schedule:
     for node in graph.nodes[1:]:
         ins = [types[i] for i in node.inputs]
         if isinstance(node, (Conv2d, Dense)):
-            layers.append(_gemm(node, ins[0].shape, cfg, ins[0].bits))
+            layers.append(_gemm(node, ins[0], cfg))
         elif isinstance(node, (Add, MaxPool, GlobalAvgPool)):
+            if any(len(t.shape) != 3 for t in ins):
+                raise LoweringError(f"{node.name}: the vector unit runs {node.op} on (C, H, W) tensors, "
+                                    f"not on {' and '.join(str(t.shape) for t in ins)}")
             layers.append(_vec(node, [t.shape for t in ins], [t.bits for t in ins], cfg))
         elif isinstance(node, Flatten):
             if len(ins[0].shape) == 3 and ins[0].shape[1:] != (1, 1):
                 raise LoweringError(f"{node.name} flattens a {ins[0].shape} tensor; the accelerator "
                                     f"stores NHWC and flattens only (C, 1, 1) tensors")
-            layers.append(LayerSchedule(node.name, node.op, "alias", 1, 0, 0, 0, "-", 0, 0, 0, 0,
-                                        0, 0, 0, 0, 0, 0, 0, 0))
+            layers.append(LayerSchedule(name=node.name, op=node.op, kind="alias", band_rows=1, bands=0))
         else:
             raise LoweringError(f"{node.name}: no lowering for op {node.op!r}")
-    return Schedule(graph, cfg, tuple(layers), {})
+    return Schedule(graph, cfg, tuple(layers))

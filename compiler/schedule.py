@@ -18,8 +18,37 @@ import numpy as np
 
 from bitmill.config import AccelConfig
 from bitmill.isa import Program
+from bitmill.compiler.cost import CostEstimate
 from bitmill.compiler.ir import Graph
 
+KINDS = ("gemm", "vec", "alias")
+
+
+@dataclass(frozen=True)
+class Traffic:
+    """Bytes one layer moves between DRAM and the buffers, per kind."""
+
+    weight: int = 0
+    act: int = 0
+    param: int = 0
+    out: int = 0
+
+    @property
+    def loaded(self) -> int:
+        return self.weight + self.act + self.param
+
+    @property
+    def total(self) -> int:
+        return self.loaded + self.out
+
+
+@dataclass(frozen=True)
+class BufferUse:
+    """Bytes of one slot of each buffer that one layer uses at most."""
+
+    weight: int = 0
+    act: int = 0
+    out: int = 0
 
 
 @dataclass(frozen=True)
@@ -28,25 +57,24 @@ class LayerSchedule:
 
     name: str
     op: str
-    kind: str                 # "gemm", "vec" or "alias"
+    kind: str                 # "gemm", "vec" or "alias" (no instructions)
     band_rows: int            # output rows per band
     bands: int
-    channel_tiles: int
-    array_tiles: int          # R x C tiles over the layer
-    loop_order: str
-    k_total: int
-    w_bits: int
-    a_bits: int
-    macs: int
-    weight_bytes: int         # bytes moved from DRAM, per kind
-    act_bytes: int
-    param_bytes: int
-    out_bytes: int
-    weight_buffer_use: int    # bytes of one slot used at most
-    act_buffer_use: int
-    out_buffer_use: int
-    est_cycles: int = 0
+    channel_tiles: int = 0
+    array_tiles: int = 0      # R x C tiles over the layer
+    loop_order: str = "-"
+    k_total: int = 0
+    w_bits: int = 0
+    a_bits: int = 0
+    macs: int = 0
+    traffic: Traffic = Traffic()
+    buffer_use: BufferUse = BufferUse()
+    estimate: CostEstimate = CostEstimate()
     weights_resident: bool = False     # the whole layer's weights in one slot, loaded once
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"layer kind must be one of {', '.join(KINDS)}, not {self.kind!r}")
 
     @property
     def gemm_split(self) -> tuple[int, ...]:
@@ -57,19 +85,14 @@ class LayerSchedule:
             return (1,) * self.channel_tiles
         return (1, self.channel_tiles - 1)
 
-    @property
-    def bytes_moved(self) -> int:
-        return self.weight_bytes + self.act_bytes + self.param_bytes + self.out_bytes
-
 
 @dataclass(frozen=True, eq=False)
 class Schedule:
-    """The lowered network: layer schedules plus DRAM placement."""
+    """The lowered network: one layer schedule per node after the input."""
 
     graph: Graph
     config: AccelConfig
     layers: tuple[LayerSchedule, ...]
-    regions: dict
 
     def to_program(self, x: np.ndarray | None = None) -> Program:
         """Instructions and memory image; ``x`` (one image, CHW integers) fills the input."""

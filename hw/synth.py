@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -97,11 +98,32 @@ def tool_path(name: str) -> str:
     return found
 
 
+SIGBUS_STATUS = (-7, 128 + 7)     # a YoWASP tool whose cached module another instance rewrote
+_warmed: set[str] = set()
+_warm_lock = threading.Lock()
+
+
+def warm_tool(path: str) -> None:
+    """Start a YoWASP tool once on its own (``--version``) so that its WebAssembly module is
+    compiled and cached before several instances start at once: instances starting together on
+    a cold cache rewrite a cached module another has mapped and die of SIGBUS."""
+    with _warm_lock:
+        if path not in _warmed:
+            subprocess.run([path, "--version"], capture_output=True)
+            _warmed.add(path)
+
+
 def _run(cmd: list[str], workdir: Path, log: str, tool_log: str | None = None) -> None:
     """Run a tool in ``workdir``; its output goes to ``log``. On failure the error names the
     last lines of the output, or of ``tool_log`` (the tool's own log) when it printed none
-    (YoWASP's yosys can end on an internal error whose message reaches only its log file)."""
+    (YoWASP's yosys can end on an internal error whose message reaches only its log file).
+    YoWASP tools are warmed first (`warm_tool`) and run once more after a SIGBUS (another
+    process filling the same cache)."""
+    if Path(cmd[0]).name.startswith("yowasp-"):
+        warm_tool(cmd[0])
     proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True)
+    if proc.returncode in SIGBUS_STATUS:
+        proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True)
     (workdir / log).write_text(proc.stdout + proc.stderr)
     if proc.returncode != 0:
         tail = (proc.stdout + proc.stderr).strip().splitlines()[-3:]

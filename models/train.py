@@ -28,10 +28,13 @@ from bitmill.models import checkpoint, data
 from bitmill.models.bits import BitAssignment
 from bitmill.models.methods import Method
 from bitmill.models.quantizer import _Quantizer
-from bitmill.models.resnet import QResNet, build_model
+from bitmill.models.resnet import QResNet, arch, build_model
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.json"
+MAX_WIDTH = 256            # channels of the first stage (ResNet-18's standard is 64)
+MAX_BATCH = 8192           # images per step (the training set has 60,000)
+MAX_SEED = 2**32 - 1
 
 
 @dataclass(frozen=True)
@@ -58,12 +61,22 @@ class TrainConfig:
         object.__setattr__(self, "layer_bits", tuple((str(n), str(b)) for n, b in self.layer_bits))
         Method.parse(self.quantizer)
         self.assignment
-        for key in ("epochs", "batch_size", "width"):
+        for key, top in (("epochs", 10_000), ("batch_size", MAX_BATCH), ("width", MAX_WIDTH),
+                         ("seed", MAX_SEED)):
+            v, lo = getattr(self, key), 0 if key == "seed" else 1
+            if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= top:
+                raise BitmillError(f"{key} must be an integer in {lo}..{top}, not {v!r}")
+        for key, lo in (("lr", 0.0), ("weight_decay", 0.0)):
             v = getattr(self, key)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise BitmillError(f"{key} must be a positive integer, not {v!r}")
-        if not self.lr > 0:
-            raise BitmillError(f"lr must be positive, not {self.lr}")
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) \
+                    or not (v > lo if key == "lr" else v >= lo):
+                raise BitmillError(f"{key} must be a finite number {'>' if key == 'lr' else '>='} 0, "
+                                   f"not {v!r}")
+        known = arch(self.model, self.width).gemm_layers()
+        unknown = [n for n, _ in self.layer_bits if n not in known]
+        if unknown:
+            raise BitmillError(f"layer {unknown[0]!r} is not a conv/dense layer of {self.model}; "
+                               f"its layers are {', '.join(known)}")
         if self.dataset not in ("fashion-mnist", "synthetic"):
             raise BitmillError(f"dataset must be fashion-mnist or synthetic, not {self.dataset!r}")
 
@@ -136,13 +149,31 @@ def device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def _config_of(ck: dict, source) -> TrainConfig:
+    """The training configuration stored in checkpoint ``ck`` read from ``source``."""
+    try:
+        return TrainConfig(**ck["config"])
+    except (TypeError, KeyError, BitmillError) as exc:
+        raise BitmillError(f"{source}: checkpoint configuration not understood "
+                           f"({str(exc).strip(chr(39)) or type(exc).__name__})") from None
+
+
+def _load_state(model: QResNet, state, source) -> None:
+    """Every tensor of the model from a checkpoint of the same configuration."""
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError) as exc:
+        raise BitmillError(f"{source}: checkpoint tensors do not match the model "
+                           f"({str(exc).splitlines()[0]})") from None
+
+
 def _init_from(model: QResNet, cfg: TrainConfig, source: str) -> None:
     ck = checkpoint.load(source)
-    src = TrainConfig(**ck["config"])
+    src = _config_of(ck, source)
     if (src.model, src.width) != (cfg.model, cfg.width):
         raise BitmillError(f"{source} is a checkpoint of another architecture: {src.model} width "
                            f"{src.width}, this run trains {cfg.model} width {cfg.width}")
-    state = dict(ck["model"])
+    state = dict(ck["model"]) if isinstance(ck.get("model"), dict) else {}
     if src.method != cfg.method or (src.assignment != cfg.assignment and cfg.method.act in ("lsq", "dq")):
         qnames = [n for n, m in model.named_modules() if isinstance(m, _Quantizer)]
         state = {k: v for k, v in state.items() if not any(k.startswith(q + ".") for q in qnames)}
@@ -176,13 +207,18 @@ def _start(model, opts, cfg: TrainConfig, ck_path: Path, init: str | None, resum
     """(first epoch, global step, history): fresh, from ``init``, or resumed from ``ck_path``."""
     if resume and ck_path.exists():
         ck = checkpoint.load(ck_path)
-        if TrainConfig(**ck["config"]) != cfg:
+        if _config_of(ck, ck_path) != cfg:
             raise BitmillError(f"{ck_path} was written by a run with other settings; use another --out")
-        model.load_state_dict(ck["model"])
-        for opt, state in zip(opts, ck["optimizers"]):
-            opt.load_state_dict(state)
-        torch.set_rng_state(ck["rng"])
-        return ck["epoch"], ck["step"], ck["history"]
+        try:
+            _load_state(model, ck["model"], ck_path)
+            for opt, state in zip(opts, ck["optimizers"], strict=True):
+                opt.load_state_dict(state)
+            torch.set_rng_state(ck["rng"])
+            return ck["epoch"], ck["step"], ck["history"]
+        except (KeyError, ValueError, TypeError, RuntimeError) as exc:
+            raise BitmillError(f"{ck_path}: incomplete or damaged checkpoint "
+                               f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+                               f"use another --out") from None
     if ck_path.exists():
         raise BitmillError(f"{ck_path} exists; pass --resume to continue it or choose another --out")
     if init:
@@ -231,10 +267,9 @@ def train(cfg: TrainConfig, out: str | Path, init: str | None = None, resume: bo
 def load_model(ck_path: str | Path) -> tuple[QResNet, TrainConfig]:
     """The trained model of a checkpoint, in eval mode."""
     ck = checkpoint.load(ck_path)
-    try:
-        cfg = TrainConfig(**ck["config"])
-    except TypeError as exc:
-        raise BitmillError(f"{ck_path}: checkpoint config not understood ({exc})") from None
+    cfg = _config_of(ck, ck_path)
     model = cfg.build()
-    model.load_state_dict(ck["model"])
+    if "model" not in ck:
+        raise BitmillError(f"{ck_path}: checkpoint holds no model weights")
+    _load_state(model, ck["model"], ck_path)
     return model.eval(), cfg

@@ -6,20 +6,15 @@ import numpy as np
 
 from bitmill.errors import SimMismatch
 from bitmill.isa import Program
-from bitmill.packing import Region, read_tensor
-from bitmill.numerics import Encoding
+from bitmill.geometry import from_nhwc_rows
+from bitmill.packing import read_tensor
 from bitmill.compiler.ir import Graph
 from bitmill.sim import golden
 
 
 def tensor_from_image(image: bytes, program: Program, name: str, shape) -> np.ndarray:
     """A tensor of the memory image in the IR's (C, H, W) or (F,) layout."""
-    sym = next(s for s in program.symbols if s[0] == name)
-    region = Region(sym[0], sym[1], sym[2], sym[3], sym[4], Encoding(sym[5]))
-    rows = read_tensor(image, region)
-    if len(shape) == 3:
-        return rows.reshape(shape[1], shape[2], shape[0]).transpose(2, 0, 1)
-    return rows.reshape(shape)
+    return from_nhwc_rows(read_tensor(image, program.region(name)), shape)
 
 
 def check_against_golden(graph: Graph, program: Program, image: bytes, x: np.ndarray) -> int:

@@ -12,12 +12,15 @@ memory image is the same as executing the GEMMs one by one.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from bitmill import isa, numerics, timing
 from bitmill.config import AccelConfig
 from bitmill.errors import BitmillError
 from bitmill.numerics import Encoding
+from bitmill.geometry import Window
 from bitmill.isa import Buffer, Gemm, Load, Setup, Store, Sync, Vec, VecKind
 from bitmill.sim import golden
 from bitmill.packing import PARAM_RECORD, pack_rows, pitch, read_param_records, unpack_rows
@@ -31,18 +34,49 @@ def _out_enc(signed: bool) -> Encoding:
     return Encoding.SIGNED if signed else Encoding.UNSIGNED
 
 
-def _value_dtype(bits: int):
-    return np.float32 if bits <= 24 else np.float64
+@dataclass(frozen=True, eq=False)
+class SlotLoad:
+    """What one LOAD put into a buffer slot: its number (loads count up), its bytes, and their
+    decodings so far (by format; they go with the bytes)."""
+
+    number: int
+    data: np.ndarray
+    decoded: dict
 
 
-def _decoded(entry: tuple, codes: int, bits: int, enc: Encoding) -> np.ndarray:
-    """A slot's bytes (``entry`` = load number, bytes, cache) as rows of ``codes`` values,
-    decoded once per slot contents."""
-    _, blob, cache = entry
+@dataclass(frozen=True, eq=False)
+class PendingGemm:
+    """A GEMM executed but not yet multiplied out: output rows ``y0 .. y1`` of the band whose
+    im2col matrix is ``cols``, channels ``o0 .. o0+rows`` from weight rows ``w_row ..`` of
+    ``weights``, requantized with ``params`` (multipliers, shifts, biases of those channels)."""
+
+    cols: np.ndarray
+    regs: Setup
+    y0: int
+    y1: int
+    weights: SlotLoad
+    rows: int
+    o0: int
+    params: tuple
+    w_row: int
+
+
+@dataclass(eq=False)
+class OutSlot:
+    """An output slot's values (rows, W, C) under the layer registers that wrote them."""
+
+    values: np.ndarray
+    regs: Setup
+
+
+def _decoded(entry: SlotLoad, codes: int, bits: int, enc: Encoding) -> np.ndarray:
+    """A slot's bytes as rows of ``codes`` values, decoded once per slot contents."""
     key = (codes, bits, enc)
-    if key not in cache:
-        cache[key] = unpack_rows(blob, len(blob) // pitch(codes, bits), codes, bits, enc, _value_dtype(bits))
-    return cache[key]
+    if key not in entry.decoded:
+        blob = entry.data
+        entry.decoded[key] = unpack_rows(blob, len(blob) // pitch(codes, bits), codes, bits, enc,
+                                         numerics.value_dtype(bits))
+    return entry.decoded[key]
 
 
 def _consecutive(ranges) -> bool:
@@ -54,8 +88,8 @@ class MachineState:
     def __init__(self, memory: bytes, cfg: AccelConfig):
         self.cfg = cfg
         self.dram = np.frombuffer(bytearray(memory), dtype=np.uint8)
-        self.slots: dict = {}          # (buffer value, slot) -> {offset: (load number, bytes, decoded)}
-        self.out: dict = {}            # out slot -> [values (rows, W, C), bits, signed, regs]
+        self.slots: dict = {}          # (buffer value, slot) -> {offset: SlotLoad}
+        self.out: dict = {}            # out slot -> OutSlot
         self.regs: Setup | None = None
         self._cols: dict = {}          # (buffer, slot) -> {band key: im2col matrix}
         self.pending: dict = {}        # out slot -> GEMMs not yet multiplied out
@@ -85,12 +119,12 @@ class MachineState:
                            f"{Buffer(i.buffer).name} slot")
         self._loads += 1
         held = self.slots.setdefault(key, {})
-        for off in [o for o, e in held.items() if o < i.offset + i.nbytes and i.offset < o + len(e[1])]:
+        for off in [o for o, e in held.items() if o < i.offset + i.nbytes and i.offset < o + len(e.data)]:
             del held[off]                      # bytes overwritten by this load
-        held[i.offset] = (self._loads, self.dram[i.dram_addr:i.dram_addr + i.nbytes].copy(), {})
+        held[i.offset] = SlotLoad(self._loads, self.dram[i.dram_addr:i.dram_addr + i.nbytes].copy(), {})
         self._cols.pop(key, None)
 
-    def _slot(self, buf: Buffer, slot: int, offset: int = 0) -> tuple:
+    def _slot(self, buf: Buffer, slot: int, offset: int = 0) -> SlotLoad:
         """What one LOAD put at ``offset`` of a slot (reads never span two loads)."""
         entry = self.slots.get((buf.value, slot), {}).get(offset)
         if entry is None:
@@ -101,7 +135,8 @@ class MachineState:
         return _decoded(self._slot(buf, slot), codes, bits, enc)
 
     def _params(self, slot: int, count: int):
-        _, blob, cache = self._slot(Buffer.PARAM, slot)
+        entry = self._slot(Buffer.PARAM, slot)
+        blob, cache = entry.data, entry.decoded
         if len(blob) < PARAM_RECORD * count:
             raise SimError(f"requant table holds {len(blob) // PARAM_RECORD} records, {count} needed")
         if ("params", count) not in cache:
@@ -118,10 +153,10 @@ class MachineState:
         r = self.regs
         band = self._rows(Buffer.ACT, slot, r.in_w * r.in_c, r.a_bits, r.a_enc)
         band = band.reshape(-1, r.in_w, r.in_c)
-        top = y0 * r.stride - r.pad
-        n = (y1 - 1) * r.stride + r.kernel - y0 * r.stride
+        window = Window(r.kernel, r.stride, r.pad)
+        top, n = window.top(y0), window.span(y1 - y0)
         z = np.full((n, r.in_w + 2 * r.pad, r.in_c), fill, dtype=band.dtype)
-        lo, hi = max(top, 0), min(top + n, r.in_h)
+        lo, hi = window.input_rows(y0, y1, r.in_h)
         if lo < hi:
             if lo < r.band_row0 or hi - r.band_row0 > len(band):
                 bad = lo if lo < r.band_row0 else r.band_row0 + len(band)
@@ -135,12 +170,12 @@ class MachineState:
         r = r or self.regs
         need = row0 + values.shape[0]
         cur = self.out.get(slot)
-        if cur is None or cur[3] != r:
-            cur = [np.zeros((need, r.out_w, r.out_c)), r.out_bits, r.out_signed, r]
-            self.out[slot] = cur
-        if cur[0].shape[0] < need:
-            cur[0] = np.concatenate([cur[0], np.zeros((need - cur[0].shape[0],) + cur[0].shape[1:])])
-        cur[0][row0:need, :, c0:c0 + values.shape[2]] = values
+        if cur is None or cur.regs != r:
+            cur = self.out[slot] = OutSlot(np.zeros((need, r.out_w, r.out_c)), r)
+        if cur.values.shape[0] < need:
+            grow = np.zeros((need - cur.values.shape[0],) + cur.values.shape[1:])
+            cur.values = np.concatenate([cur.values, grow])
+        cur.values[row0:need, :, c0:c0 + values.shape[2]] = values
 
     def _band_cols(self, slot: int, y0: int, y1: int) -> np.ndarray:
         r = self.regs
@@ -161,31 +196,32 @@ class MachineState:
         cols = self._band_cols(i.a_slot, y0, y1)
         params = self._params(i.p_slot, i.o0 + i.rows)
         pend = self.pending.setdefault(i.o_slot, [])
-        if pend and (pend[0][0] is not cols or pend[0][1] != r):
+        if pend and (pend[0].cols is not cols or pend[0].regs != r):
             self._flush(i.o_slot)
             pend = self.pending.setdefault(i.o_slot, [])
-        pend.append((cols, r, y0, y1, self._slot(Buffer.WEIGHT, i.w_slot), i.rows, i.o0,
-                     tuple(a[i.o0:i.o0 + i.rows] for a in params), i.w_row))
+        pend.append(PendingGemm(cols, r, y0, y1, self._slot(Buffer.WEIGHT, i.w_slot), i.rows, i.o0,
+                                tuple(a[i.o0:i.o0 + i.rows] for a in params), i.w_row))
 
-    def _weights(self, pend: list, r: Setup) -> np.ndarray:
+    def _weights(self, pend: list[PendingGemm], r: Setup) -> np.ndarray:
         """(channels, K) weights of pending GEMMs: a slot is decoded once and sliced when they
         share it, else their rows are gathered as bytes and decoded together."""
         k = r.kernel * r.kernel * r.in_c
         enc, p_w = r.w_enc, pitch(k, r.w_bits)
         for p in pend:
-            if len(p[4][1]) < (p[8] + p[5]) * p_w:
-                raise SimError(f"GEMM of weight rows {p[8]}..{p[8] + p[5] - 1} but the weight slot "
-                               f"holds {len(p[4][1]) // p_w} rows")
-        loads, rows = tuple(p[4][0] for p in pend), tuple((p[8], p[5]) for p in pend)
+            if len(p.weights.data) < (p.w_row + p.rows) * p_w:
+                raise SimError(f"GEMM of weight rows {p.w_row}..{p.w_row + p.rows - 1} but the weight "
+                               f"slot holds {len(p.weights.data) // p_w} rows")
+        loads, rows = tuple(p.weights.number for p in pend), tuple((p.w_row, p.rows) for p in pend)
         if all(n == loads[0] for n in loads):
-            full = _decoded(pend[0][4], k, r.w_bits, enc)
+            full = _decoded(pend[0].weights, k, r.w_bits, enc)
             if _consecutive(rows):
                 return full[rows[0][0]:rows[-1][0] + rows[-1][1]]
             return np.concatenate([full[a:a + n] for a, n in rows])
         key = (loads, rows, k, r.w_bits, enc)
         if key not in self._gathered:
-            raw = np.concatenate([p[4][1][p[8] * p_w:(p[8] + p[5]) * p_w] for p in pend])
-            self._gathered = {key: unpack_rows(raw, len(raw) // p_w, k, r.w_bits, enc, _value_dtype(r.w_bits))}
+            raw = np.concatenate([p.weights.data[p.w_row * p_w:(p.w_row + p.rows) * p_w] for p in pend])
+            self._gathered = {key: unpack_rows(raw, len(raw) // p_w, k, r.w_bits, enc,
+                                               numerics.value_dtype(r.w_bits))}
         return self._gathered[key]
 
     def _flush(self, slot: int) -> None:
@@ -193,24 +229,22 @@ class MachineState:
         pend = self.pending.pop(slot, [])
         if not pend:
             return
-        cols, r, y0, y1 = pend[0][:4]
+        first = pend[0]
+        r, y0, y1 = first.regs, first.y0, first.y1
         w = self._weights(pend, r)
         term = numerics.max_abs(r.w_bits, r.w_enc) * numerics.max_abs(r.a_bits, r.a_enc)
-        m, n, b = (np.concatenate([p[7][j] for p in pend]) for j in range(3))
-        acc = golden.exact_gemm(cols, w.T, term)
+        m, n, b = (np.concatenate([p.params[j] for p in pend]) for j in range(3))
+        acc = golden.exact_gemm(first.cols, w.T, term)
         bound = term * r.kernel * r.kernel * r.in_c
-        if numerics.requant_float_exact(bound, m, b, n):
-            out = numerics.requantize_float(acc, m, b, n, self._out_range(r))
-        else:
-            out = numerics.requantize(acc, m, b, n, self._out_range(r), channel_axis=-1)
+        out = numerics.requantize_exact(acc, m, b, n, bound, self._out_range(r))
         out = out.reshape(y1 - y0, r.out_w, -1)
-        if _consecutive([(p[6], p[5]) for p in pend]):
-            self._write_out(slot, y0 - r.out_row0, out, pend[0][6], r)      # channels in order
+        if _consecutive([(p.o0, p.rows) for p in pend]):
+            self._write_out(slot, y0 - r.out_row0, out, first.o0, r)      # channels in order
             return
         col = 0
         for p in pend:
-            self._write_out(slot, y0 - r.out_row0, out[:, :, col:col + p[5]], p[6], r)
-            col += p[5]
+            self._write_out(slot, y0 - r.out_row0, out[:, :, col:col + p.rows], p.o0, r)
+            col += p.rows
 
     def _vec(self, i: Vec) -> None:
         self._flush(i.o_slot)
@@ -247,8 +281,8 @@ class MachineState:
         self._flush(i.slot)
         if i.slot not in self.out:
             raise SimError(f"STORE of output slot {i.slot} before anything was computed into it")
-        values, bits, signed, _ = self.out[i.slot]
-        blob = pack_rows(values.reshape(values.shape[0], -1), bits, _out_enc(signed))
+        values, r = self.out[i.slot].values, self.out[i.slot].regs
+        blob = pack_rows(values.reshape(values.shape[0], -1), r.out_bits, _out_enc(r.out_signed))
         if len(blob) < i.nbytes:
             raise SimError(f"STORE of {i.nbytes} bytes but output slot {i.slot} holds {len(blob)}")
         if i.dram_addr + i.nbytes > len(self.dram):

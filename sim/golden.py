@@ -11,8 +11,8 @@ activations bounded by ``max|a|`` has every partial sum, in any order, bounded b
 sums are exact in float32, below 2^53 in float64. `exact_gemm` therefore splits ``K`` into
 chunks whose bound stays below 2^24, runs each chunk as a float32 GEMM and adds the chunk
 results in float64 (exact while the whole bound is below 2^53); beyond that it uses int64.
-Requantization runs in float64 when `bitmill.numerics.requant_float_exact` proves it exact,
-otherwise in int64; both are the one rule of `bitmill.numerics`.
+Requantization is `bitmill.numerics.requantize_exact`: float64 when that is proven exact,
+otherwise int64, both the one rule of `bitmill.numerics`.
 """
 
 from __future__ import annotations
@@ -26,18 +26,11 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from bitmill import numerics
 from bitmill.errors import BitmillError
+from bitmill.numerics import FLOAT32_EXACT, FLOAT64_EXACT
 from bitmill.compiler.ir import (Add, Conv2d, Dense, Flatten, GlobalAvgPool, Graph, Input,
                                  MaxPool, Node, TensorType)
 
-FLOAT32_EXACT = 1 << 24
-FLOAT64_EXACT = 1 << 53
 MIN_CHUNK = 32          # below this many terms per float32 chunk, use one float64 GEMM
-
-
-def value_dtype(t: TensorType) -> type:
-    """Internal float dtype that holds every value of ``t`` exactly."""
-    lo, hi = t.range
-    return np.float32 if max(-lo, hi) < FLOAT32_EXACT else np.float64
 
 
 def storage_dtype(t: TensorType) -> type:
@@ -95,13 +88,6 @@ def _weight_matrix(node: Conv2d | Dense) -> np.ndarray:
     return np.ascontiguousarray(w.reshape(w.shape[0], -1).T, dtype=np.float32)
 
 
-def _requant_rows(acc: np.ndarray, acc_bound: int, mult, bias, shift, out_range) -> np.ndarray:
-    """Requantize ``(..., C)`` accumulators along the last axis (float64 result)."""
-    if numerics.requant_float_exact(acc_bound, mult, bias, shift):
-        return numerics.requantize_float(acc, mult, bias, shift, out_range)
-    return numerics.requantize(acc, mult, bias, shift, out_range, channel_axis=-1).astype(np.float64)
-
-
 def _weighted(node: Conv2d | Dense, x: np.ndarray, in_type: TensorType) -> np.ndarray:
     if isinstance(node, Conv2d):
         _, kh, kw = node.weight.shape[1:]
@@ -113,19 +99,19 @@ def _weighted(node: Conv2d | Dense, x: np.ndarray, in_type: TensorType) -> np.nd
     term = numerics.max_abs(node.w_bits, node.w_enc) * numerics.max_abs(in_type.bits, in_type.encoding)
     acc = exact_gemm(cols, _weight_matrix(node), term)
     r = node.requant
-    y = _requant_rows(acc, node.acc_bound(in_type), r.multiplier, r.bias, r.shift, node.out_range)
+    y = numerics.requantize_exact(acc, r.multiplier, r.bias, r.shift, node.acc_bound(in_type), node.out_range)
     return y.reshape(n, ho, wo, -1) if isinstance(node, Conv2d) else y
 
 
 def _add(node: Add, a: np.ndarray, b: np.ndarray, in_types: list[TensorType]) -> np.ndarray:
-    s = np.multiply(a, float(node.mult_a), dtype=np.float64)
-    s += np.multiply(b, float(node.mult_b), dtype=np.float64)
     bound = sum(numerics.max_abs(t.bits, t.encoding) * abs(m)
                 for t, m in zip(in_types, (node.mult_a, node.mult_b)))
-    if numerics.requant_float_exact(bound, 1, node.bias, node.shift):
-        return numerics.requantize_float(s, 1, node.bias, node.shift, node.out_range)
-    s = a.astype(np.int64) * node.mult_a + b.astype(np.int64) * node.mult_b
-    return numerics.requantize(s, 1, node.bias, node.shift, node.out_range, -1).astype(np.float64)
+    if bound < FLOAT64_EXACT:
+        s = np.multiply(a, float(node.mult_a), dtype=np.float64)
+        s += np.multiply(b, float(node.mult_b), dtype=np.float64)
+    else:
+        s = a.astype(np.int64) * node.mult_a + b.astype(np.int64) * node.mult_b
+    return numerics.requantize_exact(s, 1, node.bias, node.shift, bound, node.out_range)
 
 
 def _maxpool(node: MaxPool, x: np.ndarray) -> np.ndarray:
@@ -145,7 +131,7 @@ def _avgpool(node: GlobalAvgPool, x: np.ndarray, in_type: TensorType) -> np.ndar
     s = x.sum(axis=(1, 2), keepdims=True, dtype=np.float64)
     bound = numerics.max_abs(in_type.bits, in_type.encoding) * in_type.shape[1] * in_type.shape[2]
     r = node.requant
-    return _requant_rows(s, bound, r.multiplier, r.bias, r.shift, node.out.range)
+    return numerics.requantize_exact(s, r.multiplier, r.bias, r.shift, bound, node.out.range)
 
 
 def _eval(node: Node, args: list[np.ndarray], in_types: list[TensorType]) -> np.ndarray:
@@ -162,7 +148,7 @@ def _eval(node: Node, args: list[np.ndarray], in_types: list[TensorType]) -> np.
         y = args[0].transpose(0, 3, 1, 2).reshape(args[0].shape[0], -1)
     else:
         raise TypeError(f"golden model has no rule for op {node.op!r}")
-    return y.astype(value_dtype(node.out), copy=False)
+    return y.astype(numerics.value_dtype(node.out.bits), copy=False)
 
 
 def to_internal(x: np.ndarray, t: TensorType) -> np.ndarray:
@@ -170,7 +156,7 @@ def to_internal(x: np.ndarray, t: TensorType) -> np.ndarray:
     x = np.asarray(x)
     if x.ndim == 4:
         x = x.transpose(0, 2, 3, 1)
-    return np.ascontiguousarray(x, dtype=value_dtype(t))
+    return np.ascontiguousarray(x, dtype=numerics.value_dtype(t.bits))
 
 
 def to_public(v: np.ndarray, t: TensorType) -> np.ndarray:

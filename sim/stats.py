@@ -1,7 +1,8 @@
 """`SimStats`: what the cycle-accurate simulator measured, per layer and per instruction class.
 
 Field names match `bitmill.compiler.cost.CostEstimate` (``load_cycles``, ``compute_cycles``,
-``store_cycles``, ``cycles``) so estimates and measurements compare field by field.
+``store_cycles``, ``cycles``); how the estimate relates to these measurements, field by field,
+is `bitmill.compiler.cost.RELATION`.
 
 Layers overlap (the next layer's loads run while this one computes), so a layer's cycles are
 measured on the compute unit: from the end of the previous layer's last compute instruction to
@@ -17,7 +18,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from bitmill import timing
-from bitmill.isa import QUEUE_OF, Opcode, Queue
+from bitmill.isa import QUEUE_OF, Opcode, Queue, Segment
 
 
 @dataclass(frozen=True)
@@ -83,8 +84,9 @@ class SimStats:
 
 
 def _segments(program, n: int) -> tuple[list[str], np.ndarray]:
-    segs = program.segments or (("program", 0),)
-    return [name for name, _ in segs], np.searchsorted([i for _, i in segs], np.arange(n), side="right") - 1
+    segs = program.segments or (Segment("program", 0),)
+    firsts = [s.first for s in segs]
+    return [s.layer for s in segs], np.searchsorted(firsts, np.arange(n), side="right") - 1
 
 
 _QUEUE_OF_OP = np.array([QUEUE_OF[op].value for op in sorted(QUEUE_OF, key=lambda o: o.value)])

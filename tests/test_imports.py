@@ -16,7 +16,8 @@ from tests.conftest import REPO
 PACKAGES = {"bitmill": REPO / "bitmill", "bitmill.compiler": REPO / "compiler",
             "bitmill.sim": REPO / "sim", "bitmill.hw": REPO / "hw", "bitmill.models": REPO / "models"}
 LEAVES = ("bitmill.config", "bitmill.errors", "bitmill.numerics", "bitmill.isa", "bitmill.fileio",
-          "bitmill.timing", "bitmill.packing", "bitmill.precision", "bitmill.resnets",
+          "bitmill.timing", "bitmill.packing", "bitmill.precision", "bitmill.resnets", "bitmill.program_file",
+          "bitmill.geometry",
           "bitmill")
 FREE = ("bitmill.cli", "bitmill.__main__", "bitmill.report", "bitmill.demo", "bitmill.cli_models",
         "bitmill.cli_hw", "bitmill.cli_compile", "bitmill.report_qat", "bitmill.flow")

@@ -117,3 +117,28 @@ def test_accumulator_bound_is_attained_and_fits(w_enc, a_enc, wb, ab):
     bits = numerics.accumulator_bits(k, wb, w_enc, ab, a_enc)
     assert -(2 ** (bits - 1)) <= -bound and bound <= 2 ** (bits - 1) - 1
     assert bound > 2 ** (bits - 2) - 1 or bits == 2     # and no bit wasted
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(-2 ** 31, 2 ** 31), st.integers(-2 ** 15, 2 ** 15 - 1),
+                          st.integers(-2 ** 40, 2 ** 40), st.integers(0, 40)), min_size=1, max_size=8),
+       st.sampled_from([2 ** 20, 2 ** 31]))
+def test_requantize_exact_equals_the_integer_rule_on_either_path(cases, bound):
+    acc = np.array([[min(max(c[0], -bound), bound) for c in cases]])
+    m, b, n = (np.array([c[i] for c in cases]) for i in (1, 2, 3))
+    rng = numerics.value_range(8, Encoding.SIGNED)
+    got = numerics.requantize_exact(acc.astype(np.float64), m, b, n, bound, rng)
+    assert got.dtype == np.float64
+    assert np.array_equal(got.astype(np.int64), numerics.requantize(acc, m, b, n, rng, channel_axis=-1))
+
+
+def test_value_dtype_holds_every_code_exactly():
+    for bits in (1, 8, 24, 25, 32):
+        dt = numerics.value_dtype(bits)
+        assert dt == (np.float32 if bits <= 24 else np.float64)
+        for enc in Encoding:
+            lo, hi = numerics.value_range(bits, enc)
+            assert int(dt(lo)) == lo and int(dt(hi)) == hi and int(dt(hi - 1)) == hi - 1
+    assert float(np.float32(2 ** 24 + 1)) != 2 ** 24 + 1        # 25 bits no longer fit float32
+    with pytest.raises(NumericsError):
+        numerics.value_dtype(33)

@@ -93,3 +93,53 @@ def test_bits_file_sets_per_layer_bits(tmp_path, run_cli):
     status, _, err = run_cli("train", "--bits-file", tmp_path / "bad.yaml", "--out", tmp_path / "q",
                              "--dataset", "synthetic")
     assert_one_error_line(status, err, "layers.fc: activation bits must be an integer in 1..8, not 12")
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("lr", float("inf"), "lr must be a finite number > 0, not inf"),
+    ("lr", float("nan"), "lr must be a finite number > 0"),
+    ("lr", 0.0, "lr must be a finite number > 0, not 0.0"),
+    ("weight_decay", -1e-4, "weight_decay must be a finite number >= 0"),
+    ("seed", -1, "seed must be an integer in 0..4294967295, not -1"),
+    ("batch_size", 10_000_000, "batch_size must be an integer in 1..8192, not 10000000"),
+    ("width", 100_000, "width must be an integer in 1..256, not 100000"),
+    ("layer_bits", (("layer9.0.conv1", "w2a2"),), "layer 'layer9.0.conv1' is not a conv/dense layer of resnet8"),
+])
+def test_config_refuses_values_that_cannot_train(field, value, message):
+    with pytest.raises(BitmillError, match=message.replace(".", r"\.").replace("(", r"\(")):
+        TrainConfig(quantizer="lsq", **{**TINY, field: value})
+
+
+def test_known_layer_names_are_accepted():
+    cfg = TrainConfig(quantizer="lsq", **{**TINY, "layer_bits": (("layer2.0.downsample", "w2a4"),
+                                                                  ("fc", "w8a8"))})
+    assert cfg.assignment.of("fc") == (8, 8)
+
+
+def test_damaged_checkpoints_are_one_error_line(tmp_path, run_cli):
+    import torch
+
+    from bitmill.models import checkpoint
+
+    cfg = TrainConfig(quantizer="lsq", bits="w3a3", **{**TINY, "epochs": 1})
+    train(cfg, tmp_path / "run", progress=False)
+    ck = checkpoint.load(tmp_path / "run" / "checkpoint.pt")
+    damaged = {
+        "config": {**ck, "config": {**ck["config"], "colour": "red"}},
+        "keys": {k: v for k, v in ck.items() if k != "optimizers"},
+        "shapes": {**ck, "model": {k: torch.zeros(3) for k in ck["model"]}},
+    }
+    for name, payload in damaged.items():
+        path = tmp_path / name / "checkpoint.pt"
+        checkpoint.save(path, {k: v for k, v in payload.items() if k not in ("format", "version")})
+        status, _, err = run_cli("export", path, "-o", tmp_path / f"net-{name}")
+        if name != "keys":
+            assert_one_error_line(status, err, str(path))
+        args = ["train", "--model", "resnet8", "--width", "4", "--dataset", "synthetic",
+                "--train-subset", "96", "--test-subset", "48", "--batch-size", "32", "--epochs", "1",
+                "--quantizer", "lsq", "--bits", "w3a3", "--lr", "0.05"]
+        status, _, err = run_cli(*args, "--out", tmp_path / name, "--resume")
+        assert_one_error_line(status, err, str(path))
+        status, _, err = run_cli(*args, "--out", tmp_path / f"init-{name}", "--init", path)
+        if name != "keys":
+            assert_one_error_line(status, err, str(path))

@@ -63,12 +63,12 @@ def test_random_networks_simulate_exactly(graph, cfg, seed):
 def _assert_coverage(compiled):
     """Every output element of every GEMM layer is computed exactly once."""
     prog = compiled.program
-    firsts = [i for _, i in prog.segments]
-    assert [n for n, _ in prog.segments] == [l.name for l in compiled.schedule.layers if l.kind != "alias"]
+    firsts = [s.first for s in prog.segments]
+    assert [s.layer for s in prog.segments] == [l.name for l in compiled.schedule.layers if l.kind != "alias"]
     counts = {}
     for idx, ins in enumerate(prog.instructions):
         if isinstance(ins, Gemm):
-            name = prog.segments[int(np.searchsorted(firsts, idx, side="right")) - 1][0]
+            name = prog.segments[int(np.searchsorted(firsts, idx, side="right")) - 1].layer
             node = compiled.schedule.graph[name]
             cov = counts.setdefault(name, np.zeros((node.out.shape[0], node.out.size // node.out.shape[0]), int))
             cov[ins.o0:ins.o0 + ins.rows, ins.p0:ins.p0 + ins.npix] += 1

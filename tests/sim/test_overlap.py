@@ -24,8 +24,8 @@ def resnet8():
 
 
 def _layer_ranges(prog):
-    firsts = [i for _, i in prog.segments] + [len(prog.instructions)]
-    return {name: range(a, b) for (name, _), a, b in zip(prog.segments, firsts, firsts[1:])}
+    firsts = [s.first for s in prog.segments] + [len(prog.instructions)]
+    return {s.layer: range(a, b) for s, a, b in zip(prog.segments, firsts, firsts[1:])}
 
 
 def test_layer_spans_partition_the_run(resnet8):

@@ -1,0 +1,48 @@
+"""YoWASP tools started several at once on a cold WebAssembly cache (they used to die of
+SIGBUS when one instance rewrote a cached module another had mapped)."""
+
+from concurrent.futures import ThreadPoolExecutor
+
+from bitmill.hw import synth
+
+
+def test_parallel_tool_runs_on_a_cold_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("YOWASP_CACHE_DIR", str(tmp_path / "cold-cache"))
+    monkeypatch.setattr(synth, "_warmed", set())
+    ecppack = synth.tool_path("yowasp-ecppack")     # the smallest YoWASP module: a quick cold start
+    work = tmp_path / "work"
+    work.mkdir()
+
+    def run(i: int) -> str:
+        synth._run([ecppack, "--version"], work, f"run{i}.log")
+        return (work / f"run{i}.log").read_text()
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        logs = list(pool.map(run, range(4)))
+    assert ["ecppack Version" in log for log in logs] == [True] * 4
+    assert (tmp_path / "cold-cache").is_dir() and any((tmp_path / "cold-cache").rglob("*"))
+
+
+def test_tool_is_warmed_alone_and_rerun_after_sigbus(tmp_path, monkeypatch):
+    """A stand-in tool that dies of SIGBUS on its first real run: every parallel run still
+    succeeds, and ``--version`` (the warm-up) ran once, before any real run."""
+    monkeypatch.setattr(synth, "_warmed", set())
+    tool = tmp_path / "yowasp-standin"
+    tool.write_text(f"#!/bin/sh\necho \"$@\" >> {tmp_path}/calls.log\n"
+                    "[ \"$1\" = --version ] && exit 0\n"
+                    f"if mkdir {tmp_path}/crashed 2>/dev/null; then kill -BUS $$; fi\n"
+                    "echo \"done $1\"\n")
+    tool.chmod(0o755)
+    work = tmp_path / "work"
+    work.mkdir()
+
+    def run(i: int) -> str:
+        synth._run([str(tool), f"job{i}"], work, f"run{i}.log")
+        return (work / f"run{i}.log").read_text()
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        logs = list(pool.map(run, range(4)))
+    assert logs == [f"done job{i}\n" for i in range(4)]
+    calls = (tmp_path / "calls.log").read_text().split()
+    assert calls[0] == "--version" and calls.count("--version") == 1
+    assert len(calls) == 1 + 4 + 1          # warm-up, four runs, one rerun after the SIGBUS
