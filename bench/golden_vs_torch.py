@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import time
 
@@ -18,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from bitmill import provenance
 from bitmill.compiler import zoo
 from bitmill.compiler.ir import Add, Conv2d, Dense, Flatten, GlobalAvgPool, Graph, MaxPool
 from bitmill.sim import golden
@@ -87,8 +87,7 @@ def main() -> None:
     with torch.inference_mode():
         t_torch = _median_time(lambda: net(xt), args.repeat)
 
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"numpy {np.__version__}, torch {torch.__version__}")
+    print(f"machine: {provenance.machine({'numpy': np.__version__, 'torch': torch.__version__})}")
     print(f"{args.model} {args.bits} batch {args.batch}, median of {args.repeat}:")
     print(f"  golden (exact integer): {t_golden * 1e3:8.1f} ms")
     print(f"  torch float32:          {t_torch * 1e3:8.1f} ms")

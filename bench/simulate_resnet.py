@@ -28,7 +28,7 @@ from bitmill import timing
 from bitmill.config import AccelConfig
 from bitmill.compiler import zoo
 from bitmill.compiler.pipeline import compile_net
-from bitmill.flow import simulate_net
+from bitmill.sim.verify import simulate_net
 from bitmill.sim import cycle, golden
 from bitmill.sim.check import check_against_golden
 

@@ -4,13 +4,11 @@
 from __future__ import annotations
 
 import datetime
-import os
-import platform
 import sys
 from pathlib import Path
 
+from bitmill import provenance
 from bitmill.fileio import atomic_write_text
-from bitmill.hw.synth import git_revision
 
 
 class Transcript:
@@ -24,11 +22,10 @@ class Transcript:
 
     def write(self, path: str | Path) -> Path:
         """Write the report to ``path``; return it."""
-        cpu = platform.processor() or platform.machine()
         head = [f"# {self.title}", "",
                 f"`python {' '.join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])}` at commit "
-                f"{git_revision() or 'unknown'}, {datetime.date.today().isoformat()}, "
-                f"{os.cpu_count()} CPUs ({cpu}). Written by the benchmark; not edited by hand.",
+                f"{provenance.git_revision()}, {datetime.date.today().isoformat()}, "
+                f"{provenance.machine()}. Written by the benchmark; not edited by hand.",
                 ""]
         atomic_write_text(Path(path), "\n".join(head + self.lines) + "\n")
         return Path(path)

@@ -7,7 +7,10 @@ the value and what is allowed. Derived values are properties.
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +21,27 @@ from bitmill.precision import MAX_RUNTIME_BITS, check_runtime_bits
 
 PE_FAMILIES = ("bitserial", "bitparallel")
 BOARDS = ("none", "ulx3s-85f", "icebreaker", "arty-a7-35")
+SHIPPED_PACKAGE = "bitmill.configs"      # package data: accel/<name>.yaml
+YAML_SUFFIXES = (".yaml", ".yml")
+
+
+def _shipped_dir() -> Traversable:
+    return resources.files(SHIPPED_PACKAGE) / "accel"
+
+
+def shipped_names() -> tuple[str, ...]:
+    """Names of the accelerator configurations shipped with bitmill, sorted."""
+    return tuple(sorted(entry.name[:-len(".yaml")] for entry in _shipped_dir().iterdir()
+                        if entry.name.endswith(".yaml")))
+
+
+def _is_path(name_or_path: str | Path) -> bool:
+    if isinstance(name_or_path, Path):
+        return True
+    text = str(name_or_path)
+    separators = [s for s in (os.sep, os.altsep, "/") if s]
+    return (Path(text).is_file() or text.endswith(YAML_SUFFIXES)
+            or any(s in text for s in separators))
 
 
 def _check_int(key: str, value: Any, lo: int, hi: int) -> None:
@@ -131,6 +155,15 @@ class AccelConfig:
             raise ConfigError(f"{source}: {exc}") from None
 
     @classmethod
+    def from_yaml(cls, text: str, source: str = "config") -> "AccelConfig":
+        """Build from YAML text; ``source`` names it in error messages."""
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{source}: not valid YAML: {str(exc).splitlines()[0]}") from None
+        return cls.from_dict(data, source=source)
+
+    @classmethod
     def load(cls, path: str | Path) -> "AccelConfig":
         """Read a YAML file (``configs/accel/*.yaml``)."""
         path = Path(path)
@@ -138,11 +171,24 @@ class AccelConfig:
             text = path.read_text()
         except OSError as exc:
             raise ConfigError(f"cannot read accelerator config {path}: {exc.strerror}") from None
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
-        return cls.from_dict(data, source=str(path))
+        return cls.from_yaml(text, source=str(path))
+
+    @classmethod
+    def resolve(cls, name_or_path: str | Path) -> "AccelConfig":
+        """Load a configuration given by path or by the name of a shipped one (`shipped_names`).
+
+        A `Path`, an existing file, or a value that ends in ``.yaml``/``.yml`` or contains a path
+        separator is a path; anything else is a name, looked up as
+        ``bitmill.configs/accel/<name>.yaml``. An unknown name raises `ConfigError` listing the
+        shipped names."""
+        if _is_path(name_or_path):
+            return cls.load(name_or_path)
+        name = str(name_or_path)
+        resource = _shipped_dir() / f"{name}.yaml"
+        if not resource.is_file():
+            raise ConfigError(f"no shipped accelerator config named {name!r}; shipped configs: "
+                              f"{', '.join(shipped_names())} (or give the path of a YAML file)")
+        return cls.from_yaml(resource.read_text(), source=str(resource))
 
     def dump(self, path: str | Path) -> None:
         """Write as YAML, atomically."""

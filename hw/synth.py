@@ -19,6 +19,7 @@ from pathlib import Path
 
 from amaranth.back import verilog
 
+from bitmill import provenance
 from bitmill.config import AccelConfig
 from bitmill.errors import BitmillError
 from bitmill.fileio import atomic_write_text
@@ -172,19 +173,6 @@ def synth_command(target: str, dsp: bool = True) -> str:
     return TARGETS[target][0] + ("" if dsp else NO_DSP[target])
 
 
-def git_revision() -> str | None:
-    """Short hash of the checked-out commit (``+`` when the tree has changes), if any."""
-    try:
-        repo = Path(__file__).resolve().parents[1]
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=repo,
-                             capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=repo, capture_output=True, text=True).stdout.strip()
-        return rev + ("+" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return None
-
-
 def run_yosys(cfg: AccelConfig, target: str, workdir: Path, block: str,
               dsp: bool = True, cells: str | None = None) -> tuple[dict, float]:
     """Synthesize (``dsp=False``: no DSP blocks; ``cells``: see `design`); return the cell
@@ -274,7 +262,7 @@ def synthesize(cfg: AccelConfig, target: str, workdir: str | Path, pnr: bool = F
     report = SynthReport(cfg.name, target, block, cfg.rows, cfg.cols, cfg.lanes, cfg.pe_family,
                          classify(cells, target), cells, round(synth_s, 1), dsp=dsp,
                          flow=synth_command(target, dsp).format(top="bitmill_top"),
-                         git=git_revision(), mapping=mapping)
+                         git=provenance.git_revision(), mapping=mapping)
     if pnr:
         by_seed, device, pnr_s, moved = run_pnr(cfg, target, workdir, tuple(seeds))
         report = SynthReport(**{**asdict(report), "fmax_mhz": round(min(by_seed.values()), 1),

@@ -1,11 +1,15 @@
-"""Tables and inputs for golden-model runs (shared by the CLI and benchmarks)."""
+"""Tables and inputs for golden-model and cycle-accurate runs (shared by the CLI and benchmarks)."""
 
 from __future__ import annotations
+
+import time
 
 import numpy as np
 
 from bitmill.compiler.ir import Conv2d, Dense, Graph, Node
+from bitmill.sim import golden
 from bitmill.sim.golden import LayerTiming
+from bitmill.sim.stats import SimStats
 
 
 def random_input(graph: Graph, batch: int, seed: int) -> np.ndarray:
@@ -13,6 +17,13 @@ def random_input(graph: Graph, batch: int, seed: int) -> np.ndarray:
     t = graph.input.out
     lo, hi = t.range
     return np.random.default_rng(seed).integers(lo, hi + 1, size=(batch,) + t.shape)
+
+
+def random_image(graph: Graph, seed: int) -> np.ndarray:
+    """One seeded image (no batch axis) on the graph's input grid."""
+    t = graph.input.out
+    lo, hi = t.range
+    return np.random.default_rng(seed).integers(lo, hi + 1, size=t.shape)
 
 
 def macs(node: Node) -> int:
@@ -49,3 +60,40 @@ def golden_table(graph: Graph, timings: list[LayerTiming], batch: int) -> str:
     lines.append(f"{total_macs * batch / max(total_s, 1e-12) / 1e9:.1f} GMAC/s exact integer "
                  f"(batch {batch})")
     return "\n".join(lines)
+
+
+def timed_golden_report(graph: Graph, batch: int, seed: int) -> str:
+    """Golden inference of a seeded batch, timed after one warm-up run: the per-layer table
+    (`golden_table`) and a line with the wall time, output shape and argmax per image."""
+    x = random_input(graph, batch, seed)
+    golden.run(graph, x)                       # warm-up: caches, BLAS threads
+    timings: list[LayerTiming] = []
+    t0 = time.perf_counter()
+    out = golden.run_all(graph, x, keep=False, timings=timings)[graph.output]
+    wall = time.perf_counter() - t0
+    return (golden_table(graph, timings, batch) + "\n"
+            f"wall time: {wall * 1e3:.1f} ms for batch {batch}; "
+            f"output {graph.output} {tuple(out.shape)}, argmax {out.reshape(len(out), -1).argmax(1).tolist()}")
+
+
+def sim_table(stats) -> str:
+    """Per-layer table: cycles (on the compute unit), MAC utilisation, busy share, the cycles the
+    compute unit waited for loads and stores, and what most of the cycles went to."""
+    head = (f"{'layer':22s} {'op':13s} {'cycles':>10s} {'ms':>8s} {'MAC util':>8s} {'busy':>6s} "
+            f"{'wait load':>10s} {'wait store':>10s} {'bound':>8s}")
+    rows = [head, "-" * len(head)]
+    for l in stats.layers:
+        util = f"{100 * l.mac_utilisation:.1f}%" if l.macs else "-"
+        rows.append(f"{l.name:22s} {l.op:13s} {l.cycles:>10,d} {l.cycles / (stats.clock_mhz * 1e3):8.3f} "
+                    f"{util:>8s} {100 * l.compute_busy:5.1f}% {l.wait_load:>10,d} {l.wait_store:>10,d} "
+                    f"{l.bottleneck:>8s}")
+    rows.append("-" * len(head))
+    rows.append(f"{'total':22s} {'':13s} {stats.cycles:>10,d} {stats.milliseconds:8.3f}")
+    return "\n".join(rows)
+
+
+def sim_summary(graph: Graph, stats: SimStats, seconds: float) -> str:
+    """The line after a simulation checked against golden: tensors, cycles, time, wall time."""
+    return (f"bit-exact: every tensor of the final memory image equals the golden model "
+            f"({len(graph.nodes)} tensors); {stats.cycles:,} cycles = {stats.milliseconds:.3f} ms at "
+            f"{stats.clock_mhz:g} MHz; simulated in {seconds:.2f} s")

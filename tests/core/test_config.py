@@ -3,7 +3,7 @@ import dataclasses
 import pytest
 import yaml
 
-from bitmill.config import AccelConfig
+from bitmill.config import AccelConfig, shipped_names
 from bitmill.errors import ConfigError
 from tests.conftest import REPO, assert_one_error_line
 
@@ -19,6 +19,38 @@ def test_shipped_configs_load_and_round_trip(path):
 
 def test_shipped_configs_present():
     assert {p.stem for p in CONFIGS} >= {"tiny", "ecp5-85f"}
+
+
+def test_shipped_names_are_the_configs_directory():
+    assert shipped_names() == tuple(sorted(p.stem for p in CONFIGS))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
+def test_resolve_by_name_and_by_path(path, tmp_path, monkeypatch):
+    expected = AccelConfig.load(path)
+    monkeypatch.chdir(tmp_path)                  # names resolve from any working directory
+    assert AccelConfig.resolve(path.stem) == expected
+    assert AccelConfig.resolve(str(path)) == expected
+    assert AccelConfig.resolve(path) == expected
+
+
+def test_resolve_tells_paths_from_names(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for path_like in ("tiny.yaml", "tiny.yml", "accel/tiny", f"{tmp_path}/tiny"):
+        with pytest.raises(ConfigError, match="cannot read accelerator config"):
+            AccelConfig.resolve(path_like)
+    (tmp_path / "tiny").write_text(yaml.safe_dump(_base() | {"name": "local"}))
+    assert AccelConfig.resolve("tiny").name == "local"          # an existing file is a path
+    (tmp_path / "tiny").unlink()
+    (tmp_path / "tiny").mkdir()                                  # a directory is not a config
+    assert AccelConfig.resolve("tiny").name == "tiny"
+
+
+def test_resolve_unknown_name_lists_the_shipped_names():
+    with pytest.raises(ConfigError) as info:
+        AccelConfig.resolve("ecp5")
+    assert str(info.value) == ("no shipped accelerator config named 'ecp5'; shipped configs: "
+                               + ", ".join(shipped_names()) + " (or give the path of a YAML file)")
 
 
 def _base():

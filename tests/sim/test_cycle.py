@@ -13,7 +13,7 @@ from bitmill.numerics import Encoding
 from bitmill.compiler import zoo
 from bitmill.compiler.ir import TensorType
 from bitmill.compiler.pipeline import compile_net
-from bitmill.flow import simulate_net
+from bitmill.sim.verify import simulate_net
 from bitmill.sim import cycle
 from bitmill.sim.functional import SimError
 from tests.conftest import REPO

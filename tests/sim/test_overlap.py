@@ -7,7 +7,7 @@ from bitmill.config import AccelConfig
 from bitmill.isa import Buffer, Deps, Gemm, Load, Program, Store, Sync, Vec
 from bitmill.numerics import Encoding
 from bitmill.compiler import zoo
-from bitmill.flow import simulate_net
+from bitmill.sim.verify import simulate_net
 from bitmill.sim import cycle
 from bitmill.sim.functional import SimError
 from tests.conftest import REPO

@@ -1,20 +1,18 @@
-"""Command-line commands of the training side: ``train`` and ``export``."""
+"""``bitmill train``, ``bitmill export`` and ``bitmill report qat``: the training side.
+
+The torch modules are imported when a command runs, so that the other commands start
+without loading torch."""
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
-
-
-def _positive(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
-    return v
+from bitmill.cli.args import Parser, positive_int
+from bitmill.compiler import irio
+from bitmill.models.bits import BitAssignment, parse_pair
+from bitmill.models.report_qat import BITS, METHODS, Budget, generate
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -23,7 +21,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     stages = [int(b) for b in args.progressive.split(",")] if args.progressive else None
     layer_bits = ()
     if args.bits_file:
-        from bitmill.models.bits import BitAssignment
         a = BitAssignment.load(args.bits_file)
         args.bits, args.first_last = f"w{a.default[0]}a{a.default[1]}", a.first_last or 0
         layer_bits = tuple((n, f"w{w}a{b}") for n, (w, b) in a.layers)
@@ -47,12 +44,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _read(d: Path) -> dict:
-    import json
     return json.loads((d / "metrics.json").read_text())
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from bitmill.compiler import irio
     from bitmill.models.export import export
     from bitmill.models.train import load_model
 
@@ -64,15 +59,13 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_report_qat(args: argparse.Namespace) -> int:
-    from bitmill.report_qat import BITS, METHODS, Budget, generate
+    from bitmill.models.methods import Method
 
     budget = Budget(fp_epochs=args.fp_epochs, qat_epochs=args.qat_epochs, width=args.width,
                     train_subset=args.train_subset, test_subset=args.test_subset,
                     dataset=args.dataset, seed=args.seed)
     methods = args.methods.split(",") if args.methods else METHODS
     bits = args.bits.split(",") if args.bits else BITS
-    from bitmill.models.methods import Method
-    from bitmill.models.bits import parse_pair
     for m in methods:
         Method.parse(m)
     for b in bits:
@@ -83,11 +76,10 @@ def cmd_report_qat(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    """Add ``train`` and ``export`` to the ``bitmill`` parser."""
+def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a (quantized) ResNet on Fashion-MNIST")
     p.add_argument("--model", default="resnet20", choices=["resnet8", "resnet20", "resnet18"])
-    p.add_argument("--width", type=_positive, default=16, help="channels of the first stage")
+    p.add_argument("--width", type=positive_int, default=16, help="channels of the first stage")
     p.add_argument("--quantizer", default="fp",
                    help="fp, lsq, pact (with sawb weights), qil, daq, dq, or ACT+WEIGHT")
     p.add_argument("--bits", default="w4a4", help="weight and activation bits, e.g. w4a4")
@@ -95,13 +87,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--first-last", type=int, default=8,
                    help="bits of the first and last layer (0: same as --bits)")
     p.add_argument("--progressive", help="bit schedule, e.g. 8,5,4,3,2 (one stage per value)")
-    p.add_argument("--epochs", type=_positive, default=1)
-    p.add_argument("--batch-size", type=_positive, default=128)
+    p.add_argument("--epochs", type=positive_int, default=1)
+    p.add_argument("--batch-size", type=positive_int, default=128)
     p.add_argument("--lr", type=float, default=0.1)
     p.add_argument("--weight-decay", type=float, default=5e-4)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--train-subset", type=_positive, help="train on this many images")
-    p.add_argument("--test-subset", type=_positive, help="evaluate on this many images")
+    p.add_argument("--train-subset", type=positive_int, help="train on this many images")
+    p.add_argument("--test-subset", type=positive_int, help="evaluate on this many images")
     p.add_argument("--no-augment", action="store_true", help="no random crop / flip")
     p.add_argument("--dataset", default="fashion-mnist", choices=["fashion-mnist", "synthetic"])
     p.add_argument("--out", required=True, help="run directory (checkpoint.pt, metrics.json)")
@@ -109,16 +101,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     p.set_defaults(func=cmd_train)
 
+
+def _add_report(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="generated reports")
-    rsub = p.add_subparsers(dest="report", required=True, parser_class=p.__class__)
+    rsub = p.add_subparsers(dest="report", required=True, parser_class=Parser)
     r = rsub.add_parser("qat", help="QAT accuracy table and chart (reports/qat)")
     r.add_argument("--runs", default="runs/qat", help="training run directories (reused, resumable)")
     r.add_argument("--out", default="reports/qat")
-    r.add_argument("--fp-epochs", type=_positive, default=10)
-    r.add_argument("--qat-epochs", type=_positive, default=2)
-    r.add_argument("--width", type=_positive, default=16)
-    r.add_argument("--train-subset", type=_positive)
-    r.add_argument("--test-subset", type=_positive)
+    r.add_argument("--fp-epochs", type=positive_int, default=10)
+    r.add_argument("--qat-epochs", type=positive_int, default=2)
+    r.add_argument("--width", type=positive_int, default=16)
+    r.add_argument("--train-subset", type=positive_int)
+    r.add_argument("--test-subset", type=positive_int)
     r.add_argument("--dataset", default="fashion-mnist", choices=["fashion-mnist", "synthetic"])
     r.add_argument("--methods", help="comma-separated subset of lsq,pact+sawb,qil,daq,dq")
     r.add_argument("--bits", help="comma-separated subset of w4a4,w3a3,w2a2")
@@ -129,6 +123,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="train every run even where OUT/results.json has a result of the same configuration")
     r.set_defaults(func=cmd_report_qat)
 
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``train``, ``report qat`` and ``export``."""
+    _add_train(sub)
+    _add_report(sub)
     p = sub.add_parser("export", help="trained checkpoint -> integer network directory")
     p.add_argument("checkpoint")
     p.add_argument("-o", "--output", required=True)

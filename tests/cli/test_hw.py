@@ -1,9 +1,12 @@
+"""`bitmill hw emit` and `bitmill hw synth`: Verilog, manifests, synthesis reports, user errors."""
+
 import json
 
 import pytest
 
-from tests.conftest import assert_one_error_line
-from tests.hw.conftest import CONFIGS
+from tests.conftest import REPO, assert_one_error_line
+
+CONFIGS = REPO / "configs" / "accel"
 
 
 def test_emit_writes_verilog_and_manifest(run_cli, tmp_path):
@@ -73,3 +76,11 @@ def test_emit_with_xc7_cells_instantiates_primitives(run_cli, tmp_path):
     text = (tmp_path / "bitmill_tiny.v").read_text()
     assert "LUT6_2 #(" in text and "CARRY4 " in text
     assert json.loads((tmp_path / "bitmill_tiny.ports.json").read_text())["cells"] == "xc7"
+
+
+def test_emit_takes_a_shipped_config_by_name(run_cli, tmp_path):
+    status, _, err = run_cli("hw", "emit", "--config", "tiny", "-o", tmp_path / "by-name")
+    assert status == 0, err
+    run_cli("hw", "emit", "--config", CONFIGS / "tiny.yaml", "-o", tmp_path / "by-path")
+    assert ((tmp_path / "by-name" / "bitmill_tiny.v").read_text()
+            == (tmp_path / "by-path" / "bitmill_tiny.v").read_text())

@@ -1,7 +1,4 @@
-"""The command line: tables, console script, user errors."""
-
-import subprocess
-import sys
+"""`bitmill golden`, `bitmill zoo`, `bitmill config check`: tables, saved networks, user errors."""
 
 from tests.conftest import REPO, assert_one_error_line
 
@@ -38,14 +35,14 @@ def test_user_errors(run_cli, tmp_path):
         assert_one_error_line(status, err, fragment)
 
 
-def test_console_script_and_module_entry_points():
-    exe = REPO / ".venv" / "bin" / "bitmill"
-    for cmd in ([sys.executable, "-m", "bitmill"], [str(exe)] if exe.exists() else None):
-        if cmd is None:
-            continue
-        r = subprocess.run(cmd + ["config", "check", "configs/accel/rows0.yaml"], cwd=REPO,
-                           capture_output=True, text=True)
-        assert r.returncode == 2 and r.stderr.startswith("error: cannot read") and r.stdout == ""
-        r = subprocess.run(cmd + ["golden", "--model", "resnet8", "--bits", "w9a9"], cwd=REPO,
-                           capture_output=True, text=True)
-        assert r.returncode == 2 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+def test_config_check_by_shipped_name_and_by_path(run_cli):
+    by_name = run_cli("config", "check", "ecp5-85f")
+    by_path = run_cli("config", "check", REPO / "configs/accel/ecp5-85f.yaml")
+    assert by_name == by_path
+    assert by_name[0] == 0 and by_name[1].startswith("ok: ecp5-85f: 16x16 bitserial")
+
+
+def test_config_check_unknown_name_lists_the_shipped_names(run_cli):
+    status, _, err = run_cli("config", "check", "ecp5-86f")
+    assert_one_error_line(status, err, "no shipped accelerator config named 'ecp5-86f'",
+                          "ecp5-85f, ecp5-8x8-k32, sim-16x16-k32, tiny, tiny-bitparallel")

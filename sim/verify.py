@@ -1,4 +1,6 @@
-"""The end-to-end flow on one image: compile, simulate cycle-accurately, check against golden."""
+"""The end-to-end check on one image: compile, simulate cycle-accurately, compare with golden.
+
+The one module of `bitmill.sim` that imports the compiler: it joins compiler and simulator."""
 
 from __future__ import annotations
 

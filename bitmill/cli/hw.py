@@ -1,28 +1,25 @@
-"""``bitmill hw``: Verilog emission and synthesis reports of an accelerator configuration."""
+"""``bitmill hw emit`` and ``bitmill hw synth``: Verilog and synthesis reports of a configuration."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-DEMO_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "accel" / "ecp5-85f.yaml"
+from bitmill.cli.args import Parser, add_config_arg
+from bitmill.config import AccelConfig
+from bitmill.hw.synth import seed_spread, synthesize, write_report
+from bitmill.hw.verilog import emit
 
 
 def cmd_emit(args: argparse.Namespace) -> int:
-    from bitmill.config import AccelConfig
-    from bitmill.hw.verilog import emit
-
-    cfg = AccelConfig.load(args.config)
+    cfg = AccelConfig.resolve(args.config)
     out = emit(cfg, args.output, args.cells)
     print(f"wrote {out.verilog} (module {out.top}) and {out.manifest}")
     return 0
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    from bitmill.config import AccelConfig
-    from bitmill.hw.synth import seed_spread, synthesize, write_report
-
-    cfg = AccelConfig.load(args.config)
+    cfg = AccelConfig.resolve(args.config)
     stem = (f"{cfg.name}-{args.target}-{args.block}" + ("-nodsp" if args.no_dsp else "")
             + ("-plain" if args.plain else ""))
     report = synthesize(cfg, args.target, Path(args.build_dir) / stem, pnr=args.pnr,
@@ -36,18 +33,9 @@ def cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub) -> None:
-    """Add ``hw emit`` and ``hw synth`` to the top-level subparsers."""
-    p = sub.add_parser("hw", help="RTL of an accelerator configuration")
-    hsub = p.add_subparsers(dest="hw_command", required=True, parser_class=type(p))
-    e = hsub.add_parser("emit", help="write Verilog and a JSON ports manifest")
-    e.add_argument("--config", required=True, help="configs/accel/*.yaml")
-    e.add_argument("-o", "--output", required=True, help="directory to write")
-    e.add_argument("--cells", choices=("xc7",), default=None,
-                   help="bit-serial popcounts as Xilinx 7-series LUT6_2/CARRY4 primitives")
-    e.set_defaults(func=cmd_emit)
+def _add_synth(hsub: argparse._SubParsersAction) -> None:
     s = hsub.add_parser("synth", help="yosys resource counts (and nextpnr Fmax with --pnr)")
-    s.add_argument("--config", required=True, help="configs/accel/*.yaml")
+    add_config_arg(s)
     s.add_argument("--target", required=True, choices=("ecp5", "ice40", "xc7"))
     s.add_argument("--pnr", action="store_true", help="place and route (ecp5, ice40): Fmax")
     s.add_argument("--block", choices=("top", "array", "pe"), default="top",
@@ -64,12 +52,14 @@ def register(sub) -> None:
     s.set_defaults(func=cmd_synth)
 
 
-def step_rtl(args: argparse.Namespace) -> None:
-    """Demo step: emit the Verilog of the demo accelerator configuration."""
-    from bitmill.config import AccelConfig
-    from bitmill.hw.verilog import emit
-
-    cfg = AccelConfig.load(DEMO_CONFIG)
-    print(f"== rtl: {cfg.name}: {cfg.rows}x{cfg.cols} {cfg.pe_family} PEs, {cfg.lanes} lanes\n")
-    out = emit(cfg, Path("build") / "rtl")
-    print(f"Verilog: {out.verilog} (module {out.top}); ports manifest: {out.manifest}")
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``hw emit`` and ``hw synth``."""
+    p = sub.add_parser("hw", help="RTL of an accelerator configuration")
+    hsub = p.add_subparsers(dest="hw_command", required=True, parser_class=Parser)
+    e = hsub.add_parser("emit", help="write Verilog and a JSON ports manifest")
+    add_config_arg(e)
+    e.add_argument("-o", "--output", required=True, help="directory to write")
+    e.add_argument("--cells", choices=("xc7",), default=None,
+                   help="bit-serial popcounts as Xilinx 7-series LUT6_2/CARRY4 primitives")
+    e.set_defaults(func=cmd_emit)
+    _add_synth(hsub)

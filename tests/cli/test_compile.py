@@ -5,7 +5,7 @@ import json
 import numpy as np
 
 from bitmill.config import AccelConfig
-from bitmill.isa import Program
+from bitmill.program_file import unpack_program
 from tests.conftest import REPO, assert_one_error_line
 
 TINY = REPO / "configs/accel/tiny.yaml"
@@ -20,11 +20,27 @@ def test_compile_writes_a_program_that_decodes_to_the_same_instructions(run_cli,
                  "schedule.json", "schedule.md", "config.yaml"):
         assert (d / name).stat().st_size > 0, name
     cfg = AccelConfig.load(d / "config.yaml")
-    prog = Program.from_binary((d / "program.bin").read_bytes(), (d / "memory.bin").read_bytes(), cfg)
+    prog = unpack_program((d / "program.bin").read_bytes(), (d / "memory.bin").read_bytes(), cfg)
     segments = json.loads((d / "segments.json").read_text())
-    assert [s[0] for s in segments][:2] == ["conv1", "layer1.0.conv1"]
+    assert [s["layer"] for s in segments][:2] == ["conv1", "layer1.0.conv1"]
     assert len(prog.instructions) == len((d / "program.lst").read_text().splitlines())
-    assert np.all(np.diff([s[1] for s in segments]) > 0)
+    assert np.all(np.diff([s["first"] for s in segments]) > 0)
+    symbols = json.loads((d / "symbols.json").read_text())
+    assert symbols[0]["name"] == "input" and set(symbols[0]) == {
+        "name", "addr", "rows", "row_codes", "bits", "encoding"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r8"]      # no temporary left over
+
+
+def test_compile_refuses_an_existing_folder_unless_forced(run_cli, tmp_path):
+    out = tmp_path / "r8"
+    out.mkdir()
+    (out / "stale.txt").write_text("from another network")
+    args = ("compile", "--model", "resnet8", "--bits", "w4a4", "--config", TINY, "-o", out)
+    status, _, err = run_cli(*args)
+    assert_one_error_line(status, err, f"{out} already exists; pass --force")
+    status, _, err = run_cli(*args, "--force")
+    assert status == 0, err
+    assert not (out / "stale.txt").exists() and (out / "program.bin").exists()
 
 
 def test_simulate_checks_against_golden(run_cli, tmp_path):
@@ -43,3 +59,12 @@ def test_bad_input_is_one_error_line(run_cli, tmp_path):
     status, _, err = run_cli("simulate", "--model", "resnet8", "--bits", "w4a4", "--config",
                              tmp_path / "missing.yaml")
     assert_one_error_line(status, err, "missing.yaml")
+
+
+def test_config_by_shipped_name_compiles_the_same_program(run_cli, tmp_path):
+    for config, out in (("tiny", "by-name"), (TINY, "by-path")):
+        status, _, err = run_cli("compile", "--model", "resnet8", "--bits", "w4a4", "--config", config,
+                                 "-o", tmp_path / out)
+        assert status == 0, err
+    for name in ("program.bin", "memory.bin", "config.yaml"):
+        assert (tmp_path / "by-name" / name).read_bytes() == (tmp_path / "by-path" / name).read_bytes()

@@ -2,7 +2,7 @@
 
 import json
 
-from bitmill.report_qat import Budget, generate
+from bitmill.models.report_qat import Budget, generate
 
 
 def test_report_generated_and_reused(tmp_path):

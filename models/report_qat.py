@@ -11,17 +11,16 @@ reused when their run directory is gone (``--retrain`` trains everything again).
 from __future__ import annotations
 
 import json
-import os
-import platform
-import subprocess
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
+from bitmill import provenance
 from bitmill.errors import BitmillError
 from bitmill.fileio import atomic_write, atomic_write_text
+from bitmill.sim import golden
 
 METHODS = ("lsq", "pact+sawb", "qil", "daq", "dq")
 BITS = ("w4a4", "w3a3", "w2a2")
@@ -71,7 +70,6 @@ def _evaluate(run_dir: Path, test_ds) -> dict:
         return json.loads(cache.read_text())
     from bitmill.models.export import export
     from bitmill.models.train import load_model, predict
-    from bitmill.sim import golden
 
     model, _ = load_model(run_dir / "checkpoint.pt")
     fq = predict(model, test_ds)
@@ -159,7 +157,7 @@ def collect(budget: Budget, runs: Path, methods=METHODS, bits_list=BITS,
     as pending)."""
     from bitmill.models.train import load_data
 
-    previous, git = previous or {}, _git_hash()
+    previous, git = previous or {}, provenance.git_revision()
     plans = {m: _plan(budget, runs, m, bits_list, previous, finished_only) for m in methods}
     fp_dir, fp_cfg = runs / "fp", _config(budget, "fp", "w8a8")
     needs_fp = any(p in ("train", "run") for ps in plans.values() for p in ps)
@@ -188,25 +186,10 @@ def collect(budget: Budget, runs: Path, methods=METHODS, bits_list=BITS,
     return rows
 
 
-def _git_hash() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, cwd=Path(__file__).resolve().parent, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def _machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     import torch
-    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}"
+
+    return provenance.machine({"torch": torch.__version__})
 
 
 def _pct(v) -> str:
@@ -272,7 +255,7 @@ def markdown(rows: list[dict], budget: Budget) -> str:
               "of it, DAQ with Adam 1e-4 and clipping ranges initialised at the MSE-optimal value.",
               "- s/epoch is the wall time of one epoch on the machine below, including whatever else "
               "ran on it at the time (the table regenerates in about 1.5 hours on an idle 2-core machine).",
-              f"- seed {budget.seed}; machine: {_machine()}; git {_git_hash()}; "
+              f"- seed {budget.seed}; machine: {_machine()}; git {provenance.git_revision()}; "
               f"generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
               "- Unconfirmed details implemented as documented choices: SAWB 2-bit coefficients "
               "3.12/2.064 (6/7-bit interpolated); QIL interval learning rate 1/100; DQ-style is a "
@@ -318,7 +301,7 @@ def generate(budget: Budget, runs: Path, out: Path, methods=METHODS, bits_list=B
     rows = collect(budget, Path(runs), methods, bits_list, finished_only, previous)
     plot(rows, out / "accuracy.png")
     atomic_write_text(out / "results.json", json.dumps(
-        {"budget": asdict(budget), "git": _git_hash(),
+        {"budget": asdict(budget), "git": provenance.git_revision(),
          "generated": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "rows": rows}, indent=1))
     atomic_write_text(out / "README.md", markdown(rows, budget))
     return out / "README.md"

@@ -1,0 +1,2 @@
+"""Accelerator configurations shipped with bitmill (package data): ``accel/<name>.yaml``,
+selectable by name with `bitmill.config.AccelConfig.resolve`."""
