@@ -17,10 +17,10 @@ from typing import Any
 import yaml
 
 from bitmill.errors import ConfigError
+from bitmill.precision import MAX_RUNTIME_BITS, check_runtime_bits
 
 PE_FAMILIES = ("bitserial", "bitparallel")
 BOARDS = ("none", "ulx3s-85f", "icebreaker", "arty-a7-35")
-MAX_BITS = 8
 SHIPPED_PACKAGE = "bitmill.configs"      # package data: accel/<name>.yaml
 YAML_SUFFIXES = (".yaml", ".yml")
 
@@ -58,9 +58,9 @@ def _check_choice(key: str, value: Any, choices: tuple[str, ...]) -> None:
 
 def _check_bit_range(key: str, value: Any) -> None:
     if not (isinstance(value, (tuple, list)) and len(value) == 2):
-        raise ConfigError(f"{key} must be a pair [min, max] of bit-widths in 1..{MAX_BITS}, not {value!r}")
+        raise ConfigError(f"{key} must be a pair [min, max] of bit-widths in 1..{MAX_RUNTIME_BITS}, not {value!r}")
     for bound in value:
-        _check_int(key, bound, 1, MAX_BITS)
+        check_runtime_bits(key, bound, ConfigError)
     if value[0] > value[1]:
         raise ConfigError(f"{key} must have min <= max, not {list(value)}")
 
@@ -84,6 +84,8 @@ class AccelConfig:
     mem_latency: int             # cycles from request to first byte
     clock_mhz: float
     board: str = "none"
+    max_feature_size: int = 4095  # largest feature-map height or width (pixels) a program uses
+    max_channels: int = 8191     # largest channel (or dense feature) count a program uses
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -106,6 +108,8 @@ class AccelConfig:
             raise ConfigError(f"clock_mhz must be a number in (0, 2000], not {clock!r}")
         object.__setattr__(self, "clock_mhz", float(clock))
         _check_choice("board", self.board, BOARDS)
+        _check_int("max_feature_size", self.max_feature_size, 1, 65535)
+        _check_int("max_channels", self.max_channels, 1, 65535)
 
     # ---- derived values -------------------------------------------------------------------
     @property

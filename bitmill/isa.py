@@ -1,10 +1,26 @@
 """The accelerator's instruction set, defined once with amaranth ``lib.data`` / ``lib.enum``.
 
 Every instruction is `INSTR_BITS` wide: a header (opcode, four dependency flags) and a body,
-one union member per opcode. Field widths derive from an `AccelConfig` (buffer offsets from
-buffer sizes, tile fields from the array shape). The layouts are usable off hardware through
-``const()`` / ``from_bits()``; `encode` and `decode` convert between them and the frozen
-instruction dataclasses below, which the compiler emits and the simulators execute.
+one union member per opcode. The layouts are usable off hardware through ``const()`` /
+``from_bits()``; `encode` and `decode` convert between them and the frozen instruction
+dataclasses below, which the compiler emits and the simulators execute.
+
+Field widths (`layout`), each the width of the largest value the field holds:
+
+* buffer byte counts and offsets (LOAD/STORE ``nbytes``, ``offset``): the largest buffer of
+  the config (``*_buffer_bytes``);
+* pixel coordinates (SETUP ``in_h``, ``in_w``, ``out_w``, ``band_row0``, ``out_row0``): the
+  config's ``max_feature_size``; pixel indices of a band (GEMM ``p0``, ``npix``) its square;
+* channel counts and indices (SETUP ``in_c``, ``out_c``; GEMM ``o0``, ``rows``, ``w_row``):
+  the config's ``max_channels``;
+* VEC ``count`` (output elements): the bits of one output buffer slot (an element takes at
+  least one bit);
+* bit-widths, stored minus one: ``w_bits``, ``a_bits``, VEC ``b_bits`` up to
+  `bitmill.precision.MAX_RUNTIME_BITS`, ``out_bits`` up to `bitmill.numerics.MAX_BITS`;
+* ``kernel``, ``stride``, ``pad``: `MAX_KERNEL`, `MAX_STRIDE`, `MAX_PAD`; encodings:
+  `bitmill.numerics.Encoding` (2 bits); DRAM addresses: `DRAM_ADDR_BITS`.
+
+A value outside its field raises `BitmillError` naming the field, its range and the config.
 
 Queues (decoupled access/execute): LOAD runs in the load queue; SETUP, GEMM and VEC in the
 compute queue; STORE in the store queue. Dependency flags move tokens between neighbouring
@@ -24,10 +40,15 @@ from amaranth.lib import data, enum
 
 from bitmill.config import AccelConfig
 from bitmill.errors import BitmillError
+from bitmill.numerics import MAX_BITS, Encoding
+from bitmill.precision import MAX_RUNTIME_BITS
 from bitmill.packing import Region
 
 INSTR_BITS = 128
 DRAM_ADDR_BITS = 32
+MAX_KERNEL = 7          # kernel height = width
+MAX_STRIDE = 3
+MAX_PAD = 3
 
 
 class Opcode(enum.Enum, shape=3):
@@ -61,8 +82,24 @@ class VecKind(enum.Enum, shape=2):
     AVGPOOL = 2
 
 
-QUEUE_OF = {Opcode.LOAD: "load", Opcode.SETUP: "compute", Opcode.GEMM: "compute",
-            Opcode.VEC: "compute", Opcode.SYNC: "compute", Opcode.STORE: "store"}
+class Queue(enum.Enum, shape=2):
+    """The in-order instruction queues, in pipeline order (tokens flow between neighbours)."""
+
+    LOAD = 0
+    COMPUTE = 1
+    STORE = 2
+
+    @property
+    def label(self) -> str:
+        """The queue's name as text: ``"load"``, ``"compute"`` or ``"store"``."""
+        return self.name.lower()
+
+    def __str__(self) -> str:
+        return self.label
+
+
+QUEUE_OF = {Opcode.LOAD: Queue.LOAD, Opcode.SETUP: Queue.COMPUTE, Opcode.GEMM: Queue.COMPUTE,
+            Opcode.VEC: Queue.COMPUTE, Opcode.SYNC: Queue.COMPUTE, Opcode.STORE: Queue.STORE}
 
 
 @dataclass(frozen=True)
@@ -91,13 +128,17 @@ class Setup:
     out_row0: int        # first output row of the band (output buffer row 0)
     w_bits: int
     a_bits: int
-    w_enc: int           # 0 signed, 1 odd
-    a_enc: int           # 0 unsigned, 1 signed
+    w_enc: Encoding      # signed or odd
+    a_enc: Encoding      # unsigned or signed
     out_bits: int
     out_signed: bool
     relu: bool
     deps: Deps = Deps()
     opcode = Opcode.SETUP
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "w_enc", Encoding(self.w_enc))
+        object.__setattr__(self, "a_enc", Encoding(self.a_enc))
 
 
 @dataclass(frozen=True)
@@ -146,16 +187,22 @@ class Gemm:
 @dataclass(frozen=True)
 class Vec:
     """Elementwise/pooling on activation slot ``a_slot`` into ``o_slot``. ADD reads operand A
-    from the start of the slot and operand B from its second half; ADD and AVGPOOL read their
-    constants from requant table slot ``p_slot``."""
+    (SETUP's ``a_bits``, ``a_enc``) from the start of the slot and operand B (``b_bits``,
+    ``b_enc``) from its second half; ADD and AVGPOOL read their constants from requant table
+    slot ``p_slot``."""
 
     kind: int            # VecKind value
     o_slot: int
     count: int           # output elements
     p_slot: int = 0
     a_slot: int = 0
+    b_bits: int = MAX_RUNTIME_BITS      # ADD operand B
+    b_enc: Encoding = Encoding.SIGNED
     deps: Deps = Deps()
     opcode = Opcode.VEC
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "b_enc", Encoding(self.b_enc))
 
 
 @dataclass(frozen=True)
@@ -174,51 +221,74 @@ _MEMBER = {Opcode.SETUP: "setup", Opcode.LOAD: "load", Opcode.GEMM: "gemm", Opco
            Opcode.STORE: "store", Opcode.SYNC: "sync"}
 
 
-def _bits_for(n: int) -> int:
-    return max(1, int(n).bit_length())
+_MINUS_ONE = ("w_bits", "a_bits", "b_bits", "out_bits")     # bit-widths, stored minus one
+_ENUMS = {"buffer": Buffer, "kind": VecKind}                  # held as their int value
+_FLAGS = ("out_signed", "relu")
+
+
+@lru_cache(maxsize=32)
+def field_limits(cfg: AccelConfig) -> dict[str, tuple[int, str]]:
+    """Largest value of every numeric instruction field under ``cfg``, and where it comes from
+    (see the module docstring)."""
+    buf = max(cfg.weight_buffer_bytes, cfg.act_buffer_bytes, cfg.out_buffer_bytes)
+    px, ch = cfg.max_feature_size, cfg.max_channels
+    out = {"nbytes": (buf, "the largest buffer size"), "offset": (buf, "the largest buffer size"),
+           "dram_addr": ((1 << DRAM_ADDR_BITS) - 1, "DRAM_ADDR_BITS"),
+           "p0": (px * px, "max_feature_size squared"), "npix": (px * px, "max_feature_size squared"),
+           "count": (8 * slot_bytes(cfg, Buffer.OUT), "the bits of an output buffer slot"),
+           "out_bits": (MAX_BITS, "MAX_BITS"), "kernel": (MAX_KERNEL, "MAX_KERNEL"),
+           "stride": (MAX_STRIDE, "MAX_STRIDE"), "pad": (MAX_PAD, "MAX_PAD")}
+    out |= {k: (px, "max_feature_size") for k in ("in_h", "in_w", "out_w", "band_row0", "out_row0")}
+    out |= {k: (ch, "max_channels") for k in ("in_c", "out_c", "o0", "rows", "w_row")}
+    out |= {k: (MAX_RUNTIME_BITS, "MAX_RUNTIME_BITS") for k in ("w_bits", "a_bits", "b_bits")}
+    out |= {k: (1, "two slots per buffer") for k in ("slot", "w_slot", "a_slot", "o_slot", "p_slot")}
+    return out
+
+
+def _shape(name: str, limits: dict):
+    if name in _ENUMS:
+        return _ENUMS[name]
+    if name.endswith("_enc"):
+        return Encoding
+    if name in _FLAGS:
+        return 1
+    top = limits[name][0] - (name in _MINUS_ONE)
+    return max(1, top.bit_length())
 
 
 @lru_cache(maxsize=32)
 def layout(cfg: AccelConfig) -> data.StructLayout:
     """The instruction layout for ``cfg`` (header + union of bodies, padded to INSTR_BITS)."""
-    buf = _bits_for(max(cfg.weight_buffer_bytes, cfg.act_buffer_bytes, cfg.out_buffer_bytes))
-    px, ch = 12, 13
-    bodies = {
-        "setup": data.StructLayout({
-            "kernel": 3, "stride": 2, "pad": 2, "in_h": px, "in_w": px, "in_c": ch, "out_w": px,
-            "out_c": ch, "band_row0": px, "out_row0": px, "w_bits": 3, "a_bits": 3,
-            "w_enc": 1, "a_enc": 1, "out_bits": 5, "out_signed": 1, "relu": 1}),
-        "load": data.StructLayout({"buffer": Buffer, "slot": 1, "dram_addr": DRAM_ADDR_BITS,
-                                   "nbytes": buf, "offset": buf}),
-        "gemm": data.StructLayout({"w_slot": 1, "a_slot": 1, "o_slot": 1, "o0": ch,
-                                   "rows": ch, "p0": 20, "npix": 20, "p_slot": 1,
-                                   "w_row": ch}),
-        "vec": data.StructLayout({"kind": VecKind, "o_slot": 1, "count": 24, "p_slot": 1,
-                                  "a_slot": 1}),
-        "store": data.StructLayout({"slot": 1, "dram_addr": DRAM_ADDR_BITS, "nbytes": buf}),
-        "sync": data.StructLayout({}),
-    }
-    body = data.UnionLayout(bodies)
+    limits = field_limits(cfg)
+    bodies = {_MEMBER[op]: data.StructLayout({f.name: _shape(f.name, limits) for f in fields(cls)
+                                              if f.name != "deps"})
+              for op, cls in _CLASSES.items()}
     lay = data.StructLayout({"opcode": Opcode, "pop_prev": 1, "pop_next": 1, "push_prev": 1,
-                             "push_next": 1, "body": body})
+                             "push_next": 1, "body": data.UnionLayout(bodies)})
     if lay.size > INSTR_BITS:
-        raise BitmillError(f"instruction layout for {cfg.name} needs {lay.size} bits, more than {INSTR_BITS}")
+        raise BitmillError(f"instruction layout for {cfg.name} needs {lay.size} bits, more than "
+                           f"{INSTR_BITS}: lower max_feature_size, max_channels or the buffer sizes")
     return lay
 
 
-def _body_fields(instr) -> dict:
-    out = {}
+def _body_fields(instr, cfg: AccelConfig) -> dict:
+    """The body of ``instr`` as layout values; `BitmillError` for a value outside its field."""
+    limits, out = field_limits(cfg), {}
     for f in fields(instr):
         if f.name == "deps":
             continue
         v = getattr(instr, f.name)
-        out[f.name] = int(v)
-    if isinstance(instr, Setup):
-        out["w_bits"], out["a_bits"], out["out_bits"] = instr.w_bits - 1, instr.a_bits - 1, instr.out_bits - 1
-    if isinstance(instr, Load):
-        out["buffer"] = Buffer(instr.buffer)
-    if isinstance(instr, Vec):
-        out["kind"] = VecKind(instr.kind)
+        if f.name in _ENUMS:
+            v = _ENUMS[f.name](v)
+        elif f.name in limits:
+            lo, (hi, rule) = int(f.name in _MINUS_ONE), limits[f.name]
+            if not lo <= v <= hi:
+                raise BitmillError(f"{type(instr).__name__}.{f.name} = {v} is out of range {lo}..{hi} "
+                                   f"({rule} of config {cfg.name})")
+            v -= lo
+        elif f.name in _FLAGS:
+            v = int(v)
+        out[f.name] = v
     return out
 
 
@@ -229,7 +299,7 @@ def encode(instr: Instruction, cfg: AccelConfig) -> int:
     try:
         c = lay.const({"opcode": instr.opcode, "pop_prev": int(d.pop_prev), "pop_next": int(d.pop_next),
                        "push_prev": int(d.push_prev), "push_next": int(d.push_next),
-                       "body": {_MEMBER[instr.opcode]: _body_fields(instr)}})
+                       "body": {_MEMBER[instr.opcode]: _body_fields(instr, cfg)}})
     except (TypeError, ValueError) as exc:
         raise BitmillError(f"cannot encode {instr}: {exc}") from None
     value = c.as_value().value
@@ -250,11 +320,14 @@ def decode(value: int, cfg: AccelConfig) -> Instruction:
         if f.name == "deps":
             continue
         raw = getattr(body, f.name)
-        if f.name in ("buffer", "kind"):
-            raw = int(raw.value if hasattr(raw, "value") else raw)
-        kw[f.name] = int(raw) if f.name not in ("out_signed", "relu") else bool(raw)
-    if cls is Setup:
-        kw["w_bits"], kw["a_bits"], kw["out_bits"] = kw["w_bits"] + 1, kw["a_bits"] + 1, kw["out_bits"] + 1
+        if f.name in _ENUMS:
+            kw[f.name] = raw.value
+        elif f.name.endswith("_enc"):
+            kw[f.name] = raw
+        elif f.name in _FLAGS:
+            kw[f.name] = bool(raw)
+        else:
+            kw[f.name] = int(raw) + (f.name in _MINUS_ONE)
     return cls(**kw, deps=deps)
 
 

@@ -21,11 +21,11 @@ channel; ``B`` is the bias at the scale of ``acc * M`` (conv bias and BatchNorm 
 
 from __future__ import annotations
 
-import enum
 import math
 from dataclasses import dataclass
 
 import numpy as np
+from amaranth.lib import enum
 
 from bitmill.errors import NumericsError
 
@@ -36,12 +36,31 @@ FLOAT32_EXACT = 1 << 24   # float32 holds every integer of at most this magnitud
 FLOAT64_EXACT = 1 << 53   # float64 likewise
 
 
-class Encoding(str, enum.Enum):
-    """How a ``b``-bit code maps to an integer value."""
+class Encoding(enum.Enum, shape=2):
+    """How a ``b``-bit code maps to an integer value; the one encoding type of the IR, the
+    numerics, the ISA (`bitmill.isa.Setup`, `bitmill.isa.Vec`), the simulators and the RTL
+    (a 2-bit field). Text names it by `label` (``"signed"``, ``"unsigned"``, ``"odd"``, as in
+    ``graph.json``); ``Encoding("signed")`` (any case) reads it back."""
 
-    SIGNED = "signed"
-    UNSIGNED = "unsigned"
-    ODD = "odd"
+    SIGNED = 1      # two's complement: the MSB plane is negative
+    UNSIGNED = 0
+    ODD = 2         # odd grid: every plane is bipolar (+1/-1)
+
+    @classmethod
+    def _missing_(cls, value):
+        if isinstance(value, str):
+            for member in cls:
+                if member.label == value.lower():
+                    return member
+        return None
+
+    @property
+    def label(self) -> str:
+        """The encoding's name as text: ``"signed"``, ``"unsigned"`` or ``"odd"``."""
+        return self.name.lower()
+
+    def __str__(self) -> str:
+        return self.label
 
 
 def _check_bits(bits: int) -> None:

@@ -122,7 +122,7 @@ class Region:
     def to_dict(self) -> dict:
         """The region as a JSON-ready dict (encoding as its name)."""
         return {"name": self.name, "addr": self.addr, "rows": self.rows,
-                "row_codes": self.row_codes, "bits": self.bits, "encoding": self.encoding.value}
+                "row_codes": self.row_codes, "bits": self.bits, "encoding": self.encoding.label}
 
 
 def read_tensor(image: bytes | bytearray, region: Region) -> np.ndarray:

@@ -49,10 +49,24 @@ from __future__ import annotations
 
 import math
 
-from bitmill.config import AccelConfig
+from bitmill.config import PE_FAMILIES, AccelConfig
+from bitmill.precision import MAX_RUNTIME_BITS
 
-PE_FAMILIES = ("bitserial", "bitparallel")
 FETCH_STAGES = 3        # operand fetch: buffer address, block RAM read data, broadcast register
+TERM_STAGES = 1         # signed term: +/-(pos - sub), one carry chain
+ACCUMULATE_STAGES = 1   # accumulate: acc = (shift ? 2*acc : acc) + term
+
+
+def _check_family(family: str) -> str:
+    if family not in PE_FAMILIES:
+        raise ValueError(f"family must be one of {', '.join(PE_FAMILIES)}, not {family!r}")
+    return family
+
+
+def multiply_stages(family: str) -> int:
+    """Registers after the lane products: one for the bit-parallel multipliers; none for the
+    bit-serial AND, which the popcount's first level absorbs."""
+    return 1 if _check_family(family) == "bitparallel" else 0
 
 
 def adder_tree_stages(lanes: int) -> int:
@@ -64,19 +78,24 @@ def adder_tree_stages(lanes: int) -> int:
     return max(1, math.ceil(levels / 2))
 
 
+def pe_stages(family: str, lanes: int) -> int:
+    """Cycles of a PE from its operands to its accumulator: multiply (`multiply_stages`),
+    adder tree (`adder_tree_stages`), signed term (`TERM_STAGES`), accumulate
+    (`ACCUMULATE_STAGES`)."""
+    return multiply_stages(family) + adder_tree_stages(lanes) + TERM_STAGES + ACCUMULATE_STAGES
+
+
 def pipeline_latency(family: str, lanes: int) -> int:
-    """Fill/drain cycles of one tile: operand fetch (`FETCH_STAGES`), optional multiply
-    stage (bitparallel, 1), adder tree (`adder_tree_stages`), signed term (1), accumulate (1)."""
-    if family not in PE_FAMILIES:
-        raise ValueError(f"family must be one of {', '.join(PE_FAMILIES)}, not {family!r}")
-    return FETCH_STAGES + (1 if family == "bitparallel" else 0) + adder_tree_stages(lanes) + 2
+    """Fill/drain cycles of one tile: operand fetch (`FETCH_STAGES`) then the PE
+    (`pe_stages`)."""
+    return FETCH_STAGES + pe_stages(family, lanes)
 
 
 def passes_per_chunk(family: str, w_bits: int, a_bits: int) -> int:
     """Cycles a PE spends on one K-lane chunk."""
     for name, bits in (("w_bits", w_bits), ("a_bits", a_bits)):
-        if not 1 <= bits <= 8:
-            raise ValueError(f"{name} must be in 1..8, not {bits}")
+        if not 1 <= bits <= MAX_RUNTIME_BITS:
+            raise ValueError(f"{name} must be in 1..{MAX_RUNTIME_BITS}, not {bits}")
     return w_bits * a_bits if family == "bitserial" else 1
 
 

@@ -16,8 +16,6 @@ from bitmill.compiler.dram import MemoryMap
 from bitmill.compiler.lower import layer_bands
 from bitmill.packing import param_records
 
-QUEUES = {"load": 0, "compute": 1, "store": 2}
-
 
 class _Emitter:
     """Collects instructions and derives dependency tokens from slot and DRAM accesses.
@@ -133,13 +131,10 @@ def _geometry(node, in_shape, out_shape) -> dict:
                 out_c=out_shape[0])
 
 
-def _setup(g: dict, r0: int, y0: int, w_bits: int, a_bits: int, w_enc: int, a_enc: int, out, relu: bool) -> Setup:
+def _setup(g: dict, r0: int, y0: int, w_bits: int, a_bits: int, w_enc: Encoding, a_enc: Encoding,
+           out, relu: bool) -> Setup:
     return Setup(**g, band_row0=r0, out_row0=y0, w_bits=w_bits, a_bits=a_bits, w_enc=w_enc,
                  a_enc=a_enc, out_bits=out.bits, out_signed=out.encoding is Encoding.SIGNED, relu=relu)
-
-
-def _signed(t) -> int:
-    return int(t.encoding is Encoding.SIGNED)
 
 
 def _emit_gemm(em, slots, node, ls, regs, types) -> None:
@@ -153,7 +148,6 @@ def _emit_gemm(em, slots, node, ls, regs, types) -> None:
     in_r, out_r, par = regs[node.inputs[0]], regs[node.name], regs[f"{node.name}.params"]
     sp = slots.take(Buffer.PARAM)
     em.load(Buffer.PARAM, sp, par.addr, par.nbytes)
-    w_enc = int(node.w_enc is Encoding.ODD)
     bands = layer_bands(node, xin.shape, ls.band_rows)
     for b, band in enumerate(bands):
         y0, y1 = band.y0, band.y1
@@ -168,8 +162,8 @@ def _emit_gemm(em, slots, node, ls, regs, types) -> None:
             for ld in sorted(loads, key=lambda ld: em.ready_after(*ld)):
                 em.load(*ld)
             if j == 0:
-                em.compute(_setup(g, band.r0, y0, node.w_bits, xin.bits, w_enc,
-                                  _signed(xin), node.out, node.relu), [], None)
+                em.compute(_setup(g, band.r0, y0, node.w_bits, xin.bits, node.w_enc,
+                                  xin.encoding, node.out, node.relu), [], None)
                 so = slots.take(Buffer.OUT)
             o0 = t * rows
             em.compute(Gemm(wslot, sa, so, o0, min(n * rows, out_c - o0), y0 * g["out_w"], (y1 - y0) * g["out_w"],
@@ -192,7 +186,7 @@ def _emit_vec(em, slots, node, ls, regs, types, cfg) -> None:
     if par:
         em.load(Buffer.PARAM, sp, par.addr, par.nbytes)
     kind = {Add: VecKind.ADD, MaxPool: VecKind.MAXPOOL, GlobalAvgPool: VecKind.AVGPOOL}[type(node)]
-    b = ins[1] if len(ins) > 1 else ins[0]
+    a, b = ins[0], ins[-1]               # operands A and B (B: ADD's second input)
     half = isa.slot_bytes(cfg, Buffer.ACT.value) // 2
     for band in layer_bands(node, ins[0].shape, ls.band_rows):
         y0, y1, r0 = band.y0, band.y1, band.r0
@@ -201,11 +195,12 @@ def _emit_vec(em, slots, node, ls, regs, types, cfg) -> None:
             r = regs[name]
             em.load(Buffer.ACT, sa, *r.rows_at(band.r0, band.r1), r.addr, offset=k * half)
         relu = getattr(node, "relu", False)
-        em.compute(_setup(g, r0, y0, b.bits, ins[0].bits, _signed(b), _signed(ins[0]), node.out, relu), [], None)
+        # VEC has no weights: SETUP's weight fields repeat operand A
+        em.compute(_setup(g, r0, y0, a.bits, a.bits, a.encoding, a.encoding, node.out, relu), [], None)
         so = slots.take(Buffer.OUT)
         count = (y1 - y0) * g["out_w"] * g["out_c"]
         reads = [(Buffer.ACT, sa)] + ([(Buffer.PARAM, sp)] if par else [])
-        em.compute(Vec(int(kind.value), so, count, sp, sa), reads, so)
+        em.compute(Vec(int(kind.value), so, count, sp, sa, b.bits, b.encoding), reads, so)
         em.store(so, *out_r.rows_at(y0, y1), out_r.addr)
 
 
@@ -223,7 +218,7 @@ def _allocate(schedule, x) -> tuple[MemoryMap, dict]:
         regs[node.name] = mem.allocate(node.name, *nhwc_rows(node.out.shape), node.out.bits,
                                        node.out.encoding)
         if isinstance(node, (Conv2d, Dense)):
-            w = node.weight.astype(np.int16)                  # verified: w_bits <= 8, on the grid
+            w = node.weight.astype(np.int16)                  # verified: w_bits <= MAX_RUNTIME_BITS, on the grid
             w = w if w.ndim == 2 else w.transpose(0, 2, 3, 1)
             w = w.reshape(w.shape[0], -1)
             whole = mem.allocate(f"{node.name}.weight", w.shape[0], w.shape[1], node.w_bits, node.w_enc, w)

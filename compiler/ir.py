@@ -26,6 +26,7 @@ import numpy as np
 from bitmill import numerics
 from bitmill.errors import IRError, NumericsError
 from bitmill.numerics import Encoding
+from bitmill.precision import MAX_RUNTIME_BITS
 
 ACT_ENCODINGS = (Encoding.SIGNED, Encoding.UNSIGNED)
 
@@ -60,7 +61,7 @@ class TensorType:
         return int(np.prod(self.shape))
 
     def to_json(self) -> dict:
-        return {"shape": list(self.shape), "bits": self.bits, "encoding": self.encoding.value,
+        return {"shape": list(self.shape), "bits": self.bits, "encoding": self.encoding.label,
                 "scale": self.scale}
 
     @classmethod
@@ -165,12 +166,12 @@ class _Weighted(Node):
         out = []
         x = in_types[0]
         if x.encoding not in ACT_ENCODINGS:
-            out.append(f"input encoding {x.encoding.value} is not an activation encoding "
+            out.append(f"input encoding {x.encoding.label} is not an activation encoding "
                        f"(signed or unsigned)")
-        if not 1 <= self.w_bits <= 8:
-            out.append(f"w_bits must be in 1..8, not {self.w_bits}")
+        if not 1 <= self.w_bits <= MAX_RUNTIME_BITS:
+            out.append(f"w_bits must be in 1..{MAX_RUNTIME_BITS}, not {self.w_bits}")
         elif not numerics.on_grid(self.weight, self.w_bits, self.w_enc):
-            out.append(f"weights are not on the {self.w_bits}-bit {self.w_enc.value} grid")
+            out.append(f"weights are not on the {self.w_bits}-bit {self.w_enc.label} grid")
         out += self.requant.problems(self.weight.shape[0])
         if not out and not numerics.requant_fits(self.acc_bound(x), self.requant.multiplier,
                                                  self.requant.bias):
@@ -265,8 +266,8 @@ class MaxPool(Node):
     def problems(self, in_types):
         x = in_types[0]
         if (x.bits, x.encoding) != (self.out.bits, self.out.encoding):
-            return [f"output {self.out.bits}-bit {self.out.encoding.value} differs from input "
-                    f"{x.bits}-bit {x.encoding.value}"]
+            return [f"output {self.out.bits}-bit {self.out.encoding.label} differs from input "
+                    f"{x.bits}-bit {x.encoding.label}"]
         return []
 
 
@@ -373,7 +374,7 @@ def _node_problems(node: Node, seen: dict[str, TensorType]) -> list[str]:
     except NumericsError as exc:
         return [f"output type: {exc}"]
     if node.out.encoding not in ACT_ENCODINGS:
-        out.append(f"output encoding {node.out.encoding.value} is not signed or unsigned")
+        out.append(f"output encoding {node.out.encoding.label} is not signed or unsigned")
     try:
         shape = node.infer_shape(in_types)
     except ValueError as exc:

@@ -40,7 +40,7 @@ def _node_to_json(node: Node, arrays: dict[str, np.ndarray]) -> dict:
             arrays[f"{node.name}.{key}"] = value
             d[key] = {"array": f"{node.name}.{key}"}
         elif isinstance(value, Encoding):
-            d[key] = value.value
+            d[key] = value.label
         elif isinstance(value, tuple):
             d[key] = list(value)
         else:

@@ -8,8 +8,9 @@ from amaranth.lib.wiring import In, Out
 
 from bitmill.hw.cells import check_cells
 from bitmill.hw.params import check_family, check_positive
-from bitmill.hw.pe import Ctrl, make_pe, operand_layout, pe_latency
+from bitmill.hw.pe import Ctrl, make_pe, operand_layout
 from bitmill.hw.popcount import Popcount
+from bitmill.timing import pe_stages
 
 
 class MacArray(wiring.Component):
@@ -45,7 +46,7 @@ class MacArray(wiring.Component):
     @property
     def latency(self) -> int:
         """Cycles from a step at the inputs to its effect in ``acc`` (that of one PE)."""
-        return pe_latency(self._family, self._lanes)
+        return pe_stages(self._family, self._lanes)
 
     def elaborate(self, platform) -> Module:
         m = Module()

@@ -20,11 +20,11 @@ from amaranth.lib.wiring import In, Out
 from bitmill.config import AccelConfig
 from bitmill.hw.array import MacArray
 from bitmill.hw.cells import check_cells
-from bitmill.hw.params import (MAX_PLANES, VALUE_BITS, accumulator_width, check_family,
-                               check_positive, max_k_total_for)
-from bitmill.hw.pe import pe_latency
+from bitmill.hw.params import (VALUE_BITS, accumulator_width, check_family, check_positive,
+                               max_k_total_for)
 from bitmill.hw.sequencer import TileSequencer, chunk_slots, command_layout
-from bitmill.timing import FETCH_STAGES, tile_cycles
+from bitmill.precision import MAX_RUNTIME_BITS
+from bitmill.timing import FETCH_STAGES, pipeline_latency, tile_cycles
 
 
 def load_layout(word_bits: int, depth: int) -> data.StructLayout:
@@ -47,7 +47,7 @@ class TileEngine(wiring.Component):
         self.cells = check_cells(cells)    # popcount mapping (`bitmill.hw.array.MacArray`)
         self.lane_bits = 1 if family == "bitserial" else VALUE_BITS
         self.acc_width = accumulator_width(max_chunks * lanes)
-        self.depth = (MAX_PLANES if family == "bitserial" else 1) * chunk_slots(max_chunks)
+        self.depth = (MAX_RUNTIME_BITS if family == "bitserial" else 1) * chunk_slots(max_chunks)
         self.word_bits = max(rows, cols) * lanes * self.lane_bits
         super().__init__({
             "load": In(stream.Signature(load_layout(self.word_bits, self.depth))),
@@ -67,10 +67,11 @@ class TileEngine(wiring.Component):
 
     @property
     def latency(self) -> int:
-        """Pipeline fill/drain of one tile: fetch (`FETCH_STAGES`: address, read data, broadcast)
-        then the PE (tree, term, accumulate). Decoding the first address overlaps the
-        acceptance of the command, so a tile takes ``steps + latency`` cycles."""
-        return FETCH_STAGES + pe_latency(self.family, self.lanes)
+        """Pipeline fill/drain of one tile (`bitmill.timing.pipeline_latency`): fetch
+        (`FETCH_STAGES`: address, read data, broadcast) then the PE (multiply, tree, term,
+        accumulate). Decoding the first address overlaps the acceptance of the command, so a
+        tile takes ``steps + latency`` cycles."""
+        return pipeline_latency(self.family, self.lanes)
 
     def tile_cycles(self, k_total: int, w_bits: int, a_bits: int) -> int:
         """Cycles from accepting a command to ``done`` (`bitmill.timing.tile_cycles`)."""
@@ -162,7 +163,7 @@ def engine_chunks(cfg: AccelConfig) -> int:
     """Largest power-of-two chunk count whose K_total fits the configured accumulator width
     (`max_k_total_for`) and whose bit-planes fit the weight and activation buffers."""
     lane_bits = 1 if cfg.pe_family == "bitserial" else VALUE_BITS
-    planes = MAX_PLANES if cfg.pe_family == "bitserial" else 1
+    planes = MAX_RUNTIME_BITS if cfg.pe_family == "bitserial" else 1
     by_acc = max_k_total_for(cfg.acc_bits) // cfg.lanes
     by_w = cfg.weight_buffer_bytes * 8 // (planes * cfg.rows * cfg.lanes * lane_bits)
     by_a = cfg.act_buffer_bytes * 8 // (planes * cfg.cols * cfg.lanes * lane_bits)

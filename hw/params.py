@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from bitmill.config import PE_FAMILIES
 from bitmill.numerics import Encoding, accumulator_bits
-from bitmill.timing import PE_FAMILIES
+from bitmill.precision import MAX_RUNTIME_BITS
 
-MAX_PLANES = 8          # weight and activation bit-widths run 1..8 at runtime
-VALUE_BITS = 9          # bit-parallel operands: every 8-bit grid value fits signed 9 bits
+VALUE_BITS = MAX_RUNTIME_BITS + 1   # bit-parallel operands: every grid value fits this signed width
 
 
 def check_positive(name: str, value: object, upper: int | None = None) -> int:
@@ -35,11 +35,11 @@ def accumulator_width(max_k_total: int) -> int:
     products, so one width serves both families.
     """
     check_positive("max_k_total", max_k_total)
-    return accumulator_bits(max_k_total, MAX_PLANES, Encoding.UNSIGNED,
-                            MAX_PLANES, Encoding.UNSIGNED)
+    return accumulator_bits(max_k_total, MAX_RUNTIME_BITS, Encoding.UNSIGNED,
+                            MAX_RUNTIME_BITS, Encoding.UNSIGNED)
 
 
 def max_k_total_for(acc_bits: int) -> int:
     """Largest ``K_total`` whose accumulator fits in ``acc_bits`` bits."""
     limit = (1 << (acc_bits - 1)) - 1
-    return limit // ((1 << MAX_PLANES) - 1) ** 2
+    return limit // ((1 << MAX_RUNTIME_BITS) - 1) ** 2

@@ -8,7 +8,8 @@ behind one interface (``w``, ``a``, ``ctrl`` in; ``acc``, ``done`` out).
 * `BitParallelPE`: ``w`` and ``a`` are K signed 9-bit values; K products are summed by an
   adder tree and accumulated. Multipliers are plain ``*`` (DSP-inferable).
 
-Both end in two registered stages, so that each holds one carry chain: *term*
+Both end in the registered stages `bitmill.timing.TERM_STAGES` and
+`bitmill.timing.ACCUMULATE_STAGES` (one each), so that each holds one carry chain: *term*
 (``+/-(pos - sub)`` as one subtraction of multiplexed operands) and *accumulate*
 (``acc = base + term``). The control word that drives them is copied into every PE by a
 register marked `NOMERGE` (synthesis keeps the copies apart instead of merging them into one
@@ -25,7 +26,7 @@ from bitmill.hw.cells import check_cells, make_cells
 from bitmill.hw.params import VALUE_BITS, check_family, check_positive
 from bitmill.hw.popcount import Popcount
 from bitmill.hw.tree import AdderTree
-from bitmill.timing import adder_tree_stages
+from bitmill.timing import multiply_stages, pe_stages
 
 # Attribute of registers that synthesis must not merge with identical ones (`bitmill.hw.synth`
 # marks the flip-flops driving such signals ``keep``): per-PE copies of broadcast values.
@@ -85,7 +86,7 @@ class _PE(wiring.Component):
     @property
     def latency(self) -> int:
         """Cycles from a step at ``w``/``a``/``ctrl`` to its effect in ``acc``."""
-        return pe_latency(self.family, self._lanes)
+        return pe_stages(self.family, self._lanes)
 
     def _delay_ctrl(self, m: Module, cycles: int, last_attrs: dict | None = None):
         """``ctrl`` delayed by ``cycles`` registers, to meet the tree output; the last one
@@ -150,9 +151,15 @@ class BitParallelPE(_PE):
     def elaborate(self, platform) -> Module:
         m = Module()
         m.submodules.tree = tree = AdderTree(self._lanes, signed(2 * VALUE_BITS))
+        stages = multiply_stages(self.family)       # the last register is the tree's input
         for k in range(self._lanes):
-            m.d.sync += tree.inputs[k].eq(self.w[k] * self.a[k])
-        ctrl = self._delay_ctrl(m, 1 + tree.latency)
+            product = self.w[k] * self.a[k]
+            for n in range(stages - 1):
+                reg = Signal(signed(2 * VALUE_BITS), name=f"product{k}_q{n + 1}", reset_less=True)
+                m.d.sync += reg.eq(product)
+                product = reg
+            m.d.sync += tree.inputs[k].eq(product)
+        ctrl = self._delay_ctrl(m, stages + tree.latency)
         difference = Mux(ctrl.neg, 0, tree.sum) - Mux(ctrl.neg, tree.sum, 0)
         self._term_and_accumulate(m, ctrl, difference, len(tree.sum) + 2)
         return m
@@ -205,12 +212,6 @@ def mapped_difference(m: Module, cells, count: Value, a_count: Value, bipolar: V
         out += o[:4 - pad]
         carry = co[3]
     return Cat(*out)
-
-
-def pe_latency(family: str, lanes: int) -> int:
-    """Cycles from operands to accumulator: (multiply, bit-parallel only) + tree + term +
-    accumulate."""
-    return (1 if check_family(family) == "bitparallel" else 0) + adder_tree_stages(lanes) + 2
 
 
 def make_pe(family: str, lanes: int, acc_width: int, cells: str | None = None,

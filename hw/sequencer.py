@@ -15,25 +15,22 @@ control word after edge ``n + 1``, registered beside the buffer read.
 from __future__ import annotations
 
 from amaranth import Cat, Const, Module, Mux, Signal
-from amaranth.lib import data, enum, stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from bitmill.hw.params import MAX_PLANES, check_family, check_positive
+from bitmill.hw.params import check_family, check_positive
 from bitmill.hw.pe import Ctrl
+from bitmill.numerics import Encoding
+from bitmill.precision import MAX_RUNTIME_BITS
 
-
-class WeightEncoding(enum.Enum, shape=2):
-    """How a weight code maps to a value (`bitmill.numerics.Encoding`)."""
-    UNSIGNED = 0
-    SIGNED = 1      # two's complement: the MSB plane is negative
-    ODD = 2         # odd grid: every plane is bipolar (+1/-1)
+PLANE_BITS = (MAX_RUNTIME_BITS - 1).bit_length()     # a bit-width minus one, or a plane index
 
 
 def command_layout(max_chunks: int) -> data.StructLayout:
     """One tile command. Widths are stored minus one, so every encodable value is legal."""
     return data.StructLayout({
-        "w_bits_m1": 3, "a_bits_m1": 3,           # bit-widths 1..8
-        "w_enc": WeightEncoding,
+        "w_bits_m1": PLANE_BITS, "a_bits_m1": PLANE_BITS,     # bit-widths 1..MAX_RUNTIME_BITS
+        "w_enc": Encoding,
         "a_signed": 1,                             # activations signed (MSB plane negative)
         "last_chunk": range(max_chunks),           # ceil(K_total / K) - 1
     })
@@ -51,7 +48,7 @@ class TileSequencer(wiring.Component):
     def __init__(self, family: str, max_chunks: int):
         self._family = check_family(family)
         self._max_chunks = check_positive("max_chunks", max_chunks, 1 << 16)
-        planes = MAX_PLANES if family == "bitserial" else 1
+        planes = MAX_RUNTIME_BITS if family == "bitserial" else 1
         depth = planes * chunk_slots(max_chunks)
         super().__init__({
             "cmd": In(stream.Signature(command_layout(max_chunks))),
@@ -62,7 +59,7 @@ class TileSequencer(wiring.Component):
     @property
     def depth(self) -> int:
         """Words of each operand buffer the addresses span."""
-        return (MAX_PLANES if self._family == "bitserial" else 1) * chunk_slots(self._max_chunks)
+        return (MAX_RUNTIME_BITS if self._family == "bitserial" else 1) * chunk_slots(self._max_chunks)
 
     @property
     def latency(self) -> int:
@@ -72,7 +69,7 @@ class TileSequencer(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         cmd = Signal(command_layout(self._max_chunks))
-        sig, i, c = Signal(4), Signal(3), Signal(range(self._max_chunks))
+        sig, i, c = Signal(PLANE_BITS + 1), Signal(PLANE_BITS), Signal(range(self._max_chunks))
         first = Signal()
         # chunk flags registered a step ahead: `c` is the last chunk; the tile has one chunk;
         # the index of the chunk before the last (so no compare with `c` drives the counters)
@@ -80,7 +77,7 @@ class TileSequencer(wiring.Component):
                  "before_last": Signal(range(self._max_chunks), name="c_before_last")}
         # plane bounds of the current significance and (look-ahead) of the next one:
         # hi(s) = min(s, w_bits-1), lo(s) = max(s - (a_bits-1), 0)
-        bounds = {n: Signal(3, name=n) for n in ("i_hi", "i_lo", "next_hi", "next_lo")}
+        bounds = {n: Signal(PLANE_BITS, name=n) for n in ("i_hi", "i_lo", "next_hi", "next_lo")}
         wb1, ab1 = self._plane_limits(cmd)
         self._accept(m, cmd, sig, i, c, first, bounds, chunk)
         last = self._walk(m, sig, i, c, cmd, wb1, ab1, bounds, chunk)
@@ -89,7 +86,7 @@ class TileSequencer(wiring.Component):
 
     def _plane_limits(self, cmd):
         if self._family == "bitparallel":
-            return Const(0, 3), Const(0, 3)
+            return Const(0, PLANE_BITS), Const(0, PLANE_BITS)
         return cmd.w_bits_m1, cmd.a_bits_m1
 
     def _accept(self, m, cmd, sig, i, c, first, bounds, chunk) -> None:
@@ -98,8 +95,8 @@ class TileSequencer(wiring.Component):
         m.d.comb += self.cmd.ready.eq(~self.busy)
         with m.If(self.cmd.valid & self.cmd.ready):
             top = self.cmd.payload
-            w_top = Const(0, 3) if self._family == "bitparallel" else top.w_bits_m1
-            a_top = Const(0, 3) if self._family == "bitparallel" else top.a_bits_m1
+            w_top = Const(0, PLANE_BITS) if self._family == "bitparallel" else top.w_bits_m1
+            a_top = Const(0, PLANE_BITS) if self._family == "bitparallel" else top.a_bits_m1
             single = top.last_chunk == 0
             m.d.sync += [chunk["last"].eq(single), chunk["single"].eq(single),
                          chunk["before_last"].eq(top.last_chunk - 1)]
@@ -135,17 +132,17 @@ class TileSequencer(wiring.Component):
 
     def _issue(self, m, cmd, sig, i, c, first, last, wb1, ab1, bounds) -> None:
         """Addresses of the current step; its control word registered."""
-        j = Signal(3)
+        j = Signal(PLANE_BITS)
         m.d.comb += j.eq(sig - i)
         i_lo = bounds["i_lo"]
-        w_signed = cmd.w_enc == WeightEncoding.SIGNED
+        w_signed = cmd.w_enc == Encoding.SIGNED
         slot = (chunk_slots(self._max_chunks) - 1).bit_length()
         ctrl = Signal(Ctrl)
         m.d.comb += [
             ctrl.valid.eq(self.busy), ctrl.first.eq(first), ctrl.last.eq(last),
             ctrl.shift.eq(~first & (c == 0) & (i == i_lo)),
             ctrl.neg.eq((w_signed & (i == wb1)) ^ (cmd.a_signed & (j == ab1))),
-            ctrl.bipolar.eq(cmd.w_enc == WeightEncoding.ODD),
+            ctrl.bipolar.eq(cmd.w_enc == Encoding.ODD),
         ]
         if self._family == "bitparallel":
             m.d.comb += [ctrl.shift.eq(0), ctrl.neg.eq(0), ctrl.bipolar.eq(0)]

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from bitmill import numerics
+from bitmill.precision import MAX_RUNTIME_BITS
 from bitmill.errors import BitmillError
 from bitmill.numerics import Encoding
 
@@ -58,9 +59,9 @@ class _Quantizer(nn.Module):
 
     def __init__(self, bits: int):
         super().__init__()
-        if isinstance(bits, bool) or not isinstance(bits, int) or not self.min_bits <= bits <= 8:
+        if isinstance(bits, bool) or not isinstance(bits, int) or not self.min_bits <= bits <= MAX_RUNTIME_BITS:
             raise BitmillError(f"{self.method} {self.kind} bits must be an integer in "
-                               f"{self.min_bits}..8, not {bits!r}")
+                               f"{self.min_bits}..{MAX_RUNTIME_BITS}, not {bits!r}")
         self.bits = bits
         self.register_buffer("initialized", torch.tensor(False))
 
@@ -82,7 +83,7 @@ class _Quantizer(nn.Module):
         """Project parameters back into their valid region (after an optimizer step)."""
 
     def extra_repr(self) -> str:
-        return f"bits={self.bits}, encoding={self.encoding.value}"
+        return f"bits={self.bits}, encoding={self.encoding.label}"
 
 
 class WeightQuantizer(_Quantizer):

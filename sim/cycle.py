@@ -18,11 +18,10 @@ from tqdm import tqdm
 
 from bitmill import timing
 from bitmill.config import AccelConfig
-from bitmill.isa import QUEUE_OF, Buffer, Gemm, Load, Program, Setup, Store, Sync, Vec, VecKind
+from bitmill.isa import QUEUE_OF, Buffer, Gemm, Load, Program, Queue, Setup, Store, Sync, Vec, VecKind
 from bitmill.sim.functional import MachineState, SimError
 from bitmill.sim.stats import SimStats, Timing, class_stats, layer_stats
 
-QUEUES = ("load", "compute", "store")
 CHANNELS = ("l2c", "c2l", "c2s", "s2c")
 WAIT_CAUSES = ("none", "load", "store", "compute")      # codes of what a queue waited for
 _WAITS_FOR = (1, 3, 3, 2)                                 # per channel l2c, c2l, c2s, s2c
@@ -48,7 +47,7 @@ def latency(cfg: AccelConfig, instr, regs: Setup | None) -> int:
 _OPS = {cls: cls.opcode.value for cls in (Setup, Load, Gemm, Vec, Store, Sync)}
 _QUEUE = np.zeros(max(_OPS.values()) + 1, np.int64)
 for _cls, _op in _OPS.items():
-    _QUEUE[_op] = QUEUES.index(QUEUE_OF[_cls.opcode])
+    _QUEUE[_op] = QUEUE_OF[_cls.opcode].value
 _ROW = {
     Setup: lambda i: (0,) * 12,
     Load: lambda i: (i.nbytes, i.dram_addr, i.buffer, i.slot, 0, 0, 0, 0, 0, 0, 0, 0),
@@ -116,8 +115,9 @@ def latencies(program: Program, tab: ProgramTable | None = None) -> np.ndarray:
     return lat
 
 
-# channel ids: 0 l2c, 1 c2l, 2 c2s, 3 s2c; per queue the channel of each flag (-1: none)
-_FLAG_CHANNEL = {0: (None, 1, None, 0), 1: (0, 3, 1, 2), 2: (2, None, 3, None)}
+# channel ids: 0 l2c, 1 c2l, 2 c2s, 3 s2c; per queue the channel of each flag (None: none)
+_FLAG_CHANNEL = {Queue.LOAD.value: (None, 1, None, 0), Queue.COMPUTE.value: (0, 3, 1, 2),
+                 Queue.STORE.value: (2, None, 3, None)}
 _FLAGS = ("pop_prev", "pop_next", "push_prev", "push_next")
 
 
@@ -133,7 +133,7 @@ def _flows(program: Program, tab: ProgramTable) -> list[tuple[int, tuple, tuple]
             if None in chans:
                 flag = _FLAGS[chans.index(None)]
                 raise SimError(f"instruction {i} ({program.instructions[i].opcode.name}) sets {flag}, "
-                               f"which the {QUEUES[q]} queue does not have")
+                               f"which the {Queue(q).label} queue does not have")
             memo[(q, key)] = (q, tuple(c for c in chans[:2] if c >= 0), tuple(c for c in chans[2:] if c >= 0))
         out.append(memo[(q, key)])
     return out
@@ -144,16 +144,16 @@ def run_queues(program: Program, tab: ProgramTable | None = None) -> tuple[np.nd
     what it waited for (a `WAIT_CAUSES` code); `SimError` on a deadlock."""
     tab = tab or table(program)
     flow, lat = _flows(program, tab), latencies(program, tab).tolist()
-    order = [[i for i, f in enumerate(flow) if f[0] == q] for q in range(3)]
+    order = [[i for i, f in enumerate(flow) if f[0] == q] for q in range(len(Queue))]
     n = len(flow)
     start, end, idle, waited = [0] * n, [0] * n, [0] * n, [0] * n
-    ptr, free = [0, 0, 0], [0, 0, 0]
+    ptr, free = [0] * len(Queue), [0] * len(Queue)
     pushes: list[list[int]] = [[], [], [], []]
     pops = [0, 0, 0, 0]
     remaining = n
     while remaining:
         progressed = False
-        for q in range(3):
+        for q in range(len(Queue)):
             p, t_free, todo = ptr[q], free[q], order[q]
             while p < len(todo):
                 idx = todo[p]
@@ -182,9 +182,9 @@ def run_queues(program: Program, tab: ProgramTable | None = None) -> tuple[np.nd
 def _deadlock(flow, order, ptr, pops, pushes) -> SimError:
     """Which token each stuck queue waits for."""
     return SimError("deadlock: " + "; ".join(
-        f"{QUEUES[q]} queue at instruction {order[q][ptr[q]]} waits for a "
+        f"{Queue(q).label} queue at instruction {order[q][ptr[q]]} waits for a "
         f"{'/'.join(CHANNELS[ch] for ch in flow[order[q][ptr[q]]][1] if pops[ch] >= len(pushes[ch]))} token"
-        for q in range(3) if ptr[q] < len(order[q])))
+        for q in range(len(Queue)) if ptr[q] < len(order[q])))
 
 
 def schedule_times(program: Program) -> tuple[np.ndarray, np.ndarray]:

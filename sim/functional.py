@@ -19,6 +19,7 @@ import numpy as np
 from bitmill import isa, numerics, timing
 from bitmill.config import AccelConfig
 from bitmill.errors import BitmillError
+from bitmill.numerics import Encoding
 from bitmill.geometry import Window
 from bitmill.isa import Buffer, Gemm, Load, Setup, Store, Sync, Vec, VecKind
 from bitmill.sim import golden
@@ -29,8 +30,8 @@ class SimError(BitmillError):
     """The program did something the machine cannot do (or its tokens allow a hazard)."""
 
 
-def _act_enc(signed: int) -> str:
-    return "signed" if signed else "unsigned"
+def _out_enc(signed: bool) -> Encoding:
+    return Encoding.SIGNED if signed else Encoding.UNSIGNED
 
 
 @dataclass(frozen=True, eq=False)
@@ -68,7 +69,7 @@ class OutSlot:
     regs: Setup
 
 
-def _decoded(entry: SlotLoad, codes: int, bits: int, enc: str) -> np.ndarray:
+def _decoded(entry: SlotLoad, codes: int, bits: int, enc: Encoding) -> np.ndarray:
     """A slot's bytes as rows of ``codes`` values, decoded once per slot contents."""
     key = (codes, bits, enc)
     if key not in entry.decoded:
@@ -130,7 +131,7 @@ class MachineState:
             raise SimError(f"{buf.name} slot {slot} read at offset {offset} before a LOAD there")
         return entry
 
-    def _rows(self, buf: Buffer, slot: int, codes: int, bits: int, enc: str) -> np.ndarray:
+    def _rows(self, buf: Buffer, slot: int, codes: int, bits: int, enc: Encoding) -> np.ndarray:
         return _decoded(self._slot(buf, slot), codes, bits, enc)
 
     def _params(self, slot: int, count: int):
@@ -144,13 +145,13 @@ class MachineState:
 
     def _out_range(self, r: Setup | None = None) -> tuple[int, int]:
         r = r or self.regs
-        lo, hi = numerics.value_range(r.out_bits, "signed" if r.out_signed else "unsigned")
+        lo, hi = numerics.value_range(r.out_bits, _out_enc(r.out_signed))
         return (max(lo, 0), hi) if r.relu else (lo, hi)
 
     def _band(self, slot: int, y0: int, y1: int, fill: float) -> np.ndarray:
         """Input rows needed for output rows [y0, y1), padded with ``fill``, (rows, W+2p, C)."""
         r = self.regs
-        band = self._rows(Buffer.ACT, slot, r.in_w * r.in_c, r.a_bits, _act_enc(r.a_enc))
+        band = self._rows(Buffer.ACT, slot, r.in_w * r.in_c, r.a_bits, r.a_enc)
         band = band.reshape(-1, r.in_w, r.in_c)
         window = Window(r.kernel, r.stride, r.pad)
         top, n = window.top(y0), window.span(y1 - y0)
@@ -205,7 +206,7 @@ class MachineState:
         """(channels, K) weights of pending GEMMs: a slot is decoded once and sliced when they
         share it, else their rows are gathered as bytes and decoded together."""
         k = r.kernel * r.kernel * r.in_c
-        enc, p_w = ("odd" if r.w_enc else "signed"), pitch(k, r.w_bits)
+        enc, p_w = r.w_enc, pitch(k, r.w_bits)
         for p in pend:
             if len(p.weights.data) < (p.w_row + p.rows) * p_w:
                 raise SimError(f"GEMM of weight rows {p.w_row}..{p.w_row + p.rows - 1} but the weight "
@@ -231,8 +232,7 @@ class MachineState:
         first = pend[0]
         r, y0, y1 = first.regs, first.y0, first.y1
         w = self._weights(pend, r)
-        term = numerics.max_abs(r.w_bits, "odd" if r.w_enc else "signed") * \
-            numerics.max_abs(r.a_bits, _act_enc(r.a_enc))
+        term = numerics.max_abs(r.w_bits, r.w_enc) * numerics.max_abs(r.a_bits, r.a_enc)
         m, n, b = (np.concatenate([p.params[j] for p in pend]) for j in range(3))
         acc = golden.exact_gemm(first.cols, w.T, term)
         bound = term * r.kernel * r.kernel * r.in_c
@@ -252,16 +252,16 @@ class MachineState:
         kind = VecKind(i.kind)
         rows_out = i.count // (r.out_w * r.out_c)
         if kind is VecKind.ADD:
-            a = self._rows(Buffer.ACT, i.a_slot, r.in_w * r.in_c, r.a_bits, _act_enc(r.a_enc))[:rows_out]
+            a = self._rows(Buffer.ACT, i.a_slot, r.in_w * r.in_c, r.a_bits, r.a_enc)[:rows_out]
             half = isa.slot_bytes(self.cfg, Buffer.ACT.value) // 2
-            b = _decoded(self._slot(Buffer.ACT, i.a_slot, half), r.in_w * r.in_c, r.w_bits,
-                         _act_enc(r.w_enc))[:rows_out]
+            b = _decoded(self._slot(Buffer.ACT, i.a_slot, half), r.in_w * r.in_c, i.b_bits,
+                         i.b_enc)[:rows_out]
             m, n, bias = self._params(i.p_slot, 2)
             s = a.astype(np.int64) * int(m[0]) + b.astype(np.int64) * int(m[1])
             out = numerics.requantize(s, 1, int(bias[0]), int(n[0]), self._out_range(), channel_axis=-1)
             self._write_out(i.o_slot, 0, out.reshape(rows_out, r.out_w, r.out_c), 0)
         elif kind is VecKind.MAXPOOL:
-            low = numerics.value_range(r.a_bits, _act_enc(r.a_enc))[0] - 1
+            low = numerics.value_range(r.a_bits, r.a_enc)[0] - 1
             z = self._band(i.a_slot, r.out_row0, r.out_row0 + rows_out, low)
             out = None
             s = r.stride
@@ -271,7 +271,7 @@ class MachineState:
                     out = win if out is None else np.maximum(out, win)
             self._write_out(i.o_slot, 0, out, 0)
         else:
-            x = self._rows(Buffer.ACT, i.a_slot, r.in_w * r.in_c, r.a_bits, _act_enc(r.a_enc))
+            x = self._rows(Buffer.ACT, i.a_slot, r.in_w * r.in_c, r.a_bits, r.a_enc)
             sums = x.reshape(-1, r.in_w, r.in_c).astype(np.int64).sum(axis=(0, 1))
             m, n, b = self._params(i.p_slot, r.in_c)
             out = numerics.requantize(sums[None], m, b, n, self._out_range(), channel_axis=-1)
@@ -282,7 +282,7 @@ class MachineState:
         if i.slot not in self.out:
             raise SimError(f"STORE of output slot {i.slot} before anything was computed into it")
         values, r = self.out[i.slot].values, self.out[i.slot].regs
-        blob = pack_rows(values.reshape(values.shape[0], -1), r.out_bits, _act_enc(r.out_signed))
+        blob = pack_rows(values.reshape(values.shape[0], -1), r.out_bits, _out_enc(r.out_signed))
         if len(blob) < i.nbytes:
             raise SimError(f"STORE of {i.nbytes} bytes but output slot {i.slot} holds {len(blob)}")
         if i.dram_addr + i.nbytes > len(self.dram):

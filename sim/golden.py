@@ -191,7 +191,7 @@ def check_input(graph: Graph, x: np.ndarray) -> np.ndarray:
         raise BitmillError(f"input must be integers, got dtype {x.dtype}")
     lo, hi = t.range
     if x.size and (x.min() < lo or x.max() > hi):
-        raise BitmillError(f"input values must lie in {lo}..{hi} ({t.bits}-bit {t.encoding.value}), "
+        raise BitmillError(f"input values must lie in {lo}..{hi} ({t.bits}-bit {t.encoding.label}), "
                            f"got {x.min()}..{x.max()}")
     return x
 

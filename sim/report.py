@@ -36,10 +36,10 @@ def macs(node: Node) -> int:
 
 
 def _bits(node: Node, graph: Graph) -> str:
-    out = f"{node.out.bits}{node.out.encoding.value[0]}"
+    out = f"{node.out.bits}{node.out.encoding.label[0]}"
     if isinstance(node, (Conv2d, Dense)):
         a = graph[node.inputs[0]].out
-        return f"w{node.w_bits}{node.w_enc.value[0]} a{a.bits}{a.encoding.value[0]} -> {out}"
+        return f"w{node.w_bits}{node.w_enc.label[0]} a{a.bits}{a.encoding.label[0]} -> {out}"
     return f"-> {out}"
 
 

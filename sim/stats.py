@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from bitmill import timing
-from bitmill.isa import QUEUE_OF, Opcode, Segment
+from bitmill.isa import QUEUE_OF, Opcode, Queue, Segment
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,7 @@ def _segments(program, n: int) -> tuple[list[str], np.ndarray]:
     return [s.layer for s in segs], np.searchsorted(firsts, np.arange(n), side="right") - 1
 
 
-_QUEUE_OF_OP = np.array([("load", "compute", "store").index(QUEUE_OF[op]) for op in sorted(QUEUE_OF, key=lambda o: o.value)])
+_QUEUE_OF_OP = np.array([QUEUE_OF[op].value for op in sorted(QUEUE_OF, key=lambda o: o.value)])
 
 
 @dataclass(frozen=True, eq=False)
@@ -115,8 +115,8 @@ def layer_stats(program, t: Timing, ops: dict, macs_of: dict, bits_of: dict) -> 
     def per_layer(mask, values) -> np.ndarray:
         return np.bincount(seg[mask], weights=values[mask], minlength=k).astype(np.int64)
 
-    comp = queue == 1
-    busy = [per_layer(queue == q, lat) for q in range(3)]
+    comp = queue == Queue.COMPUTE.value
+    busy = [per_layer(queue == q.value, lat) for q in Queue]
     wait_l, wait_s = per_layer(comp & (t.waited == 1), t.idle), per_layer(comp & (t.waited == 2), t.idle)
     t1 = np.zeros(k, np.int64)
     np.maximum.at(t1, seg[comp], t.end[comp])
@@ -133,9 +133,9 @@ def layer_stats(program, t: Timing, ops: dict, macs_of: dict, bits_of: dict) -> 
         macs = macs_of.get(name, 0)
         w, a = bits_of.get(name, (8, 8))
         util = macs / (span * timing.peak_macs_per_cycle(program.config, w, a)) if macs else 0.0
-        out.append(LayerStats(name, ops.get(name, ""), int(t0[j]), int(t1[j]), int(busy[0][j]),
-                              int(busy[1][j]), int(busy[2][j]), int(loaded[j]), int(stored[j]), macs,
-                              util, int(busy[1][j]) / span, int(wait_l[j]), int(wait_s[j])))
+        load, compute, store = (int(b[j]) for b in busy)
+        out.append(LayerStats(name, ops.get(name, ""), int(t0[j]), int(t1[j]), load, compute, store, int(loaded[j]), int(stored[j]), macs,
+                              util, compute / span, int(wait_l[j]), int(wait_s[j])))
     return tuple(out)
 
 

@@ -40,3 +40,20 @@ def assert_one_error_line(status: int, err: str, *fragments: str) -> None:
     assert "Traceback" not in err
     for frag in fragments:
         assert frag in lines[0], (frag, lines[0])
+
+
+CONFIGS = REPO / "configs" / "accel"
+
+
+@pytest.fixture(scope="session")
+def tiny():
+    """The tiny bit-serial accelerator config (``configs/accel/tiny.yaml``)."""
+    from bitmill.config import AccelConfig
+    return AccelConfig.load(CONFIGS / "tiny.yaml")
+
+
+@pytest.fixture(scope="session")
+def tiny_bitparallel():
+    """The tiny bit-parallel accelerator config."""
+    from bitmill.config import AccelConfig
+    return AccelConfig.load(CONFIGS / "tiny-bitparallel.yaml")

@@ -1,5 +1,5 @@
 """Run tiles on a `TileEngine` in Amaranth's simulator (async testbench): load the buffers,
-issue the command, count cycles to ``done``, read the results."""
+issue the command, count cycles to ``done``, read the results; `check_tiles` checks them."""
 
 from __future__ import annotations
 
@@ -7,16 +7,15 @@ import numpy as np
 from amaranth.sim import Simulator
 
 from bitmill.hw.engine import TileEngine
-from bitmill.sim.cosim.tiles import Tile, buffer_words, command
+from bitmill.sim.cosim.checker import TileChecker
+from bitmill.sim.cosim.tiles import Tile, command, tile_loads
 
 
 async def _load(ctx, engine: TileEngine, tile: Tile) -> None:
-    for target, vectors, bits, enc in ((0, tile.w, tile.w_bits, tile.w_enc),
-                                       (1, tile.a.T, tile.a_bits, tile.a_enc)):
-        for addr, word in buffer_words(vectors, bits, enc, engine).items():
-            ctx.set(engine.load.payload, {"target": target, "addr": addr, "data": word})
-            ctx.set(engine.load.valid, 1)
-            await ctx.tick()
+    for target, addr, word in tile_loads(tile, engine):
+        ctx.set(engine.load.payload, {"target": target, "addr": addr, "data": word})
+        ctx.set(engine.load.valid, 1)
+        await ctx.tick()
     ctx.set(engine.load.valid, 0)
 
 
@@ -59,3 +58,13 @@ def run_tiles(engine: TileEngine, tiles: list[Tile]) -> list[tuple[np.ndarray, i
     sim.add_testbench(bench)
     sim.run()
     return results
+
+
+def check_tiles(engine: TileEngine, tiles: list[Tile]
+                ) -> tuple[TileChecker, list[tuple[np.ndarray, int]]]:
+    """Run ``tiles`` (`run_tiles`) and check every result and cycle count; (the checker, the
+    results)."""
+    checker, results = TileChecker(engine), run_tiles(engine, tiles)
+    for tile, (got, cycles) in zip(tiles, results):
+        checker.check(tile, got, cycles)
+    return checker, results

@@ -10,6 +10,7 @@ import numpy as np
 
 from bitmill.hw.engine import TileEngine
 from bitmill.numerics import Encoding, grid_values, value_range
+from bitmill.precision import MAX_RUNTIME_BITS
 from bitmill.sim.cosim.tiles import Tile
 
 W_ENCODINGS = (Encoding.SIGNED, Encoding.ODD)
@@ -19,8 +20,8 @@ EXTREMES = ("min", "max", "min_max", "alternating")
 
 def precisions() -> Iterator[tuple[int, Encoding, int, Encoding]]:
     """Every (w_bits, w_enc, a_bits, a_enc) the engine runs."""
-    for wb in range(1, 9):
-        for ab in range(1, 9):
+    for wb in range(1, MAX_RUNTIME_BITS + 1):
+        for ab in range(1, MAX_RUNTIME_BITS + 1):
             for we in W_ENCODINGS:
                 for ae in A_ENCODINGS:
                     yield wb, we, ab, ae

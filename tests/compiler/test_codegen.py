@@ -67,7 +67,7 @@ def test_tokens_balance_per_channel(compiled):
                ("compute", "push_next"): ("c2s", 0), ("store", "pop_prev"): ("c2s", 1),
                ("store", "push_prev"): ("s2c", 0), ("compute", "pop_next"): ("s2c", 1)}
     for ins in p.instructions:
-        q = isa.QUEUE_OF[ins.opcode]
+        q = isa.QUEUE_OF[ins.opcode].label
         for flag in ("pop_prev", "pop_next", "push_prev", "push_next"):
             if getattr(ins.deps, flag):
                 ch, side = channel[(q, flag)]

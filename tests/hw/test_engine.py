@@ -10,7 +10,7 @@ from bitmill.config import AccelConfig
 from bitmill.hw.engine import TileEngine, engine_chunks
 from bitmill.hw.params import accumulator_width
 from bitmill.numerics import Encoding, accumulator_bits
-from bitmill.sim.cosim.amsim import run_tiles
+from bitmill.sim.cosim.amsim import check_tiles
 from bitmill.sim.cosim.cases import extreme_tile, random_tile
 from bitmill.sim.cosim.tiles import expected
 
@@ -30,9 +30,11 @@ def test_tiles_match_golden_and_formula(family, cells):
               extreme_tile(engine, (8, S, 8, S), "min", 32),
               extreme_tile(engine, (8, S, 8, U), "min_max", 31),
               extreme_tile(engine, (3, O, 2, S), "alternating", 13)]
-    for tile, (got, cycles) in zip(tiles, run_tiles(engine, tiles)):
+    checker, results = check_tiles(engine, tiles)
+    for tile, (got, cycles) in zip(tiles, results):
         np.testing.assert_array_equal(got, expected(tile))
         assert cycles == timing.tile_cycles(family, 8, tile.k_total, tile.w_bits, tile.a_bits)
+    assert checker.tiles == len(tiles) and checker.failures == []
 
 
 @pytest.mark.parametrize("family", ["bitserial", "bitparallel"])

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from bitmill.hw.pe import BitParallelPE, BitSerialPE, make_pe, pe_latency
+from bitmill.hw.pe import BitParallelPE, BitSerialPE, make_pe
+from bitmill.timing import pe_stages
 
 LANES = 8
 
@@ -98,7 +99,7 @@ def test_bitparallel_extremes():
                                                   ("bitparallel", 8, 5), ("bitparallel", 64, 6)])
 def test_latency(family, lanes, latency):
     pe = make_pe(family, lanes, 20)
-    assert pe.latency == pe_latency(family, lanes) == latency
+    assert pe.latency == pe_stages(family, lanes) == latency
 
 
 @pytest.mark.parametrize("args,message", [

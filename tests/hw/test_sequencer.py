@@ -4,7 +4,8 @@
 import pytest
 from amaranth.sim import Simulator
 
-from bitmill.hw.sequencer import TileSequencer, WeightEncoding, chunk_slots
+from bitmill.hw.sequencer import TileSequencer, chunk_slots
+from bitmill.numerics import Encoding
 
 
 def reference(wb, ab, chunks, w_enc, a_signed, slots):
@@ -14,10 +15,10 @@ def reference(wb, ab, chunks, w_enc, a_signed, slots):
         pairs = [(i, s - i) for i in range(wb) if 0 <= s - i < ab]
         for n, (i, j) in enumerate(pairs):
             for c in range(chunks):
-                neg = (w_enc == WeightEncoding.SIGNED and i == wb - 1) ^ (a_signed and j == ab - 1)
+                neg = (w_enc == Encoding.SIGNED and i == wb - 1) ^ (a_signed and j == ab - 1)
                 steps.append((i * slots + c, j * slots + c, 0, 0,
                               int(s < wb + ab - 2 and n == 0 and c == 0), int(neg),
-                              int(w_enc == WeightEncoding.ODD)))
+                              int(w_enc == Encoding.ODD)))
     steps[0] = steps[0][:2] + (1,) + steps[0][3:]
     steps[-1] = steps[-1][:3] + (1,) + steps[-1][4:]
     return steps
@@ -58,7 +59,7 @@ def test_every_precision_in_plane_order():
     for wb in range(1, 9):
         for ab in range(1, 9):
             chunks = 1 + (wb + ab) % 3
-            enc = (WeightEncoding.SIGNED, WeightEncoding.ODD, WeightEncoding.UNSIGNED)[(wb * ab) % 3]
+            enc = (Encoding.SIGNED, Encoding.ODD, Encoding.UNSIGNED)[(wb * ab) % 3]
             a_signed = (wb + ab) % 2
             commands.append({"w_bits_m1": wb - 1, "a_bits_m1": ab - 1, "w_enc": enc,
                              "a_signed": a_signed, "last_chunk": chunks - 1})
@@ -71,7 +72,7 @@ def test_every_precision_in_plane_order():
 
 def test_bitparallel_is_one_step_per_chunk():
     seq = TileSequencer("bitparallel", 5)
-    got = run_sequencer(seq, [{"w_bits_m1": 7, "a_bits_m1": 7, "w_enc": WeightEncoding.SIGNED,
+    got = run_sequencer(seq, [{"w_bits_m1": 7, "a_bits_m1": 7, "w_enc": Encoding.SIGNED,
                                "a_signed": 1, "last_chunk": 4}])[0]
     assert got == [(c, c, int(c == 0), int(c == 4), 0, 0, 0) for c in range(5)]
 

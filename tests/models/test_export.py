@@ -54,10 +54,10 @@ def test_golden_equals_torch_integer_path(method, bits):
 def test_export_encodings_and_bits():
     graph = export.export(_trained("pact", "w3a2"))
     conv = graph["layer1.0.conv1"]
-    assert conv.w_enc.value == "odd" and conv.w_bits == 3
+    assert conv.w_enc.label == "odd" and conv.w_bits == 3
     assert graph[conv.inputs[0]].out.bits == 2                 # activations feeding it
     assert graph["conv1"].w_bits == 8 and graph["fc"].w_bits == 8   # first / last 8-bit
-    assert graph["layer1.0.conv2"].out.encoding.value == "signed" and graph["layer1.0.conv2"].out.bits == 8
+    assert graph["layer1.0.conv2"].out.encoding.label == "signed" and graph["layer1.0.conv2"].out.bits == 8
     g2 = export.export(_trained("lsq", "w4a4", model="resnet18"), image_shape=(1, 28, 28))
     assert "maxpool" in [n.name for n in g2.nodes]
 

@@ -9,7 +9,7 @@ import pytest
 
 from bitmill.sim.cosim import gatelevel
 from bitmill.sim.cosim.gatelevel import run_gate_level
-from tests.hw.test_cosim_icarus import SUITE_TILES
+from tests.sim.cosim.test_cosim_icarus import SUITE_TILES
 
 pytestmark = pytest.mark.cosim
 

@@ -5,7 +5,7 @@ tile cycles equal to the formula."""
 import pytest
 
 from bitmill.sim.cosim.runner import run_bench
-from tests.hw.test_cosim_icarus import SUITE_TILES
+from tests.sim.cosim.test_cosim_icarus import SUITE_TILES
 
 pytestmark = [pytest.mark.cosim, pytest.mark.verilator]
 

@@ -1,4 +1,4 @@
-"""Fixtures of the hardware tests: configs, the RTL simulators, Amaranth-sim helpers.
+"""Fixtures of the co-simulation tests: the RTL simulators.
 
 A test that needs an RTL simulator asks for it through `require_simulator`: when the simulator
 is missing the test is skipped with the reason, except under ``CI=true`` where it fails.
@@ -10,11 +10,7 @@ import os
 
 import pytest
 
-from bitmill.config import AccelConfig
 from bitmill.sim.cosim.runner import simulator_missing
-from tests.conftest import REPO
-
-CONFIGS = REPO / "configs" / "accel"
 
 
 def require_simulator(sim: str) -> None:
@@ -35,13 +31,3 @@ def icarus():
 @pytest.fixture
 def verilator():
     require_simulator("verilator")
-
-
-@pytest.fixture(scope="session")
-def tiny() -> AccelConfig:
-    return AccelConfig.load(CONFIGS / "tiny.yaml")
-
-
-@pytest.fixture(scope="session")
-def tiny_bitparallel() -> AccelConfig:
-    return AccelConfig.load(CONFIGS / "tiny-bitparallel.yaml")
