@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+import enum
+
 from bitmill import timing
 from bitmill.isa import QUEUE_OF
+from bitmill.numerics import Encoding
 from bitmill.compiler.cost import RELATION
 
 
@@ -35,6 +39,22 @@ def schedule_markdown(compiled) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _field(value) -> str:
+    if isinstance(value, Encoding):
+        return value.label
+    if isinstance(value, enum.Enum):
+        return value.name.lower()
+    return repr(value)
+
+
+def instruction_text(ins) -> str:
+    """``Gemm(w_slot=0, ...)`` with encodings and enums by name and the dependency flags that are set."""
+    parts = [f"{f.name}={_field(getattr(ins, f.name))}" for f in dataclasses.fields(ins) if f.name != "deps"]
+    flags = [f.name for f in dataclasses.fields(ins.deps) if getattr(ins.deps, f.name)]
+    return f"{type(ins).__name__}({', '.join(parts + flags)})"
+
+
 def listing(program) -> str:
     """One line per instruction: index, queue, instruction."""
-    return "\n".join(f"{i:6d} {QUEUE_OF[ins.opcode]:8s} {ins}" for i, ins in enumerate(program.instructions)) + "\n"
+    return "\n".join(f"{i:6d} {QUEUE_OF[ins.opcode]!s:8s} {instruction_text(ins)}"
+                     for i, ins in enumerate(program.instructions)) + "\n"

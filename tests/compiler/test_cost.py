@@ -12,7 +12,7 @@ from bitmill.numerics import Encoding
 from bitmill.compiler import cost, zoo
 from bitmill.compiler.ir import TensorType
 from bitmill.compiler.lower import lower
-from bitmill.flow import simulate_net
+from bitmill.sim.verify import simulate_net
 from tests.conftest import REPO
 
 TINY = AccelConfig.load(REPO / "configs/accel/tiny.yaml")
