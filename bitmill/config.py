@@ -171,6 +171,9 @@ class AccelConfig:
             text = path.read_text()
         except OSError as exc:
             raise ConfigError(f"cannot read accelerator config {path}: {exc.strerror}") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); an accelerator config is "
+                              f"a YAML file") from None
         return cls.from_yaml(text, source=str(path))
 
     @classmethod

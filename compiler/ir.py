@@ -18,6 +18,8 @@ Operators (all integer, exactly as `bitmill.sim.golden` computes them):
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -31,10 +33,52 @@ from bitmill.precision import MAX_RUNTIME_BITS
 ACT_ENCODINGS = (Encoding.SIGNED, Encoding.UNSIGNED)
 
 
-def _frozen_array(values, dtype=np.int64) -> np.ndarray:
-    arr = np.array(values, dtype=dtype, copy=True)
-    arr.flags.writeable = False
-    return arr
+INT64_MAX = (1 << 63) - 1
+
+
+def _frozen_array(values, what: str) -> np.ndarray:
+    """A read-only int64 copy of ``values``, which must be integers: an integer array, or
+    finite floats with integral values (as numpy computes them); anything else is an `IRError`
+    naming ``what``."""
+    try:
+        arr = np.asarray(values)
+    except (ValueError, OverflowError) as exc:
+        raise IRError(f"{what} is not an integer array ({exc})") from None
+    kind = arr.dtype.kind
+    if kind == "f":
+        if not np.all(np.isfinite(arr)) or not np.array_equal(arr, np.round(arr)):
+            raise IRError(f"{what} must be integers, not fractional, NaN or infinite values")
+        if arr.size and np.max(np.abs(arr)) >= 2.0 ** 63:
+            raise IRError(f"{what} has values outside the signed 64-bit range")
+    elif kind == "u":
+        if arr.size and int(arr.max()) > INT64_MAX:
+            raise IRError(f"{what} has values above 2^63-1, outside the signed 64-bit range")
+    elif kind != "i":
+        raise IRError(f"{what} must be an integer array, not {arr.dtype}")
+    out = np.array(arr, dtype=np.int64, copy=True)
+    out.flags.writeable = False
+    return out
+
+
+def _strict_int(what: str, value) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise IRError(f"{what} must be an integer, not {value!r}")
+    if not -INT64_MAX - 1 <= int(value) <= INT64_MAX:
+        raise IRError(f"{what} {value} is outside the signed 64-bit range")
+    return int(value)
+
+
+def _encoding(what: str, value) -> Encoding:
+    try:
+        return Encoding(value)
+    except ValueError:
+        raise IRError(f"{what} must be one of {', '.join(e.label for e in Encoding)}, not {value!r}") from None
+
+
+def _strict_bool(what: str, value) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise IRError(f"{what} must be true or false, not {value!r}")
+    return bool(value)
 
 
 @dataclass(frozen=True)
@@ -47,8 +91,16 @@ class TensorType:
     scale: float = 1.0
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "shape", tuple(int(s) for s in self.shape))
-        object.__setattr__(self, "encoding", Encoding(self.encoding))
+        if not isinstance(self.shape, (tuple, list)):
+            raise IRError(f"tensor shape must be a list of integers, not {self.shape!r}")
+        object.__setattr__(self, "shape", tuple(_strict_int("tensor shape", s) for s in self.shape))
+        object.__setattr__(self, "bits", _strict_int("tensor bits", self.bits))
+        if not 1 <= self.bits <= numerics.MAX_BITS:
+            raise IRError(f"tensor bits must be an integer in 1..{numerics.MAX_BITS}, not {self.bits}")
+        object.__setattr__(self, "encoding", _encoding("tensor encoding", self.encoding))
+        if isinstance(self.scale, bool) or not isinstance(self.scale, (int, float, np.floating)) \
+                or not math.isfinite(self.scale):
+            raise IRError(f"tensor scale must be a finite number, not {self.scale!r}")
         object.__setattr__(self, "scale", float(self.scale))
 
     @property
@@ -66,7 +118,11 @@ class TensorType:
 
     @classmethod
     def from_json(cls, d: dict) -> "TensorType":
-        return cls(tuple(d["shape"]), int(d["bits"]), Encoding(d["encoding"]), float(d["scale"]))
+        if not isinstance(d, dict) or set(d) != {"shape", "bits", "encoding", "scale"}:
+            raise IRError(f"a tensor type has the keys shape, bits, encoding, scale, not {d!r}")
+        if not isinstance(d["encoding"], str):
+            raise IRError(f"tensor encoding must be signed, unsigned or odd, not {d['encoding']!r}")
+        return cls(d["shape"], d["bits"], d["encoding"], d["scale"])
 
 
 @dataclass(frozen=True, eq=False)
@@ -79,7 +135,8 @@ class Requant:
 
     def __post_init__(self) -> None:
         for name in ("multiplier", "bias", "shift"):
-            object.__setattr__(self, name, _frozen_array(np.atleast_1d(getattr(self, name))))
+            object.__setattr__(self, name, _frozen_array(np.atleast_1d(getattr(self, name)),
+                                                         f"requant {name}"))
 
     @property
     def channels(self) -> int:
@@ -110,7 +167,19 @@ class Node:
     op: ClassVar[str] = "node"
 
     def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise IRError(f"a node name must be a non-empty string, not {self.name!r}")
+        if not isinstance(self.inputs, (tuple, list)) or not all(isinstance(i, str) for i in self.inputs):
+            raise IRError(f"{self.name}: inputs must be a list of node names, not {self.inputs!r}")
         object.__setattr__(self, "inputs", tuple(self.inputs))
+        if not isinstance(self.out, TensorType):
+            raise IRError(f"{self.name}: out must be a tensor type, not {self.out!r}")
+        for f in dataclasses.fields(self):        # scalar fields keep the type of their default
+            value = getattr(self, f.name)
+            if isinstance(f.default, bool):
+                object.__setattr__(self, f.name, _strict_bool(f"{self.name}: {f.name}", value))
+            elif isinstance(f.default, int):
+                object.__setattr__(self, f.name, _strict_int(f"{self.name}: {f.name}", value))
 
     def infer_shape(self, in_types: list[TensorType]) -> tuple[int, ...]:
         """Output shape implied by the input types (raises ValueError with the reason)."""
@@ -145,8 +214,8 @@ class _Weighted(Node):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        object.__setattr__(self, "weight", _frozen_array(self.weight))
-        object.__setattr__(self, "w_enc", Encoding(self.w_enc))
+        object.__setattr__(self, "weight", _frozen_array(self.weight, f"{self.name}: weight"))
+        object.__setattr__(self, "w_enc", _encoding(f"{self.name}: w_enc", self.w_enc))
 
     @property
     def k(self) -> int:
@@ -236,12 +305,22 @@ class Add(Node):
             raise ValueError(f"inputs have different shapes {a.shape} and {b.shape}")
         return a.shape
 
+    def sum_bound(self, in_types: list[TensorType]) -> int:
+        """Largest ``|a*mult_a + b*mult_b|`` for the input types."""
+        return sum(numerics.max_abs(t.bits, t.encoding) * abs(m)
+                   for t, m in zip(in_types, (self.mult_a, self.mult_b)))
+
     def problems(self, in_types):
         lim = 1 << (numerics.MULT_BITS - 1)
         out = [f"{n} {v} outside the signed {numerics.MULT_BITS}-bit range"
                for n, v in (("mult_a", self.mult_a), ("mult_b", self.mult_b)) if not -lim <= v < lim]
         if not 0 <= self.shift <= numerics.MAX_SHIFT:
             out.append(f"shift {self.shift} outside 0..{numerics.MAX_SHIFT}")
+        if self.inputs[0] == self.inputs[1]:
+            out.append(f"adds {self.inputs[0]!r} to itself; an add takes two different tensors "
+                       f"(scale one tensor with a requant multiplier instead)")
+        if not out and not numerics.requant_fits(self.sum_bound(in_types), 1, self.bias):
+            out.append(f"a*mult_a + b*mult_b + bias can exceed 2^62 (bias {self.bias})")
         return out
 
 

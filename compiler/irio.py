@@ -12,6 +12,7 @@ import dataclasses
 import io
 import json
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -64,16 +65,25 @@ def save_graph(graph: Graph, directory: str | Path) -> Path:
 
 
 def _read_arrays(path: Path) -> dict[str, np.ndarray]:
+    """Every array of the archive; each must have an integer dtype (no coercion of floats,
+    complex numbers or booleans)."""
     try:
         with np.load(path, allow_pickle=False) as npz:
-            return {k: npz[k] for k in npz.files}
+            arrays = {k: npz[k] for k in npz.files}
     except FileNotFoundError:
         raise IRError(f"{path}: file is missing") from None
-    except (zipfile.BadZipFile, EOFError, ValueError, OSError) as exc:
+    except (zipfile.BadZipFile, EOFError, ValueError, OSError, zlib.error) as exc:
         raise IRError(f"{path}: not a readable weights archive (truncated or corrupt: {exc})") from None
+    for key, arr in arrays.items():
+        if arr.dtype.kind not in "iu":
+            raise IRError(f"{path}: {key} has dtype {arr.dtype}; weights and requant constants "
+                          f"are integer arrays")
+    return arrays
 
 
 def _node_from_json(d: dict, arrays: dict[str, np.ndarray]) -> Node:
+    if not isinstance(d, dict):
+        raise ValueError(f"a node is an object of fields, not {d!r}")
     cls = NODE_TYPES.get(d.get("op"))
     if cls is None:
         raise ValueError(f"unknown op {d.get('op')!r}; known: {', '.join(NODE_TYPES)}")
@@ -89,14 +99,23 @@ def _node_from_json(d: dict, arrays: dict[str, np.ndarray]) -> Node:
         if key == "op":
             continue
         if key == "out":
-            value = TensorType.from_json(value)
+            try:
+                value = TensorType.from_json(value)
+            except IRError as exc:
+                raise IRError(f"{d.get('name')}: out: {exc}") from None
         elif isinstance(value, dict) and "requant" in value:
             p = value["requant"]
             value = Requant(arrays[f"{p}.multiplier"], arrays[f"{p}.bias"], arrays[f"{p}.shift"])
         elif isinstance(value, dict) and "array" in value:
             value = arrays[value["array"]]
         elif key in _TUPLE_FIELDS:
+            if not isinstance(value, list):
+                raise ValueError(f"node {d.get('name')!r}: {key} must be a list of names, not {value!r}")
             value = tuple(value)
+        elif key.endswith("enc"):
+            if not isinstance(value, str):
+                raise ValueError(f"node {d.get('name')!r}: {key} must be signed, unsigned or odd, "
+                                 f"not {value!r}")
         kwargs[key] = value
     return cls(**kwargs)
 
@@ -120,10 +139,14 @@ def load_graph(directory: str | Path) -> Graph:
                       f"(this bitmill reads version {SCHEMA_VERSION})")
     arrays = _read_arrays(directory / WEIGHTS_FILE)
     try:
+        if not isinstance(doc.get("nodes"), list):
+            raise ValueError("nodes must be a list of node objects")
         nodes = [_node_from_json(d, arrays) for d in doc["nodes"]]
         graph = Graph(tuple(nodes), doc["output"], doc.get("name", "net"))
     except KeyError as exc:
         raise IRError(f"{gpath}: missing entry {exc} (graph.json and weights.npz do not match)") from None
+    except IRError as exc:
+        raise IRError(f"{gpath}: {exc}") from None
     except (TypeError, ValueError, AttributeError) as exc:
         raise IRError(f"{gpath}: malformed node ({exc})") from None
     try:

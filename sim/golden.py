@@ -104,8 +104,7 @@ def _weighted(node: Conv2d | Dense, x: np.ndarray, in_type: TensorType) -> np.nd
 
 
 def _add(node: Add, a: np.ndarray, b: np.ndarray, in_types: list[TensorType]) -> np.ndarray:
-    bound = sum(numerics.max_abs(t.bits, t.encoding) * abs(m)
-                for t, m in zip(in_types, (node.mult_a, node.mult_b)))
+    bound = node.sum_bound(in_types)
     if bound < FLOAT64_EXACT:
         s = np.multiply(a, float(node.mult_a), dtype=np.float64)
         s += np.multiply(b, float(node.mult_b), dtype=np.float64)
@@ -128,8 +127,13 @@ def _maxpool(node: MaxPool, x: np.ndarray) -> np.ndarray:
 
 
 def _avgpool(node: GlobalAvgPool, x: np.ndarray, in_type: TensorType) -> np.ndarray:
-    s = x.sum(axis=(1, 2), keepdims=True, dtype=np.float64)
+    """Per-channel sums, exact: in float64 below 2^53, else in int64 (the IR proves the sum times
+    the multiplier below 2^63)."""
     bound = numerics.max_abs(in_type.bits, in_type.encoding) * in_type.shape[1] * in_type.shape[2]
+    if bound < FLOAT64_EXACT:
+        s = x.sum(axis=(1, 2), keepdims=True, dtype=np.float64)
+    else:
+        s = x.astype(np.int64).sum(axis=(1, 2), keepdims=True)
     r = node.requant
     return numerics.requantize_exact(s, r.multiplier, r.bias, r.shift, bound, node.out.range)
 

@@ -20,11 +20,12 @@ ECP5 = AccelConfig.load(REPO / "configs/accel/ecp5-85f.yaml")
 
 
 def _net():
-    """input (2, 6, 6) 8-bit -> 3x3 conv to 3 channels at W4 -> 2x2/2 maxpool -> add -> ..."""
+    """input (2, 6, 6) 8-bit -> 3x3 conv to 3 channels at W4 -> two 2x2/2 maxpools -> add -> ..."""
     b = zoo._Builder(TensorType((2, 6, 6), 8, Encoding.UNSIGNED), 0)
     x = b.conv("conv", "input", 3, 3, 1, 4, 8, True, Encoding.SIGNED)
     p = b.maxpool("pool", x, 2, 2, 0)
-    s = b.add("add", p, p, 6)
+    q = b.maxpool("pool2", x, 2, 2, 0)
+    s = b.add("add", p, q, 6)
     x = b.avgpool_flatten(s, 8)
     return b.graph("cost_net", b.dense("fc", x, 2, 8, Encoding.SIGNED))
 

@@ -184,3 +184,50 @@ def test_run_all_matches_node_by_node_reference_on_resnet8():
         np.testing.assert_array_equal(values[node.name], reference.eval_node(node, args),
                                       err_msg=node.name)
     np.testing.assert_array_equal(golden.run(g, x), values[g.output])
+
+
+def _graph(*nodes):
+    from bitmill.compiler.ir import Graph
+    return Graph(nodes, nodes[-1].name, "g").verify()
+
+
+def test_global_average_pool_is_exact_past_2_to_the_53():
+    """Sums of 32-bit values over 2,100 x 2,100 pixels exceed 2^53, where float64 rounds them;
+    a bias of minus the sum leaves only the low bits in the output."""
+    from bitmill.compiler.ir import Input
+    t = TensorType((2, 2100, 2100), 32, Encoding.SIGNED)
+    rng = np.random.default_rng(3)
+    x = rng.integers(2**31 - 2**10, 2**31, size=(1,) + t.shape)
+    x[0, 1] = -x[0, 1] + 1                      # the second channel negative
+    sums = [int(v) for v in x.astype(object).sum(axis=(2, 3))[0]]   # exact Python integers
+    assert min(abs(s) for s in sums) > 2**53
+    bias = np.array([5 - sums[0], -9 - sums[1]])
+    pool = GlobalAvgPool("pool", ("input",), TensorType((2, 1, 1), 32, Encoding.SIGNED),
+                         Requant(np.array([1, 1]), bias, np.array([0, 0])))
+    g = _graph(Input("input", (), t), pool)
+    assert golden.run(g, x).reshape(-1).tolist() == [5, -9]
+
+
+def test_add_with_a_bias_near_the_int64_limit_is_exact_or_refused():
+    from bitmill.compiler.ir import Input
+    from bitmill.errors import IRError
+    t = TensorType((1, 2, 2), 8, Encoding.UNSIGNED)
+    x = np.arange(4).reshape(1, 1, 2, 2)
+    inp = Input("input", (), t)
+    neg = Conv2d("neg", ("input",), TensorType((1, 2, 2), 8, Encoding.SIGNED), np.full((1, 1, 1, 1), -1),
+                 2, Encoding.SIGNED, Requant(np.array([1]), np.array([0]), np.array([0])))
+    out = TensorType((1, 2, 2), 8, Encoding.SIGNED)
+    with pytest.raises(IRError, match=r"a\*mult_a \+ b\*mult_b \+ bias can exceed 2\^62"):
+        _graph(inp, neg, Add("add", ("input", "neg"), out, 3, 5, 7 * 2**60, 62))
+    g = _graph(inp, neg, Add("add", ("input", "neg"), out, 3, 5, 5 * 2**60, 62))
+    got = golden.run(g, x).reshape(-1).tolist()
+    want = [min(127, max(-128, (3 * v - 5 * v + 5 * 2**60 + 2**61) >> 62)) for v in range(4)]
+    assert got == want == [1, 1, 1, 1]
+
+
+def test_add_of_a_tensor_with_itself_is_refused():
+    from bitmill.compiler.ir import Input
+    from bitmill.errors import IRError
+    t = TensorType((1, 2, 2), 8, Encoding.UNSIGNED)
+    with pytest.raises(IRError, match="adds 'input' to itself"):
+        _graph(Input("input", (), t), Add("add", ("input", "input"), t, 1, 1, 0, 0, True))
