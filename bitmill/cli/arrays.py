@@ -12,15 +12,23 @@ from bitmill.errors import BitmillError
 from bitmill.fileio import atomic_write_bytes
 
 
+NPY_MAGIC = b"\x93NUMPY"
+
+
 def _read_npy(path: Path, what: str) -> np.ndarray:
     try:
-        return np.load(path, allow_pickle=False)
+        with open(path, "rb") as fh:
+            if fh.read(len(NPY_MAGIC)) != NPY_MAGIC:
+                raise BitmillError(f"{what}: not a numpy .npy file (no NUMPY header); save the "
+                                   f"codes with numpy.save")
+            fh.seek(0)
+            return np.load(fh, allow_pickle=False)
     except FileNotFoundError:
         raise BitmillError(f"{what}: no such file") from None
     except IsADirectoryError:
         raise BitmillError(f"{what}: is a folder; give a .npy file") from None
     except (ValueError, OSError, EOFError) as exc:
-        raise BitmillError(f"{what}: not a numpy .npy array of integers "
+        raise BitmillError(f"{what}: not a readable .npy array of integers "
                            f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
 
 
@@ -34,8 +42,6 @@ def load_input(path: str | Path, graph: Graph, batch: bool = False,
     x = _read_npy(path, what)
     t = graph.input.out
     shapes = f"{t.shape}" + (f" (one image) or (N, {', '.join(map(str, t.shape))})" if batch else "")
-    if isinstance(x, np.lib.npyio.NpzFile) or not isinstance(x, np.ndarray):
-        raise BitmillError(f"{what}: not a .npy array; expected integer codes of shape {shapes}")
     if not np.issubdtype(x.dtype, np.integer):
         raise BitmillError(f"{what}: dtype {x.dtype}; expected integer codes (e.g. uint8, "
                            f"int64) of {graph.input.name}, not real values")
