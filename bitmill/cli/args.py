@@ -42,7 +42,8 @@ def int_in_range(lo: int, hi: int | None = None, name: str | None = None):
     def parse(text: str) -> int:
         v = int(text)                 # ValueError: argparse says "invalid <what> value: 'x'"
         if v < lo or (hi is not None and v > hi):
-            raise argparse.ArgumentTypeError(f"expected a {what}, got {v}")
+            raise argparse.ArgumentTypeError(f"expected {'an' if what[0] in 'aeiou' else 'a'} {what}, "
+                                             f"got {v}")
         return v
     parse.__name__ = what
     return parse
