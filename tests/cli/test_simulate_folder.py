@@ -113,3 +113,21 @@ def test_report_folder_holds_plots_stats_and_table(run_cli, compiled, tmp_path):
     assert out == ""
     status, _, err = run_cli("simulate", compiled, "--report", rep, "--force")
     assert status == 0, err
+
+
+def test_compile_writes_a_given_image_into_the_memory_image(run_cli, tmp_path):
+    x = np.random.default_rng(2).integers(0, 256, size=(1, 28, 28), dtype=np.uint8)
+    np.save(tmp_path / "x.npy", x)
+    status, _, err = run_cli("compile", *R8, "--config", "tiny", "--input", tmp_path / "x.npy",
+                             "-o", tmp_path / "c")
+    assert status == 0, err
+    assert np.array_equal(np.load(tmp_path / "c" / "input.npy"), x)
+    status, _, err = run_cli("simulate", tmp_path / "c", "--output", tmp_path / "y.npy")
+    assert status == 0, err
+    want = golden.run(zoo.build("resnet8", "w3a4", seed=0), x[None].astype(np.int64))[0]
+    assert np.array_equal(np.load(tmp_path / "y.npy"), want)
+    np.save(tmp_path / "wide.npy", np.full((1, 28, 28), 999))
+    status, _, err = run_cli("compile", *R8, "--config", "tiny", "--input", tmp_path / "wide.npy",
+                             "-o", tmp_path / "d")
+    assert_one_error_line(status, err, "values 999..999")
+    assert not (tmp_path / "d").exists()
