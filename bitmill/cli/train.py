@@ -95,7 +95,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    help="bit schedule, e.g. 8,5,4,3,2 (one stage per value, each in 1..8)")
     p.add_argument("--epochs", type=positive_int, default=1, help="training epochs")
     p.add_argument("--batch-size", type=positive_int, default=128, help="images per step")
-    p.add_argument("--lr", type=float, default=0.1, help="peak learning rate")
+    p.add_argument("--lr", type=float, default=0.1, help="initial learning rate (cosine decay to 0)")
     p.add_argument("--weight-decay", type=float, default=5e-4, help="weight decay")
     p.add_argument("--seed", type=non_negative_int, default=0, help=SEED_HELP)
     p.add_argument("--train-subset", type=positive_int, help="train on this many images")
