@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -185,7 +186,7 @@ def _epoch(model, opts, train, cfg, epoch, step, total, progress) -> tuple[float
     losses = []
     bar = tqdm(data.batches(train, cfg.batch_size, cfg.seed * 1000 + epoch, cfg.augment),
                total=math.ceil(len(train) / cfg.batch_size), desc=f"epoch {epoch + 1}/{cfg.epochs}",
-               disable=not progress, leave=False)
+               disable=not (progress and sys.stderr.isatty()), leave=False)
     dev = next(model.parameters()).device
     for x, y in bar:
         x, y = x.to(dev), y.to(dev)

@@ -11,6 +11,7 @@ loaded or stored), and applies each instruction's effect in start-time order wit
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -274,14 +275,16 @@ def simulate(program: Program, layers: dict[str, str], macs: dict[str, int] | No
              bits: dict[str, tuple[int, int]] | None = None,
              progress: bool = False) -> tuple[bytes, SimStats]:
     """Run ``program``; return the final memory image and the statistics. ``layers`` maps the
-    name of each layer segment of ``program.segments`` to its op."""
+    name of each layer segment of ``program.segments`` to its op; ``progress`` shows a bar
+    when stderr is a terminal."""
     tab = table(program)
     start, end, idle, waited = run_queues(program, tab)
     check_hazards(program, start, end, tab)
     state = MachineState(program.memory, program.config)
     order = np.lexsort((np.arange(len(start)), start))
     instrs = program.instructions
-    for idx in tqdm(order, desc="simulate", disable=not progress, leave=False, unit="instr"):
+    hide = not (progress and sys.stderr.isatty())
+    for idx in tqdm(order, desc="simulate", disable=hide, leave=False, unit="instr"):
         state.apply(instrs[idx])
     timing = Timing(tab.op, tab.nbytes, start, end, idle, waited)
     stats = SimStats(program.config.name, program.config.clock_mhz, int(end.max(initial=0)),

@@ -62,18 +62,24 @@ def golden_table(graph: Graph, timings: list[LayerTiming], batch: int) -> str:
     return "\n".join(lines)
 
 
-def timed_golden_report(graph: Graph, batch: int, seed: int) -> str:
-    """Golden inference of a seeded batch, timed after one warm-up run: the per-layer table
-    (`golden_table`) and a line with the wall time, output shape and argmax per image."""
-    x = random_input(graph, batch, seed)
+def timed_golden_run(graph: Graph, x: np.ndarray) -> tuple[str, np.ndarray]:
+    """Golden inference of the batch ``x``, timed after one warm-up run: the per-layer table
+    (`golden_table`) with a line of wall time, output shape and argmax per image, and the output."""
     golden.run(graph, x)                       # warm-up: caches, BLAS threads
     timings: list[LayerTiming] = []
     t0 = time.perf_counter()
     out = golden.run_all(graph, x, keep=False, timings=timings)[graph.output]
     wall = time.perf_counter() - t0
+    batch = len(x)
     return (golden_table(graph, timings, batch) + "\n"
             f"wall time: {wall * 1e3:.1f} ms for batch {batch}; "
-            f"output {graph.output} {tuple(out.shape)}, argmax {out.reshape(len(out), -1).argmax(1).tolist()}")
+            f"output {graph.output} {tuple(out.shape)}, argmax {out.reshape(len(out), -1).argmax(1).tolist()}"
+            ), out
+
+
+def timed_golden_report(graph: Graph, batch: int, seed: int) -> str:
+    """`timed_golden_run` of a seeded random batch: the table and the summary line."""
+    return timed_golden_run(graph, random_input(graph, batch, seed))[0]
 
 
 def sim_table(stats) -> str:

@@ -5,15 +5,21 @@ from __future__ import annotations
 import argparse
 import sys
 
+from bitmill import __version__
 from bitmill.cli import compile as compile_commands
 from bitmill.cli import demo, hw, net, train
 from bitmill.cli.args import EXIT_USER_ERROR, Parser
 from bitmill.errors import BitmillError
 
+DESCRIPTION = ("Mixed-precision quantized networks on runtime-variable-precision accelerators: "
+               "golden model, compiler, cycle-accurate simulator, training and RTL. A wrong "
+               "input prints one 'error:' line and exits with status 2.")
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``bitmill`` parser with every command group."""
-    parser = Parser(prog="bitmill", description=__doc__)
+    parser = Parser(prog="bitmill", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"bitmill {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     demo.register(sub)
     net.register_golden_zoo(sub)

@@ -9,8 +9,10 @@ import argparse
 import json
 from pathlib import Path
 
-from bitmill.cli.args import Parser, positive_int
+from bitmill.cli.args import (SEED_HELP, Parser, bit_schedule, int_in_range, non_negative_int,
+                              positive_int)
 from bitmill.compiler import irio
+from bitmill.fileio import atomic_dir, check_new_dir
 from bitmill.models.bits import BitAssignment, parse_pair
 from bitmill.models.report_qat import BITS, METHODS, Budget, generate
 
@@ -18,7 +20,7 @@ from bitmill.models.report_qat import BITS, METHODS, Budget, generate
 def cmd_train(args: argparse.Namespace) -> int:
     from bitmill.models.train import TrainConfig, train
 
-    stages = [int(b) for b in args.progressive.split(",")] if args.progressive else None
+    stages = args.progressive
     layer_bits = ()
     if args.bits_file:
         a = BitAssignment.load(args.bits_file)
@@ -51,10 +53,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     from bitmill.models.export import export
     from bitmill.models.train import load_model
 
+    out = check_new_dir(Path(args.output), args.force)
     model, cfg = load_model(args.checkpoint)
     graph = export(model)
-    irio.save_graph(graph, args.output)
-    print(f"exported {graph.name} ({len(graph.nodes)} nodes) to {args.output}")
+    with atomic_dir(out, args.force) as d:
+        irio.save_graph(graph, d)
+    print(f"exported {graph.name} ({len(graph.nodes)} nodes) to {out}")
     return 0
 
 
@@ -78,24 +82,27 @@ def cmd_report_qat(args: argparse.Namespace) -> int:
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a (quantized) ResNet on Fashion-MNIST")
-    p.add_argument("--model", default="resnet20", choices=["resnet8", "resnet20", "resnet18"])
+    p.add_argument("--model", default="resnet20", choices=["resnet8", "resnet20", "resnet18"],
+                   help="architecture")
     p.add_argument("--width", type=positive_int, default=16, help="channels of the first stage")
     p.add_argument("--quantizer", default="fp",
                    help="fp, lsq, pact (with sawb weights), qil, daq, dq, or ACT+WEIGHT")
     p.add_argument("--bits", default="w4a4", help="weight and activation bits, e.g. w4a4")
     p.add_argument("--bits-file", help="YAML bit assignment (default, first_last, layers)")
-    p.add_argument("--first-last", type=int, default=8,
-                   help="bits of the first and last layer (0: same as --bits)")
-    p.add_argument("--progressive", help="bit schedule, e.g. 8,5,4,3,2 (one stage per value)")
-    p.add_argument("--epochs", type=positive_int, default=1)
-    p.add_argument("--batch-size", type=positive_int, default=128)
-    p.add_argument("--lr", type=float, default=0.1)
-    p.add_argument("--weight-decay", type=float, default=5e-4)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--first-last", type=int_in_range(0, 8), default=8,
+                   help="bits of the first and last layer, 1..8 (0: same as --bits)")
+    p.add_argument("--progressive", type=bit_schedule,
+                   help="bit schedule, e.g. 8,5,4,3,2 (one stage per value, each in 1..8)")
+    p.add_argument("--epochs", type=positive_int, default=1, help="training epochs")
+    p.add_argument("--batch-size", type=positive_int, default=128, help="images per step")
+    p.add_argument("--lr", type=float, default=0.1, help="initial learning rate (cosine decay to 0)")
+    p.add_argument("--weight-decay", type=float, default=5e-4, help="weight decay")
+    p.add_argument("--seed", type=non_negative_int, default=0, help=SEED_HELP)
     p.add_argument("--train-subset", type=positive_int, help="train on this many images")
     p.add_argument("--test-subset", type=positive_int, help="evaluate on this many images")
     p.add_argument("--no-augment", action="store_true", help="no random crop / flip")
-    p.add_argument("--dataset", default="fashion-mnist", choices=["fashion-mnist", "synthetic"])
+    p.add_argument("--dataset", default="fashion-mnist", choices=["fashion-mnist", "synthetic"],
+                   help="training data")
     p.add_argument("--out", required=True, help="run directory (checkpoint.pt, metrics.json)")
     p.add_argument("--init", help="checkpoint to start from (e.g. the FP run)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
@@ -129,6 +136,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     _add_train(sub)
     _add_report(sub)
     p = sub.add_parser("export", help="trained checkpoint -> integer network directory")
-    p.add_argument("checkpoint")
-    p.add_argument("-o", "--output", required=True)
+    p.add_argument("checkpoint", help="checkpoint.pt of a training run")
+    p.add_argument("-o", "--output", required=True, help="network folder to write (written whole)")
+    p.add_argument("--force", action="store_true", help="replace an existing output folder")
     p.set_defaults(func=cmd_export)
