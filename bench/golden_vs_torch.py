@@ -70,11 +70,12 @@ def _median_time(fn, repeat: int) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default="resnet18")
-    ap.add_argument("--bits", default="w8a8")
-    ap.add_argument("--batch", type=int, default=1)
-    ap.add_argument("--repeat", type=int, default=10)
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="resnet18", help="built-in network (resnet8/20/18)")
+    ap.add_argument("--bits", default="w8a8", help="its bit-widths, e.g. w4a4")
+    ap.add_argument("--batch", type=int, default=1, help="images per inference")
+    ap.add_argument("--repeat", type=int, default=10, help="timed runs per engine (median)")
     args = ap.parse_args()
 
     graph = zoo.build(args.model, args.bits)

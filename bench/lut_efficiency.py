@@ -1,6 +1,6 @@
 """LUT efficiency of the bit-serial MAC array against BISMO's cost model, measured in one run.
 
-    python bench/lut_efficiency.py [--size 4] [--lanes 32 64 256] [--reports reports/hw]
+    python bench/lut_efficiency.py [--size 4] [--lanes 32 64 256] [--reports build/reports/hw]
                                    [--no-prove]
 
 Synthesizes the bare R x R bit-serial array (PEs with their accumulators, the column counts
@@ -18,8 +18,9 @@ netlist of 7-series primitives equal to the model that the simulator tests run
 (`bitmill.hw.equiv`, SAT over the pipeline depth); ``--no-prove`` skips the proofs. For
 reference the last column gives the ratio of the same array with plain-logic popcounts
 (yosys' own LUT mapping, ``bitmill hw synth --plain``).
-The synthesis reports go to ``--reports`` (``xc7-array-RxR-kK-xc7-array[-plain].json/.md``),
-the table to ``lut-efficiency-RxR.md`` there.
+The synthesis reports go to ``--reports`` (``xc7-array-RxR-kK-xc7-array[-plain].json/.md``;
+default ``build/reports/hw``, the tracked reports with ``--reports reports/hw``), the table to
+``lut-efficiency-RxR.md`` there.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ from bitmill.config import AccelConfig
 from transcript import Transcript
 from bitmill.hw.equiv import prove_equivalent
 from bitmill.hw.popcount import Popcount
-from bitmill.hw.synth import synthesize, write_report
+from bitmill.errors import BitmillError
+from bitmill.hw.synth import check_output_dir, elapsed_lines, synthesize, write_report
 
 REPO = Path(__file__).resolve().parents[1]
 BASE = REPO / "configs/accel/ecp5-8x8-k32.yaml"
@@ -53,15 +55,30 @@ def array_config(size: int, lanes: int) -> AccelConfig:
                                cols=size, lanes=lanes, acc_bits=32)
 
 
+def _progress(name: str):
+    print(f"synthesizing {name}", flush=True)
+    return elapsed_lines(lambda line: print("  " + line, flush=True))
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                epilog=__doc__.split("\n\n", 2)[2],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--size", type=int, default=4, help="array rows = columns")
     p.add_argument("--lanes", type=int, nargs="+", default=[32, 64, 256])
-    p.add_argument("--build-dir", default=REPO / "build/lut_efficiency")
-    p.add_argument("--reports", default=REPO / "reports/hw")
+    p.add_argument("--build-dir", default=REPO / "build/lut_efficiency",
+                   help="tool working directories")
+    p.add_argument("--reports", default=REPO / "build/reports/hw",
+                   help="where the reports and the table go (tracked: --reports reports/hw)")
     p.add_argument("--no-prove", action="store_true",
                    help="skip the equivalence proofs of the primitive netlists")
     args = p.parse_args(argv)
+    try:
+        check_output_dir(args.build_dir, "--build-dir")
+        check_output_dir(args.reports, "--reports")
+    except BitmillError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     say = Transcript("LUT efficiency of the bit-serial array vs BISMO")
     Path(args.reports).mkdir(parents=True, exist_ok=True)
     say(f"{args.size}x{args.size} bit-serial array on xc7 (synth_xilinx), LUT6 = every LUT "
@@ -80,10 +97,11 @@ def main(argv: list[str] | None = None) -> int:
                 seconds += prove_equivalent(gold, gate, gold.latency + 1, where)
             proof = f"yes ({seconds:.0f})"
         cfg = array_config(args.size, lanes)
-        report = synthesize(cfg, "xc7", Path(args.build_dir) / cfg.name, block="array")
+        report = synthesize(cfg, "xc7", Path(args.build_dir) / cfg.name, block="array",
+                            progress=_progress(cfg.name))
         write_report(report, args.reports)
         plain = synthesize(cfg, "xc7", Path(args.build_dir) / f"{cfg.name}-plain", block="array",
-                           plain=True)
+                           plain=True, progress=_progress(f"{cfg.name}-plain"))
         write_report(plain, args.reports)
         pes = cfg.rows * cfg.cols
         ours = 2 * lanes * pes / report.resources["lut"]

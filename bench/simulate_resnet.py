@@ -15,6 +15,7 @@ scaling:      cycles per inference of ResNet-20 and ResNet-18 at W8A8/W4A4/W2A2 
 
 from __future__ import annotations
 
+import argparse
 import os
 import statistics
 import sys
@@ -170,9 +171,22 @@ def scaling() -> None:
                   f"{cyc['bitparallel']:>19,d}")
 
 
-if __name__ == "__main__":
-    what = sys.argv[1] if len(sys.argv) > 1 else "all"
-    for name, fn in (("speed", speed), ("utilisation", utilisation), ("scaling", scaling)):
-        if what in (name, "all"):
-            print(f"== {name}")
+BENCHES = {"speed": speed, "utilisation": utilisation, "scaling": scaling}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                epilog=__doc__.split("\n\n", 2)[2],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("bench", nargs="?", default="all", choices=(*BENCHES, "all"),
+                   help="which benchmark to run (default: all)")
+    args = p.parse_args(argv)
+    for name, fn in BENCHES.items():
+        if args.bench in (name, "all"):
+            print(f"== {name}", flush=True)
             fn()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

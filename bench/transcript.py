@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import sys
 from pathlib import Path
@@ -29,3 +30,8 @@ class Transcript:
                 ""]
         atomic_write_text(Path(path), "\n".join(head + self.lines) + "\n")
         return Path(path)
+
+
+if __name__ == "__main__":
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0] + " A module that the "
+                            "benchmark scripts import; it runs nothing itself.").parse_args()

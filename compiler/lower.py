@@ -23,7 +23,8 @@ from bitmill.compiler.schedule import BufferUse, LayerSchedule, Schedule, Traffi
 
 
 def _kib(n: int) -> str:
-    return f"{n / 1024:.1f} KiB"
+    """A buffer size for a message: bytes below 1 KiB, KiB with one decimal above."""
+    return f"{n} bytes" if n < 1024 else f"{n / 1024:.1f} KiB"
 
 
 def window_of(node, in_shape: tuple[int, ...]) -> Window:

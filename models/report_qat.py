@@ -1,6 +1,7 @@
-"""``bitmill report qat``: Fashion-MNIST accuracy of FP and of every quantizer at W4A4, W3A3,
-W2A2 on ResNet-20, as fake-quant torch accuracy and as integer-path accuracy (golden model on
-the exported IR), with their agreement and the training budget. Generated, never hand-edited.
+"""``bitmill report qat``: Fashion-MNIST (or synthetic-data) accuracy of FP and of every
+quantizer at W4A4, W3A3, W2A2 on ResNet-20, as fake-quant torch accuracy and as integer-path
+accuracy (golden model on the exported IR), with their agreement and the training budget.
+Generated, never hand-edited.
 
 Runs live in ``RUNS/<name>/`` and are reused when finished (``metrics.json``) or resumed from
 their checkpoint, so an interrupted report continues where it stopped. Rows of the previous
@@ -25,6 +26,15 @@ from bitmill.sim import golden
 METHODS = ("lsq", "pact+sawb", "qil", "daq", "dq")
 BITS = ("w4a4", "w3a3", "w2a2")
 GOAL_W4A4 = ("lsq", "pact+sawb", "qil", "daq")
+DATASET_LABELS = {"fashion-mnist": "Fashion-MNIST",
+                  "synthetic": "synthetic data (class-dependent blobs, `bitmill.models.data.synthetic`)"}
+
+
+def dataset_label(dataset: str) -> str:
+    """How the report names the data set a budget trains and tests on."""
+    if dataset not in DATASET_LABELS:
+        raise BitmillError(f"dataset must be one of {', '.join(DATASET_LABELS)}, not {dataset!r}")
+    return DATASET_LABELS[dataset]
 
 
 @dataclass(frozen=True)
@@ -149,26 +159,44 @@ def _run_name(method: str, bits: str) -> str:
     return f"{method.replace('+', '-')}-{bits}"
 
 
+def _fp_row(budget: Budget, runs: Path, plans: dict, previous: dict, finished_only: bool,
+            evaluate) -> dict:
+    """The FP row: evaluated from its run directory (trained first unless ``finished_only``),
+    reused from an earlier generation, or pending."""
+    fp_dir, fp_cfg = runs / "fp", _config(budget, "fp", "w8a8")
+    reusable = _reusable(previous.get(("fp", "fp")), fp_cfg)
+    needs_fp = any(p in ("train", "run") for ps in plans.values() for p in ps)
+    finished = (fp_dir / "metrics.json").exists()
+    if not finished and reusable and (finished_only or not needs_fp
+                                      and not (fp_dir / "checkpoint.pt").exists()):
+        return previous[("fp", "fp")]
+    if finished_only and not finished:
+        return {"method": "fp", "bits": "fp", "pending": True}
+    fp_metrics = _ensure(fp_dir, fp_cfg, None)
+    return {"method": "fp", "bits": "fp", **evaluate(fp_dir), "metrics": fp_metrics,
+            "git": provenance.git_revision()}
+
+
 def collect(budget: Budget, runs: Path, methods=METHODS, bits_list=BITS,
             finished_only: bool = False, previous: dict | None = None) -> list[dict]:
     """Train (or reuse) every run of the report and evaluate it; one row per run.
     ``previous``: rows of an earlier generation, reused where the configuration is the same
-    and no run directory exists. ``finished_only``: skip runs that have not finished (listed
-    as pending)."""
+    and no run directory exists. ``finished_only``: train nothing, the FP run included; runs
+    that have not finished are listed as pending."""
     from bitmill.models.train import load_data
 
     previous, git = previous or {}, provenance.git_revision()
     plans = {m: _plan(budget, runs, m, bits_list, previous, finished_only) for m in methods}
-    fp_dir, fp_cfg = runs / "fp", _config(budget, "fp", "w8a8")
-    needs_fp = any(p in ("train", "run") for ps in plans.values() for p in ps)
-    if not needs_fp and not (fp_dir / "checkpoint.pt").exists() and _reusable(previous.get(("fp", "fp")), fp_cfg):
-        rows = [previous[("fp", "fp")]]
-    else:
-        fp_metrics = _ensure(fp_dir, fp_cfg, None)
-        _, test_ds = load_data(fp_cfg)
-        rows = [{"method": "fp", "bits": "fp", **_evaluate(fp_dir, test_ds), "metrics": fp_metrics,
-                 "git": git}]
-    fp_acc = rows[0]["fake_quant"]
+    test_sets: list = []
+
+    def evaluate(run_dir: Path) -> dict:
+        if not test_sets:
+            test_sets.append(load_data(_config(budget, "fp", "w8a8"))[1])
+        return _evaluate(run_dir, test_sets[0])
+
+    fp_dir = runs / "fp"
+    rows = [_fp_row(budget, runs, plans, previous, finished_only, evaluate)]
+    fp_acc = rows[0].get("fake_quant")
     for method in methods:
         init = str(fp_dir / "checkpoint.pt")
         for bits, how in zip(bits_list, plans[method]):
@@ -179,7 +207,7 @@ def collect(budget: Budget, runs: Path, methods=METHODS, bits_list=BITS,
                 rows.append(previous[(method, bits)])
             else:
                 m = _ensure(d, _config(budget, method, bits), init)
-                rows.append({"method": method, "bits": bits, **_evaluate(d, test_ds), "metrics": m,
+                rows.append({"method": method, "bits": bits, **evaluate(d), "metrics": m,
                              "init": Path(init).parent.name, "fp_reference": fp_acc, "git": git})
             if method == "qil":          # QIL's progressive schedule: each stage from the last
                 init = str(d / "checkpoint.pt")
@@ -196,39 +224,20 @@ def _pct(v) -> str:
     return "-" if v is None else f"{100 * v:.2f}"
 
 
-def markdown(rows: list[dict], budget: Budget) -> str:
-    """The report text: table, goals, budget, provenance."""
-    fp = rows[0]
-    lines = ["# Quantization-aware training on Fashion-MNIST", "",
-             f"{budget.model} (width {budget.width}), Fashion-MNIST test set "
-             f"({fp['metrics']['test_size']} images). Integer path = golden model on the exported "
-             "integer IR; agreement = share of test images where fake-quant and integer path "
-             "predict the same class. First and last layers 8-bit, residual stream signed 8-bit.",
-             "", "| method | bits | fake-quant acc % | integer acc % | agreement % | "
-             "integer - FP (points) | FP ref % | init | epochs | s/epoch | code |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
-    pending = [r for r in rows if r.get("pending")]
-    rows = [r for r in rows if not r.get("pending")]
-    for r in rows:
-        integer, ref = r.get("integer"), r.get("fp_reference")
-        delta = "-" if integer is None else f"{100 * (integer - ref):+.2f}"
-        m = r["metrics"]
-        lines.append(f"| {r['method']} | {r['bits'].upper()} | {_pct(r['fake_quant'])} | "
-                     f"{_pct(integer)} | {_pct(r.get('agreement'))} | {delta} | {_pct(ref)} | "
-                     f"{r.get('init', '-')} | {m['config']['epochs']} | {m['seconds_per_epoch']:.0f} | "
-                     f"{r.get('git', '?')}{' (reused)' if r.get('reused') else ''} |")
-    refs = sorted({r["fp_reference"] for r in rows[1:]} - {fp["fake_quant"]})
-    if refs:
-        lines += ["", "Rows marked (reused) come from an earlier generation's `results.json` with "
-                  "the same training configuration and quantizer revisions; they were fine-tuned from "
-                  "an earlier FP run of the same recipe (test accuracy "
-                  + ", ".join(f"{_pct(v)} %" for v in refs) + "), and their difference to FP is "
-                  "taken against the FP run they started from (column FP ref); their s/epoch were measured "
-                  "on the machine of that generation."]
-    if pending:
-        lines += ["", "Pending (training not finished; `bitmill report qat` resumes them): " +
-                  ", ".join(f"{r['method']} {r['bits'].upper()}" for r in pending) + "."]
-    lines += ["", "## Goals", ""]
+def _row_line(r: dict) -> str:
+    integer, ref = r.get("integer"), r.get("fp_reference")
+    delta = "-" if integer is None or ref is None else f"{100 * (integer - ref):+.2f}"
+    m = r["metrics"]
+    return (f"| {r['method']} | {r['bits'].upper()} | {_pct(r['fake_quant'])} | "
+            f"{_pct(integer)} | {_pct(r.get('agreement'))} | {delta} | {_pct(ref)} | "
+            f"{r.get('init', '-')} | {m['config']['epochs']} | {m['seconds_per_epoch']:.0f} | "
+            f"{r.get('git', '?')}{' (reused)' if r.get('reused') else ''} |")
+
+
+def _goal_lines(rows: list[dict]) -> list[str]:
+    """The goals, over the finished rows with an FP reference."""
+    rows = [r for r in rows if r["method"] != "fp" and r.get("fp_reference") is not None]
+    lines = []
     for r in rows:
         if r["bits"] == "w4a4" and r["method"] in GOAL_W4A4:
             gap = 100 * (r["fp_reference"] - r["integer"])
@@ -244,7 +253,39 @@ def markdown(rows: list[dict], budget: Budget) -> str:
     if w4:
         lines.append(f"- integer/fake-quant agreement at W4A4: min {_pct(min(r['agreement'] for r in w4))} % "
                      f"(goal >= 99 %)")
-    train_size = fp["metrics"]["train_size"]
+    return lines
+
+
+def markdown(rows: list[dict], budget: Budget) -> str:
+    """The report text: table, goals, budget, provenance."""
+    label = dataset_label(budget.dataset)
+    pending = [r for r in rows if r.get("pending")]
+    rows = [r for r in rows if not r.get("pending")]
+    fp = next((r for r in rows if r["method"] == "fp"), None)
+    sizes = rows[0]["metrics"] if rows else {"test_size": "-", "train_size": "-"}
+    lines = [f"# Quantization-aware training on {label.split(' (')[0]}", "",
+             f"{budget.model} (width {budget.width}), {label}: test set "
+             f"({sizes['test_size']} images). Integer path = golden model on the exported "
+             "integer IR; agreement = share of test images where fake-quant and integer path "
+             "predict the same class. First and last layers 8-bit, residual stream signed 8-bit.",
+             "", "| method | bits | fake-quant acc % | integer acc % | agreement % | "
+             "integer - FP (points) | FP ref % | init | epochs | s/epoch | code |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines += [_row_line(r) for r in rows]
+    refs = sorted({r["fp_reference"] for r in rows if r["method"] != "fp"
+                   and r.get("fp_reference") is not None} - {fp and fp["fake_quant"]})
+    if refs:
+        lines += ["", "Rows marked (reused) come from an earlier generation's `results.json` with "
+                  "the same training configuration and quantizer revisions; they were fine-tuned from "
+                  "an earlier FP run of the same recipe (test accuracy "
+                  + ", ".join(f"{_pct(v)} %" for v in refs) + "), and their difference to FP is "
+                  "taken against the FP run they started from (column FP ref); their s/epoch were measured "
+                  "on the machine of that generation."]
+    if pending:
+        lines += ["", "Pending (training not finished; `bitmill report qat` resumes them): " +
+                  ", ".join(f"{r['method']} {r['bits'].upper()}" for r in pending) + "."]
+    lines += ["", "## Goals", "", *_goal_lines(rows)]
+    train_size = sizes["train_size"]
     lines += ["", "## Budget and provenance", "",
               f"- FP pre-training: {budget.fp_epochs} epochs, lr {budget.fp_lr}, SGD momentum 0.9 "
               f"(Nesterov), cosine decay, batch {budget.batch_size}, weight decay 5e-4, random crop "
@@ -264,7 +305,7 @@ def markdown(rows: list[dict], budget: Budget) -> str:
     return "\n".join(lines)
 
 
-def plot(rows: list[dict], path: Path) -> None:
+def plot(rows: list[dict], path: Path, budget: Budget = Budget()) -> None:
     """Grouped bar chart of integer-path accuracy per method and bit-width, FP as a line."""
     import matplotlib
     matplotlib.use("Agg")
@@ -279,13 +320,16 @@ def plot(rows: list[dict], path: Path) -> None:
         vals = [100 * next((r["integer"] for r in rows if r["method"] == m and r["bits"] == b), 0)
                 for m in methods]
         ax.bar(np.arange(len(methods)) + (i - (len(bits) - 1) / 2) * width, vals, width, label=b.upper())
-    ax.axhline(100 * rows[0]["fake_quant"], color="k", linestyle="--", label="FP")
+    fp = next((r for r in rows if r["method"] == "fp"), None)
+    if fp is not None:
+        ax.axhline(100 * fp["fake_quant"], color="k", linestyle="--", label="FP")
     ax.set_xticks(np.arange(len(methods)), methods)
     ax.set_ylabel("test accuracy % (integer path)")
-    lo = min(100 * r.get("integer", r["fake_quant"]) for r in rows)
+    lo = min((100 * r.get("integer", r["fake_quant"]) for r in rows), default=0)
     ax.set_ylim(max(0, lo - 5), 100)
-    ax.set_title("Fashion-MNIST, ResNet-20: integer-path accuracy")
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=len(bits) + 1, frameon=False)
+    ax.set_title(f"{dataset_label(budget.dataset).split(' (')[0]}, {budget.model}: integer-path accuracy")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=len(bits) + 1, frameon=False)
     fig.tight_layout()
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
     plt.close(fig)
@@ -299,7 +343,7 @@ def generate(budget: Budget, runs: Path, out: Path, methods=METHODS, bits_list=B
     out = Path(out)
     previous = {} if retrain else previous_rows(out, budget)
     rows = collect(budget, Path(runs), methods, bits_list, finished_only, previous)
-    plot(rows, out / "accuracy.png")
+    plot(rows, out / "accuracy.png", budget)
     atomic_write_text(out / "results.json", json.dumps(
         {"budget": asdict(budget), "git": provenance.git_revision(),
          "generated": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "rows": rows}, indent=1))

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from bitmill.cli.args import Parser, add_config_arg
 from bitmill.config import AccelConfig
-from bitmill.hw.synth import seed_spread, synthesize, write_report
+from bitmill.hw.synth import (check_output_dir, clock_verdict, elapsed_lines, seed_spread,
+                              synthesize, write_report)
 from bitmill.hw.verilog import emit
 
 
@@ -20,17 +21,27 @@ def cmd_emit(args: argparse.Namespace) -> int:
 
 def cmd_synth(args: argparse.Namespace) -> int:
     cfg = AccelConfig.resolve(args.config)
+    check_output_dir(args.reports, "--reports")
+    check_output_dir(args.build_dir, "--build-dir")
     stem = (f"{cfg.name}-{args.target}-{args.block}" + ("-nodsp" if args.no_dsp else "")
             + ("-plain" if args.plain else ""))
     report = synthesize(cfg, args.target, Path(args.build_dir) / stem, pnr=args.pnr,
                         block=args.block, dsp=not args.no_dsp, plain=args.plain,
-                        seeds=tuple(args.seeds))
+                        seeds=tuple(args.seeds), progress=elapsed_lines(_say))
     jpath, mpath = write_report(report, args.reports)
-    res = ", ".join(f"{k} {v}" for k, v in report.resources.items())
-    fmax = (f"; Fmax {report.fmax_mhz:g} MHz{seed_spread(report)}"
+    pct = report.utilisation_pct or {}
+    res = ", ".join(f"{k} {v}" + (f" ({pct[k]:.2f} %)" if k in pct else "")
+                    for k, v in report.resources.items())
+    fmax = (f"; Fmax {report.fmax_mhz:g} MHz{seed_spread(report)}, "
+            f"{clock_verdict(report.fmax_mhz, cfg.clock_mhz)}"
             if report.fmax_mhz is not None else "")
-    print(f"{cfg.name} on {args.target}: {res}{fmax}\nwrote {jpath} and {mpath}")
+    print(f"{cfg.name} on {args.target} (% of {report.device}): {res}{fmax}\n"
+          f"wrote {jpath} and {mpath}")
     return 0
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
 
 
 def _add_synth(hsub: argparse._SubParsersAction) -> None:
@@ -48,7 +59,8 @@ def _add_synth(hsub: argparse._SubParsersAction) -> None:
                    help="xc7: bit-serial popcounts as plain logic for yosys' LUT mapper "
                         "instead of hand-mapped LUT6_2/CARRY4 cells")
     s.add_argument("--build-dir", default="build/synth", help="tool working directories")
-    s.add_argument("--reports", default="reports/hw", help="where the .json/.md reports go")
+    s.add_argument("--reports", default="build/reports/hw",
+                   help="where the .json/.md reports go (the tracked reports: --reports reports/hw)")
     s.set_defaults(func=cmd_synth)
 
 

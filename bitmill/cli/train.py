@@ -41,7 +41,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             metrics = train(TrainConfig(bits=f"w{b}a{b}", **base), stage_dir, init,
                             resume=args.resume or done) if not done else _read(stage_dir)
             init = str(stage_dir / "checkpoint.pt")
-    print(f"done: test accuracy {metrics['test_accuracy']:.4f}; checkpoint and metrics in {args.out}")
+    print(f"done: test accuracy {metrics['test_accuracy']:.4f}; checkpoint and metrics in {stage_dir if stages else args.out}")
     return 0
 
 

@@ -66,6 +66,9 @@ def test_synth_xc7_maps_popcounts_by_hand_unless_plain(run_cli, tmp_path):
         assert doc["mapping"] == (None if extra else "xc7")
         assert ("hand-mapped" in (tmp_path / "r" / f"{stem}.md").read_text()) == (not extra)
         cells[bool(extra)] = doc["cells"]
+        steps = [l.split("] ", 1)[1].split(":")[0] for l in out.splitlines() if l.startswith("[")]
+        assert steps == ["elaborating the array of tiny and emitting Verilog (" + str(
+            tmp_path / "b" / stem) + "/bitmill_top.v)", "yosys"]
     assert cells[False].get("LUT6_2", 0) > 0 and "LUT6_2" not in cells[True]
 
 
@@ -84,3 +87,61 @@ def test_emit_takes_a_shipped_config_by_name(run_cli, tmp_path):
     run_cli("hw", "emit", "--config", CONFIGS / "tiny.yaml", "-o", tmp_path / "by-path")
     assert ((tmp_path / "by-name" / "bitmill_tiny.v").read_text()
             == (tmp_path / "by-path" / "bitmill_tiny.v").read_text())
+
+
+def _canned_report(cfg, target, workdir, **kwargs):
+    from bitmill.hw.devices import device_of
+    from bitmill.hw.synth import SynthReport
+
+    resources = {"lut": 8364, "carry": 0, "ff": 100, "dsp": 0, "bram": 52, "lutram": 0}
+    cells = {"LUT4": 8364, "TRELLIS_FF": 100, "DP16KD": 52}
+    return SynthReport(cfg.name, target, "top", cfg.rows, cfg.cols, cfg.lanes, cfg.pe_family,
+                       resources, cells, 1.0, fmax_mhz=40.0, pnr_device="--85k", pnr_s=2.0,
+                       clock_mhz=cfg.clock_mhz, device="LFE5U-85F",
+                       utilisation_pct=device_of(target).utilisation(resources, cells))
+
+
+def test_synth_reports_go_to_a_build_folder_by_default(run_cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("bitmill.cli.hw.synthesize", _canned_report)
+    status, out, err = run_cli("hw", "synth", "--config", CONFIGS / "tiny.yaml", "--target", "ecp5")
+    assert status == 0, err
+    assert sorted(p.name for p in (tmp_path / "build" / "reports" / "hw").iterdir()) == [
+        "tiny-ecp5.json", "tiny-ecp5.md"]
+    assert not (tmp_path / "reports").exists()
+    # tiny's clock is 50 MHz; 8,364 LUT4 are 10 % of the LFE5U-85F's 83,640
+    assert "lut 8364 (10.00 %)" in out and "Fmax 40 MHz, misses 50 MHz by 10.0 MHz" in out
+    md = (tmp_path / "build" / "reports" / "hw" / "tiny-ecp5.md").read_text()
+    assert "| lut | 8364 | 10.00 % of 83,640 LUT4 |" in md
+    assert "| bram | 52 | 25.00 % of 208 DP16KD |" in md
+    assert "misses 50 MHz by 10.0 MHz (the configuration's clock)" in md
+    doc = json.loads((tmp_path / "build" / "reports" / "hw" / "tiny-ecp5.json").read_text())
+    assert doc["utilisation_pct"] == {"lut": 10.0, "ff": 0.12, "bram": 25.0, "dsp": 0.0}
+    assert doc["device"] == "LFE5U-85F" and doc["clock_mhz"] == 50.0
+
+
+@pytest.mark.parametrize("bad", ["file", "under-file"])
+def test_synth_refuses_an_unusable_report_folder_before_synthesis(run_cli, tmp_path, monkeypatch, bad):
+    def never(*args, **kwargs):
+        raise AssertionError("synthesis started")
+    monkeypatch.setattr("bitmill.cli.hw.synthesize", never)
+    (tmp_path / "file").write_text("")
+    target = tmp_path / "file" if bad == "file" else tmp_path / "file" / "hw"
+    status, _, err = run_cli("hw", "synth", "--config", CONFIGS / "tiny.yaml", "--target", "ecp5",
+                             "--reports", target)
+    assert_one_error_line(status, err, "--reports", str(target), "not a folder")
+
+
+def test_synth_refuses_a_read_only_report_folder(run_cli, tmp_path, monkeypatch):
+    import os
+    if os.geteuid() == 0:
+        pytest.skip("root writes into read-only folders")
+    monkeypatch.setattr("bitmill.cli.hw.synthesize", _canned_report)
+    (tmp_path / "ro").mkdir()
+    (tmp_path / "ro").chmod(0o555)
+    try:
+        status, _, err = run_cli("hw", "synth", "--config", CONFIGS / "tiny.yaml", "--target",
+                                 "ecp5", "--reports", tmp_path / "ro" / "hw")
+    finally:
+        (tmp_path / "ro").chmod(0o755)
+    assert_one_error_line(status, err, "--reports", "is not writable")

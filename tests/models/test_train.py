@@ -36,6 +36,7 @@ def test_qat_from_fp_checkpoint_and_progressive(tmp_path, run_cli):
     assert status == 0, err
     assert (tmp_path / "qil" / "w4a4" / "checkpoint.pt").exists()
     assert (tmp_path / "qil" / "w3a3" / "metrics.json").exists()
+    assert out.rstrip().endswith(f"checkpoint and metrics in {tmp_path / 'qil' / 'w3a3'}")
     status, out, err = run_cli("export", tmp_path / "qil" / "w3a3" / "checkpoint.pt", "-o", tmp_path / "net")
     assert status == 0 and (tmp_path / "net" / "graph.json").exists(), err
     status, out, err = run_cli("golden", tmp_path / "net")
