@@ -15,13 +15,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 
+from bitmill.cli.args import non_negative_int
 from bitmill.compiler import irio, zoo
 from bitmill.compiler.ir import Graph
 from bitmill.config import AccelConfig
 from bitmill.hw.verilog import emit
 from bitmill.sim import golden
+from bitmill.sim.accuracy import Accuracy, golden_accuracy
 from bitmill.sim.report import macs, random_image, sim_summary
 from bitmill.sim.verify import simulate_net
 
@@ -51,13 +52,11 @@ def _net_name() -> str:
     return f"{DEFAULT_MODEL} {DEFAULT_BITS.upper()} ({DEFAULT_FIRST_LAST}-bit first/last layers)"
 
 
-def _golden_accuracy(graph: Graph, seed: int) -> tuple[float, int]:
+def _golden_accuracy(graph: Graph, seed: int) -> Accuracy:
     from bitmill.models import data
 
     test = data.fashion_mnist("test").subset(TEST_IMAGES, seed=seed)
-    pred = np.concatenate([golden.run(graph, test.images[i:i + 500]).argmax(1)
-                           for i in range(0, len(test), 500)])
-    return float((pred == test.labels).mean()), len(test)
+    return golden_accuracy(graph, test.images, test.labels, progress=_progress_bars())
 
 
 def step_train(seed: int) -> str:
@@ -74,12 +73,12 @@ def step_train(seed: int) -> str:
     model, _ = load_model(DEMO_RUN / "checkpoint.pt")
     graph = export(model)
     irio.save_graph(graph, DEMO_RUN / "net")
-    accuracy, images = _golden_accuracy(graph, seed)
+    result = _golden_accuracy(graph, seed)
     how = (f"reused the finished run in {DEMO_RUN}" if reused else
            f"ResNet-8 LSQ W4A4 trained on {TRAIN_IMAGES:,} Fashion-MNIST images "
            f"({TRAIN_EPOCHS} epochs, no augmentation) in {DEMO_RUN}")
     return (f"{how}; integer network exported to {DEMO_RUN / 'net'}; golden-model test accuracy "
-            f"{accuracy:.4f} on {images:,} images")
+            f"{result.accuracy:.4f} on {result.images:,} images")
 
 
 def step_golden(seed: int) -> str:
@@ -152,5 +151,5 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``demo``."""
     p = sub.add_parser("demo", help="run the main job on the built-in default network")
-    p.add_argument("--seed", type=int, default=0, help="seed of weights and input image")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="seed of weights and input image")
     p.set_defaults(func=cmd_demo)

@@ -47,7 +47,8 @@ def _say(line: str) -> None:
 def _add_synth(hsub: argparse._SubParsersAction) -> None:
     s = hsub.add_parser("synth", help="yosys resource counts (and nextpnr Fmax with --pnr)")
     add_config_arg(s)
-    s.add_argument("--target", required=True, choices=("ecp5", "ice40", "xc7"))
+    s.add_argument("--target", required=True, choices=("ecp5", "ice40", "xc7"),
+                   help="FPGA family: yosys synth_ecp5, synth_ice40 or synth_xilinx")
     s.add_argument("--pnr", action="store_true", help="place and route (ecp5, ice40): Fmax")
     s.add_argument("--block", choices=("top", "array", "pe"), default="top",
                    help="the engine behind a 16-bit bus (top), the bare MAC array, or one PE")
