@@ -18,6 +18,7 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from bitmill.config import AccelConfig
+from bitmill.errors import ConfigError
 from bitmill.hw.array import MacArray
 from bitmill.hw.cells import check_cells
 from bitmill.hw.params import (VALUE_BITS, accumulator_width, check_family, check_positive,
@@ -169,6 +170,11 @@ def engine_chunks(cfg: AccelConfig) -> int:
     by_a = cfg.act_buffer_bytes * 8 // (planes * cfg.cols * cfg.lanes * lane_bits)
     fit = min(by_acc, by_w, by_a)
     if fit < 1:
-        raise ValueError(f"{cfg.name}: acc_bits {cfg.acc_bits} and the buffer sizes leave no "
-                         f"room for one {cfg.lanes}-lane chunk")
+        need = planes * cfg.lanes * lane_bits // 8
+        why = ([f"acc_bits {cfg.acc_bits} is too narrow for one {cfg.lanes}-lane chunk at "
+                f"{MAX_RUNTIME_BITS} bits (needs {accumulator_width(cfg.lanes)})"] if by_acc < 1 else [])
+        why += [f"the {name} buffer ({size:,} bytes) holds no chunk ({n} x {need} bytes)"
+                for name, size, n, by in (("weight", cfg.weight_buffer_bytes, cfg.rows, by_w),
+                                          ("activation", cfg.act_buffer_bytes, cfg.cols, by_a)) if by < 1]
+        raise ConfigError(f"{cfg.name}: the tile engine cannot be built: {'; '.join(why)}")
     return 1 << (fit.bit_length() - 1)

@@ -12,6 +12,7 @@ from bitmill.compiler import irio
 from bitmill.config import AccelConfig
 from bitmill.errors import BitmillError
 from bitmill.fileio import atomic_dir, check_new_dir
+from bitmill.hw.engine import engine_chunks
 from bitmill.sim.accuracy import DEFAULT_BATCH, check_images, golden_accuracy
 from bitmill.sim.report import random_input, timed_golden_run
 
@@ -65,9 +66,11 @@ def cmd_zoo(args: argparse.Namespace) -> int:
 
 def cmd_config_check(args: argparse.Namespace) -> int:
     cfg = AccelConfig.resolve(args.file)
+    chunks = engine_chunks(cfg)            # the tile engine can be built (ConfigError otherwise)
     print(f"ok: {cfg.name}: {cfg.rows}x{cfg.cols} {cfg.pe_family} PEs, {cfg.lanes} lanes, "
           f"W{cfg.weight_bits[0]}-{cfg.weight_bits[1]} A{cfg.act_bits[0]}-{cfg.act_bits[1]}, "
-          f"{cfg.clock_mhz:g} MHz, board {cfg.board}")
+          f"{cfg.clock_mhz:g} MHz, board {cfg.board}; tile engine: up to {chunks * cfg.lanes} "
+          f"terms per tile in {cfg.acc_bits}-bit accumulators")
     return 0
 
 

@@ -190,3 +190,14 @@ def test_config_case(case, saved, tmp_path, run_cli):
     status, _, err = run_cli("simulate", saved, "--config", cfg)
     assert_one_error_line(status, err, fragment)
 
+
+
+@pytest.mark.parametrize("command", [("config", "check", "{cfg}"), ("hw", "emit", "--config", "{cfg}", "-o", "{out}")])
+def test_config_the_tile_engine_cannot_hold(command, tmp_path, run_cli):
+    """acc_bits too narrow for one chunk: config check and hw emit say the same one line."""
+    cfg = tmp_path / "accel.yaml"
+    cfg.write_text(TINY.read_text().replace("acc_bits: 24", "acc_bits: 12"))
+    status, _, err = run_cli(*(a.format(cfg=cfg, out=tmp_path / "rtl") for a in command))
+    assert_one_error_line(status, err, "tiny: the tile engine cannot be built: acc_bits 12 is too "
+                                       "narrow for one 8-lane chunk at 8 bits (needs 20)")
+    assert not (tmp_path / "rtl").exists()

@@ -61,7 +61,8 @@ def test_from_config_sizes_chunks(tiny):
 
 def test_config_without_room_is_rejected(tiny):
     cfg = AccelConfig.from_dict({**tiny.to_dict(), "lanes": 1024, "acc_bits": 16})
-    with pytest.raises(ValueError, match="acc_bits 16 and the buffer sizes leave no room"):
+    with pytest.raises(ValueError, match="tiny: the tile engine cannot be built: acc_bits 16 is too "
+                                         "narrow for one 1024-lane chunk at 8 bits"):
         engine_chunks(cfg)
 
 
