@@ -4,6 +4,7 @@ never sees a half-written file or a folder mixing two runs. Files get the user's
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -50,6 +51,18 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         with open(tmp, "wb") as fh:
             fh.write(data)
     atomic_write(path, write)
+
+
+def read_json(path: Path, missing: str = "", error: type[BitmillError] = BitmillError):
+    """The JSON document in ``path``; ``error`` naming the file when it is missing (with the
+    hint ``missing``), not UTF-8 or not JSON."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise error(f"{path}: file is missing{'; ' + missing if missing else ''}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise error(f"{path}: not valid JSON ({exc})") from None
 
 
 def check_new_dir(path: Path, force: bool) -> Path:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from bitmill.errors import IRError
-from bitmill.fileio import atomic_write_bytes, atomic_write_text
+from bitmill.fileio import atomic_write_bytes, atomic_write_text, read_json
 from bitmill.numerics import Encoding
 from bitmill.compiler.ir import NODE_TYPES, Graph, Node, Requant, TensorType
 
@@ -126,12 +126,7 @@ def load_graph(directory: str | Path) -> Graph:
     if not directory.is_dir():
         raise IRError(f"{directory}: no such network directory (expected {GRAPH_FILE} and {WEIGHTS_FILE})")
     gpath = directory / GRAPH_FILE
-    try:
-        doc = json.loads(gpath.read_text())
-    except FileNotFoundError:
-        raise IRError(f"{gpath}: file is missing") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise IRError(f"{gpath}: not valid JSON ({exc})") from None
+    doc = read_json(gpath, error=IRError)
     if not isinstance(doc, dict) or "schema_version" not in doc:
         raise IRError(f"{gpath}: no schema_version; not a bitmill graph")
     if doc["schema_version"] != SCHEMA_VERSION:

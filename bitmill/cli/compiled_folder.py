@@ -22,6 +22,7 @@ from bitmill.compiler.pipeline import Compiled
 from bitmill.compiler.report import listing, schedule_markdown
 from bitmill.config import AccelConfig
 from bitmill.errors import BitmillError
+from bitmill.fileio import read_json
 from bitmill.geometry import nhwc_rows, to_nhwc_rows
 from bitmill.isa import Program, Segment
 from bitmill.numerics import Encoding
@@ -63,12 +64,7 @@ class CompiledFolder:
 
 
 def _json_list(path: Path, keys: tuple[str, ...]) -> list[dict]:
-    try:
-        doc = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise BitmillError(f"{path}: file is missing; compile the network again") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BitmillError(f"{path}: not valid JSON ({exc})") from None
+    doc = read_json(path, missing="compile the network again")
     if not isinstance(doc, list) or not all(isinstance(e, dict) and set(keys) <= set(e) for e in doc):
         raise BitmillError(f"{path}: expected a list of records with {', '.join(keys)}")
     return doc
