@@ -8,7 +8,7 @@ from dataclasses import replace
 import numpy as np
 
 from bitmill.isa import Buffer, Deps, Gemm, Load, Program, Segment, Setup, Store, Sync, Vec, VecKind
-from bitmill import isa, timing
+from bitmill import isa
 from bitmill.geometry import nhwc_rows, to_nhwc_rows
 from bitmill.numerics import Encoding
 from bitmill.compiler.ir import Add, Conv2d, Dense, GlobalAvgPool, MaxPool

@@ -336,7 +336,7 @@ class MaxPool(Node):
         if len(x.shape) != 3:
             raise ValueError(f"input must be (C, H, W), got {x.shape}")
         if self.kernel < 1 or self.stride < 1 or not 0 <= self.padding < self.kernel:
-            raise ValueError(f"need kernel >= 1, stride >= 1, 0 <= padding < kernel")
+            raise ValueError("need kernel >= 1, stride >= 1, 0 <= padding < kernel")
         h, w = (_conv_out(x.shape[i], self.kernel, self.stride, self.padding) for i in (1, 2))
         if h < 1 or w < 1:
             raise ValueError(f"pool window {self.kernel} larger than padded input {x.shape[1:]}")

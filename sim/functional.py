@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bitmill import isa, numerics, timing
+from bitmill import isa, numerics
 from bitmill.config import AccelConfig
 from bitmill.errors import BitmillError
 from bitmill.numerics import Encoding

@@ -1,7 +1,6 @@
 """`bitmill eval`: integer-path accuracy on a test set, via `bitmill.sim.accuracy`."""
 
 import numpy as np
-import pytest
 
 from bitmill.compiler import zoo
 from bitmill.models import data
@@ -37,7 +36,6 @@ def test_eval_on_synthetic_images(run_cli, tmp_path):
     assert err == ""                                                      # no progress bar off a terminal
 
 
-@pytest.mark.skipif(not data.FASHION_MNIST_DIR.exists(), reason="Fashion-MNIST is not installed")
 def test_eval_on_a_fashion_mnist_subset_of_a_saved_network(run_cli, tmp_path):
     assert run_cli("zoo", *R8, "-o", tmp_path / "net")[0] == 0
     status, out, err = run_cli("eval", tmp_path / "net", "--limit", "60")
