@@ -107,6 +107,12 @@ def load_net(args: argparse.Namespace) -> Graph:
 CONFIG_HELP = "accelerator config: a shipped name (e.g. ecp5-85f, tiny) or a YAML file path"
 
 
+def add_output_dir_arg(p: argparse.ArgumentParser, what: str = "output folder") -> None:
+    """``-o/--output`` (a folder written whole) and ``--force`` (replace an existing one)."""
+    p.add_argument("-o", "--output", required=True, help=f"{what} to write (written whole)")
+    p.add_argument("--force", action="store_true", help="replace an existing output folder")
+
+
 def add_config_arg(p: argparse.ArgumentParser, required: bool = True, help: str = CONFIG_HELP) -> None:
     """--config NAME|PATH."""
     p.add_argument("--config", required=required, help=help)

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from bitmill.cli import compiled_folder
-from bitmill.cli.args import (CONFIG_HELP, add_config_arg, add_net_args, check_output_file,
+from bitmill.cli.args import (add_output_dir_arg, CONFIG_HELP, add_config_arg, add_net_args, check_output_file,
                               load_net)
 from bitmill.cli.arrays import load_input, save_output
 from bitmill.compiler.pipeline import Compiled, compile_net
@@ -108,8 +108,7 @@ def _add_compile(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--input", metavar="FILE.npy",
                    help="input image (integer codes of the network's input shape) written into "
                         "the memory image (default: a random image from --seed)")
-    p.add_argument("-o", "--output", required=True, help="output folder (written whole)")
-    p.add_argument("--force", action="store_true", help="replace an existing output folder")
+    add_output_dir_arg(p, "output folder")
     p.set_defaults(func=cmd_compile)
 
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bitmill.cli.args import Parser, add_net_args, check_output_file, load_net, positive_int
+from bitmill.cli.args import (Parser, add_net_args, add_output_dir_arg, check_output_file, load_net,
+                              positive_int)
 from bitmill.cli.arrays import load_input, save_output
 from bitmill.compiler import irio
 from bitmill.config import AccelConfig
@@ -108,8 +109,7 @@ def register_golden_zoo(sub: argparse._SubParsersAction) -> None:
     _add_eval(sub)
     p = sub.add_parser("zoo", help="save a built-in network as a network directory")
     add_net_args(p)
-    p.add_argument("-o", "--output", required=True, help="folder to write (written whole)")
-    p.add_argument("--force", action="store_true", help="replace an existing output folder")
+    add_output_dir_arg(p, "network folder")
     p.set_defaults(func=cmd_zoo)
 
 

@@ -9,7 +9,7 @@ import argparse
 import json
 from pathlib import Path
 
-from bitmill.cli.args import (SEED_HELP, Parser, bit_schedule, int_in_range, non_negative_int,
+from bitmill.cli.args import (add_output_dir_arg, SEED_HELP, Parser, bit_schedule, int_in_range, non_negative_int,
                               positive_int)
 from bitmill.compiler import irio
 from bitmill.fileio import atomic_dir, check_new_dir
@@ -138,6 +138,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     _add_report(sub)
     p = sub.add_parser("export", help="trained checkpoint -> integer network directory")
     p.add_argument("checkpoint", help="checkpoint.pt of a training run")
-    p.add_argument("-o", "--output", required=True, help="network folder to write (written whole)")
-    p.add_argument("--force", action="store_true", help="replace an existing output folder")
+    add_output_dir_arg(p, "network folder")
     p.set_defaults(func=cmd_export)
