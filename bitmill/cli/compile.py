@@ -15,10 +15,10 @@ from bitmill.compiler.pipeline import Compiled, compile_net
 from bitmill.config import AccelConfig
 from bitmill.errors import BitmillError
 from bitmill.fileio import atomic_dir, atomic_write_text, check_new_dir
-from bitmill.sim import cycle
-from bitmill.sim.check import check_against_golden, tensor_from_image
+from bitmill.sim.check import tensor_from_image
 from bitmill.sim.plots import write_report
 from bitmill.sim.report import random_image, sim_summary, sim_table
+from bitmill.sim.verify import simulate_compiled
 
 
 def _image(args: argparse.Namespace, graph):
@@ -78,9 +78,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from_folder = args.net is not None and compiled_folder.is_compiled_folder(args.net)
     graph, compiled, x = (_compiled_from_folder if from_folder else _compiled_from_net)(args)
     t0 = time.perf_counter()
-    image, stats = cycle.simulate(compiled.program, compiled.layer_ops(), compiled.layer_macs(),
-                                  compiled.layer_bits(), progress=True)
-    check_against_golden(graph, compiled.program, image, x)
+    image, stats = simulate_compiled(graph, compiled, x, progress=True)
     wall = time.perf_counter() - t0
     print(sim_table(stats))
     print(sim_summary(graph, stats, wall))
