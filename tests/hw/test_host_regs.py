@@ -333,3 +333,33 @@ def test_read_and_write_channels_are_independent(tiny):
         assert ctx.get(h.bvalid) and ctx.get(h.bresp) == Resp.OKAY
         assert ctx.get(host.dut.prog_count) == 9
     simulate(tiny, bench)
+
+
+def test_axi_lite_signature_members_and_validation():
+    from amaranth import Shape
+    from amaranth.lib.wiring import In, Out
+
+    from bitmill.hw.axi_lite import AxiLiteSignature
+    sig = AxiLiteSignature(8)
+    outs = {n for n, m in sig.members.items() if m.flow == Out}
+    ins = {n for n, m in sig.members.items() if m.flow == In}
+    assert outs == {"awaddr", "awprot", "awvalid", "wdata", "wstrb", "wvalid", "bready",
+                    "araddr", "arprot", "arvalid", "rready"}
+    assert ins == {"awready", "wready", "bresp", "bvalid", "arready", "rdata", "rresp", "rvalid"}
+    assert (Shape.cast(sig.members["awaddr"].shape).width,
+            Shape.cast(sig.members["wstrb"].shape).width) == (8, 4)
+    assert AxiLiteSignature(12, 64).strobe_width == 8
+    assert sig == AxiLiteSignature(8, 32) and sig != AxiLiteSignature(9)
+    for bad, message in [((0,), "addr_width must be an integer in 1..64, not 0"),
+                         ((True,), "addr_width must be an integer in 1..64, not True"),
+                         ((8, 16), "data_width must be one of 32, 64, not 16")]:
+        with pytest.raises(ValueError, match=message):
+            AxiLiteSignature(*bad)
+
+
+def test_verilog_port_names_have_the_host_prefix(tiny):
+    """cocotbext-axi's ``AxiLiteBus.from_prefix(dut, "host_")`` looks for ``host__<signal>``."""
+    from amaranth.back import verilog
+    text = verilog.convert(HostRegisters(tiny), name="regs")
+    for name in HostRegisters(tiny).host.signature.members:
+        assert f"host__{name}" in text
