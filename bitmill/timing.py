@@ -142,3 +142,43 @@ def peak_macs_per_cycle(cfg: AccelConfig, w_bits: int, a_bits: int) -> float:
     """MACs per cycle of the whole array at this precision (ideal, no padding)."""
     per_pe = cfg.lanes / (w_bits * a_bits if cfg.pe_family == "bitserial" else 1)
     return cfg.rows * cfg.cols * per_pe
+
+
+# DMA (LOAD/STORE)
+#
+# The DMA engines (`bitmill.hw.dma`) with the spec's memory model (latency L, one beat per
+# cycle, bursts back to back): B = mem_bytes_per_cycle, sa = dram_addr % B, da = offset % B.
+# The address handshakes start the cycle after `start`, one burst per cycle, so the data
+# flows without a bubble; LOAD registers its buffer writes, STORE its W beats and its finish.
+
+LOAD_OVERHEAD = 2       # the AR register, the buffer write register
+STORE_OVERHEAD = 3      # the read port, the W register, the finish register after the last B
+DMA_ERROR_CYCLES = 2    # a LOAD/STORE refused for its operands or address range
+
+
+def dma_beats(cfg: AccelConfig, dram_addr: int, nbytes: int) -> int:
+    """Full-width bus beats covering DRAM bytes ``dram_addr .. dram_addr+nbytes-1``:
+    ``ceil((dram_addr % B + nbytes) / B)``."""
+    b = cfg.mem_bytes_per_cycle
+    return -(-(dram_addr % b + nbytes) // b)
+
+
+def load_cycles(cfg: AccelConfig, dram_addr: int, offset: int, nbytes: int) -> int:
+    """Cycles of a LOAD of ``nbytes`` DRAM bytes from ``dram_addr`` to slot byte ``offset``::
+
+        LOAD_OVERHEAD + L + ceil((da + nbytes) / B) + (1 if da < sa else 0)
+
+    one cycle per slot word written; when ``da < sa`` the first slot word needs the second
+    DRAM beat, so the writes start one beat later."""
+    b = cfg.mem_bytes_per_cycle
+    sa, da = dram_addr % b, offset % b
+    return LOAD_OVERHEAD + cfg.mem_latency + -(-(da + nbytes) // b) + int(da < sa)
+
+
+def store_cycles(cfg: AccelConfig, dram_addr: int, nbytes: int) -> int:
+    """Cycles of a STORE of slot bytes ``0 .. nbytes-1`` to DRAM ``dram_addr``::
+
+        STORE_OVERHEAD + L + ceil((sa + nbytes) / B)
+
+    (the last W beat, then the B response L cycles later, then the finish)."""
+    return STORE_OVERHEAD + cfg.mem_latency + dma_beats(cfg, dram_addr, nbytes)

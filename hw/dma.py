@@ -1,0 +1,340 @@
+"""The DMA engines of LOAD (DRAM -> buffer slot) and STORE (output slot -> DRAM).
+
+Both take a one-cycle ``start`` pulse with ``cmd`` (sampled in that cycle), move the bytes
+over the AXI4 master ``mem`` (`bitmill.hw.axi`: full-width INCR bursts of at most 256 beats
+that never cross 4 KiB, one address handshake per cycle from the cycle after ``start``) and
+answer with a one-cycle ``finish`` pulse in the instruction's last cycle, registered ``error``
+and ``cause`` (`DMA_ERROR`) beside it; ``busy`` is high from the cycle after ``start`` to the
+``finish`` cycle. A ``start`` while ``busy`` is ignored.
+
+Errors: ``cause.operand`` (``nbytes == 0``, or the bytes do not fit the slot) and
+``cause.address`` (``dram_addr + nbytes > limit``) finish in `DMA_ERROR_CYCLES` cycles without
+any bus traffic; ``cause.bus`` (an SLVERR/DECERR response) finishes at the normal time (the
+slot or DRAM bytes of that transfer are then undefined).
+
+Cycles with the spec's memory model (`bitmill.timing.load_cycles`, `store_cycles`): the data
+flows one beat per cycle, so a transfer costs a fixed overhead, the memory latency and one
+cycle per beat (LOAD: per buffer word written, plus one when the realignment needs a second
+DRAM beat for the first word).
+"""
+
+from __future__ import annotations
+
+from amaranth import C, Cat, Module, Mux, Signal
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from bitmill.config import AccelConfig
+from bitmill.hw.axi import (BURST_BOUNDARY, BURST_INCR, MAX_BURST_BEATS, AxiSignature,
+                            buffer_write_signature, check_data_bytes)
+from bitmill.isa import Buffer, field_limits, slot_bytes
+from bitmill.timing import DMA_ERROR_CYCLES, LOAD_OVERHEAD, STORE_OVERHEAD
+
+DMA_ERROR = data.StructLayout({"address": 1, "bus": 1, "operand": 1})
+ADDR_BITS = 32
+
+
+def _low(value, lg: int):
+    """The byte offset of ``value`` inside a ``2**lg``-byte word."""
+    return value[:lg] if lg else C(0, 1)
+
+
+def _realign(m: Module, prev, cur, shift, nbytes: int):
+    """Bytes ``[nbytes - shift, 2*nbytes - shift)`` of ``Cat(prev, cur)``: ``cur`` moved up
+    by ``shift`` bytes, the bytes below taken from the top of ``prev``."""
+    if nbytes == 1:
+        return cur
+    start = Signal(range(nbytes + 1), name="realign_start")
+    m.d.comb += start.eq(nbytes - shift)
+    return Cat(prev, cur).bit_select(Cat(C(0, 3), start), 8 * nbytes)
+
+
+def _burst_beats(m: Module, addr, left, lg: int, ch: str):
+    """Beats of the burst from aligned byte address ``addr`` with ``left`` beats to go:
+    at most `MAX_BURST_BEATS`, never past the next `BURST_BOUNDARY`."""
+    room = Signal(range(BURST_BOUNDARY + 1), name=f"{ch}_room")
+    cap = Signal(range(MAX_BURST_BEATS + 1), name=f"{ch}_cap")
+    beats = Signal(range(MAX_BURST_BEATS + 1), name=f"{ch}_beats")
+    m.d.comb += [room.eq((BURST_BOUNDARY - addr[:12]) >> lg),
+                 cap.eq(Mux(room < MAX_BURST_BEATS, room, MAX_BURST_BEATS)),
+                 beats.eq(Mux(left < cap, left, cap))]
+    return beats
+
+
+def _issue_bursts(m: Module, bus, ch: str, lg: int, accept, addr0, total):
+    """The AR (``ch="ar"``) or AW address channel: on ``accept`` load the aligned address
+    ``addr0`` and ``total`` beats, then one burst per handshake. Returns (beats still to
+    request, handshake)."""
+    addr = Signal(ADDR_BITS, name=f"{ch}_next")
+    left = Signal(total.shape(), name=f"{ch}_left")
+    beats = _burst_beats(m, addr, left, lg, ch)
+    valid, ready = getattr(bus, f"{ch}valid"), getattr(bus, f"{ch}ready")
+    m.d.comb += [valid.eq(left != 0), getattr(bus, f"{ch}addr").eq(addr),
+                 getattr(bus, f"{ch}len").eq(beats - 1), getattr(bus, f"{ch}size").eq(lg),
+                 getattr(bus, f"{ch}burst").eq(BURST_INCR), getattr(bus, f"{ch}id").eq(0)]
+    shake = valid & ready
+    with m.If(accept):
+        m.d.sync += [addr.eq(addr0), left.eq(total)]
+    with m.Elif(shake):
+        m.d.sync += [addr.eq(addr + (beats << lg)), left.eq(left - beats)]
+    return left, shake
+
+
+def _byte_masks(m: Module, first_byte, end_byte, lg: int, name: str):
+    """Byte enables of a first word (bytes ``>= first_byte``) and of a last word (bytes
+    ``< end_byte``, ``end_byte`` in 1..2**lg)."""
+    n = 1 << lg
+    first, last = Signal(n, name=f"{name}_first"), Signal(n, name=f"{name}_last")
+    m.d.comb += [first.eq(Cat(first_byte <= i for i in range(n))),
+                 last.eq(Cat(end_byte > i for i in range(n)))]
+    return first, last
+
+
+class _Dma(wiring.Component):
+    """What LOAD and STORE share: the configuration and the finish/error registers."""
+
+    def __init__(self, cfg: AccelConfig, members: dict):
+        self._cfg = cfg
+        super().__init__({"start": In(1), **members, "finish": Out(1), "busy": Out(1),
+                          "error": Out(1), "cause": Out(DMA_ERROR)})
+
+    @property
+    def data_bytes(self) -> int:
+        """``B``: bytes per beat and per buffer word."""
+        return self._cfg.mem_bytes_per_cycle
+
+    @property
+    def error_cycles(self) -> int:
+        """Cycles of an instruction refused for its operands or address range."""
+        return DMA_ERROR_CYCLES
+
+    def _finish(self, m: Module, accept, refused: dict, done, bus_error) -> None:
+        """``finish``/``error``/``cause`` registered from a refused ``accept`` (``refused``:
+        cause name -> condition) or from ``done`` (with ``bus_error``); ``busy``."""
+        refuse = accept & (refused["address"] | refused["operand"])
+        m.d.sync += [self.finish.eq(refuse | done),
+                     self.error.eq(refuse | (done & bus_error)),
+                     self.cause.address.eq(accept & refused["address"]),
+                     self.cause.operand.eq(accept & refused["operand"]),
+                     self.cause.bus.eq(done & bus_error)]
+        with m.If(accept):
+            m.d.sync += self.busy.eq(1)
+        with m.Elif(self.finish):
+            m.d.sync += self.busy.eq(0)
+
+
+def _check_cfg(cfg: AccelConfig) -> tuple[int, int]:
+    """(B, log2 B) of ``cfg``, or ValueError."""
+    b = cfg.mem_bytes_per_cycle
+    try:
+        check_data_bytes(b)
+    except ValueError:
+        raise ValueError(f"mem_bytes_per_cycle must be a power of two in 1..128, not {b}") from None
+    return b, b.bit_length() - 1
+
+
+def _words(nbytes: int, b: int) -> int:
+    return -(-nbytes // b)
+
+
+def load_command_layout(cfg: AccelConfig) -> data.StructLayout:
+    """LOAD's command: ``nbytes`` DRAM bytes from ``dram_addr`` into the slot whose first word
+    is ``base``, from byte ``offset`` of the slot; ``slot_bytes`` (the slot's size) bounds
+    ``offset + nbytes``; ``limit`` (MEM_BYTES) bounds ``dram_addr + nbytes``."""
+    b, _ = _check_cfg(cfg)
+    largest = max(slot_bytes(cfg, buf) for buf in Buffer)
+    field = field_limits(cfg)["nbytes"][0].bit_length()
+    return data.StructLayout({"dram_addr": ADDR_BITS, "nbytes": field, "offset": field,
+                              "base": range(2 * _words(largest, b)),
+                              "slot_bytes": range(largest + 1), "limit": ADDR_BITS})
+
+
+def store_command_layout(cfg: AccelConfig) -> data.StructLayout:
+    """STORE's command: bytes ``0 .. nbytes-1`` of the output slot whose first word is
+    ``base`` to DRAM ``dram_addr ..``; ``limit`` (MEM_BYTES) bounds ``dram_addr + nbytes``."""
+    b, _ = _check_cfg(cfg)
+    field = field_limits(cfg)["nbytes"][0].bit_length()
+    return data.StructLayout({"dram_addr": ADDR_BITS, "nbytes": field,
+                              "base": range(2 * _words(slot_bytes(cfg, Buffer.OUT), b)),
+                              "limit": ADDR_BITS})
+
+
+class LoadDma(_Dma):
+    """LOAD: DRAM bytes ``dram_addr .. dram_addr+nbytes-1`` to slot bytes ``offset ..
+    offset+nbytes-1``: one buffer write request per slot word (``write``, registered), word
+    address ``base + (offset + j) // B`` for byte ``j``, byte enables exactly the transfer's
+    bytes. Uses AR/R of ``mem`` only. Cycles: `bitmill.timing.load_cycles`."""
+
+    def __init__(self, cfg: AccelConfig):
+        b, _ = _check_cfg(cfg)
+        layout = load_command_layout(cfg)
+        self._depth = 2 * _words(max(slot_bytes(cfg, buf) for buf in Buffer), b)
+        super().__init__(cfg, {"cmd": In(layout), "mem": Out(AxiSignature(ADDR_BITS, b, 1)),
+                               "write": Out(buffer_write_signature(b, self._depth))})
+
+    @property
+    def depth(self) -> int:
+        """Words of the largest buffer (the range of ``write.payload.addr``)."""
+        return self._depth
+
+    @property
+    def overhead(self) -> int:
+        """Cycles of a transfer beyond the memory latency and its beats
+        (`bitmill.timing.LOAD_OVERHEAD`)."""
+        return LOAD_OVERHEAD
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        b, lg = _check_cfg(self._cfg)
+        cmd, bus = self.cmd, self.mem
+        accept = self.start & ~self.busy
+        refused = {"operand": (cmd.nbytes == 0) | (cmd.offset + cmd.nbytes > cmd.slot_bytes),
+                   "address": cmd.dram_addr + cmd.nbytes > cmd.limit}
+        good = Signal()
+        m.d.comb += good.eq(~refused["operand"] & ~refused["address"])
+        beats = Signal(len(cmd.nbytes) + 1)
+        m.d.comb += beats.eq(Mux(good, (_low(cmd.dram_addr, lg) + cmd.nbytes + b - 1) >> lg, 0))
+        _issue_bursts(m, bus, "ar", lg, accept, cmd.dram_addr & ((1 << ADDR_BITS) - b), beats)
+        m.d.comb += [bus.rready.eq(1), bus.bready.eq(1)]
+        done, bus_error = self._receive(m, accept, good, beats)
+        self._finish(m, accept, refused, done, bus_error)
+        return m
+
+    def _receive(self, m: Module, accept, good, beats):
+        """R beats -> realigned slot words -> buffer write requests. Returns (the last word
+        is written in this cycle, a bus error happened)."""
+        b, lg = _check_cfg(self._cfg)
+        cmd, bus, wr = self.cmd, self.mem, self.write
+        sa, da = _low(cmd.dram_addr, lg), _low(cmd.offset, lg)
+        r_left, words_left = Signal(beats.shape()), Signal(beats.shape())
+        word_addr = Signal(range(self._depth))
+        shift, skip = Signal(max(1, lg)), Signal()
+        first_step, first_word, flush, bus_err = Signal(), Signal(), Signal(), Signal()
+        prev = Signal(8 * b)
+        mask_first, mask_last = Signal(b), Signal(b)
+        beat = bus.rvalid & (r_left != 0)
+        step = beat | flush
+        cur = Mux(flush, 0, bus.rdata)
+        word = _realign(m, prev, cur, shift, b)
+        write, last = Signal(), Signal()
+        # with offset % B < dram_addr % B, the word made from the first beat lies before the slot
+        m.d.comb += [write.eq(step & ~(skip & first_step) & (words_left != 0)),
+                     last.eq(write & (words_left == 1))]
+        with m.If(step):
+            m.d.sync += [prev.eq(cur), first_step.eq(0)]
+        with m.If(beat):
+            m.d.sync += [r_left.eq(r_left - 1), bus_err.eq(bus_err | bus.rresp[1])]
+        # a last word that still needs bytes of the beat after the last one: one more step
+        m.d.sync += [flush.eq(beat & (r_left == 1) & (words_left != write)), wr.valid.eq(write)]
+        full = (1 << b) - 1
+        with m.If(write):
+            m.d.sync += [wr.payload.addr.eq(word_addr), wr.payload.data.eq(word),
+                         wr.payload.en.eq(Mux(first_word, mask_first, full)
+                                          & Mux(words_left == 1, mask_last, full)),
+                         word_addr.eq(word_addr + 1), words_left.eq(words_left - 1),
+                         first_word.eq(0)]
+        first_mask, last_mask = _byte_masks(m, da, _low(da + cmd.nbytes - 1, lg) + 1, lg, "load")
+        with m.If(accept):
+            m.d.sync += [r_left.eq(beats),
+                         words_left.eq(Mux(good, (da + cmd.nbytes + b - 1) >> lg, 0)),
+                         word_addr.eq(cmd.base + (cmd.offset >> lg)),
+                         shift.eq(_low(da - sa, lg)), skip.eq(da < sa),
+                         first_step.eq(1), first_word.eq(1), flush.eq(0), bus_err.eq(0),
+                         prev.eq(0), mask_first.eq(first_mask), mask_last.eq(last_mask)]
+        return last, bus_err | (beat & bus.rresp[1])
+
+
+class StoreDma(_Dma):
+    """STORE: bytes ``0 .. nbytes-1`` of the output slot whose first word is ``base`` to DRAM
+    ``dram_addr ..``, read through the output buffer's synchronous read port (``read_addr``
+    out, ``read_data`` in one cycle later); writes exactly those DRAM bytes (``wstrb``) and
+    finishes the cycle after the last B response. Uses AW/W/B of ``mem`` only. Cycles:
+    `bitmill.timing.store_cycles`."""
+
+    def __init__(self, cfg: AccelConfig):
+        b, _ = _check_cfg(cfg)
+        self._slot = slot_bytes(cfg, Buffer.OUT)
+        self._depth = 2 * _words(self._slot, b)
+        super().__init__(cfg, {"cmd": In(store_command_layout(cfg)),
+                               "read_addr": Out(range(self._depth)), "read_data": In(8 * b),
+                               "mem": Out(AxiSignature(ADDR_BITS, b, 1))})
+
+    @property
+    def depth(self) -> int:
+        """Words of the output buffer (the range of ``read_addr``)."""
+        return self._depth
+
+    @property
+    def overhead(self) -> int:
+        """Cycles of a transfer beyond the memory latency and its beats
+        (`bitmill.timing.STORE_OVERHEAD`)."""
+        return STORE_OVERHEAD
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        b, lg = _check_cfg(self._cfg)
+        cmd, bus = self.cmd, self.mem
+        accept = self.start & ~self.busy
+        refused = {"operand": (cmd.nbytes == 0) | (cmd.nbytes > self._slot),
+                   "address": cmd.dram_addr + cmd.nbytes > cmd.limit}
+        good = Signal()
+        m.d.comb += good.eq(~refused["operand"] & ~refused["address"])
+        beats = Signal(len(cmd.nbytes) + 1)
+        m.d.comb += beats.eq(Mux(good, (_low(cmd.dram_addr, lg) + cmd.nbytes + b - 1) >> lg, 0))
+        aw_left, aw_shake = _issue_bursts(m, bus, "aw", lg, accept,
+                                          cmd.dram_addr & ((1 << ADDR_BITS) - b), beats)
+        m.d.comb += [bus.rready.eq(1), bus.bready.eq(1)]
+        self._send(m, accept, beats)
+        done, bus_error = self._responses(m, accept, aw_left, aw_shake, beats)
+        self._finish(m, accept, refused, done, bus_error)
+        return m
+
+    def _send(self, m: Module, accept, beats) -> None:
+        """Slot words -> realigned W beats (registered; the read address holds while the
+        W register is full)."""
+        b, lg = _check_cfg(self._cfg)
+        cmd, bus = self.cmd, self.mem
+        rd_addr, rd_left = Signal(range(self._depth)), Signal(beats.shape())
+        w_left, w_addr, w_count = Signal(beats.shape()), Signal(ADDR_BITS), Signal(8)
+        shift, first, prev = Signal(max(1, lg)), Signal(), Signal(8 * b)
+        mask_first, mask_last = Signal(b), Signal(b)
+        consume = (w_left != 0) & (~bus.wvalid | bus.wready)
+        more = consume & (rd_left > 1)
+        m.d.comb += self.read_addr.eq(Mux(accept, cmd.base, Mux(more, rd_addr + 1, rd_addr)))
+        m.d.sync += rd_addr.eq(self.read_addr)
+        with m.If(more):
+            m.d.sync += rd_left.eq(rd_left - 1)
+        beat = _realign(m, prev, self.read_data, shift, b)
+        full = (1 << b) - 1
+        wlast = Signal()
+        m.d.comb += wlast.eq((w_left == 1) | (w_addr[:12] == BURST_BOUNDARY - b)
+                             | (w_count == MAX_BURST_BEATS - 1))
+        with m.If(consume):
+            m.d.sync += [bus.wvalid.eq(1), bus.wdata.eq(beat), bus.wlast.eq(wlast),
+                         bus.wstrb.eq(Mux(first, mask_first, full)
+                                      & Mux(w_left == 1, mask_last, full)),
+                         prev.eq(self.read_data), w_left.eq(w_left - 1), first.eq(0),
+                         w_addr.eq(w_addr + b), w_count.eq(Mux(wlast, 0, w_count + 1))]
+        with m.Elif(bus.wready):
+            m.d.sync += bus.wvalid.eq(0)
+        sa = _low(cmd.dram_addr, lg)
+        first_mask, last_mask = _byte_masks(m, sa, _low(sa + cmd.nbytes - 1, lg) + 1, lg, "store")
+        with m.If(accept):
+            m.d.sync += [rd_addr.eq(cmd.base), rd_left.eq((cmd.nbytes + b - 1) >> lg),
+                         w_left.eq(beats), w_addr.eq(cmd.dram_addr & ((1 << ADDR_BITS) - b)),
+                         w_count.eq(0), shift.eq(sa), first.eq(1), prev.eq(0),
+                         mask_first.eq(first_mask), mask_last.eq(last_mask)]
+
+    def _responses(self, m: Module, accept, aw_left, aw_shake, beats):
+        """Counts the bursts awaiting their B response. Returns (the last B response arrives
+        in this cycle, a bus error happened)."""
+        bus = self.mem
+        waiting, bus_err = Signal(beats.shape()), Signal()
+        b_shake = bus.bvalid & (waiting != 0)
+        m.d.sync += waiting.eq(waiting + aw_shake - b_shake)
+        with m.If(b_shake):
+            m.d.sync += bus_err.eq(bus_err | bus.bresp[1])
+        with m.If(accept):
+            m.d.sync += [waiting.eq(0), bus_err.eq(0)]
+        done = b_shake & (aw_left == 0) & (waiting == 1)
+        return done, bus_err | (b_shake & bus.bresp[1])

@@ -1,0 +1,194 @@
+# amaranth: UnusedElaboratable=no
+"""The exact AXI4 memory model: read beats ``L`` cycles after the AR handshake, bursts back to
+back in order, B responses ``L`` cycles after the last W beat, DECERR outside the memory, and
+the backdoor helpers, against a reference schedule by exact equality."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from amaranth.back import verilog
+from amaranth.sim import Simulator
+
+from bitmill.sim.cosim.axi_memory import AxiMemoryModel, load_bytes, read_bytes
+
+B = 4
+DEPTH = 1024
+
+
+def _image(seed: int = 0) -> bytes:
+    rng = random.Random(seed)
+    return bytes(rng.randrange(256) for _ in range(DEPTH))
+
+
+def _simulate(model: AxiMemoryModel, bench) -> None:
+    sim = Simulator(model)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+
+
+def read_schedule(bursts, latency: int, image: bytes):
+    """(cycle, data, last, resp) of every beat, ``rready`` always 1: a burst's first beat at
+    ``max(a + L, previous last beat + 1)``."""
+    out, free = [], 0
+    for a, addr, length in bursts:
+        c = max(a + latency, free)
+        for k in range(length + 1):
+            word = addr // B + k
+            inside = word < DEPTH // B
+            data = int.from_bytes(image[word * B:word * B + B], "little") if inside else 0
+            out.append((c + k, data, int(k == length), 0 if inside else 3))
+        free = c + length + 1
+    return out
+
+
+@pytest.mark.parametrize("latency", [1, 2, 7])
+def test_read_beats_follow_the_schedule(latency):
+    image = _image(latency)
+    model = AxiMemoryModel(B, latency, DEPTH, image)
+    bus = model.bus
+    # (AR cycle, byte address, len): back to back, a late one, one running past the memory
+    bursts = [(0, 0, 3), (1, 64, 0), (2, 128, 1), (3, 12, 2), (30, 8, 0), (31, DEPTH - 8, 3)]
+    got = []
+
+    async def bench(ctx):
+        ctx.set(bus.rready, 1)
+        pending = list(bursts)
+        for c in range(60):
+            ar = pending[0] if pending and pending[0][0] == c else None
+            ctx.set(bus.arvalid, ar is not None)
+            if ar:
+                ctx.set(bus.araddr, ar[1])
+                ctx.set(bus.arlen, ar[2])
+                assert ctx.get(bus.arready)
+                pending.pop(0)
+            if ctx.get(bus.rvalid):
+                got.append((c, ctx.get(bus.rdata), ctx.get(bus.rlast), ctx.get(bus.rresp)))
+            await ctx.tick()
+
+    _simulate(model, bench)
+    assert got == read_schedule(bursts, latency, image)
+
+
+def test_read_holds_beats_until_rready():
+    image = _image(5)
+    model = AxiMemoryModel(B, 3, DEPTH, image)
+    bus = model.bus
+    bursts = [(0, 40, 5), (1, 200, 2), (2, 0, 0)]
+    rng = random.Random(1)
+    got, held = [], []
+
+    async def bench(ctx):
+        for c in range(80):
+            ctx.set(bus.arvalid, c < len(bursts))
+            if c < len(bursts):
+                ctx.set(bus.araddr, bursts[c][1])
+                ctx.set(bus.arlen, bursts[c][2])
+            ready = rng.random() < 0.4
+            ctx.set(bus.rready, ready)
+            if ctx.get(bus.rvalid):
+                beat = (ctx.get(bus.rdata), ctx.get(bus.rlast), ctx.get(bus.rresp))
+                held.append(beat)
+                if ready:
+                    got.append(beat)
+            await ctx.tick()
+
+    _simulate(model, bench)
+    assert got == [beat[1:] for beat in read_schedule(bursts, 3, image)]
+    assert len(held) > len(got)         # some beats waited, unchanged, for rready
+
+
+def _drive_writes(ctx, bus, c: int, aws: dict, ws: dict) -> None:
+    aw, w = aws.get(c), ws.get(c)
+    ctx.set(bus.awvalid, aw is not None)
+    if aw:
+        ctx.set(bus.awaddr, aw[0])
+        ctx.set(bus.awlen, aw[1])
+    ctx.set(bus.wvalid, w is not None)
+    if w:
+        ctx.set(bus.wdata, w[0])
+        ctx.set(bus.wstrb, w[1])
+        ctx.set(bus.wlast, w[2])
+
+
+@pytest.mark.parametrize("latency, bready_from", [(1, 0), (4, 0), (4, 12)])
+def test_writes_and_b_responses(latency, bready_from):
+    image = _image(latency)
+    model = AxiMemoryModel(B, latency, DEPTH, image)
+    bus = model.bus
+    aws = {0: (16, 2), 1: (100, 0), 6: (DEPTH - 4, 1)}
+    ws = {0: (0x11223344, 0xF, 0), 1: (0x55667788, 0b0110, 0), 2: (0x99AABBCC, 0b1000, 1),
+          5: (0xDEADBEEF, 0b0011, 1), 6: (0x01020304, 0xF, 0), 7: (0x05060708, 0xF, 1)}
+    got, after = [], []
+
+    async def bench(ctx):
+        for c in range(40):
+            _drive_writes(ctx, bus, c, aws, ws)
+            ctx.set(bus.bready, c >= bready_from)
+            if c in ws:
+                assert ctx.get(bus.wready)
+            if ctx.get(bus.bvalid) and c >= bready_from:
+                got.append((c, ctx.get(bus.bresp)))
+            await ctx.tick()
+        after.append(await read_bytes(ctx, model, 0, DEPTH))
+
+    _simulate(model, bench)
+    b1, b2, b3 = 2 + latency, 5 + latency, 7 + latency
+    b1 = max(b1, bready_from)
+    b2 = max(b2, b1 + 1)
+    b3 = max(b3, b2 + 1)
+    assert got == [(b1, 0), (b2, 0), (b3, 3)]
+    want = bytearray(image)
+    want[16:20] = (0x11223344).to_bytes(4, "little")
+    want[21:23] = (0x55667788).to_bytes(4, "little")[1:3]
+    want[27] = 0x99
+    want[100:102] = (0xDEADBEEF).to_bytes(4, "little")[:2]
+    want[DEPTH - 4:] = (0x01020304).to_bytes(4, "little")   # the second beat is outside
+    assert after[0] == bytes(want)
+
+
+def test_w_waits_for_its_address():
+    model = AxiMemoryModel(B, 2, DEPTH)
+    bus = model.bus
+    ready = []
+
+    async def bench(ctx):
+        for c in range(6):
+            _drive_writes(ctx, bus, c, {3: (8, 0)}, {c: (0xCAFEF00D, 0xF, 1)} if c < 4 else {})
+            ready.append(ctx.get(bus.wready))
+            await ctx.tick()
+        assert await read_bytes(ctx, model, 8, 4) == (0xCAFEF00D).to_bytes(4, "little")
+
+    _simulate(model, bench)
+    assert ready == [0, 0, 0, 1, 0, 0]
+
+
+def test_backdoor_helpers_round_trip():
+    image = _image(9)
+    model = AxiMemoryModel(B, 1, DEPTH, image)
+    payload = bytes(range(1, 40))
+
+    async def bench(ctx):
+        await load_bytes(ctx, model, 7, payload)
+        assert await read_bytes(ctx, model, 7, len(payload)) == payload
+        around = await read_bytes(ctx, model, 0, 64)
+        assert around == image[:7] + payload + image[46:64]
+        await load_bytes(ctx, model, 9, b"\xAA")
+        assert await read_bytes(ctx, model, 8, 3) == bytes([payload[1], 0xAA, payload[3]])
+
+    _simulate(model, bench)
+
+
+def test_parameters_are_validated_and_the_model_converts_to_verilog():
+    with pytest.raises(ValueError, match="latency must be a positive integer, not 0"):
+        AxiMemoryModel(4, 0, 64)
+    with pytest.raises(ValueError, match="depth_bytes must be a multiple of data_bytes \\(8\\), not 12"):
+        AxiMemoryModel(8, 1, 12)
+    with pytest.raises(ValueError, match="data_bytes must be a power of two in 1..128, not 6"):
+        AxiMemoryModel(6, 1, 12)
+    with pytest.raises(ValueError, match="init holds 9 bytes, more than depth_bytes 8"):
+        AxiMemoryModel(4, 1, 8, bytes(9))
+    text = verilog.convert(AxiMemoryModel(8, 3, 256), name="axi_memory")
+    assert "input [31:0] bus__araddr;" in text and "output [63:0] bus__rdata;" in text
