@@ -16,7 +16,7 @@ operand enters the 64-bit sum. Stages (`LATENCY` = 10 registers from input to ou
 6. ``2x >> 8*(n // 8)``;  7. ``>> (n % 8)``;
 8. saturation of the shifted value to 36 bits (outside it every result clamps the same way)
    and the output range from ``out_bits``, ``out_signed``, ``relu``;
-9. ``(y + 1) >> 1``;  10. clamp.
+9. ``(y + 1) >> 1``, and its comparisons with the range (made on ``y``);  10. clamp.
 """
 
 from __future__ import annotations
@@ -165,24 +165,32 @@ class Requantizer(wiring.Component):
         sat = Signal(signed(SAT_BITS), name="s8_sat", reset_less=True)
         m.d.sync += sat.eq(Mux(inside, y[:SAT_BITS].as_signed(),
                                Mux(y[-1], Const(-limit - 1, signed(SAT_BITS)), limit)))
-        lo, hi = self._range(m, ctl[0])
-        lo_q = [Signal(signed(VALUE_BITS), name=f"s{n}_lo", reset_less=True) for n in (8, 9)]
-        hi_q = [Signal(signed(VALUE_BITS), name=f"s{n}_hi", reset_less=True) for n in (8, 9)]
-        m.d.sync += [lo_q[0].eq(lo), hi_q[0].eq(hi), lo_q[1].eq(lo_q[0]), hi_q[1].eq(hi_q[0])]
+        lo, hi, below_at, above_at = self._range(m, ctl[0])
+        bound = [{name: Signal(signed(VALUE_BITS + 2), name=f"s{n}_{name}", reset_less=True)
+                  for name in ("lo", "hi", "below_at", "above_at")} for n in (8, 9)]
+        m.d.sync += [bound[0]["lo"].eq(lo), bound[0]["hi"].eq(hi),
+                     bound[0]["below_at"].eq(below_at), bound[0]["above_at"].eq(above_at),
+                     bound[1]["lo"].eq(bound[0]["lo"]), bound[1]["hi"].eq(bound[0]["hi"])]
+        # round and compare in parallel: sat < 2lo => (sat+1)>>1 <= lo; sat > 2hi => > hi
         rounded = Signal(signed(SAT_BITS), name="s9_rounded", reset_less=True)
-        m.d.sync += rounded.eq((sat + 1) >> 1)
+        below = Signal(name="s9_below", reset_less=True)
+        above = Signal(name="s9_above", reset_less=True)
+        m.d.sync += [rounded.eq((sat + 1) >> 1), below.eq(sat < bound[0]["below_at"]),
+                     above.eq(sat > bound[0]["above_at"])]
         out = Signal(signed(VALUE_BITS), name="s10_value", reset_less=True)
-        m.d.sync += out.eq(Mux(rounded < lo_q[1], lo_q[1],
-                               Mux(rounded > hi_q[1], hi_q[1], rounded[:VALUE_BITS])))
+        m.d.sync += out.eq(Mux(below, bound[1]["lo"], Mux(above, bound[1]["hi"], rounded)))
         m.d.comb += self.value.eq(out)
 
     @staticmethod
     def _range(m: Module, ctl: dict) -> tuple:
-        """``(lo, hi)`` of the output: ``numerics.value_range`` of ``out_bits`` signed or
-        unsigned, ``lo`` raised to 0 by ``relu``."""
+        """``(lo, hi)`` of the output (``numerics.value_range`` of ``out_bits`` signed or
+        unsigned, ``lo`` raised to 0 by ``relu``) and ``2lo``, ``2hi``: a saturated value below
+        ``2lo`` rounds to at most ``lo``, one above ``2hi`` to more than ``hi``."""
         bits_m1, sgn = ctl["out_bits"], ctl["out_signed"]
         ones = Signal(MAX_BITS, name="s7_ones")        # 2^(bits-1) - 1
         m.d.comb += ones.eq((Const(1, MAX_BITS + 1) << bits_m1) - 1)
-        hi = Mux(sgn, ones, Cat(Const(1, 1), ones))     # unsigned: 2^bits - 1
-        lo = Mux(sgn & ~ctl["relu"], ~Cat(ones, Const(0, 1)).as_signed(), 0)
-        return lo, hi
+        hi = Cat(Const(1, 1), ones)                     # 2^bits - 1
+        hi = Mux(sgn, ones, hi)
+        negative = sgn & ~ctl["relu"]
+        lo = Mux(negative, ~Cat(ones, Const(0, 1)).as_signed(), 0)          # -2^(bits-1)
+        return lo, hi, (lo * 2), Cat(Const(0, 1), hi)
