@@ -9,14 +9,15 @@ zeroed too (the last code of a packed row). Every other bit of the buffer keeps 
 Stages:
 
 1. the accepted code, registered;
-2. the code and its mask shifted to its offset in a window of `span_words` words: pieces
-   (word address, data, mask), at most two for ``B >= 4``;
-3. merge: pieces merge into the open word register ``cur`` while they hit its address;
+2. the code's bits and its mask (with the padding of ``pad``), offset and word;
+3. both shifted to the offset in a window of `span_words` words: pieces (word address,
+   data, mask), at most two for ``B >= 4``;
+4. merge: pieces merge into the open word register ``cur`` while they hit its address;
    a word left behind (``cur`` on a new address, the low piece of a straddling code, or
    ``cur`` in a cycle without a code) is evicted. Evicted words queue in one spill
    register; one word is issued per cycle (its read address goes to the buffer);
-4. the buffer's read data, registered;
-5. the word written: the old data (with the two writes of stages 5 of the previous two
+5. the buffer's read data, registered;
+6. the word written: the old data (with the two writes of stage 6 of the previous two
    cycles forwarded over it, which the read could not see) under the new bits; byte
    enables where the word has new bits.
 
@@ -42,7 +43,7 @@ from amaranth.utils import ceil_log2
 
 from bitmill.numerics import MAX_BITS
 
-DRAIN_LATENCY = 6     # last code accepted in t -> its last write on `write` in t + 6
+DRAIN_LATENCY = 7     # last code accepted in t -> its last write on `write` in t + 7
 MAX_DATA_BYTES = 128
 
 
@@ -95,10 +96,11 @@ class CodePacker(wiring.Component):
         m = Module()
         advance = Signal()                       # stages 1-2 move on (stage 3 takes its code)
         code = self._accept(m, advance)
-        head = self._align(m, code, advance)
+        measured = self._measure(m, code, advance)
+        head = self._align(m, measured, advance)
         issue, merging = self._merge(m, head, advance)
         writing = self._write(m, issue)
-        m.d.comb += [self.ready.eq(advance), self.idle.eq(~(code["valid"] | merging | writing))]
+        m.d.comb += [self.ready.eq(advance), self.idle.eq(~(code["valid"] | measured["valid"] | merging | writing))]
         return m
 
     def _accept(self, m: Module, advance: Signal) -> dict:
@@ -109,30 +111,44 @@ class CodePacker(wiring.Component):
             m.d.sync += [reg.eq(getattr(self, name)) for name, reg in regs.items()]
         return regs
 
-    def _align(self, m: Module, code: dict, advance: Signal) -> dict:
-        """Stage 2: data and mask shifted into the window of `span` words at ``w0``."""
-        offset = code["bit_addr"][:self.offset_bits]
+    def _measure(self, m: Module, code: dict, advance: Signal) -> dict:
+        """Stage 2: the code's bits (low ``bits`` of ``value``), its mask (``bits`` plus the
+        padding of ``pad`` ones, as a thermometer code), its offset and word, and the index
+        of the last word it touches."""
         bits = code["bits"] + 1
         padding = Mux(code["pad"], (-(code["bit_addr"][:3] + bits))[:3], 0)
-        field = Signal(MAX_BITS, name="s1_field")
-        m.d.comb += field.eq(code["value"] & ((Const(2, MAX_BITS + 1) << code["bits"]) - 1))
-        ones = Signal(MAX_BITS + 8, name="s1_ones")
-        m.d.comb += ones.eq((Const(1, MAX_BITS + 9) << (bits + padding)) - 1)
-        window = self.span * self.word_bits
-        head = {"valid": Signal(name="s2_valid"),
-                "w0": Signal(range(self.depth), name="s2_w0"),
+        length = bits + padding
+        offset = code["bit_addr"][:self.offset_bits]
+        regs = {"valid": Signal(name="s2_valid"), "w0": Signal(range(self.depth), name="s2_w0"),
+                "offset": Signal(self.offset_bits, name="s2_offset"),
                 "last": Signal(range(self.span), name="s2_last"),
-                "data": Signal(window, name="s2_data"), "mask": Signal(window, name="s2_mask")}
-        end = offset + bits + padding - 1
+                "field": Signal(MAX_BITS, name="s2_field"), "ones": Signal(MAX_BITS + 8, name="s2_ones")}
         with m.If(advance):
-            m.d.sync += [head["valid"].eq(code["valid"]),
-                         head["w0"].eq(code["bit_addr"][self.offset_bits:]),
-                         head["last"].eq(end >> self.offset_bits),
-                         head["data"].eq(field << offset), head["mask"].eq(ones << offset)]
+            m.d.sync += [regs["valid"].eq(code["valid"]),
+                         regs["w0"].eq(code["bit_addr"][self.offset_bits:]),
+                         regs["offset"].eq(offset),
+                         regs["last"].eq((offset + length - 1) >> self.offset_bits),
+                         regs["field"].eq(code["value"] & Cat(*[code["bits"] >= k
+                                                                for k in range(MAX_BITS)])),
+                         regs["ones"].eq(Cat(*[length > k for k in range(MAX_BITS + 8)]))]
+        return regs
+
+    def _align(self, m: Module, code: dict, advance: Signal) -> dict:
+        """Stage 3: data and mask shifted into the window of `span` words at ``w0``."""
+        window = self.span * self.word_bits
+        head = {"valid": Signal(name="s3_valid"),
+                "w0": Signal(range(self.depth), name="s3_w0"),
+                "last": Signal(range(self.span), name="s3_last"),
+                "data": Signal(window, name="s3_data"), "mask": Signal(window, name="s3_mask")}
+        with m.If(advance):
+            m.d.sync += [head["valid"].eq(code["valid"]), head["w0"].eq(code["w0"]),
+                         head["last"].eq(code["last"]),
+                         head["data"].eq(code["field"] << code["offset"]),
+                         head["mask"].eq(code["ones"] << code["offset"])]
         return head
 
     def _piece(self, head: dict, index) -> dict:
-        """Piece ``index`` of the code in stage 3: its word address, data and mask."""
+        """Piece ``index`` of the code in stage 4: its word address, data and mask."""
         w = self.word_bits
         datas = [head["data"][j * w:(j + 1) * w] for j in range(self.span)]
         masks = [head["mask"][j * w:(j + 1) * w] for j in range(self.span)]
@@ -143,17 +159,17 @@ class CodePacker(wiring.Component):
                 "mask": Array(masks)[index]}
 
     def _merge(self, m: Module, head: dict, advance: Signal) -> tuple:
-        """Stage 3: pieces into ``cur``; evicted words through ``spill`` to the issue slot.
+        """Stage 4: pieces into ``cur``; evicted words through ``spill`` to the issue slot.
         Returns the issued word (a `word_layout` signal) and whether any word is held."""
         layout = word_layout(self.data_bytes, self.depth)
-        cur = Signal(layout, name="s3_cur")
-        spill = Signal(layout, name="s3_spill")
-        index = Signal(range(self.span), name="s3_index")     # next piece of a split code
+        cur = Signal(layout, name="s4_cur")
+        spill = Signal(layout, name="s4_spill")
+        index = Signal(range(self.span), name="s4_index")     # next piece of a split code
         piece = self._piece(head, index if self.span > 1 else 0)
         nxt = self._piece(head, (index + 1)[:len(index)] if self.span > 2 else min(1, self.span - 1))
         hit = cur.valid & (cur.addr == piece["addr"])
         evict_cur = cur.valid & ~hit                           # cur leaves for another word
-        opened = Signal(layout, name="s3_opened")              # the piece's word after merging
+        opened = Signal(layout, name="s4_opened")              # the piece's word after merging
         m.d.comb += [opened.valid.eq(1), opened.addr.eq(piece["addr"]),
                      opened.data.eq(Mux(hit, cur.data & ~piece["mask"], 0) | piece["data"]),
                      opened.mask.eq(Mux(hit, cur.mask, 0) | piece["mask"])]
@@ -161,8 +177,8 @@ class CodePacker(wiring.Component):
         pair = more & ~(evict_cur & spill.valid)               # this piece and the next at once
         done = head["valid"] & (~more | (pair & (index + 1 >= head["last"])))
         m.d.comb += advance.eq(~head["valid"] | done)
-        first = Signal(layout, name="s3_evict0")               # evictions of this cycle, in order
-        second = Signal(layout, name="s3_evict1")
+        first = Signal(layout, name="s4_evict0")               # evictions of this cycle, in order
+        second = Signal(layout, name="s4_evict1")
         with m.If(~head["valid"]):
             m.d.comb += first.eq(cur)
             m.d.sync += cur.valid.eq(0)
@@ -175,23 +191,28 @@ class CodePacker(wiring.Component):
             with m.Else():
                 m.d.sync += cur.eq(opened)
             m.d.sync += index.eq(Mux(done, 0, index + 1 + pair))
-        # a word evicted in a cycle without a code waits one cycle in spill, so that the
-        # last word always lands `DRAIN_LATENCY` cycles after the last code
-        direct = head["valid"] & ~spill.valid
-        issue = Signal(layout, name="s3_issue")
+        issue = self._issue(m, head["valid"], spill, first, second)
+        return issue, head["valid"] | cur.valid | spill.valid
+
+    def _issue(self, m: Module, coded, spill, first, second):
+        """The word issued this cycle (its read address to the buffer): the spilled word,
+        else the first eviction; what remains waits in ``spill``. A word evicted in a cycle
+        without a code (``coded`` low) always waits one cycle in ``spill``, so that the last
+        word lands `DRAIN_LATENCY` cycles after the last code."""
+        direct = coded & ~spill.valid
+        issue = Signal(word_layout(self.data_bytes, self.depth), name="s4_issue")
         m.d.comb += [issue.eq(Mux(spill.valid, spill, Mux(direct, first, 0))),
                      self.read_addr.eq(issue.addr)]
         m.d.sync += spill.eq(Mux(direct, second, first))
-        busy = head["valid"] | cur.valid | spill.valid
-        return issue, busy
+        return issue
 
     def _write(self, m: Module, issue):
-        """Stages 4-5: read data registered; old data (with the last two writes forwarded)
+        """Stages 5-6: read data registered; old data (with the last two writes forwarded)
         under the new bits, written with byte enables. Returns whether a word is on its way."""
         layout = word_layout(self.data_bytes, self.depth)
-        s4 = Signal(layout, name="s4_word")
-        s5 = Signal(layout, name="s5_word")
-        old = Signal(self.word_bits, name="s5_old")
+        s4 = Signal(layout, name="s5_word")
+        s5 = Signal(layout, name="s6_word")
+        old = Signal(self.word_bits, name="s6_old")
         m.d.sync += [s4.eq(issue), s5.eq(s4), old.eq(self.read_data)]
         wl = write_layout(self.data_bytes, self.depth)
         last = [Signal(wl, name=f"written{n}") for n in (1, 2)]   # writes 1 and 2 cycles ago
