@@ -142,3 +142,8 @@ def peak_macs_per_cycle(cfg: AccelConfig, w_bits: int, a_bits: int) -> float:
     """MACs per cycle of the whole array at this precision (ideal, no padding)."""
     per_pe = cfg.lanes / (w_bits * a_bits if cfg.pe_family == "bitserial" else 1)
     return cfg.rows * cfg.cols * per_pe
+
+
+# ---- requant unit and output code packer (bitmill.hw.requant, bitmill.hw.packer) ----------
+REQUANT_LATENCY = 10   # requant pipeline: an input in cycle t gives its value in t + 10
+PACKER_DRAIN = 7       # code packer: the last code accepted in t has its last write in t + 7

@@ -42,8 +42,9 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from bitmill.numerics import MAX_BITS
+from bitmill.timing import PACKER_DRAIN
 
-DRAIN_LATENCY = 7     # last code accepted in t -> its last write on `write` in t + 7
+DRAIN_LATENCY = PACKER_DRAIN   # last code accepted in t -> its last write in t + 7
 MAX_DATA_BYTES = 128
 
 

@@ -26,8 +26,9 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from bitmill.numerics import MAX_BITS, MAX_SHIFT, MULT_BITS
+from bitmill.timing import REQUANT_LATENCY
 
-LATENCY = 10             # input cycle t -> output valid in cycle t + LATENCY
+LATENCY = REQUANT_LATENCY   # input cycle t -> output valid in cycle t + LATENCY
 SUM_BITS = 64            # |acc*M + B| < 2^62: the sum is exact modulo 2^64
 VALUE_BITS = MAX_BITS + 1   # signed: holds -2^31 .. 2^32-1, every output range
 CHUNK_BITS = 17          # unsigned low chunks of acc (18-bit signed multiplier operands)

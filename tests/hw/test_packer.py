@@ -14,6 +14,7 @@ from amaranth.sim import Simulator
 
 from bitmill.hw.packer import DRAIN_LATENCY, CodePacker, span_words
 from bitmill.packing import pack_rows, pitch
+from bitmill.timing import PACKER_DRAIN
 
 
 def harness(packer: CodePacker, init: bytes) -> tuple[Module, memory.Memory]:
@@ -192,7 +193,7 @@ def test_overlapping_codes_last_one_wins(data_bytes):
 
 def test_span_words_and_drain():
     assert [span_words(b) for b in (1, 2, 4, 8, 16, 128)] == [5, 3, 2, 2, 2, 2]
-    assert CodePacker(8, 16).drain_latency == DRAIN_LATENCY == 7
+    assert CodePacker(8, 16).drain_latency == DRAIN_LATENCY == PACKER_DRAIN == 7
 
 
 @pytest.mark.parametrize("kwargs,message", [

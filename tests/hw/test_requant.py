@@ -10,6 +10,7 @@ from amaranth.sim import Simulator
 
 from bitmill import numerics
 from bitmill.hw.requant import LATENCY, Requantizer, acc_chunks
+from bitmill.timing import REQUANT_LATENCY
 
 BOUND = 1 << 62          # the caller guarantees |acc*M + B| < 2^62
 
@@ -140,7 +141,7 @@ def test_every_output_range_with_gaps():
 
 
 def test_latency_and_chunks():
-    assert Requantizer(32).latency == LATENCY == 10
+    assert Requantizer(32).latency == LATENCY == REQUANT_LATENCY == 10
     assert acc_chunks(18) == [(0, 18)]
     assert acc_chunks(32) == [(0, 17), (17, 15)]
     assert acc_chunks(64) == [(0, 17), (17, 17), (34, 17), (51, 13)]
