@@ -32,6 +32,10 @@ two or more consecutive codes, e.g. a channel range of a pixel, always does). Co
 Drain: the last write of the last code accepted in cycle ``t`` is on ``write`` in cycle
 ``t + DRAIN_LATENCY`` when ``ready`` stays high after it (`CodePacker.drain_latency`);
 ``idle`` is high when no code or word is held anywhere.
+
+On ECP5-85F (speed 6), ``B = 8``, depth 512, it places and routes at 81 MHz: the slowest
+path is stage 4's decision (piece address against ``cur``, two pieces at once or not)
+driving ``ready`` and the enables of stages 1-3.
 """
 
 from __future__ import annotations

@@ -17,6 +17,10 @@ operand enters the 64-bit sum. Stages (`LATENCY` = 10 registers from input to ou
 8. saturation of the shifted value to 36 bits (outside it every result clamps the same way)
    and the output range from ``out_bits``, ``out_signed``, ``relu``;
 9. ``(y + 1) >> 1``, and its comparisons with the range (made on ``y``);  10. clamp.
+
+On ECP5-85F (speed 6) a 64-bit instance places and routes at 138 MHz: the slowest path is
+the combinational 18x18 multiplier (yosys infers ``MULT18X18D`` without its pipeline
+registers); every other stage is shorter.
 """
 
 from __future__ import annotations
