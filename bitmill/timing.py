@@ -182,3 +182,7 @@ def store_cycles(cfg: AccelConfig, dram_addr: int, nbytes: int) -> int:
 
     (the last W beat, then the B response L cycles later, then the finish)."""
     return STORE_OVERHEAD + cfg.mem_latency + dma_beats(cfg, dram_addr, nbytes)
+
+# ---- requant unit and output code packer (bitmill.hw.requant, bitmill.hw.packer) ----------
+REQUANT_LATENCY = 10   # requant pipeline: an input in cycle t gives its value in t + 10
+PACKER_DRAIN = 7       # code packer: the last code accepted in t has its last write in t + 7
