@@ -23,6 +23,7 @@ PE_FAMILIES = ("bitserial", "bitparallel")
 BOARDS = ("none", "ulx3s-85f", "icebreaker", "arty-a7-35")
 SHIPPED_PACKAGE = "bitmill.configs"      # package data: accel/<name>.yaml
 YAML_SUFFIXES = (".yaml", ".yml")
+MAX_BEAT_BYTES = 16      # widest memory beat: one 16-byte instruction per beat at most
 
 
 def _shipped_dir() -> Traversable:
@@ -86,6 +87,7 @@ class AccelConfig:
     board: str = "none"
     max_feature_size: int = 4095  # largest feature-map height or width (pixels) a program uses
     max_channels: int = 8191     # largest channel (or dense feature) count a program uses
+    queue_depth: int = 1024      # instructions each queue's on-chip instruction memory holds
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -101,8 +103,11 @@ class AccelConfig:
         _check_int("acc_bits", self.acc_bits, 8, 64)
         for key in ("weight_buffer_bytes", "act_buffer_bytes", "out_buffer_bytes"):
             _check_int(key, getattr(self, key), 1, 1 << 30)
-        _check_int("mem_bytes_per_cycle", self.mem_bytes_per_cycle, 1, 4096)
-        _check_int("mem_latency", self.mem_latency, 0, 100_000)
+        _check_int("mem_bytes_per_cycle", self.mem_bytes_per_cycle, 1, MAX_BEAT_BYTES)
+        if self.mem_bytes_per_cycle & (self.mem_bytes_per_cycle - 1):
+            raise ConfigError(f"mem_bytes_per_cycle must be a power of two in 1..{MAX_BEAT_BYTES} "
+                              f"(the memory port's data bytes), not {self.mem_bytes_per_cycle}")
+        _check_int("mem_latency", self.mem_latency, 1, 100_000)
         clock = self.clock_mhz
         if isinstance(clock, bool) or not isinstance(clock, (int, float)) or not 0 < clock <= 2000:
             raise ConfigError(f"clock_mhz must be a number in (0, 2000], not {clock!r}")
@@ -110,6 +115,7 @@ class AccelConfig:
         _check_choice("board", self.board, BOARDS)
         _check_int("max_feature_size", self.max_feature_size, 1, 65535)
         _check_int("max_channels", self.max_channels, 1, 65535)
+        _check_int("queue_depth", self.queue_depth, 1, 16384)
 
     # ---- derived values -------------------------------------------------------------------
     @property

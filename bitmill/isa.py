@@ -359,6 +359,23 @@ class Program:
                 return r
         raise KeyError(f"the program has no symbol {name!r}")
 
+    def queue_counts(self) -> tuple[int, ...]:
+        """Instructions of each queue (`Queue` order)."""
+        counts = [0] * len(Queue)
+        for i in self.instructions:
+            counts[QUEUE_OF[i.opcode].value] += 1
+        return tuple(counts)
+
+    def check_queue_depth(self) -> None:
+        """`BitmillError` when a queue has more instructions than the accelerator's instruction
+        memory of that queue holds (`AccelConfig.queue_depth`)."""
+        cfg = self.config
+        for q, n in zip(Queue, self.queue_counts()):
+            if n > cfg.queue_depth:
+                raise BitmillError(f"the program has {n} {q.label}-queue instructions, more than the "
+                                   f"{cfg.queue_depth} its instruction memory holds (raise queue_depth "
+                                   f"of config {cfg.name})")
+
     def encoded(self) -> bytes:
         """The binary program: INSTR_BITS/8 little-endian bytes per instruction."""
         n = INSTR_BITS // 8

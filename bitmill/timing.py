@@ -24,7 +24,8 @@ take exactly this many cycles from tile start to results valid; tests check it.
 
 ## Instructions
 
-* LOAD / STORE: ``mem_latency + ceil(nbytes / mem_bytes_per_cycle)``.
+* LOAD / STORE: `load_cycles` / `store_cycles` (the DMA engines with the memory model:
+  overhead + ``mem_latency`` + one cycle per memory beat or slot word).
 * SETUP: 1 cycle (register writes).
 * GEMM: ``tiles * period + pipeline_latency + cols + REQUANT_PIPE`` with
   ``tiles = ceil(channels / rows) * ceil(npix / cols)`` and ``period = max(tile - pipeline_latency, cols)``, where
@@ -50,6 +51,7 @@ from __future__ import annotations
 import math
 
 from bitmill.config import PE_FAMILIES, AccelConfig
+from bitmill.errors import ConfigError
 from bitmill.precision import MAX_RUNTIME_BITS
 
 FETCH_STAGES = 3        # operand fetch: buffer address, block RAM read data, broadcast register
@@ -110,11 +112,6 @@ def tile_cycles(family: str, lanes: int, k_total: int, w_bits: int, a_bits: int)
 REQUANT_PIPE = 3       # requant unit: multiply, add + shift, clamp
 VEC_PIPE = 4
 SETUP_CYCLES = 1
-
-
-def mem_cycles(cfg: AccelConfig, nbytes: int) -> int:
-    """Cycles of a LOAD or STORE of ``nbytes``."""
-    return cfg.mem_latency + -(-nbytes // cfg.mem_bytes_per_cycle)
 
 
 def gemm_tile_cycles(cfg: AccelConfig, k_total: int, w_bits: int, a_bits: int) -> int:
@@ -186,3 +183,27 @@ def store_cycles(cfg: AccelConfig, dram_addr: int, nbytes: int) -> int:
 # ---- requant unit and output code packer (bitmill.hw.requant, bitmill.hw.packer) ----------
 REQUANT_LATENCY = 10   # requant pipeline: an input in cycle t gives its value in t + 10
 PACKER_DRAIN = 7       # code packer: the last code accepted in t has its last write in t + 7
+
+
+# ---- program preload ----------------------------------------------------------------------
+INSTR_BYTES = 16         # `bitmill.isa.INSTR_BITS` / 8
+PRELOAD_OVERHEAD = 1     # the queues read their first instruction the cycle after the last beat
+
+
+def check_fetch_width(cfg: AccelConfig) -> int:
+    """Bytes per memory beat (`AccelConfig` keeps them a power of two of at most one
+    instruction, so whole beats make whole instructions)."""
+    b = cfg.mem_bytes_per_cycle
+    if INSTR_BYTES % b:
+        raise ConfigError(f"{cfg.name}: mem_bytes_per_cycle must divide {INSTR_BYTES}, not {b}")
+    return b
+
+
+def preload_cycles(cfg: AccelConfig, instructions: int) -> int:
+    """Cycles from START to the first cycle in which the queues may start: the program's
+    bursts are requested from cycle 0, their beats arrive ``mem_latency`` cycles later, one
+    per cycle, and the queues read their first instruction in the cycle after the last beat."""
+    if instructions < 1:
+        raise ValueError(f"instructions must be a positive integer, not {instructions}")
+    beats = instructions * INSTR_BYTES // check_fetch_width(cfg)
+    return cfg.mem_latency + beats + PRELOAD_OVERHEAD

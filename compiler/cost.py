@@ -1,8 +1,10 @@
 """Cost model: the cycles of one layer from the machine's timing model (`bitmill.timing`).
 
-The lowering lists the instructions code generation emits for a layer (`LayerWork`: the bytes
-of every LOAD and STORE, the cycles of every SETUP, GEMM and VEC) and `estimate` adds them up
-per queue. How the estimate relates to what the cycle-accurate simulator measures for the
+The lowering lists the instructions code generation emits for a layer (`LayerWork`: every LOAD
+and STORE, the cycles of every SETUP, GEMM and VEC) and `estimate` adds them up per queue. A
+transfer's cycles depend on its bytes and on the alignment of its DRAM address and slot offset
+to the memory beat; every DRAM region starts on a 64-byte boundary (`compiler.dram.ALIGN`, a
+multiple of every beat width), so the byte position inside the region gives the alignment. How the estimate relates to what the cycle-accurate simulator measures for the
 layer (`bitmill.sim.stats.LayerStats`, same field names) is `RELATION`; tests check it.
 """
 
@@ -10,9 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bitmill import timing
+from bitmill import isa, timing
 from bitmill.config import AccelConfig
 from bitmill.geometry import Band
+from bitmill.isa import Buffer
 
 RELATION = (
     "Per layer, the estimate's load_cycles and store_cycles equal the simulated load and store "
@@ -46,42 +49,50 @@ class CostEstimate:
 
 @dataclass(frozen=True)
 class LayerWork:
-    """The instructions of one layer as the cost model sees them: bytes of every LOAD, cycles of
-    every SETUP, GEMM and VEC (SYNCs excepted), bytes of every STORE."""
+    """The instructions of one layer as the cost model sees them: every LOAD as (byte position
+    in its DRAM region, slot offset, bytes), the cycles of every SETUP, GEMM and VEC (SYNCs
+    excepted), every STORE as (byte position in its region, bytes)."""
 
-    load_bytes: tuple[int, ...] = ()
+    loads: tuple[tuple[int, int, int], ...] = ()
     compute_cycles: tuple[int, ...] = ()
-    store_bytes: tuple[int, ...] = ()
+    stores: tuple[tuple[int, int], ...] = ()
 
 
 def estimate(work: LayerWork, cfg: AccelConfig) -> CostEstimate:
     """Busy cycles of each queue over ``work``, and their sum."""
-    load = sum(timing.mem_cycles(cfg, b) for b in work.load_bytes)
+    load = sum(timing.load_cycles(cfg, pos, offset, n) for pos, offset, n in work.loads)
     compute = sum(work.compute_cycles)
-    store = sum(timing.mem_cycles(cfg, b) for b in work.store_bytes)
+    store = sum(timing.store_cycles(cfg, pos, n) for pos, n in work.stores)
     return CostEstimate(load, compute, store, load + compute + store)
+
+
+def _stores(bands: tuple[Band, ...], out_pitch: int) -> tuple[tuple[int, int], ...]:
+    return tuple((b.y0 * out_pitch, b.rows * out_pitch) for b in bands)
 
 
 def gemm_work(cfg: AccelConfig, bands: tuple[Band, ...], out_w: int, in_pitch: int, out_pitch: int,
               k_total: int, w_bits: int, a_bits: int, split: tuple[int, ...],
               weight_loads: tuple[int, ...], param_bytes: int) -> LayerWork:
     """A GEMM layer: its requant table, every band's input rows and ``weight_loads`` (bytes of
-    every weight LOAD); per band a SETUP and one GEMM per entry of ``split`` (channel tiles)."""
+    every weight LOAD, each a region of its own); per band a SETUP and one GEMM per entry of
+    ``split`` (channel tiles)."""
     computes = []
     for band in bands:
         computes.append(timing.SETUP_CYCLES)
         computes += [timing.gemm_cycles(cfg, band.rows * out_w, k_total, w_bits, a_bits, n * cfg.rows)
                      for n in split]
-    loads = (param_bytes,) + tuple(b.in_rows * in_pitch for b in bands) + weight_loads
-    return LayerWork(loads, tuple(computes), tuple(b.rows * out_pitch for b in bands))
+    loads = (((0, 0, param_bytes),) + tuple((b.r0 * in_pitch, 0, b.in_rows * in_pitch) for b in bands)
+             + tuple((0, 0, w) for w in weight_loads))
+    return LayerWork(loads, tuple(computes), _stores(bands, out_pitch))
 
 
 def vec_work(cfg: AccelConfig, bands: tuple[Band, ...], in_pitches: tuple[int, ...], out_pitch: int,
              elements: tuple[int, ...], param_bytes: int) -> LayerWork:
     """A vector layer: its constants (none when ``param_bytes`` is 0) and per band the input
-    rows of every operand (pitches ``in_pitches``), a SETUP and a VEC over ``elements`` (per
-    band) element operations."""
-    loads = ((param_bytes,) if param_bytes else ()) + tuple(
-        b.in_rows * p for b in bands for p in in_pitches)
+    rows of every operand (pitches ``in_pitches``; operand ``k`` at ``k`` half slots), a SETUP
+    and a VEC over ``elements`` (per band) element operations."""
+    half = isa.slot_bytes(cfg, Buffer.ACT) // 2
+    loads = ((0, 0, param_bytes),) if param_bytes else ()
+    loads += tuple((b.r0 * p, k * half, b.in_rows * p) for b in bands for k, p in enumerate(in_pitches))
     computes = tuple(c for e in elements for c in (timing.SETUP_CYCLES, timing.vec_cycles(cfg, e)))
-    return LayerWork(loads, computes, tuple(b.rows * out_pitch for b in bands))
+    return LayerWork(loads, computes, _stores(bands, out_pitch))

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bitmill.config import AccelConfig
+from bitmill.errors import BitmillError, LoweringError
 from bitmill.isa import Program
 from bitmill.compiler.ir import Graph
 from bitmill.compiler.lower import lower
@@ -32,4 +33,9 @@ class Compiled:
 def compile_net(graph: Graph, cfg: AccelConfig, x: np.ndarray | None = None) -> Compiled:
     """Lower ``graph`` for ``cfg`` and encode its program (input image ``x``: CHW integers)."""
     schedule = lower(graph, cfg)
-    return Compiled(schedule, schedule.to_program(x))
+    program = schedule.to_program(x)
+    try:
+        program.check_queue_depth()
+    except BitmillError as exc:
+        raise LoweringError(f"{graph.name}: {exc}") from None
+    return Compiled(schedule, program)

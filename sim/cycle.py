@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from bitmill import timing
 from bitmill.config import AccelConfig
+from bitmill.errors import BitmillError
 from bitmill.isa import QUEUE_OF, Buffer, Gemm, Load, Program, Queue, Setup, Store, Sync, Vec, VecKind
 from bitmill.sim.functional import MachineState, SimError
 from bitmill.sim.stats import SimStats, Timing, class_stats, layer_stats
@@ -30,8 +31,10 @@ _WAITS_FOR = (1, 3, 3, 2)                                 # per channel l2c, c2l
 
 def latency(cfg: AccelConfig, instr, regs: Setup | None) -> int:
     """Cycles of one instruction under the layer registers ``regs``."""
-    if isinstance(instr, (Load, Store)):
-        return timing.mem_cycles(cfg, instr.nbytes)
+    if isinstance(instr, Load):
+        return timing.load_cycles(cfg, instr.dram_addr, instr.offset, instr.nbytes)
+    if isinstance(instr, Store):
+        return timing.store_cycles(cfg, instr.dram_addr, instr.nbytes)
     if isinstance(instr, (Setup, Sync)):
         return timing.SETUP_CYCLES
     if regs is None:
@@ -50,12 +53,12 @@ _QUEUE = np.zeros(max(_OPS.values()) + 1, np.int64)
 for _cls, _op in _OPS.items():
     _QUEUE[_op] = QUEUE_OF[_cls.opcode].value
 _ROW = {
-    Setup: lambda i: (0,) * 12,
-    Load: lambda i: (i.nbytes, i.dram_addr, i.buffer, i.slot, 0, 0, 0, 0, 0, 0, 0, 0),
-    Gemm: lambda i: (0, 0, 0, 0, i.w_slot, i.a_slot, i.o_slot, i.p_slot, i.npix, i.rows, 0, 0),
-    Vec: lambda i: (0, 0, 0, 0, 0, i.a_slot, i.o_slot, i.p_slot, 0, 0, i.kind, i.count),
-    Store: lambda i: (i.nbytes, i.dram_addr, Buffer.OUT.value, i.slot, 0, 0, 0, 0, 0, 0, 0, 0),
-    Sync: lambda i: (0,) * 12,
+    Setup: lambda i: (0,) * 13,
+    Load: lambda i: (i.nbytes, i.dram_addr, i.buffer, i.slot, 0, 0, 0, 0, 0, 0, 0, 0, i.offset),
+    Gemm: lambda i: (0, 0, 0, 0, i.w_slot, i.a_slot, i.o_slot, i.p_slot, i.npix, i.rows, 0, 0, 0),
+    Vec: lambda i: (0, 0, 0, 0, 0, i.a_slot, i.o_slot, i.p_slot, 0, 0, i.kind, i.count, 0),
+    Store: lambda i: (i.nbytes, i.dram_addr, Buffer.OUT.value, i.slot, 0, 0, 0, 0, 0, 0, 0, 0, 0),
+    Sync: lambda i: (0,) * 13,
 }
 
 
@@ -63,7 +66,7 @@ _ROW = {
 class ProgramTable:
     """The program as columns of integers, one entry per instruction (0 where a field does not
     apply): opcode value, dependency flags, LOAD/STORE bytes, DRAM address, buffer and slot,
-    GEMM/VEC slots, GEMM pixels and channels, VEC kind and count."""
+    GEMM/VEC slots, GEMM pixels and channels, VEC kind and count, LOAD slot offset."""
 
     op: np.ndarray
     pop_prev: np.ndarray
@@ -82,6 +85,7 @@ class ProgramTable:
     rows: np.ndarray
     kind: np.ndarray
     count: np.ndarray
+    offset: np.ndarray
 
 
 def table(program: Program) -> ProgramTable:
@@ -102,9 +106,13 @@ def latencies(program: Program, tab: ProgramTable | None = None) -> np.ndarray:
     tab = tab or table(program)
     cfg, op, n = program.config, tab.op, len(program.instructions)
     lat = np.full(n, timing.SETUP_CYCLES, np.int64)
-    mem = (op == _OPS[Load]) | (op == _OPS[Store])
-    sizes, inv = np.unique(tab.nbytes[mem], return_inverse=True)
-    lat[mem] = np.array([timing.mem_cycles(cfg, int(b)) for b in sizes], np.int64)[inv]
+    b = cfg.mem_bytes_per_cycle
+    for code, cycles in ((_OPS[Load], timing.load_cycles), (_OPS[Store], timing.store_cycles)):
+        mem = op == code
+        keys = np.stack([tab.addr[mem] % b, tab.offset[mem] % b, tab.nbytes[mem]], axis=1)
+        uniq, inv = np.unique(keys, axis=0, return_inverse=True)
+        args = ((int(a), int(o), int(n)) if code == _OPS[Load] else (int(a), int(n)) for a, o, n in uniq)
+        lat[mem] = np.array([cycles(cfg, *x) for x in args], np.int64).reshape(-1)[inv.reshape(-1)]
     setup = np.maximum.accumulate(np.where(op == _OPS[Setup], np.arange(n), -1))
     memo: dict = {}
     for i in np.flatnonzero((op == _OPS[Gemm]) | (op == _OPS[Vec])).tolist():
@@ -140,15 +148,24 @@ def _flows(program: Program, tab: ProgramTable) -> list[tuple[int, tuple, tuple]
     return out
 
 
-def run_queues(program: Program, tab: ProgramTable | None = None) -> tuple[np.ndarray, ...]:
-    """Start and end cycle of every instruction, the cycles its queue stood idle before it and
-    what it waited for (a `WAIT_CAUSES` code); `SimError` on a deadlock."""
+def run_queues(program: Program, tab: ProgramTable | None = None,
+               lat: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
+    """Start and end cycle of every instruction (cycle 0 is the first cycle after START; the
+    queues start after the program's preload, `timing.preload_cycles`), the cycles its queue
+    stood idle before it and what it waited for (a `WAIT_CAUSES` code); `SimError` on a
+    deadlock. ``lat`` overrides the instructions' cycles (default `latencies`)."""
     tab = tab or table(program)
-    flow, lat = _flows(program, tab), latencies(program, tab).tolist()
+    try:
+        program.check_queue_depth()
+    except BitmillError as exc:
+        raise SimError(str(exc)) from None
+    flow = _flows(program, tab)
+    lat = (latencies(program, tab) if lat is None else np.asarray(lat)).tolist()
     order = [[i for i, f in enumerate(flow) if f[0] == q] for q in range(len(Queue))]
     n = len(flow)
+    t0 = timing.preload_cycles(program.config, n) if n else 0
     start, end, idle, waited = [0] * n, [0] * n, [0] * n, [0] * n
-    ptr, free = [0] * len(Queue), [0] * len(Queue)
+    ptr, free = [0] * len(Queue), [t0] * len(Queue)
     pushes: list[list[int]] = [[], [], [], []]
     pops = [0, 0, 0, 0]
     remaining = n
@@ -288,5 +305,6 @@ def simulate(program: Program, layers: dict[str, str], macs: dict[str, int] | No
         state.apply(instrs[idx])
     timing = Timing(tab.op, tab.nbytes, start, end, idle, waited)
     stats = SimStats(program.config.name, program.config.clock_mhz, int(end.max(initial=0)),
-                     layer_stats(program, timing, layers, macs or {}, bits or {}), class_stats(timing))
+                     layer_stats(program, timing, layers, macs or {}, bits or {}), class_stats(timing),
+                     int(start.min()) if len(start) else 0)
     return state.dram.tobytes(), stats

@@ -87,7 +87,9 @@ def sim_table(stats) -> str:
     compute unit waited for loads and stores, and what most of the cycles went to."""
     head = (f"{'layer':22s} {'op':13s} {'cycles':>10s} {'ms':>8s} {'MAC util':>8s} {'busy':>6s} "
             f"{'wait load':>10s} {'wait store':>10s} {'bound':>8s}")
-    rows = [head, "-" * len(head)]
+    rows = [head, "-" * len(head),
+            f"{'(program preload)':22s} {'':13s} {stats.preload:>10,d} "
+            f"{stats.preload / (stats.clock_mhz * 1e3):8.3f}"]
     for l in stats.layers:
         util = f"{100 * l.mac_utilisation:.1f}%" if l.macs else "-"
         rows.append(f"{l.name:22s} {l.op:13s} {l.cycles:>10,d} {l.cycles / (stats.clock_mhz * 1e3):8.3f} "

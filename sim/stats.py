@@ -70,6 +70,7 @@ class SimStats:
     cycles: int
     layers: tuple[LayerStats, ...]
     classes: tuple[ClassStats, ...]
+    preload: int = 0          # cycles before the first instruction starts (program preload)
 
     @property
     def milliseconds(self) -> float:
@@ -124,7 +125,7 @@ def layer_stats(program, t: Timing, ops: dict, macs_of: dict, bits_of: dict) -> 
     total = int(t.end.max(initial=0))
     wait_s[-1] += total - t1[-1]
     t1[-1] = total
-    t0 = np.r_[0, t1[:-1]]
+    t0 = np.r_[int(t.start.min()) if len(t.start) else 0, t1[:-1]]
     loaded = per_layer(t.op == Opcode.LOAD.value, t.nbytes)
     stored = per_layer(t.op == Opcode.STORE.value, t.nbytes)
     out = []

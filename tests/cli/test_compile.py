@@ -49,7 +49,7 @@ def test_simulate_checks_against_golden(run_cli, tmp_path):
     assert status == 0, err
     assert "bit-exact" in out
     stats = json.loads((tmp_path / "s.json").read_text())
-    assert stats["cycles"] == sum(l["cycles"] for l in stats["layers"])
+    assert stats["cycles"] == stats["preload"] + sum(l["cycles"] for l in stats["layers"])
 
 
 def test_bad_input_is_one_error_line(run_cli, tmp_path):

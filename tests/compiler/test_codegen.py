@@ -2,6 +2,7 @@
 the encoded program decodes to itself, symbols and segments are labelled records."""
 
 import json
+from dataclasses import replace
 import re
 
 import numpy as np
@@ -9,6 +10,7 @@ import pytest
 
 from bitmill import isa
 from bitmill.config import AccelConfig
+from bitmill.errors import LoweringError
 from bitmill.isa import Buffer, Load, Program, Segment, Store
 from bitmill.packing import Region
 from bitmill.compiler import zoo
@@ -118,3 +120,11 @@ def test_segments_name_every_layer_that_emits_instructions(compiled):
     assert firsts[0] == 0 and all(a < b for a, b in zip(firsts, firsts[1:]))
     assert json.loads(json.dumps([s.to_dict() for s in p.segments]))[1] == {
         "layer": p.segments[1].layer, "first": p.segments[1].first}
+
+
+def test_a_program_longer_than_a_queue_memory_is_refused():
+    g = zoo.build("resnet8", zoo.BitSpec(4, 4, first_last_bits=8))
+    cfg = AccelConfig.resolve("tiny")
+    counts = compile_net(g, cfg).program.queue_counts()
+    with pytest.raises(LoweringError, match=f"has {counts[0]} load-queue instructions, more than the 100"):
+        compile_net(g, replace(cfg, queue_depth=100))

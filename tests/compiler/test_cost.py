@@ -34,7 +34,9 @@ def test_timing_figures_used_by_hand():
     # tiny: 2x2 bitserial array, 8 lanes (3 adder levels -> 2 tree stages), 8 B/cycle, latency 10
     assert timing.pipeline_latency("bitserial", 8) == 3 + 2 + 2
     assert timing.gemm_cycles(TINY, 36, 18, 4, 8, 2) == 18 * (3 * 32) + 7 + 2 + 3 == 1740
-    assert timing.mem_cycles(TINY, 72) == 10 + 9
+    assert timing.load_cycles(TINY, 0, 0, 72) == 2 + 10 + 9          # overhead, latency, words
+    assert timing.load_cycles(TINY, 3, 0, 72) == 2 + 10 + 9 + 1      # slot words start a beat later
+    assert timing.store_cycles(TINY, 3, 72) == 3 + 10 + 10           # 75 bytes of beats
 
 
 def test_conv_layer_cost_by_hand():
@@ -43,12 +45,12 @@ def test_conv_layer_cost_by_hand():
     GEMMs of 36 pixels x K=18 at W4A8 (18 array tiles of 3 chunks x 32 passes each); one STORE
     of 108 bytes."""
     est = lower(_net(), TINY).layers[0].estimate
-    load = (10 + 48 // 8) + (10 + 72 // 8) + (10 + -(-27 // 8))                 # 16 + 19 + 14
+    load = (12 + 48 // 8) + (12 + 72 // 8) + (12 + -(-27 // 8))                 # 18 + 21 + 16
     compute = 1 + 2 * 1740
-    store = 10 + -(-108 // 8)                                                  # 24
-    assert (est.load_cycles, est.compute_cycles, est.store_cycles) == (49, 3481, 24)
-    assert (load, compute, store) == (49, 3481, 24)
-    assert est.cycles == 49 + 3481 + 24
+    store = 13 + -(-108 // 8)                                                  # 27
+    assert (est.load_cycles, est.compute_cycles, est.store_cycles) == (55, 3481, 27)
+    assert (load, compute, store) == (55, 3481, 27)
+    assert est.cycles == 55 + 3481 + 27
 
 
 def test_vector_layer_costs_by_hand():
@@ -59,18 +61,19 @@ def test_vector_layer_costs_by_hand():
     layers = {l.name: l for l in lower(_net(), TINY).layers}
     pool, add = layers["pool"].estimate, layers["add"].estimate
     assert (pool.load_cycles, pool.compute_cycles, pool.store_cycles) == (
-        10 + -(-108 // 8), 1 + -(-108 // 2) + 4, 10 + -(-27 // 8))
+        12 + -(-108 // 8), 1 + -(-108 // 2) + 4, 13 + -(-27 // 8))
     assert (add.load_cycles, add.compute_cycles, add.store_cycles) == (
-        (10 + 4) + 2 * (10 + -(-27 // 8)), 1 + -(-27 // 2) + 4, 10 + -(-21 // 8))
+        (12 + 4) + 2 * (12 + -(-27 // 8)), 1 + -(-27 // 2) + 4, 13 + -(-21 // 8))
     assert layers["flatten"].estimate == cost.CostEstimate(0, 0, 0, 0)
 
 
 def test_estimate_adds_up_listed_work():
-    work = cost.LayerWork(load_bytes=(1, 8, 9), compute_cycles=(1, 100), store_bytes=(64,))
-    assert cost.estimate(work, TINY) == cost.CostEstimate(11 + 11 + 12, 101, 18, 34 + 101 + 18)
+    work = cost.LayerWork(loads=((0, 0, 1), (0, 0, 8), (5, 0, 9)), compute_cycles=(1, 100),
+                          stores=((0, 64),))
+    assert cost.estimate(work, TINY) == cost.CostEstimate(13 + 13 + 15, 101, 21, 41 + 101 + 21)
     bands = (Band(0, 2, 0, 3), Band(2, 3, 1, 3))
     w = cost.gemm_work(TINY, bands, 4, 10, 6, 18, 4, 8, (1, 2), (27,), 48)
-    assert w.load_bytes == (48, 30, 20, 27) and w.store_bytes == (12, 6)
+    assert w.loads == ((0, 0, 48), (0, 0, 30), (10, 0, 20), (0, 0, 27)) and w.stores == ((0, 12), (12, 6))
     assert w.compute_cycles == (1, timing.gemm_cycles(TINY, 8, 18, 4, 8, 2), timing.gemm_cycles(TINY, 8, 18, 4, 8, 4),
                                 1, timing.gemm_cycles(TINY, 4, 18, 4, 8, 2), timing.gemm_cycles(TINY, 4, 18, 4, 8, 4))
 
@@ -97,5 +100,5 @@ def test_estimate_relates_to_simulation_as_stated(model, bits, cfg):
         assert ls.traffic.loaded == sim.bytes_loaded and ls.traffic.out == sim.bytes_stored
         assert est.cycles == est.load_cycles + est.compute_cycles + est.store_cycles
         assert est.compute_cycles + syncs <= sim.cycles <= est.cycles + syncs + sum(store_cycles[-2:])
-        store_cycles += [timing.mem_cycles(cfg, i.nbytes) for i in instrs if isinstance(i, Store)]
-    assert stats.cycles == sum(l.cycles for l in stats.layers)
+        store_cycles += [timing.store_cycles(cfg, i.dram_addr, i.nbytes) for i in instrs if isinstance(i, Store)]
+    assert stats.cycles == stats.preload + sum(l.cycles for l in stats.layers)

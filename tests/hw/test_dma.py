@@ -245,7 +245,7 @@ def test_shipped_ecp5_85f_memory_port():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("b", [1, 2, 4, 8, 16, 32])
+@pytest.mark.parametrize("b", [1, 2, 4, 8, 16])
 def test_random_sweep(b):
     for latency in (1, 5):
         cfg = config(b, latency)
@@ -302,9 +302,9 @@ def test_store_errors_finish_and_flag(b):
 
 
 def test_parameters_are_validated():
-    with pytest.raises(ValueError, match="mem_bytes_per_cycle must be a power of two in 1..128, not 3"):
+    with pytest.raises(ValueError, match="mem_bytes_per_cycle must be a power of two in 1..16 .*, not 3"):
         LoadDma(config(3, 1))
-    with pytest.raises(ValueError, match="mem_bytes_per_cycle must be a power of two in 1..128, not 256"):
+    with pytest.raises(ValueError, match="mem_bytes_per_cycle must be an integer in 1..16, not 256"):
         StoreDma(config(256, 1))
     with pytest.raises(ValueError, match="data_bytes must be a power of two in 1..128, not 0"):
         AxiSignature(32, 0)

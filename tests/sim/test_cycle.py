@@ -48,7 +48,8 @@ def networks(draw):
 configs = st.builds(lambda r, c, lanes, fam, bw, lat: _cfg(rows=r, cols=c, lanes=lanes, pe_family=fam,
                                                            mem_bytes_per_cycle=bw, mem_latency=lat),
                     st.integers(1, 4), st.integers(1, 4), st.sampled_from([1, 3, 8, 16]),
-                    st.sampled_from(["bitserial", "bitparallel"]), st.integers(1, 16), st.integers(0, 20))
+                    st.sampled_from(["bitserial", "bitparallel"]), st.sampled_from([1, 2, 4, 8, 16]),
+                    st.integers(1, 20))
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
@@ -96,9 +97,10 @@ SETUP = Setup(3, 1, 1, 4, 4, 2, 4, 2, 0, 0, 3, 5, 0, 0, 8, True, False)
 def test_timing_of_every_opcode():
     cfg = _cfg(mem_latency=7, mem_bytes_per_cycle=4)
     start, end = _run([Load(1, 0, 0, 33)], cfg)
-    assert end[0] - start[0] == 7 + 9 == timing.mem_cycles(cfg, 33)
+    assert end[0] - start[0] == 2 + 7 + 9 == timing.load_cycles(cfg, 0, 0, 33)
     start, end = _run([Store(0, 0, 10)], cfg)
-    assert end[0] == 7 + 3
+    assert start[0] == timing.preload_cycles(cfg, 1) == 7 + 16 // 4 + 1     # after the preload
+    assert end[0] - start[0] == 3 + 7 + 3 == timing.store_cycles(cfg, 0, 10)
     start, end = _run([SETUP, Gemm(0, 0, 0, 0, 2, 0, 8), Vec(0, 1, 10), Sync()], cfg)
     tile = timing.tile_cycles(cfg.pe_family, cfg.lanes, 3 * 3 * 2, 3, 5)
     fill = timing.pipeline_latency(cfg.pe_family, cfg.lanes)
@@ -106,7 +108,8 @@ def test_timing_of_every_opcode():
     # four tiles back to back, each at least a column drain long; the last one fills the pipeline
     assert end[1] - start[1] == 4 * max(tile - fill, cfg.cols) + fill + cfg.cols + timing.REQUANT_PIPE
     assert end[2] - start[2] == 5 + timing.VEC_PIPE and end[3] - start[3] == 1
-    assert list(start) == [0, end[0], end[1], end[2]]           # one in-order compute queue
+    t0 = timing.preload_cycles(cfg, 4)
+    assert list(start) == [t0, end[0], end[1], end[2]]          # one in-order compute queue
     start, end = _run([SETUP, Gemm(0, 0, 0, 0, 5, 0, 8)], cfg)   # 3 channel tiles x 4 pixel tiles
     assert end[1] - start[1] == 12 * max(tile - fill, cfg.cols) + fill + cfg.cols + timing.REQUANT_PIPE
     assert end[1] - start[1] == timing.gemm_cycles(cfg, 8, 18, 3, 5, channels=5)
@@ -117,7 +120,7 @@ def test_tokens_order_queues_and_queues_overlap():
     start, end = _run([Load(0, 0, 0, 20, deps=Deps(push_next=True)), Load(1, 1, 0, 20), SETUP,
                        Gemm(0, 0, 0, 0, 2, 0, 4, deps=Deps(pop_prev=True, push_next=True)),
                        Store(0, 100, 4, deps=Deps(pop_prev=True))], cfg)
-    assert start[3] == end[0] == 25            # GEMM waits for its weights
+    assert start[3] == end[0] == timing.preload_cycles(cfg, 5) + 2 + 25     # GEMM waits for its weights
     assert start[1] == end[0]                  # the second load overlaps the GEMM
     assert start[4] == end[3]                  # STORE waits for the GEMM's token
 

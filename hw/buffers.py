@@ -1,0 +1,86 @@
+"""The accelerator's on-chip buffers: weights, activations, requant tables (PARAM) and outputs,
+two slots each (`bitmill.isa.slot_bytes`).
+
+Each buffer is one memory of ``8 * B``-bit words (``B = mem_bytes_per_cycle``, the memory
+beat), slot ``s`` at word addresses ``[s * slot_words, (s + 1) * slot_words)``; byte ``j`` of a
+slot is byte ``j % B`` of word ``j // B`` (little-endian, as in DRAM). Read ports are
+synchronous (data the cycle after the address). Ports:
+
+* ``load`` (+ ``load_target``, a `Buffer`): the LOAD DMA's word writes into the weight,
+  activation or PARAM buffer (byte enables);
+* ``weights``, ``acts``, ``params``: the compute units' read ports;
+* ``out_write`` and ``out_read``: the compute units' writes into the output buffer and their
+  read-modify-write reads; ``store_read``: the STORE DMA's read port.
+"""
+
+from __future__ import annotations
+
+from amaranth import Module
+from amaranth.lib import memory, wiring
+from amaranth.lib.wiring import In, Out
+
+from bitmill.config import AccelConfig
+from bitmill.hw.axi import buffer_write_signature
+from bitmill.isa import Buffer, slot_bytes
+
+
+def slot_words(cfg: AccelConfig, buffer: Buffer) -> int:
+    """Words of one slot of ``buffer``."""
+    b = cfg.mem_bytes_per_cycle
+    size = slot_bytes(cfg, buffer)
+    if size % b:
+        raise ValueError(f"{cfg.name}: the {buffer.name} slot of {size} bytes is not a whole number "
+                         f"of {b}-byte words (mem_bytes_per_cycle)")
+    return size // b
+
+
+def buffer_depth(cfg: AccelConfig, buffer: Buffer) -> int:
+    """Words of ``buffer`` (both slots)."""
+    return 2 * slot_words(cfg, buffer)
+
+
+def read_signature(data_bytes: int, depth: int) -> wiring.Signature:
+    """A synchronous read port seen from its user: ``addr`` out, ``data`` in a cycle later."""
+    return wiring.Signature({"addr": Out(range(depth)), "data": In(8 * data_bytes)})
+
+
+class Buffers(wiring.Component):
+    """The four buffers and their ports (see the module docstring)."""
+
+    def __init__(self, cfg: AccelConfig):
+        if not isinstance(cfg, AccelConfig):
+            raise TypeError(f"cfg must be an AccelConfig, not {type(cfg).__name__}")
+        self.cfg = cfg
+        b = cfg.mem_bytes_per_cycle
+        self.depths = {buf: buffer_depth(cfg, buf) for buf in Buffer}
+        loadable = max(self.depths[buf] for buf in Buffer if buf is not Buffer.OUT)
+        out = self.depths[Buffer.OUT]
+        super().__init__({
+            "load": In(buffer_write_signature(b, loadable)), "load_target": In(Buffer),
+            "weights": In(read_signature(b, self.depths[Buffer.WEIGHT])),
+            "acts": In(read_signature(b, self.depths[Buffer.ACT])),
+            "params": In(read_signature(b, self.depths[Buffer.PARAM])),
+            "out_write": In(buffer_write_signature(b, out)),
+            "out_read": In(read_signature(b, out)),
+            "store_read": In(read_signature(b, out)),
+        })
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        b = self.cfg.mem_bytes_per_cycle
+        reads = {Buffer.WEIGHT: [self.weights], Buffer.ACT: [self.acts], Buffer.PARAM: [self.params],
+                 Buffer.OUT: [self.out_read, self.store_read]}
+        for buf in Buffer:
+            mem = memory.Memory(shape=8 * b, depth=self.depths[buf], init=[])
+            m.submodules[buf.name.lower()] = mem
+            wr = mem.write_port(granularity=8)
+            if buf is Buffer.OUT:
+                src, en = self.out_write, self.out_write.valid
+            else:
+                src, en = self.load, self.load.valid & (self.load_target == buf)
+            m.d.comb += [wr.addr.eq(src.payload.addr), wr.data.eq(src.payload.data),
+                         wr.en.eq(src.payload.en & en.replicate(b))]
+            for port in reads[buf]:
+                rd = mem.read_port()
+                m.d.comb += [rd.addr.eq(port.addr), port.data.eq(rd.data)]
+        return m

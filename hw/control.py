@@ -1,0 +1,387 @@
+"""Control of the accelerator: program preload, the three in-order queues with their dependency
+tokens, the layer registers, errors and counters.
+
+**Preload.** START captures the program's address and length. The program is read from DRAM in
+AXI4 bursts (`fetch`: at most 256 beats, never across 4 KiB, one AR per cycle) and every
+instruction, decoded with `bitmill.isa.layout`, is written to the instruction memory of its
+queue (`bitmill.isa.QUEUE_OF`) together with its program index. Each queue memory holds
+`AccelConfig.queue_depth` instructions. The queues start `bitmill.timing.preload_cycles` cycles
+after START (cycle 0 is the cycle after the START pulse).
+
+**Queues.** Each queue starts its next instruction in a cycle where its unit is free, the
+instruction is at the head and every token it pops is available; it hands the instruction to
+its unit with a one-cycle ``start`` (SETUP and SYNC execute in the control itself, in one cycle)
+and pushes its tokens when the unit signals ``finish`` (in the instruction's last cycle), so a
+token is available from the instruction's end, as `sim/cycle.py` models it. Token channels:
+load->compute, compute->load, compute->store, store->compute (`Deps`' flags towards the previous
+and the next queue), each a counter.
+
+**Errors** (`bitmill.hw.regmap.ErrorFlag`), raised with the program index of the instruction:
+an opcode outside the ISA or a dependency flag its queue does not have (at preload), a queue
+longer than its memory (at preload), a LOAD/STORE outside ``[0, mem_bytes)`` or outside its
+buffer slot (at start), a token counter overflow, a deadlock (nothing runs, some queue waits
+for a token), a bus error (preload, or reported by a unit). After an error no instruction
+starts; the program ends when the units are idle.
+"""
+
+from __future__ import annotations
+
+from amaranth import Cat, Const, Module, Mux, Signal
+from amaranth.lib import data, memory, wiring
+from amaranth.lib.wiring import In, Out
+
+from bitmill import isa
+from bitmill.config import AccelConfig
+from bitmill.hw.regmap import ErrorFlag
+from bitmill.isa import INSTR_BITS, Buffer, Opcode, Queue
+from bitmill.timing import check_fetch_width
+
+INDEX_BITS = 16          # program index stored beside each instruction
+TOKEN_BITS = 8           # a token counter saturates at 255 (more is TOKEN_OVERFLOW)
+BURST_BEATS = 256
+PAGE_BYTES = 4096
+ERROR_BITS = 8
+
+# per queue: the token channel of each flag (pop_prev, pop_next, push_prev, push_next), or None
+L2C, C2L, C2S, S2C = range(4)
+FLAG_CHANNELS = {Queue.LOAD: (None, C2L, None, L2C), Queue.COMPUTE: (L2C, S2C, C2L, C2S),
+                 Queue.STORE: (C2S, None, S2C, None)}
+
+
+def fetch_signature() -> wiring.Signature:
+    """The AXI4 read channels the preload uses (master view; 32-bit addresses)."""
+    return wiring.Signature({
+        "araddr": Out(32), "arlen": Out(8), "arvalid": Out(1), "arready": In(1),
+        "rdata": In(INSTR_BITS), "rresp": In(2), "rlast": In(1), "rvalid": In(1), "rready": Out(1),
+    })
+
+
+def unit_signature(body: data.Layout) -> wiring.Signature:
+    """Control -> unit: a one-cycle ``start`` with the instruction body; unit -> control:
+    ``busy`` (cycles start+1 .. end-1), ``finish`` (the last cycle), ``error``."""
+    return wiring.Signature({"start": Out(1), "instr": Out(body), "busy": In(1), "finish": In(1),
+                             "error": In(1)})
+
+
+class Control(wiring.Component):
+    """Members: host side ``start``, ``clear``, ``prog_addr``, ``prog_count``, ``mem_bytes`` (In),
+    ``busy``, ``done``, ``error_flags``, ``error_instr``, ``cycles``, ``queue_busy`` (cycles per
+    queue), ``retired`` (Out); ``fetch`` (`fetch_signature`, data ``8 * B`` bits); the units
+    ``load``, ``store``, ``gemm``, ``vec`` (`unit_signature`); ``regs`` (Out: the SETUP
+    registers, as `bitmill.isa.layout`'s setup body)."""
+
+    def __init__(self, cfg: AccelConfig):
+        if not isinstance(cfg, AccelConfig):
+            raise TypeError(f"cfg must be an AccelConfig, not {type(cfg).__name__}")
+        self.cfg = cfg
+        self.beat_bytes = check_fetch_width(cfg)
+        body = isa.layout(cfg)["body"].shape
+        fetch = fetch_signature()
+        members = dict(fetch.members)
+        members["rdata"] = In(8 * self.beat_bytes)
+        super().__init__({
+            "start": In(1), "clear": In(1), "prog_addr": In(32), "prog_count": In(32),
+            "mem_bytes": In(32),
+            "busy": Out(1), "done": Out(1), "error_flags": Out(ERROR_BITS), "error_instr": Out(32),
+            "cycles": Out(64), "queue_busy": Out(data.ArrayLayout(32, len(Queue))), "retired": Out(32),
+            "fetch": Out(wiring.Signature(members)),
+            "load": Out(unit_signature(body["load"].shape)),
+            "store": Out(unit_signature(body["store"].shape)),
+            "gemm": Out(unit_signature(body["gemm"].shape)),
+            "vec": Out(unit_signature(body["vec"].shape)),
+            "regs": Out(body["setup"].shape),
+        })
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        st = _State(self.cfg)
+        for q, mem in zip(Queue, st.mems):
+            m.submodules[f"instructions_{q.label}"] = mem
+        m.d.comb += st.stopping.eq((st.error_flags != 0) | self.done)
+        self._host(m, st)
+        self._preload(m, st)
+        heads = [self._queue(m, st, q) for q in Queue]
+        self._issue(m, st, heads)
+        self._tokens(m, st, heads)
+        self._finish(m, st, heads)
+        return m
+
+    # ---- host side -------------------------------------------------------------------------
+    def _host(self, m: Module, st: "_State") -> None:
+        """START (when idle) captures the program and clears the counters; CLEAR clears DONE
+        and the error flags."""
+        cfg = self.cfg
+        m.d.comb += [self.busy.eq(st.running), self.error_flags.eq(st.error_flags),
+                     self.error_instr.eq(st.error_instr), self.cycles.eq(st.cycles),
+                     self.retired.eq(st.retired)]
+        for q in Queue:
+            m.d.comb += self.queue_busy[q.value].eq(st.qbusy[q.value])
+        with m.If(self.clear & ~st.running):
+            m.d.sync += [self.done.eq(0), st.error_flags.eq(0), st.error_instr.eq(0)]
+        with m.If(self.start & ~st.running):
+            nbytes = self.prog_count * (INSTR_BITS // 8)
+            bad_addr = (self.prog_addr[:4] != 0) | (self.prog_addr + nbytes > self.mem_bytes)
+            m.d.sync += [self.done.eq(0), st.error_flags.eq(0), st.error_instr.eq(0),
+                         st.cycles.eq(0), st.retired.eq(0), st.index.eq(0),
+                         st.f_addr.eq(self.prog_addr), st.f_left.eq(self.prog_count * st.beats_per_instr),
+                         st.r_left.eq(self.prog_count * st.beats_per_instr), st.beat.eq(0)]
+            m.d.sync += [c.eq(0) for c in st.qbusy + st.wp + st.rp + st.tokens + [st.r_out]]
+            with m.If(self.prog_count == 0):
+                m.d.sync += self.done.eq(1)
+            with m.Elif(bad_addr | (self.prog_count > len(Queue) * cfg.queue_depth)):
+                m.d.sync += [self.done.eq(1),
+                             st.error_flags.eq(Mux(bad_addr, ErrorFlag.ADDRESS,
+                                                   ErrorFlag.PROGRAM_TOO_LONG))]
+            with m.Else():
+                m.d.sync += [st.running.eq(1), st.phase.eq(_State.PRELOAD)]
+        with m.If(st.running):
+            m.d.sync += st.cycles.eq(st.cycles + 1)
+
+    # ---- preload ---------------------------------------------------------------------------
+    def _preload(self, m: Module, st: "_State") -> None:
+        """Issue the program's bursts and write each instruction to its queue's memory."""
+        f, bb = self.fetch, self.beat_bytes
+        page_left = (PAGE_BYTES - st.f_addr[:12]) >> (bb.bit_length() - 1)
+        cap = Signal(range(BURST_BEATS + 1))
+        m.d.comb += cap.eq(Mux(page_left < BURST_BEATS, page_left, BURST_BEATS))
+        n = Signal(range(BURST_BEATS + 1))
+        m.d.comb += n.eq(Mux(st.f_left < cap, st.f_left, cap))
+        preload = st.running & (st.phase == _State.PRELOAD)
+        m.d.comb += [f.araddr.eq(st.f_addr), f.arlen.eq(n - 1), f.rready.eq(1),
+                     f.arvalid.eq(preload & (st.f_left != 0) & (st.error_flags == 0))]
+        issued = f.arvalid & f.arready
+        with m.If(issued):
+            m.d.sync += [st.f_addr.eq(st.f_addr + n * bb), st.f_left.eq(st.f_left - n)]
+        m.d.sync += st.r_out.eq(st.r_out + Mux(issued, n, 0) - f.rvalid)
+        word = Signal(INSTR_BITS)
+        if st.beats_per_instr == 1:
+            m.d.comb += word.eq(f.rdata)
+        else:
+            held = Signal(INSTR_BITS - 8 * bb)
+            m.d.comb += word.eq(Cat(held, f.rdata))
+            with m.If(f.rvalid):
+                m.d.sync += held.eq(word[8 * bb:])
+        complete = f.rvalid & (st.beat == st.beats_per_instr - 1)
+        with m.If(f.rvalid):
+            m.d.sync += [st.r_left.eq(st.r_left - 1),
+                         st.beat.eq(Mux(complete, 0, st.beat + 1))]
+            with m.If(f.rresp != 0):
+                self._raise(m, st, ErrorFlag.BUS, st.index)
+        self._route(m, st, word, complete & (st.error_flags == 0))
+        with m.If(preload & f.rvalid & (st.r_left == 1) & (st.error_flags == 0)):
+            m.d.sync += st.phase.eq(_State.PRIME)
+        with m.If(st.running & (st.phase == _State.PRIME)):
+            m.d.sync += st.phase.eq(_State.RUN)
+
+    def _route(self, m: Module, st: "_State", word, complete) -> None:
+        """Check a fetched instruction and write it to its queue's memory."""
+        lay = isa.layout(self.cfg)
+        view = data.View(lay, word[:lay.size])
+        op = view.opcode.as_value()
+        legal = op <= max(o.value for o in Opcode)
+        queue = Signal(range(len(Queue)))
+        bad_flags = Signal()
+        with m.Switch(op):
+            for o in Opcode:
+                with m.Case(o.value):
+                    q = isa.QUEUE_OF[o]
+                    m.d.comb += queue.eq(q.value)
+                    lacking = [flag for flag, ch in zip(("pop_prev", "pop_next", "push_prev", "push_next"),
+                                                        FLAG_CHANNELS[q]) if ch is None]
+                    m.d.comb += bad_flags.eq(Cat(*(getattr(view, f) for f in lacking)).any()
+                                             if lacking else 0)
+        for q in Queue:
+            wp = st.mem_write[q.value]
+            full = st.wp[q.value] == self.cfg.queue_depth
+            hit = complete & legal & ~bad_flags & (queue == q.value)
+            m.d.comb += [wp.addr.eq(st.wp[q.value]), wp.data.eq(Cat(word, st.index[:INDEX_BITS])),
+                         wp.en.eq(hit & ~full)]
+            with m.If(hit):
+                m.d.sync += st.wp[q.value].eq(st.wp[q.value] + 1)
+                with m.If(full):
+                    self._raise(m, st, ErrorFlag.PROGRAM_TOO_LONG, st.index)
+        with m.If(complete):
+            m.d.sync += st.index.eq(st.index + 1)
+            with m.If(~legal):
+                self._raise(m, st, ErrorFlag.ILLEGAL_OPCODE, st.index)
+            with m.Elif(bad_flags):
+                self._raise(m, st, ErrorFlag.BAD_FLAGS, st.index)
+
+    @staticmethod
+    def _raise(m: Module, st: "_State", flag: ErrorFlag, index) -> None:
+        """Set ``flag``; the first error also records the instruction's index."""
+        m.d.sync += st.error_flags.eq(st.error_flags | flag)
+        with m.If(st.error_flags == 0):
+            m.d.sync += st.error_instr.eq(index)
+
+    # ---- queues ----------------------------------------------------------------------------
+    def _queue(self, m: Module, st: "_State", q: Queue) -> "_Head":
+        """The head of queue ``q``: its instruction memory read one ahead, so the instruction
+        after one that starts in cycle t is at the head in cycle t + 1."""
+        rd = st.mem_read[q.value]
+        head = _Head(self.cfg, q)
+        m.d.comb += [head.word.eq(rd.data[:INSTR_BITS]), head.index.eq(rd.data[INSTR_BITS:]),
+                     head.valid.eq(st.running & (st.phase == _State.RUN)
+                                   & (st.rp[q.value] != st.wp[q.value])),
+                     rd.addr.eq(st.rp[q.value] + head.take)]
+        with m.If(head.take):
+            m.d.sync += st.rp[q.value].eq(st.rp[q.value] + 1)
+        return head
+
+    def _issue(self, m: Module, st: "_State", heads: list) -> None:
+        """Start each queue's head when its unit is free and its tokens are there; a LOAD or
+        STORE outside memory or its slot raises an error instead of starting."""
+        units = {Queue.LOAD: (self.load,), Queue.STORE: (self.store,),
+                 Queue.COMPUTE: (self.gemm, self.vec)}
+        for q, head in zip(Queue, heads):
+            view = head.view
+            busy = Cat(*(u.busy for u in units[q])).any()
+            have = Const(1)
+            for flag, ch in zip(("pop_prev", "pop_next"), FLAG_CHANNELS[q][:2]):
+                if ch is not None:
+                    have = have & (~getattr(view, flag) | (st.tokens[ch] != 0))
+            ready = head.valid & ~busy & ~st.stopping
+            m.d.comb += head.waiting.eq(ready & ~have)
+            outside, operand = self._operand_error(m, q, view)
+            m.d.comb += [head.bad.eq(ready & have & (outside | operand)),
+                         head.take.eq(ready & have & ~outside & ~operand)]
+            with m.If(head.bad):
+                self._raise(m, st, Mux(outside, ErrorFlag.ADDRESS, ErrorFlag.OPERAND), head.index)
+            op = view.opcode
+            for unit, code in self._unit_codes(q):
+                m.d.comb += [unit.start.eq(head.take & (op == code)),
+                             unit.instr.eq(view.body.as_value())]
+            if q is Queue.COMPUTE:
+                with m.If(head.take & (op == Opcode.SETUP)):
+                    m.d.sync += self.regs.eq(view.body.setup)
+            m.d.comb += head.local.eq(head.take & ((op == Opcode.SETUP) | (op == Opcode.SYNC)))
+            with m.If(head.take | busy):
+                m.d.sync += st.qbusy[q.value].eq(st.qbusy[q.value] + 1)
+
+    def _unit_codes(self, q: Queue):
+        return {Queue.LOAD: ((self.load, Opcode.LOAD),), Queue.STORE: ((self.store, Opcode.STORE),),
+                Queue.COMPUTE: ((self.gemm, Opcode.GEMM), (self.vec, Opcode.VEC))}[q]
+
+    def _operand_error(self, m: Module, q: Queue, view) -> tuple:
+        """(outside memory, outside its slot or empty) of a LOAD/STORE at the head."""
+        if q is Queue.COMPUTE:
+            return Const(0), Const(0)
+        if q is Queue.LOAD:
+            body = view.body.load
+            size = Signal(range(max(isa.slot_bytes(self.cfg, b) for b in Buffer) + 1))
+            with m.Switch(body.buffer):
+                for b in Buffer:
+                    with m.Case(b):
+                        m.d.comb += size.eq(isa.slot_bytes(self.cfg, b))
+            over_slot = body.offset + body.nbytes > size
+        else:
+            body = view.body.store
+            over_slot = body.nbytes > isa.slot_bytes(self.cfg, Buffer.OUT)
+        return body.dram_addr + body.nbytes > self.mem_bytes, over_slot | (body.nbytes == 0)
+
+    def _tokens(self, m: Module, st: "_State", heads: list) -> None:
+        """Counters: a pop when an instruction starts, a push when it finishes."""
+        pops, pushes = [[] for _ in range(4)], [[] for _ in range(4)]
+        for q, head in zip(Queue, heads):
+            flags = FLAG_CHANNELS[q]
+            for j, flag in enumerate(("pop_prev", "pop_next")):
+                if flags[j] is not None:
+                    pops[flags[j]].append(head.take & getattr(head.view, flag))
+            for j, flag in enumerate(("push_prev", "push_next")):
+                ch = flags[2 + j]
+                if ch is not None:
+                    pushes[ch].append(head.push[j])
+        for ch in range(4):
+            pop, push = pops[ch][0], pushes[ch][0]
+            cnt = st.tokens[ch]
+            with m.If(push & ~pop):
+                with m.If(cnt == (1 << TOKEN_BITS) - 1):
+                    self._raise(m, st, ErrorFlag.TOKEN_OVERFLOW, st.error_instr)
+                with m.Else():
+                    m.d.sync += cnt.eq(cnt + 1)
+            with m.Elif(pop & ~push):
+                m.d.sync += cnt.eq(cnt - 1)
+
+    def _finish(self, m: Module, st: "_State", heads: list) -> None:
+        """Pushes at each instruction's finish, the retired count, unit errors, deadlock and
+        the end of the program."""
+        running_units = []
+        for q, head in zip(Queue, heads):
+            codes = self._unit_codes(q)
+            finish = Cat(*(u.finish for u, _ in codes)).any()
+            err = Cat(*(u.finish & u.error for u, _ in codes)).any()
+            cur_push = Signal(2, name=f"push_{q.label}")
+            cur_index = Signal(INDEX_BITS, name=f"index_{q.label}")
+            flags = Cat(head.view.push_prev, head.view.push_next)
+            with m.If(head.take):
+                m.d.sync += [cur_push.eq(flags), cur_index.eq(head.index)]
+            m.d.comb += head.push.eq(Mux(head.local, flags, Mux(finish & ~err, cur_push, 0)))
+            with m.If(err):
+                self._raise(m, st, ErrorFlag.OPERAND if q is Queue.COMPUTE else ErrorFlag.BUS,
+                            cur_index)
+            head.retire = head.local | finish
+            running_units += [u.busy for u, _ in codes] + [u.start for u, _ in codes]
+        m.d.sync += st.retired.eq(st.retired + sum(h.retire for h in heads))
+        active = Cat(*running_units, *(h.local for h in heads)).any()
+        run = st.running & (st.phase == _State.RUN)
+        drained = ~Cat(*(h.valid for h in heads)).any()
+        bad = Cat(*(h.bad for h in heads)).any()
+        with m.If(run & ~active & ~drained & ~bad & ~st.stopping):
+            first = heads[-1].index
+            for h in reversed(heads):
+                first = Mux(h.waiting, h.index, first)
+            self._raise(m, st, ErrorFlag.DEADLOCK, first)
+        ended = run & ~active & (drained | st.stopping)
+        failed = (st.running & (st.phase == _State.PRELOAD) & (st.error_flags != 0)
+                  & (st.r_out == 0) & ~self.fetch.rvalid)
+        with m.If(ended | failed):
+            m.d.sync += [st.running.eq(0), self.done.eq(1), st.cycles.eq(st.cycles)]
+
+
+class _Head:
+    """Signals of one queue's head instruction."""
+
+    def __init__(self, cfg: AccelConfig, q: Queue):
+        n = q.label
+        self.word = Signal(INSTR_BITS, name=f"{n}_word")
+        self.index = Signal(INDEX_BITS, name=f"{n}_index")
+        self.valid = Signal(name=f"{n}_valid")
+        self.waiting = Signal(name=f"{n}_waiting")
+        self.take = Signal(name=f"{n}_take")
+        self.bad = Signal(name=f"{n}_bad")
+        self.local = Signal(name=f"{n}_local")
+        self.push = Signal(2, name=f"{n}_push")
+        lay = isa.layout(cfg)
+        self.view = data.View(lay, self.word[:lay.size])
+        self.retire = None
+
+
+class _State:
+    """Registers and memories shared by the control's stages."""
+
+    PRELOAD, PRIME, RUN = range(3)
+
+    def __init__(self, cfg: AccelConfig):
+        depth, bb = cfg.queue_depth, check_fetch_width(cfg)
+        self.beats_per_instr = INSTR_BITS // 8 // bb
+        most = len(Queue) * depth * self.beats_per_instr
+        self.running = Signal()
+        self.phase = Signal(2)
+        self.stopping = Signal()
+        self.error_flags = Signal(ERROR_BITS)
+        self.error_instr = Signal(32)
+        self.cycles = Signal(64)
+        self.retired = Signal(32)
+        self.index = Signal(32)
+        self.f_addr = Signal(32)
+        self.f_left = Signal(range(most + 1))
+        self.r_left = Signal(range(most + 1))
+        self.r_out = Signal(range(most + 1))
+        self.beat = Signal(range(max(2, self.beats_per_instr)))
+        self.qbusy = [Signal(32, name=f"busy_{q.label}") for q in Queue]
+        self.wp = [Signal(range(depth + 1), name=f"wp_{q.label}") for q in Queue]
+        self.rp = [Signal(range(depth + 1), name=f"rp_{q.label}") for q in Queue]
+        self.tokens = [Signal(TOKEN_BITS, name=f"tokens_{n}") for n in ("l2c", "c2l", "c2s", "s2c")]
+        self.mems = [memory.Memory(shape=INSTR_BITS + INDEX_BITS, depth=depth, init=[]) for _ in Queue]
+        self.mem_write = [mem.write_port() for mem in self.mems]
+        self.mem_read = [mem.read_port() for mem in self.mems]
