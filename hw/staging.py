@@ -316,6 +316,8 @@ def buffer_words(cfg: AccelConfig, buffer: Buffer) -> int:
 def core_for(cfg: AccelConfig, buffer: Buffer, target: int, vectors: int) -> StagingCore:
     """The core of a stager reading ``buffer`` into engine buffer ``target`` (0 weights, 1
     activations) for ``vectors`` rows or columns."""
+    if cfg.mem_bytes_per_cycle & (cfg.mem_bytes_per_cycle - 1):
+        raise ValueError(f"word_bytes must be a power of two, not {cfg.mem_bytes_per_cycle}")
     chunks = engine_chunks(cfg)
     serial = cfg.pe_family == "bitserial"
     words = buffer_words(cfg, buffer)
