@@ -92,6 +92,7 @@ class StagingCore(wiring.Component):
         return 4
 
     def emit_count(self, bits):
+        """Engine words per chunk: ``bits`` planes (bitserial) or one (bitparallel)."""
         return bits if self.family == "bitserial" else Const(1, 4)
 
     def elaborate(self, platform) -> Module:
@@ -103,93 +104,107 @@ class StagingCore(wiring.Component):
         return m
 
     # ---- read: chunk / vector / piece / word counters -------------------------------------
-    def _pieces_state(self):
-        k_w = range(self.max_k + 1)
-        names = ("ky", "u", "ub", "s", "kyoff")
-        cur = {n: Signal(self.addr_bits if n in ("ub", "kyoff") else k_w, name=f"cur_{n}") for n in names}
-        top = {n: Signal.like(cur[n], name=f"chunk_{n}") for n in names}
-        return cur, top
+    def _walk_state(self) -> dict:
+        """Read position: word ``i`` of piece ``k`` of vector ``v`` of ``chunk``; in the
+        vector, run ``ky`` (bit offset ``kyoff``), code ``u`` of the run (bit ``ub``), code ``s``
+        of the vector, lane ``dest`` (bit ``destb``); ``top``: the position at the chunk's
+        start, where every vector's walk begins."""
+        K, k_w = self.lanes, range(self.max_k + 1)
+        cur = {n: Signal(self.addr_bits if n in ("ub", "kyoff") else k_w, name=f"cur_{n}")
+               for n in ("ky", "u", "ub", "s", "kyoff")}
+        return {"cur": cur, "top": {n: Signal.like(x, name=f"chunk_{n}") for n, x in cur.items()},
+                "dest": Signal(range(K + 1)), "destb": Signal(range(K * CODE_BITS + 1)),
+                "reading": Signal(), "stalling": Signal(),
+                "stall_left": Signal(range(MAX_RUNTIME_BITS + 1)),
+                "i": Signal(range(self.max_words + 1)), "k": Signal(range(MAX_KERNEL + 1)),
+                "v": Signal(range(self.vectors)), "chunk": Signal(range(self.max_chunks + 1))}
 
     def _read(self, m: Module) -> dict:
-        plan, vec, K = self.plan, self.vec, self.lanes
-        cur, top = self._pieces_state()
-        dest = Signal(range(K + 1))
-        destb = Signal(range(K * CODE_BITS + 1))
-        reading, stalling = Signal(), Signal()
-        stall_left = Signal(range(MAX_RUNTIME_BITS + 1))
-        i = Signal(range(self.max_words + 1))
-        k = Signal(range(MAX_KERNEL + 1))
-        v = Signal(range(self.vectors))
-        chunk = Signal(range(self.max_chunks + 1))
-        emit = self.emit_count(plan.bits)
-        stall = Signal(range(MAX_RUNTIME_BITS + 1))
-        used = plan.pieces * plan.words
-        m.d.comb += stall.eq(Mux(used >= emit, 0, emit - used))
+        st = self._walk_state()
+        piece = self._piece(m, st)
+        d = self._read_stage(m, st, piece)
+        self._step(m, st, piece)
+        return d
 
-        # the piece at the current position
-        n = Signal(range(K + 1))
-        room = [K - dest, plan.run - cur["u"], plan.k_total - cur["s"]]
-        n2 = Signal(range(K + 1))
+    def _piece(self, m: Module, st: dict) -> dict:
+        """The piece at the read position: its codes ``n`` (bits ``nb``), bit address, real
+        lanes; the address of its current word."""
+        plan, K, cur = self.plan, self.lanes, st["cur"]
+        n, n2 = Signal(range(K + 1)), Signal(range(K + 1))
+        room = [K - st["dest"], plan.run - cur["u"], plan.k_total - cur["s"]]
         m.d.comb += [n2.eq(Mux(room[0] < room[1], room[0], room[1])),
                      n.eq(Mux(room[2] < n2, room[2], n2))]
         nb = Signal(range(K * CODE_BITS + 1))
         m.d.comb += nb.eq(n * plan.bits)
         start = Signal(signed(self.addr_bits))
-        m.d.comb += start.eq(vec.bit + cur["kyoff"] + cur["ub"])
+        m.d.comb += start.eq(self.vec.bit + cur["kyoff"] + cur["ub"])
         lw = (self.word_bits - 1).bit_length()
-        m.d.comb += self.read_addr.eq((start >> lw) + i)
+        m.d.comb += self.read_addr.eq((start >> lw) + st["i"])
+        return {"n": n, "nb": nb, "offset": start[:lw], "lanes": self._piece_lanes(m, cur, st["dest"], n),
+                "last_word": st["i"] == plan.words - 1, "last_piece": st["k"] == plan.pieces - 1,
+                "last_vec": st["v"] == self.vectors - 1,
+                "last_chunk": st["top"]["s"] + K >= plan.k_total}
 
-        lanes = self._piece_lanes(m, cur, dest, n)
-        last_word = i == plan.words - 1
-        last_piece = k == plan.pieces - 1
-        last_vec = v == self.vectors - 1
-        last_chunk = top["s"] + K >= plan.k_total
+    def _read_stage(self, m: Module, st: dict, piece: dict) -> dict:
+        """What the deposit stage needs of the word read this cycle, registered."""
+        K, lw = self.lanes, (self.word_bits - 1).bit_length()
+        i, k = st["i"], st["k"]
         d = {"valid": Signal(name="d_valid"), "i": Signal.like(i, name="d_i"),
-             "o": Signal(lw, name="d_o"), "destb": Signal.like(destb, name="d_destb"),
-             "nb": Signal.like(nb, name="d_nb"), "first": Signal(name="d_first"),
+             "o": Signal(lw, name="d_o"), "destb": Signal.like(st["destb"], name="d_destb"),
+             "nb": Signal.like(piece["nb"], name="d_nb"), "first": Signal(name="d_first"),
              "piece": Signal(name="d_piece"), "end": Signal(name="d_end"),
              "t_lo": Signal(range(K + 1), name="d_t_lo"), "t_hi": Signal(range(K + 1), name="d_t_hi"),
-             "v": Signal.like(v, name="d_v"), "chunk": Signal.like(chunk, name="d_chunk"),
+             "v": Signal.like(st["v"], name="d_v"), "chunk": Signal.like(st["chunk"], name="d_chunk"),
              "last": Signal(name="d_last")}
-        active = reading & ~stalling
-        m.d.sync += [d["valid"].eq(active), d["i"].eq(i), d["o"].eq(start[:lw]),
-                     d["destb"].eq(destb), d["nb"].eq(nb), d["first"].eq((k == 0) & (i == 0)),
-                     d["piece"].eq(i == 0), d["end"].eq(active & last_word & last_piece),
-                     d["t_lo"].eq(lanes[0]), d["t_hi"].eq(lanes[1]), d["v"].eq(v),
-                     d["chunk"].eq(chunk), d["last"].eq(last_chunk)]
+        active = st["reading"] & ~st["stalling"]
+        m.d.sync += [d["valid"].eq(active), d["i"].eq(i), d["o"].eq(piece["offset"]),
+                     d["destb"].eq(st["destb"]), d["nb"].eq(piece["nb"]),
+                     d["first"].eq((k == 0) & (i == 0)), d["piece"].eq(i == 0),
+                     d["end"].eq(active & piece["last_word"] & piece["last_piece"]),
+                     d["t_lo"].eq(piece["lanes"][0]), d["t_hi"].eq(piece["lanes"][1]),
+                     d["v"].eq(st["v"]), d["chunk"].eq(st["chunk"]), d["last"].eq(piece["last_chunk"])]
+        return d
 
-        adv = self._advance(cur, n, nb, plan)
+    def _step(self, m: Module, st: dict, piece: dict) -> None:
+        """Advance word, piece, vector, chunk; wait ``stall`` cycles before a later chunk."""
+        cur, top, i, k, v = st["cur"], st["top"], st["i"], st["k"], st["v"]
+        n, nb = piece["n"], piece["nb"]
+        adv = self._advance(cur, n, nb, self.plan)
         with m.If(self.start):
-            m.d.sync += [reading.eq(1), stalling.eq(0), i.eq(0), k.eq(0), v.eq(0), chunk.eq(0),
-                         dest.eq(0), destb.eq(0)]
+            m.d.sync += [st["reading"].eq(1), st["stalling"].eq(0), i.eq(0), k.eq(0), v.eq(0),
+                         st["chunk"].eq(0), st["dest"].eq(0), st["destb"].eq(0)]
             m.d.sync += [cur[x].eq(0) for x in cur] + [top[x].eq(0) for x in top]
             m.d.comb += self.vec_first.eq(1)
-        with m.Elif(stalling):
-            m.d.sync += stall_left.eq(stall_left - 1)
-            with m.If(stall_left == 1):
-                m.d.sync += stalling.eq(0)
-        with m.Elif(reading):
-            with m.If(~last_word):
-                m.d.sync += i.eq(i + 1)
+        with m.Elif(st["stalling"]):
+            m.d.sync += st["stall_left"].eq(st["stall_left"] - 1)
+            with m.If(st["stall_left"] == 1):
+                m.d.sync += st["stalling"].eq(0)
+        with m.Elif(st["reading"] & ~piece["last_word"]):
+            m.d.sync += i.eq(i + 1)
+        with m.Elif(st["reading"] & ~piece["last_piece"]):
+            m.d.sync += [i.eq(0), k.eq(k + 1), st["dest"].eq(st["dest"] + n),
+                         st["destb"].eq(st["destb"] + nb)] + [cur[x].eq(adv[x]) for x in cur]
+        with m.Elif(st["reading"]):
+            m.d.sync += [i.eq(0), k.eq(0), st["dest"].eq(0), st["destb"].eq(0)]
+            with m.If(~piece["last_vec"]):
+                m.d.sync += [v.eq(v + 1)] + [cur[x].eq(top[x]) for x in cur]
+                m.d.comb += self.vec_next.eq(1)
             with m.Else():
-                m.d.sync += i.eq(0)
-                with m.If(~last_piece):
-                    m.d.sync += [k.eq(k + 1), dest.eq(dest + n), destb.eq(destb + nb)]
-                    m.d.sync += [cur[x].eq(adv[x]) for x in cur]
-                with m.Else():
-                    m.d.sync += [k.eq(0), dest.eq(0), destb.eq(0)]
-                    with m.If(~last_vec):
-                        m.d.sync += [v.eq(v + 1)] + [cur[x].eq(top[x]) for x in cur]
-                        m.d.comb += self.vec_next.eq(1)
-                    with m.Else():
-                        m.d.sync += [v.eq(0), chunk.eq(chunk + 1)]
-                        m.d.sync += [cur[x].eq(adv[x]) for x in cur] + [top[x].eq(adv[x]) for x in top]
-                        m.d.comb += self.vec_first.eq(1)
-                        with m.If(last_chunk):
-                            m.d.sync += reading.eq(0)
-                        with m.Elif(stall != 0):
-                            m.d.sync += [stalling.eq(1), stall_left.eq(stall)]
-        return d
+                self._next_chunk(m, st, piece, adv)
+
+    def _next_chunk(self, m: Module, st: dict, piece: dict, adv: dict) -> None:
+        """The chunk's last vector read: every vector's walk now starts where it ended."""
+        plan, emit = self.plan, self.emit_count(self.plan.bits)
+        used = plan.pieces * plan.words
+        stall = Signal(range(MAX_RUNTIME_BITS + 1))
+        m.d.comb += stall.eq(Mux(used >= emit, 0, emit - used))
+        m.d.sync += [st["v"].eq(0), st["chunk"].eq(st["chunk"] + 1)]
+        m.d.sync += [st["cur"][x].eq(adv[x]) for x in adv] + [st["top"][x].eq(adv[x]) for x in adv]
+        m.d.comb += self.vec_first.eq(1)
+        with m.If(piece["last_chunk"]):
+            m.d.sync += st["reading"].eq(0)
+        with m.Elif(stall != 0):
+            m.d.sync += [st["stalling"].eq(1), st["stall_left"].eq(stall)]
 
     def _advance(self, cur: dict, n, nb, plan) -> dict:
         """The position after the current piece (a run ends: the next kernel row)."""

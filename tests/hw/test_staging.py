@@ -229,3 +229,30 @@ def test_bad_parameters():
     cfg = AccelConfig.from_dict({**AccelConfig.resolve("tiny").to_dict(), "mem_bytes_per_cycle": 12})
     with pytest.raises(ValueError, match="word_bytes must be a power of two, not 12"):
         ActStager(cfg)
+
+
+@pytest.mark.parametrize("layer,p,bits,enc", [
+    (Layer(3, 1, 1, 4, 5, 64), 8, 4, U),       # 16 columns, 9 chunks of 64 lanes, 128-bit words
+    (Layer(7, 2, 3, 8, 8, 3), 0, 3, S),        # first layer: pieces span kernel rows
+])
+def test_acts_ecp5_85f(layer, p, bits, enc):
+    check_acts(AccelConfig.resolve("ecp5-85f"), layer, bits, enc, p, seed=11)
+
+
+def test_weights_ecp5_85f():
+    check_weights(AccelConfig.resolve("ecp5-85f"), 3 * 3 * 64, 3, O, row=5, valid=16, slot=1)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", CONFIGS)
+@pytest.mark.parametrize("seed", range(6))
+def test_acts_random_layers_every_tile(name, seed):
+    """Random geometry (kernel, stride, pad, channels, width, bits); every tile of the image."""
+    cfg, rng = AccelConfig.resolve(name), np.random.default_rng(100 + seed)
+    kernel = int(rng.choice([1, 3, 5, 7]))
+    in_c = int(rng.integers(1, max(2, 128 // kernel ** 2) + 1))
+    layer = Layer(kernel, int(rng.integers(1, 4)), int(rng.integers(0, min(kernel, 4))),
+                  int(rng.integers(kernel, kernel + 4)), int(rng.integers(kernel, kernel + 5)), in_c)
+    bits, enc = int(rng.integers(1, 9)), (U, S)[seed % 2]
+    for p in range(0, layer.out_h * layer.out_w, cfg.cols):
+        check_acts(cfg, layer, bits, enc, p, slot=p % 2, seed=seed * 1000 + p)
