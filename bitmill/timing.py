@@ -207,3 +207,92 @@ def preload_cycles(cfg: AccelConfig, instructions: int) -> int:
         raise ValueError(f"instructions must be a positive integer, not {instructions}")
     beats = instructions * INSTR_BYTES // check_fetch_width(cfg)
     return cfg.mem_latency + beats + PRELOAD_OVERHEAD
+
+# ---- operand staging (`bitmill.hw.staging`): packed codes in a buffer slot -> engine words ----
+#
+# A stager walks the tile chunk by chunk (K lanes), and inside a chunk vector by vector (a
+# weight row or an activation column); a vector's K codes of a chunk are read as ``pieces``
+# contiguous runs of packed codes, each in exactly ``words`` buffer reads of ``W = 8 * B`` bits
+# (the most any piece can touch at any alignment the geometry allows). The chunk's engine words
+# (``bits`` planes bit-serial, one bit-parallel) leave while the next chunk is read; reading
+# waits ``stall`` cycles per later chunk when emitting takes longer than one vector's reads.
+
+STAGE_PIPE = 4          # last read -> first engine word: read data, deposit, collect, emit register
+WEIGHT_SETUP_CYCLES = 4  # start -> first read - 1: row pitch, alignment, words per piece
+ACT_SETUP_EXTRA = 3     # after the divider: (y, x) -> input offsets -> bit addresses
+
+
+def _lowbit(value: int) -> int:
+    return value & -value
+
+
+def stage_words(cfg: AccelConfig, piece_codes: int, bits: int, strides: tuple[int, ...]) -> int:
+    """Buffer reads per piece: ``ceil((W - g + piece_codes * bits) / W)`` where ``g`` (the
+    alignment, a power of two <= W) is the lowest set bit of ``W`` or any of ``strides`` (the
+    bit steps between piece starts)."""
+    w = 8 * cfg.mem_bytes_per_cycle
+    g = w
+    for stride in strides:
+        g |= stride
+    g = _lowbit(g)
+    return -(-(w - g + piece_codes * bits) // w)
+
+
+def emit_words(cfg: AccelConfig, bits: int) -> int:
+    """Engine words per chunk: one per bit-plane (bitserial) or one (bitparallel)."""
+    return bits if cfg.pe_family == "bitserial" else 1
+
+
+def _stream_cycles(cfg: AccelConfig, vectors: int, k_total: int, pieces: int, words: int,
+                   bits: int) -> int:
+    chunks = -(-k_total // cfg.lanes)
+    emit = emit_words(cfg, bits)
+    stall = max(0, emit - pieces * words)
+    return chunks * vectors * pieces * words + (chunks - 1) * stall + emit + STAGE_PIPE
+
+
+def weight_stage_cycles(cfg: AccelConfig, k_total: int, w_bits: int) -> int:
+    """Cycles of `WeightStager` from ``start`` to ``finish`` + 1::
+
+        WEIGHT_SETUP_CYCLES + chunks*R*words + (chunks-1)*stall + E + STAGE_PIPE
+
+    with ``chunks = ceil(k_total/K)``, ``E = w_bits`` (bitserial) or 1, ``words =
+    stage_words(min(K, k_total), w_bits)`` for piece starts on multiples of the row pitch
+    ``8*ceil(k_total*w_bits/8)`` and of ``K*w_bits``, and ``stall = max(0, E - words)``."""
+    passes_per_chunk(cfg.pe_family, w_bits, 1)
+    pitch_bits = 8 * -(-k_total * w_bits // 8)
+    words = stage_words(cfg, min(cfg.lanes, k_total), w_bits, (pitch_bits, cfg.lanes * w_bits))
+    return WEIGHT_SETUP_CYCLES + _stream_cycles(cfg, cfg.rows, k_total, 1, words, w_bits)
+
+
+def act_divide_cycles(cfg: AccelConfig) -> int:
+    """Cycles of the pixel divider ``(y, x) = divmod(p, out_w)``: one per quotient bit."""
+    return cfg.max_feature_size.bit_length()
+
+
+def act_pieces(cfg: AccelConfig, kernel: int, in_c: int) -> int:
+    """Pieces (runs of one kernel row) a K-lane chunk of an im2col column can span: 1 when
+    ``K`` divides ``L = kernel*in_c``, else ``min(kernel, 1 + ceil((K-1)/L))``."""
+    run = kernel * in_c
+    if run % cfg.lanes == 0:
+        return 1
+    return min(kernel, 1 + -(-(cfg.lanes - 1) // run))
+
+
+def act_stage_cycles(cfg: AccelConfig, kernel: int, in_c: int, in_w: int, a_bits: int) -> int:
+    """Cycles of `ActStager` from ``start`` to ``finish`` + 1::
+
+        act_divide_cycles + ACT_SETUP_EXTRA + chunks*C*P*words + (chunks-1)*stall + E + STAGE_PIPE
+
+    with ``k_total = kernel^2*in_c``, ``chunks = ceil(k_total/K)``, ``P = act_pieces``,
+    ``E = a_bits`` (bitserial) or 1, ``words = stage_words(min(K, kernel*in_c), a_bits)`` for
+    piece starts on multiples of the row pitch ``8*ceil(in_w*in_c*a_bits/8)``, of
+    ``in_c*a_bits`` and of ``K*a_bits``, and ``stall = max(0, E - P*words)``. Independent of
+    the pixel, of padding and of the data."""
+    passes_per_chunk(cfg.pe_family, 1, a_bits)
+    pitch_bits = 8 * -(-in_w * in_c * a_bits // 8)
+    run = kernel * in_c
+    words = stage_words(cfg, min(cfg.lanes, run), a_bits,
+                        (pitch_bits, in_c * a_bits, cfg.lanes * a_bits))
+    return (act_divide_cycles(cfg) + ACT_SETUP_EXTRA
+            + _stream_cycles(cfg, cfg.cols, kernel * run, act_pieces(cfg, kernel, in_c), words, a_bits))

@@ -1,0 +1,372 @@
+"""Operand staging core: packed codes in a buffer slot -> the tile engine's buffer words.
+
+A tile operand is ``N`` vectors (weight rows or im2col columns) of ``k_total`` codes. The
+core walks it chunk by chunk (``K`` lanes), vector by vector inside a chunk, and reads each
+vector's codes of the chunk as ``pieces`` contiguous runs of packed codes ("pieces"), each in
+exactly ``words`` consecutive buffer reads, so the cycles never depend on the data or the
+alignment (`bitmill.timing.stage_words`). A *vector walker* beside the core (weights:
+`bitmill.hw.staging_weights`, activations: `bitmill.hw.staging_acts`) says where the current
+vector's runs start and which of its codes are real (``vector_layout``).
+
+Pipeline (`bitmill.timing.STAGE_PIPE` = 4 cycles from a vector's last read to the first
+engine word): read address; **deposit** (the word, masked to the piece's bits, ORed into the
+vector's packed assembly register); **collect** (the assembled codes unpacked to lanes, masked
+to the real ones, written into the vector's slot of the chunk block); **emit** (one engine
+word per cycle, registered: bit-plane ``p`` of every code bit-serial, the signed values
+bit-parallel). The block is overwritten by the next chunk's first vector only after the
+chunk's last word left: reading waits ``max(0, E - pieces*words)`` cycles before each later
+chunk.
+"""
+
+from __future__ import annotations
+
+from amaranth import Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from bitmill.config import AccelConfig
+from bitmill.hw.engine import engine_chunks, load_layout
+from bitmill.hw.params import VALUE_BITS, check_family, check_positive
+from bitmill.hw.sequencer import chunk_slots
+from bitmill.isa import MAX_KERNEL, Buffer, slot_bytes
+from bitmill.numerics import Encoding
+from bitmill.precision import MAX_RUNTIME_BITS
+
+CODE_BITS = MAX_RUNTIME_BITS        # a code's width in the assembly register and the block
+
+
+def vector_layout(addr_bits: int, max_k: int) -> data.StructLayout:
+    """The current vector, from its walker: ``bit`` (signed bit address of its first run in
+    the buffer), code range ``[lo, hi)`` of every run that is real, runs ``[ky_lo, ky_hi)``
+    that are real, ``ok`` (the vector is real)."""
+    return data.StructLayout({"bit": signed(addr_bits), "lo": range(max_k + 1),
+                              "hi": range(max_k + 1), "ky_lo": range(MAX_KERNEL + 1),
+                              "ky_hi": range(MAX_KERNEL + 1), "ok": 1})
+
+
+def plan_layout(addr_bits: int, max_k: int, max_words: int) -> data.StructLayout:
+    """Per-command constants, held while the core runs: code width and encoding, codes per
+    vector, codes per run, bit step between runs, reads per piece, pieces per chunk."""
+    return data.StructLayout({"bits": range(MAX_RUNTIME_BITS + 1), "enc": Encoding,
+                              "k_total": range(max_k + 1), "run": range(max_k + 1),
+                              "run_pitch": addr_bits, "words": range(max_words + 1),
+                              "pieces": range(MAX_KERNEL + 1)})
+
+
+class StagingCore(wiring.Component):
+    """Members: ``start`` (In: the first read in the next cycle), ``plan`` (In, held),
+    ``vec_first`` / ``vec_next`` (Out strobes: the walker loads vector 0 / steps to the next
+    vector at the clock edge), ``vec`` (In), ``read_addr`` / ``read_data`` (the buffer's
+    synchronous read port), ``load`` (Out stream of `TileEngine.load` writes, never stalled),
+    ``finish`` (Out: the cycle of the last engine word)."""
+
+    def __init__(self, *, vectors: int, lanes: int, family: str, word_bytes: int,
+                 buffer_words: int, engine_word_bits: int, engine_depth: int,
+                 chunk_slots: int, max_chunks: int, target: int, addr_bits: int):
+        self.vectors = check_positive("vectors", vectors, 256)
+        self.lanes = check_positive("lanes", lanes, 4096)
+        self.family = check_family(family)
+        self.word_bits = 8 * check_positive("word_bytes", word_bytes, 4096)
+        if word_bytes & (word_bytes - 1):
+            raise ValueError(f"word_bytes must be a power of two, not {word_bytes}")
+        self.buffer_words = check_positive("buffer_words", buffer_words)
+        self.chunk_slots = chunk_slots
+        self.max_chunks = max_chunks
+        self.target = target
+        self.addr_bits = addr_bits
+        self.max_k = max_chunks * lanes
+        self.max_words = -(-(self.word_bits + lanes * CODE_BITS) // self.word_bits)
+        self.lane_bits = CODE_BITS if family == "bitserial" else VALUE_BITS
+        super().__init__({
+            "start": In(1), "plan": In(plan_layout(addr_bits, self.max_k, self.max_words)),
+            "vec_first": Out(1), "vec_next": Out(1),
+            "vec": In(vector_layout(addr_bits, self.max_k)),
+            "read_addr": Out(range(buffer_words)), "read_data": In(self.word_bits),
+            "load": Out(stream.Signature(load_layout(engine_word_bits, engine_depth))),
+            "finish": Out(1),
+        })
+
+    @property
+    def latency(self) -> int:
+        """Cycles from a chunk's last read to its first engine word (`timing.STAGE_PIPE`)."""
+        return 4
+
+    def emit_count(self, bits):
+        """Engine words per chunk: ``bits`` planes (bitserial) or one (bitparallel)."""
+        return bits if self.family == "bitserial" else Const(1, 4)
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        deposit = self._read(m)
+        collect = self._deposit(m, deposit)
+        emit = self._collect(m, collect)
+        self._emit(m, emit)
+        return m
+
+    # ---- read: chunk / vector / piece / word counters -------------------------------------
+    def _walk_state(self) -> dict:
+        """Read position: word ``i`` of piece ``k`` of vector ``v`` of ``chunk``; in the
+        vector, run ``ky`` (bit offset ``kyoff``), code ``u`` of the run (bit ``ub``), code ``s``
+        of the vector, lane ``dest`` (bit ``destb``); ``top``: the position at the chunk's
+        start, where every vector's walk begins."""
+        K, k_w = self.lanes, range(self.max_k + 1)
+        cur = {n: Signal(self.addr_bits if n in ("ub", "kyoff") else k_w, name=f"cur_{n}")
+               for n in ("ky", "u", "ub", "s", "kyoff")}
+        return {"cur": cur, "top": {n: Signal.like(x, name=f"chunk_{n}") for n, x in cur.items()},
+                "dest": Signal(range(K + 1)), "destb": Signal(range(K * CODE_BITS + 1)),
+                "reading": Signal(), "stalling": Signal(),
+                "stall_left": Signal(range(MAX_RUNTIME_BITS + 1)),
+                "i": Signal(range(self.max_words + 1)), "k": Signal(range(MAX_KERNEL + 1)),
+                "v": Signal(range(self.vectors)), "chunk": Signal(range(self.max_chunks + 1))}
+
+    def _read(self, m: Module) -> dict:
+        st = self._walk_state()
+        piece = self._piece(m, st)
+        d = self._read_stage(m, st, piece)
+        self._step(m, st, piece)
+        return d
+
+    def _piece(self, m: Module, st: dict) -> dict:
+        """The piece at the read position: its codes ``n`` (bits ``nb``), bit address, real
+        lanes; the address of its current word."""
+        plan, K, cur = self.plan, self.lanes, st["cur"]
+        n, n2 = Signal(range(K + 1)), Signal(range(K + 1))
+        room = [K - st["dest"], plan.run - cur["u"], plan.k_total - cur["s"]]
+        m.d.comb += [n2.eq(Mux(room[0] < room[1], room[0], room[1])),
+                     n.eq(Mux(room[2] < n2, room[2], n2))]
+        nb = Signal(range(K * CODE_BITS + 1))
+        m.d.comb += nb.eq(n * plan.bits)
+        start = Signal(signed(self.addr_bits))
+        m.d.comb += start.eq(self.vec.bit + cur["kyoff"] + cur["ub"])
+        lw = (self.word_bits - 1).bit_length()
+        m.d.comb += self.read_addr.eq((start >> lw) + st["i"])
+        return {"n": n, "nb": nb, "offset": start[:lw], "lanes": self._piece_lanes(m, cur, st["dest"], n),
+                "last_word": st["i"] == plan.words - 1, "last_piece": st["k"] == plan.pieces - 1,
+                "last_vec": st["v"] == self.vectors - 1,
+                "last_chunk": st["top"]["s"] + K >= plan.k_total}
+
+    def _read_stage(self, m: Module, st: dict, piece: dict) -> dict:
+        """What the deposit stage needs of the word read this cycle, registered."""
+        K, lw = self.lanes, (self.word_bits - 1).bit_length()
+        i, k = st["i"], st["k"]
+        d = {"valid": Signal(name="d_valid"), "i": Signal.like(i, name="d_i"),
+             "o": Signal(lw, name="d_o"), "destb": Signal.like(st["destb"], name="d_destb"),
+             "nb": Signal.like(piece["nb"], name="d_nb"), "first": Signal(name="d_first"),
+             "piece": Signal(name="d_piece"), "end": Signal(name="d_end"),
+             "t_lo": Signal(range(K + 1), name="d_t_lo"), "t_hi": Signal(range(K + 1), name="d_t_hi"),
+             "v": Signal.like(st["v"], name="d_v"), "chunk": Signal.like(st["chunk"], name="d_chunk"),
+             "last": Signal(name="d_last")}
+        active = st["reading"] & ~st["stalling"]
+        m.d.sync += [d["valid"].eq(active), d["i"].eq(i), d["o"].eq(piece["offset"]),
+                     d["destb"].eq(st["destb"]), d["nb"].eq(piece["nb"]),
+                     d["first"].eq((k == 0) & (i == 0)), d["piece"].eq(i == 0),
+                     d["end"].eq(active & piece["last_word"] & piece["last_piece"]),
+                     d["t_lo"].eq(piece["lanes"][0]), d["t_hi"].eq(piece["lanes"][1]),
+                     d["v"].eq(st["v"]), d["chunk"].eq(st["chunk"]), d["last"].eq(piece["last_chunk"])]
+        return d
+
+    def _step(self, m: Module, st: dict, piece: dict) -> None:
+        """Advance word, piece, vector, chunk; wait ``stall`` cycles before a later chunk."""
+        cur, top, i, k, v = st["cur"], st["top"], st["i"], st["k"], st["v"]
+        n, nb = piece["n"], piece["nb"]
+        adv = self._advance(cur, n, nb, self.plan)
+        with m.If(self.start):
+            m.d.sync += [st["reading"].eq(1), st["stalling"].eq(0), i.eq(0), k.eq(0), v.eq(0),
+                         st["chunk"].eq(0), st["dest"].eq(0), st["destb"].eq(0)]
+            m.d.sync += [cur[x].eq(0) for x in cur] + [top[x].eq(0) for x in top]
+            m.d.comb += self.vec_first.eq(1)
+        with m.Elif(st["stalling"]):
+            m.d.sync += st["stall_left"].eq(st["stall_left"] - 1)
+            with m.If(st["stall_left"] == 1):
+                m.d.sync += st["stalling"].eq(0)
+        with m.Elif(st["reading"] & ~piece["last_word"]):
+            m.d.sync += i.eq(i + 1)
+        with m.Elif(st["reading"] & ~piece["last_piece"]):
+            m.d.sync += [i.eq(0), k.eq(k + 1), st["dest"].eq(st["dest"] + n),
+                         st["destb"].eq(st["destb"] + nb)] + [cur[x].eq(adv[x]) for x in cur]
+        with m.Elif(st["reading"]):
+            m.d.sync += [i.eq(0), k.eq(0), st["dest"].eq(0), st["destb"].eq(0)]
+            with m.If(~piece["last_vec"]):
+                m.d.sync += [v.eq(v + 1)] + [cur[x].eq(top[x]) for x in cur]
+                m.d.comb += self.vec_next.eq(1)
+            with m.Else():
+                self._next_chunk(m, st, piece, adv)
+
+    def _next_chunk(self, m: Module, st: dict, piece: dict, adv: dict) -> None:
+        """The chunk's last vector read: every vector's walk now starts where it ended."""
+        plan, emit = self.plan, self.emit_count(self.plan.bits)
+        used = plan.pieces * plan.words
+        stall = Signal(range(MAX_RUNTIME_BITS + 1))
+        m.d.comb += stall.eq(Mux(used >= emit, 0, emit - used))
+        m.d.sync += [st["v"].eq(0), st["chunk"].eq(st["chunk"] + 1)]
+        m.d.sync += [st["cur"][x].eq(adv[x]) for x in adv] + [st["top"][x].eq(adv[x]) for x in adv]
+        m.d.comb += self.vec_first.eq(1)
+        with m.If(piece["last_chunk"]):
+            m.d.sync += st["reading"].eq(0)
+        with m.Elif(stall != 0):
+            m.d.sync += [st["stalling"].eq(1), st["stall_left"].eq(stall)]
+
+    def _advance(self, cur: dict, n, nb, plan) -> dict:
+        """The position after the current piece (a run ends: the next kernel row)."""
+        wrap = cur["u"] + n == plan.run
+        return {"u": Mux(wrap, 0, cur["u"] + n), "ub": Mux(wrap, 0, cur["ub"] + nb),
+                "ky": cur["ky"] + wrap, "kyoff": Mux(wrap, cur["kyoff"] + plan.run_pitch, cur["kyoff"]),
+                "s": cur["s"] + n}
+
+    def _piece_lanes(self, m: Module, cur: dict, dest, n) -> tuple:
+        """Lanes ``[t_lo, t_hi)`` of the piece that hold real codes (empty if its run or its
+        vector is padding)."""
+        vec = self.vec
+        real = vec.ok & (cur["ky"] >= vec.ky_lo) & (cur["ky"] < vec.ky_hi)
+        w = len(Signal(range(self.max_k + 1))) + 2
+        lo, hi = Signal(signed(w)), Signal(signed(w))
+        m.d.comb += [lo.eq(vec.lo - cur["u"]), hi.eq(vec.hi - cur["u"])]
+        clamp = [Mux(x < 0, 0, Mux(x > n, n, x)) for x in (lo, hi)]
+        t_lo, t_hi = Signal(range(self.lanes + 1)), Signal(range(self.lanes + 1))
+        m.d.comb += [t_lo.eq(dest + clamp[0]), t_hi.eq(Mux(real, dest + clamp[1], dest + clamp[0]))]
+        return t_lo, t_hi
+
+    # ---- deposit: masked word into the packed assembly register ---------------------------
+    def _deposit(self, m: Module, d: dict) -> dict:
+        W, K = self.word_bits, self.lanes
+        lw = (W - 1).bit_length()
+        iw = Signal(signed(len(d["i"]) + lw + 2))
+        m.d.comb += iw.eq(d["i"] << lw)
+        rel_lo, rel_hi = Signal(signed(len(iw) + 2)), Signal(signed(len(iw) + 16))
+        m.d.comb += [rel_lo.eq(d["o"] - iw), rel_hi.eq(d["nb"] + d["o"] - iw)]
+        keep = Signal(W)
+        m.d.comb += keep.eq(Cat(*[(q >= rel_lo) & (q < rel_hi) for q in range(W)]))
+        masked = Signal(W)
+        m.d.comb += masked.eq(self.read_data & keep)
+        at = Signal(range(K * CODE_BITS + (self.max_words + 2) * W))
+        m.d.comb += at.eq(d["destb"] - d["o"] + iw + W)
+        wide = K * CODE_BITS + W
+        placed = Signal(wide)
+        m.d.comb += placed.eq((masked.as_unsigned() << at)[:wide + W])
+        packed = Signal(K * CODE_BITS)
+        lanes = Signal(K)
+        therm = [Cat(*[t < x for t in range(K)]) for x in (d["t_lo"], d["t_hi"])]
+        new_lanes = Mux(d["piece"], therm[1] & ~therm[0], 0)
+        with m.If(d["valid"]):
+            m.d.sync += [packed.eq(Mux(d["first"], 0, packed) | placed[W:]),
+                         lanes.eq(Mux(d["first"], 0, lanes) | new_lanes)]
+        c = {"valid": Signal(name="c_valid"), "v": Signal.like(d["v"], name="c_v"),
+             "chunk": Signal.like(d["chunk"], name="c_chunk"), "last": Signal(name="c_last"),
+             "packed": packed, "lanes": lanes}
+        m.d.sync += [c["valid"].eq(d["valid"] & d["end"]), c["v"].eq(d["v"]),
+                     c["chunk"].eq(d["chunk"]), c["last"].eq(d["last"])]
+        return c
+
+    # ---- collect: unpack the codes into the vector's slot of the chunk block --------------
+    def _collect(self, m: Module, c: dict) -> dict:
+        K, plan = self.lanes, self.plan
+        codes = Signal(K * CODE_BITS)
+        with m.Switch(plan.bits):
+            for b in range(1, MAX_RUNTIME_BITS + 1):
+                with m.Case(b):
+                    m.d.comb += codes.eq(Cat(*[Cat(c["packed"][t * b:(t + 1) * b],
+                                                   Const(0, CODE_BITS - b)) for t in range(K)]))
+        lanes = [self._lane(m, codes[t * CODE_BITS:(t + 1) * CODE_BITS], c["lanes"][t])
+                 for t in range(K)]
+        block = [Signal(K * self.lane_bits, name=f"block{n}") for n in range(self.vectors)]
+        for n, slot in enumerate(block):
+            with m.If(c["valid"] & (c["v"] == n)):
+                m.d.sync += slot.eq(Cat(*lanes))
+        e = {"go": Signal(name="e_go"), "chunk": Signal.like(c["chunk"], name="e_chunk"),
+             "last": Signal(name="e_last"), "block": block}
+        m.d.sync += e["go"].eq(c["valid"] & (c["v"] == self.vectors - 1))
+        with m.If(c["valid"] & (c["v"] == self.vectors - 1)):
+            m.d.sync += [e["chunk"].eq(c["chunk"]), e["last"].eq(c["last"])]
+        return e
+
+    def _lane(self, m: Module, code, real):
+        """A lane of the block: its code (bitserial) or its signed value (bitparallel); zero
+        when the lane holds no real code."""
+        if self.family == "bitserial":
+            return Mux(real, code, 0)
+        b, enc = self.plan.bits, self.plan.enc
+        top = code.bit_select((b - 1)[:3], 1)
+        value = Signal(signed(VALUE_BITS + 2))
+        full = Const(1, VALUE_BITS + 2) << b
+        with m.If(enc == Encoding.SIGNED):
+            m.d.comb += value.eq(code - Mux(top, full, 0))
+        with m.Elif(enc == Encoding.ODD):
+            m.d.comb += value.eq((code << 1) - (full - 1))
+        with m.Else():
+            m.d.comb += value.eq(code)
+        return Mux(real, value[:VALUE_BITS], 0)
+
+    # ---- emit: one engine word per cycle -------------------------------------------------
+    def _emit(self, m: Module, e: dict) -> None:
+        K, plan = self.lanes, self.plan
+        plane = Signal(range(MAX_RUNTIME_BITS))
+        running = Signal()
+        emit = self.emit_count(plan.bits)
+        busy_chunk, busy_last = Signal.like(e["chunk"]), Signal()
+        now = e["go"] | running
+        cur_chunk = Mux(e["go"], e["chunk"], busy_chunk)
+        cur_last = Mux(e["go"], e["last"], busy_last)
+        cur_plane = Mux(e["go"], 0, plane)
+        final = cur_plane == emit - 1
+        with m.If(now):
+            m.d.sync += [running.eq(~final), plane.eq(cur_plane + 1), busy_chunk.eq(cur_chunk),
+                         busy_last.eq(cur_last)]
+        if self.family == "bitserial":
+            word = Cat(*[slot.bit_select(t * CODE_BITS + cur_plane, 1)
+                         for slot in e["block"] for t in range(K)])
+            addr = cur_plane * self.chunk_slots + cur_chunk
+        else:
+            word = Cat(*e["block"])
+            addr = cur_chunk
+        m.d.sync += [self.load.valid.eq(now), self.load.payload.target.eq(self.target),
+                     self.load.payload.addr.eq(addr), self.load.payload.data.eq(word),
+                     self.finish.eq(now & final & cur_last)]
+
+
+def buffer_words(cfg: AccelConfig, buffer: Buffer) -> int:
+    """Words of a two-slot buffer (`bitmill.isa.slot_bytes` per slot, ``B`` bytes a word)."""
+    return 2 * -(-slot_bytes(cfg, buffer) // cfg.mem_bytes_per_cycle)
+
+
+def core_for(cfg: AccelConfig, buffer: Buffer, target: int, vectors: int) -> StagingCore:
+    """The core of a stager reading ``buffer`` into engine buffer ``target`` (0 weights, 1
+    activations) for ``vectors`` rows or columns."""
+    if cfg.mem_bytes_per_cycle & (cfg.mem_bytes_per_cycle - 1):
+        raise ValueError(f"word_bytes must be a power of two, not {cfg.mem_bytes_per_cycle}")
+    chunks = engine_chunks(cfg)
+    serial = cfg.pe_family == "bitserial"
+    words = buffer_words(cfg, buffer)
+    return StagingCore(vectors=vectors, lanes=cfg.lanes, family=cfg.pe_family,
+                       word_bytes=cfg.mem_bytes_per_cycle, buffer_words=words,
+                       engine_word_bits=max(cfg.rows, cfg.cols) * cfg.lanes * (1 if serial else VALUE_BITS),
+                       engine_depth=(MAX_RUNTIME_BITS if serial else 1) * chunk_slots(chunks),
+                       chunk_slots=chunk_slots(chunks), max_chunks=chunks,
+                       target=target, addr_bits=(words * 8 * cfg.mem_bytes_per_cycle).bit_length() + 3)
+
+
+def lowest_bit(m: Module, value, width: int) -> Signal:
+    """The lowest set bit of ``value``'s low ``width`` bits (a power of two), registered."""
+    low = value[:width]
+    out = Signal(width, name="lowest_bit")
+    m.d.sync += out.eq(low & (~low + 1))
+    return out
+
+
+def setup_counter(m: Module, start, cycles: int) -> Signal:
+    """A pulse ``cycles`` cycles after ``start`` (the core's start)."""
+    count = Signal(range(cycles + 1), name="setup_left")
+    with m.If(start):
+        m.d.sync += count.eq(cycles)
+    with m.Elif(count != 0):
+        m.d.sync += count.eq(count - 1)
+    return count == 1
+
+
+def busy_flag(m: Module, start, finish) -> Signal:
+    """High from the cycle after ``start`` to the ``finish`` cycle."""
+    busy = Signal(name="busy_flag")
+    with m.If(start):
+        m.d.sync += busy.eq(1)
+    with m.Elif(finish):
+        m.d.sync += busy.eq(0)
+    return busy
