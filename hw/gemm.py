@@ -1,0 +1,287 @@
+"""The GEMM unit: executes a GEMM instruction (`bitmill.isa.Gemm`) under the layer registers
+of the last SETUP, tile by tile on the MAC array.
+
+For each channel tile (``R`` channels from ``o0``) it reads the tile's requant records from
+the PARAM slot into registers and stages the weights (`bitmill.hw.staging_weights`); for each
+pixel tile (``C`` pixels from ``p0``) it stages the im2col activations
+(`bitmill.hw.staging_acts`), runs the tile on the `TileEngine`, and reads the ``R' x C'``
+valid accumulators out, pixel by pixel (the channels of a pixel are consecutive codes), through
+the `Requantizer` into the `CodePacker`, which writes the codes into the output slot (NHWC:
+row ``y - out_row0``, code ``x * out_c + o``; the last code of a row zeroes the row's padding).
+The phases follow each other; every phase takes a fixed number of cycles given by the
+instruction, the layer registers and the config: `bitmill.timing.gemm_unit_cycles`.
+
+Errors (``error`` with ``finish``): ``k_total`` beyond what the tile engine holds, an empty
+GEMM, the packer refusing a code (never with the stream this unit sends for ``B >= 8``).
+"""
+
+from __future__ import annotations
+
+from amaranth import Array, Cat, Module, Mux, Signal, signed
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from bitmill import isa, timing
+from bitmill.config import AccelConfig
+from bitmill.hw.axi import buffer_write_signature
+from bitmill.hw.buffers import buffer_depth, read_signature, slot_words
+from bitmill.hw.engine import TileEngine
+from bitmill.hw.packer import CodePacker
+from bitmill.hw.requant import Requantizer
+from bitmill.hw.staging_acts import ActStager
+from bitmill.hw.staging_weights import WeightStager
+from bitmill.isa import Buffer
+from bitmill.numerics import Encoding
+from bitmill.packing import PARAM_RECORD
+
+
+class GemmUnit(wiring.Component):
+    """Members: control side ``start``, ``instr`` (the GEMM body of `bitmill.isa.layout`),
+    ``regs`` (the SETUP body), ``busy``, ``finish``, ``error``; buffer side ``weights``,
+    ``acts``, ``params`` (read ports), ``out_read`` and ``out_write`` (the output buffer)."""
+
+    def __init__(self, cfg: AccelConfig):
+        if not isinstance(cfg, AccelConfig):
+            raise TypeError(f"cfg must be an AccelConfig, not {type(cfg).__name__}")
+        self.cfg = cfg
+        b = cfg.mem_bytes_per_cycle
+        body = isa.layout(cfg)["body"].shape
+        self.engine = TileEngine.from_config(cfg)
+        super().__init__({
+            "start": In(1), "instr": In(body["gemm"].shape), "regs": In(body["setup"].shape),
+            "busy": Out(1), "finish": Out(1), "error": Out(1),
+            "weights": Out(read_signature(b, buffer_depth(cfg, Buffer.WEIGHT))),
+            "acts": Out(read_signature(b, buffer_depth(cfg, Buffer.ACT))),
+            "params": Out(read_signature(b, buffer_depth(cfg, Buffer.PARAM))),
+            "out_read": Out(read_signature(b, buffer_depth(cfg, Buffer.OUT))),
+            "out_write": Out(buffer_write_signature(b, buffer_depth(cfg, Buffer.OUT))),
+        })
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        cfg = self.cfg
+        m.submodules.engine = engine = self.engine
+        m.submodules.wstage = wst = WeightStager(cfg)
+        m.submodules.astage = ast = ActStager(cfg)
+        m.submodules.requant = rq = Requantizer(engine.acc_width, tag_bits=self._tag_bits())
+        m.submodules.packer = pk = CodePacker(cfg.mem_bytes_per_cycle, buffer_depth(cfg, Buffer.OUT))
+        st = _GemmState(cfg, engine)
+        left_rows, left_pix = st.ins.rows - st.oc, st.ins.npix - st.pc
+        m.d.comb += [st.rows_valid.eq(Mux(left_rows < cfg.rows, left_rows, cfg.rows)),
+                     st.cols_valid.eq(Mux(left_pix < cfg.cols, left_pix, cfg.cols))]
+        self._accept(m, st)
+        self._divide(m, st)
+        self._params(m, st)
+        self._stage(m, st, wst, ast, engine)
+        self._tile(m, st, engine)
+        self._readout(m, st, engine, rq, pk)
+        self._phases(m, st)
+        return m
+
+    def _tag_bits(self) -> int:
+        return (8 * self.cfg.mem_bytes_per_cycle * buffer_depth(self.cfg, Buffer.OUT)).bit_length() + 1
+
+    # ---- phases ----------------------------------------------------------------------------
+    @staticmethod
+    def _go(m: Module, st: "_GemmState", phase: int, count=None) -> None:
+        m.d.sync += [st.phase.eq(phase), st.entered.eq(1)]
+        if count is not None:
+            m.d.sync += st.count.eq(count)
+
+    def _accept(self, m: Module, st: "_GemmState") -> None:
+        """Latch the instruction; refuse what the array cannot run."""
+        regs, ins = self.regs, self.instr
+        k_total = regs.kernel * regs.kernel * regs.in_c
+        bad = ((ins.rows == 0) | (ins.npix == 0) | (k_total == 0)
+               | (k_total > self.engine.max_k_total))
+        m.d.sync += st.entered.eq(0)
+        m.d.comb += self.busy.eq(st.phase != _GemmState.IDLE)
+        with m.If(self.start & (st.phase == _GemmState.IDLE)):
+            m.d.sync += [st.ins.eq(ins), st.k_total.eq(k_total), st.overrun.eq(0)]
+            with m.If(bad):
+                self._go(m, st, _GemmState.FAIL)
+            with m.Else():
+                self._go(m, st, _GemmState.DIV, st.div_bits - 1)
+                m.d.sync += [st.rem.eq(0), st.quot.eq(0)]
+
+    def _divide(self, m: Module, st: "_GemmState") -> None:
+        """``(y0, x0) = divmod(p0, out_w)``, one quotient bit per cycle; the layer's derived
+        sizes registered meanwhile."""
+        cfg, regs, ins = self.cfg, self.regs, st.ins
+        out_bits = regs.out_bits + 1
+        shifted = Cat(ins.p0.bit_select(st.count, 1), st.rem)
+        with m.If(st.phase == _GemmState.DIV):
+            with m.If(shifted >= regs.out_w):
+                m.d.sync += [st.rem.eq(shifted - regs.out_w), st.quot.bit_select(st.count, 1).eq(1)]
+            with m.Else():
+                m.d.sync += st.rem.eq(shifted)
+            m.d.sync += [st.count.eq(st.count - 1),
+                         st.out_cb.eq(regs.out_c * out_bits),
+                         st.pitch_bits.eq(((regs.out_w * regs.out_c * out_bits + 7) >> 3) << 3),
+                         st.chunks_m1.eq((st.k_total + cfg.lanes - 1) // cfg.lanes - 1),
+                         st.ch_bits0.eq(ins.o0 * out_bits), st.oc.eq(0), st.pc.eq(0)]
+            with m.If(st.count == 0):
+                self._go(m, st, _GemmState.PARAMS, 0)
+
+    def _params(self, m: Module, st: "_GemmState") -> None:
+        """Read the ``R`` requant records of the channel tile (``16 / B`` words each) into
+        registers; meanwhile the tile's first pixel's bit offsets are computed."""
+        cfg, b = self.cfg, self.cfg.mem_bytes_per_cycle
+        wpr = max(1, PARAM_RECORD // b)
+        base = st.ins.p_slot * slot_words(cfg, Buffer.PARAM)
+        first = (st.ins.o0 + st.oc) * wpr
+        m.d.comb += self.params.addr.eq(base + first + st.count)
+        rec = Signal(8 * PARAM_RECORD)
+        nxt = Cat(rec[8 * b:], self.params.data)[-8 * PARAM_RECORD:] if wpr > 1 else self.params.data
+        word, row = Signal(range(wpr)), Signal(range(cfg.rows + 1))
+        with m.If(st.phase == _GemmState.PARAMS):
+            m.d.sync += st.count.eq(st.count + 1)
+            with m.If(st.entered):
+                m.d.sync += [word.eq(0), row.eq(0), st.cy.eq(st.quot), st.cx.eq(st.rem),
+                             st.row_bits.eq((st.quot - self.regs.out_row0) * st.pitch_bits),
+                             st.x_bits.eq(st.rem * st.out_cb)]
+            with m.Else():
+                m.d.sync += [rec.eq(nxt), word.eq(Mux(word == wpr - 1, 0, word + 1))]
+                with m.If(word == wpr - 1):
+                    m.d.sync += [st.mult[row].eq(nxt[:16]), st.shift[row].eq(nxt[16:24]),
+                                 st.bias[row].eq(nxt[64:128]), row.eq(row + 1)]
+            with m.If(st.count == cfg.rows * wpr):
+                self._go(m, st, _GemmState.WSTAGE)
+
+    def _stage(self, m: Module, st: "_GemmState", wst, ast, engine) -> None:
+        """Weight staging once per channel tile, activation staging per pixel tile."""
+        cfg, regs, ins = self.cfg, self.regs, st.ins
+        m.d.comb += [self.weights.addr.eq(wst.read_addr), wst.read_data.eq(self.weights.data),
+                     self.acts.addr.eq(ast.read_addr), ast.read_data.eq(self.acts.data)]
+        m.d.comb += [wst.start.eq((st.phase == _GemmState.WSTAGE) & st.entered),
+                     wst.cmd.base.eq(ins.w_slot * slot_words(cfg, Buffer.WEIGHT)),
+                     wst.cmd.row.eq(ins.w_row + st.oc), wst.cmd.rows.eq(st.rows_valid),
+                     wst.cmd.k_total.eq(st.k_total), wst.cmd.w_bits.eq(regs.w_bits + 1),
+                     wst.cmd.w_enc.eq(regs.w_enc)]
+        m.d.comb += [ast.start.eq((st.phase == _GemmState.ASTAGE) & st.entered),
+                     ast.cmd.base.eq(ins.a_slot * slot_words(cfg, Buffer.ACT)),
+                     ast.cmd.p.eq(ins.p0 + st.pc), ast.cmd.cols.eq(st.cols_valid),
+                     ast.cmd.a_bits.eq(regs.a_bits + 1), ast.cmd.a_enc.eq(regs.a_enc)]
+        for name in ("kernel", "stride", "pad", "in_h", "in_w", "in_c", "out_w", "band_row0"):
+            m.d.comb += getattr(ast.cmd, name).eq(getattr(regs, name))
+        m.d.comb += [engine.load.valid.eq(wst.load.valid | ast.load.valid),
+                     engine.load.payload.eq(Mux(wst.load.valid, wst.load.payload, ast.load.payload))]
+        with m.If((st.phase == _GemmState.WSTAGE) & wst.finish):
+            self._go(m, st, _GemmState.ASTAGE)
+        with m.If((st.phase == _GemmState.ASTAGE) & ast.finish):
+            self._go(m, st, _GemmState.TILE)
+
+    def _tile(self, m: Module, st: "_GemmState", engine) -> None:
+        """One tile on the array, from its command to ``done``."""
+        regs = self.regs
+        cmd = engine.cmd.payload
+        m.d.comb += [engine.cmd.valid.eq((st.phase == _GemmState.TILE) & st.entered),
+                     cmd.w_bits_m1.eq(regs.w_bits), cmd.a_bits_m1.eq(regs.a_bits),
+                     cmd.w_enc.eq(regs.w_enc), cmd.a_signed.eq(regs.a_enc == Encoding.SIGNED),
+                     cmd.last_chunk.eq(st.chunks_m1)]
+        with m.If((st.phase == _GemmState.TILE) & ~st.entered & engine.done):
+            self._go(m, st, _GemmState.READ)
+            m.d.sync += [st.r.eq(0), st.c.eq(0), st.res.eq(0), st.ch_bits.eq(st.ch_bits0)]
+
+    def _readout(self, m: Module, st: "_GemmState", engine, rq, pk) -> None:
+        """Accumulator ``(r, c)`` pixel by pixel, channels inside; its code's bit address and
+        padding travel through the requant pipeline as its tag."""
+        cfg, regs, ins = self.cfg, self.regs, st.ins
+        out_bits = regs.out_bits + 1
+        base = ins.o_slot * slot_words(cfg, Buffer.OUT) * 8 * cfg.mem_bytes_per_cycle
+        reading = st.phase == _GemmState.READ
+        ch = ins.o0 + st.oc + st.r
+        tag = Cat(base + st.row_bits + st.x_bits + st.ch_bits,
+                  (st.cx == regs.out_w - 1) & (ch == regs.out_c - 1))
+        m.d.comb += engine.res_addr.eq(st.res)
+        pipe = [(reading, st.r, tag)]
+        for n in range(engine.res_latency):
+            v, r, t = Signal(name=f"rd_valid{n}"), Signal.like(st.r, name=f"rd_row{n}"), Signal(len(tag), name=f"rd_tag{n}")
+            m.d.sync += [v.eq(pipe[-1][0]), r.eq(pipe[-1][1]), t.eq(pipe[-1][2])]
+            pipe.append((v, r, t))
+        v, r, t = pipe[-1]
+        m.d.comb += [rq.valid.eq(v), rq.acc.eq(engine.res_data), rq.multiplier.eq(st.mult[r]),
+                     rq.shift.eq(st.shift[r]), rq.bias.eq(st.bias[r]), rq.out_bits.eq(regs.out_bits),
+                     rq.out_signed.eq(regs.out_signed), rq.relu.eq(regs.relu), rq.tag.eq(t)]
+        m.d.comb += [pk.valid.eq(rq.out_valid), pk.value.eq(rq.value), pk.bits.eq(regs.out_bits),
+                     pk.bit_addr.eq(rq.out_tag[:-1]), pk.pad.eq(rq.out_tag[-1]),
+                     self.out_read.addr.eq(pk.read_addr), pk.read_data.eq(self.out_read.data),
+                     self.out_write.valid.eq(pk.write.valid), self.out_write.payload.eq(pk.write.payload)]
+        with m.If(rq.out_valid & ~pk.ready):
+            m.d.sync += st.overrun.eq(1)
+        with m.If(reading):
+            self._step(m, st, out_bits)
+
+    def _step(self, m: Module, st: "_GemmState", out_bits) -> None:
+        """The next accumulator; after a tile's last one, the next phase."""
+        with m.If(st.r != st.rows_valid - 1):
+            m.d.sync += [st.r.eq(st.r + 1), st.res.eq(st.res + self.cfg.cols),
+                         st.ch_bits.eq(st.ch_bits + out_bits)]
+        with m.Else():
+            self._next_pixel(m, st, out_bits)
+
+    def _next_pixel(self, m: Module, st: "_GemmState", out_bits) -> None:
+        cfg, regs, ins = self.cfg, self.regs, st.ins
+        m.d.sync += [st.r.eq(0), st.c.eq(st.c + 1), st.res.eq(st.c + 1), st.ch_bits.eq(st.ch_bits0)]
+        with m.If(st.cx == regs.out_w - 1):
+            m.d.sync += [st.cx.eq(0), st.cy.eq(st.cy + 1), st.x_bits.eq(0),
+                         st.row_bits.eq(st.row_bits + st.pitch_bits)]
+        with m.Else():
+            m.d.sync += [st.cx.eq(st.cx + 1), st.x_bits.eq(st.x_bits + st.out_cb)]
+        with m.If(st.c == st.cols_valid - 1):
+            with m.If(st.pc + cfg.cols < ins.npix):
+                m.d.sync += st.pc.eq(st.pc + cfg.cols)
+                self._go(m, st, _GemmState.ASTAGE)
+            with m.Elif(st.oc + cfg.rows < ins.rows):
+                m.d.sync += [st.oc.eq(st.oc + cfg.rows), st.pc.eq(0),
+                             st.ch_bits0.eq(st.ch_bits0 + cfg.rows * out_bits)]
+                self._go(m, st, _GemmState.PARAMS, 0)
+            with m.Else():
+                self._go(m, st, _GemmState.DRAIN, st.drain - 1)
+
+    def _phases(self, m: Module, st: "_GemmState") -> None:
+        """The end: the last code's write (DRAIN), or a refused instruction (FAIL)."""
+        last = ((st.phase == _GemmState.DRAIN) & (st.count == 0)) | (st.phase == _GemmState.FAIL)
+        m.d.comb += [self.finish.eq(last), self.error.eq(last & ((st.phase == _GemmState.FAIL) | st.overrun))]
+        with m.If(st.phase == _GemmState.DRAIN):
+            m.d.sync += st.count.eq(st.count - 1)
+        with m.If(last):
+            m.d.sync += st.phase.eq(_GemmState.IDLE)
+
+
+class _GemmState:
+    """Registers of the GEMM unit's phases."""
+
+    IDLE, DIV, PARAMS, WSTAGE, ASTAGE, TILE, READ, DRAIN, FAIL = range(9)
+
+    def __init__(self, cfg: AccelConfig, engine: TileEngine):
+        px = cfg.max_feature_size
+        out_bits_total = 8 * cfg.mem_bytes_per_cycle * buffer_depth(cfg, Buffer.OUT)
+        self.div_bits = (px * px).bit_length()
+        self.drain = engine.res_latency + timing.REQUANT_LATENCY + timing.PACKER_DRAIN
+        self.phase = Signal(range(9))
+        self.entered = Signal()
+        self.count = Signal(range(max(self.div_bits, 16 * cfg.rows, self.drain) + 2))
+        self.ins = Signal(isa.layout(cfg)["body"].shape["gemm"].shape)
+        self.k_total = Signal(range(engine.max_k_total * 64 + 1))
+        self.chunks_m1 = Signal(range(engine.max_chunks))
+        self.rem = Signal(range(2 * px + 2))
+        self.quot = Signal(range(px * px + 1))
+        self.overrun = Signal()
+        self.oc = Signal(range(cfg.max_channels + cfg.rows + 1))
+        self.pc = Signal(range(px * px + cfg.cols + 1))
+        self.r = Signal(range(cfg.rows + 1))
+        self.c = Signal(range(cfg.cols + 1))
+        self.res = Signal(range(cfg.rows * cfg.cols + cfg.cols + 1))
+        self.cy = Signal(range(px * px + 1))
+        self.cx = Signal(range(px + 1))
+        self.out_cb = Signal(range(cfg.max_channels * 32 + 1))
+        self.pitch_bits = Signal(range(out_bits_total + 1))
+        addr = range(2 * out_bits_total + 1)
+        self.row_bits, self.x_bits = Signal(signed(addr.stop.bit_length() + 1)), Signal(addr)
+        self.ch_bits, self.ch_bits0 = Signal(range(2 * cfg.max_channels * 32 + 1)), Signal(range(2 * cfg.max_channels * 32 + 1))
+        self.mult = Array(Signal(signed(16), name=f"mult{r}") for r in range(cfg.rows))
+        self.shift = Array(Signal(8, name=f"shift{r}") for r in range(cfg.rows))
+        self.bias = Array(Signal(signed(64), name=f"bias{r}") for r in range(cfg.rows))
+        self.rows_valid = Signal(range(cfg.rows + 1))
+        self.cols_valid = Signal(range(cfg.cols + 1))
