@@ -27,17 +27,10 @@ take exactly this many cycles from tile start to results valid; tests check it.
 * LOAD / STORE: `load_cycles` / `store_cycles` (the DMA engines with the memory model:
   overhead + ``mem_latency`` + one cycle per memory beat or slot word).
 * SETUP: 1 cycle (register writes).
-* GEMM: ``tiles * period + pipeline_latency + cols + REQUANT_PIPE`` with
-  ``tiles = ceil(channels / rows) * ceil(npix / cols)`` and ``period = max(tile - pipeline_latency, cols)``, where
-  ``tile = tile_cycles(...)`` for ``K = kernel^2 * in_c`` and ``pipeline_latency =
-  pipeline_latency(...)``. The array's operand fetch streams the tiles of one GEMM back
-  to back (a tile's first chunk enters the pipeline the cycle after the previous tile's last
-  chunk; a first-chunk flag travelling with it makes the accumulate stage overwrite instead of
-  add and move the finished tile into the shadow registers), so only the last tile pays the
-  pipeline fill. The requant unit drains the shadow registers one array column per cycle while
-  the next tile computes, so a tile occupies at least ``cols`` cycles; the last tile drains
-  (``cols + REQUANT_PIPE``) after the array finishes. A one-tile GEMM therefore takes
-  ``max(tile, cols + pipeline_latency) + cols + REQUANT_PIPE``.
+* GEMM: `gemm_cycles`, the GEMM unit's phases one after another: the pixel divider, then per
+  channel tile the requant records and the weight staging, per pixel tile the activation
+  staging, the tile on the array and the readout of its ``R' x C'`` valid results, one per
+  cycle; at the end the last result's way through the requantizer and the code packer.
 * VEC: the vector unit handles ``rows`` elements per cycle: ``ceil(work / rows) + VEC_PIPE`` with
   work = output elements (ADD), output elements * kernel^2 (MAXPOOL), input elements (AVGPOOL).
 
@@ -109,25 +102,8 @@ def tile_cycles(family: str, lanes: int, k_total: int, w_bits: int, a_bits: int)
     return chunks * passes_per_chunk(family, w_bits, a_bits) + pipeline_latency(family, lanes)
 
 
-REQUANT_PIPE = 3       # requant unit: multiply, add + shift, clamp
 VEC_PIPE = 4
 SETUP_CYCLES = 1
-
-
-def gemm_tile_cycles(cfg: AccelConfig, k_total: int, w_bits: int, a_bits: int) -> int:
-    """Cycles between the starts of consecutive array tiles of a GEMM (the tile's chunks, at
-    least the column drain of the previous tile)."""
-    t = tile_cycles(cfg.pe_family, cfg.lanes, k_total, w_bits, a_bits)
-    return max(t - pipeline_latency(cfg.pe_family, cfg.lanes), cfg.cols)
-
-
-def gemm_cycles(cfg: AccelConfig, npix: int, k_total: int, w_bits: int, a_bits: int,
-                channels: int | None = None) -> int:
-    """Cycles of a GEMM instruction over ``npix`` output pixels and ``channels`` output channels
-    (default: one channel tile)."""
-    tiles = -(-(cfg.rows if channels is None else channels) // cfg.rows) * -(-npix // cfg.cols)
-    return (tiles * gemm_tile_cycles(cfg, k_total, w_bits, a_bits)
-            + pipeline_latency(cfg.pe_family, cfg.lanes) + cfg.cols + REQUANT_PIPE)
 
 
 def vec_cycles(cfg: AccelConfig, work: int) -> int:
@@ -296,3 +272,39 @@ def act_stage_cycles(cfg: AccelConfig, kernel: int, in_c: int, in_w: int, a_bits
                         (pitch_bits, in_c * a_bits, cfg.lanes * a_bits))
     return (act_divide_cycles(cfg) + ACT_SETUP_EXTRA
             + _stream_cycles(cfg, cfg.cols, kernel * run, act_pieces(cfg, kernel, in_c), words, a_bits))
+
+
+# ---- GEMM unit (`bitmill.hw.gemm`) ----------------------------------------------------------
+RESULT_LATENCY = 2      # tile engine result port: address -> data
+TILE_EXTRA = 2          # the command cycle and the cycle that sees the engine done
+PARAM_RECORD_BYTES = 16
+
+
+def gemm_divide_cycles(cfg: AccelConfig) -> int:
+    """Cycles of the GEMM unit's divider ``divmod(p0, out_w)``: one per bit of a pixel index."""
+    return (cfg.max_feature_size ** 2).bit_length()
+
+
+def gemm_cycles(cfg: AccelConfig, npix: int, channels: int, kernel: int, in_c: int, in_w: int,
+                w_bits: int, a_bits: int) -> int:
+    """Cycles of a GEMM over ``npix`` pixels and ``channels`` output channels::
+
+        divide + sum over channel tiles (params + weight staging
+                 + sum over pixel tiles (act staging + tile + TILE_EXTRA + R' * C'))
+        + RESULT_LATENCY + REQUANT_LATENCY + PACKER_DRAIN
+
+    with ``params = R * max(1, 16 / B) + 1``, ``R' = min(R, channels left)``, ``C' = min(C,
+    pixels left)``, the stagers' `weight_stage_cycles` / `act_stage_cycles` and `tile_cycles`
+    for ``k_total = kernel^2 * in_c``."""
+    k_total = kernel * kernel * in_c
+    params = cfg.rows * max(1, PARAM_RECORD_BYTES // cfg.mem_bytes_per_cycle) + 1
+    per_pixel_tile = (act_stage_cycles(cfg, kernel, in_c, in_w, a_bits)
+                      + tile_cycles(cfg.pe_family, cfg.lanes, k_total, w_bits, a_bits) + TILE_EXTRA)
+    full_px, rest_px = divmod(npix, cfg.cols)
+    px_tiles = full_px + (rest_px > 0)
+    total = gemm_divide_cycles(cfg)
+    for o in range(0, channels, cfg.rows):
+        r = min(cfg.rows, channels - o)
+        total += params + weight_stage_cycles(cfg, k_total, w_bits)
+        total += px_tiles * per_pixel_tile + r * npix
+    return total + RESULT_LATENCY + REQUANT_LATENCY + PACKER_DRAIN

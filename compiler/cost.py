@@ -71,15 +71,15 @@ def _stores(bands: tuple[Band, ...], out_pitch: int) -> tuple[tuple[int, int], .
 
 
 def gemm_work(cfg: AccelConfig, bands: tuple[Band, ...], out_w: int, in_pitch: int, out_pitch: int,
-              k_total: int, w_bits: int, a_bits: int, split: tuple[int, ...],
+              geometry: tuple[int, int, int], w_bits: int, a_bits: int, split: tuple[int, ...],
               weight_loads: tuple[int, ...], param_bytes: int) -> LayerWork:
-    """A GEMM layer: its requant table, every band's input rows and ``weight_loads`` (bytes of
-    every weight LOAD, each a region of its own); per band a SETUP and one GEMM per entry of
-    ``split`` (channel tiles)."""
+    """A GEMM layer (``geometry``: kernel, input channels, input row width): its requant
+    table, every band's input rows and ``weight_loads`` (bytes of every weight LOAD, each a
+    region of its own); per band a SETUP and one GEMM per entry of ``split`` (channel tiles)."""
     computes = []
     for band in bands:
         computes.append(timing.SETUP_CYCLES)
-        computes += [timing.gemm_cycles(cfg, band.rows * out_w, k_total, w_bits, a_bits, n * cfg.rows)
+        computes += [timing.gemm_cycles(cfg, band.rows * out_w, n * cfg.rows, *geometry, w_bits, a_bits)
                      for n in split]
     loads = (((0, 0, param_bytes),) + tuple((b.r0 * in_pitch, 0, b.in_rows * in_pitch) for b in bands)
              + tuple((0, 0, w) for w in weight_loads))

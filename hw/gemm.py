@@ -47,6 +47,9 @@ class GemmUnit(wiring.Component):
         b = cfg.mem_bytes_per_cycle
         body = isa.layout(cfg)["body"].shape
         self.engine = TileEngine.from_config(cfg)
+        if self.engine.res_latency != timing.RESULT_LATENCY:
+            raise ValueError(f"the tile engine's result latency {self.engine.res_latency} is not "
+                             f"timing.RESULT_LATENCY {timing.RESULT_LATENCY}")
         super().__init__({
             "start": In(1), "instr": In(body["gemm"].shape), "regs": In(body["setup"].shape),
             "busy": Out(1), "finish": Out(1), "error": Out(1),
@@ -258,7 +261,7 @@ class _GemmState:
         px = cfg.max_feature_size
         out_bits_total = 8 * cfg.mem_bytes_per_cycle * buffer_depth(cfg, Buffer.OUT)
         self.div_bits = (px * px).bit_length()
-        self.drain = engine.res_latency + timing.REQUANT_LATENCY + timing.PACKER_DRAIN
+        self.drain = timing.RESULT_LATENCY + timing.REQUANT_LATENCY + timing.PACKER_DRAIN
         self.phase = Signal(range(9))
         self.entered = Signal()
         self.count = Signal(range(max(self.div_bits, 16 * cfg.rows, self.drain) + 2))

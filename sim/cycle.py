@@ -40,8 +40,8 @@ def latency(cfg: AccelConfig, instr, regs: Setup | None) -> int:
     if regs is None:
         raise SimError(f"{type(instr).__name__} before SETUP")
     if isinstance(instr, Gemm):
-        k = regs.kernel * regs.kernel * regs.in_c
-        return timing.gemm_cycles(cfg, instr.npix, k, regs.w_bits, regs.a_bits, instr.rows)
+        return timing.gemm_cycles(cfg, instr.npix, instr.rows, regs.kernel, regs.in_c, regs.in_w,
+                                  regs.w_bits, regs.a_bits)
     kind = VecKind(instr.kind)
     work = {VecKind.ADD: instr.count, VecKind.MAXPOOL: instr.count * regs.kernel ** 2,
             VecKind.AVGPOOL: regs.in_h * regs.in_w * regs.in_c}[kind]

@@ -171,4 +171,5 @@ def test_gemms_of_a_small_network_match_the_functional_model(cfg_name, kernel, s
     for (regs, ins, _, _, after), (got, cycles, error) in zip(cases, results):
         assert not error, ins
         assert got == after, ins
-        print(ins, cycles)
+        assert cycles == timing.gemm_cycles(cfg, ins.npix, ins.rows, regs.kernel, regs.in_c, regs.in_w,
+                                            regs.w_bits, regs.a_bits), ins
