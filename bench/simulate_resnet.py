@@ -80,23 +80,26 @@ def _timed(fn) -> float:
     return time.perf_counter() - t0
 
 
-def _losses(cfg: AccelConfig, node, ls, layer) -> dict[str, float]:
+def _losses(cfg: AccelConfig, node, in_shape, ls, layer) -> dict[str, float]:
     """Factors whose product is the layer's MAC utilisation: how full the array tiles are
-    (pixel columns, channel rows, K lanes), how much of a tile period is work, how much of the
-    GEMM instructions is tile work (pipeline fill and drain are not), how busy the unit is."""
+    (pixel columns, channel rows, K lanes), how much of the GEMM instructions the array computes
+    (operand staging, readout and the divider are not), how busy the unit is."""
     o, k, out_w = node.out.shape[0], ls.k_total, node.out.shape[2]
     pixels = node.out.shape[1] * out_w
-    period = timing.gemm_tile_cycles(cfg, k, ls.w_bits, ls.a_bits)
     work = timing.tile_cycles(cfg.pe_family, cfg.lanes, k, ls.w_bits, ls.a_bits) - \
         timing.pipeline_latency(cfg.pe_family, cfg.lanes)
     bands = [min(ls.band_rows, node.out.shape[1] - y) * out_w for y in range(0, node.out.shape[1], ls.band_rows)]
-    gemm = sum(timing.gemm_cycles(cfg, px, k, ls.w_bits, ls.a_bits, n * cfg.rows)
-               for px in bands for n in ls.gemm_split)
+    gemm = 0
+    for px in bands:
+        o0 = 0
+        for n in ls.gemm_split:
+            gemm += timing.gemm_cycles(cfg, px, min(n * cfg.rows, o - o0), node.weight.shape[2],
+                                       in_shape[0], in_shape[2], ls.w_bits, ls.a_bits)
+            o0 += n * cfg.rows
     return {"pixel columns": pixels * ls.channel_tiles / (ls.array_tiles * cfg.cols),
             "channel rows": o / (ls.channel_tiles * cfg.rows),
             "K lanes": k / (-(-k // cfg.lanes) * cfg.lanes),
-            "tile period (column drain)": work / period,
-            "GEMM fill + drain": ls.array_tiles * period / gemm,
+            "array share of GEMM": ls.array_tiles * work / gemm,
             "compute busy": layer.compute_busy}
 
 
@@ -140,7 +143,7 @@ def utilisation() -> None:
         if l.op != "conv2d" or l.name == "conv1":
             continue
         node, ls = g[l.name], sched[l.name]
-        losses = _losses(cfg, node, ls, l)
+        losses = _losses(cfg, node, g[node.inputs[0]].out.shape, ls, l)
         bound = _bound(cfg, node, losses, l) if l.mac_utilisation < 0.9 or l.compute_busy < 0.9 else "-"
         rows.append(l)
         print(f"{l.name:22s} W{ls.w_bits}A{ls.a_bits} {l.cycles:>9,d} {100 * l.compute_busy:6.1f}% "

@@ -123,8 +123,8 @@ def _gemm(node: Conv2d | Dense, in_type, cfg: AccelConfig) -> LayerSchedule:
         buffer_use=BufferUse(weight=layer_w if resident else min(cfg.rows, o) * w_pitch,
                              act=window.slot_rows(band, in_rows) * in_p, out=band * out_p),
         weights_resident=resident)
-    geometry = ((1, in_shape[0], 1) if isinstance(node, Dense)
-                else (node.weight.shape[2], in_shape[0], in_shape[2]))
+    geometry = ((1, in_shape[0], 1, o) if isinstance(node, Dense)
+                else (node.weight.shape[2], in_shape[0], in_shape[2], o))
     work = cost.gemm_work(cfg, bands, out_w, in_p, out_p, geometry, node.w_bits, a_bits,
                           ls.gemm_split, w_loads, o * PARAM_RECORD)
     return replace(ls, estimate=cost.estimate(work, cfg))

@@ -68,7 +68,9 @@ class Control(wiring.Component):
     ``busy``, ``done``, ``error_flags``, ``error_instr``, ``cycles``, ``queue_busy`` (cycles per
     queue), ``retired`` (Out); ``fetch`` (`fetch_signature`, data ``8 * B`` bits); the units
     ``load``, ``store``, ``gemm``, ``vec`` (`unit_signature`); ``regs`` (Out: the SETUP
-    registers, as `bitmill.isa.layout`'s setup body)."""
+    registers, as `bitmill.isa.layout`'s setup body); ``fetching`` (the preload owns the read
+    channel); ``trace_start`` / ``trace_index`` / ``trace_finish`` (per queue: an instruction
+    starts, its program index, an instruction finishes)."""
 
     def __init__(self, cfg: AccelConfig):
         if not isinstance(cfg, AccelConfig):
@@ -90,6 +92,9 @@ class Control(wiring.Component):
             "gemm": Out(unit_signature(body["gemm"].shape)),
             "vec": Out(unit_signature(body["vec"].shape)),
             "regs": Out(body["setup"].shape),
+            "fetching": Out(1),
+            "trace_start": Out(len(Queue)), "trace_finish": Out(len(Queue)),
+            "trace_index": Out(data.ArrayLayout(INDEX_BITS, len(Queue))),
         })
 
     def elaborate(self, platform) -> Module:
@@ -322,6 +327,10 @@ class Control(wiring.Component):
             head.retire = head.local | finish
             running_units += [u.busy for u, _ in codes] + [u.start for u, _ in codes]
         m.d.sync += st.retired.eq(st.retired + sum(h.retire for h in heads))
+        for q, h in zip(Queue, heads):
+            m.d.comb += [self.trace_start[q.value].eq(h.take), self.trace_finish[q.value].eq(h.retire),
+                         self.trace_index[q.value].eq(h.index)]
+        m.d.comb += self.fetching.eq(st.running & (st.phase == _State.PRELOAD))
         active = Cat(*running_units, *(h.local for h in heads)).any()
         run = st.running & (st.phase == _State.RUN)
         drained = ~Cat(*(h.valid for h in heads)).any()

@@ -33,7 +33,9 @@ def _net():
 def test_timing_figures_used_by_hand():
     # tiny: 2x2 bitserial array, 8 lanes (3 adder levels -> 2 tree stages), 8 B/cycle, latency 10
     assert timing.pipeline_latency("bitserial", 8) == 3 + 2 + 2
-    assert timing.gemm_cycles(TINY, 36, 18, 4, 8, 2) == 18 * (3 * 32) + 7 + 2 + 3 == 1740
+    stage = timing.act_stage_cycles(TINY, 3, 2, 6, 8) + timing.tile_cycles("bitserial", 8, 18, 4, 8) + 2
+    assert timing.gemm_cycles(TINY, 36, 2, 3, 2, 6, 4, 8) == (
+        24 + (2 * 2 + 1) + timing.weight_stage_cycles(TINY, 18, 4) + 18 * stage + 2 * 36 + 2 + 10 + 7)
     assert timing.load_cycles(TINY, 0, 0, 72) == 2 + 10 + 9          # overhead, latency, words
     assert timing.load_cycles(TINY, 3, 0, 72) == 2 + 10 + 9 + 1      # slot words start a beat later
     assert timing.store_cycles(TINY, 3, 72) == 3 + 10 + 10           # 75 bytes of beats
@@ -46,11 +48,11 @@ def test_conv_layer_cost_by_hand():
     of 108 bytes."""
     est = lower(_net(), TINY).layers[0].estimate
     load = (12 + 48 // 8) + (12 + 72 // 8) + (12 + -(-27 // 8))                 # 18 + 21 + 16
-    compute = 1 + 2 * 1740
+    compute = 1 + timing.gemm_cycles(TINY, 36, 2, 3, 2, 6, 4, 8) + timing.gemm_cycles(TINY, 36, 1, 3, 2, 6, 4, 8)
     store = 13 + -(-108 // 8)                                                  # 27
-    assert (est.load_cycles, est.compute_cycles, est.store_cycles) == (55, 3481, 27)
-    assert (load, compute, store) == (55, 3481, 27)
-    assert est.cycles == 55 + 3481 + 27
+    assert (est.load_cycles, est.compute_cycles, est.store_cycles) == (55, compute, 27)
+    assert (load, store) == (55, 27)
+    assert est.cycles == 55 + compute + 27
 
 
 def test_vector_layer_costs_by_hand():
@@ -72,10 +74,11 @@ def test_estimate_adds_up_listed_work():
                           stores=((0, 64),))
     assert cost.estimate(work, TINY) == cost.CostEstimate(13 + 13 + 15, 101, 21, 41 + 101 + 21)
     bands = (Band(0, 2, 0, 3), Band(2, 3, 1, 3))
-    w = cost.gemm_work(TINY, bands, 4, 10, 6, 18, 4, 8, (1, 2), (27,), 48)
+    w = cost.gemm_work(TINY, bands, 4, 10, 6, (3, 2, 5, 6), 4, 8, (1, 2), (27,), 48)
     assert w.loads == ((0, 0, 48), (0, 0, 30), (10, 0, 20), (0, 0, 27)) and w.stores == ((0, 12), (12, 6))
-    assert w.compute_cycles == (1, timing.gemm_cycles(TINY, 8, 18, 4, 8, 2), timing.gemm_cycles(TINY, 8, 18, 4, 8, 4),
-                                1, timing.gemm_cycles(TINY, 4, 18, 4, 8, 2), timing.gemm_cycles(TINY, 4, 18, 4, 8, 4))
+    g = (3, 2, 5)
+    assert w.compute_cycles == (1, timing.gemm_cycles(TINY, 8, 2, *g, 4, 8), timing.gemm_cycles(TINY, 8, 4, *g, 4, 8),
+                                1, timing.gemm_cycles(TINY, 4, 2, *g, 4, 8), timing.gemm_cycles(TINY, 4, 4, *g, 4, 8))
 
 
 @pytest.mark.parametrize("model, bits, cfg", [("resnet8", "w4a4", TINY), ("resnet8", "w4a4", ECP5),

@@ -102,17 +102,23 @@ def test_timing_of_every_opcode():
     assert start[0] == timing.preload_cycles(cfg, 1) == 7 + 16 // 4 + 1     # after the preload
     assert end[0] - start[0] == 3 + 7 + 3 == timing.store_cycles(cfg, 0, 10)
     start, end = _run([SETUP, Gemm(0, 0, 0, 0, 2, 0, 8), Vec(0, 1, 10), Sync()], cfg)
-    tile = timing.tile_cycles(cfg.pe_family, cfg.lanes, 3 * 3 * 2, 3, 5)
-    fill = timing.pipeline_latency(cfg.pe_family, cfg.lanes)
+    # SETUP kernel 3, in_c 2, in_w 4, W3A5 on the 2x2 array: K_total 18
+    k, cfg_w, cfg_a = 18, 3, 5
+    stage_w, stage_a = timing.weight_stage_cycles(cfg, k, cfg_w), timing.act_stage_cycles(cfg, 3, 2, 4, cfg_a)
+    tile = timing.tile_cycles(cfg.pe_family, cfg.lanes, k, cfg_w, cfg_a)
+    params = cfg.rows * (16 // cfg.mem_bytes_per_cycle) + 1
+    drain = timing.RESULT_LATENCY + timing.REQUANT_LATENCY + timing.PACKER_DRAIN
     assert end[0] - start[0] == 1
-    # four tiles back to back, each at least a column drain long; the last one fills the pipeline
-    assert end[1] - start[1] == 4 * max(tile - fill, cfg.cols) + fill + cfg.cols + timing.REQUANT_PIPE
+    # one channel tile of two channels: divider, params, weights; four pixel tiles of two pixels
+    assert end[1] - start[1] == (timing.gemm_divide_cycles(cfg) + params + stage_w
+                                 + 4 * (stage_a + tile + timing.TILE_EXTRA) + 2 * 8 + drain)
     assert end[2] - start[2] == 5 + timing.VEC_PIPE and end[3] - start[3] == 1
     t0 = timing.preload_cycles(cfg, 4)
     assert list(start) == [t0, end[0], end[1], end[2]]          # one in-order compute queue
     start, end = _run([SETUP, Gemm(0, 0, 0, 0, 5, 0, 8)], cfg)   # 3 channel tiles x 4 pixel tiles
-    assert end[1] - start[1] == 12 * max(tile - fill, cfg.cols) + fill + cfg.cols + timing.REQUANT_PIPE
-    assert end[1] - start[1] == timing.gemm_cycles(cfg, 8, 18, 3, 5, channels=5)
+    assert end[1] - start[1] == (timing.gemm_divide_cycles(cfg) + 3 * (params + stage_w)
+                                 + 12 * (stage_a + tile + timing.TILE_EXTRA) + 5 * 8 + drain)
+    assert end[1] - start[1] == timing.gemm_cycles(cfg, 8, 5, 3, 2, 4, 3, 5)
 
 
 def test_tokens_order_queues_and_queues_overlap():
