@@ -229,6 +229,13 @@ def vec_out_period(cfg: AccelConfig, out_bits: int) -> int:
     return -(-out_bits // (8 * cfg.mem_bytes_per_cycle))
 
 
+def vec_drain_cycles(cfg: AccelConfig, out_bits: int) -> int:
+    """Cycles from the last code entering the code packer to its last write:
+    ``PACKER_DRAIN``, plus one per word beyond the second that a code of ``out_bits`` bits
+    and its row padding can touch (``(roundup8(out_bits - 1) - 1) // W``: B = 1, 2 only)."""
+    return PACKER_DRAIN + max(0, (-(-(out_bits - 1) // 8) * 8 - 1) // (8 * cfg.mem_bytes_per_cycle))
+
+
 def vec_stream_words(cfg: AccelConfig) -> int:
     """Words each ADD operand queue holds (6 for B = 1, whose row ends can pop two words)."""
     return 6 if cfg.mem_bytes_per_cycle == 1 else 4
@@ -277,7 +284,8 @@ def vec_unit_cycles(cfg: AccelConfig, kind: int, count: int, kernel: int, stride
                     a_bits: int, out_bits: int) -> int:
     """Cycles of a VEC instruction on the vector unit (finish cycle + 1 - start cycle).
 
-    With ``N = vec_elements(...)``, ``D = PACKER_DRAIN``, ``RQ = REQUANT_LATENCY``:
+    With ``N = vec_elements(...)``, ``D = vec_drain_cycles(cfg, out_bits)`` (``PACKER_DRAIN``
+    for B >= 4), ``RQ = REQUANT_LATENCY``:
 
     * ``N == 0``: ``first + VEC_EMPTY_PIPE + D + 1`` where ``first`` is `vec_add_first` for
       ADD and `VEC_POOL_FIRST` otherwise;
@@ -300,7 +308,7 @@ def vec_unit_cycles(cfg: AccelConfig, kind: int, count: int, kernel: int, stride
     n = vec_elements(kind, count, kernel, stride, pad, in_h, in_w, in_c, out_w, out_c)
     first = vec_add_first(cfg) if kind == 0 else VEC_POOL_FIRST
     if n == 0:
-        return first + VEC_EMPTY_PIPE + PACKER_DRAIN + 1
+        return first + VEC_EMPTY_PIPE + vec_drain_cycles(cfg, out_bits) + 1
     t = vec_tap_cycles(a_bits)
     if kind == 0:
         tail = (n - 1) * vec_add_period(cfg, out_bits) + VEC_ADD_PIPE + REQUANT_LATENCY
@@ -311,4 +319,4 @@ def vec_unit_cycles(cfg: AccelConfig, kind: int, count: int, kernel: int, stride
     else:
         r, px = vec_record_words(cfg), in_h * in_w
         tail = (n - 1) * (r + 1 + px * t) + r + px * t + VEC_POOL_PIPE + REQUANT_LATENCY
-    return first + tail + PACKER_DRAIN + 1
+    return first + tail + vec_drain_cycles(cfg, out_bits) + 1

@@ -13,15 +13,16 @@ output slot ``o_slot`` (rows of ``out_w*out_c`` codes padded to whole bytes), on
 cycle at most and never faster than the packer takes them, so it never holds one back.
 
 Timing (`bitmill.timing.vec_unit_cycles`, a function of the fields and the config only):
-the last result enters the packer, and ``finish`` comes `bitmill.timing.PACKER_DRAIN`
-cycles later, in the cycle of the packer's last write. ``error`` comes with ``finish``:
+the last result enters the packer, and ``finish`` comes `bitmill.timing.vec_drain_cycles`
+cycles later (`bitmill.timing.PACKER_DRAIN` for ``B >= 4``), in the cycle of the packer's
+last write at the latest. ``error`` comes with ``finish``:
 an engine's error (see the engines), a code that would fall outside the output slot (not
 written), or a requant shift above `bitmill.numerics.MAX_SHIFT`.
 """
 
 from __future__ import annotations
 
-from amaranth import Cat, Const, Module, Mux, Signal
+from amaranth import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -34,8 +35,8 @@ from bitmill.hw.vector_add import AddEngine
 from bitmill.hw.vector_common import VecGeometry, result_layout
 from bitmill.hw.vector_pool import PoolEngine
 from bitmill.isa import VecKind
-from bitmill.numerics import MAX_SHIFT
-from bitmill.timing import PACKER_DRAIN
+from bitmill.numerics import MAX_BITS, MAX_SHIFT
+from bitmill.timing import vec_drain_cycles
 
 TAG_BITS = 3            # write, row_end, last: travel beside the value through the requantizer
 
@@ -64,10 +65,10 @@ class VectorUnit(wiring.Component):
         self.stalled = Signal()     # the packer held a code back (never, by the code order)
         self.starved = Signal()     # an ADD element issued before its operand words (never)
 
-    @property
-    def drain_latency(self) -> int:
-        """Cycles from the last code entering the packer to ``finish`` (`PACKER_DRAIN`)."""
-        return PACKER_DRAIN
+    def drain_latency(self, out_bits: int) -> int:
+        """Cycles from the last code entering the packer to ``finish``
+        (`bitmill.timing.vec_drain_cycles`)."""
+        return vec_drain_cycles(self.cfg, out_bits)
 
     def elaborate(self, platform) -> Module:
         m = Module()
@@ -145,17 +146,23 @@ class VectorUnit(wiring.Component):
         return code["valid"] & code["last"], (writing & ~fits) | code["bad_shift"]
 
     def _finish(self, m: Module, last, refused, add, pool, instr) -> None:
-        """``finish`` `PACKER_DRAIN` cycles after the last code; ``busy``; ``error``."""
-        delay = [Signal(name=f"drain{i}") for i in range(PACKER_DRAIN)]
-        m.d.sync += [delay[0].eq(last & ~self.start)]
-        m.d.sync += [d.eq(p & ~self.start) for p, d in zip(delay, delay[1:])]
+        """``finish`` `bitmill.timing.vec_drain_cycles` after the last code; ``busy``;
+        ``error``."""
+        drains = [vec_drain_cycles(self.cfg, bits) for bits in range(1, MAX_BITS + 1)]
+        left = Signal(range(max(drains) + 2), name="drain_left")
+        with m.If(self.start):
+            m.d.sync += left.eq(0)
+        with m.Elif(last):
+            m.d.sync += left.eq(Array(drains)[self.regs.out_bits])
+        with m.Elif(left != 0):
+            m.d.sync += left.eq(left - 1)
         failed = Signal()
         with m.If(self.start):
             m.d.sync += failed.eq(0)
         with m.Elif(refused):
             m.d.sync += failed.eq(1)
         engine_error = Mux(instr.kind == VecKind.ADD, add.error, pool.error)
-        m.d.comb += [self.finish.eq(delay[-1]), self.error.eq(delay[-1] & (failed | engine_error))]
+        m.d.comb += [self.finish.eq(left == 1), self.error.eq((left == 1) & (failed | engine_error))]
         with m.If(self.start):
             m.d.sync += self.busy.eq(1)
         with m.Elif(self.finish):
