@@ -308,3 +308,136 @@ def gemm_cycles(cfg: AccelConfig, npix: int, channels: int, kernel: int, in_c: i
         total += params + weight_stage_cycles(cfg, k_total, w_bits)
         total += px_tiles * per_pixel_tile + r * npix
     return total + RESULT_LATENCY + REQUANT_LATENCY + PACKER_DRAIN
+
+# ---- vector unit (bitmill.hw.vector): VEC ADD, MAXPOOL, AVGPOOL --------------------------
+#
+# Cycle 0 is the start cycle. B = mem_bytes_per_cycle, W = 8*B bits per buffer word.
+# ADD streams operands A and B through two word queues that share the activation read port
+# (one read per cycle, alternately), reads requant records 0 and 1, then issues one element
+# every `vec_add_period` cycles; each element is decoded, scaled (a*m0 + b*m1), summed and
+# requantized, and its code goes to the code packer. MAXPOOL and AVGPOOL read one window tap
+# per cycle (two, reading two words, when the code width is not a power of two and a code may
+# straddle two words); AVGPOOL first reads the channel's requant record.
+VEC_ADD_PIPE = 4        # ADD: issue -> operand codes, values, products, sum (the result)
+VEC_POOL_PIPE = 4       # pools: tap -> read data, code, value, accumulator (the result)
+VEC_POOL_FIRST = 5      # pools: cycle of the first tap (4 planning cycles of products)
+VEC_EMPTY_PIPE = 1      # an instruction without elements: its empty result one cycle later
+
+
+def _vec_check(name: str, value: int, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise ValueError(f"{name} must be an integer in {lo}..{hi}, not {value!r}")
+    return value
+
+
+def vec_acc_bits(cfg: AccelConfig) -> int:
+    """Accumulator bits of the vector unit: ``a*m0 + b*m1`` of ADD and the channel sums of
+    AVGPOOL over at most ``max_feature_size^2`` codes of up to 8 bits."""
+    from bitmill.numerics import signed_bits_for
+    add = signed_bits_for(2 * 255 * (1 << 15))
+    avg = signed_bits_for(cfg.max_feature_size ** 2 * 256)
+    return max(add, avg)
+
+
+def vec_record_words(cfg: AccelConfig) -> int:
+    """Buffer words of one 16-byte requant record: ``max(1, 16 // B)``."""
+    return max(1, 16 // cfg.mem_bytes_per_cycle)
+
+
+def vec_out_period(cfg: AccelConfig, out_bits: int) -> int:
+    """Fewest cycles between two output codes for the code packer never to stall:
+    ``ceil(out_bits / W)``."""
+    return -(-out_bits // (8 * cfg.mem_bytes_per_cycle))
+
+
+def vec_drain_cycles(cfg: AccelConfig, out_bits: int) -> int:
+    """Cycles from the last code entering the code packer to its last write:
+    ``PACKER_DRAIN``, plus one per word beyond the second that a code of ``out_bits`` bits
+    and its row padding can touch (``(roundup8(out_bits - 1) - 1) // W``: B = 1, 2 only)."""
+    return PACKER_DRAIN + max(0, (-(-(out_bits - 1) // 8) * 8 - 1) // (8 * cfg.mem_bytes_per_cycle))
+
+
+def vec_stream_words(cfg: AccelConfig) -> int:
+    """Words each ADD operand queue holds (6 for B = 1, whose row ends can pop two words)."""
+    return 6 if cfg.mem_bytes_per_cycle == 1 else 4
+
+
+def vec_add_first(cfg: AccelConfig) -> int:
+    """Cycle of ADD's first element: both queues full (``2 * vec_stream_words + 2``) and the
+    two records read (``ceil(32 / B)``)."""
+    return max(2 * vec_stream_words(cfg) + 2, -(-32 // cfg.mem_bytes_per_cycle))
+
+
+def vec_add_period(cfg: AccelConfig, out_bits: int) -> int:
+    """Cycles per ADD element: 1, or 2 for B = 1 (two operand words per element at most),
+    at least `vec_out_period`."""
+    return max(2 if cfg.mem_bytes_per_cycle == 1 else 1, vec_out_period(cfg, out_bits))
+
+
+def vec_tap_cycles(a_bits: int) -> int:
+    """Cycles of one pooling tap: 1 when ``a_bits`` divides 8 (a code never straddles two
+    words), else 2."""
+    return 1 if a_bits in (1, 2, 4, 8) else 2
+
+
+def vec_elements(kind: int, count: int, kernel: int, stride: int, pad: int, in_h: int,
+                 in_w: int, in_c: int, out_w: int, out_c: int) -> int:
+    """Elements the vector unit computes: ``rows * out_w * out_c`` with
+    ``rows = count // (out_w * out_c)`` for ADD (``in_w*in_c == out_w*out_c``) and MAXPOOL
+    (``in_c == out_c``, ``kernel, stride >= 1``, ``(out_w-1)*stride + kernel <= in_w + 2*pad``),
+    ``in_c`` for AVGPOOL (``out_w == 1``, ``out_c == in_c``, ``in_h*in_w >= 1``); 0 when the
+    fields break these rules (the unit then raises ``error``) or for an unknown kind."""
+    row = out_w * out_c
+    if kind == 0:
+        ok = row > 0 and in_w * in_c == row
+    elif kind == 1:
+        ok = (row > 0 and in_w * in_c > 0 and in_c == out_c and kernel >= 1 and stride >= 1
+              and (out_w - 1) * stride + kernel <= in_w + 2 * pad)
+    elif kind == 2:
+        return in_c if in_c > 0 and in_h * in_w > 0 and out_w == 1 and out_c == in_c else 0
+    else:
+        return 0
+    return row * (count // row) if ok else 0
+
+
+def vec_unit_cycles(cfg: AccelConfig, kind: int, count: int, kernel: int, stride: int,
+                    pad: int, in_h: int, in_w: int, in_c: int, out_w: int, out_c: int,
+                    a_bits: int, out_bits: int) -> int:
+    """Cycles of a VEC instruction on the vector unit (finish cycle + 1 - start cycle).
+
+    With ``N = vec_elements(...)``, ``D = vec_drain_cycles(cfg, out_bits)`` (``PACKER_DRAIN``
+    for B >= 4), ``RQ = REQUANT_LATENCY``:
+
+    * ``N == 0``: ``first + VEC_EMPTY_PIPE + D + 1`` where ``first`` is `vec_add_first` for
+      ADD and `VEC_POOL_FIRST` otherwise;
+    * ADD: ``vec_add_first + (N-1)*P + VEC_ADD_PIPE + RQ + D + 1``, ``P = vec_add_period``;
+    * MAXPOOL: ``VEC_POOL_FIRST + (N-1)*k^2*s + (k^2-1)*s + t - 1 + VEC_POOL_PIPE + D + 1``
+      with ``k = kernel``, ``t = vec_tap_cycles(a_bits)``, cycles per tap
+      ``s = max(t, ceil(vec_out_period / k^2))``;
+    * AVGPOOL: ``VEC_POOL_FIRST + (N-1)*T + R + px*t + VEC_POOL_PIPE + RQ + D + 1`` with
+      ``R = vec_record_words``, ``px = in_h*in_w`` and ``T = R + 1 + px*t`` cycles per
+      channel (the record read, a cycle, the taps).
+
+    The data never changes it; neither do errors found while it runs (a read or write
+    outside its slot, a shift above 62, an encoding outside `Encoding`)."""
+    _vec_check("a_bits", a_bits, 1, MAX_RUNTIME_BITS)
+    _vec_check("out_bits", out_bits, 1, 32)
+    for name, v in (("count", count), ("kernel", kernel), ("stride", stride), ("pad", pad),
+                    ("in_h", in_h), ("in_w", in_w), ("in_c", in_c), ("out_w", out_w),
+                    ("out_c", out_c)):
+        _vec_check(name, v, 0, 1 << 32)
+    n = vec_elements(kind, count, kernel, stride, pad, in_h, in_w, in_c, out_w, out_c)
+    first = vec_add_first(cfg) if kind == 0 else VEC_POOL_FIRST
+    if n == 0:
+        return first + VEC_EMPTY_PIPE + vec_drain_cycles(cfg, out_bits) + 1
+    t = vec_tap_cycles(a_bits)
+    if kind == 0:
+        tail = (n - 1) * vec_add_period(cfg, out_bits) + VEC_ADD_PIPE + REQUANT_LATENCY
+    elif kind == 1:
+        k2 = kernel * kernel
+        s = max(t, -(-vec_out_period(cfg, out_bits) // k2))
+        tail = (n - 1) * k2 * s + (k2 - 1) * s + t - 1 + VEC_POOL_PIPE
+    else:
+        r, px = vec_record_words(cfg), in_h * in_w
+        tail = (n - 1) * (r + 1 + px * t) + r + px * t + VEC_POOL_PIPE + REQUANT_LATENCY
+    return first + tail + vec_drain_cycles(cfg, out_bits) + 1

@@ -1,0 +1,254 @@
+"""`AddEngine`: VEC ADD, ``requantize(a*m0 + b*m1, 1, bias0, shift0)`` elementwise over
+operand A (SETUP's ``a_bits``, ``a_enc``, from the start of the activation slot) and operand
+B (VEC's ``b_bits``, ``b_enc``, from the slot's second half), one element every
+`bitmill.timing.vec_add_period` cycles.
+
+Each operand is a stream of packed rows read word by word into a queue of
+`bitmill.timing.vec_stream_words` words; the code under the stream's bit offset is cut from
+the queue's first two words. The two queues share the activation read port: in alternate
+cycles (A first) a queue with room reads its next word. Requant records 0 and 1 are read in
+cycles 1 .. ceil(32/B). The first element issues in cycle `bitmill.timing.vec_add_first`
+(queues full, records read); elements are rows of ``out_w*out_c`` codes, as many whole rows
+as ``count`` holds. Stages after the issue cycle: operand codes, values, products, sum (the
+result, `bitmill.timing.VEC_ADD_PIPE` cycles after the issue).
+
+``error`` (sticky until the next ``start``): ``in_w*in_c != out_w*out_c`` or a zero row (no
+elements), an encoding outside `Encoding`, an operand code beyond its half of the slot.
+"""
+
+from __future__ import annotations
+
+from amaranth import Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from bitmill import isa
+from bitmill.config import AccelConfig
+from bitmill.hw.vector_common import (VALUE_BITS, VecGeometry, bad_encoding, clamp_word,
+                                      decode, extract, record_layout, result_layout)
+from bitmill.numerics import MULT_BITS
+from bitmill.timing import vec_add_first, vec_stream_words
+
+
+class _OperandQueue:
+    """One operand stream: a queue of buffer words (``words[0]`` holds the next code),
+    the bit offset of that code in ``words[0]``, the words read so far and the bits
+    consumed (for the bound check)."""
+
+    def __init__(self, name: str, geo: VecGeometry, base_word: int, capacity: int):
+        self.name, self.geo, self.base_word, self.capacity = name, geo, base_word, capacity
+        w = geo.word_bits
+        self.words = [Signal(w, name=f"{name}_q{i}") for i in range(capacity)]
+        self.count = Signal(range(capacity + 1), name=f"{name}_count")
+        self.offset = Signal(range(w), name=f"{name}_offset")
+        self.fetched = Signal(range(2 * geo.act_slot_words + 2 * capacity + 2), name=f"{name}_fetched")
+        self.consumed = Signal(range(16 * geo.act_slot_bytes + 64), name=f"{name}_consumed")
+        self.request = Signal(name=f"{name}_request")
+        self.arriving = Signal(name=f"{name}_arriving")
+        self.starved = Signal(name=f"{name}_starved")      # an issue without its words (never)
+
+    def word(self, m: Module) -> Signal:
+        """The slot word this queue reads next (kept inside the slot)."""
+        return clamp_word(m, f"{self.name}_word", self.base_word + self.fetched,
+                          self.geo.act_slot_words)
+
+    def code(self, bits_m1):
+        """The code under the offset (zero-extended to 8 bits)."""
+        return extract(Cat(self.words[0], self.words[1]), self.offset, bits_m1)
+
+    def logic(self, m: Module, reset, slot_turn, consume, bits_m1, row_end, data) -> None:
+        """Reads on ``slot_turn`` when the queue has room, takes a word arriving from the
+        read port, and on ``consume`` steps over the code (and the row padding)."""
+        geo, cap = self.geo, self.capacity
+        m.d.comb += self.request.eq(slot_turn & (self.count + self.arriving < cap))
+        m.d.sync += self.arriving.eq(self.request & ~reset)
+        end = Signal(range(geo.word_bits + 16), name=f"{self.name}_end")
+        m.d.comb += end.eq(self.offset + bits_m1 + 1)
+        nxt = Signal(range(geo.word_bits + 16), name=f"{self.name}_next")
+        m.d.comb += nxt.eq(Mux(row_end, Cat(Const(0, 3), (end + 7) >> 3), end))
+        pops = Signal(range(3), name=f"{self.name}_pops")
+        m.d.comb += pops.eq(Mux(consume, nxt >> geo.lg_word, 0))
+        m.d.comb += self.starved.eq(consume & (self.count < 2))
+        slot = self.count - pops
+        for i, reg in enumerate(self.words):
+            ahead = [self.words[i + k] if i + k < cap else Const(0, geo.word_bits) for k in range(3)]
+            kept = Mux(pops == 0, ahead[0], Mux(pops == 1, ahead[1], ahead[2]))
+            m.d.sync += reg.eq(Mux(self.arriving & (slot == i), data, kept))
+        with m.If(reset):
+            m.d.sync += [self.count.eq(0), self.offset.eq(0), self.fetched.eq(0),
+                         self.consumed.eq(0)]
+        with m.Else():
+            m.d.sync += [self.count.eq(slot + self.arriving),
+                         self.fetched.eq(self.fetched + self.request)]
+            with m.If(consume):
+                m.d.sync += [self.offset.eq(nxt[:geo.lg_word] if geo.lg_word else 0),
+                             self.consumed.eq(self.consumed + nxt - self.offset)]
+
+
+class AddEngine(wiring.Component):
+    """Members: ``start``, ``instr`` (VEC body), ``regs`` (SETUP body) In; ``act_addr`` /
+    ``act_data``, ``param_addr`` / ``param_data`` (buffer read ports); ``result``
+    (`bitmill.hw.vector_common.result_layout`, one per element) and ``error`` Out."""
+
+    def __init__(self, cfg: AccelConfig):
+        self.geo = geo = VecGeometry(cfg)
+        self.cfg = cfg
+        body = isa.layout(cfg)["body"].shape
+        super().__init__({
+            "start": In(1), "instr": In(body["vec"].shape), "regs": In(body["setup"].shape),
+            "act_addr": Out(range(geo.act_depth)), "act_data": In(geo.word_bits),
+            "param_addr": Out(range(geo.param_depth)), "param_data": In(geo.word_bits),
+            "result": Out(result_layout(geo.acc_bits)), "error": Out(1),
+        })
+        self.starved = Signal()      # an element issued before its operand words (never)
+
+    @property
+    def first_issue(self) -> int:
+        """Cycle (after ``start``) of the first element (`bitmill.timing.vec_add_first`)."""
+        return vec_add_first(self.cfg)
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        geo = self.geo
+        instr = Signal.like(self.instr, name="instr_q")
+        cycle = Signal(range(self.first_issue + 2))
+        active = Signal()
+        with m.If(self.start):
+            m.d.sync += [instr.eq(self.instr), cycle.eq(1), active.eq(1)]
+        with m.Elif(active & (cycle <= self.first_issue)):
+            m.d.sync += cycle.eq(cycle + 1)
+        plan = self._plan(m, instr)
+        rec0, rec1 = self._records(m, instr, cycle, active)
+        queues = self._queues(m, instr, active)
+        issue, flags = self._elements(m, instr, plan, cycle, active)
+        self._consume(m, instr, queues, issue, flags, plan)
+        self._datapath(m, instr, queues, issue, flags, rec0, rec1)
+        return m
+
+    def _plan(self, m: Module, instr) -> dict:
+        """Cycle 1: row lengths; cycle 2: checks and the element period (valid from 3)."""
+        r = self.regs
+        row = Signal(range((1 << len(r.out_w)) * (1 << len(r.out_c))), name="row_codes")
+        in_row = Signal.like(row, name="in_row_codes")
+        m.d.sync += [row.eq(r.out_w * r.out_c), in_row.eq(r.in_w * r.in_c)]
+        bad_shape, empty = Signal(), Signal()
+        bad = Signal()
+        m.d.sync += [bad_shape.eq((row == 0) | (in_row != row)),
+                     empty.eq((row == 0) | (in_row != row) | (instr.count < row)),
+                     bad.eq(bad_encoding(r.a_enc) | bad_encoding(instr.b_enc))]
+        period = Signal(range(8), name="period")
+        out_words = (r.out_bits + self.geo.word_bits) >> self.geo.lg_word      # ceil(bits/W)
+        low = 2 if self.geo.data_bytes == 1 else 1
+        m.d.sync += period.eq(Mux(out_words > low, out_words, low))
+        return {"row": row, "bad_shape": bad_shape, "empty": empty, "bad": bad, "period": period}
+
+    def _records(self, m: Module, instr, cycle, active) -> tuple:
+        """Requant records 0 and 1: words 0 .. ceil(32/B)-1 of the table slot read in cycles
+        1 .. ceil(32/B), shifted in as they arrive."""
+        geo = self.geo
+        n = -(-32 // geo.data_bytes)
+        width = max(n * geo.word_bits, 256)
+        table = Signal(width, name="records")
+        reading = active & (cycle >= 1) & (cycle <= n)
+        m.d.comb += self.param_addr.eq(instr.p_slot * geo.param_slot_words + cycle - 1)
+        arriving = Signal()
+        m.d.sync += arriving.eq(reading & ~self.start)
+        with m.If(arriving):
+            m.d.sync += table.eq(Cat(table[geo.word_bits:], self.param_data) if n > 1
+                                 else self.param_data)
+        rec0 = record_layout()(table[:128])
+        rec1 = record_layout()(table[128:256])
+        return rec0, rec1
+
+    def _queues(self, m: Module, instr, active) -> tuple:
+        """Operand queues A and B on the activation read port, A in the first cycle after
+        ``start`` and every second cycle after it."""
+        geo = self.geo
+        cap = vec_stream_words(self.cfg)
+        qa = _OperandQueue("a", geo, 0, cap)
+        qb = _OperandQueue("b", geo, geo.act_slot_words // 2, cap)
+        turn_b = Signal()
+        m.d.sync += turn_b.eq(Mux(self.start, 0, ~turn_b))
+        base = instr.a_slot * geo.act_slot_words
+        m.d.comb += self.act_addr.eq(base + Mux(turn_b, qb.word(m), qa.word(m)))
+        self._turns = (active & ~turn_b & ~self.start, active & turn_b & ~self.start)
+        return qa, qb
+
+    def _elements(self, m: Module, instr, plan: dict, cycle, active) -> tuple:
+        """The element loop from cycle `first_issue`: ``issue`` every ``period`` cycles,
+        rows of ``row`` codes while ``count`` holds another whole row."""
+        row = plan["row"]
+        run = Signal()
+        phase = Signal(range(8))
+        j = Signal.like(row, name="in_row")
+        remaining = Signal.like(instr.count, name="remaining")
+        load = active & (cycle == self.first_issue - 1)       # the first issue follows
+        first = active & (cycle == self.first_issue)
+        issue = Signal()
+        m.d.comb += issue.eq(run & (phase == 0))
+        row_end = Signal()
+        last = Signal()
+        m.d.comb += [row_end.eq(j == row - 1),
+                     last.eq(row_end & (remaining < Cat(Const(0, 1), row)))]
+        with m.If(self.start):
+            m.d.sync += [run.eq(0), active.eq(1)]
+        with m.Elif(load):
+            m.d.sync += [run.eq(~plan["empty"]), phase.eq(0), j.eq(0), remaining.eq(instr.count)]
+        with m.Elif(run):
+            m.d.sync += phase.eq(Mux(phase == plan["period"] - 1, 0, phase + 1))
+            with m.If(issue):
+                m.d.sync += j.eq(Mux(row_end, 0, j + 1))
+                with m.If(row_end):
+                    m.d.sync += remaining.eq(remaining - row)
+                with m.If(last):
+                    m.d.sync += [run.eq(0), active.eq(0)]
+        empty_result = first & plan["empty"]
+        with m.If(empty_result):
+            m.d.sync += active.eq(0)
+        return issue, {"row_end": row_end, "last": last, "empty": empty_result}
+
+    def _consume(self, m: Module, instr, queues, issue, flags, plan) -> None:
+        """Both queues step over their codes on ``issue``; bound checks; ``error``."""
+        geo, r = self.geo, self.regs
+        half_bits = 8 * (geo.act_slot_bytes // 2)
+        bits = (r.a_bits, instr.b_bits)
+        beyond = Signal()
+        checks = []
+        for q, turn, bits_m1 in zip(queues, self._turns, bits):
+            q.logic(m, self.start, turn, issue, bits_m1, flags["row_end"], self.act_data)
+            checks.append(q.consumed + bits_m1 + 1 > half_bits)
+        m.d.comb += beyond.eq(issue & (checks[0] | checks[1]))
+        with m.If(self.start):
+            m.d.sync += self.error.eq(0)
+        with m.Elif(beyond | (flags["empty"] & (plan["bad_shape"] | plan["bad"]))
+                    | (issue & plan["bad"])):
+            m.d.sync += self.error.eq(1)
+        m.d.comb += self.starved.eq(queues[0].starved | queues[1].starved)
+
+    def _datapath(self, m: Module, instr, queues, issue, flags, rec0, rec1) -> None:
+        """Codes, values, products, sum: the result four cycles after the issue."""
+        r = self.regs
+        qa, qb = queues
+        s1 = {k: Signal(name=f"s1_{k}") for k in ("valid", "row_end", "last")}
+        code_a, code_b = Signal(8, name="s1_code_a"), Signal(8, name="s1_code_b")
+        m.d.sync += [s1["valid"].eq(issue), s1["row_end"].eq(flags["row_end"]),
+                     s1["last"].eq(flags["last"]), code_a.eq(qa.code(r.a_bits)),
+                     code_b.eq(qb.code(instr.b_bits))]
+        va = decode(m, "a", code_a, r.a_bits, r.a_enc)
+        vb = decode(m, "b", code_b, instr.b_bits, instr.b_enc)
+        s2 = {k: Signal(name=f"s2_{k}") for k in s1}
+        val_a, val_b = Signal(signed(VALUE_BITS), name="s2_a"), Signal(signed(VALUE_BITS), name="s2_b")
+        m.d.sync += [s2[k].eq(v) for k, v in s1.items()] + [val_a.eq(va), val_b.eq(vb)]
+        s3 = {k: Signal(name=f"s3_{k}") for k in s1}
+        width = VALUE_BITS + MULT_BITS
+        pa, pb = Signal(signed(width), name="s3_pa"), Signal(signed(width), name="s3_pb")
+        m.d.sync += [s3[k].eq(v) for k, v in s2.items()] + [pa.eq(val_a * rec0.mult),
+                                                            pb.eq(val_b * rec1.mult)]
+        res = self.result
+        m.d.sync += [res.valid.eq(s3["valid"]), res.row_end.eq(s3["row_end"]),
+                     res.last.eq(s3["last"]), res.write.eq(1), res.requant.eq(1),
+                     res.value.eq(pa + pb), res.mult.eq(1), res.shift.eq(rec0.shift),
+                     res.bias.eq(rec0.bias)]
+        with m.If(flags["empty"]):
+            m.d.sync += [res.valid.eq(1), res.last.eq(1), res.write.eq(0), res.requant.eq(0),
+                         res.row_end.eq(0)]

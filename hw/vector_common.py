@@ -1,0 +1,125 @@
+"""Pieces shared by the vector unit's engines (`bitmill.hw.vector_add`,
+`bitmill.hw.vector_pool`) and its output stage (`bitmill.hw.vector`): the element result
+they hand over, the geometry of the buffers, code extraction and decoding, requant records.
+"""
+
+from __future__ import annotations
+
+from amaranth import Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import data
+from amaranth.utils import ceil_log2
+
+from bitmill import isa
+from bitmill.config import AccelConfig
+from bitmill.isa import Buffer
+from bitmill.numerics import MULT_BITS, Encoding
+from bitmill.precision import MAX_RUNTIME_BITS
+from bitmill.timing import vec_acc_bits
+
+CODE_BITS = MAX_RUNTIME_BITS           # widest input code (operands A and B)
+VALUE_BITS = CODE_BITS + 2             # decoded value, and one below the lowest (max-pool fill)
+BIAS_BITS = 64
+SHIFT_BITS = 8                         # a record's shift byte
+RECORD_BYTES = 16
+
+
+class VecGeometry:
+    """Buffer geometry of ``cfg`` seen by the vector unit: ``B`` bytes per word, words per
+    slot of the activation, requant-table and output buffers, bit widths of word addresses."""
+
+    def __init__(self, cfg: AccelConfig):
+        if not isinstance(cfg, AccelConfig):
+            raise TypeError(f"cfg must be an AccelConfig, not {type(cfg).__name__}")
+        b = cfg.mem_bytes_per_cycle
+        if b & (b - 1) or b > 128:
+            raise ValueError(f"mem_bytes_per_cycle must be a power of two in 1..128, not {b}")
+        self.cfg = cfg
+        self.data_bytes = b
+        self.word_bits = 8 * b
+        self.lg_word = ceil_log2(self.word_bits)
+        self.act_slot_bytes = isa.slot_bytes(cfg, Buffer.ACT)
+        self.param_slot_bytes = isa.slot_bytes(cfg, Buffer.PARAM)
+        self.out_slot_bytes = isa.slot_bytes(cfg, Buffer.OUT)
+        for name, nbytes in (("act_buffer_bytes / 4", self.act_slot_bytes // 2),
+                             ("out_buffer_bytes / 2", self.out_slot_bytes),
+                             ("the requant table slot", self.param_slot_bytes)):
+            if nbytes % b or nbytes == 0:
+                raise ValueError(f"{name} ({nbytes} bytes) must be a positive multiple of "
+                                 f"mem_bytes_per_cycle ({b}) for the vector unit")
+        if 2 * (self.act_slot_bytes // 2) != self.act_slot_bytes:
+            raise ValueError(f"act_buffer_bytes must be a multiple of 4, not {cfg.act_buffer_bytes}")
+        self.act_slot_words = self.act_slot_bytes // b
+        self.param_slot_words = self.param_slot_bytes // b
+        self.out_slot_words = self.out_slot_bytes // b
+        self.act_depth = 2 * self.act_slot_words
+        self.param_depth = 2 * self.param_slot_words
+        self.out_depth = 2 * self.out_slot_words
+        self.acc_bits = vec_acc_bits(cfg)
+
+
+def result_layout(acc_bits: int) -> data.StructLayout:
+    """An element result handed to the output stage: ``value`` (the max-pool result, or the
+    accumulator to requantize with ``mult``, ``shift``, ``bias`` when ``requant``);
+    ``write`` (a code to write), ``row_end`` (the last code of an output row), ``last``
+    (the instruction's last result)."""
+    return data.StructLayout({"valid": 1, "requant": 1, "write": 1, "row_end": 1, "last": 1,
+                              "value": signed(acc_bits), "mult": signed(MULT_BITS),
+                              "shift": SHIFT_BITS, "bias": signed(BIAS_BITS)})
+
+
+def record_layout() -> data.StructLayout:
+    """A 16-byte requant record as it lies in the buffer."""
+    return data.StructLayout({"mult": signed(MULT_BITS), "shift": SHIFT_BITS, "pad": 40,
+                              "bias": signed(BIAS_BITS)})
+
+
+def code_mask(bits_m1) -> "Value":
+    """Thermometer mask of ``bits_m1 + 1`` ones (``bits_m1`` in 0..7)."""
+    return Cat(*[bits_m1 >= k for k in range(CODE_BITS)])
+
+
+def extract(window, offset, bits_m1) -> "Value":
+    """The ``bits_m1 + 1``-bit code at bit ``offset`` of ``window`` (zero-extended to 8)."""
+    return window.bit_select(offset, CODE_BITS) & code_mask(bits_m1)
+
+
+def decode(m: Module, name: str, code, bits_m1, enc) -> Signal:
+    """The value of a code (`Encoding`: two's complement, unsigned, odd grid), combinational."""
+    top = Signal(CODE_BITS + 1, name=f"{name}_top")         # 2^bits
+    m.d.comb += top.eq(Const(1, CODE_BITS + 1) << (bits_m1 + 1))
+    negative = code.bit_select(bits_m1, 1)
+    value = Signal(signed(VALUE_BITS), name=f"{name}_value")
+    c = Cat(code, Const(0, 2)).as_signed()
+    m.d.comb += value.eq(Mux(enc == Encoding.ODD, 2 * c - (top - 1),
+                             Mux((enc == Encoding.SIGNED) & negative, c - top, c)))
+    return value
+
+
+def fill_value(m: Module, name: str, bits_m1, enc) -> Signal:
+    """One below the lowest value of the code grid (the max-pool padding)."""
+    top = Signal(CODE_BITS + 1, name=f"{name}_top")
+    m.d.comb += top.eq(Const(1, CODE_BITS + 1) << (bits_m1 + 1))
+    low = Signal(signed(VALUE_BITS), name=f"{name}_low")
+    m.d.comb += low.eq(Mux(enc == Encoding.ODD, 1 - top,
+                           Mux(enc == Encoding.SIGNED, -(top >> 1), 0)))
+    fill = Signal(signed(VALUE_BITS), name=f"{name}_fill")
+    m.d.comb += fill.eq(low - 1)
+    return fill
+
+
+def bad_encoding(enc) -> "Value":
+    """Whether an encoding field holds a value outside `Encoding`."""
+    return enc.as_value() == 3
+
+
+def record_words(data_bytes: int) -> int:
+    """Buffer words one requant record spans (a record never straddles a wider word)."""
+    return max(1, RECORD_BYTES // data_bytes)
+
+
+def clamp_word(m: Module, name: str, word, slot_words: int) -> Signal:
+    """A word index inside one slot: ``word`` when it lies in ``[0, slot_words)``, else the
+    nearest end (reads outside the slot, whose data is never used, stay inside it)."""
+    out = Signal(range(slot_words), name=name)
+    m.d.comb += out.eq(Mux(word < 0, 0, Mux(word >= slot_words, slot_words - 1, word)))
+    return out

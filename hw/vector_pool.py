@@ -1,0 +1,273 @@
+"""`PoolEngine`: VEC MAXPOOL and AVGPOOL, one window tap per cycle.
+
+A loop nest of six levels walks the taps; each level keeps the bit address and the input
+row and column of the start of its current iteration, so a step is one addition:
+
+=========  ==============================  ==============================
+level      MAXPOOL (rows of the band)      AVGPOOL (one row of channels)
+=========  ==============================  ==============================
+``y``      output rows while ``count``     one
+           holds another whole row
+``x``      ``out_w`` pixels (``stride``)   one
+``c``      ``out_c`` channels              ``in_c`` channels
+``dy``     ``kernel`` rows                 ``in_h`` rows
+``dx``     ``kernel`` columns              ``in_w`` columns
+``sub``    cycles of a tap                 cycles of a tap
+=========  ==============================  ==============================
+
+A tap reads the buffer word holding its code (and the next word in a second cycle when
+``a_bits`` does not divide 8, `bitmill.timing.vec_tap_cycles`); a MAXPOOL tap outside the
+image takes one below the lowest code value. AVGPOOL reads the channel's requant record in
+the `bitmill.timing.vec_record_words` cycles before the channel's first tap, then waits one.
+Stages after a tap's last cycle: read data, code, value, accumulator (the result,
+`bitmill.timing.VEC_POOL_PIPE` cycles later). Planning (cycles 1-4): the products of the
+row pitch and the first row's address; the first tap is in cycle
+`bitmill.timing.VEC_POOL_FIRST`.
+
+``error`` (sticky until the next ``start``): fields breaking `bitmill.timing.vec_elements`'
+rules or an unknown kind (no elements), an encoding outside `Encoding`, a tap inside the
+image but outside the slot or above the band (``band_row0``), more AVGPOOL records than the
+table slot holds.
+"""
+
+from __future__ import annotations
+
+from amaranth import Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from bitmill import isa
+from bitmill.config import AccelConfig
+from bitmill.hw.vector_common import (RECORD_BYTES, VALUE_BITS, VecGeometry, bad_encoding,
+                                      clamp_word, decode, extract, fill_value, record_layout,
+                                      result_layout)
+from bitmill.isa import VecKind
+from bitmill.timing import VEC_POOL_FIRST, vec_record_words
+
+LEVELS = ("y", "x", "c", "dy", "dx", "sub")
+COORDS = ("addr", "row", "col")
+PLAN_CYCLES = VEC_POOL_FIRST - 1        # the nest is loaded in the last planning cycle
+
+
+class PoolEngine(wiring.Component):
+    """Members: ``start``, ``instr`` (VEC body), ``regs`` (SETUP body) In; ``act_addr`` /
+    ``act_data``, ``param_addr`` / ``param_data`` (buffer read ports); ``result``
+    (`bitmill.hw.vector_common.result_layout`, one per output element) and ``error`` Out."""
+
+    def __init__(self, cfg: AccelConfig):
+        self.geo = geo = VecGeometry(cfg)
+        self.cfg = cfg
+        body = isa.layout(cfg)["body"].shape
+        super().__init__({
+            "start": In(1), "instr": In(body["vec"].shape), "regs": In(body["setup"].shape),
+            "act_addr": Out(range(geo.act_depth)), "act_data": In(geo.word_bits),
+            "param_addr": Out(range(geo.param_depth)), "param_data": In(geo.word_bits),
+            "result": Out(result_layout(geo.acc_bits)), "error": Out(1),
+        })
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        instr = Signal.like(self.instr, name="instr_q")
+        cycle = Signal(range(VEC_POOL_FIRST + 2))
+        with m.If(self.start):
+            m.d.sync += [instr.eq(self.instr), cycle.eq(1)]
+        with m.Elif((cycle != 0) & (cycle <= VEC_POOL_FIRST)):
+            m.d.sync += cycle.eq(cycle + 1)
+        plan = self._plan(m, instr)
+        nest = self._nest(m, instr, plan, cycle)
+        record = self._records(m, instr, plan, nest)
+        tap = self._tap(m, instr, plan, nest)
+        self._pipeline(m, instr, plan, tap, record, cycle == VEC_POOL_FIRST)
+        return m
+
+    # ---- planning ---------------------------------------------------------------------------
+    def _plan(self, m: Module, instr) -> dict:
+        """Products and checks, registered in cycles 1-3 (values valid from cycle 4)."""
+        r, geo = self.regs, self.geo
+        maxpool = instr.kind == VecKind.MAXPOOL
+        avg = instr.kind == VecKind.AVGPOOL
+        a = r.a_bits + 1
+        k, s, p = r.kernel, r.stride, r.pad
+        p1 = {n: Signal(w, name=f"p1_{n}") for n, w in (
+            ("in_row", len(r.in_w) + len(r.in_c)), ("ca", len(r.in_c) + 4),
+            ("row", len(r.out_w) + len(r.out_c)), ("pix", len(r.in_h) + len(r.in_w)), ("k2", 6))}
+        top0 = Signal(signed(len(r.out_row0) + 4), name="p1_top0")
+        span_ok, p2_bad, p2_empty = Signal(name="p1_span_ok"), Signal(name="p2_bad"), Signal(name="p2_empty")
+        m.d.sync += [p1["in_row"].eq(r.in_w * r.in_c), p1["ca"].eq(r.in_c * a),
+                     p1["row"].eq(r.out_w * r.out_c), p1["pix"].eq(r.in_h * r.in_w),
+                     p1["k2"].eq(k * k), top0.eq(r.out_row0 * s - p),
+                     span_ok.eq((r.out_w - 1) * s + k <= r.in_w + 2 * p)]
+        pitch = Signal(len(p1["in_row"]) + 7, name="p2_pitch_bits")
+        sca, pca = (Signal(len(p1["ca"]) + 2, name=f"p2_{n}") for n in ("sca", "pca"))
+        rowstart = Signal(signed(len(top0) + 1), name="p2_rowstart")
+        m.d.sync += [pitch.eq(Cat(Const(0, 3), (p1["in_row"] * a + 7) >> 3)),
+                     sca.eq(s * p1["ca"]), pca.eq(p * p1["ca"]), rowstart.eq(top0 - r.band_row0)]
+        bad_max = ((p1["row"] == 0) | (p1["in_row"] == 0) | (r.in_c != r.out_c) | (k == 0)
+                   | (s == 0) | ~span_ok)
+        bad_avg = (r.in_c == 0) | (p1["pix"] == 0) | (r.out_w != 1) | (r.out_c != r.in_c)
+        bad = Mux(maxpool, bad_max, Mux(avg, bad_avg, 1))
+        m.d.sync += [p2_bad.eq(bad), p2_empty.eq(bad | (maxpool & (instr.count < p1["row"])))]
+        spitch = Signal(len(pitch) + 2, name="p3_spitch")
+        rowbase = Signal(signed(len(rowstart) + len(pitch) + 1), name="p3_rowbase")
+        m.d.sync += [spitch.eq(s * pitch), rowbase.eq(rowstart * pitch)]
+        tc = Signal(range(3), name="tap_cycles")
+        m.d.comb += tc.eq(Mux((a == 1) | (a == 2) | (a == 4) | (a == 8), 1, 2))
+        out_words = (r.out_bits + geo.word_bits) >> geo.lg_word          # ceil(out_bits / W)
+        sub = Signal(range(8), name="p1_sub_cycles")                      # cycles per tap
+        m.d.sync += sub.eq(Mux(maxpool & (k == 1) & (out_words > tc), out_words, tc))
+        oversize = avg & (r.in_c > geo.param_slot_bytes // RECORD_BYTES)
+        return {"maxpool": maxpool, "avg": avg, "a": a, "tc": tc, "sub": sub, "pitch": pitch,
+                "spitch": spitch, "sca": sca, "pca": pca, "ca": p1["ca"], "row": p1["row"],
+                "top0": top0, "rowbase": rowbase, "bad": p2_bad, "empty": p2_empty,
+                "enc_bad": bad_encoding(r.a_enc), "oversize": oversize}
+
+    # ---- loop nest ------------------------------------------------------------------------
+    def _levels(self, plan: dict, idx: dict, remaining) -> tuple[dict, dict]:
+        """Per level: whether its index is the last, and its step of each coordinate."""
+        r, mp = self.regs, plan["maxpool"]
+        last = {"y": ~mp | (remaining < Cat(Const(0, 1), plan["row"])),
+                "x": ~mp | (idx["x"] == r.out_w - 1), "c": idx["c"] == r.out_c - 1,
+                "dy": idx["dy"] == Mux(mp, r.kernel, r.in_h) - 1,
+                "dx": idx["dx"] == Mux(mp, r.kernel, r.in_w) - 1,
+                "sub": idx["sub"] == plan["sub"] - 1}
+        step = {"y": {"addr": plan["spitch"], "row": r.stride},
+                "x": {"addr": plan["sca"], "col": r.stride},
+                "c": {"addr": plan["a"]}, "dy": {"addr": plan["pitch"], "row": 1},
+                "dx": {"addr": plan["ca"], "col": 1}, "sub": {}}
+        return last, step
+
+    def _nest(self, m: Module, instr, plan: dict, cycle) -> dict:
+        """The six-level loop; loaded in cycle `PLAN_CYCLES`, one step per cycle while
+        ``run`` and no record is being read."""
+        r = self.regs
+        widths = {"addr": len(plan["rowbase"]) + 4, "row": len(r.in_h) + 5, "col": len(r.in_w) + 5}
+        idx_bits = max(len(r.out_w), len(r.out_c), len(r.in_h), len(r.in_w), 3)
+        idx = {n: Signal(idx_bits, name=f"i_{n}") for n in LEVELS}
+        base = {(n, c): Signal(signed(widths[c]), name=f"b_{n}_{c}") for n in LEVELS for c in COORDS}
+        remaining = Signal.like(instr.count, name="remaining")
+        run, pre = Signal(name="run"), Signal(range(vec_record_words(self.cfg) + 2), name="pre")
+        last, step = self._levels(plan, idx, remaining)
+        advance = {}
+        carry = run & (pre == 0)
+        for n in reversed(LEVELS):                       # innermost first
+            advance[n] = Signal(name=f"adv_{n}")
+            m.d.comb += advance[n].eq(carry & ~last[n])
+            carry = carry & last[n]
+        done = carry
+        reload = plan["avg"] * (vec_record_words(self.cfg) + 1)
+        init = {"addr": Mux(plan["maxpool"], plan["rowbase"] - plan["pca"], 0),
+                "row": Mux(plan["maxpool"], plan["top0"], 0),
+                "col": Mux(plan["maxpool"], -r.pad, 0)}
+        with m.If(cycle == PLAN_CYCLES):
+            m.d.sync += [run.eq(~plan["empty"]), remaining.eq(instr.count), pre.eq(reload)]
+            m.d.sync += [idx[n].eq(0) for n in LEVELS]
+            m.d.sync += [base[n, c].eq(init[c]) for n in LEVELS for c in COORDS]
+        with m.Elif(pre != 0):
+            m.d.sync += pre.eq(pre - 1)
+        for j, n in enumerate(LEVELS):
+            with m.If(advance[n]):
+                m.d.sync += idx[n].eq(idx[n] + 1)
+                for inner in LEVELS[j + 1:]:
+                    m.d.sync += idx[inner].eq(0)
+                for c in COORDS:
+                    moved = base[n, c] + step[n].get(c, 0)
+                    m.d.sync += [base[lv, c].eq(moved) for lv in LEVELS[j:]]
+        with m.If(advance["y"]):
+            m.d.sync += remaining.eq(remaining - plan["row"])
+        with m.If(advance["c"]):
+            m.d.sync += pre.eq(reload)
+        with m.If(done | self.start):
+            m.d.sync += run.eq(0)
+        here = {c: base["sub", c] for c in COORDS}
+        return {"idx": idx, "last": last, "run": run, "pre": pre, "here": here, "done": done}
+
+    # ---- requant records (AVGPOOL) --------------------------------------------------------
+    def _records(self, m: Module, instr, plan: dict, nest: dict):
+        """The channel's record: read while ``pre`` counts down from ``R + 1`` to 2."""
+        geo, rw = self.geo, vec_record_words(self.cfg)
+        chan = nest["idx"]["c"][:len(self.regs.in_c)]
+        pre = nest["pre"]
+        if geo.data_bytes <= RECORD_BYTES:
+            word = (chan * rw) + (rw + 1 - pre)
+            lane = Const(0, 1)
+        else:
+            lg = (geo.data_bytes // RECORD_BYTES).bit_length() - 1      # records per word
+            word, lane = chan >> lg, chan[:lg]
+        m.d.comb += self.param_addr.eq(
+            instr.p_slot * geo.param_slot_words
+            + clamp_word(m, "record_word", word, geo.param_slot_words))
+        arriving, lane_q = Signal(name="record_arriving"), Signal.like(lane, name="record_lane")
+        m.d.sync += [arriving.eq(nest["run"] & (pre >= 2)), lane_q.eq(lane)]
+        asm = Signal(8 * RECORD_BYTES, name="record")
+        with m.If(arriving):
+            if geo.data_bytes < RECORD_BYTES:
+                m.d.sync += asm.eq(Cat(asm[geo.word_bits:], self.param_data))
+            else:
+                m.d.sync += asm.eq(self.param_data.word_select(lane_q, 8 * RECORD_BYTES))
+        return asm
+
+    # ---- taps -----------------------------------------------------------------------------
+    def _tap(self, m: Module, instr, plan: dict, nest: dict) -> dict:
+        """The tap of this cycle: read address, flags, whether inside the image; checks."""
+        r, geo = self.regs, self.geo
+        idx, last, here = nest["idx"], nest["last"], nest["here"]
+        sub = idx["sub"]
+        taps = nest["run"] & (nest["pre"] == 0)
+        word = Signal(signed(len(here["addr"])), name="tap_word")
+        m.d.comb += word.eq((here["addr"] >> geo.lg_word) + sub[:2])
+        m.d.comb += self.act_addr.eq(instr.a_slot * geo.act_slot_words
+                                     + clamp_word(m, "tap_slot_word", word, geo.act_slot_words))
+        inside = ((here["row"] >= 0) & (here["row"] < r.in_h)
+                  & (here["col"] >= 0) & (here["col"] < r.in_w))
+        above = plan["maxpool"] & (here["row"] < r.band_row0)
+        beyond = here["addr"] + plan["a"] > 8 * geo.act_slot_bytes
+        tap = {"emit": taps & (sub == plan["tc"] - 1),
+               "first": (idx["dy"] == 0) & (idx["dx"] == 0),
+               "last_tap": last["dy"] & last["dx"],
+               "row_end": last["x"] & last["c"],
+               "last": last["y"] & last["x"] & last["c"],
+               "real": inside, "offset": here["addr"][:geo.lg_word]}
+        with m.If(self.start):
+            m.d.sync += self.error.eq(0)
+        with m.Elif((taps & inside & (above | beyond)) | (nest["run"] & plan["oversize"])
+                    | (nest["run"] & plan["enc_bad"])):
+            m.d.sync += self.error.eq(1)
+        return tap
+
+    def _pipeline(self, m: Module, instr, plan: dict, tap: dict, record, phantom_at) -> None:
+        """Read data, code, value, accumulator; the result on the last tap of an element."""
+        r, geo = self.regs, self.geo
+        flags = ("emit", "first", "last_tap", "row_end", "last", "real")
+        s1 = {f: Signal(name=f"t1_{f}") for f in flags}
+        off1 = Signal(geo.lg_word + 1, name="t1_offset")
+        rec1 = Signal.like(record, name="t1_record")
+        prev = Signal(geo.word_bits, name="t1_prev")
+        m.d.sync += [s1[f].eq(tap[f]) for f in flags]
+        m.d.sync += [off1.eq(tap["offset"] + Mux(plan["tc"] == 1, geo.word_bits, 0)),
+                     rec1.eq(record), prev.eq(self.act_data)]
+        s2 = {f: Signal(name=f"t2_{f}") for f in flags}
+        code, rec2 = Signal(8, name="t2_code"), Signal.like(record, name="t2_record")
+        m.d.sync += [s2[f].eq(s1[f]) for f in flags]
+        m.d.sync += [code.eq(extract(Cat(prev, self.act_data), off1, r.a_bits)), rec2.eq(rec1)]
+        value = decode(m, "tap", code, r.a_bits, r.a_enc)
+        fill = fill_value(m, "pad", r.a_bits, r.a_enc)
+        s3 = {f: Signal(name=f"t3_{f}") for f in flags}
+        v3, rec3 = Signal(signed(VALUE_BITS), name="t3_value"), Signal.like(record, name="t3_record")
+        m.d.sync += [s3[f].eq(s2[f]) for f in flags]
+        m.d.sync += [v3.eq(Mux(s2["real"], value, fill)), rec3.eq(rec2)]
+        acc = Signal(signed(geo.acc_bits), name="acc")
+        nxt = Signal(signed(geo.acc_bits), name="acc_next")
+        m.d.comb += nxt.eq(Mux(s3["first"], v3, Mux(plan["maxpool"], Mux(v3 > acc, v3, acc), acc + v3)))
+        with m.If(s3["emit"]):
+            m.d.sync += acc.eq(nxt)
+        rec = record_layout()(rec3)
+        res = self.result
+        m.d.sync += [res.valid.eq(s3["emit"] & s3["last_tap"]), res.value.eq(nxt),
+                     res.requant.eq(plan["avg"]), res.write.eq(1), res.row_end.eq(s3["row_end"]),
+                     res.last.eq(s3["last"]), res.mult.eq(rec.mult), res.shift.eq(rec.shift),
+                     res.bias.eq(rec.bias)]
+        with m.If(phantom_at & plan["empty"]):
+            m.d.sync += [res.valid.eq(1), res.last.eq(1), res.write.eq(0), res.requant.eq(0),
+                         res.row_end.eq(0)]
+            with m.If(plan["bad"] | plan["enc_bad"]):
+                m.d.sync += self.error.eq(1)
