@@ -31,8 +31,8 @@ take exactly this many cycles from tile start to results valid; tests check it.
   channel tile the requant records and the weight staging, per pixel tile the activation
   staging, the tile on the array and the readout of its ``R' x C'`` valid results, one per
   cycle; at the end the last result's way through the requantizer and the code packer.
-* VEC: the vector unit handles ``rows`` elements per cycle: ``ceil(work / rows) + VEC_PIPE`` with
-  work = output elements (ADD), output elements * kernel^2 (MAXPOOL), input elements (AVGPOOL).
+* VEC: `vec_unit_cycles`, the vector unit's element loop (ADD, MAXPOOL, AVGPOOL), its
+  requantizer and the code packer's drain.
 
 The three queues (load, compute, store) run in order; an instruction starts when its queue is
 free and every token it pops has been pushed (a token is available from the end of the pushing
@@ -102,13 +102,7 @@ def tile_cycles(family: str, lanes: int, k_total: int, w_bits: int, a_bits: int)
     return chunks * passes_per_chunk(family, w_bits, a_bits) + pipeline_latency(family, lanes)
 
 
-VEC_PIPE = 4
 SETUP_CYCLES = 1
-
-
-def vec_cycles(cfg: AccelConfig, work: int) -> int:
-    """Cycles of a VEC instruction over ``work`` element operations."""
-    return -(-work // cfg.rows) + VEC_PIPE
 
 
 def peak_macs_per_cycle(cfg: AccelConfig, w_bits: int, a_bits: int) -> float:
@@ -275,6 +269,7 @@ def act_stage_cycles(cfg: AccelConfig, kernel: int, in_c: int, in_w: int, a_bits
 
 
 # ---- GEMM unit (`bitmill.hw.gemm`) ----------------------------------------------------------
+GEMM_ACCEPT = 1         # the start cycle: the GEMM unit latches the instruction
 RESULT_LATENCY = 2      # tile engine result port: address -> data
 TILE_EXTRA = 2          # the command cycle and the cycle that sees the engine done
 PARAM_RECORD_BYTES = 16
@@ -289,7 +284,7 @@ def gemm_cycles(cfg: AccelConfig, npix: int, channels: int, kernel: int, in_c: i
                 w_bits: int, a_bits: int) -> int:
     """Cycles of a GEMM over ``npix`` pixels and ``channels`` output channels::
 
-        divide + sum over channel tiles (params + weight staging
+        GEMM_ACCEPT + divide + sum over channel tiles (params + weight staging
                  + sum over pixel tiles (act staging + tile + TILE_EXTRA + R' * C'))
         + RESULT_LATENCY + REQUANT_LATENCY + PACKER_DRAIN
 
@@ -302,7 +297,7 @@ def gemm_cycles(cfg: AccelConfig, npix: int, channels: int, kernel: int, in_c: i
                       + tile_cycles(cfg.pe_family, cfg.lanes, k_total, w_bits, a_bits) + TILE_EXTRA)
     full_px, rest_px = divmod(npix, cfg.cols)
     px_tiles = full_px + (rest_px > 0)
-    total = gemm_divide_cycles(cfg)
+    total = GEMM_ACCEPT + gemm_divide_cycles(cfg)
     for o in range(0, channels, cfg.rows):
         r = min(cfg.rows, channels - o)
         total += params + weight_stage_cycles(cfg, k_total, w_bits)

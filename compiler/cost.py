@@ -93,12 +93,12 @@ def gemm_work(cfg: AccelConfig, bands: tuple[Band, ...], out_w: int, in_pitch: i
 
 
 def vec_work(cfg: AccelConfig, bands: tuple[Band, ...], in_pitches: tuple[int, ...], out_pitch: int,
-             elements: tuple[int, ...], param_bytes: int) -> LayerWork:
+             vec_cycles: tuple[int, ...], param_bytes: int) -> LayerWork:
     """A vector layer: its constants (none when ``param_bytes`` is 0) and per band the input
     rows of every operand (pitches ``in_pitches``; operand ``k`` at ``k`` half slots), a SETUP
-    and a VEC over ``elements`` (per band) element operations."""
+    and a VEC of ``vec_cycles`` (per band; `bitmill.timing.vec_unit_cycles`)."""
     half = isa.slot_bytes(cfg, Buffer.ACT) // 2
     loads = ((0, 0, param_bytes),) if param_bytes else ()
     loads += tuple((b.r0 * p, k * half, b.in_rows * p) for b in bands for k, p in enumerate(in_pitches))
-    computes = tuple(c for e in elements for c in (timing.SETUP_CYCLES, timing.vec_cycles(cfg, e)))
+    computes = tuple(c for v in vec_cycles for c in (timing.SETUP_CYCLES, v))
     return LayerWork(loads, computes, _stores(bands, out_pitch))

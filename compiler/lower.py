@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from bitmill import timing
 from bitmill.config import AccelConfig
 from bitmill.errors import LoweringError
 from bitmill.geometry import Band, Window, band_count, bands as split_bands, nhwc_rows
 from bitmill.compiler import cost
 from bitmill.compiler.ir import Add, Conv2d, Dense, Flatten, GlobalAvgPool, Graph, MaxPool
 from bitmill.packing import PARAM_RECORD, pitch
-from bitmill.isa import PARAM_SLOT_BYTES
+from bitmill.isa import PARAM_SLOT_BYTES, VecKind
 from bitmill.numerics import accumulator_bits
 from bitmill.compiler.schedule import BufferUse, LayerSchedule, Schedule, Traffic
 
@@ -144,13 +145,15 @@ def _vec_band_rows(node, in_shape, in_bits, out_p: int, cfg: AccelConfig) -> int
                       in_rows, cfg, len(node.inputs))
 
 
-def _vec_elements(node, band: Band, in_shape) -> int:
-    """Element operations of the VEC instruction of one band (see `bitmill.timing`)."""
-    out_c, out_w = node.out.shape[0], node.out.shape[2] if len(node.out.shape) == 3 else 1
-    if isinstance(node, GlobalAvgPool):
-        return in_shape[0] * in_shape[1] * in_shape[2]
-    count = band.rows * out_w * out_c
-    return count * node.kernel ** 2 if isinstance(node, MaxPool) else count
+def _vec_cycles(node, bands: tuple[Band, ...], in_shape, a_bits: int, cfg: AccelConfig) -> tuple[int, ...]:
+    """Cycles of the VEC instruction of every band on the vector unit (the SETUP fields that
+    code generation writes: the layer's geometry, operand A's bits)."""
+    kind = {Add: VecKind.ADD, MaxPool: VecKind.MAXPOOL, GlobalAvgPool: VecKind.AVGPOOL}[type(node)]
+    out_c, out_w = node.out.shape[0], node.out.shape[2]
+    geometry = (getattr(node, "kernel", 1), getattr(node, "stride", 1), getattr(node, "padding", 0),
+                in_shape[1], in_shape[2], in_shape[0], out_w, out_c)
+    return tuple(timing.vec_unit_cycles(cfg, kind.value, b.rows * out_w * out_c, *geometry, a_bits,
+                                        node.out.bits) for b in bands)
 
 
 def _vec(node, in_shapes, in_bits, cfg: AccelConfig) -> LayerSchedule:
@@ -164,7 +167,7 @@ def _vec(node, in_shapes, in_bits, cfg: AccelConfig) -> LayerSchedule:
               else 0) * PARAM_RECORD
     slot_rows = window_of(node, in_shapes[0]).slot_rows(band, in_rows)
     work = cost.vec_work(cfg, bands, in_pitches, out_p,
-                         tuple(_vec_elements(node, b, in_shapes[0]) for b in bands), params)
+                         _vec_cycles(node, bands, in_shapes[0], in_bits[0], cfg), params)
     return LayerSchedule(
         name=node.name, op=node.op, kind="vec", band_rows=band, bands=len(bands), loop_order="band",
         traffic=Traffic(act=sum(b.in_rows for b in bands) * sum(in_pitches), param=params,

@@ -42,10 +42,9 @@ def latency(cfg: AccelConfig, instr, regs: Setup | None) -> int:
     if isinstance(instr, Gemm):
         return timing.gemm_cycles(cfg, instr.npix, instr.rows, regs.kernel, regs.in_c, regs.in_w,
                                   regs.w_bits, regs.a_bits)
-    kind = VecKind(instr.kind)
-    work = {VecKind.ADD: instr.count, VecKind.MAXPOOL: instr.count * regs.kernel ** 2,
-            VecKind.AVGPOOL: regs.in_h * regs.in_w * regs.in_c}[kind]
-    return timing.vec_cycles(cfg, work)
+    return timing.vec_unit_cycles(cfg, instr.kind, instr.count, regs.kernel, regs.stride, regs.pad,
+                                  regs.in_h, regs.in_w, regs.in_c, regs.out_w, regs.out_c,
+                                  regs.a_bits, regs.out_bits)
 
 
 _OPS = {cls: cls.opcode.value for cls in (Setup, Load, Gemm, Vec, Store, Sync)}

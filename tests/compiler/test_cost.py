@@ -35,7 +35,7 @@ def test_timing_figures_used_by_hand():
     assert timing.pipeline_latency("bitserial", 8) == 3 + 2 + 2
     stage = timing.act_stage_cycles(TINY, 3, 2, 6, 8) + timing.tile_cycles("bitserial", 8, 18, 4, 8) + 2
     assert timing.gemm_cycles(TINY, 36, 2, 3, 2, 6, 4, 8) == (
-        24 + (2 * 2 + 1) + timing.weight_stage_cycles(TINY, 18, 4) + 18 * stage + 2 * 36 + 2 + 10 + 7)
+        1 + 24 + (2 * 2 + 1) + timing.weight_stage_cycles(TINY, 18, 4) + 18 * stage + 2 * 36 + 2 + 10 + 7)
     assert timing.load_cycles(TINY, 0, 0, 72) == 2 + 10 + 9          # overhead, latency, words
     assert timing.load_cycles(TINY, 3, 0, 72) == 2 + 10 + 9 + 1      # slot words start a beat later
     assert timing.store_cycles(TINY, 3, 72) == 3 + 10 + 10           # 75 bytes of beats
@@ -63,9 +63,11 @@ def test_vector_layer_costs_by_hand():
     layers = {l.name: l for l in lower(_net(), TINY).layers}
     pool, add = layers["pool"].estimate, layers["add"].estimate
     assert (pool.load_cycles, pool.compute_cycles, pool.store_cycles) == (
-        12 + -(-108 // 8), 1 + -(-108 // 2) + 4, 13 + -(-27 // 8))
+        12 + -(-108 // 8), 1 + timing.vec_unit_cycles(TINY, 1, 27, 2, 2, 0, 6, 6, 3, 3, 3, 8, 8),
+        13 + -(-27 // 8))
     assert (add.load_cycles, add.compute_cycles, add.store_cycles) == (
-        (12 + 4) + 2 * (12 + -(-27 // 8)), 1 + -(-27 // 2) + 4, 13 + -(-21 // 8))
+        (12 + 4) + 2 * (12 + -(-27 // 8)), 1 + timing.vec_unit_cycles(TINY, 0, 27, 1, 1, 0, 3, 3, 3, 3, 3, 8, 6),
+        13 + -(-21 // 8))
     assert layers["flatten"].estimate == cost.CostEstimate(0, 0, 0, 0)
 
 

@@ -137,6 +137,7 @@ def run_gemms(cfg: AccelConfig, cases) -> list[tuple[bytes, int, bool]]:
                 await ctx.tick()
                 cycles += 1
                 assert cycles < 100_000, f"{ins} did not finish"
+            cycles += 1                     # finish cycle + 1 - start cycle
             error = bool(ctx.get(dut.error))
             await ctx.tick()
             got = bytearray()

@@ -1,0 +1,185 @@
+"""The whole accelerator runs compiled networks: every tensor of the final memory image equals
+the golden model's, and every instruction starts and ends in the cycle `sim/cycle.py` gives;
+the host reads DONE, the cycle counter and the error flags through its registers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+from amaranth import Module
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.sim import Simulator
+
+from bitmill.compiler import zoo
+from bitmill.compiler.ir import TensorType
+from bitmill.compiler.pipeline import compile_net
+from bitmill.config import AccelConfig
+from bitmill.hw.accel import Accelerator, trace_signature
+from bitmill.hw.axi_lite import AxiLiteSignature
+from bitmill.hw.host_regs import ADDR_WIDTH
+from bitmill.hw.regmap import DATA_BITS, ErrorFlag, register
+from bitmill.isa import Deps, Load, Program, Buffer
+from bitmill.numerics import Encoding
+from bitmill.sim import cycle
+from bitmill.sim.check import check_against_golden
+from bitmill.sim.cosim.axi_memory import AxiMemoryModel, read_bytes
+
+
+class AccelBench(wiring.Component):
+    """The accelerator on the exact-latency memory model (read back through its backdoor)."""
+
+    def __init__(self, cfg: AccelConfig, image: bytes):
+        self.cfg = cfg
+        b = cfg.mem_bytes_per_cycle
+        self.depth = -(-len(image) // b) * b + b
+        self.memory = AxiMemoryModel(b, cfg.mem_latency, self.depth, image)
+        super().__init__({"host": In(AxiLiteSignature(ADDR_WIDTH, DATA_BITS)),
+                          "trace": Out(trace_signature()), "running": Out(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.accel = accel = Accelerator(self.cfg)
+        m.submodules.memory = self.memory
+        wiring.connect(m, accel.mem, self.memory.bus)
+        wiring.connect(m, wiring.flipped(self.host), accel.host)
+        wiring.connect(m, wiring.flipped(self.trace), accel.trace)
+        m.d.comb += self.running.eq(accel.running)
+        return m
+
+
+async def host_write(ctx, bus, name: str, value: int) -> None:
+    """One AXI4-Lite write of register ``name``."""
+    ctx.set(bus.awaddr, register(name).offset)
+    ctx.set(bus.wdata, value)
+    ctx.set(bus.wstrb, 0xF)
+    ctx.set(bus.awvalid, 1)
+    ctx.set(bus.wvalid, 1)
+    ctx.set(bus.bready, 1)
+    aw = w = False
+    while not (aw and w):
+        aw_now, w_now = ctx.get(bus.awready), ctx.get(bus.wready)
+        await ctx.tick()
+        if aw_now:
+            aw = True
+            ctx.set(bus.awvalid, 0)
+        if w_now:
+            w = True
+            ctx.set(bus.wvalid, 0)
+    while not ctx.get(bus.bvalid):
+        await ctx.tick()
+    await ctx.tick()
+    ctx.set(bus.bready, 0)
+
+
+async def host_read(ctx, bus, name: str) -> int:
+    """One AXI4-Lite read of register ``name``."""
+    ctx.set(bus.araddr, register(name).offset)
+    ctx.set(bus.arvalid, 1)
+    ctx.set(bus.rready, 1)
+    while not ctx.get(bus.arready):
+        await ctx.tick()
+    await ctx.tick()
+    ctx.set(bus.arvalid, 0)
+    while not ctx.get(bus.rvalid):
+        await ctx.tick()
+    value = ctx.get(bus.rdata)
+    await ctx.tick()
+    ctx.set(bus.rready, 0)
+    return value
+
+
+@dataclass
+class RtlRun:
+    """What the RTL did: per program index its start and end cycle (cycle 0: the first cycle
+    after START), the registers at the end, the final memory image."""
+    start: dict = field(default_factory=dict)
+    end: dict = field(default_factory=dict)
+    status: int = 0
+    error: int = 0
+    error_instr: int = 0
+    cycles: int = 0
+    retired: int = 0
+    image: bytes = b""
+
+
+def run_program(program: Program, limit: int = 2_000_000) -> RtlRun:
+    """Run ``program`` on the accelerator RTL in Amaranth's simulator."""
+    cfg = program.config
+    code = program.encoded()
+    prog_addr = -(-len(program.memory) // 64) * 64
+    image = program.memory + bytes(prog_addr - len(program.memory)) + code
+    dut = AccelBench(cfg, image)
+    run = RtlRun()
+
+    async def bench(ctx):
+        bus = dut.host
+        await host_write(ctx, bus, "PROG_ADDR", prog_addr)
+        await host_write(ctx, bus, "PROG_COUNT", len(program.instructions))
+        await host_write(ctx, bus, "MEM_BYTES", len(image))
+        await host_write(ctx, bus, "CTRL", 1)
+        t, t0 = 0, None
+        queues = 3
+        while t < limit:
+            if t0 is None and ctx.get(dut.running):
+                t0 = t
+            if t0 is not None:
+                for q in range(queues):
+                    if ctx.get(dut.trace.start[q]):
+                        run.start[ctx.get(dut.trace.index[q])] = t - t0
+                        _open[q].append(ctx.get(dut.trace.index[q]))
+                    if ctx.get(dut.trace.finish[q]):
+                        run.end[_open[q].pop(0)] = t + 1 - t0
+                if not ctx.get(dut.running):
+                    break
+            await ctx.tick()
+            t += 1
+        run.status = await host_read(ctx, bus, "STATUS")
+        run.error = await host_read(ctx, bus, "ERROR")
+        run.error_instr = await host_read(ctx, bus, "ERROR_INSTR")
+        run.cycles = await host_read(ctx, bus, "CYCLES_LO")
+        run.retired = await host_read(ctx, bus, "RETIRED")
+        run.image = await read_bytes(ctx, dut.memory, 0, len(program.memory))
+
+    _open = [[], [], []]
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    return run
+
+
+def _net(w_bits: int, a_bits: int, enc: Encoding):
+    b = zoo._Builder(TensorType((2, 5, 5), 8, Encoding.UNSIGNED), 3)
+    x = b.conv("conv", "input", 3, 3, 1, w_bits, a_bits, True, enc)
+    s = b.conv("conv2", x, 3, 3, 1, w_bits, 8, False, enc)
+    x = b.add("add", x, s, 6)
+    x = b.maxpool("pool", x, 2, 2, 0)
+    x = b.avgpool_flatten(x, 8)
+    return b.graph("e2e", b.dense("fc", x, 3, 8, enc))
+
+
+@pytest.mark.parametrize("cfg_name, w_bits, a_bits, enc", [("tiny", 4, 4, Encoding.SIGNED),
+                                                          ("tiny-bitparallel", 3, 5, Encoding.ODD)])
+def test_a_network_runs_bit_exact_and_cycle_for_cycle(cfg_name, w_bits, a_bits, enc):
+    cfg = AccelConfig.resolve(cfg_name)
+    graph = _net(w_bits, a_bits, enc)
+    x = np.random.default_rng(4).integers(0, 256, size=graph.input.out.shape)
+    program = compile_net(graph, cfg, x).program
+    start, end, _, _ = cycle.run_queues(program)
+    run = run_program(program)
+    assert run.error == 0 and run.status == 0b010, (ErrorFlag(run.error), run.error_instr)
+    check_against_golden(graph, program, run.image, x)          # SimMismatch on any difference
+    n = len(program.instructions)
+    assert [run.start[i] for i in range(n)] == start.tolist()
+    assert [run.end[i] for i in range(n)] == end.tolist()
+    assert run.cycles == int(end.max()) and run.retired == n
+
+
+def test_a_bad_program_raises_an_error_flag_and_stops():
+    cfg = AccelConfig.resolve("tiny")
+    program = Program((Load(Buffer.ACT.value, 0, 0, 16, deps=Deps(pop_next=True)),), bytes(64), cfg)
+    run = run_program(program, limit=5000)
+    assert run.status == 0b110 and run.error == ErrorFlag.DEADLOCK and run.error_instr == 0
