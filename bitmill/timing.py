@@ -285,23 +285,26 @@ def gemm_cycles(cfg: AccelConfig, npix: int, channels: int, kernel: int, in_c: i
     """Cycles of a GEMM over ``npix`` pixels and ``channels`` output channels::
 
         GEMM_ACCEPT + divide + sum over channel tiles (params + weight staging
-                 + sum over pixel tiles (act staging + tile + TILE_EXTRA + R' * C'))
+            + (A + 1) + sum over pixel tiles after the first (max(A, previous readout) + 1)
+            + tiles * (tile + TILE_EXTRA) + last readout)
         + RESULT_LATENCY + REQUANT_LATENCY + PACKER_DRAIN
 
-    with ``params = R * max(1, 16 / B) + 1``, ``R' = min(R, channels left)``, ``C' = min(C,
-    pixels left)``, the stagers' `weight_stage_cycles` / `act_stage_cycles` and `tile_cycles`
-    for ``k_total = kernel^2 * in_c``."""
+    with ``params = R * max(1, 16 / B) + 1``, ``A`` = `act_stage_cycles`, the weight staging
+    `weight_stage_cycles`, ``tile`` = `tile_cycles` for ``k_total = kernel^2 * in_c``, and a
+    readout of ``R' * C'`` cycles (``R' = min(R, channels left)``, ``C' = min(C, pixels
+    left)``): a tile's results are read out while the next pixel tile's activations are
+    staged, and the next tile starts the cycle after both are done."""
     k_total = kernel * kernel * in_c
     params = cfg.rows * max(1, PARAM_RECORD_BYTES // cfg.mem_bytes_per_cycle) + 1
-    per_pixel_tile = (act_stage_cycles(cfg, kernel, in_c, in_w, a_bits)
-                      + tile_cycles(cfg.pe_family, cfg.lanes, k_total, w_bits, a_bits) + TILE_EXTRA)
-    full_px, rest_px = divmod(npix, cfg.cols)
-    px_tiles = full_px + (rest_px > 0)
+    stage_a = act_stage_cycles(cfg, kernel, in_c, in_w, a_bits)
+    tile = tile_cycles(cfg.pe_family, cfg.lanes, k_total, w_bits, a_bits) + TILE_EXTRA
+    cols = [min(cfg.cols, npix - p) for p in range(0, npix, cfg.cols)]
     total = GEMM_ACCEPT + gemm_divide_cycles(cfg)
     for o in range(0, channels, cfg.rows):
         r = min(cfg.rows, channels - o)
-        total += params + weight_stage_cycles(cfg, k_total, w_bits)
-        total += px_tiles * per_pixel_tile + r * npix
+        total += params + weight_stage_cycles(cfg, k_total, w_bits) + stage_a + 1
+        total += sum(max(stage_a, r * c) + 1 for c in cols[:-1])
+        total += len(cols) * tile + r * cols[-1]
     return total + RESULT_LATENCY + REQUANT_LATENCY + PACKER_DRAIN
 
 # ---- vector unit (bitmill.hw.vector): VEC ADD, MAXPOOL, AVGPOOL --------------------------

@@ -8,8 +8,10 @@ pixel tile (``C`` pixels from ``p0``) it stages the im2col activations
 valid accumulators out, pixel by pixel (the channels of a pixel are consecutive codes), through
 the `Requantizer` into the `CodePacker`, which writes the codes into the output slot (NHWC:
 row ``y - out_row0``, code ``x * out_c + o``; the last code of a row zeroes the row's padding).
-The phases follow each other; every phase takes a fixed number of cycles given by the
-instruction, the layer registers and the config: `bitmill.timing.gemm_unit_cycles`.
+The phases follow each other, except that a tile's results are read out while the next
+pixel tile's activations are staged (the next tile starts when both are done); every phase
+takes a fixed number of cycles given by the instruction, the layer registers and the config:
+`bitmill.timing.gemm_cycles`.
 
 Errors (``error`` with ``finish``): ``k_total`` beyond what the tile engine holds, an empty
 GEMM, the packer refusing a code (never with the stream this unit sends for ``B >= 8``).
@@ -172,6 +174,8 @@ class GemmUnit(wiring.Component):
         with m.If((st.phase == _GemmState.WSTAGE) & wst.finish):
             self._go(m, st, _GemmState.ASTAGE)
         with m.If((st.phase == _GemmState.ASTAGE) & ast.finish):
+            self._go(m, st, _GemmState.READY)
+        with m.If((st.phase == _GemmState.READY) & ~st.reading):
             self._go(m, st, _GemmState.TILE)
 
     def _tile(self, m: Module, st: "_GemmState", engine) -> None:
@@ -183,8 +187,13 @@ class GemmUnit(wiring.Component):
                      cmd.w_enc.eq(regs.w_enc), cmd.a_signed.eq(regs.a_enc == Encoding.SIGNED),
                      cmd.last_chunk.eq(st.chunks_m1)]
         with m.If((st.phase == _GemmState.TILE) & ~st.entered & engine.done):
-            self._go(m, st, _GemmState.READ)
-            m.d.sync += [st.r.eq(0), st.c.eq(0), st.res.eq(0), st.ch_bits.eq(st.ch_bits0)]
+            m.d.sync += [st.reading.eq(1), st.rd_cols.eq(st.cols_valid), st.r.eq(0), st.c.eq(0),
+                         st.res.eq(0), st.ch_bits.eq(st.ch_bits0)]
+            with m.If(st.pc + self.cfg.cols < st.ins.npix):      # read out while staging the next
+                m.d.sync += st.pc.eq(st.pc + self.cfg.cols)
+                self._go(m, st, _GemmState.ASTAGE)
+            with m.Else():
+                self._go(m, st, _GemmState.READ)
 
     def _readout(self, m: Module, st: "_GemmState", engine, rq, pk) -> None:
         """Accumulator ``(r, c)`` pixel by pixel, channels inside; its code's bit address and
@@ -192,7 +201,7 @@ class GemmUnit(wiring.Component):
         cfg, regs, ins = self.cfg, self.regs, st.ins
         out_bits = regs.out_bits + 1
         base = ins.o_slot * slot_words(cfg, Buffer.OUT) * 8 * cfg.mem_bytes_per_cycle
-        reading = st.phase == _GemmState.READ
+        reading = st.reading
         ch = ins.o0 + st.oc + st.r
         tag = Cat(base + st.row_bits + st.x_bits + st.ch_bits,
                   (st.cx == regs.out_w - 1) & (ch == regs.out_c - 1))
@@ -231,11 +240,10 @@ class GemmUnit(wiring.Component):
                          st.row_bits.eq(st.row_bits + st.pitch_bits)]
         with m.Else():
             m.d.sync += [st.cx.eq(st.cx + 1), st.x_bits.eq(st.x_bits + st.out_cb)]
-        with m.If(st.c == st.cols_valid - 1):
-            with m.If(st.pc + cfg.cols < ins.npix):
-                m.d.sync += st.pc.eq(st.pc + cfg.cols)
-                self._go(m, st, _GemmState.ASTAGE)
-            with m.Elif(st.oc + cfg.rows < ins.rows):
+        with m.If(st.c == st.rd_cols - 1):
+            m.d.sync += st.reading.eq(0)
+        with m.If((st.c == st.rd_cols - 1) & (st.phase == _GemmState.READ)):
+            with m.If(st.oc + cfg.rows < ins.rows):
                 m.d.sync += [st.oc.eq(st.oc + cfg.rows), st.pc.eq(0),
                              st.ch_bits0.eq(st.ch_bits0 + cfg.rows * out_bits)]
                 self._go(m, st, _GemmState.PARAMS, 0)
@@ -255,14 +263,16 @@ class GemmUnit(wiring.Component):
 class _GemmState:
     """Registers of the GEMM unit's phases."""
 
-    IDLE, DIV, PARAMS, WSTAGE, ASTAGE, TILE, READ, DRAIN, FAIL = range(9)
+    IDLE, DIV, PARAMS, WSTAGE, ASTAGE, READY, TILE, READ, DRAIN, FAIL = range(10)
 
     def __init__(self, cfg: AccelConfig, engine: TileEngine):
         px = cfg.max_feature_size
         out_bits_total = 8 * cfg.mem_bytes_per_cycle * buffer_depth(cfg, Buffer.OUT)
         self.div_bits = (px * px).bit_length()
         self.drain = timing.RESULT_LATENCY + timing.REQUANT_LATENCY + timing.PACKER_DRAIN
-        self.phase = Signal(range(9))
+        self.phase = Signal(range(10))
+        self.reading = Signal()                 # the results of the last tile are being read out
+        self.rd_cols = Signal(range(cfg.cols + 1))
         self.entered = Signal()
         self.count = Signal(range(max(self.div_bits, 16 * cfg.rows, self.drain) + 2))
         self.ins = Signal(isa.layout(cfg)["body"].shape["gemm"].shape)

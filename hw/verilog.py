@@ -14,6 +14,8 @@ from amaranth.lib import data, wiring
 
 from bitmill.config import AccelConfig
 from bitmill.fileio import atomic_write_text
+from bitmill.hw import regmap
+from bitmill.hw.accel import Accelerator
 from bitmill.hw.engine import TileEngine
 from bitmill.hw.sequencer import chunk_slots
 
@@ -85,6 +87,27 @@ def emit(cfg: AccelConfig, outdir: str | Path, cells: str | None = None) -> Emit
     atomic_write_text(vpath, text)
     atomic_write_text(mpath, json.dumps(manifest(cfg, engine), indent=2) + "\n")
     return Emitted(vpath, mpath, top)
+
+
+@dataclass(frozen=True)
+class EmittedAccelerator:
+    """Files of the whole accelerator: Verilog, the register map as JSON and as a C header."""
+    verilog: Path
+    regmap: Path
+    header: Path
+    top: str
+
+
+def emit_accelerator(cfg: AccelConfig, outdir: str | Path) -> EmittedAccelerator:
+    """Write the whole accelerator (`bitmill.hw.accel.Accelerator`) as ``<name>_accel.v`` and
+    its register map next to it (``.regmap.json``, ``_regs.h``)."""
+    outdir = Path(outdir)
+    top = f"{top_name(cfg)}_accel"
+    paths = (outdir / f"{top}.v", outdir / f"{top}.regmap.json", outdir / f"{top}_regs.h")
+    atomic_write_text(paths[0], verilog.convert(Accelerator(cfg), name=top, emit_src=False))
+    atomic_write_text(paths[1], regmap.to_json(cfg))
+    atomic_write_text(paths[2], regmap.c_header(cfg))
+    return EmittedAccelerator(*paths, top)
 
 
 def engine_from_manifest(doc: dict) -> TileEngine:

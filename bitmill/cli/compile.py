@@ -64,6 +64,13 @@ def _compiled_from_net(args: argparse.Namespace):
     return graph, compile_net(graph, cfg, x), x
 
 
+def compiled_for(args: argparse.Namespace):
+    """(graph, compiled, image) of the command's NET: a compiled folder, or a network (NET or
+    --model) compiled for --config."""
+    from_folder = args.net is not None and compiled_folder.is_compiled_folder(args.net)
+    return (_compiled_from_folder if from_folder else _compiled_from_net)(args)
+
+
 def _check_outputs(args: argparse.Namespace) -> None:
     if args.stats:
         check_output_file(args.stats, "--stats")
@@ -75,8 +82,7 @@ def _check_outputs(args: argparse.Namespace) -> None:
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     _check_outputs(args)
-    from_folder = args.net is not None and compiled_folder.is_compiled_folder(args.net)
-    graph, compiled, x = (_compiled_from_folder if from_folder else _compiled_from_net)(args)
+    graph, compiled, x = compiled_for(args)
     t0 = time.perf_counter()
     image, stats = simulate_compiled(graph, compiled, x, progress=True)
     wall = time.perf_counter() - t0
@@ -94,6 +100,19 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             write_report(stats, d)
         print(f"report written to {args.report}/")
     return 0
+
+
+def add_program_args(p: argparse.ArgumentParser) -> None:
+    """NET (a compiled folder or a network), --config and --input, as `compiled_for` reads them."""
+    add_net_args(p, net_help="a compiled folder (with program.bin, from 'bitmill compile') or a "
+                              "saved network directory (graph.json + weights.npz)")
+    add_config_arg(p, required=False,
+                   help=CONFIG_HELP + "; required unless NET is a compiled folder, whose own "
+                                      "config.yaml is used by default")
+    p.add_argument("--input", metavar="FILE.npy",
+                   help="input image (integer codes of the network's input shape); replaces a "
+                        "compiled folder's image (default: the folder's input.npy, or a random "
+                        "image from --seed)")
 
 
 def _add_compile(sub: argparse._SubParsersAction) -> None:
@@ -115,15 +134,7 @@ def _add_simulate(sub: argparse._SubParsersAction) -> None:
                        description="Run a compiled folder (written by 'bitmill compile'), or compile "
                                    "NET or --model for --config, cycle-accurately; check every "
                                    "tensor against the golden model.")
-    add_net_args(p, net_help="a compiled folder (with program.bin, from 'bitmill compile') or a "
-                              "saved network directory (graph.json + weights.npz)")
-    add_config_arg(p, required=False,
-                   help=CONFIG_HELP + "; required unless NET is a compiled folder, whose own "
-                                      "config.yaml is used by default")
-    p.add_argument("--input", metavar="FILE.npy",
-                   help="input image (integer codes of the network's input shape); replaces a "
-                        "compiled folder's image (default: the folder's input.npy, or a random "
-                        "image from --seed)")
+    add_program_args(p)
     p.add_argument("--output", metavar="FILE.npy", help="write the network's output codes here")
     p.add_argument("--stats", metavar="FILE", help="write the SimStats JSON here")
     p.add_argument("--report", metavar="DIR",

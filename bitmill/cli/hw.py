@@ -9,11 +9,19 @@ from bitmill.cli.args import Parser, add_config_arg
 from bitmill.config import AccelConfig
 from bitmill.hw.synth import (check_output_dir, clock_verdict, elapsed_lines, seed_spread,
                               synthesize, write_report)
-from bitmill.hw.verilog import emit
+from bitmill.errors import ConfigError
+from bitmill.hw.verilog import emit, emit_accelerator
 
 
 def cmd_emit(args: argparse.Namespace) -> int:
     cfg = AccelConfig.resolve(args.config)
+    if args.block == "accel":
+        if args.cells:
+            raise ConfigError("--cells applies to --block engine (the tile engine's popcounts), "
+                              "not to --block accel")
+        acc = emit_accelerator(cfg, args.output)
+        print(f"wrote {acc.verilog} (module {acc.top}), its register map {acc.regmap} and {acc.header}")
+        return 0
     out = emit(cfg, args.output, args.cells)
     print(f"wrote {out.verilog} (module {out.top}) and {out.manifest}")
     return 0
@@ -72,6 +80,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     e = hsub.add_parser("emit", help="write Verilog and a JSON ports manifest")
     add_config_arg(e)
     e.add_argument("-o", "--output", required=True, help="directory to write")
+    e.add_argument("--block", choices=("engine", "accel"), default="engine",
+                   help="engine: the tile engine and its ports manifest; accel: the whole "
+                        "accelerator (AXI4 memory port, AXI4-Lite host registers) with its "
+                        "register map as JSON and as a C header")
     e.add_argument("--cells", choices=("xc7",), default=None,
                    help="bit-serial popcounts as Xilinx 7-series LUT6_2/CARRY4 primitives")
     e.set_defaults(func=cmd_emit)

