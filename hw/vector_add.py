@@ -18,7 +18,7 @@ elements), an encoding outside `Encoding`, an operand code beyond its half of th
 
 from __future__ import annotations
 
-from amaranth import Cat, Const, Module, Mux, Signal, signed
+from amaranth import Array, Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -26,8 +26,8 @@ from bitmill import isa
 from bitmill.config import AccelConfig
 from bitmill.hw.vector_common import (VALUE_BITS, VecGeometry, bad_encoding, clamp_word,
                                       decode, extract, record_layout, result_layout)
-from bitmill.numerics import MULT_BITS
-from bitmill.timing import vec_add_first, vec_stream_words
+from bitmill.numerics import MAX_BITS, MULT_BITS
+from bitmill.timing import vec_add_first, vec_add_period, vec_stream_words
 
 
 class _OperandQueue:
@@ -136,10 +136,9 @@ class AddEngine(wiring.Component):
         m.d.sync += [bad_shape.eq((row == 0) | (in_row != row)),
                      empty.eq((row == 0) | (in_row != row) | (instr.count < row)),
                      bad.eq(bad_encoding(r.a_enc) | bad_encoding(instr.b_enc))]
-        period = Signal(range(8), name="period")
-        out_words = (r.out_bits + self.geo.word_bits) >> self.geo.lg_word      # ceil(bits/W)
-        low = 2 if self.geo.data_bytes == 1 else 1
-        m.d.sync += period.eq(Mux(out_words > low, out_words, low))
+        periods = [vec_add_period(self.cfg, bits) for bits in range(1, MAX_BITS + 1)]
+        period = Signal(range(max(periods) + 1), name="period")
+        m.d.sync += period.eq(Array(periods)[r.out_bits])
         return {"row": row, "bad_shape": bad_shape, "empty": empty, "bad": bad, "period": period}
 
     def _records(self, m: Module, instr, cycle, active) -> tuple:
@@ -179,7 +178,7 @@ class AddEngine(wiring.Component):
         rows of ``row`` codes while ``count`` holds another whole row."""
         row = plan["row"]
         run = Signal()
-        phase = Signal(range(8))
+        phase = Signal.like(plan["period"], name="phase")
         j = Signal.like(row, name="in_row")
         remaining = Signal.like(instr.count, name="remaining")
         load = active & (cycle == self.first_issue - 1)       # the first issue follows
@@ -191,7 +190,7 @@ class AddEngine(wiring.Component):
         m.d.comb += [row_end.eq(j == row - 1),
                      last.eq(row_end & (remaining < Cat(Const(0, 1), row)))]
         with m.If(self.start):
-            m.d.sync += [run.eq(0), active.eq(1)]
+            m.d.sync += run.eq(0)
         with m.Elif(load):
             m.d.sync += [run.eq(~plan["empty"]), phase.eq(0), j.eq(0), remaining.eq(instr.count)]
         with m.Elif(run):
