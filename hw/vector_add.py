@@ -109,7 +109,6 @@ class AddEngine(wiring.Component):
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        geo = self.geo
         instr = Signal.like(self.instr, name="instr_q")
         cycle = Signal(range(self.first_issue + 2))
         active = Signal()
@@ -119,9 +118,9 @@ class AddEngine(wiring.Component):
             m.d.sync += cycle.eq(cycle + 1)
         plan = self._plan(m, instr)
         rec0, rec1 = self._records(m, instr, cycle, active)
-        queues = self._queues(m, instr, active)
+        queues, turns = self._queues(m, instr, active)
         issue, flags = self._elements(m, instr, plan, cycle, active)
-        self._consume(m, instr, queues, issue, flags, plan)
+        self._consume(m, instr, queues, turns, issue, flags, plan)
         self._datapath(m, instr, queues, issue, flags, rec0, rec1)
         return m
 
@@ -161,7 +160,7 @@ class AddEngine(wiring.Component):
 
     def _queues(self, m: Module, instr, active) -> tuple:
         """Operand queues A and B on the activation read port, A in the first cycle after
-        ``start`` and every second cycle after it."""
+        ``start`` and every second cycle after it; returns them and their turns to read."""
         geo = self.geo
         cap = vec_stream_words(self.cfg)
         qa = _OperandQueue("a", geo, 0, cap)
@@ -170,8 +169,7 @@ class AddEngine(wiring.Component):
         m.d.sync += turn_b.eq(Mux(self.start, 0, ~turn_b))
         base = instr.a_slot * geo.act_slot_words
         m.d.comb += self.act_addr.eq(base + Mux(turn_b, qb.word(m), qa.word(m)))
-        self._turns = (active & ~turn_b & ~self.start, active & turn_b & ~self.start)
-        return qa, qb
+        return (qa, qb), (active & ~turn_b & ~self.start, active & turn_b & ~self.start)
 
     def _elements(self, m: Module, instr, plan: dict, cycle, active) -> tuple:
         """The element loop from cycle `first_issue`: ``issue`` every ``period`` cycles,
@@ -206,14 +204,14 @@ class AddEngine(wiring.Component):
             m.d.sync += active.eq(0)
         return issue, {"row_end": row_end, "last": last, "empty": empty_result}
 
-    def _consume(self, m: Module, instr, queues, issue, flags, plan) -> None:
+    def _consume(self, m: Module, instr, queues, turns, issue, flags, plan) -> None:
         """Both queues step over their codes on ``issue``; bound checks; ``error``."""
         geo, r = self.geo, self.regs
         half_bits = 8 * (geo.act_slot_bytes // 2)
         bits = (r.a_bits, instr.b_bits)
         beyond = Signal()
         checks = []
-        for q, turn, bits_m1 in zip(queues, self._turns, bits):
+        for q, turn, bits_m1 in zip(queues, turns, bits):
             q.logic(m, self.start, turn, issue, bits_m1, flags["row_end"], self.act_data)
             checks.append(q.consumed + bits_m1 + 1 > half_bits)
         m.d.comb += beyond.eq(issue & (checks[0] | checks[1]))
