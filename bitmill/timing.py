@@ -342,17 +342,28 @@ def vec_record_words(cfg: AccelConfig) -> int:
     return max(1, 16 // cfg.mem_bytes_per_cycle)
 
 
+def vec_code_words(cfg: AccelConfig, out_bits: int) -> int:
+    """Most buffer words a code of ``out_bits`` bits and its row padding touch:
+    ``2 + (roundup8(out_bits - 1) - 1) // W`` (1 for one bit)."""
+    return 2 + (-(-(out_bits - 1) // 8) * 8 - 1) // (8 * cfg.mem_bytes_per_cycle)
+
+
 def vec_out_period(cfg: AccelConfig, out_bits: int) -> int:
-    """Fewest cycles between two output codes for the code packer never to stall:
-    ``ceil(out_bits / W)``."""
-    return -(-out_bits // (8 * cfg.mem_bytes_per_cycle))
+    """Fewest cycles between consecutive output codes for the code packer never to hold one
+    back: 1 when ``out_bits <= W`` (no code straddles words from a word's start, so the
+    packer takes each code in one cycle), else ``vec_code_words + 2`` (a code of ``n``
+    pieces blocks the packer's input for ``n - 1`` cycles from 3 cycles after it enters, so
+    codes arrive after that window closes)."""
+    if out_bits <= 8 * cfg.mem_bytes_per_cycle:
+        return 1
+    return vec_code_words(cfg, out_bits) + 2
 
 
 def vec_drain_cycles(cfg: AccelConfig, out_bits: int) -> int:
-    """Cycles from the last code entering the code packer to its last write:
-    ``PACKER_DRAIN``, plus one per word beyond the second that a code of ``out_bits`` bits
-    and its row padding can touch (``(roundup8(out_bits - 1) - 1) // W``: B = 1, 2 only)."""
-    return PACKER_DRAIN + max(0, (-(-(out_bits - 1) // 8) * 8 - 1) // (8 * cfg.mem_bytes_per_cycle))
+    """Cycles from the last code entering the code packer to ``finish``: ``PACKER_DRAIN``,
+    plus one per word beyond the second that a code can touch (``vec_code_words - 2``;
+    B = 1, 2 only)."""
+    return PACKER_DRAIN + max(0, vec_code_words(cfg, out_bits) - 2)
 
 
 def vec_stream_words(cfg: AccelConfig) -> int:
@@ -367,8 +378,8 @@ def vec_add_first(cfg: AccelConfig) -> int:
 
 
 def vec_add_period(cfg: AccelConfig, out_bits: int) -> int:
-    """Cycles per ADD element: 1, or 2 for B = 1 (two operand words per element at most),
-    at least `vec_out_period`."""
+    """Cycles per ADD element: 1, or 2 for B = 1 (the two operand queues share one read
+    per cycle and an element takes up to a word of each), at least `vec_out_period`."""
     return max(2 if cfg.mem_bytes_per_cycle == 1 else 1, vec_out_period(cfg, out_bits))
 
 

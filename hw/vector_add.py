@@ -18,7 +18,7 @@ elements), an encoding outside `Encoding`, an operand code beyond its half of th
 
 from __future__ import annotations
 
-from amaranth import Cat, Const, Module, Mux, Signal, signed
+from amaranth import Array, Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -26,8 +26,8 @@ from bitmill import isa
 from bitmill.config import AccelConfig
 from bitmill.hw.vector_common import (VALUE_BITS, VecGeometry, bad_encoding, clamp_word,
                                       decode, extract, record_layout, result_layout)
-from bitmill.numerics import MULT_BITS
-from bitmill.timing import vec_add_first, vec_stream_words
+from bitmill.numerics import MAX_BITS, MULT_BITS
+from bitmill.timing import vec_add_first, vec_add_period, vec_stream_words
 
 
 class _OperandQueue:
@@ -109,7 +109,6 @@ class AddEngine(wiring.Component):
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        geo = self.geo
         instr = Signal.like(self.instr, name="instr_q")
         cycle = Signal(range(self.first_issue + 2))
         active = Signal()
@@ -119,9 +118,9 @@ class AddEngine(wiring.Component):
             m.d.sync += cycle.eq(cycle + 1)
         plan = self._plan(m, instr)
         rec0, rec1 = self._records(m, instr, cycle, active)
-        queues = self._queues(m, instr, active)
+        queues, turns = self._queues(m, instr, active)
         issue, flags = self._elements(m, instr, plan, cycle, active)
-        self._consume(m, instr, queues, issue, flags, plan)
+        self._consume(m, instr, queues, turns, issue, flags, plan)
         self._datapath(m, instr, queues, issue, flags, rec0, rec1)
         return m
 
@@ -136,10 +135,9 @@ class AddEngine(wiring.Component):
         m.d.sync += [bad_shape.eq((row == 0) | (in_row != row)),
                      empty.eq((row == 0) | (in_row != row) | (instr.count < row)),
                      bad.eq(bad_encoding(r.a_enc) | bad_encoding(instr.b_enc))]
-        period = Signal(range(8), name="period")
-        out_words = (r.out_bits + self.geo.word_bits) >> self.geo.lg_word      # ceil(bits/W)
-        low = 2 if self.geo.data_bytes == 1 else 1
-        m.d.sync += period.eq(Mux(out_words > low, out_words, low))
+        periods = [vec_add_period(self.cfg, bits) for bits in range(1, MAX_BITS + 1)]
+        period = Signal(range(max(periods) + 1), name="period")
+        m.d.sync += period.eq(Array(periods)[r.out_bits])
         return {"row": row, "bad_shape": bad_shape, "empty": empty, "bad": bad, "period": period}
 
     def _records(self, m: Module, instr, cycle, active) -> tuple:
@@ -162,7 +160,7 @@ class AddEngine(wiring.Component):
 
     def _queues(self, m: Module, instr, active) -> tuple:
         """Operand queues A and B on the activation read port, A in the first cycle after
-        ``start`` and every second cycle after it."""
+        ``start`` and every second cycle after it; returns them and their turns to read."""
         geo = self.geo
         cap = vec_stream_words(self.cfg)
         qa = _OperandQueue("a", geo, 0, cap)
@@ -171,15 +169,14 @@ class AddEngine(wiring.Component):
         m.d.sync += turn_b.eq(Mux(self.start, 0, ~turn_b))
         base = instr.a_slot * geo.act_slot_words
         m.d.comb += self.act_addr.eq(base + Mux(turn_b, qb.word(m), qa.word(m)))
-        self._turns = (active & ~turn_b & ~self.start, active & turn_b & ~self.start)
-        return qa, qb
+        return (qa, qb), (active & ~turn_b & ~self.start, active & turn_b & ~self.start)
 
     def _elements(self, m: Module, instr, plan: dict, cycle, active) -> tuple:
         """The element loop from cycle `first_issue`: ``issue`` every ``period`` cycles,
         rows of ``row`` codes while ``count`` holds another whole row."""
         row = plan["row"]
         run = Signal()
-        phase = Signal(range(8))
+        phase = Signal.like(plan["period"], name="phase")
         j = Signal.like(row, name="in_row")
         remaining = Signal.like(instr.count, name="remaining")
         load = active & (cycle == self.first_issue - 1)       # the first issue follows
@@ -191,7 +188,7 @@ class AddEngine(wiring.Component):
         m.d.comb += [row_end.eq(j == row - 1),
                      last.eq(row_end & (remaining < Cat(Const(0, 1), row)))]
         with m.If(self.start):
-            m.d.sync += [run.eq(0), active.eq(1)]
+            m.d.sync += run.eq(0)
         with m.Elif(load):
             m.d.sync += [run.eq(~plan["empty"]), phase.eq(0), j.eq(0), remaining.eq(instr.count)]
         with m.Elif(run):
@@ -207,14 +204,14 @@ class AddEngine(wiring.Component):
             m.d.sync += active.eq(0)
         return issue, {"row_end": row_end, "last": last, "empty": empty_result}
 
-    def _consume(self, m: Module, instr, queues, issue, flags, plan) -> None:
+    def _consume(self, m: Module, instr, queues, turns, issue, flags, plan) -> None:
         """Both queues step over their codes on ``issue``; bound checks; ``error``."""
         geo, r = self.geo, self.regs
         half_bits = 8 * (geo.act_slot_bytes // 2)
         bits = (r.a_bits, instr.b_bits)
         beyond = Signal()
         checks = []
-        for q, turn, bits_m1 in zip(queues, self._turns, bits):
+        for q, turn, bits_m1 in zip(queues, turns, bits):
             q.logic(m, self.start, turn, issue, bits_m1, flags["row_end"], self.act_data)
             checks.append(q.consumed + bits_m1 + 1 > half_bits)
         m.d.comb += beyond.eq(issue & (checks[0] | checks[1]))

@@ -32,7 +32,7 @@ table slot holds.
 
 from __future__ import annotations
 
-from amaranth import Cat, Const, Module, Mux, Signal, signed
+from amaranth import Array, Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -42,7 +42,8 @@ from bitmill.hw.vector_common import (RECORD_BYTES, VALUE_BITS, VecGeometry, bad
                                       clamp_word, decode, extract, fill_value, record_layout,
                                       result_layout)
 from bitmill.isa import VecKind
-from bitmill.timing import VEC_POOL_FIRST, vec_record_words
+from bitmill.numerics import MAX_BITS
+from bitmill.timing import VEC_POOL_FIRST, vec_out_period, vec_record_words
 
 LEVELS = ("y", "x", "c", "dy", "dx", "sub")
 COORDS = ("addr", "row", "col")
@@ -112,14 +113,24 @@ class PoolEngine(wiring.Component):
         m.d.sync += [spitch.eq(s * pitch), rowbase.eq(rowstart * pitch)]
         tc = Signal(range(3), name="tap_cycles")
         m.d.comb += tc.eq(Mux((a == 1) | (a == 2) | (a == 4) | (a == 8), 1, 2))
-        out_words = (r.out_bits + geo.word_bits) >> geo.lg_word          # ceil(out_bits / W)
-        sub = Signal(range(8), name="p1_sub_cycles")                      # cycles per tap
-        m.d.sync += sub.eq(Mux(maxpool & (k == 1) & (out_words > tc), out_words, tc))
+        sub = Signal(range(8), name="p1_sub_cycles")         # cycles per tap: an element
+        gap = self._out_taps(m, k)                            # of k^2 taps paces the codes
+        m.d.sync += sub.eq(Mux(maxpool & (gap > tc), gap, tc))
         oversize = avg & (r.in_c > geo.param_slot_bytes // RECORD_BYTES)
         return {"maxpool": maxpool, "avg": avg, "a": a, "tc": tc, "sub": sub, "pitch": pitch,
                 "spitch": spitch, "sca": sca, "pca": pca, "ca": p1["ca"], "row": p1["row"],
                 "top0": top0, "rowbase": rowbase, "bad": p2_bad, "empty": p2_empty,
                 "enc_bad": bad_encoding(r.a_enc), "oversize": oversize}
+
+    def _out_taps(self, m: Module, k) -> Signal:
+        """``ceil(vec_out_period / k^2)``: cycles per tap for MAXPOOL elements to reach the
+        code period (at most 7 cycles, so 2 for k = 2 and 1 beyond)."""
+        periods = [vec_out_period(self.cfg, bits) for bits in range(1, MAX_BITS + 1)]
+        period = Signal(range(max(periods) + 1), name="out_period")
+        m.d.comb += period.eq(Array(periods)[self.regs.out_bits])
+        gap = Signal.like(period, name="tap_gap")
+        m.d.comb += gap.eq(Mux(k == 1, period, Mux(k == 2, (period + 3) >> 2, 1)))
+        return gap
 
     # ---- loop nest ------------------------------------------------------------------------
     def _levels(self, plan: dict, idx: dict, remaining) -> tuple[dict, dict]:
@@ -135,6 +146,13 @@ class PoolEngine(wiring.Component):
                 "c": {"addr": plan["a"]}, "dy": {"addr": plan["pitch"], "row": 1},
                 "dx": {"addr": plan["ca"], "col": 1}, "sub": {}}
         return last, step
+
+    def _origin(self, plan: dict) -> dict:
+        """The coordinates of the first tap: MAXPOOL's top-left window corner (in the
+        padding), AVGPOOL's first code."""
+        mp = plan["maxpool"]
+        return {"addr": Mux(mp, plan["rowbase"] - plan["pca"], 0), "row": Mux(mp, plan["top0"], 0),
+                "col": Mux(mp, -self.regs.pad, 0)}
 
     def _nest(self, m: Module, instr, plan: dict, cycle) -> dict:
         """The six-level loop; loaded in cycle `PLAN_CYCLES`, one step per cycle while
@@ -155,13 +173,10 @@ class PoolEngine(wiring.Component):
             carry = carry & last[n]
         done = carry
         reload = plan["avg"] * (vec_record_words(self.cfg) + 1)
-        init = {"addr": Mux(plan["maxpool"], plan["rowbase"] - plan["pca"], 0),
-                "row": Mux(plan["maxpool"], plan["top0"], 0),
-                "col": Mux(plan["maxpool"], -r.pad, 0)}
         with m.If(cycle == PLAN_CYCLES):
             m.d.sync += [run.eq(~plan["empty"]), remaining.eq(instr.count), pre.eq(reload)]
             m.d.sync += [idx[n].eq(0) for n in LEVELS]
-            m.d.sync += [base[n, c].eq(init[c]) for n in LEVELS for c in COORDS]
+            m.d.sync += [base[n, c].eq(v) for c, v in self._origin(plan).items() for n in LEVELS]
         with m.Elif(pre != 0):
             m.d.sync += pre.eq(pre - 1)
         for j, n in enumerate(LEVELS):

@@ -76,14 +76,10 @@ def to_words(blob: bytes, b: int) -> list[int]:
     return [int.from_bytes(blob[i:i + b], "little") for i in range(0, len(blob), b)]
 
 
-def simulate(cfg: AccelConfig, cases: list[Case], seed: int = 0) -> list[dict]:
-    """Run the cases back to back (each starts in the cycle after the previous finish).
-    Per case: ``cycles`` (finish + 1 - start), ``error``, ``busy`` and ``written`` (cycles
-    with ``busy``, with a write; the start is cycle 0), ``out`` (the whole output buffer)
-    and ``out_before``."""
-    unit = VectorUnit(cfg)
+def harness(unit: VectorUnit) -> tuple[Module, dict]:
+    """The unit wired to its activation, requant-table and output buffers (synchronous
+    non-transparent read ports, byte-enabled write port)."""
     geo, b = unit.geo, unit.geo.data_bytes
-    rng = random.Random(seed)
     m = Module()
     m.submodules.unit = unit
     mems = {name: memory.Memory(shape=8 * b, depth=depth, init=[])
@@ -97,6 +93,41 @@ def simulate(cfg: AccelConfig, cases: list[Case], seed: int = 0) -> list[dict]:
                  ports["out"].addr.eq(unit.out_read_addr), unit.out_read_data.eq(ports["out"].data),
                  wr.addr.eq(unit.out_write.payload.addr), wr.data.eq(unit.out_write.payload.data),
                  wr.en.eq(Mux(unit.out_write.valid, unit.out_write.payload.en, 0))]
+    return m, mems
+
+
+async def execute(ctx, unit: VectorUnit, regs, instr) -> dict:
+    """Start one instruction and wait for its finish (the packer never stalls, the
+    operand queues never run dry); returns ``cycles``, ``error``, ``busy``, ``written``."""
+    ctx.set(unit.regs, regs)
+    ctx.set(unit.instr, instr)
+    ctx.set(unit.start, 1)
+    cycle, busy, written = 0, [], []
+    while not ctx.get(unit.finish):
+        assert not ctx.get(unit.stalled) and not ctx.get(unit.starved), cycle
+        written += [cycle] if ctx.get(unit.out_write.valid) else []
+        await ctx.tick()
+        ctx.set(unit.start, 0)
+        cycle += 1
+        busy += [cycle] if ctx.get(unit.busy) else []
+        assert cycle < 100_000
+    error = ctx.get(unit.error)
+    written += [cycle] if ctx.get(unit.out_write.valid) else []
+    await ctx.tick()
+    assert not ctx.get(unit.out_write.valid)
+    assert not ctx.get(unit.busy) and not ctx.get(unit.finish)
+    return {"cycles": cycle + 1, "error": error, "busy": busy, "written": written}
+
+
+def simulate(cfg: AccelConfig, cases: list[Case], seed: int = 0) -> list[dict]:
+    """Run the cases back to back (each starts in the cycle after the previous finish).
+    Per case: ``cycles`` (finish + 1 - start), ``error``, ``busy`` and ``written`` (cycles
+    with ``busy``, with a write; the start is cycle 0), ``out`` (the whole output buffer)
+    and ``out_before``."""
+    unit = VectorUnit(cfg)
+    geo, b = unit.geo, unit.geo.data_bytes
+    rng = random.Random(seed)
+    m, mems = harness(unit)
     results = []
 
     def fill(ctx, mem, first_word: int, blob: bytes):
@@ -115,25 +146,8 @@ def simulate(cfg: AccelConfig, cases: list[Case], seed: int = 0) -> list[dict]:
                  case.params + bytes(-len(case.params) % b))
             fill(ctx, mems["out"], 0, bytes(rng.getrandbits(8) for _ in range(geo.out_depth * b)))
             before = read_out(ctx)
-            ctx.set(unit.regs, body(case.setup, cfg, "setup"))
-            ctx.set(unit.instr, body(v, cfg, "vec"))
-            ctx.set(unit.start, 1)
-            cycle, busy, written = 0, [], []
-            while not ctx.get(unit.finish):
-                assert not ctx.get(unit.stalled) and not ctx.get(unit.starved), cycle
-                written += [cycle] if ctx.get(unit.out_write.valid) else []
-                await ctx.tick()
-                ctx.set(unit.start, 0)
-                cycle += 1
-                busy += [cycle] if ctx.get(unit.busy) else []
-                assert cycle < 100_000
-            error = ctx.get(unit.error)
-            written += [cycle] if ctx.get(unit.out_write.valid) else []
-            await ctx.tick()
-            assert not ctx.get(unit.out_write.valid)
-            assert not ctx.get(unit.busy) and not ctx.get(unit.finish)
-            results.append({"cycles": cycle + 1, "error": error, "busy": busy, "written": written,
-                            "out": read_out(ctx), "out_before": before})
+            got = await execute(ctx, unit, body(case.setup, cfg, "setup"), body(v, cfg, "vec"))
+            results.append(got | {"out": read_out(ctx), "out_before": before})
 
     sim = Simulator(m)
     sim.add_clock(1e-8)
@@ -279,6 +293,40 @@ def test_narrow_buffer_words(b):
     check(cfg, cases)
 
 
+def random_case(cfg: AccelConfig, rng: np.random.Generator) -> Case:
+    """A random ADD, MAXPOOL (kernel 1-3, stride 1-3, pad below the kernel, a random band)
+    or AVGPOOL, any code width and encoding, outputs of 1..8 bits or up to 32."""
+    pick = lambda seq: seq[int(rng.integers(len(seq)))]                       # noqa: E731
+    bits = lambda: int(rng.integers(1, 9))                                      # noqa: E731
+    a = (bits(), pick((SIGNED, UNSIGNED, SIGNED, UNSIGNED, ODD)))
+    out = (int(rng.integers(1, 33)) if rng.random() < 0.3 else bits(), bool(rng.random() < 0.5),
+           bool(rng.random() < 0.3))
+    slots = tuple(int(x) for x in rng.integers(0, 2, 3))
+    kind = int(rng.integers(3))
+    if kind == 0:
+        return add_case(cfg, rng, a, (bits(), pick((SIGNED, UNSIGNED, ODD))), out,
+                        rows=int(rng.integers(1, 4)), w=int(rng.integers(1, 6)),
+                        c=int(rng.integers(1, 5)), slots=slots)
+    if kind == 1:
+        k, s = int(rng.integers(1, 4)), int(rng.integers(1, 4))
+        p = int(rng.integers(0, k))
+        in_h, in_w = int(rng.integers(k, 9)), int(rng.integers(k, 9))
+        out_h = (in_h + 2 * p - k) // s + 1
+        row0 = int(rng.integers(0, out_h))
+        return maxpool_case(cfg, rng, k, s, p, in_h, in_w, int(rng.integers(1, 5)), a, out,
+                            out_row0=row0, rows=int(rng.integers(1, out_h - row0 + 1)), slots=slots[:2])
+    return avgpool_case(cfg, rng, int(rng.integers(1, 5)), int(rng.integers(1, 5)),
+                        int(rng.integers(1, 7)), a, out, slots=slots)
+
+
+@pytest.mark.parametrize("cfg", [TINY, WIDE], ids=["b8", "b16"])
+def test_random_mix_back_to_back(cfg):
+    """Random instructions of all three kinds, each started in the cycle after the
+    previous one's finish."""
+    rng = np.random.default_rng(20 + cfg.mem_bytes_per_cycle)
+    check(cfg, [random_case(cfg, rng) for _ in range(24)], seed=cfg.mem_bytes_per_cycle)
+
+
 def test_no_elements():
     """``count`` below one row writes nothing, raises no error, takes the empty formula."""
     rng = np.random.default_rng(8)
@@ -327,6 +375,14 @@ def test_rejects_bad_configs():
     odd = dataclasses.replace(TINY, name="odd", out_buffer_bytes=1000)
     with pytest.raises(ValueError, match="must be a positive multiple of mem_bytes_per_cycle"):
         VectorUnit(odd)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("b", [1, 2, 4, 8, 16])
+def test_random_mix_every_word_width(b):
+    cfg = dataclasses.replace(TINY, name=f"tiny-b{b}", mem_bytes_per_cycle=b)
+    rng = np.random.default_rng(40 + b)
+    check(cfg, [random_case(cfg, rng) for _ in range(150)], seed=b)
 
 
 @pytest.mark.slow
