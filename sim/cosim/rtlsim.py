@@ -157,7 +157,8 @@ def check_run(program: Program, result: RtlRun) -> None:
     regs = result.registers
     if regs["error"]:
         flags = ErrorFlag(regs["error"])
-        raise BitmillError(f"the RTL stopped with {flags.name or flags!r} at instruction "
+        label = flags.name or "|".join(f.name for f in ErrorFlag if f in flags)
+        raise BitmillError(f"the RTL stopped with {label} at instruction "
                            f"{regs['error_instr']} ({_describe(program, regs['error_instr'])})")
     if not regs["stopped"]:
         raise BitmillError(f"the RTL did not finish within {result.cycles:,} cycles")

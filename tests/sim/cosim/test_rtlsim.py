@@ -1,0 +1,49 @@
+"""``bitmill rtlsim``: ResNet-8 on the Verilated accelerator, bit-exact with golden and every
+instruction in the simulator's cycle; a divergence is one error line naming the instruction."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from bitmill.compiler import zoo
+from bitmill.compiler.pipeline import compile_net
+from bitmill.config import AccelConfig
+from bitmill.errors import BitmillError
+from bitmill.sim import cycle
+from bitmill.sim.cosim.rtlsim import RtlRun, check_run
+from tests.conftest import assert_one_error_line
+
+
+@pytest.mark.cosim
+@pytest.mark.verilator
+def test_resnet8_runs_bit_exact_and_cycle_equal_on_verilator(run_cli, verilator, tmp_path):
+    status, out, err = run_cli("rtlsim", "--model", "resnet8", "--bits", "w4a4", "--config",
+                               "sim-4x4-k16", "--build-dir", tmp_path / "rtlsim")
+    assert status == 0, err
+    assert "rtl: bit-exact" in out and "cycle-equal (all 218 instructions" in out
+
+
+def test_rtlsim_refuses_a_program_the_rtl_cannot_run(run_cli, tmp_path):
+    status, _, err = run_cli("rtlsim", "--model", "resnet8", "--bits", "w4a4", "--build-dir",
+                             tmp_path / "rtlsim")
+    assert_one_error_line(status, err, "--config is required")
+
+
+def _run(program, start, end, **regs) -> RtlRun:
+    doc = {"stopped": True, "error": 0, "error_instr": 0, "cycles_reg": int(end.max())} | regs
+    return RtlRun(start, end, doc, b"", int(end.max()), 1.0)
+
+
+def test_the_first_divergence_names_the_instruction_and_the_cycles():
+    g = zoo.build("resnet8", zoo.BitSpec(4, 4))
+    program = compile_net(g, AccelConfig.resolve("sim-4x4-k16")).program
+    start, end, _, _ = cycle.run_queues(program)
+    check_run(program, _run(program, start, end))                  # the model's own trace
+    late = end.copy()
+    late[4] += 1
+    with pytest.raises(BitmillError, match=rf"instruction 4 \(GEMM of conv1, compute queue\): end cycle "
+                                           rf"{end[4] + 1} on the RTL, {end[4]} in the model"):
+        check_run(program, _run(program, start, late))
+    with pytest.raises(BitmillError, match=r"stopped with DEADLOCK at instruction 3 \(SETUP of conv1\)"):
+        check_run(program, _run(program, start, end, error=8, error_instr=3))
