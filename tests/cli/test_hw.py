@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from bitmill.config import AccelConfig
+from bitmill.hw import regmap
 from tests.conftest import REPO, assert_one_error_line
 
 CONFIGS = REPO / "configs" / "accel"
@@ -22,6 +24,25 @@ def test_emit_writes_verilog_and_manifest(run_cli, tmp_path):
     assert doc["engine"]["max_k_total"] == 128 and doc["engine"]["latency"] == 7
     assert names["cmd__payload"]["fields"]["w_bits_m1"] == {"offset": 0, "width": 3}
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+@pytest.mark.slow
+def test_emit_accel_writes_verilog_and_the_register_map(run_cli, tmp_path):
+    status, out, err = run_cli("hw", "emit", "--block", "accel", "--config", "tiny", "-o", tmp_path)
+    assert status == 0, err
+    text = (tmp_path / "bitmill_tiny_accel.v").read_text()
+    assert "module bitmill_tiny_accel(" in text
+    for port in ("host__awaddr", "host__rdata", "mem__araddr", "mem__wstrb", "irq"):
+        assert f" {port}" in text
+    tiny = AccelConfig.resolve("tiny")
+    assert (tmp_path / "bitmill_tiny_accel.regmap.json").read_text() == regmap.to_json(tiny)
+    assert (tmp_path / "bitmill_tiny_accel_regs.h").read_text() == regmap.c_header(tiny)
+
+
+def test_emit_accel_refuses_cells(run_cli, tmp_path):
+    status, _, err = run_cli("hw", "emit", "--block", "accel", "--cells", "xc7", "--config", "tiny",
+                             "-o", tmp_path)
+    assert_one_error_line(status, err, "--cells applies to --block engine")
 
 
 def test_emit_bad_config_is_one_error_line(run_cli, tmp_path):
