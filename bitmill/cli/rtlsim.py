@@ -20,7 +20,7 @@ def cmd_rtlsim(args: argparse.Namespace) -> int:
     program = compiled.program
     _, stats = simulate_compiled(graph, compiled, x)
     image, _ = rtlsim.program_image(program)
-    depth = -(-len(image) // 4096) * 4096
+    depth = max(rtlsim.MIN_MEMORY_BYTES, 1 << (len(image) - 1).bit_length())   # builds reused
     print(f"building the Verilated accelerator {program.config.name} in {args.build_dir} "
           f"(reused when unchanged)", flush=True)
     exe, build_s = rtlsim.build(program.config, depth, args.build_dir)

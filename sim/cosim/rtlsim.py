@@ -37,6 +37,7 @@ from bitmill.sim.cosim.axi_memory import AxiMemoryModel
 
 HARNESS_CPP = Path(__file__).with_name("rtlsim_main.cpp")
 PROGRAM_ALIGN = 64
+MIN_MEMORY_BYTES = 1 << 20      # the memory model: a power of two of at least 1 MiB
 TOP = "rtlsim_top"
 
 
