@@ -66,6 +66,31 @@ def simulator_environment(sim: str) -> Iterator[None]:
                 os.environ[k] = v
 
 
+def build_and_test(sim: str, sources: list[Path], top: str, build_dir: Path, test_module: str,
+                   extra_env: dict[str, str], **test_args) -> tuple[float, float]:
+    """Build ``sources`` (toplevel ``top``) for ``sim`` in ``build_dir`` and run the cocotb
+    module ``test_module`` on it; a failing bench returns normally (what it writes says how).
+    (build seconds, test seconds); RuntimeError when ``sim`` cannot run."""
+    from cocotb_tools.runner import get_runner
+
+    reason = simulator_missing(sim)
+    if reason is not None:
+        raise RuntimeError(f"{sim} cannot run: {reason}")
+    with simulator_environment(sim):
+        runner = get_runner(sim)
+        t0 = time.perf_counter()
+        runner.build(sources=sources, hdl_toplevel=top, build_dir=build_dir,
+                     build_args=BUILD_ARGS[sim], includes=list(test_args.pop("includes", ())),
+                     timescale=("1ns", "1ps"), always=True)
+        t1 = time.perf_counter()
+        try:
+            runner.test(test_module=test_module, hdl_toplevel=top, build_dir=build_dir,
+                        extra_env=extra_env, timescale=("1ns", "1ps"), **test_args)
+        except SystemExit:          # the bench failed: what it wrote says how
+            pass
+    return t1 - t0, time.perf_counter() - t1
+
+
 XC7_PRIMITIVES = ("LUT1", "LUT2", "LUT3", "LUT4", "LUT5", "LUT6", "LUT6_2", "CARRY4")
 
 
@@ -95,34 +120,18 @@ def run_tile_suite(sim: str, sources: list[Path], top: str, manifest: Path, buil
     """Build ``sources`` (toplevel ``top``) for ``sim`` in ``build_dir / sim`` and run the
     tile suite of ``manifest``'s engine on it (the first ``limit`` tiles; 0: all). A failing
     bench still returns its counts: the summary it writes says what failed."""
-    from cocotb_tools.runner import get_runner
-
-    reason = simulator_missing(sim)
-    if reason is not None:
-        raise RuntimeError(f"{sim} cannot run: {reason}")
     summary = build_dir / f"summary-{sim}-{seed}.json"
     summary.unlink(missing_ok=True)
     env = {"BITMILL_MANIFEST": str(manifest), "BITMILL_SEED": str(seed),
            "BITMILL_LIMIT": str(limit), "BITMILL_SUMMARY": str(summary), **(extra_env or {}),
            "PYTHONPATH": os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH")]))}
-    with simulator_environment(sim):
-        runner = get_runner(sim)
-        t0 = time.perf_counter()
-        runner.build(sources=sources, hdl_toplevel=top, build_dir=build_dir / sim,
-                     build_args=BUILD_ARGS[sim], includes=list(includes),
-                     timescale=("1ns", "1ps"), always=True)
-        t1 = time.perf_counter()
-        try:
-            runner.test(test_module=TB_MODULE, hdl_toplevel=top, build_dir=build_dir / sim,
-                        extra_env=env, timescale=("1ns", "1ps"))
-        except SystemExit:          # the bench failed: its summary says how
-            pass
-        t2 = time.perf_counter()
+    build_s, test_s = build_and_test(sim, sources, top, build_dir / sim, TB_MODULE, env,
+                                     includes=includes)
     if not summary.exists():
         raise RuntimeError(f"the bench wrote no summary ({summary}); see the simulator log")
     doc = json.loads(summary.read_text())
     return CosimResult(doc["tiles"], doc["value_mismatches"], doc["cycle_mismatches"],
-                       doc["tile_cycles"], tuple(doc["failures"]), t1 - t0, t2 - t1)
+                       doc["tile_cycles"], tuple(doc["failures"]), build_s, test_s)
 
 
 def run_bench(cfg: AccelConfig, build_dir: str | Path, sim: str = "icarus", seed: int = 0,

@@ -29,10 +29,11 @@ from bitmill.config import AccelConfig
 from bitmill.isa import Program
 from bitmill.hw.accel import Accelerator
 from bitmill.hw.regmap import REGISTERS, register
+from bitmill.sim.cosim.rtlsim import program_image
+from bitmill.sim.cosim.runner import build_and_test
 
 TOP = "accel"
 TB_MODULE = "bitmill.sim.cosim.tb_accel"
-PROGRAM_ALIGN = 64
 POLL_LIMIT = 200_000
 
 
@@ -43,23 +44,9 @@ class AccelRun:
     registers: dict
 
 
-def program_image(program: Program) -> tuple[bytes, int]:
-    """DRAM image of ``program``: its memory, then the encoded instructions at a 64-byte
-    aligned address; (image, program address)."""
-    addr = -(-len(program.memory) // PROGRAM_ALIGN) * PROGRAM_ALIGN
-    return program.memory + bytes(addr - len(program.memory)) + program.encoded(), addr
-
-
 def run_accel_bench(program: Program, build_dir: str | Path, sim: str = "icarus") -> AccelRun:
     """Emit the accelerator of ``program.config``, build it for ``sim`` in ``build_dir`` and
     run ``program`` on it."""
-    from cocotb_tools.runner import get_runner
-
-    from bitmill.sim.cosim.runner import BUILD_ARGS, simulator_environment, simulator_missing
-
-    reason = simulator_missing(sim)
-    if reason is not None:
-        raise RuntimeError(f"{sim} cannot run: {reason}")
     cfg = program.config
     build_dir = Path(build_dir).resolve() / sim
     build_dir.mkdir(parents=True, exist_ok=True)
@@ -73,15 +60,7 @@ def run_accel_bench(program: Program, build_dir: str | Path, sim: str = "icarus"
     env = {"BITMILL_ACCEL_CONFIG": json.dumps(cfg.to_dict()), "BITMILL_IMAGE": str(build_dir / "input.bin"),
            "BITMILL_PROG_ADDR": str(addr), "BITMILL_PROG_COUNT": str(len(program.instructions)),
            "BITMILL_RESULT": str(result)}
-    with simulator_environment(sim):
-        runner = get_runner(sim)
-        runner.build(sources=[source], hdl_toplevel=TOP, build_dir=build_dir,
-                     build_args=BUILD_ARGS[sim], timescale=("1ns", "1ps"), always=True)
-        try:
-            runner.test(test_module=TB_MODULE, hdl_toplevel=TOP, build_dir=build_dir,
-                        extra_env=env, timescale=("1ns", "1ps"))
-        except SystemExit:          # the bench failed: its result says how
-            pass
+    build_and_test(sim, [source], TOP, build_dir, TB_MODULE, env)
     regs = result / "registers.json"
     if not regs.exists():
         raise RuntimeError(f"the bench wrote no result ({regs}); see the simulator log")

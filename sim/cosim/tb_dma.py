@@ -34,6 +34,7 @@ from bitmill.config import AccelConfig
 from bitmill.hw.axi import AxiSignature
 from bitmill.hw.dma import LoadDma, StoreDma, load_command_layout, store_command_layout
 from bitmill.isa import Buffer, slot_bytes
+from bitmill.sim.cosim.runner import build_and_test
 
 TOP = "dma_bench"
 DRAM_BYTES = 20 * 1024
@@ -132,13 +133,6 @@ def run_dma_bench(cfg: AccelConfig, build_dir: str | Path, sim: str = "icarus",
                   seed: int = 0) -> dict:
     """Emit `DmaBenchTop` for ``cfg``, build it for ``sim`` in ``build_dir`` and run the bench;
     returns its summary (``loads``, ``stores``, ``failures``)."""
-    from cocotb_tools.runner import get_runner
-
-    from bitmill.sim.cosim.runner import BUILD_ARGS, simulator_environment, simulator_missing
-
-    reason = simulator_missing(sim)
-    if reason is not None:
-        raise RuntimeError(f"{sim} cannot run: {reason}")
     build_dir = Path(build_dir).resolve() / sim
     build_dir.mkdir(parents=True, exist_ok=True)
     source = build_dir / f"{TOP}.v"
@@ -147,15 +141,7 @@ def run_dma_bench(cfg: AccelConfig, build_dir: str | Path, sim: str = "icarus",
     summary.unlink(missing_ok=True)
     env = {"BITMILL_DMA_CONFIG": json.dumps(cfg.to_dict()), "BITMILL_SEED": str(seed),
            "BITMILL_SUMMARY": str(summary)}
-    with simulator_environment(sim):
-        runner = get_runner(sim)
-        runner.build(sources=[source], hdl_toplevel=TOP, build_dir=build_dir,
-                     build_args=BUILD_ARGS[sim], timescale=("1ns", "1ps"), always=True)
-        try:
-            runner.test(test_module=TB_MODULE, hdl_toplevel=TOP, build_dir=build_dir,
-                        extra_env=env, timescale=("1ns", "1ps"))
-        except SystemExit:          # the bench failed: its summary says how
-            pass
+    build_and_test(sim, [source], TOP, build_dir, TB_MODULE, env)
     if not summary.exists():
         raise RuntimeError(f"the bench wrote no summary ({summary}); see the simulator log")
     return json.loads(summary.read_text())

@@ -22,7 +22,7 @@ from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge, Timer
 from bitmill.config import AccelConfig
 from bitmill.fileio import atomic_write_text
 from bitmill.hw.regmap import ID_VALUE, registers_from_json, to_json
-from bitmill.sim.cosim.runner import BUILD_ARGS, simulator_environment, simulator_missing
+from bitmill.sim.cosim.runner import build_and_test
 
 TOP = "bitmill_host_regs"
 TB_MODULE = "bitmill.sim.cosim.tb_host_regs"
@@ -180,24 +180,12 @@ def _results(xml: Path) -> BenchResult:
 
 def run_bench(cfg: AccelConfig, build_dir: str | Path, sim: str = "icarus") -> BenchResult:
     """Emit, build (in ``build_dir / sim``) and run the bench on ``sim``."""
-    from cocotb_tools.runner import get_runner
-    reason = simulator_missing(sim)
-    if reason is not None:
-        raise RuntimeError(f"{sim} cannot run: {reason}")
     build_dir = Path(build_dir).resolve()
     rtl, doc = emit_host_regs(cfg, build_dir / "rtl")
     xml = build_dir / f"results-{sim}.xml"
     xml.unlink(missing_ok=True)
-    with simulator_environment(sim):
-        runner = get_runner(sim)
-        runner.build(sources=[rtl], hdl_toplevel=TOP, build_dir=build_dir / sim,
-                     build_args=BUILD_ARGS[sim], timescale=("1ns", "1ps"), always=True)
-        try:
-            runner.test(test_module=TB_MODULE, hdl_toplevel=TOP, build_dir=build_dir / sim,
-                        extra_env={"BITMILL_REGMAP": str(doc)}, timescale=("1ns", "1ps"),
-                        results_xml=str(xml))
-        except SystemExit:              # a failing test: the results file says which
-            pass
+    build_and_test(sim, [rtl], TOP, build_dir / sim, TB_MODULE, {"BITMILL_REGMAP": str(doc)},
+                   results_xml=str(xml))
     if not xml.exists():
         raise RuntimeError(f"the bench wrote no results ({xml}); see the simulator log")
     return _results(xml)
