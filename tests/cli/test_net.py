@@ -45,4 +45,4 @@ def test_config_check_by_shipped_name_and_by_path(run_cli):
 def test_config_check_unknown_name_lists_the_shipped_names(run_cli):
     status, _, err = run_cli("config", "check", "ecp5-86f")
     assert_one_error_line(status, err, "no shipped accelerator config named 'ecp5-86f'",
-                          "ecp5-85f, ecp5-8x8-k32, sim-16x16-k32, tiny, tiny-bitparallel")
+                          "ecp5-85f, ecp5-8x8-k32, pynq-z2, sim-16x16-k32, tiny, tiny-bitparallel, ulx3s-85f")
