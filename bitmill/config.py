@@ -20,7 +20,7 @@ from bitmill.errors import ConfigError
 from bitmill.precision import MAX_RUNTIME_BITS, check_runtime_bits
 
 PE_FAMILIES = ("bitserial", "bitparallel")
-BOARDS = ("none", "ulx3s-85f", "icebreaker", "arty-a7-35")
+BOARDS = ("none", "ulx3s-85f", "orangecrab-85f", "icebreaker", "arty-a7-35", "pynq-z2")
 SHIPPED_PACKAGE = "bitmill.configs"      # package data: accel/<name>.yaml
 YAML_SUFFIXES = (".yaml", ".yml")
 MAX_BEAT_BYTES = 16      # widest memory beat: one 16-byte instruction per beat at most

@@ -71,8 +71,24 @@ DEVICES: dict[str, Device] = {
 }
 
 
-def device_of(target: str) -> Device:
-    """The reference part of a synthesis target (``ecp5``, ``ice40``, ``xc7``)."""
+# (target, board) -> the board's part, where it is not the target's reference part
+BOARD_DEVICES: dict[tuple[str, str], Device] = {
+    ("xc7", "pynq-z2"): Device("xc7z020", (
+        Capacity("lut", "LUT6", 53_200), Capacity("ff", "FD*", 106_400),
+        Capacity("bram", "RAMB36E1", 140, (("RAMB36E1", 1.0), ("RAMB18E1", 0.5))),
+        Capacity("dsp", "DSP48E1", 220))),
+}
+
+
+def device_of(target: str, board: str = "none") -> Device:
+    """The part of a synthesis target (``ecp5``, ``ice40``, ``xc7``) on ``board``: the board's
+    own part where `BOARD_DEVICES` has one, else the target's reference part."""
     if target not in DEVICES:
         raise BitmillError(f"no device capacities for target {target!r}; known: {', '.join(DEVICES)}")
-    return DEVICES[target]
+    return BOARD_DEVICES.get((target, board), DEVICES[target])
+
+
+def device_named(target: str, part: str) -> Device:
+    """The known part of ``target`` called ``part`` (the target's reference part if none is)."""
+    return next((d for (t, _), d in BOARD_DEVICES.items() if t == target and d.part == part),
+                device_of(target))

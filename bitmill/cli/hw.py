@@ -57,9 +57,11 @@ def _add_synth(hsub: argparse._SubParsersAction) -> None:
     add_config_arg(s)
     s.add_argument("--target", required=True, choices=("ecp5", "ice40", "xc7"),
                    help="FPGA family: yosys synth_ecp5, synth_ice40 or synth_xilinx")
-    s.add_argument("--pnr", action="store_true", help="place and route (ecp5, ice40): Fmax")
-    s.add_argument("--block", choices=("top", "array", "pe"), default="top",
-                   help="the engine behind a 16-bit bus (top), the bare MAC array, or one PE")
+    s.add_argument("--pnr", action="store_true",
+                   help="place and route (ecp5, ice40; blocks top and accel): Fmax")
+    s.add_argument("--block", choices=("top", "array", "pe", "accel"), default="top",
+                   help="the engine behind a 16-bit bus (top), the bare MAC array, one PE, or "
+                        "the whole accelerator behind shift chains (accel)")
     s.add_argument("--no-dsp", action="store_true",
                    help="no DSP blocks: multipliers in LUTs (ecp5, xc7)")
     s.add_argument("--seeds", type=int, nargs="+", default=[1], metavar="N",

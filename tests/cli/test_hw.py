@@ -170,3 +170,84 @@ def test_synth_refuses_a_read_only_report_folder(run_cli, tmp_path, monkeypatch)
     finally:
         (tmp_path / "ro").chmod(0o755)
     assert_one_error_line(status, err, "--reports", "is not writable")
+
+
+@pytest.mark.parametrize("name,board,part", [("ulx3s-85f", "ulx3s-85f", "LFE5U-85F"),
+                                             ("pynq-z2", "pynq-z2", "xc7z020"),
+                                             ("ecp5-85f", "orangecrab-85f", "LFE5U-85F")])
+def test_board_configs_load_and_name_their_part(name, board, part):
+    """The board configurations load by name and by path, and synthesis measures them
+    against their board's part; the buffers are whole memory words and the tile engine
+    can be built."""
+    from bitmill.config import AccelConfig
+    from bitmill.hw.buffers import slot_words
+    from bitmill.hw.devices import device_of
+    from bitmill.hw.engine import engine_chunks
+    from bitmill.isa import Buffer
+
+    cfg = AccelConfig.resolve(name)
+    assert cfg == AccelConfig.load(CONFIGS / f"{name}.yaml") and cfg.board == board
+    target = "xc7" if board == "pynq-z2" else "ecp5"
+    assert device_of(target, cfg.board).part == part
+    assert all(slot_words(cfg, buf) > 0 for buf in Buffer) and engine_chunks(cfg) >= 1
+
+
+def test_accel_wrapper_chains_every_board_port_bit():
+    """The chains carry every bit of host, mem, irq and running (not the trace)."""
+    from bitmill.config import AccelConfig
+    from bitmill.hw.accel import Accelerator
+    from bitmill.hw.accel_top import SerialAccelTop
+
+    cfg = AccelConfig.resolve("tiny")
+    top = SerialAccelTop(Accelerator(cfg))
+    b = cfg.mem_bytes_per_cycle
+    # AXI4-Lite slave: 8-bit addresses, 32-bit data; AXI4 master: 32-bit addresses, ID 1
+    host_in = 2 * (8 + 3 + 1) + 32 + 4 + 1 + 1 + 1
+    host_out = 1 + 1 + 2 + 1 + 1 + 32 + 2 + 1
+    # arready rid rdata rresp rlast rvalid awready wready bid bresp bvalid
+    mem_in = 1 + 1 + 8 * b + 2 + 1 + 1 + 1 + 1 + 1 + 2 + 1
+    # (id addr len size burst valid) x {ar, aw}, wdata wstrb wlast wvalid, rready bready
+    mem_out = 2 * (1 + 32 + 8 + 3 + 2 + 1) + 8 * b + b + 1 + 1 + 1 + 1
+    assert (top.in_bits, top.out_bits) == (host_in + mem_in, host_out + mem_out + 2)
+    with pytest.raises(TypeError, match="accel must be an Accelerator, not AccelConfig"):
+        SerialAccelTop(cfg)
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (("--target", "xc7", "--pnr"), "--pnr runs for ecp5, ice40 only"),
+    (("--target", "ecp5", "--seeds", "2"), "placement seeds need --pnr"),
+    (("--target", "ecp5", "--pnr", "--seeds", "-1"), "seeds must be positive integers, not [-1]"),
+])
+def test_synth_accel_bad_arguments(run_cli, args, fragment):
+    status, _, err = run_cli("hw", "synth", "--config", CONFIGS / "tiny.yaml", "--block",
+                             "accel", *args)
+    assert_one_error_line(status, err, fragment)
+
+
+def test_synth_pnr_refuses_blocks_with_many_ports(run_cli):
+    status, _, err = run_cli("hw", "synth", "--config", CONFIGS / "tiny.yaml", "--block",
+                             "array", "--target", "ecp5", "--pnr")
+    assert_one_error_line(status, err, "--pnr needs block top or accel")
+
+
+def test_synth_accel_bad_config_is_one_error_line(run_cli, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((CONFIGS / "tiny.yaml").read_text().replace("board: none", "board: ulx3s"))
+    status, _, err = run_cli("hw", "synth", "--config", bad, "--block", "accel", "--target",
+                             "ecp5")
+    assert_one_error_line(status, err, "board must be one of", "'ulx3s'")
+
+
+@pytest.mark.slow
+def test_synth_whole_accelerator_on_ecp5(run_cli, tmp_path):
+    """Yosys on the whole tiny accelerator (several minutes): every memory in block RAM,
+    the requant multipliers in DSPs, the report named for the block."""
+    status, out, err = run_cli("hw", "synth", "--config", CONFIGS / "tiny.yaml", "--target",
+                               "ecp5", "--block", "accel", "--build-dir", tmp_path / "b",
+                               "--reports", tmp_path / "r")
+    assert status == 0, err
+    doc = json.loads((tmp_path / "r" / "tiny-ecp5-accel.json").read_text())
+    assert doc["block"] == "accel" and doc["mapping"] is None
+    assert doc["resources"]["bram"] > 0 and doc["resources"]["dsp"] > 0
+    assert doc["resources"]["lutram"] == 0 and "LUT4" in doc["cells"]
+    assert "the whole accelerator" in (tmp_path / "r" / "tiny-ecp5-accel.md").read_text()
