@@ -11,6 +11,8 @@ utilisation:  per-layer busy share of the compute unit, MAC utilisation and what
               layer below 90%, ResNet-18 convolutions after conv1 (W4A4).
 scaling:      cycles per inference of ResNet-20 and ResNet-18 at W8A8/W4A4/W2A2 (first/last
               8-bit) for the bit-serial and the bit-parallel PE family.
+boards:       the same cycles (and milliseconds at the config's clock) on every config that names
+              a board; a network the config cannot run prints the compiler's reason.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from bitmill import timing
-from bitmill.config import AccelConfig
+from bitmill.config import AccelConfig, shipped_names
+from bitmill.errors import LoweringError
 from bitmill.compiler import zoo
 from bitmill.compiler.pipeline import compile_net
 from bitmill.sim.verify import simulate_net
@@ -174,7 +177,25 @@ def scaling() -> None:
                   f"{cyc['bitparallel']:>19,d}")
 
 
-BENCHES = {"speed": speed, "utilisation": utilisation, "scaling": scaling}
+def boards() -> None:
+    cfgs = [c for c in map(AccelConfig.resolve, shipped_names()) if c.board != "none"]
+    print("Cycles per inference (first/last layer 8-bit), simulated and checked against golden;")
+    print("random 32x32x3 (ResNet-20) and 224x224x3 (ResNet-18) images.")
+    for cfg in cfgs:
+        print(f"{cfg.name} (board {cfg.board}): {cfg.rows}x{cfg.cols} {cfg.pe_family} PEs, {cfg.lanes} lanes, "
+              f"{cfg.mem_bytes_per_cycle} B/cycle, latency {cfg.mem_latency}, {cfg.clock_mhz:g} MHz")
+        for model in ("resnet20", "resnet18"):
+            for bits in ("w8a8", "w4a4", "w2a2"):
+                g, x = _net(model, bits)
+                try:
+                    stats = simulate_net(g, cfg, x)[1]
+                except LoweringError as exc:
+                    print(f"  {model:9s} {bits.upper():5s} refused: {exc}")
+                    break
+                print(f"  {model:9s} {bits.upper():5s} {stats.cycles:>12,d} cycles {stats.milliseconds:9.2f} ms")
+
+
+BENCHES = {"speed": speed, "utilisation": utilisation, "scaling": scaling, "boards": boards}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -39,9 +39,9 @@ from functools import lru_cache
 from amaranth.lib import data, enum
 
 from bitmill.config import AccelConfig
-from bitmill.errors import BitmillError
-from bitmill.numerics import MAX_BITS, Encoding
-from bitmill.precision import MAX_RUNTIME_BITS
+from bitmill.errors import BitmillError, ConfigError
+from bitmill.numerics import MAX_BITS, Encoding, accumulator_width, max_k_total_for
+from bitmill.precision import MAX_RUNTIME_BITS, VALUE_BITS
 from bitmill.packing import Region
 
 INSTR_BITS = 128
@@ -74,6 +74,33 @@ def slot_bytes(cfg: AccelConfig, buffer: "Buffer | int") -> int:
     """Bytes of one slot (half) of a buffer: weight, activation, requant table, output."""
     return (cfg.weight_buffer_bytes // 2, cfg.act_buffer_bytes // 2, PARAM_SLOT_BYTES,
             cfg.out_buffer_bytes // 2)[Buffer(buffer).value]
+
+
+def engine_chunks(cfg: AccelConfig) -> int:
+    """The tile engine's chunks of ``lanes`` terms: the largest power of two whose ``K_total``
+    fits the configured accumulator width at every precision (`max_k_total_for`) and whose
+    bit-planes fit the weight and activation buffers."""
+    lane_bits = 1 if cfg.pe_family == "bitserial" else VALUE_BITS
+    planes = MAX_RUNTIME_BITS if cfg.pe_family == "bitserial" else 1
+    by_acc = max_k_total_for(cfg.acc_bits) // cfg.lanes
+    by_w = cfg.weight_buffer_bytes * 8 // (planes * cfg.rows * cfg.lanes * lane_bits)
+    by_a = cfg.act_buffer_bytes * 8 // (planes * cfg.cols * cfg.lanes * lane_bits)
+    fit = min(by_acc, by_w, by_a)
+    if fit < 1:
+        need = planes * cfg.lanes * lane_bits // 8
+        why = ([f"acc_bits {cfg.acc_bits} is too narrow for one {cfg.lanes}-lane chunk at "
+                f"{MAX_RUNTIME_BITS} bits (needs {accumulator_width(cfg.lanes)})"] if by_acc < 1 else [])
+        why += [f"the {name} buffer ({size:,} bytes) holds no chunk ({n} x {need} bytes)"
+                for name, size, n, by in (("weight", cfg.weight_buffer_bytes, cfg.rows, by_w),
+                                          ("activation", cfg.act_buffer_bytes, cfg.cols, by_a)) if by < 1]
+        raise ConfigError(f"{cfg.name}: the tile engine cannot be built: {'; '.join(why)}")
+    return 1 << (fit.bit_length() - 1)
+
+
+def k_capacity(cfg: AccelConfig) -> int:
+    """Most terms per output (``K_total = kernel^2 * in_c``) one GEMM tile holds; the compiler
+    refuses layers beyond it (no partial-sum passes)."""
+    return engine_chunks(cfg) * cfg.lanes
 
 
 class VecKind(enum.Enum, shape=2):

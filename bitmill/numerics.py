@@ -28,6 +28,7 @@ import numpy as np
 from amaranth.lib import enum
 
 from bitmill.errors import NumericsError
+from bitmill.precision import MAX_RUNTIME_BITS
 
 MAX_BITS = 32          # widest tensor code the IR admits (logits, residual streams)
 MULT_BITS = 16         # requant multipliers are signed 16-bit integers
@@ -128,6 +129,28 @@ def accumulator_bits(k: int, w_bits: int, w_enc: Encoding | str,
                      a_bits: int, a_enc: Encoding | str) -> int:
     """Accumulator width proven sufficient for a ``k``-term dot product."""
     return signed_bits_for(accumulator_bound(k, w_bits, w_enc, a_bits, a_enc))
+
+
+
+def accumulator_width(max_k_total: int) -> int:
+    """Accumulator width for dot products of up to ``max_k_total`` terms, every precision.
+
+    The bit-serial accumulator holds, at every step, a signed sum of plane popcounts weighted
+    by ``2^(i+j-s)``; its magnitude is at most ``K_total * (2^8-1)^2``, the bound of an
+    8-bit unsigned x 8-bit unsigned dot product. That bound also covers every final result
+    (signed, odd-grid and unsigned operands: ``|w|, |a| <= 255``) and the bit-parallel
+    products, so one width serves both families.
+    """
+    if isinstance(max_k_total, bool) or not isinstance(max_k_total, int) or max_k_total < 1:
+        raise ValueError(f"max_k_total must be a positive integer, not {max_k_total!r}")
+    return accumulator_bits(max_k_total, MAX_RUNTIME_BITS, Encoding.UNSIGNED,
+                            MAX_RUNTIME_BITS, Encoding.UNSIGNED)
+
+
+def max_k_total_for(acc_bits: int) -> int:
+    """Largest ``K_total`` whose accumulator fits in ``acc_bits`` bits."""
+    limit = (1 << (acc_bits - 1)) - 1
+    return limit // ((1 << MAX_RUNTIME_BITS) - 1) ** 2
 
 
 # ---- requantization --------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import re
 from bitmill.errors import BitmillError
 
 MAX_RUNTIME_BITS = 8          # weight and activation bit-widths the MAC arrays run at runtime
+VALUE_BITS = MAX_RUNTIME_BITS + 1   # bit-parallel operands: every grid value fits this signed width
 
 _NOTATION = re.compile(r"w(\d+)a(\d+)")
 

@@ -18,7 +18,7 @@ from bitmill.geometry import Band, Window, band_count, bands as split_bands, nhw
 from bitmill.compiler import cost
 from bitmill.compiler.ir import Add, Conv2d, Dense, Flatten, GlobalAvgPool, Graph, MaxPool
 from bitmill.packing import PARAM_RECORD, pitch
-from bitmill.isa import PARAM_SLOT_BYTES, VecKind
+from bitmill.isa import PARAM_SLOT_BYTES, VecKind, engine_chunks, k_capacity
 from bitmill.numerics import accumulator_bits
 from bitmill.compiler.schedule import BufferUse, LayerSchedule, Schedule, Traffic
 
@@ -93,6 +93,11 @@ def _check_gemm(node: Conv2d | Dense, cfg: AccelConfig, a_bits: int, a_enc) -> N
     if need > cfg.acc_bits:
         raise LoweringError(f"{node.name} needs {need}-bit accumulators ({node.k} terms at "
                             f"W{node.w_bits}A{a_bits}); {cfg.name} has acc_bits {cfg.acc_bits}")
+    if node.k > k_capacity(cfg):
+        raise LoweringError(f"{node.name} sums {node.k} terms per output; the tile engine of {cfg.name} "
+                            f"holds {k_capacity(cfg)} per tile ({cfg.lanes} lanes x {engine_chunks(cfg)}, set "
+                            f"by acc_bits and the buffers; no partial-sum passes): choose a "
+                            f"config with more acc_bits, lanes or buffer")
 
 
 def _gemm(node: Conv2d | Dense, in_type, cfg: AccelConfig) -> LayerSchedule:

@@ -18,11 +18,10 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from bitmill.config import AccelConfig
-from bitmill.errors import ConfigError
 from bitmill.hw.array import MacArray
 from bitmill.hw.cells import check_cells
-from bitmill.hw.params import (VALUE_BITS, accumulator_width, check_family, check_positive,
-                               max_k_total_for)
+from bitmill.hw.params import VALUE_BITS, accumulator_width, check_family, check_positive
+from bitmill.isa import engine_chunks  # noqa: F401  (the engine's size, re-exported)
 from bitmill.hw.sequencer import TileSequencer, chunk_slots, command_layout
 from bitmill.precision import MAX_RUNTIME_BITS
 from bitmill.timing import FETCH_STAGES, pipeline_latency, tile_cycles
@@ -158,23 +157,3 @@ def result_group(n: int) -> int:
     """Accumulators per first-stage group of the result read port: the power of two
     nearest above sqrt(n)."""
     return 1 << ((n - 1).bit_length() + 1) // 2
-
-
-def engine_chunks(cfg: AccelConfig) -> int:
-    """Largest power-of-two chunk count whose K_total fits the configured accumulator width
-    (`max_k_total_for`) and whose bit-planes fit the weight and activation buffers."""
-    lane_bits = 1 if cfg.pe_family == "bitserial" else VALUE_BITS
-    planes = MAX_RUNTIME_BITS if cfg.pe_family == "bitserial" else 1
-    by_acc = max_k_total_for(cfg.acc_bits) // cfg.lanes
-    by_w = cfg.weight_buffer_bytes * 8 // (planes * cfg.rows * cfg.lanes * lane_bits)
-    by_a = cfg.act_buffer_bytes * 8 // (planes * cfg.cols * cfg.lanes * lane_bits)
-    fit = min(by_acc, by_w, by_a)
-    if fit < 1:
-        need = planes * cfg.lanes * lane_bits // 8
-        why = ([f"acc_bits {cfg.acc_bits} is too narrow for one {cfg.lanes}-lane chunk at "
-                f"{MAX_RUNTIME_BITS} bits (needs {accumulator_width(cfg.lanes)})"] if by_acc < 1 else [])
-        why += [f"the {name} buffer ({size:,} bytes) holds no chunk ({n} x {need} bytes)"
-                for name, size, n, by in (("weight", cfg.weight_buffer_bytes, cfg.rows, by_w),
-                                          ("activation", cfg.act_buffer_bytes, cfg.cols, by_a)) if by < 1]
-        raise ConfigError(f"{cfg.name}: the tile engine cannot be built: {'; '.join(why)}")
-    return 1 << (fit.bit_length() - 1)

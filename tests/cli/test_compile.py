@@ -8,7 +8,7 @@ from bitmill.config import AccelConfig
 from bitmill.program_file import unpack_program
 from tests.conftest import REPO, assert_one_error_line
 
-TINY = REPO / "configs/accel/tiny.yaml"
+TINY = REPO / "configs/accel/sim-4x4-k16.yaml"
 
 
 def test_compile_writes_a_program_that_decodes_to_the_same_instructions(run_cli, tmp_path):
@@ -62,7 +62,7 @@ def test_bad_input_is_one_error_line(run_cli, tmp_path):
 
 
 def test_config_by_shipped_name_compiles_the_same_program(run_cli, tmp_path):
-    for config, out in (("tiny", "by-name"), (TINY, "by-path")):
+    for config, out in (("sim-4x4-k16", "by-name"), (TINY, "by-path")):
         status, _, err = run_cli("compile", "--model", "resnet8", "--bits", "w4a4", "--config", config,
                                  "-o", tmp_path / out)
         assert status == 0, err

@@ -173,9 +173,9 @@ def test_weights_archive_case(case, saved, tmp_path, run_cli):
 
 CONFIG_CASES = {
     "not UTF-8": (lambda text: b"\xff\xfe" + text.encode("utf-16-le"), "not UTF-8 text"),
-    "accumulator too narrow for the network": (
-        lambda text: text.replace("acc_bits: 24", "acc_bits: 16").encode(),
-        "layer2.0.conv2 needs 17-bit accumulators (288 terms at W4A4); tiny has acc_bits 16"),
+    "tile engine too small for the network": (
+        lambda text: text.replace("acc_bits: 24", "acc_bits: 20").encode(),
+        "conv1 sums 9 terms per output; the tile engine of tiny holds 8 per tile (8 lanes x 1, set by acc_bits"),
     "weights too wide for the array": (
         lambda text: text.replace("weight_bits: [1, 8]", "weight_bits: [1, 3]").encode(),
         "supports weights 1..3"),

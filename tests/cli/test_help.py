@@ -61,7 +61,7 @@ def test_version(run_cli):
 
 
 def test_simulate_writes_no_progress_bar_off_a_terminal(run_cli):
-    status, out, err = run_cli("simulate", "--model", "resnet8", "--bits", "w4a4", "--config", "tiny")
+    status, out, err = run_cli("simulate", "--model", "resnet8", "--bits", "w4a4", "--config", "sim-4x4-k16")
     assert status == 0 and "bit-exact" in out
     assert err == ""
 

@@ -40,7 +40,7 @@ def test_golden_runs_a_given_batch(run_cli, tmp_path):
 def test_simulate_runs_a_given_image_bit_exact_with_golden(run_cli, tmp_path):
     x = _image(7)
     np.save(tmp_path / "x.npy", x)
-    status, out, err = run_cli("simulate", *R8, "--config", "tiny", "--input", tmp_path / "x.npy",
+    status, out, err = run_cli("simulate", *R8, "--config", "sim-4x4-k16", "--input", tmp_path / "x.npy",
                                "--output", tmp_path / "y.npy")
     assert status == 0, err
     assert "bit-exact" in out
@@ -56,7 +56,7 @@ def test_simulate_runs_a_given_image_bit_exact_with_golden(run_cli, tmp_path):
 ])
 def test_simulate_refuses_a_wrong_image(run_cli, tmp_path, array, fragment):
     np.save(tmp_path / "x.npy", array)
-    status, _, err = run_cli("simulate", *R8, "--config", "tiny", "--input", tmp_path / "x.npy")
+    status, _, err = run_cli("simulate", *R8, "--config", "sim-4x4-k16", "--input", tmp_path / "x.npy")
     assert_one_error_line(status, err, f"--input {tmp_path / 'x.npy'}: {fragment}")
 
 
@@ -75,7 +75,7 @@ def test_golden_refuses_what_is_not_an_image_batch(run_cli, tmp_path):
 
 
 def test_an_output_file_that_cannot_be_written_is_refused_before_the_run(run_cli, tmp_path):
-    for cmd in (("golden", *R8), ("simulate", *R8, "--config", "tiny")):
+    for cmd in (("golden", *R8), ("simulate", *R8, "--config", "sim-4x4-k16")):
         status, out, err = run_cli(*cmd, "--output", tmp_path / "no" / "y.npy")
         assert_one_error_line(status, err, f"--output {tmp_path / 'no' / 'y.npy'}: the folder")
         assert out == ""

@@ -67,5 +67,5 @@ def test_installed_copy_runs_from_root_with_every_data_file(tmp_path):
     assert out.startswith("ok: ecp5-85f: 16x16 bitserial PEs")
     script = target / "bin" / "bitmill"
     entry = [str(script)] if script.exists() else [sys.executable, "-m", "bitmill"]
-    out = run(*entry, "simulate", "--model", "resnet8", "--bits", "w4a4", "--config", "tiny")
+    out = run(*entry, "simulate", "--model", "resnet8", "--bits", "w4a4", "--config", "sim-4x4-k16")
     assert "bit-exact: every tensor of the final memory image equals the golden model" in out

@@ -14,11 +14,11 @@ R8 = ("--model", "resnet8", "--bits", "w3a4")
 
 @pytest.fixture(scope="module")
 def compiled(tmp_path_factory):
-    """A resnet8 compiled for the tiny config, with seed 3's random input image."""
+    """A resnet8 compiled for the sim-4x4-k16 config, with seed 3's random input image."""
     from bitmill import cli
 
     d = tmp_path_factory.mktemp("c") / "r8"
-    assert cli.main(["compile", *R8, "--seed", "3", "--config", "tiny", "-o", str(d)]) == 0
+    assert cli.main(["compile", *R8, "--seed", "3", "--config", "sim-4x4-k16", "-o", str(d)]) == 0
     return d
 
 
@@ -38,7 +38,7 @@ def test_compile_saves_the_network_and_its_input(compiled):
 def test_simulating_the_folder_equals_simulating_the_network(run_cli, compiled):
     status, out_dir, err = run_cli("simulate", compiled)
     assert status == 0, err
-    status, out_net, err = run_cli("simulate", *R8, "--seed", "3", "--config", "tiny")
+    status, out_net, err = run_cli("simulate", *R8, "--seed", "3", "--config", "sim-4x4-k16")
     assert status == 0, err
     assert out_dir.split("bit-exact")[0] == out_net.split("bit-exact")[0]       # the same table
     assert _cycles(out_dir) == _cycles(out_net)
@@ -85,10 +85,10 @@ def test_config_is_required_for_a_network(run_cli):
 
 
 def test_stats_file_is_checked_before_the_run(run_cli, tmp_path):
-    status, out, err = run_cli("simulate", *R8, "--config", "tiny", "--stats", tmp_path)
+    status, out, err = run_cli("simulate", *R8, "--config", "sim-4x4-k16", "--stats", tmp_path)
     assert_one_error_line(status, err, f"--stats {tmp_path}: is a folder")
     assert out == ""
-    status, out, err = run_cli("simulate", *R8, "--config", "tiny", "--stats", tmp_path / "x" / "s.json")
+    status, out, err = run_cli("simulate", *R8, "--config", "sim-4x4-k16", "--stats", tmp_path / "x" / "s.json")
     assert_one_error_line(status, err, f"--stats {tmp_path / 'x' / 's.json'}: the folder")
     assert out == ""
 
@@ -118,7 +118,7 @@ def test_report_folder_holds_plots_stats_and_table(run_cli, compiled, tmp_path):
 def test_compile_writes_a_given_image_into_the_memory_image(run_cli, tmp_path):
     x = np.random.default_rng(2).integers(0, 256, size=(1, 28, 28), dtype=np.uint8)
     np.save(tmp_path / "x.npy", x)
-    status, _, err = run_cli("compile", *R8, "--config", "tiny", "--input", tmp_path / "x.npy",
+    status, _, err = run_cli("compile", *R8, "--config", "sim-4x4-k16", "--input", tmp_path / "x.npy",
                              "-o", tmp_path / "c")
     assert status == 0, err
     assert np.array_equal(np.load(tmp_path / "c" / "input.npy"), x)
@@ -127,7 +127,7 @@ def test_compile_writes_a_given_image_into_the_memory_image(run_cli, tmp_path):
     want = golden.run(zoo.build("resnet8", "w3a4", seed=0), x[None].astype(np.int64))[0]
     assert np.array_equal(np.load(tmp_path / "y.npy"), want)
     np.save(tmp_path / "wide.npy", np.full((1, 28, 28), 999))
-    status, _, err = run_cli("compile", *R8, "--config", "tiny", "--input", tmp_path / "wide.npy",
+    status, _, err = run_cli("compile", *R8, "--config", "sim-4x4-k16", "--input", tmp_path / "wide.npy",
                              "-o", tmp_path / "d")
     assert_one_error_line(status, err, "values 999..999")
     assert not (tmp_path / "d").exists()

@@ -19,7 +19,7 @@ from bitmill.compiler.pipeline import compile_net
 from bitmill.sim.check import tensor_from_image
 from tests.conftest import REPO
 
-CASES = [("resnet8", "w4a4", "tiny"), ("resnet20", "w2a2", "ecp5-85f"), ("resnet8", "w3a5", "tiny-bitparallel")]
+CASES = [("resnet8", "w4a4", "sim-4x4-k16"), ("resnet20", "w2a2", "ecp5-85f"), ("resnet8", "w3a5", "sim-4x4-k16-bitparallel")]
 
 
 @pytest.fixture(scope="module", params=CASES, ids=["-".join(c) for c in CASES])
@@ -124,7 +124,7 @@ def test_segments_name_every_layer_that_emits_instructions(compiled):
 
 def test_a_program_longer_than_a_queue_memory_is_refused():
     g = zoo.build("resnet8", zoo.BitSpec(4, 4, first_last_bits=8))
-    cfg = AccelConfig.resolve("tiny")
+    cfg = replace(AccelConfig.resolve("tiny"), acc_bits=32)      # holds every ResNet-8 layer
     counts = compile_net(g, cfg).program.queue_counts()
     with pytest.raises(LoweringError, match=f"has {counts[0]} load-queue instructions, more than the 100"):
         compile_net(g, replace(cfg, queue_depth=100))

@@ -15,6 +15,7 @@ from bitmill.compiler.lower import layer_bands, lower
 from tests.conftest import REPO
 
 TINY = AccelConfig.load(REPO / "configs/accel/tiny.yaml")
+S4 = AccelConfig.load(REPO / "configs/accel/sim-4x4-k16.yaml")
 ECP5 = AccelConfig.load(REPO / "configs/accel/ecp5-85f.yaml")
 
 
@@ -30,7 +31,7 @@ def _conv_net(c=2, h=6, w=6, out_ch=3, k=3, stride=1, w_bits=4, a_bits=8):
     return b.graph("conv_net", b.dense("fc", x, 2, 8, Encoding.SIGNED))
 
 
-@pytest.mark.parametrize("model, bits, cfg", [("resnet8", "w4a4", TINY), ("resnet18", "w4a4", ECP5),
+@pytest.mark.parametrize("model, bits, cfg", [("resnet8", "w4a4", S4), ("resnet18", "w4a4", ECP5),
                                               ("resnet20", "w2a2", ECP5)])
 def test_every_band_fits_its_buffer_slots(model, bits, cfg):
     graph = zoo.build(model, bits)
@@ -118,7 +119,17 @@ def test_layer_whose_accumulator_exceeds_acc_bits_is_refused():
     with pytest.raises(LoweringError, match=r"layer1.0.conv1 needs 24-bit accumulators \(144 terms "
                                             r"at W8A8\); tiny has acc_bits 23"):
         lower(graph, _cfg(acc_bits=23))
-    lower(graph, _cfg(acc_bits=26, act_buffer_bytes=16384))
+    lower(graph, _cfg(acc_bits=27, act_buffer_bytes=16384))    # 128 chunks: K_total 1,024
+
+
+def test_layer_beyond_the_tile_engine_is_refused():
+    """No partial-sum passes: K_total per output must fit one tile (tiny: 16 chunks of 8 lanes)."""
+    graph = zoo.build("resnet8", "w2a2")
+    with pytest.raises(LoweringError, match=r"^layer1.0.conv1 sums 144 terms per output; the tile engine "
+                                            r"of tiny holds 128 per tile \(8 lanes x 16, set by acc_bits "
+                                            r"and the buffers; no partial-sum passes\): choose a config"):
+        lower(graph, TINY)
+    lower(graph, S4)
 
 
 def test_non_square_kernel_is_refused():

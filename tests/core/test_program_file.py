@@ -9,7 +9,7 @@ from bitmill.errors import BitmillError
 from bitmill.program_file import HEADER_BYTES, pack_program, unpack_program
 from tests.conftest import REPO
 
-CFG = AccelConfig.load(REPO / "configs" / "accel" / "tiny.yaml")
+CFG = AccelConfig.load(REPO / "configs" / "accel" / "sim-4x4-k16.yaml")
 
 
 @pytest.fixture(scope="module")

@@ -124,7 +124,7 @@ def run_control(cfg: AccelConfig, words: list[int], lat: list[int], mem_bytes: i
 @pytest.fixture(scope="module")
 def resnet8_program():
     g = zoo.build("resnet8", zoo.BitSpec(4, 4, first_last_bits=8))
-    return compile_net(g, TINY).program
+    return compile_net(g, AccelConfig.resolve("sim-4x4-k16")).program     # holds every layer
 
 
 def _short_latencies(program: Program) -> np.ndarray:
@@ -141,7 +141,7 @@ def test_resnet8_program_runs_cycle_for_cycle_as_the_model(resnet8_program):
     prog = resnet8_program
     lat = _short_latencies(prog)
     start, end, _, _ = cycle.run_queues(prog, lat=lat)
-    run = run_control(TINY, _words(prog), lat.tolist())
+    run = run_control(prog.config, _words(prog), lat.tolist())
     assert run.done and run.error_flags == 0
     units = [i for i, ins in enumerate(prog.instructions) if not isinstance(ins, (Setup, Sync))]
     assert {i: run.start[i] for i in units} == {i: int(start[i]) for i in units}
@@ -150,7 +150,7 @@ def test_resnet8_program_runs_cycle_for_cycle_as_the_model(resnet8_program):
     assert run.retired == len(prog.instructions)
     queue = np.array([QUEUE_OF[i.opcode].value for i in prog.instructions])
     assert run.queue_busy == tuple(int(lat[queue == q].sum()) for q in range(3))
-    assert int(start.min()) == timing.preload_cycles(TINY, len(prog.instructions))
+    assert int(start.min()) == timing.preload_cycles(prog.config, len(prog.instructions))
 
 
 def _program(cfg, instrs) -> list[int]:

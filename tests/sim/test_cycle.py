@@ -22,7 +22,7 @@ BASE = AccelConfig.load(REPO / "configs/accel/tiny.yaml").to_dict()
 
 
 def _cfg(**kw) -> AccelConfig:
-    return AccelConfig.from_dict({**BASE, "weight_buffer_bytes": 8192, "act_buffer_bytes": 8192,
+    return AccelConfig.from_dict({**BASE, "acc_bits": 32, "weight_buffer_bytes": 8192, "act_buffer_bytes": 8192,
                                   "out_buffer_bytes": 4096, **kw})
 
 
@@ -78,10 +78,10 @@ def _assert_coverage(compiled):
             assert (counts[l.name] == 1).all(), l.name
 
 
-def test_resnet8_on_tiny_config_exact_and_covered():
+def test_resnet8_on_a_4x4_config_exact_and_covered():
     g = zoo.build("resnet8", zoo.BitSpec(3, 5, first_last_bits=8, w_enc=Encoding.ODD))
     x = np.random.default_rng(1).integers(0, 256, (1, 28, 28))
-    compiled, stats = simulate_net(g, AccelConfig.load(REPO / "configs/accel/tiny.yaml"), x)
+    compiled, stats = simulate_net(g, AccelConfig.load(REPO / "configs/accel/sim-4x4-k16.yaml"), x)
     _assert_coverage(compiled)
     assert [l.name for l in stats.layers][:2] == ["conv1", "layer1.0.conv1"]
 
