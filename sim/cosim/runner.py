@@ -66,6 +66,21 @@ def simulator_environment(sim: str) -> Iterator[None]:
                 os.environ[k] = v
 
 
+# yosys' Verilog backend makes every `always @*` block read one `dump_module` register so that
+# the block runs at time 0. Icarus may run it before the declaration initialisers of the
+# registers it reads have settled, and such a block then holds X until one of its inputs
+# changes (a multiplexer over accumulators that stay 0 from reset holds X for the whole
+# run). Toggling the register at 1 ps runs every such block once more after time 0.
+_TIME_ZERO = re.compile(r"^(\s*)reg (\\\$auto\$verilog_backend\.cc:\d+:dump_module\$\d+)\s*= 0;$", re.M)
+
+
+def settle_time_zero(verilog_text: str) -> str:
+    """``verilog_text`` with every combinational block of yosys' Verilog evaluated again at
+    1 ps (4-state simulators; the logic is unchanged)."""
+    return _TIME_ZERO.sub(lambda mo: f"{mo.group(0)}\n{mo.group(1)}initial #0.001 {mo.group(2)} = 1'h1;",
+                          verilog_text)
+
+
 def build_and_test(sim: str, sources: list[Path], top: str, build_dir: Path, test_module: str,
                    extra_env: dict[str, str], **test_args) -> tuple[float, float]:
     """Build ``sources`` (toplevel ``top``) for ``sim`` in ``build_dir`` and run the cocotb
@@ -76,6 +91,11 @@ def build_and_test(sim: str, sources: list[Path], top: str, build_dir: Path, tes
     reason = simulator_missing(sim)
     if reason is not None:
         raise RuntimeError(f"{sim} cannot run: {reason}")
+    if sim == "icarus":
+        for source in sources:
+            text = Path(source).read_text()
+            if _TIME_ZERO.search(text):
+                Path(source).write_text(settle_time_zero(text))
     with simulator_environment(sim):
         runner = get_runner(sim)
         t0 = time.perf_counter()

@@ -21,7 +21,7 @@ from bitmill.hw.accel import Accelerator, trace_signature
 from bitmill.hw.axi_lite import AxiLiteSignature
 from bitmill.hw.host_regs import ADDR_WIDTH
 from bitmill.hw.regmap import DATA_BITS, ErrorFlag, register
-from bitmill.isa import Deps, Load, Program, Buffer
+from bitmill.isa import Deps, Load, Program, Buffer, Setup
 from bitmill.numerics import Encoding
 from bitmill.sim import cycle
 from bitmill.sim.check import check_against_golden
@@ -159,6 +159,33 @@ def _net(w_bits: int, a_bits: int, enc: Encoding):
     x = b.maxpool("pool", x, 2, 2, 0)
     x = b.avgpool_flatten(x, 8)
     return b.graph("e2e", b.dense("fc", x, 3, 8, enc))
+
+
+def all_precisions_net(enc: Encoding):
+    """64 1x1 convolutions in a chain, one per (w_bits, a_bits) in 1..8 x 1..8: each layer's
+    output bits are the next layer's activation bits."""
+    pairs = [(w, a) for w in range(1, 9) for a in range(1, 9)]
+    b = zoo._Builder(TensorType((2, 2, 2), pairs[0][1], Encoding.UNSIGNED), 7)
+    x = "input"
+    for i, (w, _) in enumerate(pairs):
+        out_bits = pairs[i + 1][1] if i + 1 < len(pairs) else 8
+        x = b.conv(f"conv{i}", x, 2, 1, 1, w, out_bits, True, enc)
+    return b.graph("pairs", x), b.values["input"][0]
+
+
+@pytest.mark.parametrize("cfg_name, enc", [("tiny", Encoding.SIGNED), ("tiny-bitparallel", Encoding.ODD)])
+def test_every_precision_runs_bit_exact_and_cycle_for_cycle(cfg_name, enc):
+    graph, x = all_precisions_net(enc)
+    program = compile_net(graph, AccelConfig.resolve(cfg_name), x).program
+    assert {(i.w_bits, i.a_bits) for i in program.instructions if isinstance(i, Setup)} == {
+        (w, a) for w in range(1, 9) for a in range(1, 9)}
+    start, end, _, _ = cycle.run_queues(program)
+    run = run_program(program)
+    assert run.error == 0 and run.status == 0b010, (ErrorFlag(run.error), run.error_instr)
+    check_against_golden(graph, program, run.image, x)
+    n = len(program.instructions)
+    assert [run.start[i] for i in range(n)] == start.tolist()
+    assert [run.end[i] for i in range(n)] == end.tolist()
 
 
 @pytest.mark.parametrize("cfg_name, w_bits, a_bits, enc", [("tiny", 4, 4, Encoding.SIGNED),
