@@ -35,19 +35,36 @@ MAX_SCALE = 16384.0            # largest requant scale a 16-bit multiplier holds
 
 @dataclass(frozen=True)
 class BitSpec:
-    """Uniform bit-widths of a built-in network, optionally 8-bit first and last layers."""
+    """Bit-widths of a built-in network: uniform ``w_bits``/``a_bits``, optionally 8-bit first
+    and last layers, and per-layer ``(w_bits, a_bits)`` by layer name in ``layers`` (``a_bits``:
+    the bits of the layer's input; ``avgpool`` names the input of the global average)."""
 
     w_bits: int
     a_bits: int
     first_last_bits: int | None = None
     residual_bits: int = 8
     w_enc: Encoding = Encoding.SIGNED
+    layers: tuple[tuple[str, tuple[int, int]], ...] = ()
 
     def __post_init__(self) -> None:
         for key in ("w_bits", "a_bits", "residual_bits") + (
                 ("first_last_bits",) if self.first_last_bits is not None else ()):
             check_runtime_bits(key, getattr(self, key), IRError)
         object.__setattr__(self, "w_enc", Encoding(self.w_enc))
+        layers = tuple((str(k), (int(w), int(a))) for k, (w, a) in dict(self.layers).items())
+        for name, (w, a) in layers:
+            check_runtime_bits(f"{name} weight bits", w, IRError)
+            check_runtime_bits(f"{name} activation bits", a, IRError)
+        object.__setattr__(self, "layers", layers)
+
+    def of(self, layer: str, edge: bool = False) -> tuple[int, int]:
+        """(w_bits, a_bits) of a layer; ``edge`` marks the first and last layer."""
+        named = dict(self.layers)
+        if layer in named:
+            return named[layer]
+        if edge and self.first_last_bits is not None:
+            return self.first_last_bits, self.first_last_bits
+        return self.w_bits, self.a_bits
 
     @classmethod
     def parse(cls, text: str, **kw) -> "BitSpec":
@@ -143,35 +160,36 @@ class _Builder:
         return Graph(tuple(self.nodes), output, name).verify()
 
 
-def _basic_block(b: _Builder, blk, x: str, bits: BitSpec) -> str:
-    h = b.conv(f"{blk.name}.conv1", x, blk.channels, 3, blk.stride, bits.w_bits, bits.a_bits, True,
-               bits.w_enc)
-    h = b.conv(f"{blk.name}.conv2", h, blk.channels, 3, 1, bits.w_bits, bits.residual_bits, False,
-               bits.w_enc)
+def _basic_block(b: _Builder, blk, x: str, bits: BitSpec, out_consumer: str) -> str:
+    name = blk.name
+    h = b.conv(f"{name}.conv1", x, blk.channels, 3, blk.stride, bits.of(f"{name}.conv1")[0],
+               bits.of(f"{name}.conv2")[1], True, bits.w_enc)
+    h = b.conv(f"{name}.conv2", h, blk.channels, 3, 1, bits.of(f"{name}.conv2")[0],
+               bits.residual_bits, False, bits.w_enc)
     short = x
     if blk.downsample:
-        short = b.conv(f"{blk.name}.downsample", x, blk.channels, 1, blk.stride, bits.w_bits,
-                       bits.residual_bits, False, bits.w_enc)
-    return b.add(f"{blk.name}.add", h, short, bits.a_bits)
-
-
-def _edge_bits(bits: BitSpec) -> tuple[int, int]:
-    fl = bits.first_last_bits
-    return (fl or bits.w_bits), (fl or bits.a_bits)
+        if bits.of(f"{name}.downsample")[1] != bits.of(f"{name}.conv1")[1]:
+            raise IRError(f"{name}.downsample and {name}.conv1 read the same tensor and need the "
+                          f"same activation bits")
+        short = b.conv(f"{name}.downsample", x, blk.channels, 1, blk.stride,
+                       bits.of(f"{name}.downsample")[0], bits.residual_bits, False, bits.w_enc)
+    return b.add(f"{name}.add", h, short, bits.of(out_consumer)[1])
 
 
 def resnet(a: ResNetArch, bits: BitSpec, image: tuple[int, ...], num_classes: int, seed: int) -> Graph:
     """The integer graph of architecture ``a`` with seeded weights at ``bits``."""
     b = _Builder(TensorType(image, 8, Encoding.UNSIGNED, 1 / 255), seed)
-    edge_w, edge_a = _edge_bits(bits)
-    x = b.conv("conv1", "input", a.stem_channels, a.stem_kernel, a.stem_stride, edge_w, bits.a_bits,
-               True, bits.w_enc)
+    blocks = list(a.blocks())
+    consumers = [f"{blk.name}.conv1" for blk in blocks[1:]] + ["avgpool"]
+    x = b.conv("conv1", "input", a.stem_channels, a.stem_kernel, a.stem_stride,
+               bits.of("conv1", edge=True)[0], bits.of(f"{blocks[0].name}.conv1")[1], True, bits.w_enc)
     if a.stem_maxpool:
         x = b.maxpool("maxpool", x, 3, 2, 1)
-    for blk in a.blocks():
-        x = _basic_block(b, blk, x, bits)
-    x = b.avgpool_flatten(x, edge_a)
-    return b.graph(a.name, b.dense("fc", x, num_classes, edge_w, bits.w_enc))
+    for blk, consumer in zip(blocks, consumers):
+        x = _basic_block(b, blk, x, bits, consumer)
+    fc_w, fc_a = bits.of("fc", edge=True)
+    x = b.avgpool_flatten(x, fc_a)
+    return b.graph(a.name, b.dense("fc", x, num_classes, fc_w, bits.w_enc))
 
 
 def resnet18(bits: BitSpec, seed: int = 0, image: tuple[int, int, int] = (3, 224, 224),

@@ -3,7 +3,8 @@
 Leaves (config, errors, numerics, isa, fileio, timing, packing, precision, resnets, geometry,
 program_file, provenance) import no other part
 of bitmill than leaves; sim may read the IR types (compiler.ir) but knows no hardware and no
-torch, except sim.verify, which joins compiler and simulator and may import the compiler; hw
+torch, except sim.verify and sim.latency, which join compiler and simulator and may import the
+compiler; hw
 never imports sim, compiler or models; compiler never imports hw or torch; models import torch,
 leaves, the IR they export to and sim.golden (the numpy reference, for integer-path accuracy).
 The application layer, bitmill.cli.* and bitmill.__main__, may import anything; nothing else
@@ -30,6 +31,7 @@ APPLICATION = ("bitmill.cli", "bitmill.__main__")
 RULES = [
     ("bitmill.sim.cosim", ("bitmill.hw", "bitmill.sim", "bitmill.compiler.ir"), ("torch",)),
     ("bitmill.sim.verify", ("bitmill.sim", "bitmill.compiler"), ("torch", "amaranth", "cocotb")),
+    ("bitmill.sim.latency", ("bitmill.sim", "bitmill.compiler"), ("torch", "amaranth", "cocotb")),
     ("bitmill.sim", ("bitmill.sim", "bitmill.compiler.ir"), ("torch", "amaranth", "cocotb")),
     ("bitmill.hw", ("bitmill.hw",), ("torch",)),
     ("bitmill.compiler", ("bitmill.compiler", "bitmill.sim.golden"), ("torch", "amaranth")),

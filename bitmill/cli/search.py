@@ -1,0 +1,189 @@
+"""``bitmill search``: per-layer bit-widths for a cycle budget on an accelerator configuration.
+
+``--method ilp`` (HAWQ-V3 style): per-layer sensitivity of the full-precision checkpoint
+(`bitmill.models.sensitivity`), every layer's cycles at every bit-width pair from the latency
+table (`bitmill.sim.latency`, measured by the cycle-accurate simulator), one integer linear
+program (`bitmill.models.ilp`, HiGHS) for the least sensitive policy within the budget. The
+policy is written as a ``--bits-file`` for ``bitmill train``.
+
+Output folder: ``sensitivity.json`` (the expensive step; ``--resume`` reuses it),
+``policy.yaml`` and ``search.json`` (budget, predicted cycles, per-layer choice, wall times).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from bitmill.cli.args import non_negative_int, positive_int
+from bitmill.config import AccelConfig
+from bitmill.errors import BitmillError
+from bitmill.fileio import atomic_write_text
+
+MODELS = ("resnet8", "resnet20")
+
+
+def _say(msg: str) -> None:
+    """Progress of the long steps, on a terminal only (one line rewritten)."""
+    if sys.stderr.isatty():
+        print(f"\r\033[K{msg}", end="", file=sys.stderr, flush=True)
+
+
+def _out_dir(args) -> Path:
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise BitmillError(f"{out} exists and is not a folder")
+    if out.exists() and any(out.iterdir()) and not (args.resume or args.force):
+        raise BitmillError(f"{out} is not empty; --resume reuses its sensitivity, --force replaces it")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _fp_model(args):
+    from bitmill.models.train import load_model
+    model, tcfg = load_model(args.init)
+    if tcfg.model != args.model or tcfg.width != 16:
+        raise BitmillError(f"{args.init} is a checkpoint of {tcfg.model} width {tcfg.width}; the search "
+                           f"runs {args.model} width 16")
+    if not tcfg.method.is_fp:
+        raise BitmillError(f"{args.init} is a {tcfg.quantizer} checkpoint; the sensitivity needs a "
+                           f"full-precision one (bitmill train --quantizer fp)")
+    return model
+
+
+def _calibration(args):
+    from bitmill.models import data
+    ds = data.fashion_mnist("train") if args.dataset == "fashion-mnist" else data.synthetic(args.calib_images)
+    return list(data.batches(ds.subset(args.calib_images, args.seed), args.calib_batch, None))
+
+
+def _sensitivity(args, model, out: Path, layers, bits):
+    from bitmill.models.sensitivity import Sensitivity, sensitivity
+    path = out / "sensitivity.json"
+    key = {"init": str(Path(args.init).resolve()), "calib_images": args.calib_images,
+           "calib_batch": args.calib_batch, "samples": args.samples, "seed": args.seed,
+           "dataset": args.dataset, "layers": list(layers), "bits": list(bits)}
+    if args.resume and path.exists():
+        saved = json.loads(path.read_text())
+        if saved.get("key") == key:
+            print(f"sensitivity: reused {path}")
+            return Sensitivity.from_dict(saved["sensitivity"]), saved["seconds"]
+        print(f"sensitivity: {path} was computed with other settings; computing again")
+    t0 = time.perf_counter()
+    sens = sensitivity(model, layers, _calibration(args), bits, args.samples, args.seed,
+                       progress=_say)
+    seconds = time.perf_counter() - t0
+    atomic_write_text(path, json.dumps({"key": key, "sensitivity": sens.to_dict(), "seconds": seconds}))
+    return sens, seconds
+
+
+def layer_costs(table, pairs):
+    """Per searched layer and pair, the cycles it governs (`LatencyTable.governor`), the
+    program preload on the first searched layer; and the cycles no searched layer governs."""
+    cost = {l: {p: 0.0 for p in pairs} for l in table.searched}
+    edge = (8, 8)
+    constant = 0
+    for n in table.layers:
+        gov = table.governor.get(n)
+        if gov is None:
+            constant += table.cycles[n][edge]
+        else:
+            for p in pairs:
+                cost[gov][p] += table.cycles[n][p]
+    for p in pairs:
+        cost[table.searched[0]][p] += table.outside[p]
+    return cost, constant
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from bitmill.models.ilp import Problem, candidate_pairs
+    from bitmill.sim import latency
+
+    cfg = AccelConfig.resolve(args.config)
+    lo_w, lo_a = max(cfg.weight_bits[0], args.min_bits), max(cfg.act_bits[0], args.min_bits)
+    if lo_w > cfg.weight_bits[1] or lo_a > cfg.act_bits[1] or cfg.weight_bits[1] < 8 or cfg.act_bits[1] < 8:
+        raise BitmillError(f"{cfg.name} runs weights {cfg.weight_bits[0]}..{cfg.weight_bits[1]} and "
+                           f"activations {cfg.act_bits[0]}..{cfg.act_bits[1]} bits; the search needs "
+                           f"--min-bits {args.min_bits}..8 on both (first and last layer stay 8-bit)")
+    pairs = candidate_pairs(range(lo_w, cfg.weight_bits[1] + 1), range(lo_a, cfg.act_bits[1] + 1))
+    model = _fp_model(args)
+    out = _out_dir(args)
+    t0 = time.perf_counter()
+    table = latency.build_table(args.model, cfg, pairs, progress=_say)
+    t_table = time.perf_counter() - t0
+    reference = table.measured[(8, 8)]
+    budget = args.budget if args.budget is not None else args.budget_ratio * reference
+    cost, constant = layer_costs(table, pairs)
+    zero = {l: {p: 0.0 for p in pairs} for l in table.searched}
+    lo, hi = (Problem(table.searched, pairs, zero, cost, table.tied).total(p) + constant
+              for p in Problem(table.searched, pairs, zero, cost, table.tied).extremes())
+    if not lo <= budget <= hi:
+        raise BitmillError(f"budget {budget:,.0f} cycles is outside what {args.model} reaches on "
+                           f"{cfg.name}: {lo:,.0f} (fastest policy) to {hi:,.0f} (slowest)")
+    sens, t_sens = _sensitivity(args, model, out, table.searched, range(min(lo_w, lo_a), 9))
+    omega = {l: {p: sens.omega(l, *p) for p in pairs} for l in table.searched}
+    problem = Problem(table.searched, pairs, omega, cost, table.tied)
+    t1 = time.perf_counter()
+    policy = problem.solve(budget - constant)
+    t_ilp = time.perf_counter() - t1
+    _say("")
+    predicted = table.predict(policy)
+    doc = {"model": args.model, "config": cfg.name, "method": args.method, "budget_cycles": budget,
+           "reference_w8a8_cycles": reference, "predicted_cycles": predicted,
+           "sensitivity": problem.total(policy, "sensitivity"),
+           "policy": {l: f"w{w}a{a}" for l, (w, a) in policy.items()},
+           "bitops": table.bitops(policy), "weight_bytes": table.weight_bytes(policy),
+           "seconds": {"latency_table": t_table, "sensitivity": t_sens, "ilp": t_ilp},
+           "table_key": table.key, "min_bits": args.min_bits}
+    bits_file = {"default": "w8a8", "first_last": 8, "layers": doc["policy"]}
+    atomic_write_text(out / "policy.yaml", yaml.safe_dump(bits_file, sort_keys=False))
+    atomic_write_text(out / "search.json", json.dumps(doc, indent=1))
+    print(f"{'layer':22s} {'bits':>5s} {'table cycles':>13s}")
+    for l in table.searched:
+        w, a = policy[l]
+        print(f"{l:22s} W{w}A{a} {cost[l][policy[l]]:>13,.0f}")
+    print(f"predicted {predicted:,} cycles ({predicted / reference:.3f} of uniform W8A8's {reference:,}) "
+          f"for a budget of {budget:,.0f}; latency table {t_table:.1f} s, sensitivity {t_sens:.1f} s, "
+          f"ILP {t_ilp:.2f} s")
+    print(f"policy: {out / 'policy.yaml'} (bitmill train --bits-file ...)")
+    return 0
+
+
+def _ratio(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        v = float("nan")
+    if not 0 < v <= 10:
+        raise argparse.ArgumentTypeError(f"must be a number in (0, 10], not {text!r}")
+    return v
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``search``."""
+    p = sub.add_parser("search", help="per-layer bit-widths for a cycle budget (hardware-aware)")
+    p.add_argument("--model", choices=MODELS, default="resnet20", help="network")
+    p.add_argument("--method", choices=["ilp"], default="ilp",
+                   help="ilp: Hessian-trace sensitivity + integer linear program (HAWQ-V3 style)")
+    p.add_argument("--config", required=True, help="accelerator config (name or YAML path)")
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--budget", type=positive_int, help="cycles per inference")
+    g.add_argument("--budget-ratio", type=_ratio, help="fraction of uniform W8A8's simulated cycles")
+    p.add_argument("--init", required=True, help="full-precision checkpoint (bitmill train --quantizer fp)")
+    p.add_argument("-o", "--out", required=True, help="output folder")
+    p.add_argument("--min-bits", type=positive_int, default=2,
+                   help="smallest weight and activation width searched (1-bit LSQ grids collapse)")
+    p.add_argument("--calib-images", type=positive_int, default=256, help="images for the Hessian traces")
+    p.add_argument("--calib-batch", type=positive_int, default=128, help="images per Hessian batch")
+    p.add_argument("--samples", type=positive_int, default=8, help="Hutchinson vectors per batch")
+    p.add_argument("--dataset", default="fashion-mnist", choices=["fashion-mnist", "synthetic"],
+                   help="calibration images")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the calibration subset and vectors")
+    p.add_argument("--resume", action="store_true", help="reuse OUT/sensitivity.json when its settings match")
+    p.add_argument("--force", action="store_true", help="replace a non-empty OUT")
+    p.set_defaults(func=cmd_search)

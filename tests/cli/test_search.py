@@ -1,0 +1,57 @@
+"""``bitmill search --method ilp``: a policy within the budget, written as a bits file that
+``bitmill train`` reads; resume; one error line for bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bitmill.models.bits import BitAssignment
+from tests.conftest import assert_one_error_line
+
+SMALL = ("--dataset", "synthetic", "--calib-images", "16", "--calib-batch", "8", "--samples", "1",
+         "--min-bits", "6", "--config", "sim-4x4-k16", "--model", "resnet8")
+
+
+@pytest.fixture(scope="module")
+def fp(tmp_path_factory):
+    from bitmill import cli
+    out = tmp_path_factory.mktemp("fp")
+    assert cli.main(["train", "--model", "resnet8", "--quantizer", "fp", "--dataset", "synthetic",
+                     "--train-subset", "32", "--test-subset", "16", "--out", str(out)]) == 0
+    return out / "checkpoint.pt"
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("BITMILL_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+def test_search_writes_a_policy_within_the_budget(fp, tmp_path, run_cli):
+    out = tmp_path / "s"
+    status, stdout, err = run_cli("search", *SMALL, "--budget-ratio", "0.9", "--init", fp, "-o", out)
+    assert status == 0, err
+    doc = json.loads((out / "search.json").read_text())
+    assert doc["predicted_cycles"] <= doc["budget_cycles"] == 0.9 * doc["reference_w8a8_cycles"]
+    bits = BitAssignment.load(out / "policy.yaml")
+    assert dict(bits.layers) == {l: tuple(int(c) for c in p[1:].split("a")) for l, p in doc["policy"].items()}
+    assert bits.of("layer2.0.conv1")[1] == bits.of("layer2.0.downsample")[1]
+    assert "predicted" in stdout and err == ""            # progress only on a terminal
+    status, stdout, err = run_cli("search", *SMALL, "--budget-ratio", "0.9", "--init", fp, "-o", out, "--resume")
+    assert status == 0 and "sensitivity: reused" in stdout
+    assert json.loads((out / "search.json").read_text())["policy"] == doc["policy"]
+
+
+def test_bad_input_is_one_error_line(fp, tmp_path, run_cli):
+    status, _, err = run_cli("search", *SMALL, "--budget", "1000", "--init", fp, "-o", tmp_path / "a")
+    assert_one_error_line(status, err, "budget 1,000 cycles is outside what resnet8 reaches on sim-4x4-k16")
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "x").write_text("")
+    status, _, err = run_cli("search", *SMALL, "--budget", "1000", "--init", fp, "-o", tmp_path / "b")
+    assert_one_error_line(status, err, "is not empty; --resume reuses its sensitivity")
+    status, _, err = run_cli("search", *SMALL[:-2], "--model", "resnet20", "--budget-ratio", "0.5",
+                             "--init", fp, "-o", tmp_path / "c")
+    assert_one_error_line(status, err, "is a checkpoint of resnet8 width 16; the search runs resnet20")
+    status, _, err = run_cli("search", *SMALL, "--budget-ratio", "0", "--init", fp, "-o", tmp_path / "d")
+    assert status == 2 and "must be a number in (0, 10]" in err
