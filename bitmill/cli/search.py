@@ -6,7 +6,11 @@ table (`bitmill.sim.latency`, measured by the cycle-accurate simulator), one int
 program (`bitmill.models.ilp`, HiGHS) for the least sensitive policy within the budget. The
 policy is written as a ``--bits-file`` for ``bitmill train``.
 
-Output folder: ``sensitivity.json`` (the expensive step; ``--resume`` reuses it),
+``--method sdq``: phase 1 of SDQ (`bitmill.models.sdq`) from the FP checkpoint, the expected
+latency from the same table as the penalty.
+
+Output folder: ``sensitivity.json`` (ilp, the expensive step; ``--resume`` reuses it) or
+``phase1.pt`` (sdq, written after every epoch; ``--resume`` continues it),
 ``policy.yaml`` and ``search.json`` (budget, predicted cycles, per-layer choice, wall times).
 """
 
@@ -82,6 +86,20 @@ def _sensitivity(args, model, out: Path, layers, bits):
     return sens, seconds
 
 
+def _sdq(args, out: Path, table, cost, constant: float, budget: float, floor: int):
+    """SDQ phase 1 (`bitmill.models.sdq`): (policy, history, seconds)."""
+    from bitmill.models import data
+    from bitmill.models.sdq import SearchSettings, run_phase1
+    ds = data.fashion_mnist("train") if args.dataset == "fashion-mnist" else data.synthetic(args.train_images)
+    settings = SearchSettings(args.model, str(Path(args.init).resolve()), floor, args.epochs, args.lr,
+                              args.dbp_lr, args.lam, float(budget), args.batch_size, args.seed,
+                              args.train_images, args.dataset)
+    t0 = time.perf_counter()
+    policy, history = run_phase1(settings, table.searched, cost, constant, ds.subset(args.train_images, args.seed),
+                                 out / "phase1.pt", args.resume, progress=_say)
+    return policy, history, {"sdq_phase1": time.perf_counter() - t0}
+
+
 def layer_costs(table, pairs):
     """Per searched layer and pair, the cycles it governs (`LatencyTable.governor`), the
     program preload on the first searched layer; and the cycles no searched layer governs."""
@@ -125,20 +143,24 @@ def cmd_search(args: argparse.Namespace) -> int:
     if not lo <= budget <= hi:
         raise BitmillError(f"budget {budget:,.0f} cycles is outside what {args.model} reaches on "
                            f"{cfg.name}: {lo:,.0f} (fastest policy) to {hi:,.0f} (slowest)")
-    sens, t_sens = _sensitivity(args, model, out, table.searched, range(min(lo_w, lo_a), 9))
-    omega = {l: {p: sens.omega(l, *p) for p in pairs} for l in table.searched}
-    problem = Problem(table.searched, pairs, omega, cost, table.tied)
-    t1 = time.perf_counter()
-    policy = problem.solve(budget - constant)
-    t_ilp = time.perf_counter() - t1
+    if args.method == "ilp":
+        sens, t_sens = _sensitivity(args, model, out, table.searched, range(min(lo_w, lo_a), 9))
+        omega = {l: {p: sens.omega(l, *p) for p in pairs} for l in table.searched}
+        problem = Problem(table.searched, pairs, omega, cost, table.tied)
+        t1 = time.perf_counter()
+        policy = problem.solve(budget - constant)
+        seconds = {"sensitivity": t_sens, "ilp": time.perf_counter() - t1}
+        extra = {"sensitivity": problem.total(policy, "sensitivity")}
+    else:
+        policy, history, seconds = _sdq(args, out, table, cost, constant, budget, min(lo_w, lo_a))
+        extra = {"history": history}
     _say("")
     predicted = table.predict(policy)
     doc = {"model": args.model, "config": cfg.name, "method": args.method, "budget_cycles": budget,
-           "reference_w8a8_cycles": reference, "predicted_cycles": predicted,
-           "sensitivity": problem.total(policy, "sensitivity"),
+           "reference_w8a8_cycles": reference, "predicted_cycles": predicted, **extra,
            "policy": {l: f"w{w}a{a}" for l, (w, a) in policy.items()},
            "bitops": table.bitops(policy), "weight_bytes": table.weight_bytes(policy),
-           "seconds": {"latency_table": t_table, "sensitivity": t_sens, "ilp": t_ilp},
+           "seconds": {"latency_table": t_table, **seconds},
            "table_key": table.key, "min_bits": args.min_bits}
     bits_file = {"default": "w8a8", "first_last": 8, "layers": doc["policy"]}
     atomic_write_text(out / "policy.yaml", yaml.safe_dump(bits_file, sort_keys=False))
@@ -147,9 +169,9 @@ def cmd_search(args: argparse.Namespace) -> int:
     for l in table.searched:
         w, a = policy[l]
         print(f"{l:22s} W{w}A{a} {cost[l][policy[l]]:>13,.0f}")
+    times = ", ".join(f"{k.replace('_', ' ')} {v:.1f} s" for k, v in doc["seconds"].items())
     print(f"predicted {predicted:,} cycles ({predicted / reference:.3f} of uniform W8A8's {reference:,}) "
-          f"for a budget of {budget:,.0f}; latency table {t_table:.1f} s, sensitivity {t_sens:.1f} s, "
-          f"ILP {t_ilp:.2f} s")
+          f"for a budget of {budget:,.0f}; {times}")
     print(f"policy: {out / 'policy.yaml'} (bitmill train --bits-file ...)")
     return 0
 
@@ -168,8 +190,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add ``search``."""
     p = sub.add_parser("search", help="per-layer bit-widths for a cycle budget (hardware-aware)")
     p.add_argument("--model", choices=MODELS, default="resnet20", help="network")
-    p.add_argument("--method", choices=["ilp"], default="ilp",
-                   help="ilp: Hessian-trace sensitivity + integer linear program (HAWQ-V3 style)")
+    p.add_argument("--method", choices=["ilp", "sdq"], default="ilp",
+                   help="ilp: Hessian-trace sensitivity + integer linear program (HAWQ-V3 style); "
+                        "sdq: differentiable bit-width parameters with the expected latency (phase 1)")
     p.add_argument("--config", required=True, help="accelerator config (name or YAML path)")
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--budget", type=positive_int, help="cycles per inference")
@@ -184,6 +207,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", default="fashion-mnist", choices=["fashion-mnist", "synthetic"],
                    help="calibration images")
     p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the calibration subset and vectors")
-    p.add_argument("--resume", action="store_true", help="reuse OUT/sensitivity.json when its settings match")
+    p.add_argument("--epochs", type=positive_int, default=2, help="sdq: epochs of phase 1")
+    p.add_argument("--lr", type=float, default=0.01, help="sdq: SGD learning rate (cosine over the epochs)")
+    p.add_argument("--dbp-lr", type=float, default=0.05, help="sdq: Adam learning rate of the DBPs")
+    p.add_argument("--lam", type=float, default=1.0, help="sdq: weight of the latency penalty")
+    p.add_argument("--batch-size", type=positive_int, default=128, help="sdq: images per step")
+    p.add_argument("--train-images", type=positive_int, default=10000, help="sdq: training images of phase 1")
+    p.add_argument("--resume", action="store_true",
+                   help="reuse OUT/sensitivity.json (ilp) or continue OUT/phase1.pt (sdq) when the settings match")
     p.add_argument("--force", action="store_true", help="replace a non-empty OUT")
     p.set_defaults(func=cmd_search)

@@ -55,3 +55,17 @@ def test_bad_input_is_one_error_line(fp, tmp_path, run_cli):
     assert_one_error_line(status, err, "is a checkpoint of resnet8 width 16; the search runs resnet20")
     status, _, err = run_cli("search", *SMALL, "--budget-ratio", "0", "--init", fp, "-o", tmp_path / "d")
     assert status == 2 and "must be a number in (0, 10]" in err
+
+
+def test_sdq_search_writes_a_policy_and_resumes(fp, tmp_path, run_cli):
+    out = tmp_path / "sdq"
+    args = ("search", *SMALL, "--method", "sdq", "--budget-ratio", "0.8", "--init", fp, "-o", out,
+            "--train-images", "32", "--batch-size", "16", "--epochs", "2", "--dbp-lr", "0.5")
+    status, stdout, err = run_cli(*args)
+    assert status == 0, err
+    doc = json.loads((out / "search.json").read_text())
+    assert [h["epoch"] for h in doc["history"]] == [1, 2] and "sdq_phase1" in doc["seconds"]
+    bits = BitAssignment.load(out / "policy.yaml")
+    assert all(6 <= w <= 8 and 6 <= a <= 8 for _, (w, a) in bits.layers)
+    status, _, err = run_cli(*args, "--resume")               # finished: the same policy again
+    assert status == 0 and json.loads((out / "search.json").read_text())["policy"] == doc["policy"]
