@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from bitmill.errors import BitmillError
 from bitmill.fileio import atomic_write_text
+from bitmill.models.distill import ebr_loss, kd_loss
 from bitmill.models import checkpoint, data
 from bitmill.models.bits import BitAssignment
 from bitmill.models.methods import Method
@@ -57,6 +58,8 @@ class TrainConfig:
     augment: bool = True
     dataset: str = "fashion-mnist"
     layer_bits: tuple[tuple[str, str], ...] = ()    # per-layer overrides, e.g. (("fc", "w8a8"),)
+    teacher: str | None = None   # SDQ phase 2: distil from this (full-precision) checkpoint
+    ebr: float = 0.0             # SDQ phase 2: weight of the bin regulariser (models/distill.py)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "layer_bits", tuple((str(n), str(b)) for n, b in self.layer_bits))
@@ -78,6 +81,9 @@ class TrainConfig:
         if unknown:
             raise BitmillError(f"layer {unknown[0]!r} is not a conv/dense layer of {self.model}; "
                                f"its layers are {', '.join(known)}")
+        if isinstance(self.ebr, bool) or not isinstance(self.ebr, (int, float)) or not math.isfinite(self.ebr) \
+                or self.ebr < 0:
+            raise BitmillError(f"ebr must be a finite number >= 0, not {self.ebr!r}")
         if self.dataset not in ("fashion-mnist", "synthetic"):
             raise BitmillError(f"dataset must be fashion-mnist or synthetic, not {self.dataset!r}")
 
@@ -181,7 +187,30 @@ def _init_from(model: QResNet, cfg: TrainConfig, source: str) -> None:
     checkpoint.load_compatible(model, state, source, f"{cfg.model} width {cfg.width}")
 
 
-def _epoch(model, opts, train, cfg, epoch, step, total, progress) -> tuple[float, int]:
+def _loss(model, x, y, cfg: TrainConfig, teacher) -> torch.Tensor:
+    """Cross-entropy, the method's regulariser, and SDQ phase 2's KD and EBR when configured."""
+    logits = model(x)
+    loss = F.cross_entropy(logits, y) + model.regularizer()
+    if teacher is not None:
+        with torch.no_grad():
+            target = teacher(x)
+        loss = loss + kd_loss(logits, target)
+    if cfg.ebr:
+        loss = loss + cfg.ebr * ebr_loss(model)
+    return loss
+
+
+def _teacher(cfg: TrainConfig):
+    if cfg.teacher is None:
+        return None
+    teacher, tcfg = load_model(cfg.teacher)
+    if (tcfg.model, tcfg.width) != (cfg.model, cfg.width):
+        raise BitmillError(f"{cfg.teacher} is a checkpoint of {tcfg.model} width {tcfg.width}; the "
+                           f"teacher must be {cfg.model} width {cfg.width}")
+    return teacher.to(device()).eval()
+
+
+def _epoch(model, opts, train, cfg, epoch, step, total, progress, teacher=None) -> tuple[float, int]:
     model.train()
     losses = []
     bar = tqdm(data.batches(train, cfg.batch_size, cfg.seed * 1000 + epoch, cfg.augment),
@@ -191,7 +220,7 @@ def _epoch(model, opts, train, cfg, epoch, step, total, progress) -> tuple[float
     for x, y in bar:
         x, y = x.to(dev), y.to(dev)
         _set_lr(opts, step, total)
-        loss = F.cross_entropy(model(x), y) + model.regularizer()
+        loss = _loss(model, x, y, cfg, teacher)
         for opt in opts:
             opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -245,12 +274,13 @@ def train(cfg: TrainConfig, out: str | Path, init: str | None = None, resume: bo
     train_ds, test_ds = load_data(cfg)
     opts = _optimizers(model, cfg)
     start, step, history = _start(model, opts, cfg, ck_path, init, resume)
+    teacher = _teacher(cfg)
     total = cfg.epochs * math.ceil(len(train_ds) / cfg.batch_size)
     for epoch in range(start, cfg.epochs):
         if stop_after is not None and epoch - start >= stop_after:
             return {"stopped_at_epoch": epoch}
         t0 = time.perf_counter()
-        loss, step = _epoch(model, opts, train_ds, cfg, epoch, step, total, progress)
+        loss, step = _epoch(model, opts, train_ds, cfg, epoch, step, total, progress, teacher)
         seconds = time.perf_counter() - t0
         acc = float((predict(model, test_ds) == test_ds.labels).mean())
         history.append({"epoch": epoch + 1, "loss": loss, "test_accuracy": acc, "seconds": seconds})

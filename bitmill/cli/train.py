@@ -30,7 +30,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                 first_last=None if args.first_last == 0 else args.first_last, epochs=args.epochs,
                 batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
                 seed=args.seed, train_subset=args.train_subset, test_subset=args.test_subset,
-                augment=not args.no_augment, dataset=args.dataset, layer_bits=layer_bits)
+                augment=not args.no_augment, dataset=args.dataset, layer_bits=layer_bits,
+                teacher=args.teacher, ebr=args.ebr)
     if not stages:
         metrics = train(TrainConfig(bits=args.bits, **base), args.out, args.init, args.resume)
     else:
@@ -106,6 +107,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="run directory (checkpoint.pt, metrics.json)")
     p.add_argument("--init", help="checkpoint to start from (e.g. the FP run)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    p.add_argument("--teacher", help="SDQ phase 2: distil from this full-precision checkpoint (KL to its soft labels)")
+    p.add_argument("--ebr", type=float, default=0.0,
+                   help="SDQ phase 2: weight of the entropy-aware bin regulariser of the weights (SDQ: 0.1)")
     p.set_defaults(func=cmd_train)
 
 
