@@ -73,7 +73,7 @@ def _ensure(run_dir: Path, cfg, init: str | None) -> dict:
     return train(cfg, run_dir, init, resume=(run_dir / "checkpoint.pt").exists())
 
 
-def _evaluate(run_dir: Path, test_ds) -> dict:
+def evaluate_run(run_dir: Path, test_ds) -> dict:
     """Fake-quant and integer-path (golden on the exported IR) accuracy, cached per run."""
     cache = run_dir / "eval.json"
     if cache.exists():
@@ -192,7 +192,7 @@ def collect(budget: Budget, runs: Path, methods=METHODS, bits_list=BITS,
     def evaluate(run_dir: Path) -> dict:
         if not test_sets:
             test_sets.append(load_data(_config(budget, "fp", "w8a8"))[1])
-        return _evaluate(run_dir, test_sets[0])
+        return evaluate_run(run_dir, test_sets[0])
 
     fp_dir = runs / "fp"
     rows = [_fp_row(budget, runs, plans, previous, finished_only, evaluate)]

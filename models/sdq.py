@@ -220,7 +220,7 @@ def search_epoch(model: QResNet, weights, acts, costs, constant: float, budget: 
             progress(f"epoch {epoch + 1}: step {step}, loss {losses[-1]:.3f}, expected {float(e.detach()):,.0f} cycles")
     decayed = [n for n, q in [*weights.items(), *acts.items()] if q.dbp.decay()]
     return {"epoch": epoch + 1, "loss": float(sum(losses) / max(1, len(losses))),
-            "expected_cycles": float(expected_cycles(costs, weights, acts) + constant),
+            "expected_cycles": float(expected_cycles(costs, weights, acts).detach() + constant),
             "decayed": sorted(set(decayed)), "policy": {l: f"w{w}a{a}" for l, (w, a) in policy_of(weights, acts).items()}}
 
 

@@ -9,6 +9,7 @@ import argparse
 import json
 from pathlib import Path
 
+from bitmill.cli import report_search
 from bitmill.cli.args import (add_output_dir_arg, SEED_HELP, Parser, bit_schedule, int_in_range, non_negative_int,
                               positive_int)
 from bitmill.compiler import irio
@@ -134,6 +135,7 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--retrain", action="store_true",
                    help="train every run even where OUT/results.json has a result of the same configuration")
     r.set_defaults(func=cmd_report_qat)
+    report_search.add_parser(rsub)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -1,0 +1,280 @@
+"""``bitmill report search``: searched bit-width policies against uniform ones, every point
+measured. Generated, never hand-edited.
+
+Per configuration, method (ilp, sdq) and budget ratio a `bitmill search` (reused when its
+folder holds a finished one); every policy, searched or uniform, is fine-tuned from the FP
+checkpoint with the same QAT budget (LSQ; SDQ policies with phase 2's KD and EBR), exported,
+its integer-path accuracy measured by the golden model on the test set, and its cycles
+simulated (cycle-accurate, checked bit for bit against golden) on every configuration. The
+report: README.md (tables, the cross table, the latency table's error against the
+simulator), ``pareto.png`` (integer accuracy against simulated cycles), one bar chart of
+per-layer bits per searched policy, ``results.json``. Finished runs are reused, killed ones
+resumed (`bitmill train`); ``--finished-only`` trains nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bitmill import provenance
+from bitmill.cli.args import non_negative_int, positive_int
+from bitmill.config import AccelConfig
+from bitmill.errors import BitmillError
+from bitmill.fileio import atomic_write, atomic_write_text
+
+UNIFORM = ("w2a2", "w3a3", "w4a4", "w5a5", "w6a6", "w8a8", "w2a4", "w4a2", "w3a4", "w4a3")
+
+
+@dataclass(frozen=True)
+class Point:
+    """One policy of the report: its name, kind, bits file (searched) or uniform bits."""
+
+    name: str
+    kind: str                 # "uniform", "ilp" or "sdq"
+    bits: str | None = None   # uniform bits
+    policy: Path | None = None
+    config: str | None = None
+    ratio: float | None = None
+
+
+def _searches(args, cfgs) -> list[Point]:
+    points = []
+    for cfg in cfgs:
+        for method in args.methods:
+            for ratio in args.budget_ratios:
+                out = Path(args.runs) / "search" / f"{method}-{cfg.name}-{ratio:g}"
+                if not (out / "search.json").exists():
+                    if args.finished_only:
+                        continue
+                    cmd = [sys.executable, "-m", "bitmill", "search", "--model", args.model, "--method",
+                           method, "--config", cfg.name, "--budget-ratio", f"{ratio:g}", "--init",
+                           args.init, "-o", str(out), "--resume", "--dataset", args.dataset,
+                           "--seed", str(args.seed), "--calib-images", str(args.calib_images),
+                           "--samples", str(args.samples), "--min-bits", str(args.min_bits)]
+                    if method == "sdq":
+                        cmd += ["--epochs", str(args.sdq_epochs), "--train-images", str(args.sdq_images)]
+                    print(f"== search {out.name}", flush=True)
+                    if subprocess.run(cmd).returncode != 0:
+                        raise BitmillError(f"the search {out.name} failed (see its output above)")
+                points.append(Point(out.name, method, policy=out / "policy.yaml", config=cfg.name, ratio=ratio))
+    return points
+
+
+def _train_config(args, point: Point):
+    from bitmill.models.bits import BitAssignment
+    from bitmill.models.train import TrainConfig
+    if point.policy is not None:
+        a = BitAssignment.load(point.policy)
+        bits, layer_bits = f"w{a.default[0]}a{a.default[1]}", tuple((n, f"w{w}a{b}") for n, (w, b) in a.layers)
+    else:
+        bits, layer_bits = point.bits, ()
+    sdq = point.kind == "sdq"
+    return TrainConfig(model=args.model, quantizer="lsq", bits=bits, first_last=8, epochs=args.qat_epochs,
+                       lr=args.qat_lr, seed=args.seed, train_subset=args.train_subset,
+                       test_subset=args.test_subset, dataset=args.dataset, layer_bits=layer_bits,
+                       teacher=str(Path(args.init).resolve()) if sdq else None, ebr=0.1 if sdq else 0.0)
+
+
+def _cycles(run_dir: Path, cfgs) -> dict[str, int]:
+    """Simulated cycles of the exported network on every config (bit-exact against golden),
+    cached in the run folder."""
+    from bitmill.models.export import export
+    from bitmill.models.train import load_model
+    from bitmill.sim.latency import code_hash
+    from bitmill.sim.verify import simulate_net
+    cache = run_dir / "cycles.json"
+    known = json.loads(cache.read_text()) if cache.exists() else {}
+    if known.get("code") != code_hash():
+        known = {"code": code_hash()}
+    missing = [c for c in cfgs if c.name not in known]
+    if missing:
+        graph = export(load_model(run_dir / "checkpoint.pt")[0])
+        x = np.random.default_rng(0).integers(0, 256, size=graph.input.out.shape)
+        for c in missing:
+            known[c.name] = simulate_net(graph, c, x)[1].cycles
+        atomic_write_text(cache, json.dumps(known))
+    return {c.name: known[c.name] for c in cfgs}
+
+
+def _rows(args, cfgs, points) -> list[dict]:
+    from bitmill.models.report_qat import evaluate_run
+    from bitmill.models.train import load_data, train
+    rows, test = [], []
+    fp_cfg = json.loads((Path(args.init).parent / "metrics.json").read_text()) \
+        if (Path(args.init).parent / "metrics.json").exists() else None
+    for p in points:
+        cfg = _train_config(args, p)
+        run_dir = Path(args.runs) / "qat" / p.name
+        finished = (run_dir / "metrics.json").exists()
+        if not finished and args.finished_only:
+            rows.append({"name": p.name, "kind": p.kind, "pending": True})
+            continue
+        metrics = json.loads((run_dir / "metrics.json").read_text()) if finished else \
+            train(cfg, run_dir, str(args.init), resume=(run_dir / "checkpoint.pt").exists())
+        if not test:
+            test.append(load_data(cfg)[1])
+        row = {"name": p.name, "kind": p.kind, "bits": p.bits, "config": p.config, "ratio": p.ratio,
+               **evaluate_run(run_dir, test[0]), "cycles": _cycles(run_dir, cfgs),
+               "train_seconds": metrics.get("seconds_per_epoch", 0) * cfg.epochs}
+        if p.policy is not None:
+            doc = json.loads((p.policy.parent / "search.json").read_text())
+            row.update(policy=doc["policy"], predicted=doc["predicted_cycles"], search_seconds=doc["seconds"],
+                       budget_cycles=doc["budget_cycles"])
+        rows.append(row)
+    if fp_cfg is not None:
+        rows.insert(0, {"name": "fp", "kind": "fp", "fake_quant": fp_cfg.get("test_accuracy")})
+    return rows
+
+
+def _pct(v) -> str:
+    return "-" if v is None else f"{100 * v:.2f}"
+
+
+def markdown(rows: list[dict], cfgs, args) -> str:
+    names = [c.name for c in cfgs]
+    done = [r for r in rows if not r.get("pending") and r["kind"] != "fp"]
+    fp = next((r for r in rows if r["kind"] == "fp"), None)
+    lines = [f"# Bit-width search: {args.model} on {args.dataset}, {', '.join(names)}", "",
+             "Every point measured: QAT fine-tune (LSQ, the same budget for every policy: "
+             f"{args.qat_epochs} epoch(s) at lr {args.qat_lr} from the FP checkpoint; SDQ policies with KD "
+             "and EBR), integer-path accuracy of the exported network (golden model), cycles from the "
+             "cycle-accurate simulator of the exported network on each configuration (bit-exact). "
+             "Searched policies keep the first and last layer and the average pool's input at 8 bits; "
+             "uniform ones keep the first and last layer at 8 bits.", ""]
+    if fp is not None:
+        lines += [f"Full precision: {_pct(fp.get('fake_quant'))}% (the checkpoint's own test figure).", ""]
+    lines += ["| policy | kind | budget | integer acc % | " + " | ".join(f"cycles {n}" for n in names)
+              + " | table predicted (own config) | error |",
+              "|---|---|---|---|" + "---|" * len(names) + "---|---|"]
+    for r in done:
+        pred = r.get("predicted")
+        own = r["cycles"].get(r.get("config")) if r.get("config") else None
+        err = f"{100 * (pred / own - 1):+.2f}%" if pred and own else "-"
+        budget = "-"
+        if r.get("ratio"):
+            over = " (policy over budget)" if pred and pred > r["budget_cycles"] else ""
+            budget = f"{r['ratio']:g} x W8A8 on {r['config']} = {r['budget_cycles']:,.0f}{over}"
+        cycles = " | ".join(f"{r['cycles'][n]:,}" for n in names)
+        predicted = f"{pred:,}" if pred else "-"
+        lines.append(f"| {r['name']} | {r['kind']} | {budget} | {_pct(r.get('integer'))} | {cycles} "
+                     f"| {predicted} | {err} |")
+    pending = [r["name"] for r in rows if r.get("pending")]
+    if pending:
+        lines += ["", f"Pending (not trained yet): {', '.join(pending)}."]
+    searched = [r for r in done if r.get("policy")]
+    if searched:
+        lines += ["", "Search wall time per policy (latency table, sensitivity + ILP, or SDQ phase 1), next "
+                      "to the QAT fine-tune every policy gets:", ""]
+        for r in searched:
+            secs = ", ".join(f"{k.replace('_', ' ')} {v:.0f} s" for k, v in r["search_seconds"].items())
+            lines.append(f"- {r['name']}: {secs}; fine-tune {r['train_seconds']:.0f} s")
+        lines += ["", "Per-layer bits of the searched policies: `bits-<policy>.png`."]
+    lines += ["", "![integer accuracy against simulated cycles](pareto.png)", "",
+              f"Generated by `bitmill report search` at {provenance.git_revision()}, "
+              f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, on {provenance.cpu_model()}."]
+    return "\n".join(lines) + "\n"
+
+
+def plots(rows: list[dict], cfgs, out: Path, weights: dict[str, int]) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    done = [r for r in rows if not r.get("pending") and r["kind"] != "fp"]
+    fp = next((r for r in rows if r["kind"] == "fp"), None)
+    fig, axes = plt.subplots(1, len(cfgs), figsize=(6 * len(cfgs), 4.5), squeeze=False)
+    for ax, c in zip(axes[0], cfgs):
+        for kind, marker in (("uniform", "o"), ("ilp", "s"), ("sdq", "^")):
+            pts = [(r["cycles"][c.name], 100 * r["integer"]) for r in done if r["kind"] == kind]
+            if pts:
+                ax.scatter(*zip(*pts), marker=marker, label=kind)
+        for r in done:
+            if r["kind"] == "uniform":
+                ax.annotate(r["bits"].upper(), (r["cycles"][c.name], 100 * r["integer"]), fontsize=7)
+        if fp is not None and fp.get("fake_quant") is not None:
+            ax.axhline(100 * fp["fake_quant"], color="k", linestyle="--", label="FP")
+        ax.set_xlabel(f"simulated cycles on {c.name}")
+        ax.set_ylabel("integer-path accuracy %")
+        ax.legend()
+    fig.tight_layout()
+    atomic_write(out / "pareto.png", lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    plt.close(fig)
+    for r in done:
+        if not r.get("policy"):
+            continue
+        layers = list(r["policy"])
+        w = [int(r["policy"][l][1:r["policy"][l].index("a")]) for l in layers]
+        a = [int(r["policy"][l][r["policy"][l].index("a") + 1:]) for l in layers]
+        fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(layers)), 4))
+        x = np.arange(len(layers))
+        ax.bar(x - 0.2, w, 0.4, label="weight bits")
+        ax.bar(x + 0.2, a, 0.4, label="activation bits")
+        ax.set_xticks(x, [f"{l}\n{weights.get(l, 0):,} w" for l in layers], rotation=90, fontsize=7)
+        ax.set_ylabel("bits")
+        ax.set_title(r["name"])
+        ax.legend()
+        fig.tight_layout()
+        atomic_write(out / f"bits-{r['name']}.png", lambda tmp, f=fig: f.savefig(tmp, format="png", dpi=110))
+        plt.close(fig)
+
+
+def cmd_report_search(args: argparse.Namespace) -> int:
+    from bitmill.compiler import zoo
+    from bitmill.models.bits import parse_pair
+    from bitmill.sim.latency import policy_spec, searched_layers
+    cfgs = [AccelConfig.resolve(c) for c in args.configs.split(",")]
+    args.methods = [m for m in args.methods.split(",") if m]
+    bad = [m for m in args.methods if m not in ("ilp", "sdq")]
+    if bad:
+        raise BitmillError(f"unknown method {bad[0]!r}; choose ilp, sdq")
+    args.budget_ratios = [float(r) for r in args.budget_ratios.split(",")]
+    uniform = [u for u in args.uniform.split(",") if u]
+    for u in uniform:
+        parse_pair(u)
+    if not Path(args.init).exists():
+        raise BitmillError(f"{args.init}: no such FP checkpoint (bitmill train --quantizer fp)")
+    points = [Point(u, "uniform", bits=u) for u in uniform] + _searches(args, cfgs)
+    rows = _rows(args, cfgs, points)
+    graph = zoo.build(args.model, policy_spec({}))
+    weights = {n.name: int(n.weight.size) for n in graph.nodes if n.name in searched_layers(graph)}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    plots(rows, cfgs, out, weights)
+    atomic_write_text(out / "results.json", json.dumps({"git": provenance.git_revision(), "rows": rows,
+                                                        "configs": [c.name for c in cfgs]}, indent=1))
+    atomic_write_text(out / "README.md", markdown(rows, cfgs, args))
+    print(f"wrote {out / 'README.md'} and {out / 'pareto.png'}")
+    return 0
+
+
+def add_parser(rsub) -> None:
+    """``report search`` under ``bitmill report``."""
+    r = rsub.add_parser("search", help="searched vs uniform bit-widths: accuracy and simulated cycles (reports/search)")
+    r.add_argument("--init", required=True, help="the FP checkpoint every search and fine-tune starts from")
+    r.add_argument("--model", default="resnet20", choices=["resnet8", "resnet20"], help="network")
+    r.add_argument("--configs", default="ulx3s-85f,pynq-z2", help="comma-separated accelerator configs")
+    r.add_argument("--methods", default="ilp,sdq", help="comma-separated search methods")
+    r.add_argument("--budget-ratios", default="0.3,0.45", help="budgets as fractions of uniform W8A8's cycles")
+    r.add_argument("--uniform", default=",".join(UNIFORM), help="uniform policies (first/last 8-bit)")
+    r.add_argument("--qat-epochs", type=positive_int, default=2, help="epochs of every fine-tune")
+    r.add_argument("--qat-lr", type=float, default=0.01, help="learning rate of every fine-tune")
+    r.add_argument("--sdq-epochs", type=positive_int, default=4, help="epochs of SDQ phase 1")
+    r.add_argument("--sdq-images", type=positive_int, default=10000, help="training images of SDQ phase 1")
+    r.add_argument("--calib-images", type=positive_int, default=256, help="ilp: images for the Hessian traces")
+    r.add_argument("--samples", type=positive_int, default=8, help="ilp: Hutchinson vectors per batch")
+    r.add_argument("--min-bits", type=positive_int, default=2, help="smallest width searched")
+    r.add_argument("--train-subset", type=positive_int, help="fine-tune on this many images (default: all)")
+    r.add_argument("--test-subset", type=positive_int, help="evaluate on this many images (default: all)")
+    r.add_argument("--dataset", default="fashion-mnist", choices=["fashion-mnist", "synthetic"])
+    r.add_argument("--seed", type=non_negative_int, default=0)
+    r.add_argument("--runs", default="runs/search-report", help="search and fine-tune folders (reused, resumable)")
+    r.add_argument("--out", default="reports/search", help="report folder")
+    r.add_argument("--finished-only", action="store_true", help="train and search nothing; list the rest as pending")
+    r.set_defaults(func=cmd_report_search)

@@ -1,0 +1,49 @@
+"""``bitmill report search``: searched and uniform policies fine-tuned, exported, measured on
+the integer path and simulated on every configuration; finished runs reused."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import assert_one_error_line
+
+
+@pytest.fixture(scope="module")
+def fp(tmp_path_factory):
+    from bitmill import cli
+    out = tmp_path_factory.mktemp("fp")
+    assert cli.main(["train", "--model", "resnet8", "--quantizer", "fp", "--dataset", "synthetic",
+                     "--train-subset", "32", "--test-subset", "16", "--out", str(out)]) == 0
+    return out / "checkpoint.pt"
+
+
+@pytest.mark.slow
+def test_report_measures_every_point_and_reuses_runs(fp, tmp_path, run_cli, monkeypatch):
+    monkeypatch.setenv("BITMILL_CACHE", str(tmp_path / "cache"))
+    args = ("report", "search", "--init", fp, "--model", "resnet8", "--configs", "sim-4x4-k16,ulx3s-85f",
+            "--methods", "ilp", "--budget-ratios", "0.8", "--uniform", "w8a8", "--qat-epochs", "1",
+            "--train-subset", "32", "--test-subset", "16", "--dataset", "synthetic", "--calib-images", "16",
+            "--samples", "1", "--min-bits", "6", "--runs", tmp_path / "runs", "--out", tmp_path / "rep")
+    status, out, err = run_cli(*args)
+    assert status == 0, err
+    doc = json.loads((tmp_path / "rep" / "results.json").read_text())
+    rows = {r["name"]: r for r in doc["rows"]}
+    assert set(rows) == {"fp", "w8a8", "ilp-sim-4x4-k16-0.8", "ilp-ulx3s-85f-0.8"}
+    ilp = rows["ilp-sim-4x4-k16-0.8"]
+    assert set(ilp["cycles"]) == {"sim-4x4-k16", "ulx3s-85f"} and 0 <= ilp["integer"] <= 1
+    assert ilp["cycles"]["sim-4x4-k16"] < rows["w8a8"]["cycles"]["sim-4x4-k16"]
+    assert abs(ilp["predicted"] / ilp["cycles"]["sim-4x4-k16"] - 1) < 0.01
+    readme = (tmp_path / "rep" / "README.md").read_text()
+    assert "| ilp-ulx3s-85f-0.8 | ilp | 0.8 x W8A8 on ulx3s-85f" in readme
+    assert all((tmp_path / "rep" / f).exists() for f in ("pareto.png", "bits-ilp-sim-4x4-k16-0.8.png"))
+    status, _, err = run_cli(*args, "--finished-only")
+    assert status == 0 and json.loads((tmp_path / "rep" / "results.json").read_text())["rows"] == doc["rows"]
+
+
+def test_bad_input_is_one_error_line(fp, tmp_path, run_cli):
+    status, _, err = run_cli("report", "search", "--init", fp, "--methods", "ilp,haq", "--out", tmp_path / "r")
+    assert_one_error_line(status, err, "unknown method 'haq'; choose ilp, sdq")
+    status, _, err = run_cli("report", "search", "--init", tmp_path / "none.pt", "--out", tmp_path / "r")
+    assert_one_error_line(status, err, "no such FP checkpoint")
