@@ -2,16 +2,22 @@
 of the last SETUP, tile by tile on the MAC array.
 
 For each channel tile (``R`` channels from ``o0``) it reads the tile's requant records from
-the PARAM slot into registers and stages the weights (`bitmill.hw.staging_weights`); for each
-pixel tile (``C`` pixels from ``p0``) it stages the im2col activations
-(`bitmill.hw.staging_acts`), runs the tile on the `TileEngine`, and reads the ``R' x C'``
-valid accumulators out, pixel by pixel (the channels of a pixel are consecutive codes), through
-the `Requantizer` into the `CodePacker`, which writes the codes into the output slot (NHWC:
-row ``y - out_row0``, code ``x * out_c + o``; the last code of a row zeroes the row's padding).
-The phases follow each other, except that a tile's results are read out while the next
-pixel tile's activations are staged (the next tile starts when both are done); every phase
-takes a fixed number of cycles given by the instruction, the layer registers and the config:
-`bitmill.timing.gemm_cycles`.
+the PARAM slot into registers and stages the weights (`bitmill.hw.staging_weights`); then it
+streams the pixel tiles (``C`` pixels from ``p0`` each): the im2col activations of tile
+``n+1`` are staged (`bitmill.hw.staging_acts`) into one half of the `TileEngine`'s
+double-buffered activation operands while the array runs tile ``n`` from the other half and
+tile ``n-1``'s ``R' x C'`` valid results are read out of the engine's shadow registers, pixel
+by pixel (the channels of a pixel are consecutive codes), through the `Requantizer` into the
+`CodePacker`, which writes the codes into the output slot (NHWC: row ``y - out_row0``, code
+``x * out_c + o``; the last code of a row zeroes the row's padding).
+
+Stream rules (every one a fixed number of cycles given by the instruction, the layer registers
+and the config: `bitmill.timing.gemm_cycles`): the first staging starts when the stream
+starts, that of tile ``n+1`` in the cycle tile ``n``'s command issues; a tile's command
+issues when its activations are staged and the array is free (the previous tile's results
+copied, possibly in that same cycle); a tile's results are copied into the shadow registers
+(one cycle) when they are valid and the previous readout has ended, and their readout starts
+in the next cycle. The channel tile ends the cycle after its last readout.
 
 Errors (``error`` with ``finish``): ``k_total`` beyond what the tile engine holds, an empty
 GEMM, the packer refusing a code (never with the stream this unit sends for ``B >= 8``).
