@@ -285,40 +285,46 @@ def gemm_cycles(cfg: AccelConfig, npix: int, channels: int, kernel: int, in_c: i
                 w_bits: int, a_bits: int) -> int:
     """Cycles of a GEMM over ``npix`` pixels and ``channels`` output channels.
 
-    Cycle 0 is the start cycle; the divider follows (``GEMM_ACCEPT + divide``). Per channel
-    tile, from the cycle ``t`` its requant records are first read: the stream starts at
-    ``t + params + W`` (``params = R * max(1, 16 / B) + 1``, ``W`` = `weight_stage_cycles`).
-    Pixel tile ``n`` (``C_n = min(C, pixels left)`` columns, ``R' = min(R, channels left)``)
-    is staged into one activation half while the array runs tile ``n-1`` from the other, and
-    read out of the shadow registers while tile ``n+1`` runs::
+    Cycle 0 is the start cycle; the divider follows (``GEMM_ACCEPT + divide``). Channel tile
+    ``k`` reads its requant records from cycle ``t_k`` (``params = R * max(1, 16 / B) + 1``
+    cycles), then stages its weights (``W`` = `weight_stage_cycles`) from ``w_k = t_k +
+    params``, or from ``max(t_k + params, pre_k + A)`` when its first pixel tile's activation
+    staging started at ``pre_k`` in the previous channel tile (the two stagers share the
+    engine's load port); its stream starts at ``e_k = w_k + W``. Pixel tile ``n`` (``C_n =
+    min(C, pixels left)`` columns, ``R' = min(R, channels left)``) is staged into one activation
+    half while the array runs tile ``n-1`` from the other, and read out of the shadow registers
+    while tile ``n+1`` runs::
 
-        stage_0 = stream start;        stage_(n+1) = issue_n
-        issue_n = stage_n + A                          (n = 0)
-                = max(stage_n + A, copy_(n-1))         (the array free: previous results copied)
-        copy_n  = issue_n + tile + TILE_DONE           (n = 0)
-                = max(issue_n + tile + TILE_DONE, read_end_(n-1))
-        read_end_n = copy_n + 1 + R' * C_n             (first cycle without readout)
+        stage_0 = e_0 (the GEMM's first channel tile), pre_k (later ones)
+        issue_0 = max(stage_0 + A, e_k);  issue_n = max(stage_n + A, copy_(n-1))
+        stage_(n+1) = issue_n;            pre_(k+1) = issue_last (if a channel tile follows)
+        copy_0 = issue_0 + tile + TILE_DONE
+        copy_n = max(issue_n + tile + TILE_DONE, read_end_(n-1))
+        read_end_n = copy_n + 1 + R' * C_n        (the first cycle without readout)
 
     with ``A`` = `act_stage_cycles` and ``tile`` = `tile_cycles` for ``k_total = kernel^2 *
-    in_c``. The next channel tile starts at ``read_end_last + 1``; after the last one the GEMM
-    ends at ``read_end_last + RESULT_LATENCY + REQUANT_LATENCY + PACKER_DRAIN`` (exclusive).
-    The steady state takes ``max(A, tile + TILE_DONE, R' * C + 1)`` cycles per pixel tile."""
+    in_c``. The next channel tile starts at ``t_(k+1) = read_end_last + 1``; after the last one
+    the GEMM ends at ``read_end_last + RESULT_LATENCY + REQUANT_LATENCY + PACKER_DRAIN``
+    (exclusive). The steady state takes ``max(A, tile + TILE_DONE, R' * C + 1)`` cycles per
+    pixel tile."""
     k_total = kernel * kernel * in_c
     params = cfg.rows * max(1, PARAM_RECORD_BYTES // cfg.mem_bytes_per_cycle) + 1
     stage_a = act_stage_cycles(cfg, kernel, in_c, in_w, a_bits)
     stage_w = weight_stage_cycles(cfg, k_total, w_bits)
     tile = tile_cycles(cfg.pe_family, cfg.lanes, k_total, w_bits, a_bits) + TILE_DONE
     cols = [min(cfg.cols, npix - p) for p in range(0, npix, cfg.cols)]
-    t = GEMM_ACCEPT + gemm_divide_cycles(cfg)
+    t, pre = GEMM_ACCEPT + gemm_divide_cycles(cfg), None
     for o in range(0, channels, cfg.rows):
         r = min(cfg.rows, channels - o)
-        stage, copy, read_end = t + params + stage_w, None, None
+        w = t + params if pre is None else max(t + params, pre + stage_a)
+        stream = w + stage_w
+        stage, copy, read_end = (stream if pre is None else pre), None, None
         for c in cols:
-            issue = stage + stage_a if copy is None else max(stage + stage_a, copy)
+            issue = max(stage + stage_a, stream if copy is None else copy)
             stage = issue
             copy = issue + tile if read_end is None else max(issue + tile, read_end)
             read_end = copy + 1 + r * c
-        t = read_end + 1
+        t, pre = read_end + 1, stage
     return t - 1 + RESULT_LATENCY + REQUANT_LATENCY + PACKER_DRAIN
 
 # ---- vector unit (bitmill.hw.vector): VEC ADD, MAXPOOL, AVGPOOL --------------------------

@@ -12,12 +12,14 @@ by pixel (the channels of a pixel are consecutive codes), through the `Requantiz
 ``x * out_c + o``; the last code of a row zeroes the row's padding).
 
 Stream rules (every one a fixed number of cycles given by the instruction, the layer registers
-and the config: `bitmill.timing.gemm_cycles`): the first staging starts when the stream
-starts, that of tile ``n+1`` in the cycle tile ``n``'s command issues; a tile's command
-issues when its activations are staged and the array is free (the previous tile's results
-copied, possibly in that same cycle); a tile's results are copied into the shadow registers
-(one cycle) when they are valid and the previous readout has ended, and their readout starts
-in the next cycle. The channel tile ends the cycle after its last readout.
+and the config: `bitmill.timing.gemm_cycles`): the GEMM's first staging starts when the first
+stream starts, that of the next pixel tile (in this channel tile, else the next channel tile's
+first) in the cycle a tile's command issues; a tile's command issues in the stream when its
+activations are staged and the array is free (the previous tile's results copied, possibly in
+that same cycle); a tile's results are copied into the shadow registers (one cycle) when they
+are valid and the previous readout has ended, and their readout starts in the next cycle. The
+channel tile ends the cycle after its last readout; the next one's weight staging starts when
+its requant records are read and the activation stager has finished.
 
 Errors (``error`` with ``finish``): ``k_total`` beyond what the tile engine holds, an empty
 GEMM, the packer refusing a code (never with the stream this unit sends for ``B >= 8``).
@@ -160,19 +162,23 @@ class GemmUnit(wiring.Component):
                 self._go(m, st, _GemmState.WSTAGE)
 
     def _stage(self, m: Module, st: "_GemmState", wst, ast, engine) -> None:
-        """Weight staging once per channel tile; activation staging of a pixel tile into the
-        activation half the array is not reading: the channel tile's first when the stream
-        starts, every later one in the cycle its predecessor's tile command issues."""
+        """Weight staging once per channel tile, once the activation stager has finished (they
+        share the engine's load port); activation staging of a pixel tile into the activation
+        half the array is not reading: the GEMM's first when the stream starts, every later one
+        (the next channel tile's first included) in the cycle its predecessor's command issues."""
         cfg, regs, ins = self.cfg, self.regs, st.ins
         m.d.comb += [self.weights.addr.eq(wst.read_addr), wst.read_data.eq(self.weights.data),
                      self.acts.addr.eq(ast.read_addr), ast.read_data.eq(self.acts.data)]
-        m.d.comb += [wst.start.eq((st.phase == _GemmState.WSTAGE) & st.entered),
+        wait = (st.phase == _GemmState.WSTAGE) & st.entered & st.staging   # the load port is busy
+        with m.If(wait):
+            m.d.sync += st.entered.eq(1)
+        m.d.comb += [wst.start.eq((st.phase == _GemmState.WSTAGE) & st.entered & ~st.staging),
                      wst.cmd.base.eq(ins.w_slot * slot_words(cfg, Buffer.WEIGHT)),
                      wst.cmd.row.eq(ins.w_row + st.oc), wst.cmd.rows.eq(st.rows_valid),
                      wst.cmd.k_total.eq(st.k_total), wst.cmd.w_bits.eq(regs.w_bits + 1),
                      wst.cmd.w_enc.eq(regs.w_enc)]
         stage_pc = Signal.like(st.pc)
-        m.d.comb += stage_pc.eq(st.pc + Mux(st.entered, 0, cfg.cols))
+        m.d.comb += stage_pc.eq(Mux(st.issue_go & (st.pc + cfg.cols < ins.npix), st.pc + cfg.cols, 0))
         left = ins.npix - stage_pc
         m.d.comb += [ast.start.eq(st.stage_go),
                      ast.cmd.base.eq(ins.a_slot * slot_words(cfg, Buffer.ACT)),
@@ -184,9 +190,9 @@ class GemmUnit(wiring.Component):
                      engine.load.payload.eq(Mux(wst.load.valid, wst.load.payload, ast.load.payload)),
                      engine.load_half.eq(st.write_half)]
         with m.If(st.stage_go):
-            m.d.sync += st.write_half.eq(~st.write_half)
+            m.d.sync += [st.write_half.eq(~st.write_half), st.staging.eq(1)]
         with m.If(ast.finish):
-            m.d.sync += st.staged.eq(1)
+            m.d.sync += [st.staged.eq(1), st.staging.eq(0)]
         with m.If((st.phase == _GemmState.WSTAGE) & wst.finish):
             self._go(m, st, _GemmState.STREAM)
 
@@ -198,9 +204,11 @@ class GemmUnit(wiring.Component):
         cfg, regs = self.cfg, self.regs
         streaming = st.phase == _GemmState.STREAM
         copy, issue = st.copy_go, st.issue_go
+        # a next pixel tile to stage: of this channel tile, or the next channel tile's first
+        more = (st.pc + cfg.cols < st.ins.npix) | (st.oc + cfg.rows < st.ins.rows)
         m.d.comb += [copy.eq(st.computing & engine.done & ~st.reading),
-                     issue.eq(streaming & st.staged & (~st.computing | copy)),
-                     st.stage_go.eq(streaming & (st.entered | (issue & (st.pc + cfg.cols < st.ins.npix)))),
+                     issue.eq(streaming & (st.pc < st.ins.npix) & st.staged & (~st.computing | copy)),
+                     st.stage_go.eq(streaming & ((st.entered & (st.oc == 0)) | (issue & more))),
                      engine.copy.eq(copy)]
         cmd = engine.cmd.payload
         m.d.comb += [engine.cmd.valid.eq(issue), engine.cmd_half.eq(st.write_half),
@@ -296,6 +304,7 @@ class _GemmState:
         self.drain = timing.RESULT_LATENCY + timing.REQUANT_LATENCY + timing.PACKER_DRAIN
         self.phase = Signal(range(7))
         self.staged = Signal()                  # the next tile's activations are staged
+        self.staging = Signal()                 # the activation stager is running
         self.write_half = Signal()              # the activation half staging writes
         self.computing = Signal()               # a tile is on the array (results not copied)
         self.reading = Signal()                 # the shadow registers are being read out

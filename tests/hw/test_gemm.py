@@ -157,11 +157,11 @@ def run_gemms(cfg: AccelConfig, cases) -> list[tuple[bytes, int, bool]]:
 
 
 def _small_net(kernel: int, stride: int, w_bits: int, a_bits: int, enc: Encoding, cin: int = 3,
-               cout: int = 3, size: int = 5):
+               cout: int = 3, size: int = 5, fc_out: int = 3):
     b = zoo._Builder(TensorType((cin, size, size), 8, Encoding.UNSIGNED), 7)
     x = b.conv("conv", "input", cout, kernel, stride, w_bits, a_bits, True, enc)
     x = b.avgpool_flatten(x, 8)
-    return b.graph("small", b.dense("fc", x, 3, 8, enc))
+    return b.graph("small", b.dense("fc", x, fc_out, 8, enc))
 
 
 @pytest.mark.parametrize("cfg_name", ["tiny", "tiny-bitparallel"])
@@ -195,12 +195,14 @@ WIDE = dataclasses.replace(AccelConfig.resolve("tiny"), name="tiny-8x8", rows=8,
 @pytest.mark.parametrize("cfg, net, bound", [
     (AccelConfig.resolve("tiny"), _small_net(3, 1, 2, 3, Encoding.SIGNED, cin=1, cout=5), "stage"),
     (AccelConfig.resolve("tiny-bitparallel"), _small_net(3, 1, 4, 4, Encoding.SIGNED, cout=5), "stage"),
-    (AccelConfig.resolve("tiny"), _small_net(1, 1, 8, 8, Encoding.SIGNED, cout=5), "tile"),
+    (AccelConfig.resolve("tiny"), _small_net(1, 1, 8, 8, Encoding.SIGNED, cout=5, fc_out=5), "tile"),
     (WIDE, _small_net(1, 1, 2, 2, Encoding.SIGNED, cout=20), "readout")],
     ids=["stage-bound", "stage-bound-bitparallel", "tile-bound", "readout-bound"])
 def test_streamed_pixel_tiles_match_the_functional_model_and_formula(cfg, net, bound):
     """Several pixel tiles per GEMM in each steady state, and GEMMs of several channel tiles
-    (the stream drains and restarts at the boundary)."""
+    (the next channel tile's first pixel tile is staged while the last one of the previous
+    runs; with one pixel tile (the dense layer of the tile-bound case), while the only one
+    runs)."""
     cases = gemm_cases(cfg, net)
     streamed = [ins for regs, ins, *_ in cases if ins.npix > 2 * cfg.cols]
     assert any(_bound(cfg, regs, ins) == bound for regs, ins, *_ in cases if ins in streamed)
