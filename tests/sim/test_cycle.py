@@ -121,10 +121,14 @@ def test_timing_of_every_opcode():
     t0 = timing.preload_cycles(cfg, 4)
     assert list(start) == [t0, end[0], end[1], end[2]]          # one in-order compute queue
     start, end = _run([SETUP, Gemm(0, 0, 0, 0, 5, 0, 8)], cfg)   # 3 channel tiles x 4 pixel tiles
-    per_channel_tile = lambda r: params + stage_w + 4 * stage_a + tile + timing.TILE_DONE + 1 + 2 * r
-    # the stream drains at each channel tile's end: one cycle, then the next tile's params
-    assert end[1] - start[1] == (1 + timing.gemm_divide_cycles(cfg) + 2 * per_channel_tile(2)
-                                 + per_channel_tile(1) + 2 + drain)
+    per_channel_tile = lambda r, stagings: (params + stage_w + stagings * stage_a + tile + timing.TILE_DONE
+                                            + 1 + 2 * r)
+    # the stream drains at each channel tile's end: one cycle, then the next tile's params; the
+    # next channel tile's first pixel tile was staged while the last one ran (done before its
+    # params are: no wait for the weight staging), so its stream starts with three stagings
+    assert stage_a < tile + timing.TILE_DONE + 1 + 2 * 2 + 1 + params
+    assert end[1] - start[1] == (1 + timing.gemm_divide_cycles(cfg) + per_channel_tile(2, 4)
+                                 + per_channel_tile(2, 3) + per_channel_tile(1, 3) + 2 + drain)
     assert end[1] - start[1] == timing.gemm_cycles(cfg, 8, 5, 3, 2, 4, 3, 5)
 
 
