@@ -27,10 +27,11 @@ take exactly this many cycles from tile start to results valid; tests check it.
 * LOAD / STORE: `load_cycles` / `store_cycles` (the DMA engines with the memory model:
   overhead + ``mem_latency`` + one cycle per memory beat or slot word).
 * SETUP: 1 cycle (register writes).
-* GEMM: `gemm_cycles`, the GEMM unit's phases one after another: the pixel divider, then per
-  channel tile the requant records and the weight staging, per pixel tile the activation
-  staging, the tile on the array and the readout of its ``R' x C'`` valid results, one per
-  cycle; at the end the last result's way through the requantizer and the code packer.
+* GEMM: `gemm_cycles`, the GEMM unit's phases: the pixel divider, then per channel tile the
+  requant records and the weight staging, then the pixel tiles streamed: the activation
+  staging of tile ``n+1`` (double-buffered), the array running tile ``n`` and the readout of
+  tile ``n-1``'s ``R' x C'`` valid results from shadow registers, one per cycle, overlap; at
+  the end the last result's way through the requantizer and the code packer.
 * VEC: `vec_unit_cycles`, the vector unit's element loop (ADD, MAXPOOL, AVGPOOL), its
   requantizer and the code packer's drain.
 
@@ -271,7 +272,7 @@ def act_stage_cycles(cfg: AccelConfig, kernel: int, in_c: int, in_w: int, a_bits
 # ---- GEMM unit (`bitmill.hw.gemm`) ----------------------------------------------------------
 GEMM_ACCEPT = 1         # the start cycle: the GEMM unit latches the instruction
 RESULT_LATENCY = 2      # tile engine result port: address -> data
-TILE_EXTRA = 2          # the command cycle and the cycle that sees the engine done
+TILE_DONE = 1           # the command cycle: a tile's results are valid tile_cycles + 1 cycles after it
 PARAM_RECORD_BYTES = 16
 
 
@@ -282,30 +283,49 @@ def gemm_divide_cycles(cfg: AccelConfig) -> int:
 
 def gemm_cycles(cfg: AccelConfig, npix: int, channels: int, kernel: int, in_c: int, in_w: int,
                 w_bits: int, a_bits: int) -> int:
-    """Cycles of a GEMM over ``npix`` pixels and ``channels`` output channels::
+    """Cycles of a GEMM over ``npix`` pixels and ``channels`` output channels.
 
-        GEMM_ACCEPT + divide + sum over channel tiles (params + weight staging
-            + (A + 1) + sum over pixel tiles after the first (max(A, previous readout) + 1)
-            + tiles * (tile + TILE_EXTRA) + last readout)
-        + RESULT_LATENCY + REQUANT_LATENCY + PACKER_DRAIN
+    Cycle 0 is the start cycle; the divider follows (``GEMM_ACCEPT + divide``). Channel tile
+    ``k`` reads its requant records from cycle ``t_k`` (``params = R * max(1, 16 / B) + 1``
+    cycles), then stages its weights (``W`` = `weight_stage_cycles`) from ``w_k = t_k +
+    params``, or from ``max(t_k + params, pre_k + A)`` when its first pixel tile's activation
+    staging started at ``pre_k`` in the previous channel tile (the two stagers share the
+    engine's load port); its stream starts at ``e_k = w_k + W``. Pixel tile ``n`` (``C_n =
+    min(C, pixels left)`` columns, ``R' = min(R, channels left)``) is staged into one activation
+    half while the array runs tile ``n-1`` from the other, and read out of the shadow registers
+    while tile ``n+1`` runs::
 
-    with ``params = R * max(1, 16 / B) + 1``, ``A`` = `act_stage_cycles`, the weight staging
-    `weight_stage_cycles`, ``tile`` = `tile_cycles` for ``k_total = kernel^2 * in_c``, and a
-    readout of ``R' * C'`` cycles (``R' = min(R, channels left)``, ``C' = min(C, pixels
-    left)``): a tile's results are read out while the next pixel tile's activations are
-    staged, and the next tile starts the cycle after both are done."""
+        stage_0 = e_0 (the GEMM's first channel tile), pre_k (later ones)
+        issue_0 = max(stage_0 + A, e_k);  issue_n = max(stage_n + A, copy_(n-1))
+        stage_(n+1) = issue_n;            pre_(k+1) = issue_last (if a channel tile follows)
+        copy_0 = issue_0 + tile + TILE_DONE
+        copy_n = max(issue_n + tile + TILE_DONE, read_end_(n-1))
+        read_end_n = copy_n + 1 + R' * C_n        (the first cycle without readout)
+
+    with ``A`` = `act_stage_cycles` and ``tile`` = `tile_cycles` for ``k_total = kernel^2 *
+    in_c``. The next channel tile starts at ``t_(k+1) = read_end_last + 1``; after the last one
+    the GEMM ends at ``read_end_last + RESULT_LATENCY + REQUANT_LATENCY + PACKER_DRAIN``
+    (exclusive). The steady state takes ``max(A, tile + TILE_DONE, R' * C + 1)`` cycles per
+    pixel tile."""
     k_total = kernel * kernel * in_c
     params = cfg.rows * max(1, PARAM_RECORD_BYTES // cfg.mem_bytes_per_cycle) + 1
     stage_a = act_stage_cycles(cfg, kernel, in_c, in_w, a_bits)
-    tile = tile_cycles(cfg.pe_family, cfg.lanes, k_total, w_bits, a_bits) + TILE_EXTRA
+    stage_w = weight_stage_cycles(cfg, k_total, w_bits)
+    tile = tile_cycles(cfg.pe_family, cfg.lanes, k_total, w_bits, a_bits) + TILE_DONE
     cols = [min(cfg.cols, npix - p) for p in range(0, npix, cfg.cols)]
-    total = GEMM_ACCEPT + gemm_divide_cycles(cfg)
+    t, pre = GEMM_ACCEPT + gemm_divide_cycles(cfg), None
     for o in range(0, channels, cfg.rows):
         r = min(cfg.rows, channels - o)
-        total += params + weight_stage_cycles(cfg, k_total, w_bits) + stage_a + 1
-        total += sum(max(stage_a, r * c) + 1 for c in cols[:-1])
-        total += len(cols) * tile + r * cols[-1]
-    return total + RESULT_LATENCY + REQUANT_LATENCY + PACKER_DRAIN
+        w = t + params if pre is None else max(t + params, pre + stage_a)
+        stream = w + stage_w
+        stage, copy, read_end = (stream if pre is None else pre), None, None
+        for c in cols:
+            issue = max(stage + stage_a, stream if copy is None else copy)
+            stage = issue
+            copy = issue + tile if read_end is None else max(issue + tile, read_end)
+            read_end = copy + 1 + r * c
+        t, pre = read_end + 1, stage
+    return t - 1 + RESULT_LATENCY + REQUANT_LATENCY + PACKER_DRAIN
 
 # ---- vector unit (bitmill.hw.vector): VEC ADD, MAXPOOL, AVGPOOL --------------------------
 #

@@ -9,11 +9,18 @@ at bits ``r*K*E + k*E .. +E`` where ``E`` is 1 (bit-serial: bit ``plane`` of the
 
 A buffer word must not be loaded in the cycle a tile reads it: synthesis treats such a
 collision as undefined (`bitmill.hw.synth`), which keeps logic off the block RAM outputs.
+
+Overlapped use (the GEMM unit): with ``act_halves=2`` the activation buffer has two halves;
+activation loads go to half ``load_half`` while a tile reads the half ``cmd_half`` named with
+its command, so the next tile's activations are loaded while a tile runs. With
+``shadow=True`` a ``copy`` pulse copies the ``R x C`` accumulators into shadow registers
+(at the clock edge ending the cycle), and the result port reads the shadow registers, so a
+tile's results are read while the next tile runs.
 """
 
 from __future__ import annotations
 
-from amaranth import Array, Module, Signal, signed
+from amaranth import Array, Cat, Module, Signal, signed
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -35,10 +42,12 @@ def load_layout(word_bits: int, depth: int) -> data.StructLayout:
 class TileEngine(wiring.Component):
     """Members: ``load`` (In stream, always ready: one word per cycle), ``cmd`` (In stream: one tile),
     ``busy`` (Out), ``done`` (Out: results of the last tile valid), ``res_addr`` (In:
-    ``r * cols + c``) and ``res_data`` (Out, `res_latency` cycles later)."""
+    ``r * cols + c``) and ``res_data`` (Out, `res_latency` cycles later). With
+    ``act_halves=2`` also ``load_half`` and ``cmd_half`` (In); with ``shadow`` also ``copy``
+    (In)."""
 
     def __init__(self, rows: int, cols: int, lanes: int, family: str, max_chunks: int,
-                 cells: str | None = None):
+                 cells: str | None = None, act_halves: int = 1, shadow: bool = False):
         self.rows = check_positive("rows", rows, 256)
         self.cols = check_positive("cols", cols, 256)
         self.lanes = check_positive("lanes", lanes, 4096)
@@ -49,17 +58,29 @@ class TileEngine(wiring.Component):
         self.acc_width = accumulator_width(max_chunks * lanes)
         self.depth = (MAX_RUNTIME_BITS if family == "bitserial" else 1) * chunk_slots(max_chunks)
         self.word_bits = max(rows, cols) * lanes * self.lane_bits
-        super().__init__({
+        if act_halves not in (1, 2):
+            raise ValueError(f"act_halves must be 1 or 2, not {act_halves!r}")
+        if not isinstance(shadow, bool):
+            raise ValueError(f"shadow must be a bool, not {shadow!r}")
+        self.act_halves, self.shadow = act_halves, shadow
+        members = {
             "load": In(stream.Signature(load_layout(self.word_bits, self.depth))),
             "cmd": In(stream.Signature(command_layout(max_chunks))),
             "busy": Out(1), "done": Out(1),
             "res_addr": In(range(rows * cols)), "res_data": Out(signed(self.acc_width)),
-        })
+        }
+        if act_halves == 2:
+            members.update(load_half=In(1), cmd_half=In(1))
+        if shadow:
+            members["copy"] = In(1)
+        super().__init__(members)
 
     @classmethod
-    def from_config(cls, cfg: AccelConfig, cells: str | None = None) -> "TileEngine":
+    def from_config(cls, cfg: AccelConfig, cells: str | None = None, act_halves: int = 1,
+                    shadow: bool = False) -> "TileEngine":
         """The engine of an accelerator configuration (`engine_chunks` sizes the buffers)."""
-        return cls(cfg.rows, cfg.cols, cfg.lanes, cfg.pe_family, engine_chunks(cfg), cells)
+        return cls(cfg.rows, cfg.cols, cfg.lanes, cfg.pe_family, engine_chunks(cfg), cells,
+                   act_halves, shadow)
 
     @property
     def max_k_total(self) -> int:
@@ -82,12 +103,12 @@ class TileEngine(wiring.Component):
         m.submodules.seq = seq = TileSequencer(self.family, self.max_chunks)
         m.submodules.array = array = MacArray(self.rows, self.cols, self.lanes, self.family,
                                               self.acc_width, self.cells)
-        self._buffers(m, seq, array)
-        self._control(m, seq, array)
-        self._results(m, array)
+        read_half = self._control(m, seq, array)
+        self._buffers(m, seq, array, read_half)
+        self._results(m, self._result_source(m, array))
         return m
 
-    def _buffers(self, m: Module, seq, array) -> None:
+    def _buffers(self, m: Module, seq, array, read_half) -> None:
         """Fetch stages (`FETCH_STAGES`): the buffer address registered by the block RAMs,
         then one weight and one activation word per step, read and registered twice (block
         RAM clock-to-out is slow: the first register sits by the RAM, the second drives the
@@ -95,13 +116,17 @@ class TileEngine(wiring.Component):
         for name, addr, dest, count in (("wbuf", seq.w_addr, array.w, self.rows),
                                         ("abuf", seq.a_addr, array.a, self.cols)):
             bits = count * self.lanes * self.lane_bits
+            halves = self.act_halves if name == "abuf" else 1
             m.d.comb += self.load.ready.eq(1)
-            mem = memory.Memory(shape=bits, depth=self.depth, init=[])
+            mem = memory.Memory(shape=bits, depth=self.depth * halves, init=[])
             m.submodules[name] = mem
             wr, rd = mem.write_port(), mem.read_port()
-            m.d.comb += [wr.addr.eq(self.load.payload.addr), wr.data.eq(self.load.payload.data),
+            waddr = self.load.payload.addr
+            if halves == 2:
+                waddr, addr = Cat(waddr, self.load_half), Cat(addr, read_half)
+            m.d.comb += [wr.addr.eq(waddr), wr.data.eq(self.load.payload.data),
                          wr.en.eq(self.load.valid & (self.load.payload.target == (name == "abuf")))]
-            addr_q = Signal.like(addr, name=f"{name}_addr", reset_less=True)
+            addr_q = Signal(len(addr), name=f"{name}_addr", reset_less=True)
             m.d.sync += addr_q.eq(addr)          # the sequencer sits far from the block RAMs
             m.d.comb += rd.addr.eq(addr_q)
             data = rd.data
@@ -117,8 +142,9 @@ class TileEngine(wiring.Component):
             ctrl = nxt
         m.d.comb += array.ctrl.eq(ctrl)
 
-    def _control(self, m: Module, seq, array) -> None:
-        """Accept a command when idle; ``done`` from the last accumulate to the next command."""
+    def _control(self, m: Module, seq, array):
+        """Accept a command when idle; ``done`` from the last accumulate to the next command.
+        Returns the activation half the tile reads (latched with the command)."""
         m.d.comb += [seq.cmd.payload.eq(self.cmd.payload),
                      seq.cmd.valid.eq(self.cmd.valid & ~self.busy),
                      self.cmd.ready.eq(~self.busy)]
@@ -128,13 +154,28 @@ class TileEngine(wiring.Component):
         with m.Elif(array.done):
             m.d.sync += [running.eq(0), finished.eq(1)]
         m.d.comb += [self.busy.eq(running & ~array.done), self.done.eq(finished | array.done)]
+        if self.act_halves == 1:
+            return None
+        read_half = Signal(name="read_half")
+        with m.If(self.cmd.valid & ~self.busy):
+            m.d.sync += read_half.eq(self.cmd_half)
+        return read_half
+
+    def _result_source(self, m: Module, array):
+        """The accumulators the result port reads: the array's, or their shadow copy."""
+        if not self.shadow:
+            return array.acc
+        shadow = Signal(array.acc.shape(), name="shadow", reset_less=True)
+        with m.If(self.copy):
+            m.d.sync += shadow.eq(array.acc)
+        return shadow
 
     @property
     def res_latency(self) -> int:
         """Cycles from ``res_addr`` to ``res_data``: two registered multiplexer levels."""
         return 2
 
-    def _results(self, m: Module, array) -> None:
+    def _results(self, m: Module, acc) -> None:
         """Result read port in two stages: each group of `result_group` accumulators is
         narrowed to one registered value (low address bits), then the group is chosen (high
         bits, registered), so no path crosses the whole array in one cycle."""
@@ -144,7 +185,7 @@ class TileEngine(wiring.Component):
         lo = self.res_addr[:low] if low else 0
         picked = []
         for g in range(-(-n // group)):
-            members = [array.acc[k] for k in range(g * group, min(n, (g + 1) * group))]
+            members = [acc[k] for k in range(g * group, min(n, (g + 1) * group))]
             reg = Signal(signed(self.acc_width), name=f"res_g{g}", reset_less=True)
             m.d.sync += reg.eq(Array(members)[lo] if len(members) > 1 else members[0])
             picked.append(reg)

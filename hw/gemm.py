@@ -2,16 +2,24 @@
 of the last SETUP, tile by tile on the MAC array.
 
 For each channel tile (``R`` channels from ``o0``) it reads the tile's requant records from
-the PARAM slot into registers and stages the weights (`bitmill.hw.staging_weights`); for each
-pixel tile (``C`` pixels from ``p0``) it stages the im2col activations
-(`bitmill.hw.staging_acts`), runs the tile on the `TileEngine`, and reads the ``R' x C'``
-valid accumulators out, pixel by pixel (the channels of a pixel are consecutive codes), through
-the `Requantizer` into the `CodePacker`, which writes the codes into the output slot (NHWC:
-row ``y - out_row0``, code ``x * out_c + o``; the last code of a row zeroes the row's padding).
-The phases follow each other, except that a tile's results are read out while the next
-pixel tile's activations are staged (the next tile starts when both are done); every phase
-takes a fixed number of cycles given by the instruction, the layer registers and the config:
-`bitmill.timing.gemm_cycles`.
+the PARAM slot into registers and stages the weights (`bitmill.hw.staging_weights`); then it
+streams the pixel tiles (``C`` pixels from ``p0`` each): the im2col activations of tile
+``n+1`` are staged (`bitmill.hw.staging_acts`) into one half of the `TileEngine`'s
+double-buffered activation operands while the array runs tile ``n`` from the other half and
+tile ``n-1``'s ``R' x C'`` valid results are read out of the engine's shadow registers, pixel
+by pixel (the channels of a pixel are consecutive codes), through the `Requantizer` into the
+`CodePacker`, which writes the codes into the output slot (NHWC: row ``y - out_row0``, code
+``x * out_c + o``; the last code of a row zeroes the row's padding).
+
+Stream rules (every one a fixed number of cycles given by the instruction, the layer registers
+and the config: `bitmill.timing.gemm_cycles`): the GEMM's first staging starts when the first
+stream starts, that of the next pixel tile (in this channel tile, else the next channel tile's
+first) in the cycle a tile's command issues; a tile's command issues in the stream when its
+activations are staged and the array is free (the previous tile's results copied, possibly in
+that same cycle); a tile's results are copied into the shadow registers (one cycle) when they
+are valid and the previous readout has ended, and their readout starts in the next cycle. The
+channel tile ends the cycle after its last readout; the next one's weight staging starts when
+its requant records are read and the activation stager has finished.
 
 Errors (``error`` with ``finish``): ``k_total`` beyond what the tile engine holds, an empty
 GEMM, the packer refusing a code (never with the stream this unit sends for ``B >= 8``).
@@ -48,7 +56,7 @@ class GemmUnit(wiring.Component):
         self.cfg = cfg
         b = cfg.mem_bytes_per_cycle
         body = isa.layout(cfg)["body"].shape
-        self.engine = TileEngine.from_config(cfg)
+        self.engine = TileEngine.from_config(cfg, act_halves=2, shadow=True)
         if self.engine.res_latency != timing.RESULT_LATENCY:
             raise ValueError(f"the tile engine's result latency {self.engine.res_latency} is not "
                              f"timing.RESULT_LATENCY {timing.RESULT_LATENCY}")
@@ -78,7 +86,7 @@ class GemmUnit(wiring.Component):
         self._divide(m, st)
         self._params(m, st)
         self._stage(m, st, wst, ast, engine)
-        self._tile(m, st, engine)
+        self._stream(m, st, engine)
         self._readout(m, st, engine, rq, pk)
         self._phases(m, st)
         return m
@@ -154,46 +162,77 @@ class GemmUnit(wiring.Component):
                 self._go(m, st, _GemmState.WSTAGE)
 
     def _stage(self, m: Module, st: "_GemmState", wst, ast, engine) -> None:
-        """Weight staging once per channel tile, activation staging per pixel tile."""
+        """Weight staging once per channel tile, once the activation stager has finished (they
+        share the engine's load port); activation staging of a pixel tile into the activation
+        half the array is not reading: the GEMM's first when the stream starts, every later one
+        (the next channel tile's first included) in the cycle its predecessor's command issues."""
         cfg, regs, ins = self.cfg, self.regs, st.ins
         m.d.comb += [self.weights.addr.eq(wst.read_addr), wst.read_data.eq(self.weights.data),
                      self.acts.addr.eq(ast.read_addr), ast.read_data.eq(self.acts.data)]
-        m.d.comb += [wst.start.eq((st.phase == _GemmState.WSTAGE) & st.entered),
+        wait = (st.phase == _GemmState.WSTAGE) & st.entered & st.staging   # the load port is busy
+        with m.If(wait):
+            m.d.sync += st.entered.eq(1)
+        m.d.comb += [wst.start.eq((st.phase == _GemmState.WSTAGE) & st.entered & ~st.staging),
                      wst.cmd.base.eq(ins.w_slot * slot_words(cfg, Buffer.WEIGHT)),
                      wst.cmd.row.eq(ins.w_row + st.oc), wst.cmd.rows.eq(st.rows_valid),
                      wst.cmd.k_total.eq(st.k_total), wst.cmd.w_bits.eq(regs.w_bits + 1),
                      wst.cmd.w_enc.eq(regs.w_enc)]
-        m.d.comb += [ast.start.eq((st.phase == _GemmState.ASTAGE) & st.entered),
+        stage_pc = Signal.like(st.pc)
+        m.d.comb += stage_pc.eq(Mux(st.issue_go & (st.pc + cfg.cols < ins.npix), st.pc + cfg.cols, 0))
+        left = ins.npix - stage_pc
+        m.d.comb += [ast.start.eq(st.stage_go),
                      ast.cmd.base.eq(ins.a_slot * slot_words(cfg, Buffer.ACT)),
-                     ast.cmd.p.eq(ins.p0 + st.pc), ast.cmd.cols.eq(st.cols_valid),
+                     ast.cmd.p.eq(ins.p0 + stage_pc), ast.cmd.cols.eq(Mux(left < cfg.cols, left, cfg.cols)),
                      ast.cmd.a_bits.eq(regs.a_bits + 1), ast.cmd.a_enc.eq(regs.a_enc)]
         for name in ("kernel", "stride", "pad", "in_h", "in_w", "in_c", "out_w", "band_row0"):
             m.d.comb += getattr(ast.cmd, name).eq(getattr(regs, name))
         m.d.comb += [engine.load.valid.eq(wst.load.valid | ast.load.valid),
-                     engine.load.payload.eq(Mux(wst.load.valid, wst.load.payload, ast.load.payload))]
+                     engine.load.payload.eq(Mux(wst.load.valid, wst.load.payload, ast.load.payload)),
+                     engine.load_half.eq(st.write_half)]
+        with m.If(st.stage_go):
+            m.d.sync += [st.write_half.eq(~st.write_half), st.staging.eq(1)]
+        with m.If(ast.finish):
+            m.d.sync += [st.staged.eq(1), st.staging.eq(0)]
         with m.If((st.phase == _GemmState.WSTAGE) & wst.finish):
-            self._go(m, st, _GemmState.ASTAGE)
-        with m.If((st.phase == _GemmState.ASTAGE) & ast.finish):
-            self._go(m, st, _GemmState.READY)
-        with m.If((st.phase == _GemmState.READY) & ~st.reading):
-            self._go(m, st, _GemmState.TILE)
+            self._go(m, st, _GemmState.STREAM)
 
-    def _tile(self, m: Module, st: "_GemmState", engine) -> None:
-        """One tile on the array, from its command to ``done``."""
-        regs = self.regs
+    def _stream(self, m: Module, st: "_GemmState", engine) -> None:
+        """Pixel tiles through the array: a tile's command issues when its activations are
+        staged and the previous tile's results have left the array (``copy``, possibly in the
+        same cycle); a tile's results are copied into the shadow registers when they are
+        valid and the previous tile's readout has ended, and the readout starts."""
+        cfg, regs = self.cfg, self.regs
+        streaming = st.phase == _GemmState.STREAM
+        copy, issue = st.copy_go, st.issue_go
+        # a next pixel tile to stage: of this channel tile, or the next channel tile's first
+        more = (st.pc + cfg.cols < st.ins.npix) | (st.oc + cfg.rows < st.ins.rows)
+        m.d.comb += [copy.eq(st.computing & engine.done & ~st.reading),
+                     issue.eq(streaming & (st.pc < st.ins.npix) & st.staged & (~st.computing | copy)),
+                     st.stage_go.eq(streaming & ((st.entered & (st.oc == 0)) | (issue & more))),
+                     engine.copy.eq(copy)]
         cmd = engine.cmd.payload
-        m.d.comb += [engine.cmd.valid.eq((st.phase == _GemmState.TILE) & st.entered),
+        m.d.comb += [engine.cmd.valid.eq(issue), engine.cmd_half.eq(st.write_half),
                      cmd.w_bits_m1.eq(regs.w_bits), cmd.a_bits_m1.eq(regs.a_bits),
                      cmd.w_enc.eq(regs.w_enc), cmd.a_signed.eq(regs.a_enc == Encoding.SIGNED),
                      cmd.last_chunk.eq(st.chunks_m1)]
-        with m.If((st.phase == _GemmState.TILE) & ~st.entered & engine.done):
-            m.d.sync += [st.reading.eq(1), st.rd_cols.eq(st.cols_valid), st.r.eq(0), st.c.eq(0),
-                         st.res.eq(0), st.ch_bits.eq(st.ch_bits0)]
-            with m.If(st.pc + self.cfg.cols < st.ins.npix):      # read out while staging the next
-                m.d.sync += st.pc.eq(st.pc + self.cfg.cols)
-                self._go(m, st, _GemmState.ASTAGE)
-            with m.Else():
-                self._go(m, st, _GemmState.READ)
+        with m.If(copy):
+            m.d.sync += [st.computing.eq(0), st.reading.eq(1), st.rd_cols.eq(st.tile_cols),
+                         st.r.eq(0), st.c.eq(0), st.res.eq(0), st.ch_bits.eq(st.ch_bits0)]
+        with m.If(issue):
+            m.d.sync += [st.computing.eq(1), st.staged.eq(0), st.tile_cols.eq(st.cols_valid),
+                         st.pc.eq(st.pc + cfg.cols)]
+        with m.If(streaming & (st.pc >= st.ins.npix) & ~st.computing & ~st.reading):
+            self._next_channel_tile(m, st)
+
+    def _next_channel_tile(self, m: Module, st: "_GemmState") -> None:
+        """Every tile of the channel tile read out: the next channel tile, or the drain."""
+        cfg, out_bits = self.cfg, self.regs.out_bits + 1
+        with m.If(st.oc + cfg.rows < st.ins.rows):
+            m.d.sync += [st.oc.eq(st.oc + cfg.rows), st.pc.eq(0),
+                         st.ch_bits0.eq(st.ch_bits0 + cfg.rows * out_bits)]
+            self._go(m, st, _GemmState.PARAMS, 0)
+        with m.Else():
+            self._go(m, st, _GemmState.DRAIN, st.drain - 2)
 
     def _readout(self, m: Module, st: "_GemmState", engine, rq, pk) -> None:
         """Accumulator ``(r, c)`` pixel by pixel, channels inside; its code's bit address and
@@ -233,7 +272,7 @@ class GemmUnit(wiring.Component):
             self._next_pixel(m, st, out_bits)
 
     def _next_pixel(self, m: Module, st: "_GemmState", out_bits) -> None:
-        cfg, regs, ins = self.cfg, self.regs, st.ins
+        regs = self.regs
         m.d.sync += [st.r.eq(0), st.c.eq(st.c + 1), st.res.eq(st.c + 1), st.ch_bits.eq(st.ch_bits0)]
         with m.If(st.cx == regs.out_w - 1):
             m.d.sync += [st.cx.eq(0), st.cy.eq(st.cy + 1), st.x_bits.eq(0),
@@ -242,13 +281,6 @@ class GemmUnit(wiring.Component):
             m.d.sync += [st.cx.eq(st.cx + 1), st.x_bits.eq(st.x_bits + st.out_cb)]
         with m.If(st.c == st.rd_cols - 1):
             m.d.sync += st.reading.eq(0)
-        with m.If((st.c == st.rd_cols - 1) & (st.phase == _GemmState.READ)):
-            with m.If(st.oc + cfg.rows < ins.rows):
-                m.d.sync += [st.oc.eq(st.oc + cfg.rows), st.pc.eq(0),
-                             st.ch_bits0.eq(st.ch_bits0 + cfg.rows * out_bits)]
-                self._go(m, st, _GemmState.PARAMS, 0)
-            with m.Else():
-                self._go(m, st, _GemmState.DRAIN, st.drain - 1)
 
     def _phases(self, m: Module, st: "_GemmState") -> None:
         """The end: the last code's write (DRAIN), or a refused instruction (FAIL)."""
@@ -263,16 +295,22 @@ class GemmUnit(wiring.Component):
 class _GemmState:
     """Registers of the GEMM unit's phases."""
 
-    IDLE, DIV, PARAMS, WSTAGE, ASTAGE, READY, TILE, READ, DRAIN, FAIL = range(10)
+    IDLE, DIV, PARAMS, WSTAGE, STREAM, DRAIN, FAIL = range(7)
 
     def __init__(self, cfg: AccelConfig, engine: TileEngine):
         px = cfg.max_feature_size
         out_bits_total = 8 * cfg.mem_bytes_per_cycle * buffer_depth(cfg, Buffer.OUT)
         self.div_bits = (px * px).bit_length()
         self.drain = timing.RESULT_LATENCY + timing.REQUANT_LATENCY + timing.PACKER_DRAIN
-        self.phase = Signal(range(10))
-        self.reading = Signal()                 # the results of the last tile are being read out
-        self.rd_cols = Signal(range(cfg.cols + 1))
+        self.phase = Signal(range(7))
+        self.staged = Signal()                  # the next tile's activations are staged
+        self.staging = Signal()                 # the activation stager is running
+        self.write_half = Signal()              # the activation half staging writes
+        self.computing = Signal()               # a tile is on the array (results not copied)
+        self.reading = Signal()                 # the shadow registers are being read out
+        self.tile_cols = Signal(range(cfg.cols + 1))   # valid columns of the tile on the array
+        self.rd_cols = Signal(range(cfg.cols + 1))     # valid columns of the tile read out
+        self.stage_go, self.issue_go, self.copy_go = Signal(), Signal(), Signal()
         self.entered = Signal()
         self.count = Signal(range(max(self.div_bits, 16 * cfg.rows, self.drain) + 2))
         self.ins = Signal(isa.layout(cfg)["body"].shape["gemm"].shape)

@@ -34,11 +34,13 @@ def _net():
 def test_timing_figures_used_by_hand():
     # tiny: 2x2 bitserial array, 8 lanes (3 adder levels -> 2 tree stages), 8 B/cycle, latency 10
     assert timing.pipeline_latency("bitserial", 8) == 3 + 2 + 2
-    stage_a, tile = timing.act_stage_cycles(TINY, 3, 2, 6, 8), timing.tile_cycles("bitserial", 8, 18, 4, 8) + 2
-    # 18 pixel tiles of 2 x 2 results; each readout overlaps the next tile's staging
+    stage_a, tile = timing.act_stage_cycles(TINY, 3, 2, 6, 8), timing.tile_cycles("bitserial", 8, 18, 4, 8) + 1
+    # 18 pixel tiles of 2 x 2 results, streamed: the array is the longest (103 + 1 > 67 > 2 x 2 + 1),
+    # so the tiles run back to back after the first staging; staging and readout overlap them
+    assert (stage_a, tile) == (67, 104)
     assert timing.gemm_cycles(TINY, 36, 2, 3, 2, 6, 4, 8) == (
-        1 + 24 + (2 * 2 + 1) + timing.weight_stage_cycles(TINY, 18, 4) + stage_a + 1
-        + 17 * (max(stage_a, 4) + 1) + 18 * tile + 4 + 2 + 10 + 7)
+        1 + 24 + (2 * 2 + 1) + timing.weight_stage_cycles(TINY, 18, 4) + stage_a
+        + 18 * tile + 1 + 4 + 2 + 10 + 7)
     assert timing.load_cycles(TINY, 0, 0, 72) == 2 + 10 + 9          # overhead, latency, words
     assert timing.load_cycles(TINY, 3, 0, 72) == 2 + 10 + 9 + 1      # slot words start a beat later
     assert timing.store_cycles(TINY, 3, 72) == 3 + 10 + 10           # 75 bytes of beats

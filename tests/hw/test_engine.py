@@ -72,6 +72,8 @@ def test_config_without_room_is_rejected(tiny):
     ({"rows": 300}, "rows must be at most 256, not 300"),
     ({"max_chunks": 2.0}, "max_chunks must be a positive integer, not 2.0"),
     ({"family": "dsp"}, "family must be one of bitserial, bitparallel, not 'dsp'"),
+    ({"act_halves": 3}, "act_halves must be 1 or 2, not 3"),
+    ({"shadow": 1}, "shadow must be a bool, not 1"),
 ])
 def test_bad_parameters(kwargs, message):
     args = {"rows": 2, "cols": 2, "lanes": 8, "family": "bitserial", "max_chunks": 4, **kwargs}

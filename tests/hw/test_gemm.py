@@ -1,7 +1,9 @@
 """The GEMM unit executes every GEMM of compiled networks bit for bit as the functional model
-(`sim/functional.py`) and in the cycles `bitmill.timing.gemm_unit_cycles` gives."""
+(`sim/functional.py`) and in the cycles `bitmill.timing.gemm_cycles` gives."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import pytest
@@ -155,11 +157,11 @@ def run_gemms(cfg: AccelConfig, cases) -> list[tuple[bytes, int, bool]]:
 
 
 def _small_net(kernel: int, stride: int, w_bits: int, a_bits: int, enc: Encoding, cin: int = 3,
-               cout: int = 3, size: int = 5):
+               cout: int = 3, size: int = 5, fc_out: int = 3):
     b = zoo._Builder(TensorType((cin, size, size), 8, Encoding.UNSIGNED), 7)
     x = b.conv("conv", "input", cout, kernel, stride, w_bits, a_bits, True, enc)
     x = b.avgpool_flatten(x, 8)
-    return b.graph("small", b.dense("fc", x, 3, 8, enc))
+    return b.graph("small", b.dense("fc", x, fc_out, 8, enc))
 
 
 @pytest.mark.parametrize("cfg_name", ["tiny", "tiny-bitparallel"])
@@ -170,6 +172,42 @@ def test_gemms_of_a_small_network_match_the_functional_model(cfg_name, kernel, s
     cases = gemm_cases(cfg, _small_net(kernel, stride, w_bits, a_bits, enc))
     results = run_gemms(cfg, cases)
     for (regs, ins, _, _, after), (got, cycles, error) in zip(cases, results):
+        assert not error, ins
+        assert got == after, ins
+        assert cycles == timing.gemm_cycles(cfg, ins.npix, ins.rows, regs.kernel, regs.in_c, regs.in_w,
+                                            regs.w_bits, regs.a_bits), ins
+
+
+def _bound(cfg: AccelConfig, regs, ins) -> str:
+    """What bounds the steady state of the GEMM's first channel tile: "stage" (activation
+    staging), "tile" (the array) or "readout"."""
+    k_total = regs.kernel * regs.kernel * regs.in_c
+    times = {"stage": timing.act_stage_cycles(cfg, regs.kernel, regs.in_c, regs.in_w, regs.a_bits),
+             "tile": timing.tile_cycles(cfg.pe_family, cfg.lanes, k_total, regs.w_bits, regs.a_bits)
+             + timing.TILE_DONE,
+             "readout": min(cfg.rows, ins.rows) * cfg.cols + 1}
+    return max(times, key=times.get)
+
+
+WIDE = dataclasses.replace(AccelConfig.resolve("tiny"), name="tiny-8x8", rows=8, cols=8, max_feature_size=15)
+
+
+@pytest.mark.parametrize("cfg, net, bound", [
+    (AccelConfig.resolve("tiny"), _small_net(3, 1, 2, 3, Encoding.SIGNED, cin=1, cout=5), "stage"),
+    (AccelConfig.resolve("tiny-bitparallel"), _small_net(3, 1, 4, 4, Encoding.SIGNED, cout=5), "stage"),
+    (AccelConfig.resolve("tiny"), _small_net(1, 1, 8, 8, Encoding.SIGNED, cout=5, fc_out=5), "tile"),
+    (WIDE, _small_net(1, 1, 2, 2, Encoding.SIGNED, cout=20), "readout")],
+    ids=["stage-bound", "stage-bound-bitparallel", "tile-bound", "readout-bound"])
+def test_streamed_pixel_tiles_match_the_functional_model_and_formula(cfg, net, bound):
+    """Several pixel tiles per GEMM in each steady state, and GEMMs of several channel tiles
+    (the next channel tile's first pixel tile is staged while the last one of the previous
+    runs; with one pixel tile (the dense layer of the tile-bound case), while the only one
+    runs)."""
+    cases = gemm_cases(cfg, net)
+    streamed = [ins for regs, ins, *_ in cases if ins.npix > 2 * cfg.cols]
+    assert any(_bound(cfg, regs, ins) == bound for regs, ins, *_ in cases if ins in streamed)
+    assert any(ins.rows > cfg.rows for ins in streamed)
+    for (regs, ins, _, _, after), (got, cycles, error) in zip(cases, run_gemms(cfg, cases)):
         assert not error, ins
         assert got == after, ins
         assert cycles == timing.gemm_cycles(cfg, ins.npix, ins.rows, regs.kernel, regs.in_c, regs.in_w,

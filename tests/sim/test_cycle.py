@@ -109,19 +109,26 @@ def test_timing_of_every_opcode():
     params = cfg.rows * (16 // cfg.mem_bytes_per_cycle) + 1
     drain = timing.RESULT_LATENCY + timing.REQUANT_LATENCY + timing.PACKER_DRAIN
     assert end[0] - start[0] == 1
-    # one channel tile of two channels: divider, params, weights; four pixel tiles of two pixels
-    # the readout of each tile (2 x 2 results) overlaps the next tile's activation staging
-    assert end[1] - start[1] == (1 + timing.gemm_divide_cycles(cfg) + params + stage_w + stage_a + 1
-                                 + 3 * (max(stage_a, 4) + 1) + 4 * (tile + timing.TILE_EXTRA) + 4 + drain)
+    # one channel tile of two channels: divider, params, weights; four pixel tiles of two pixels,
+    # streamed: activation staging is the longest (60 > 53 + 1 > 2 x 2 + 1), so tile n + 1's
+    # staging starts when tile n's command issues, one staging after another; then the last
+    # tile on the array, its copy into the shadow registers and its readout (2 x 2 results)
+    assert stage_a > tile + timing.TILE_DONE > 2 * 2 + 1
+    assert end[1] - start[1] == (1 + timing.gemm_divide_cycles(cfg) + params + stage_w + 4 * stage_a
+                                 + tile + timing.TILE_DONE + 1 + 4 + drain)
     assert end[2] - start[2] == timing.vec_unit_cycles(cfg, 0, 10, 3, 1, 1, 4, 4, 2, 4, 2, 5, 8)
     assert end[3] - start[3] == 1
     t0 = timing.preload_cycles(cfg, 4)
     assert list(start) == [t0, end[0], end[1], end[2]]          # one in-order compute queue
     start, end = _run([SETUP, Gemm(0, 0, 0, 0, 5, 0, 8)], cfg)   # 3 channel tiles x 4 pixel tiles
-    per_channel_tile = lambda r: (params + stage_w + stage_a + 1 + 3 * (max(stage_a, 2 * r) + 1)
-                                  + 4 * (tile + timing.TILE_EXTRA) + 2 * r)
-    assert end[1] - start[1] == (1 + timing.gemm_divide_cycles(cfg) + 2 * per_channel_tile(2)
-                                 + per_channel_tile(1) + drain)
+    per_channel_tile = lambda r, stagings: (params + stage_w + stagings * stage_a + tile + timing.TILE_DONE
+                                            + 1 + 2 * r)
+    # the stream drains at each channel tile's end: one cycle, then the next tile's params; the
+    # next channel tile's first pixel tile was staged while the last one ran (done before its
+    # params are: no wait for the weight staging), so its stream starts with three stagings
+    assert stage_a < tile + timing.TILE_DONE + 1 + 2 * 2 + 1 + params
+    assert end[1] - start[1] == (1 + timing.gemm_divide_cycles(cfg) + per_channel_tile(2, 4)
+                                 + per_channel_tile(2, 3) + per_channel_tile(1, 3) + 2 + drain)
     assert end[1] - start[1] == timing.gemm_cycles(cfg, 8, 5, 3, 2, 4, 3, 5)
 
 
