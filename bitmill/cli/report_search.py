@@ -272,8 +272,9 @@ def add_parser(rsub) -> None:
     r.add_argument("--min-bits", type=positive_int, default=2, help="smallest width searched")
     r.add_argument("--train-subset", type=positive_int, help="fine-tune on this many images (default: all)")
     r.add_argument("--test-subset", type=positive_int, help="evaluate on this many images (default: all)")
-    r.add_argument("--dataset", default="fashion-mnist", choices=["fashion-mnist", "synthetic"])
-    r.add_argument("--seed", type=non_negative_int, default=0)
+    r.add_argument("--dataset", default="fashion-mnist", choices=["fashion-mnist", "synthetic"],
+                   help="training, calibration and test images")
+    r.add_argument("--seed", type=non_negative_int, default=0, help="seed of every search and fine-tune")
     r.add_argument("--runs", default="runs/search-report", help="search and fine-tune folders (reused, resumable)")
     r.add_argument("--out", default="reports/search", help="report folder")
     r.add_argument("--finished-only", action="store_true", help="train and search nothing; list the rest as pending")
