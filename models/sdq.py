@@ -12,9 +12,9 @@ phase 1 learning the strategy, phase 2 (QAT with the frozen strategy, EBR and KD
 * forward: ``g * Q_b(x) + (1 - g) * Q_{b-1}(x)`` with the binary Concrete (Gumbel-sigmoid)
   sample ``g = sigmoid((theta + log u - log(1-u)) / TAU)``, ``u ~ U(0, 1)``, ``TAU = 1``; in
   evaluation ``g = [beta >= 0.5]``;
-* widths decay from 8: after every epoch, a DBP with ``beta < DECAY_BELOW`` (0.5) moves to the
-  pair ``(b-1, b-2)`` and restarts at ``theta = THETA_INIT`` (``beta`` 0.88); at the floor
-  (``--min-bits``) the width stays;
+* widths decay from 8: every ``decay_every`` steps (16) and at the end of every epoch, a DBP
+  with ``beta < DECAY_BELOW`` (0.5) moves to the pair ``(b-1, b-2)`` and restarts at
+  ``theta = THETA_INIT`` (``beta`` 0.88); at the floor (``--min-bits``) the width stays;
 * quantizers: one learned clipping range ``alpha`` per tensor serves every width: weights
   ``clamp(round(w / s), -2^(b-1), 2^(b-1)-1) * s`` with ``s = alpha / 2^(b-1)``; activations
   ``clamp(round(x / s), 0, 2^b-1) * s`` with ``s = alpha / (2^b - 1)``; straight-through
@@ -200,10 +200,12 @@ def policy_of(weights: Mapping[str, SDQWeight], acts: Mapping[str, SDQAct]) -> d
 
 def search_epoch(model: QResNet, weights, acts, costs, constant: float, budget: float, lam: float,
                  opt, train: data.Dataset, batch_size: int, seed: int,
-                 epoch: int, progress: Callable[[str], None] | None = None) -> dict:
-    """One epoch of phase 1, then the width decay. Returns the epoch's figures."""
+                 epoch: int, progress: Callable[[str], None] | None = None, decay_every: int = 16) -> dict:
+    """One epoch of phase 1 with the width decay every ``decay_every`` steps and at its end.
+    Returns the epoch's figures."""
     model.train()
-    losses, step = [], 0
+    losses, step, decayed = [], 0, []
+    dbps = [(n, q.dbp) for n, q in [*weights.items(), *acts.items()]]
     quantizers = (*weights.values(), *{id(a): a for a in acts.values()}.values())
     for x, y in data.batches(train, batch_size, seed * 1000 + epoch, True):
         gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch * 10_007 + step)
@@ -218,10 +220,12 @@ def search_epoch(model: QResNet, weights, acts, costs, constant: float, budget: 
         step += 1
         if progress:
             progress(f"epoch {epoch + 1}: step {step}, loss {losses[-1]:.3f}, expected {float(e.detach()):,.0f} cycles")
-    decayed = [n for n, q in [*weights.items(), *acts.items()] if q.dbp.decay()]
+        if step % decay_every == 0:
+            decayed += [n for n, d in {id(d): (n, d) for n, d in dbps}.values() if d.decay()]
+    decayed += [n for n, d in {id(d): (n, d) for n, d in dbps}.values() if d.decay()]
     return {"epoch": epoch + 1, "loss": float(sum(losses) / max(1, len(losses))),
             "expected_cycles": float(expected_cycles(costs, weights, acts).detach() + constant),
-            "decayed": sorted(set(decayed)), "policy": {l: f"w{w}a{a}" for l, (w, a) in policy_of(weights, acts).items()}}
+            "decayed": sorted(decayed), "policy": {l: f"w{w}a{a}" for l, (w, a) in policy_of(weights, acts).items()}}
 
 
 def base_model(model_name: str) -> QResNet:
@@ -248,6 +252,7 @@ class SearchSettings:
     seed: int
     train_images: int
     dataset: str
+    decay_every: int = 16
 
 
 def _optimizers(model: QResNet) -> list[torch.optim.Optimizer]:
@@ -307,7 +312,8 @@ def run_phase1(settings: SearchSettings, searched: tuple[str, ...], costs, const
         for g in opts[1].param_groups:
             g["lr"] = settings.dbp_lr
         history.append(search_epoch(model, weights, acts, costs, constant, settings.budget, settings.lam,
-                                    _Both(opts), train, settings.batch_size, settings.seed, epoch, progress))
+                                    _Both(opts), train, settings.batch_size, settings.seed, epoch, progress,
+                                    settings.decay_every))
         checkpoint.save(ck_path, {"settings": asdict(settings), "model": model.state_dict(),
                                   "optimizers": [o.state_dict() for o in opts], "epoch": epoch + 1,
                                   "history": history})

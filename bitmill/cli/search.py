@@ -93,7 +93,7 @@ def _sdq(args, out: Path, table, cost, constant: float, budget: float, floor: in
     ds = data.fashion_mnist("train") if args.dataset == "fashion-mnist" else data.synthetic(args.train_images)
     settings = SearchSettings(args.model, str(Path(args.init).resolve()), floor, args.epochs, args.lr,
                               args.dbp_lr, args.lam, float(budget), args.batch_size, args.seed,
-                              args.train_images, args.dataset)
+                              args.train_images, args.dataset, args.decay_every)
     t0 = time.perf_counter()
     policy, history = run_phase1(settings, table.searched, cost, constant, ds.subset(args.train_images, args.seed),
                                  out / "phase1.pt", args.resume, progress=_say)
@@ -212,6 +212,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dbp-lr", type=float, default=0.05, help="sdq: Adam learning rate of the DBPs")
     p.add_argument("--lam", type=float, default=1.0, help="sdq: weight of the latency penalty")
     p.add_argument("--batch-size", type=positive_int, default=128, help="sdq: images per step")
+    p.add_argument("--decay-every", type=positive_int, default=16,
+                   help="sdq: steps between width-decay checks (and at every epoch's end)")
     p.add_argument("--train-images", type=positive_int, default=10000, help="sdq: training images of phase 1")
     p.add_argument("--resume", action="store_true",
                    help="reuse OUT/sensitivity.json (ilp) or continue OUT/phase1.pt (sdq) when the settings match")
