@@ -20,7 +20,7 @@ def test_dbp_probabilities_gate_and_decay():
     assert float(d.gate(None)) == 1.0 and d.chosen == 8
     d.train()
     g = d.gate(torch.Generator().manual_seed(0))
-    assert 0.0 < float(g) < 1.0
+    assert 0.0 < float(g.detach()) < 1.0
     assert not d.decay()
     with torch.no_grad():
         d.theta.fill_(-1.0)
