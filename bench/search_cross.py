@@ -32,18 +32,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--init", required=True)
     p.add_argument("--configs", default="ulx3s-85f,pynq-z2")
     p.add_argument("--methods", default="ilp,sdq")
-    p.add_argument("--budget-ratio", default="0.4")
+    p.add_argument("--budget-ratio", default="0.4,0.55",
+                   help="fraction of each config's uniform W8A8 cycles (one per config, or one for all)")
     p.add_argument("--runs", default="runs/search")
     p.add_argument("--sdq-epochs", default="4")
     p.add_argument("--sdq-images", default="5000")
     args = p.parse_args(argv)
     cfgs = [AccelConfig.resolve(c) for c in args.configs.split(",")]
+    ratios = args.budget_ratio.split(",")
+    ratios = dict(zip([c.name for c in cfgs], ratios if len(ratios) == len(cfgs) else ratios[:1] * len(cfgs)))
     docs = {}
     for cfg in cfgs:
         for method in args.methods.split(","):
-            out = Path(args.runs) / f"{method}-{cfg.name}-{args.budget_ratio}"
+            out = Path(args.runs) / f"{method}-{cfg.name}-{ratios[cfg.name]}"
             cmd = [sys.executable, "-m", "bitmill", "search", "--model", "resnet20", "--method", method,
-                   "--config", cfg.name, "--budget-ratio", args.budget_ratio, "--init", args.init,
+                   "--config", cfg.name, "--budget-ratio", ratios[cfg.name], "--init", args.init,
                    "-o", str(out), "--resume"]
             if method == "sdq":
                 cmd += ["--epochs", args.sdq_epochs, "--train-images", args.sdq_images]
@@ -56,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     for c in cfgs:
         m = tables[c.name].measured
         print(f"  {c.name:12s} W8A8 {m[(8, 8)]:>11,d}  W4A4 {m[(4, 4)]:>11,d}  W2A2 {m[(2, 2)]:>11,d}")
-    print(f"searched policies (budget {args.budget_ratio} x own W8A8), simulated cycles on each config:")
+    print(f"searched policies (budget {ratios} x own W8A8), simulated cycles on each config:")
     print(f"  {'policy':24s} " + " ".join(f"{c.name:>14s}" for c in cfgs) + "   predicted on own   search wall time")
     for (method, own), doc in docs.items():
         pol = _policy(doc)
