@@ -57,3 +57,13 @@ def tiny_bitparallel():
     """The tiny bit-parallel accelerator config."""
     from bitmill.config import AccelConfig
     return AccelConfig.load(CONFIGS / "tiny-bitparallel.yaml")
+
+
+@pytest.fixture(scope="session")
+def fp_resnet8(tmp_path_factory):
+    """A full-precision ResNet-8 checkpoint trained briefly on synthetic data (search tests)."""
+    from bitmill import cli
+    out = tmp_path_factory.mktemp("fp-resnet8")
+    assert cli.main(["train", "--model", "resnet8", "--quantizer", "fp", "--dataset", "synthetic",
+                     "--train-subset", "32", "--test-subset", "16", "--out", str(out)]) == 0
+    return out / "checkpoint.pt"

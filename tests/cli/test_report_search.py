@@ -10,13 +10,9 @@ import pytest
 from tests.conftest import assert_one_error_line
 
 
-@pytest.fixture(scope="module")
-def fp(tmp_path_factory):
-    from bitmill import cli
-    out = tmp_path_factory.mktemp("fp")
-    assert cli.main(["train", "--model", "resnet8", "--quantizer", "fp", "--dataset", "synthetic",
-                     "--train-subset", "32", "--test-subset", "16", "--out", str(out)]) == 0
-    return out / "checkpoint.pt"
+@pytest.fixture
+def fp(fp_resnet8):
+    return fp_resnet8
 
 
 @pytest.mark.slow

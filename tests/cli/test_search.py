@@ -14,13 +14,9 @@ SMALL = ("--dataset", "synthetic", "--calib-images", "16", "--calib-batch", "8",
          "--min-bits", "6", "--config", "sim-4x4-k16", "--model", "resnet8")
 
 
-@pytest.fixture(scope="module")
-def fp(tmp_path_factory):
-    from bitmill import cli
-    out = tmp_path_factory.mktemp("fp")
-    assert cli.main(["train", "--model", "resnet8", "--quantizer", "fp", "--dataset", "synthetic",
-                     "--train-subset", "32", "--test-subset", "16", "--out", str(out)]) == 0
-    return out / "checkpoint.pt"
+@pytest.fixture
+def fp(fp_resnet8):
+    return fp_resnet8
 
 
 @pytest.fixture(autouse=True)

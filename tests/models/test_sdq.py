@@ -52,13 +52,9 @@ def test_expected_cycles_and_its_gradient():
     assert acts["layer2.0.downsample"] is acts["layer2.0.conv1"]
 
 
-@pytest.fixture(scope="module")
-def fp(tmp_path_factory):
-    from bitmill import cli
-    out = tmp_path_factory.mktemp("fp")
-    assert cli.main(["train", "--model", "resnet8", "--quantizer", "fp", "--dataset", "synthetic",
-                     "--train-subset", "32", "--test-subset", "16", "--out", str(out)]) == 0
-    return str(out / "checkpoint.pt")
+@pytest.fixture
+def fp(fp_resnet8):
+    return str(fp_resnet8)
 
 
 def test_phase1_lowers_widths_and_resumes_exactly(fp, tmp_path):
