@@ -20,11 +20,12 @@ import sys
 from pathlib import Path
 
 from bitmill.config import AccelConfig
+from bitmill.precision import parse_bits
 from bitmill.sim import latency
 
 
 def _policy(doc: dict) -> dict:
-    return {l: (int(p[1:p.index("a")]), int(p[p.index("a") + 1:])) for l, p in doc["policy"].items()}
+    return {l: parse_bits(p) for l, p in doc["policy"].items()}
 
 
 def main(argv: list[str] | None = None) -> int:

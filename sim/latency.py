@@ -43,6 +43,7 @@ from bitmill.compiler.ir import Conv2d, Dense, Graph
 from bitmill.compiler.pipeline import compile_net
 from bitmill.config import AccelConfig
 from bitmill.errors import BitmillError
+from bitmill.precision import parse_bits
 from bitmill.sim import cycle, stats as sim_stats
 
 EDGE_BITS = 8
@@ -152,6 +153,23 @@ class LatencyTable:
             if policy[x][1] != policy[y][1]:
                 raise BitmillError(f"{x} and {y} read the same tensor and need the same activation bits")
 
+    def searched_costs(self, pairs) -> tuple[dict[str, dict[Pair, float]], int]:
+        """Per searched layer and pair, the cycles of every layer it governs (the program
+        preload on the first searched layer), and the cycles no searched layer governs: the
+        prediction of a policy is their sum over its pairs plus that constant."""
+        cost = {l: {p: 0.0 for p in pairs} for l in self.searched}
+        constant = 0
+        for n in self.layers:
+            gov = self.governor.get(n)
+            if gov is None:
+                constant += self.cycles[n][(EDGE_BITS, EDGE_BITS)]
+            else:
+                for p in pairs:
+                    cost[gov][p] += self.cycles[n][p]
+        for p in pairs:
+            cost[self.searched[0]][p] += self.outside[p]
+        return cost, constant
+
     def bitops(self, policy: Mapping[str, Pair]) -> int:
         """MACs x w_bits x a_bits over the searched layers."""
         return sum(self.macs[l] * policy[l][0] * policy[l][1] for l in self.searched)
@@ -173,7 +191,7 @@ class LatencyTable:
 
     @classmethod
     def from_dict(cls, d: dict) -> "LatencyTable":
-        up = lambda s: (int(s[1:s.index("a")]), int(s[s.index("a") + 1:]))     # noqa: E731
+        up = parse_bits
         return cls(d["model"], d["config"], d["key"], tuple(up(p) for p in d["pairs"]),
                    tuple(d["layers"]), tuple(d["searched"]), tuple(tuple(t) for t in d["tied"]),
                    dict(d["governor"]),

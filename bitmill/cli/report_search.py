@@ -29,6 +29,7 @@ from bitmill.cli.args import non_negative_int, positive_int
 from bitmill.config import AccelConfig
 from bitmill.errors import BitmillError
 from bitmill.fileio import atomic_write, atomic_write_text
+from bitmill.precision import parse_bits
 
 UNIFORM = ("w2a2", "w3a3", "w4a4", "w5a5", "w6a6", "w8a8", "w2a4", "w4a2", "w3a4", "w4a3")
 
@@ -210,8 +211,7 @@ def plots(rows: list[dict], cfgs, out: Path, weights: dict[str, int]) -> None:
         if not r.get("policy"):
             continue
         layers = list(r["policy"])
-        w = [int(r["policy"][l][1:r["policy"][l].index("a")]) for l in layers]
-        a = [int(r["policy"][l][r["policy"][l].index("a") + 1:]) for l in layers]
+        w, a = zip(*(parse_bits(r["policy"][l]) for l in layers))
         fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(layers)), 4))
         x = np.arange(len(layers))
         ax.bar(x - 0.2, w, 0.4, label="weight bits")

@@ -100,24 +100,6 @@ def _sdq(args, out: Path, table, cost, constant: float, budget: float, floor: in
     return policy, history, {"sdq_phase1": time.perf_counter() - t0}
 
 
-def layer_costs(table, pairs):
-    """Per searched layer and pair, the cycles it governs (`LatencyTable.governor`), the
-    program preload on the first searched layer; and the cycles no searched layer governs."""
-    cost = {l: {p: 0.0 for p in pairs} for l in table.searched}
-    edge = (8, 8)
-    constant = 0
-    for n in table.layers:
-        gov = table.governor.get(n)
-        if gov is None:
-            constant += table.cycles[n][edge]
-        else:
-            for p in pairs:
-                cost[gov][p] += table.cycles[n][p]
-    for p in pairs:
-        cost[table.searched[0]][p] += table.outside[p]
-    return cost, constant
-
-
 def cmd_search(args: argparse.Namespace) -> int:
     from bitmill.models.ilp import Problem, candidate_pairs
     from bitmill.sim import latency
@@ -136,10 +118,9 @@ def cmd_search(args: argparse.Namespace) -> int:
     t_table = time.perf_counter() - t0
     reference = table.measured[(8, 8)]
     budget = args.budget if args.budget is not None else args.budget_ratio * reference
-    cost, constant = layer_costs(table, pairs)
-    zero = {l: {p: 0.0 for p in pairs} for l in table.searched}
-    lo, hi = (Problem(table.searched, pairs, zero, cost, table.tied).total(p) + constant
-              for p in Problem(table.searched, pairs, zero, cost, table.tied).extremes())
+    cost, constant = table.searched_costs(pairs)
+    prices = Problem(table.searched, pairs, {l: {p: 0.0 for p in pairs} for l in table.searched}, cost, table.tied)
+    lo, hi = (prices.total(p) + constant for p in prices.extremes())
     if not lo <= budget <= hi:
         raise BitmillError(f"budget {budget:,.0f} cycles is outside what {args.model} reaches on "
                            f"{cfg.name}: {lo:,.0f} (fastest policy) to {hi:,.0f} (slowest)")

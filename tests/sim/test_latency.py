@@ -73,3 +73,9 @@ def test_the_cache_answers_and_a_damaged_entry_is_rebuilt(table, tmp_path, monke
     entry.write_text("{")
     monkeypatch.undo()
     assert latency.build_table("resnet8", CFG, PAIRS[:2], cache=tmp_path).measured == again.measured
+
+
+def test_searched_costs_add_up_to_the_prediction(table):
+    cost, constant = table.searched_costs(PAIRS)
+    policy = latency.random_policy(table, np.random.default_rng(3))
+    assert constant + sum(cost[l][policy[l]] for l in table.searched) == table.predict(policy)
