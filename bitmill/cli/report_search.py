@@ -9,41 +9,33 @@ simulated (cycle-accurate, checked bit for bit against golden) on every configur
 report: README.md (tables, the cross table, the latency table's error against the
 simulator), ``pareto.png`` (integer accuracy against simulated cycles), one bar chart of
 per-layer bits per searched policy, ``results.json``. Finished runs are reused, killed ones
-resumed (`bitmill train`); ``--finished-only`` trains nothing.
+resumed (`bitmill train`); ``--finished-only`` trains nothing. The fine-tunes are independent
+jobs: with ``--ray ADDRESS`` they run as Ray tasks, one per worker (a GPU each where the
+cluster has them), with the same results as here for the same ``--threads``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from bitmill import provenance
 from bitmill.cli.args import non_negative_int, positive_int
+from bitmill.cli.fanout import run_jobs
+from bitmill.cli.search_points import FineTune, Point, measure, train_config
 from bitmill.config import AccelConfig
 from bitmill.errors import BitmillError
 from bitmill.fileio import atomic_write, atomic_write_text
 from bitmill.precision import parse_bits
 
 UNIFORM = ("w2a2", "w3a3", "w4a4", "w5a5", "w6a6", "w8a8", "w2a4", "w4a2", "w3a4", "w4a3")
-
-
-@dataclass(frozen=True)
-class Point:
-    """One policy of the report: its name, kind, bits file (searched) or uniform bits."""
-
-    name: str
-    kind: str                 # "uniform", "ilp" or "sdq"
-    bits: str | None = None   # uniform bits
-    policy: Path | None = None
-    config: str | None = None
-    ratio: float | None = None
 
 
 def _searches(args, cfgs) -> list[Point]:
@@ -69,67 +61,27 @@ def _searches(args, cfgs) -> list[Point]:
     return points
 
 
-def _train_config(args, point: Point):
-    from bitmill.models.bits import BitAssignment
-    from bitmill.models.train import TrainConfig
-    if point.policy is not None:
-        a = BitAssignment.load(point.policy)
-        bits, layer_bits = f"w{a.default[0]}a{a.default[1]}", tuple((n, f"w{w}a{b}") for n, (w, b) in a.layers)
-    else:
-        bits, layer_bits = point.bits, ()
-    sdq = point.kind == "sdq"
-    return TrainConfig(model=args.model, quantizer="lsq", bits=bits, first_last=8, epochs=args.qat_epochs,
-                       lr=args.qat_lr, seed=args.seed, train_subset=args.train_subset,
-                       test_subset=args.test_subset, dataset=args.dataset, layer_bits=layer_bits,
-                       teacher=str(Path(args.init).resolve()) if sdq else None, ebr=0.1 if sdq else 0.0)
-
-
-def _cycles(run_dir: Path, cfgs) -> dict[str, int]:
-    """Simulated cycles of the exported network on every config (bit-exact against golden),
-    cached in the run folder."""
-    from bitmill.models.export import export
-    from bitmill.models.train import load_model
-    from bitmill.sim.latency import code_hash
-    from bitmill.sim.verify import simulate_net
-    cache = run_dir / "cycles.json"
-    known = json.loads(cache.read_text()) if cache.exists() else {}
-    if known.get("code") != code_hash():
-        known = {"code": code_hash()}
-    missing = [c for c in cfgs if c.name not in known]
-    if missing:
-        graph = export(load_model(run_dir / "checkpoint.pt")[0])
-        x = np.random.default_rng(0).integers(0, 256, size=graph.input.out.shape)
-        for c in missing:
-            known[c.name] = simulate_net(graph, c, x)[1].cycles
-        atomic_write_text(cache, json.dumps(known))
-    return {c.name: known[c.name] for c in cfgs}
-
-
 def _rows(args, cfgs, points) -> list[dict]:
-    from bitmill.models.report_qat import evaluate_run
-    from bitmill.models.train import load_data, train
-    rows, test = [], []
-    fp_cfg = json.loads((Path(args.init).parent / "metrics.json").read_text()) \
-        if (Path(args.init).parent / "metrics.json").exists() else None
+    init = Path(args.init)
+    fp_cfg = json.loads((init.parent / "metrics.json").read_text()) \
+        if (init.parent / "metrics.json").exists() else None
+    jobs, pending = [], []
     for p in points:
-        cfg = _train_config(args, p)
         run_dir = Path(args.runs) / "qat" / p.name
-        finished = (run_dir / "metrics.json").exists()
-        if not finished and args.finished_only:
-            rows.append({"name": p.name, "kind": p.kind, "pending": True})
+        if args.finished_only and not (run_dir / "metrics.json").exists():
+            pending.append({"name": p.name, "kind": p.kind, "pending": True})
             continue
-        metrics = json.loads((run_dir / "metrics.json").read_text()) if finished else \
-            train(cfg, run_dir, str(args.init), resume=(run_dir / "checkpoint.pt").exists())
-        if not test:
-            test.append(load_data(cfg)[1])
-        row = {"name": p.name, "kind": p.kind, "bits": p.bits, "config": p.config, "ratio": p.ratio,
-               **evaluate_run(run_dir, test[0]), "cycles": _cycles(run_dir, cfgs),
-               "train_seconds": metrics.get("seconds_per_epoch", 0) * cfg.epochs}
-        if p.policy is not None:
-            doc = json.loads((p.policy.parent / "search.json").read_text())
+        cfg = train_config(p, init, args.qat_epochs, args.qat_lr, args.seed, args.train_subset,
+                           args.test_subset, args.dataset, args.model)
+        jobs.append(FineTune(p, cfg, run_dir.resolve(), init.resolve(), tuple(c.name for c in cfgs),
+                             args.threads))
+    rows = run_jobs(measure, jobs, ray=args.ray, cpus=args.threads, label=lambda j: j.point.name)
+    for job, row in zip(jobs, rows):
+        if job.point.policy is not None:
+            doc = json.loads((job.point.policy.parent / "search.json").read_text())
             row.update(policy=doc["policy"], predicted=doc["predicted_cycles"], search_seconds=doc["seconds"],
                        budget_cycles=doc["budget_cycles"])
-        rows.append(row)
+    rows += pending
     if fp_cfg is not None:
         rows.insert(0, {"name": "fp", "kind": "fp", "fake_quant": fp_cfg.get("test_accuracy")})
     return rows
@@ -225,6 +177,12 @@ def plots(rows: list[dict], cfgs, out: Path, weights: dict[str, int]) -> None:
         plt.close(fig)
 
 
+def default_threads() -> int:
+    """Torch threads of a fine-tune when not given: $BITMILL_THREADS, else every core."""
+    env = os.environ.get("BITMILL_THREADS", "")
+    return int(env) if env.isdigit() and int(env) > 0 else (os.cpu_count() or 1)
+
+
 def cmd_report_search(args: argparse.Namespace) -> int:
     from bitmill.compiler import zoo
     from bitmill.models.bits import parse_pair
@@ -277,5 +235,11 @@ def add_parser(rsub) -> None:
     r.add_argument("--seed", type=non_negative_int, default=0, help="seed of every search and fine-tune")
     r.add_argument("--runs", default="runs/search-report", help="search and fine-tune folders (reused, resumable)")
     r.add_argument("--out", default="reports/search", help="report folder")
+    r.add_argument("--ray", metavar="ADDRESS",
+                   help="run the fine-tunes as Ray tasks: a cluster address (host:6379, ray://host:10001), "
+                        "'auto' (the cluster of 'ray start') or 'local' (one started here); needs bitmill[ray]")
+    r.add_argument("--threads", type=positive_int, default=default_threads(),
+                   help="torch threads of every fine-tune, and the CPUs each Ray task reserves; the same "
+                        "value gives the same figures locally and on Ray (default: $BITMILL_THREADS or all cores)")
     r.add_argument("--finished-only", action="store_true", help="train and search nothing; list the rest as pending")
     r.set_defaults(func=cmd_report_search)

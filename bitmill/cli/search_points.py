@@ -1,0 +1,100 @@
+"""The points of ``bitmill report search``: one policy each, fine-tuned, exported and measured.
+
+``measure(FineTune)`` is one independent job (run here or as a Ray task, `bitmill.cli.fanout`):
+QAT fine-tune from the FP checkpoint (reused when finished, resumed when killed), integer-path
+accuracy of the exported network on the test set (golden), and the exported network's cycles on
+every configuration from the cycle-accurate simulator (bit-exact against golden). Its result
+depends only on the job: ``threads`` fixes torch's thread count, so the same job gives the same
+figures wherever it runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bitmill.fileio import atomic_write_text
+
+
+@dataclass(frozen=True)
+class Point:
+    """One policy of the report: its name, kind, bits file (searched) or uniform bits."""
+
+    name: str
+    kind: str                 # "uniform", "ilp" or "sdq"
+    bits: str | None = None   # uniform bits
+    policy: Path | None = None
+    config: str | None = None
+    ratio: float | None = None
+
+
+@dataclass(frozen=True)
+class FineTune:
+    """One measurement job: a point's training configuration, where it runs, what it is
+    measured on."""
+
+    point: Point
+    train: object             # bitmill.models.train.TrainConfig
+    run_dir: Path
+    init: Path
+    configs: tuple[str, ...]
+    threads: int
+
+
+def train_config(point: Point, init: Path, qat_epochs: int, qat_lr: float, seed: int, train_subset,
+                 test_subset, dataset: str, model: str):
+    """The QAT fine-tune every point gets (LSQ; SDQ policies with KD and EBR, SDQ's phase 2)."""
+    from bitmill.models.bits import BitAssignment
+    from bitmill.models.train import TrainConfig
+    if point.policy is not None:
+        a = BitAssignment.load(point.policy)
+        bits, layer_bits = f"w{a.default[0]}a{a.default[1]}", tuple((n, f"w{w}a{b}") for n, (w, b) in a.layers)
+    else:
+        bits, layer_bits = point.bits, ()
+    sdq = point.kind == "sdq"
+    return TrainConfig(model=model, quantizer="lsq", bits=bits, first_last=8, epochs=qat_epochs,
+                       lr=qat_lr, seed=seed, train_subset=train_subset, test_subset=test_subset,
+                       dataset=dataset, layer_bits=layer_bits,
+                       teacher=str(Path(init).resolve()) if sdq else None, ebr=0.1 if sdq else 0.0)
+
+
+def measure(job: FineTune) -> dict:
+    """Fine-tune (or reuse), evaluate and simulate one point; its report row."""
+    from bitmill.models.report_qat import evaluate_run
+    from bitmill.models.train import load_data, train
+    os.environ["BITMILL_THREADS"] = str(job.threads)
+    import torch
+    torch.set_num_threads(job.threads)
+    metrics_path = job.run_dir / "metrics.json"
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else \
+        train(job.train, job.run_dir, str(job.init), resume=(job.run_dir / "checkpoint.pt").exists())
+    p = job.point
+    return {"name": p.name, "kind": p.kind, "bits": p.bits, "config": p.config, "ratio": p.ratio,
+            **evaluate_run(job.run_dir, load_data(job.train)[1]), "cycles": cycles(job.run_dir, job.configs),
+            "train_seconds": metrics.get("seconds_per_epoch", 0) * job.train.epochs}
+
+
+def cycles(run_dir: Path, configs: tuple[str, ...]) -> dict[str, int]:
+    """Simulated cycles of the exported network on every config (bit-exact against golden),
+    cached in the run folder."""
+    from bitmill.config import AccelConfig
+    from bitmill.models.export import export
+    from bitmill.models.train import load_model
+    from bitmill.sim.latency import code_hash
+    from bitmill.sim.verify import simulate_net
+    cache = run_dir / "cycles.json"
+    known = json.loads(cache.read_text()) if cache.exists() else {}
+    if known.get("code") != code_hash():
+        known = {"code": code_hash()}
+    missing = [c for c in configs if c not in known]
+    if missing:
+        graph = export(load_model(run_dir / "checkpoint.pt")[0])
+        x = np.random.default_rng(0).integers(0, 256, size=graph.input.out.shape)
+        for c in missing:
+            known[c] = simulate_net(graph, AccelConfig.resolve(c), x)[1].cycles
+        atomic_write_text(cache, json.dumps(known))
+    return {c: known[c] for c in configs}
