@@ -38,26 +38,46 @@ from bitmill.precision import parse_bits
 UNIFORM = ("w2a2", "w3a3", "w4a4", "w5a5", "w6a6", "w8a8", "w2a4", "w4a2", "w3a4", "w4a3")
 
 
+def search_plan(args, cfgs) -> list[tuple[str, AccelConfig, float]]:
+    """(method, config, budget ratio) of every search: ``--search`` entries, else every
+    method on every config at every ratio."""
+    if not args.search:
+        return [(m, c, r) for c in cfgs for m in args.methods for r in args.budget_ratios]
+    by_name, plan = {c.name: c for c in cfgs}, []
+    for entry in args.search:
+        parts = entry.split(":")
+        ok = len(parts) == 3 and parts[0] in ("ilp", "sdq") and parts[1] in by_name
+        try:
+            ratio = float(parts[2]) if ok else 0.0
+        except ValueError:
+            ok = False
+        if not ok or not 0 < ratio <= 1:
+            raise BitmillError(f"--search {entry!r}: expected METHOD:CONFIG:RATIO with METHOD ilp or sdq, "
+                               f"CONFIG one of --configs ({', '.join(by_name)}) and RATIO in (0, 1], "
+                               "e.g. ilp:ulx3s-85f:0.35")
+        plan.append((parts[0], by_name[parts[1]], ratio))
+    return plan
+
+
 def _searches(args, cfgs) -> list[Point]:
     points = []
-    for cfg in cfgs:
-        for method in args.methods:
-            for ratio in args.budget_ratios:
-                out = Path(args.runs) / "search" / f"{method}-{cfg.name}-{ratio:g}"
-                if not (out / "search.json").exists():
-                    if args.finished_only:
-                        continue
-                    cmd = [sys.executable, "-m", "bitmill", "search", "--model", args.model, "--method",
-                           method, "--config", cfg.name, "--budget-ratio", f"{ratio:g}", "--init",
-                           args.init, "-o", str(out), "--resume", "--dataset", args.dataset,
-                           "--seed", str(args.seed), "--calib-images", str(args.calib_images),
-                           "--samples", str(args.samples), "--min-bits", str(args.min_bits)]
-                    if method == "sdq":
-                        cmd += ["--epochs", str(args.sdq_epochs), "--train-images", str(args.sdq_images)]
-                    print(f"== search {out.name}", flush=True)
-                    if subprocess.run(cmd).returncode != 0:
-                        raise BitmillError(f"the search {out.name} failed (see its output above)")
-                points.append(Point(out.name, method, policy=out / "policy.yaml", config=cfg.name, ratio=ratio))
+    for method, cfg, ratio in search_plan(args, cfgs):
+        out = Path(args.runs) / "search" / f"{method}-{cfg.name}-{ratio:g}"
+        if not (out / "search.json").exists():
+            if args.finished_only:
+                continue
+            cmd = [sys.executable, "-m", "bitmill", "search", "--model", args.model, "--method",
+                   method, "--config", cfg.name, "--budget-ratio", f"{ratio:g}", "--init",
+                   args.init, "-o", str(out), "--resume", "--dataset", args.dataset,
+                   "--seed", str(args.seed), "--calib-images", str(args.calib_images),
+                   "--samples", str(args.samples), "--min-bits", str(args.min_bits)]
+            if method == "sdq":
+                cmd += ["--epochs", str(args.sdq_epochs), "--train-images", str(args.sdq_images)]
+            print(f"== search {out.name}", flush=True)
+            env = {**os.environ, "BITMILL_THREADS": str(args.threads)}
+            if subprocess.run(cmd, env=env).returncode != 0:
+                raise BitmillError(f"the search {out.name} failed (see its output above)")
+        points.append(Point(out.name, method, policy=out / "policy.yaml", config=cfg.name, ratio=ratio))
     return points
 
 
@@ -196,6 +216,7 @@ def cmd_report_search(args: argparse.Namespace) -> int:
     uniform = [u for u in args.uniform.split(",") if u]
     for u in uniform:
         parse_pair(u)
+    search_plan(args, cfgs)        # bad entries fail before any work
     if not Path(args.init).exists():
         raise BitmillError(f"{args.init}: no such FP checkpoint (bitmill train --quantizer fp)")
     points = [Point(u, "uniform", bits=u) for u in uniform] + _searches(args, cfgs)
@@ -220,6 +241,9 @@ def add_parser(rsub) -> None:
     r.add_argument("--configs", default="ulx3s-85f,pynq-z2", help="comma-separated accelerator configs")
     r.add_argument("--methods", default="ilp,sdq", help="comma-separated search methods")
     r.add_argument("--budget-ratios", default="0.3,0.45", help="budgets as fractions of uniform W8A8's cycles")
+    r.add_argument("--search", action="append", metavar="METHOD:CONFIG:RATIO",
+                   help="one search (repeatable), e.g. ilp:ulx3s-85f:0.35; replaces every method on every "
+                        "config at every ratio")
     r.add_argument("--uniform", default=",".join(UNIFORM), help="uniform policies (first/last 8-bit)")
     r.add_argument("--qat-epochs", type=positive_int, default=2, help="epochs of every fine-tune")
     r.add_argument("--qat-lr", type=float, default=0.01, help="learning rate of every fine-tune")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -105,6 +106,9 @@ def cmd_search(args: argparse.Namespace) -> int:
     from bitmill.sim import latency
 
     cfg = AccelConfig.resolve(args.config)
+    if os.environ.get("BITMILL_THREADS", "").isdigit() and int(os.environ["BITMILL_THREADS"]) > 0:
+        import torch
+        torch.set_num_threads(int(os.environ["BITMILL_THREADS"]))    # as bitmill train does
     lo_w, lo_a = max(cfg.weight_bits[0], args.min_bits), max(cfg.act_bits[0], args.min_bits)
     if lo_w > cfg.weight_bits[1] or lo_a > cfg.act_bits[1] or cfg.weight_bits[1] < 8 or cfg.act_bits[1] < 8:
         raise BitmillError(f"{cfg.name} runs weights {cfg.weight_bits[0]}..{cfg.weight_bits[1]} and "

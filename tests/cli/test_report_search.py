@@ -43,3 +43,26 @@ def test_bad_input_is_one_error_line(fp, tmp_path, run_cli):
     assert_one_error_line(status, err, "unknown method 'haq'; choose ilp, sdq")
     status, _, err = run_cli("report", "search", "--init", tmp_path / "none.pt", "--out", tmp_path / "r")
     assert_one_error_line(status, err, "no such FP checkpoint")
+
+
+def test_bad_search_entry_is_one_error_line(fp, tmp_path, run_cli):
+    for entry in ("ilp:pynq-z2:0.5", "haq:ulx3s-85f:0.5", "ilp:ulx3s-85f:1.5", "ilp:ulx3s-85f", "ilp:ulx3s-85f:x"):
+        status, _, err = run_cli("report", "search", "--init", fp, "--configs", "ulx3s-85f", "--search", entry,
+                                 "--out", tmp_path / "r")
+        assert_one_error_line(status, err, f"--search {entry!r}: expected METHOD:CONFIG:RATIO")
+    assert not (tmp_path / "r").exists()
+
+
+def test_search_plan_is_the_entries_or_the_product():
+    from argparse import Namespace
+
+    from bitmill.cli.report_search import search_plan
+    from bitmill.config import AccelConfig
+    cfgs = [AccelConfig.resolve("ulx3s-85f"), AccelConfig.resolve("pynq-z2")]
+    product = search_plan(Namespace(search=None, methods=["ilp", "sdq"], budget_ratios=[0.3, 0.5]), cfgs)
+    assert [(m, c.name, r) for m, c, r in product] == [
+        ("ilp", "ulx3s-85f", 0.3), ("ilp", "ulx3s-85f", 0.5), ("sdq", "ulx3s-85f", 0.3), ("sdq", "ulx3s-85f", 0.5),
+        ("ilp", "pynq-z2", 0.3), ("ilp", "pynq-z2", 0.5), ("sdq", "pynq-z2", 0.3), ("sdq", "pynq-z2", 0.5)]
+    chosen = search_plan(Namespace(search=["sdq:pynq-z2:0.55", "ilp:ulx3s-85f:0.35"], methods=["ilp"],
+                                   budget_ratios=[0.3]), cfgs)
+    assert [(m, c.name, r) for m, c, r in chosen] == [("sdq", "pynq-z2", 0.55), ("ilp", "ulx3s-85f", 0.35)]
