@@ -1,7 +1,7 @@
 """The import rules of the architecture, enforced by walking every module's imports.
 
 Leaves (config, errors, numerics, isa, fileio, timing, packing, precision, resnets, geometry,
-program_file, provenance) import no other part
+program_file, provenance, hostlink) import no other part
 of bitmill than leaves; sim may read the IR types (compiler.ir) but knows no hardware and no
 torch, except sim.verify and sim.latency, which join compiler and simulator and may import the
 compiler; hw
@@ -23,7 +23,7 @@ PACKAGES = {"bitmill": REPO / "bitmill", "bitmill.compiler": REPO / "compiler",
             "bitmill.configs": REPO / "configs"}
 LEAVES = ("bitmill.config", "bitmill.errors", "bitmill.numerics", "bitmill.isa", "bitmill.fileio",
           "bitmill.timing", "bitmill.packing", "bitmill.precision", "bitmill.resnets",
-          "bitmill.program_file", "bitmill.geometry", "bitmill.provenance")
+          "bitmill.program_file", "bitmill.geometry", "bitmill.provenance", "bitmill.hostlink")
 APPLICATION = ("bitmill.cli", "bitmill.__main__")
 
 # module prefix -> (allowed bitmill prefixes beyond the leaves, forbidden third-party roots);
