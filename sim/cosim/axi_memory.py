@@ -1,203 +1,25 @@
-"""An AXI4 memory with exact, deterministic timing: the accelerator's DRAM model.
-
-`AxiMemoryModel` implements the spec's memory model in synthesizable Amaranth, so the same
-model runs in Amaranth's simulator, Icarus and Verilator. ``L = latency >= 1``:
-
-* Reads: ``arready`` is 1 (up to `AxiMemoryModel.queue_depth` bursts waiting to be served).
-  The beats of a burst whose AR handshake happens in cycle ``a`` are valid from cycle
-  ``a + L``, one per cycle, ``rlast`` on the last; bursts are served in order, a burst's first
-  beat no earlier than the cycle after the previous burst's last beat.
-* Writes: ``awready`` is 1 (same queue depth); ``wready`` is 1 whenever the beat's burst
-  address is known (always, for a master that presents AW no later than the burst's first W
-  beat). A W beat is written (``wstrb`` bytes) in the cycle of its handshake; the B response
-  of a burst is valid from ``L`` cycles after the cycle of its last W beat (``w + L``), held
-  until ``bready``.
-* Beats outside the memory (word address ``>= depth_bytes / data_bytes``) answer DECERR,
-  read zeros and write nothing (a write burst answers DECERR if any beat was outside).
-* Only full-width INCR bursts are modelled (``size`` and ``burst`` are ignored); IDs are 0.
-* Backdoor: ``addr`` (word), ``wdata``, ``we`` (whole word written at the clock edge),
-  ``rdata`` (the word at the previous cycle's ``addr``: one cycle of read latency).
-
-Testbench helpers `load_bytes` / `read_bytes` move bytes through the backdoor in an Amaranth
-simulator testbench.
-"""
+"""Testbench helpers for `bitmill.hw.axi_sram.AxiSram`: bytes in and out through its backdoor
+in an Amaranth simulator testbench (the AXI port must be idle)."""
 
 from __future__ import annotations
 
-from amaranth import Module, Mux, Signal
-from amaranth.lib import data, wiring
-from amaranth.lib.fifo import SyncFIFO
-from amaranth.lib.memory import Memory
-from amaranth.lib.wiring import In, Out
-
-from bitmill.hw.axi import RESP_DECERR, RESP_OKAY, AxiSignature, check_data_bytes
-from bitmill.hw.params import check_positive
-
-TIME_BITS = 32          # the model's cycle counter; due times compare modulo 2^TIME_BITS
-QUEUE_DEPTH = 64        # AR, AW and B requests waiting to be served
+from bitmill.hw.axi_sram import AxiSram
 
 
-def backdoor_signature(data_bytes: int, words: int) -> wiring.Signature:
-    """The backdoor port from the testbench's point of view."""
-    return wiring.Signature({"addr": Out(range(words)), "wdata": Out(8 * data_bytes),
-                             "we": Out(1), "rdata": In(8 * data_bytes)})
-
-
-def _reached(now, due):
-    """``due <= now`` for times less than 2^(TIME_BITS-1) apart."""
-    return ~(now - due)[TIME_BITS - 1]
-
-
-class AxiMemoryModel(wiring.Component):
-    """Members: ``bus`` (AXI4 slave, `AxiSignature`), ``backdoor`` (`backdoor_signature`)."""
-
-    def __init__(self, data_bytes: int, latency: int, depth_bytes: int, init: bytes = b""):
-        self._bytes = check_data_bytes(data_bytes)
-        self._latency = check_positive("latency", latency, 1 << (TIME_BITS - 2))
-        check_positive("depth_bytes", depth_bytes)
-        if depth_bytes % data_bytes:
-            raise ValueError(f"depth_bytes must be a multiple of data_bytes ({data_bytes}), "
-                             f"not {depth_bytes}")
-        if len(init) > depth_bytes:
-            raise ValueError(f"init holds {len(init)} bytes, more than depth_bytes {depth_bytes}")
-        self._depth_bytes = depth_bytes
-        padded = bytes(init) + bytes(-len(init) % data_bytes)
-        self._init = [int.from_bytes(padded[i:i + data_bytes], "little")
-                      for i in range(0, len(padded), data_bytes)]
-        super().__init__({"bus": In(AxiSignature(32, data_bytes, 1)),
-                          "backdoor": In(backdoor_signature(data_bytes, self.words))})
-        self.memory = Memory(shape=8 * data_bytes, depth=self.words, init=self._init)
-
-    @property
-    def data_bytes(self) -> int:
-        return self._bytes
-
-    @property
-    def latency(self) -> int:
-        """``L``: cycles from an AR handshake to the burst's first beat, and from a burst's
-        last W beat to its B response."""
-        return self._latency
-
-    @property
-    def depth_bytes(self) -> int:
-        return self._depth_bytes
-
-    @property
-    def words(self) -> int:
-        return self._depth_bytes // self._bytes
-
-    @property
-    def queue_depth(self) -> int:
-        """Bursts that may wait for service on each of AR, AW and B."""
-        return QUEUE_DEPTH
-
-    def elaborate(self, platform) -> Module:
-        m = Module()
-        m.submodules.memory = self.memory
-        now = Signal(TIME_BITS)
-        m.d.sync += now.eq(now + 1)
-        self._read_channel(m, now)
-        self._write_channel(m, now)
-        self._backdoor(m)
-        return m
-
-    def _word(self, addr):
-        """The word index of a byte address."""
-        return addr[self._bytes.bit_length() - 1:]
-
-    def _read_channel(self, m: Module, now) -> None:
-        bus, lat = self.bus, self._latency
-        req = data.StructLayout({"word": 32, "len": 8, "due": TIME_BITS})
-        m.submodules.ar_queue = queue = SyncFIFO(width=req.size, depth=QUEUE_DEPTH)
-        head = data.View(req, queue.r_data)
-        incoming = Signal(req)
-        m.d.comb += [incoming.word.eq(self._word(bus.araddr)), incoming.len.eq(bus.arlen),
-                     incoming.due.eq(now + lat)]
-        cand = Signal(req)
-        m.d.comb += cand.eq(Mux(queue.r_rdy, head.as_value(), incoming.as_value()))
-        cand_valid = queue.r_rdy | bus.arvalid
-        # the beat presented in this cycle
-        beat_word, beats_left, valid = Signal(32), Signal(8), Signal()
-        free = ~valid | bus.rready
-        take = Signal()
-        m.d.comb += take.eq(free & ~(valid & (beats_left != 0)) & cand_valid
-                            & _reached(now + 1, cand.due))
-        m.d.comb += [bus.arready.eq(queue.w_rdy),
-                     queue.w_data.eq(incoming.as_value()),
-                     queue.w_en.eq(bus.arvalid & ~(take & ~queue.r_rdy)),
-                     queue.r_en.eq(take)]
-        next_word = Signal(32)
-        m.d.comb += next_word.eq(Mux(take, cand.word, beat_word + 1))
-        with m.If(free):
-            m.d.sync += valid.eq(take | (valid & (beats_left != 0)))
-            with m.If(take):
-                m.d.sync += [beat_word.eq(cand.word), beats_left.eq(cand.len)]
-            with m.Elif(valid):
-                m.d.sync += [beat_word.eq(beat_word + 1), beats_left.eq(beats_left - 1)]
-        port = self.memory.read_port()
-        m.d.comb += [port.addr.eq(next_word), port.en.eq(free)]
-        inside = beat_word < self.words
-        m.d.comb += [bus.rvalid.eq(valid), bus.rlast.eq(beats_left == 0), bus.rid.eq(0),
-                     bus.rdata.eq(Mux(inside, port.data, 0)),
-                     bus.rresp.eq(Mux(inside, RESP_OKAY, RESP_DECERR))]
-
-    def _write_channel(self, m: Module, now) -> None:
-        bus, lat = self.bus, self._latency
-        m.submodules.aw_queue = aw_queue = SyncFIFO(width=32, depth=QUEUE_DEPTH)
-        resp = data.StructLayout({"resp": 2, "due": TIME_BITS})
-        m.submodules.b_queue = b_queue = SyncFIFO(width=resp.size, depth=QUEUE_DEPTH)
-        in_burst, burst_word, burst_err = Signal(), Signal(32), Signal()
-        # the word of this cycle's W beat: inside a burst, the next word; else the burst's
-        # AW from the queue, or the AW handshaking in this very cycle
-        head_word = Mux(aw_queue.r_rdy, self._word(aw_queue.r_data), self._word(bus.awaddr))
-        word = Signal(32)
-        m.d.comb += word.eq(Mux(in_burst, burst_word, head_word))
-        known = in_burst | aw_queue.r_rdy | bus.awvalid
-        m.d.comb += bus.wready.eq(known & (b_queue.w_rdy | ~bus.wlast))
-        beat = bus.wvalid & bus.wready
-        bypass = beat & ~in_burst & ~aw_queue.r_rdy
-        m.d.comb += [bus.awready.eq(aw_queue.w_rdy),
-                     aw_queue.w_data.eq(bus.awaddr),
-                     aw_queue.w_en.eq(bus.awvalid & ~bypass),
-                     aw_queue.r_en.eq(beat & ~in_burst)]
-        inside = word < self.words
-        port = self.memory.write_port(granularity=8)
-        m.d.comb += [port.addr.eq(word), port.data.eq(bus.wdata),
-                     port.en.eq(Mux(beat & inside, bus.wstrb, 0))]
-        err = burst_err | ~inside
-        with m.If(beat):
-            m.d.sync += [in_burst.eq(~bus.wlast), burst_word.eq(word + 1),
-                         burst_err.eq(err & ~bus.wlast)]
-        record = Signal(resp)
-        m.d.comb += [record.resp.eq(Mux(err, RESP_DECERR, RESP_OKAY)), record.due.eq(now + lat),
-                     b_queue.w_data.eq(record.as_value()),
-                     b_queue.w_en.eq(beat & bus.wlast)]
-        head = data.View(resp, b_queue.r_data)
-        m.d.comb += [bus.bvalid.eq(b_queue.r_rdy & _reached(now, head.due)),
-                     bus.bresp.eq(head.resp), bus.bid.eq(0),
-                     b_queue.r_en.eq(bus.bvalid & bus.bready)]
-
-    def _backdoor(self, m: Module) -> None:
-        bd = self.backdoor
-        rd = self.memory.read_port()
-        wr = self.memory.write_port(granularity=8)
-        m.d.comb += [rd.addr.eq(bd.addr), bd.rdata.eq(rd.data),
-                     wr.addr.eq(bd.addr), wr.data.eq(bd.wdata),
-                     wr.en.eq(Mux(bd.we, (1 << self._bytes) - 1, 0))]
-
-
-async def _read_word(ctx, model: AxiMemoryModel, word: int) -> int:
+async def _read_word(ctx, model: AxiSram, word: int) -> int:
+    ctx.set(model.backdoor.active, 1)
     ctx.set(model.backdoor.addr, word)
     ctx.set(model.backdoor.we, 0)
     await ctx.tick()
     return ctx.get(model.backdoor.rdata)
 
 
-async def load_bytes(ctx, model: AxiMemoryModel, addr: int, payload: bytes) -> None:
+async def load_bytes(ctx, model: AxiSram, addr: int, payload: bytes) -> None:
     """Write ``payload`` at byte address ``addr`` through the backdoor (a testbench coroutine;
     partial first and last words are read, merged and written back)."""
     b = model.data_bytes
     first, end = addr - addr % b, addr + len(payload)
+    ctx.set(model.backdoor.active, 1)
     for base in range(first, end, b):
         lo, hi = max(addr, base), min(end, base + b)
         if hi - lo < b:
@@ -210,14 +32,16 @@ async def load_bytes(ctx, model: AxiMemoryModel, addr: int, payload: bytes) -> N
         ctx.set(model.backdoor.we, 1)
         await ctx.tick()
     ctx.set(model.backdoor.we, 0)
+    ctx.set(model.backdoor.active, 0)
 
 
-async def read_bytes(ctx, model: AxiMemoryModel, addr: int, nbytes: int) -> bytes:
+async def read_bytes(ctx, model: AxiSram, addr: int, nbytes: int) -> bytes:
     """``nbytes`` from byte address ``addr``, read through the backdoor (a testbench
     coroutine)."""
     b = model.data_bytes
     out = bytearray()
     for base in range(addr - addr % b, addr + nbytes, b):
         out += (await _read_word(ctx, model, base // b)).to_bytes(b, "little")
+    ctx.set(model.backdoor.active, 0)
     skip = addr % b
     return bytes(out[skip:skip + nbytes])

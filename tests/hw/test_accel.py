@@ -25,7 +25,8 @@ from bitmill.isa import Deps, Load, Program, Buffer, Setup
 from bitmill.numerics import Encoding
 from bitmill.sim import cycle
 from bitmill.sim.check import check_against_golden
-from bitmill.sim.cosim.axi_memory import AxiMemoryModel, read_bytes
+from bitmill.hw.axi_sram import AxiSram
+from bitmill.sim.cosim.axi_memory import read_bytes
 
 
 class AccelBench(wiring.Component):
@@ -35,7 +36,7 @@ class AccelBench(wiring.Component):
         self.cfg = cfg
         b = cfg.mem_bytes_per_cycle
         self.depth = -(-len(image) // b) * b + b
-        self.memory = AxiMemoryModel(b, cfg.mem_latency, self.depth, image)
+        self.memory = AxiSram(b, cfg.mem_latency, self.depth, image)
         super().__init__({"host": In(AxiLiteSignature(ADDR_WIDTH, DATA_BITS)),
                           "trace": Out(trace_signature()), "running": Out(1)})
 

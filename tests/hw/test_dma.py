@@ -20,7 +20,7 @@ from bitmill.config import AccelConfig
 from bitmill.hw.axi import AxiSignature, buffer_write_layout
 from bitmill.hw.dma import LoadDma, StoreDma
 from bitmill.isa import Buffer, slot_bytes
-from bitmill.sim.cosim.axi_memory import AxiMemoryModel
+from bitmill.hw.axi_sram import AxiSram
 
 DRAM_BYTES = 20 * 1024          # five 4 KiB pages
 MAX_CYCLES = 20_000
@@ -52,7 +52,7 @@ class Transfer:
 def _bench_top(dma, cfg: AccelConfig, dram: bytes):
     m = Module()
     m.submodules.dma = dma
-    m.submodules.ram = ram = AxiMemoryModel(cfg.mem_bytes_per_cycle, cfg.mem_latency,
+    m.submodules.ram = ram = AxiSram(cfg.mem_bytes_per_cycle, cfg.mem_latency,
                                             DRAM_BYTES, dram)
     wiring.connect(m, dma.mem, ram.bus)
     return m, ram

@@ -11,7 +11,8 @@ import pytest
 from amaranth.back import verilog
 from amaranth.sim import Simulator
 
-from bitmill.sim.cosim.axi_memory import AxiMemoryModel, load_bytes, read_bytes
+from bitmill.hw.axi_sram import AxiSram
+from bitmill.sim.cosim.axi_memory import load_bytes, read_bytes
 
 B = 4
 DEPTH = 1024
@@ -22,7 +23,7 @@ def _image(seed: int = 0) -> bytes:
     return bytes(rng.randrange(256) for _ in range(DEPTH))
 
 
-def _simulate(model: AxiMemoryModel, bench) -> None:
+def _simulate(model: AxiSram, bench) -> None:
     sim = Simulator(model)
     sim.add_clock(1e-8)
     sim.add_testbench(bench)
@@ -47,7 +48,7 @@ def read_schedule(bursts, latency: int, image: bytes):
 @pytest.mark.parametrize("latency", [1, 2, 7])
 def test_read_beats_follow_the_schedule(latency):
     image = _image(latency)
-    model = AxiMemoryModel(B, latency, DEPTH, image)
+    model = AxiSram(B, latency, DEPTH, image)
     bus = model.bus
     # (AR cycle, byte address, len): back to back, a late one, one running past the memory
     bursts = [(0, 0, 3), (1, 64, 0), (2, 128, 1), (3, 12, 2), (30, 8, 0), (31, DEPTH - 8, 3)]
@@ -74,7 +75,7 @@ def test_read_beats_follow_the_schedule(latency):
 
 def test_read_holds_beats_until_rready():
     image = _image(5)
-    model = AxiMemoryModel(B, 3, DEPTH, image)
+    model = AxiSram(B, 3, DEPTH, image)
     bus = model.bus
     bursts = [(0, 40, 5), (1, 200, 2), (2, 0, 0)]
     rng = random.Random(1)
@@ -116,7 +117,7 @@ def _drive_writes(ctx, bus, c: int, aws: dict, ws: dict) -> None:
 @pytest.mark.parametrize("latency, bready_from", [(1, 0), (4, 0), (4, 12)])
 def test_writes_and_b_responses(latency, bready_from):
     image = _image(latency)
-    model = AxiMemoryModel(B, latency, DEPTH, image)
+    model = AxiSram(B, latency, DEPTH, image)
     bus = model.bus
     aws = {0: (16, 2), 1: (100, 0), 6: (DEPTH - 4, 1)}
     ws = {0: (0x11223344, 0xF, 0), 1: (0x55667788, 0b0110, 0), 2: (0x99AABBCC, 0b1000, 1),
@@ -150,7 +151,7 @@ def test_writes_and_b_responses(latency, bready_from):
 
 
 def test_w_waits_for_its_address():
-    model = AxiMemoryModel(B, 2, DEPTH)
+    model = AxiSram(B, 2, DEPTH)
     bus = model.bus
     ready = []
 
@@ -167,7 +168,7 @@ def test_w_waits_for_its_address():
 
 def test_backdoor_helpers_round_trip():
     image = _image(9)
-    model = AxiMemoryModel(B, 1, DEPTH, image)
+    model = AxiSram(B, 1, DEPTH, image)
     payload = bytes(range(1, 40))
 
     async def bench(ctx):
@@ -183,12 +184,12 @@ def test_backdoor_helpers_round_trip():
 
 def test_parameters_are_validated_and_the_model_converts_to_verilog():
     with pytest.raises(ValueError, match="latency must be a positive integer, not 0"):
-        AxiMemoryModel(4, 0, 64)
+        AxiSram(4, 0, 64)
     with pytest.raises(ValueError, match="depth_bytes must be a multiple of data_bytes \\(8\\), not 12"):
-        AxiMemoryModel(8, 1, 12)
+        AxiSram(8, 1, 12)
     with pytest.raises(ValueError, match="data_bytes must be a power of two in 1..128, not 6"):
-        AxiMemoryModel(6, 1, 12)
+        AxiSram(6, 1, 12)
     with pytest.raises(ValueError, match="init holds 9 bytes, more than depth_bytes 8"):
-        AxiMemoryModel(4, 1, 8, bytes(9))
-    text = verilog.convert(AxiMemoryModel(8, 3, 256), name="axi_memory")
+        AxiSram(4, 1, 8, bytes(9))
+    text = verilog.convert(AxiSram(8, 3, 256), name="axi_memory")
     assert "input [31:0] bus__araddr;" in text and "output [63:0] bus__rdata;" in text
