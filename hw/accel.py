@@ -2,7 +2,8 @@
 
 Ports: ``host`` (AXI4-Lite slave: the registers of `bitmill.hw.regmap`), ``mem`` (AXI4 master,
 ``8 * mem_bytes_per_cycle`` data bits: the program preload and LOAD read it, STORE writes it),
-``irq`` (DONE), ``running`` (a program runs: from the cycle after START to the end), and ``trace`` (per queue: the cycle an instruction starts, with its program
+``irq`` (DONE), ``running`` (a program runs: from the cycle after START to the end), ``error``
+(an error flag is set), and ``trace`` (per queue: the cycle an instruction starts, with its program
 index, and the cycle it finishes; for co-simulation checks, unused on a board).
 
 Inside: `HostRegisters`, `Control` (preload, queues, tokens, errors), `LoadDma` and `StoreDma`,
@@ -46,7 +47,8 @@ class Accelerator(wiring.Component):
         self.cfg = cfg
         super().__init__({"host": In(AxiLiteSignature(ADDR_WIDTH, DATA_BITS)),
                           "mem": Out(AxiSignature(32, cfg.mem_bytes_per_cycle, 1)),
-                          "irq": Out(1), "running": Out(1), "trace": Out(trace_signature())})
+                          "irq": Out(1), "running": Out(1), "error": Out(1),
+                          "trace": Out(trace_signature())})
 
     def elaborate(self, platform) -> Module:
         m = Module()
@@ -65,7 +67,7 @@ class Accelerator(wiring.Component):
         self._compute(m, ctl, gemm, vec, bufs)
         m.d.comb += [self.trace.start.eq(ctl.trace_start), self.trace.finish.eq(ctl.trace_finish),
                      self.trace.index.eq(ctl.trace_index), self.irq.eq(ctl.done),
-                     self.running.eq(ctl.busy)]
+                     self.running.eq(ctl.busy), self.error.eq(ctl.error_flags != 0)]
         return m
 
     @staticmethod

@@ -1,0 +1,94 @@
+"""`BoardCore`: everything a board with on-chip memory carries, behind two UART pins and eight
+LEDs: the accelerator, its memory (`bitmill.hw.axi_sram.AxiSram`, block RAM with the timing of
+the config's ``mem_latency`` and ``mem_bytes_per_cycle``, so the board runs with the
+simulator's cycles) and the host link (`bitmill.hw.host_link.HostLink`).
+
+The host reaches the accelerator's registers at any time and its memory while no program runs:
+a memory request of the host link waits while ``running`` is high (the AXI port owns the
+memory then). LEDs: 0 a program runs, 1 DONE, 2 an error flag is set, 3 the host link is busy,
+4 a UART byte had a bad stop bit (until the next request), 7 blinks (the clock runs).
+"""
+
+from __future__ import annotations
+
+from amaranth import Cat, Module, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from bitmill.config import AccelConfig
+from bitmill.hw.accel import Accelerator
+from bitmill.hw.axi_sram import AxiSram, backdoor_signature
+from bitmill.hw.host_bridge import BytePortSignature
+from bitmill.hw.host_link import HostLink
+from bitmill.hw.host_regs import ADDR_WIDTH
+
+LEDS = 8
+BLINK_BIT = 24           # LED 7 toggles every 2^24 cycles
+
+
+class ByteToWord(wiring.Component):
+    """The host link's byte port on the memory's word backdoor: a read takes the word (one
+    cycle of read latency) and answers its byte; a write reads the word, merges the byte and
+    writes it back in the same answering cycle. Requests wait while ``hold`` is high."""
+
+    def __init__(self, data_bytes: int, words: int):
+        self.data_bytes = data_bytes
+        byte_addr_width = max(1, (data_bytes * words - 1).bit_length())
+        super().__init__({"bytes": In(BytePortSignature(byte_addr_width)),
+                          "words": Out(backdoor_signature(data_bytes, words)), "hold": In(1)})
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        b, port, bd = self.data_bytes, self.bytes, self.words
+        lane = port.addr[:max(1, (b - 1).bit_length())] if b > 1 else 0
+        m.d.comb += bd.addr.eq(port.addr >> (b - 1).bit_length())
+        byte = bd.rdata.word_select(lane, 8) if b > 1 else bd.rdata
+        merged = Signal(8 * b)
+        m.d.comb += merged.eq(bd.rdata)
+        if b > 1:
+            m.d.comb += merged.word_select(lane, 8).eq(port.wdata)
+        else:
+            m.d.comb += merged.eq(port.wdata)
+        with m.FSM():
+            with m.State("IDLE"):
+                with m.If(port.valid & ~self.hold):
+                    m.d.comb += bd.active.eq(1)
+                    m.next = "ANSWER"
+            with m.State("ANSWER"):
+                m.d.comb += [bd.active.eq(1), bd.wdata.eq(merged), bd.we.eq(port.write),
+                             port.ack.eq(1), port.rdata.eq(byte)]
+                m.next = "IDLE"
+        return m
+
+
+class BoardCore(wiring.Component):
+    """Members: ``uart_rx`` (In 1), ``uart_tx`` (Out 1), ``leds`` (Out 8)."""
+
+    def __init__(self, cfg: AccelConfig, divisor: int, mem_bytes: int):
+        if not isinstance(cfg, AccelConfig):
+            raise TypeError(f"cfg must be an AccelConfig, not {type(cfg).__name__}")
+        self.cfg = cfg
+        self.memory = AxiSram(cfg.mem_bytes_per_cycle, cfg.mem_latency, mem_bytes)
+        self.link = HostLink(divisor, mem_bytes, ADDR_WIDTH)
+        super().__init__({"uart_rx": In(1, init=1), "uart_tx": Out(1, init=1), "leds": Out(LEDS)})
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        m.submodules.accel = accel = Accelerator(self.cfg)
+        m.submodules.memory = mem = self.memory
+        m.submodules.link = link = self.link
+        m.submodules.bytes = adapter = ByteToWord(mem.data_bytes, mem.words)
+        wiring.connect(m, accel.mem, mem.bus)
+        wiring.connect(m, link.regs, accel.host)
+        wiring.connect(m, link.mem, adapter.bytes)
+        wiring.connect(m, adapter.words, mem.backdoor)
+        m.d.comb += [adapter.hold.eq(accel.running), link.rx.eq(self.uart_rx), self.uart_tx.eq(link.tx)]
+        bad_stop, blink = Signal(), Signal(BLINK_BIT + 1)
+        m.d.sync += blink.eq(blink + 1)
+        with m.If(link.frame_error):
+            m.d.sync += bad_stop.eq(1)
+        with m.Elif(link.busy):
+            m.d.sync += bad_stop.eq(0)
+        m.d.comb += self.leds.eq(Cat(accel.running, accel.irq, accel.error, link.busy, bad_stop,
+                                     0, 0, blink[BLINK_BIT]))
+        return m
