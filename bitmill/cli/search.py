@@ -194,10 +194,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the calibration subset and vectors")
     p.add_argument("--epochs", type=positive_int, default=2, help="sdq: epochs of phase 1")
     p.add_argument("--lr", type=float, default=0.01, help="sdq: SGD learning rate (cosine over the epochs)")
-    p.add_argument("--dbp-lr", type=float, default=0.2, help="sdq: Adam learning rate of the DBPs")
+    p.add_argument("--dbp-lr", type=float, default=0.5, help="sdq: Adam learning rate of the DBPs")
     p.add_argument("--lam", type=float, default=1.0, help="sdq: weight of the latency penalty")
     p.add_argument("--batch-size", type=positive_int, default=128, help="sdq: images per step")
-    p.add_argument("--decay-every", type=positive_int, default=16,
+    p.add_argument("--decay-every", type=positive_int, default=4,
                    help="sdq: steps between width-decay checks (and at every epoch's end)")
     p.add_argument("--train-images", type=positive_int, default=10000, help="sdq: training images of phase 1")
     p.add_argument("--resume", action="store_true",
