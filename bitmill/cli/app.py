@@ -7,7 +7,7 @@ import sys
 
 from bitmill import __version__
 from bitmill.cli import compile as compile_commands
-from bitmill.cli import demo, hw, net, rtlsim, search, train
+from bitmill.cli import board, demo, hw, net, rtlsim, search, train
 from bitmill.cli.args import EXIT_USER_ERROR, Parser
 from bitmill.errors import BitmillError
 
@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     hw.register(sub)
     rtlsim.register(sub)
     search.register(sub)
+    board.register(sub)
     return parser
 
 
