@@ -111,19 +111,51 @@ def _pct(v) -> str:
     return "-" if v is None else f"{100 * v:.2f}"
 
 
+def _images(n, everything: str) -> str:
+    return everything if n is None else f"{n:,}"
+
+
+def _goal_lines(done: list[dict], fp: dict | None, cfg: str) -> list[str]:
+    """The two goals on the first configuration: a searched policy within 0.1 point of W4A4's
+    accuracy in at most 0.67 x its cycles; one within 0.5 point of FP in at most 0.25 x W8A8's."""
+    rows = {r["name"]: r for r in done}
+    searched = [r for r in done if r.get("policy")]
+    if not searched or "w4a4" not in rows or "w8a8" not in rows:
+        return []
+    w4, w8 = rows["w4a4"], rows["w8a8"]
+    lines = [f"Goals on {cfg} (measured; cycles of {cfg}):", ""]
+    ok = [r for r in searched if r["integer"] >= w4["integer"] - 0.001 and r["cycles"][cfg] <= 0.67 * w4["cycles"][cfg]]
+    best = max(searched, key=lambda r: r["integer"] - 10 * max(0.0, r["cycles"][cfg] / w4["cycles"][cfg] - 0.67))
+    lines.append(f"- accuracy >= W4A4's ({_pct(w4['integer'])}%) - 0.1 in <= 0.67 x its cycles "
+                 f"({0.67 * w4['cycles'][cfg]:,.0f}): " + ("met by " + ", ".join(r["name"] for r in ok) if ok else
+                 f"not met; closest {best['name']}: {_pct(best['integer'])}% in "
+                 f"{best['cycles'][cfg] / w4['cycles'][cfg]:.3f} x W4A4's cycles"))
+    if fp is not None and fp.get("fake_quant") is not None:
+        ok = [r for r in searched if r["integer"] >= fp["fake_quant"] - 0.005
+              and r["cycles"][cfg] <= 0.25 * w8["cycles"][cfg]]
+        floor = min(r["cycles"][cfg] for r in done) / w8["cycles"][cfg]
+        lines.append(f"- within 0.5 point of FP ({_pct(fp['fake_quant'])}%) in <= 0.25 x W8A8's cycles: "
+                     + ("met by " + ", ".join(r["name"] for r in ok) if ok else
+                        f"not met; the fastest measured policy takes {floor:.3f} x W8A8's cycles"))
+    return lines + [""]
+
+
 def markdown(rows: list[dict], cfgs, args) -> str:
     names = [c.name for c in cfgs]
     done = [r for r in rows if not r.get("pending") and r["kind"] != "fp"]
     fp = next((r for r in rows if r["kind"] == "fp"), None)
     lines = [f"# Bit-width search: {args.model} on {args.dataset}, {', '.join(names)}", "",
              "Every point measured: QAT fine-tune (LSQ, the same budget for every policy: "
-             f"{args.qat_epochs} epoch(s) at lr {args.qat_lr} from the FP checkpoint; SDQ policies with KD "
+             f"{args.qat_epochs} epoch(s) of {_images(args.train_subset, 'all')} training images at lr "
+             f"{args.qat_lr} from the FP checkpoint; SDQ policies with KD "
              "and EBR), integer-path accuracy of the exported network (golden model), cycles from the "
              "cycle-accurate simulator of the exported network on each configuration (bit-exact). "
              "Searched policies keep the first and last layer and the average pool's input at 8 bits; "
-             "uniform ones keep the first and last layer at 8 bits.", ""]
+             "uniform ones keep the first and last layer at 8 bits. Accuracy on "
+             f"{_images(args.test_subset, 'all 10,000')} test images.", ""]
     if fp is not None:
         lines += [f"Full precision: {_pct(fp.get('fake_quant'))}% (the checkpoint's own test figure).", ""]
+    lines += _goal_lines(done, fp, names[0]) if names else []
     lines += ["| policy | kind | budget | integer acc % | " + " | ".join(f"cycles {n}" for n in names)
               + " | table predicted (own config) | error |",
               "|---|---|---|---|" + "---|" * len(names) + "---|---|"]

@@ -66,3 +66,16 @@ def test_search_plan_is_the_entries_or_the_product():
     chosen = search_plan(Namespace(search=["sdq:pynq-z2:0.55", "ilp:ulx3s-85f:0.35"], methods=["ilp"],
                                    budget_ratios=[0.3]), cfgs)
     assert [(m, c.name, r) for m, c, r in chosen] == [("sdq", "pynq-z2", 0.55), ("ilp", "ulx3s-85f", 0.35)]
+
+
+def test_goal_lines_state_met_and_missed_goals():
+    from bitmill.cli.report_search import _goal_lines
+    w4 = {"name": "w4a4", "integer": 0.89, "cycles": {"c": 1000}}
+    w8 = {"name": "w8a8", "integer": 0.892, "cycles": {"c": 2000}}
+    fast = {"name": "ilp-c-0.3", "integer": 0.8895, "cycles": {"c": 600}, "policy": {}}
+    lines = _goal_lines([w4, w8, fast], {"fake_quant": 0.8945}, "c")
+    assert lines[2] == "- accuracy >= W4A4's (89.00%) - 0.1 in <= 0.67 x its cycles (670): met by ilp-c-0.3"
+    assert lines[3] == ("- within 0.5 point of FP (89.45%) in <= 0.25 x W8A8's cycles: not met; the fastest "
+                        "measured policy takes 0.300 x W8A8's cycles")
+    slow = dict(fast, cycles={"c": 700})
+    assert "not met; closest ilp-c-0.3: 88.95% in 0.700 x W4A4's cycles" in _goal_lines([w4, w8, slow], None, "c")[2]
