@@ -72,7 +72,7 @@ def test_goal_lines_state_met_and_missed_goals():
     from bitmill.cli.report_search import _goal_lines
     w4 = {"name": "w4a4", "integer": 0.89, "cycles": {"c": 1000}}
     w8 = {"name": "w8a8", "integer": 0.892, "cycles": {"c": 2000}}
-    fast = {"name": "ilp-c-0.3", "integer": 0.8895, "cycles": {"c": 600}, "policy": {}}
+    fast = {"name": "ilp-c-0.3", "integer": 0.8895, "cycles": {"c": 600}, "policy": {"l": "w4a2"}}
     lines = _goal_lines([w4, w8, fast], {"fake_quant": 0.8945}, "c")
     assert lines[2] == "- accuracy >= W4A4's (89.00%) - 0.1 in <= 0.67 x its cycles (670): met by ilp-c-0.3"
     assert lines[3] == ("- within 0.5 point of FP (89.45%) in <= 0.25 x W8A8's cycles: not met; the fastest "
