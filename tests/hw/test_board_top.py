@@ -1,0 +1,46 @@
+# amaranth: UnusedElaboratable=no
+"""Board tops: the ECP5 PLL dividers, the ULX3S top's pins and PLL in the build plan, and the
+timing summary read from a nextpnr log."""
+
+import pytest
+
+from bitmill.cli.board import timing_summary
+from bitmill.hw.board_top import PllParams, Ulx3sTop, ecp5_pll_params
+from bitmill.hw.boards import board_variant
+
+
+def test_pll_dividers_are_exact_and_in_range():
+    assert ecp5_pll_params(25_000_000, 50_000_000) == PllParams(1, 2, 12)          # VCO 600 MHz
+    p = ecp5_pll_params(25_000_000, 75_000_000)
+    assert 25 * p.clkfb_div / p.clki_div == 75 and 400 <= 75 * p.clkop_div <= 800
+    with pytest.raises(ValueError, match="no ECP5 PLL setting makes exactly 48 MHz from 25 MHz"):
+        ecp5_pll_params(25_000_000, 48_000_000)
+
+
+def test_ulx3s_top_plan_has_the_board_pins_and_the_pll():
+    from amaranth_boards.ulx3s import ULX3S_85F_Platform
+    variant = board_variant("ulx3s-85f-bram")
+    assert variant.divisor == 25                       # 50 MHz / 2 Mbaud
+    plan = ULX3S_85F_Platform().prepare(Ulx3sTop(variant), name="top")
+    lpf = plan.files["top.lpf"]
+    for pin in ("G2", "M1", "L4", "B2", "H3"):        # clk25, uart rx/tx, led 0 and 7
+        assert f'SITE "{pin}"' in lpf
+    rtlil = plan.files["top.il"]
+    assert "EHXPLLL" in rtlil and "CLKFB_DIV" in rtlil
+    assert 'FREQUENCY PORT "clk25_0__io" 25000000.0 HZ;' in lpf
+    assert [l for l in lpf.splitlines() if l.startswith('FREQUENCY NET') and l.endswith(' 50000000.0 HZ;')]
+
+
+LOG = """Info: Max frequency for clock '$glbnet$clk': 61.20 MHz (PASS at 50.00 MHz)
+Info: Device utilisation:
+Info:          TRELLIS_COMB: 20000/83640    23%
+Info:            TRELLIS_FF:  9000/83640    10%
+Info:                DP16KD:    80/  208    38%
+Info: Max frequency for clock '$glbnet$clk': 58.10 MHz (PASS at 50.00 MHz)
+"""
+
+
+def test_timing_summary_reads_the_last_fmax_and_the_utilisation():
+    s = timing_summary(LOG)
+    assert s["clocks"] == {"$glbnet$clk": {"fmax_mhz": 58.1, "pass": True, "target_mhz": 50.0}}
+    assert s["utilisation"]["DP16KD"] == (80, 208) and s["utilisation"]["TRELLIS_COMB"] == (20000, 83640)
