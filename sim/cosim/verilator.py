@@ -103,3 +103,34 @@ def missing_reason() -> str | None:
 if __name__ == "__main__":          # `make setup`: prepare the copy once
     made = verilator_root()
     print(f"Verilator: {made}" if made else f"Verilator: {missing_reason()}")
+
+
+def build_harness(text: str, top: str, harness_cpp: Path, build_dir: str | Path, exe_name: str,
+                  cflags: str) -> tuple[Path, float]:
+    """Verilog ``text`` (module ``top``) with the C++ main ``harness_cpp`` built into
+    ``build_dir/obj/exe_name`` (``-O3``, X as fast as possible, ``cflags`` to the C++ compiler);
+    (executable, build seconds). A build whose Verilog text is unchanged is reused (0 s)."""
+    import subprocess
+    import time
+
+    from bitmill.errors import BitmillError
+    env = verilator_env()
+    if env is None:
+        raise BitmillError(f"Verilator cannot run: {missing_reason()}")
+    build_dir = Path(build_dir).resolve()
+    build_dir.mkdir(parents=True, exist_ok=True)
+    source, exe = build_dir / f"{top}.v", build_dir / "obj" / exe_name
+    if exe.exists() and source.exists() and source.read_text() == text:
+        return exe, 0.0
+    source.write_text(text)
+    cmd = [str(Path(env["VERILATOR_ROOT"]) / "bin" / "verilator"), "--cc", "--exe", "--build", "-O3",
+           "--x-assign", "fast", "--x-initial", "fast", "--noassert", "-Wno-fatal", "--prefix", "Vtop",
+           "--top-module", top, "-Mdir", str(exe.parent), "-o", exe_name, "-CFLAGS", cflags,
+           "-j", str(os.cpu_count() or 1), str(source), str(harness_cpp)]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **env})
+    (build_dir / "build.log").write_text(proc.stdout + proc.stderr)
+    if proc.returncode != 0:
+        tail = " | ".join((proc.stdout + proc.stderr).strip().splitlines()[-3:])
+        raise BitmillError(f"Verilator build failed (see {build_dir}/build.log): {tail}")
+    return exe, time.perf_counter() - t0
