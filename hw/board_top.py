@@ -61,7 +61,7 @@ class Ulx3sTop(Elaboratable):
         v, pll = self.variant, self.pll
         clk25 = platform.request("clk25", 0)
         m.domains.sync = ClockDomain("sync")
-        locked, clk = Signal(), Signal()
+        locked, clk = Signal(name="pll_locked"), Signal(name="pll_clk")
         m.submodules.pll = Instance(
             "EHXPLLL",
             a_FREQUENCY_PIN_CLKI=str(v.oscillator_hz / 1e6), a_FREQUENCY_PIN_CLKOP=str(v.clock_hz / 1e6),
