@@ -227,7 +227,8 @@ def cmd_board_build(args: argparse.Namespace) -> int:
     for clock, t in summary["clocks"].items():
         print(f"{clock}: Fmax {t['fmax_mhz']:.2f} MHz, {'met' if t['pass'] else 'NOT met'} at {t['target_mhz']:g} MHz")
     for cell, (used, avail) in summary["utilisation"].items():
-        print(f"  {cell}: {used:,} of {avail:,}")
+        if used:
+            print(f"  {cell}: {used:,} of {avail:,}")
     print(f"built {out / (name + '.bit')} in {wall / 60:.1f} min; flash it with: "
           f"openFPGALoader --board ulx3s {out / (name + '.bit')}")
     return 0
