@@ -162,11 +162,14 @@ class SerialLink:
         buf, deadline = bytearray(), time.monotonic() + self.timeout_s
         while time.monotonic() < deadline:
             buf += self.port.read(max(1, getattr(self.port, "in_waiting", 0)))
+            while buf and buf[0] != hostlink.SYNC_REPLY:       # stray bytes before a reply
+                del buf[0]
+            if len(buf) < hostlink.REPLY_HEADER + 1 \
+                    or len(buf) < hostlink.REPLY_HEADER + 1 + int.from_bytes(buf[2:4], "little"):
+                continue                                       # not all there yet
             try:
-                reply, _ = hostlink.parse_reply(bytes(buf))
-                return reply
-            except hostlink.ReplyError:
-                if buf and buf[0] != hostlink.SYNC_REPLY:
-                    del buf[0]
+                return hostlink.parse_reply(bytes(buf))[0]
+            except hostlink.ReplyError as e:
+                raise BoardError(f"a garbled reply to {command.name}: {e}") from None
         raise BoardError(f"no reply to {command.name} within {self.timeout_s:g} s "
                          f"(got {len(buf)} bytes): is the board on this port and configured?")
