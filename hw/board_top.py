@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from amaranth import ClockDomain, ClockSignal, Elaboratable, Instance, Module, ResetSignal, Signal
+from amaranth.lib import io
 
 from bitmill.hw.board import LEDS, BoardCore
 from bitmill.hw.boards import BoardVariant
@@ -50,7 +51,8 @@ def ecp5_pll_params(f_in_hz: int, f_out_hz: int) -> PllParams:
 
 class Ulx3sTop(Elaboratable):
     """The board core of ``variant`` on a Radiona ULX3S: 25 MHz oscillator, PLL, the FT231X
-    UART (``uart`` 0) and the eight LEDs."""
+    UART (``uart`` 0) and the eight LEDs. nextpnr derives the PLL output's clock constraint from
+    the oscillator's (the platform's 25 MHz) and the PLL's dividers."""
 
     def __init__(self, variant: BoardVariant):
         self.variant = variant
@@ -59,9 +61,10 @@ class Ulx3sTop(Elaboratable):
     def elaborate(self, platform) -> Module:
         m = Module()
         v, pll = self.variant, self.pll
-        clk25 = platform.request("clk25", 0)
+        clk25 = io.Buffer("i", platform.request("clk25", 0, dir="-"))
+        m.submodules.clk25 = clk25
         m.domains.sync = ClockDomain("sync")
-        locked, clk = Signal(name="pll_locked"), Signal(name="pll_clk")
+        locked, clk = Signal(), Signal()
         m.submodules.pll = Instance(
             "EHXPLLL",
             a_FREQUENCY_PIN_CLKI=str(v.oscillator_hz / 1e6), a_FREQUENCY_PIN_CLKOP=str(v.clock_hz / 1e6),
@@ -81,10 +84,12 @@ class Ulx3sTop(Elaboratable):
             m.d.hold += hold.eq(RESET_CYCLES)
         with m.Elif(hold != 0):
             m.d.hold += hold.eq(hold - 1)
-        platform.add_clock_constraint(clk, v.clock_hz)
         m.submodules.core = core = BoardCore(v.accel_config(), v.divisor, v.mem_bytes)
-        uart = platform.request("uart", 0)
-        m.d.comb += [core.uart_rx.eq(uart.rx.i), uart.tx.o.eq(core.uart_tx)]
+        uart = platform.request("uart", 0, dir="-")
+        m.submodules.uart_rx = rx = io.Buffer("i", uart.rx)
+        m.submodules.uart_tx = tx = io.Buffer("o", uart.tx)
+        m.d.comb += [core.uart_rx.eq(rx.i), tx.o.eq(core.uart_tx)]
         for i in range(LEDS):
-            m.d.comb += platform.request("led", i).o.eq(core.leds[i])
+            m.submodules[f"led{i}"] = led = io.Buffer("o", platform.request("led", i, dir="-"))
+            m.d.comb += led.o.eq(core.leds[i])
         return m
