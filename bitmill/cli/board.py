@@ -51,15 +51,15 @@ def _images(args, graph):
     return ds
 
 
-def _open_port(args, variant):
+def _open_port(path: str, baud: int):
     try:
         import serial
     except ImportError:
         raise BitmillError("the host link needs pyserial: pip install pyserial") from None
     try:
-        return serial.Serial(args.port, baudrate=variant.baud, timeout=0.05)
+        return serial.Serial(path, baudrate=baud, timeout=0.05)
     except (serial.SerialException, OSError) as e:
-        raise BitmillError(f"cannot open {args.port}: {e}") from None
+        raise BitmillError(f"cannot open {path}: {e}") from None
 
 
 def _say(msg: str) -> None:
@@ -115,7 +115,7 @@ def cmd_board_run(args: argparse.Namespace) -> int:
         print(f"building the Verilated board {variant.name} in {build_dir} (reused when unchanged)", flush=True)
         exe, _ = board_sim.build(cfg, SIM_DIVISOR, variant.mem_bytes, build_dir)
         with board_sim.SimulatedBoard(exe) as board:
-            port = _open_port(argparse.Namespace(port=board.port), variant)
+            port = _open_port(board.port, variant.baud)
             try:
                 outs, cycles, load_bytes, per_image = _classify(port, net, ds, want_out, args.timeout, args.poll)
             finally:
@@ -123,7 +123,7 @@ def cmd_board_run(args: argparse.Namespace) -> int:
         where = f"the Verilated board (UART at {SIM_DIVISOR} cycles per bit), {board.stats.cycles:,} " \
                 f"cycles simulated" if board.stats else "the Verilated board"
     else:
-        port = _open_port(args, variant)
+        port = _open_port(args.port, variant.baud)
         try:
             outs, cycles, load_bytes, per_image = _classify(port, net, ds, want_out, args.timeout, args.poll)
         finally:
