@@ -18,6 +18,7 @@ from bitmill.config import AccelConfig
 from bitmill.errors import BitmillError
 from bitmill.isa import INSTR_BITS, Program
 
+PROGRAM_ALIGN = 64           # the instructions' address in a memory image: a multiple of this
 MAGIC = b"BMPG"
 VERSION = 1
 _HEADER = struct.Struct("<4sHH8sII")
@@ -61,3 +62,10 @@ def unpack_program(blob: bytes, memory: bytes, cfg: AccelConfig, source: str = "
         raise BitmillError(f"{source}: checksum mismatch (CRC-32 {zlib.crc32(body):08x}, header "
                            f"{crc:08x}): the file is damaged")
     return Program.from_binary(body, memory, cfg, **records)
+
+
+def program_image(program: Program) -> tuple[bytes, int]:
+    """The memory image a run starts from: the program's memory, then its instructions at a
+    `PROGRAM_ALIGN`-byte aligned address; (image, program address)."""
+    addr = -(-len(program.memory) // PROGRAM_ALIGN) * PROGRAM_ALIGN
+    return program.memory + bytes(addr - len(program.memory)) + program.encoded(), addr

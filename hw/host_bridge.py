@@ -228,18 +228,16 @@ class HostBridge(wiring.Component):
                                       Mux(s.cmd == Command.READ_REG, hostlink.REGISTER_BYTES,
                                           Mux(s.cmd == Command.READ_MEM, s.length, 0))))
         from_mem = s.cmd == Command.READ_MEM
-        steps = (("REPLY_SYNC", hostlink.SYNC_REPLY, "REPLY_STATUS"), ("REPLY_STATUS", s.status, "REPLY_LEN0"),
-                 ("REPLY_LEN0", s.reply_len[:8], "REPLY_LEN1"))
-        for state, byte, then in steps:
+        with m.State("REPLY_SYNC"):                 # the sync byte is outside the CRC
+            m.d.comb += [tx.valid.eq(1), tx.payload.eq(hostlink.SYNC_REPLY)]
+            m.d.sync += [s.reply_len.eq(payload_len), s.count.eq(0), s.crc.eq(0)]
+            with m.If(tx.ready):
+                m.next = "REPLY_STATUS"
+        for state, byte, then in (("REPLY_STATUS", s.status, "REPLY_LEN0"),
+                                  ("REPLY_LEN0", s.reply_len[:8], "REPLY_LEN1")):
             with m.State(state):
-                m.d.comb += [tx.valid.eq(1), tx.payload.eq(byte)]
-                if state == "REPLY_SYNC":
-                    m.d.sync += [s.reply_len.eq(payload_len), s.count.eq(0)]
+                self._send(m, s, byte)
                 with m.If(tx.ready):
-                    if state != "REPLY_SYNC":
-                        m.d.sync += s.crc.eq(crc8_next(s.crc, byte))
-                    else:
-                        m.d.sync += s.crc.eq(0)
                     m.next = then
         with m.State("REPLY_LEN1"):
             self._send(m, s, s.reply_len[8:])

@@ -24,12 +24,13 @@ from bitmill.hostlink import Command, Reply, Status
 from bitmill.hw.regmap import ID_VALUE, ErrorFlag, register, shape_value
 from bitmill.isa import Program
 from bitmill.packing import Region, pack_rows, unpack_rows
+from bitmill.program_file import program_image
 
 Call = tuple[Command, int, int, bytes]
 Steps = Generator[Call, Reply, object]
-PROGRAM_ALIGN = 64
-STATUS_BUSY, STATUS_DONE, STATUS_ERROR = 1, 2, 4
-START = 1
+_STATUS = register("STATUS")
+STATUS_BUSY, STATUS_DONE, STATUS_ERROR = (_STATUS.field(n).mask for n in ("BUSY", "DONE", "ERROR"))
+START = register("CTRL").field("START").insert(1)
 
 
 class BoardError(BitmillError):
@@ -61,8 +62,7 @@ class Inference:
 
 def loaded_network(program: Program, input_name: str, input_shape, output_name: str, output_shape) -> LoadedNetwork:
     """The runtime's view of a compiled program."""
-    addr = -(-len(program.memory) // PROGRAM_ALIGN) * PROGRAM_ALIGN
-    image = program.memory + bytes(addr - len(program.memory)) + program.encoded()
+    image, addr = program_image(program)
     return LoadedNetwork(image, addr, len(program.instructions), shape_value(program.config),
                          program.region(input_name), tuple(input_shape), program.region(output_name),
                          tuple(output_shape))

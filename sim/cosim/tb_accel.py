@@ -25,11 +25,10 @@ from amaranth.back import verilog
 from cocotb.clock import Clock
 from cocotb.triggers import RisingEdge
 
-from bitmill.config import AccelConfig
 from bitmill.isa import Program
 from bitmill.hw.accel import Accelerator
 from bitmill.hw.regmap import REGISTERS, register
-from bitmill.sim.cosim.rtlsim import program_image
+from bitmill.program_file import program_image
 from bitmill.sim.cosim.runner import build_and_test
 
 TOP = "accel"

@@ -26,6 +26,7 @@ from bitmill.numerics import Encoding
 from bitmill.sim import cycle
 from bitmill.sim.check import check_against_golden
 from bitmill.hw.axi_sram import AxiSram
+from bitmill.program_file import program_image
 from bitmill.sim.cosim.axi_memory import read_bytes
 
 
@@ -109,9 +110,7 @@ class RtlRun:
 def run_program(program: Program, limit: int = 2_000_000) -> RtlRun:
     """Run ``program`` on the accelerator RTL in Amaranth's simulator."""
     cfg = program.config
-    code = program.encoded()
-    prog_addr = -(-len(program.memory) // 64) * 64
-    image = program.memory + bytes(prog_addr - len(program.memory)) + code
+    image, prog_addr = program_image(program)
     dut = AccelBench(cfg, image)
     run = RtlRun()
 

@@ -17,6 +17,7 @@ from bitmill.hostlink import parse_reply, request
 from bitmill.hw.board import BoardCore
 from bitmill.sim import cycle, golden
 from bitmill.isa import Encoding
+from tests.hw import uart_pins
 from tests.hw.test_accel import _net
 
 DIVISOR = 4
@@ -29,27 +30,12 @@ def _drive(dut, steps_list):
     received: list[int] = []
     results = []
 
-    async def receiver(ctx):
-        while True:
-            await ctx.tick()
-            if ctx.get(dut.uart_tx) == 0:
-                await ctx.tick().repeat(DIVISOR // 2)
-                byte = 0
-                for i in range(8):
-                    await ctx.tick().repeat(DIVISOR)
-                    byte |= ctx.get(dut.uart_tx) << i
-                await ctx.tick().repeat(DIVISOR)
-                received.append(byte)
-
     async def host(ctx):
         for steps in steps_list:
             try:
                 call = next(steps)
                 while True:
-                    for b in request(*call):
-                        for bit in [0] + [(b >> i) & 1 for i in range(8)] + [1]:
-                            ctx.set(dut.uart_rx, bit)
-                            await ctx.tick().repeat(DIVISOR)
+                    await uart_pins.send(ctx, dut.uart_rx, request(*call), DIVISOR)
                     while True:
                         try:
                             reply, n = parse_reply(bytes(received))
@@ -61,7 +47,7 @@ def _drive(dut, steps_list):
             except StopIteration as done:
                 results.append(done.value)
 
-    sim.add_testbench(receiver, background=True)
+    sim.add_testbench(uart_pins.receiver(dut.uart_tx, DIVISOR, received), background=True)
     sim.add_testbench(host)
     sim.run()
     return results

@@ -23,6 +23,7 @@ from bitmill.hw.host_link import HostLink
 from bitmill.hw.host_regs import ADDR_WIDTH, HostRegisters
 from bitmill.hw.regmap import ID_VALUE, register
 from bitmill.hw.uart import BITS_PER_BYTE, UartRx, UartTx, divisor_for
+from tests.hw import uart_pins
 
 DIVISOR = 4
 MEM_BYTES = 1024
@@ -70,28 +71,12 @@ def run(script, memory: bytearray, seed=0, divisor=DIVISOR):
                     ctx.set(dut.mem.rdata, memory[addr])
                     ctx.set(dut.mem.ack, 1)
 
-    async def uart_receiver(ctx):
-        while True:
-            await ctx.tick()
-            if ctx.get(dut.tx) == 0:
-                await ctx.tick().repeat(divisor // 2)
-                byte = 0
-                for i in range(8):
-                    await ctx.tick().repeat(divisor)
-                    byte |= ctx.get(dut.tx) << i
-                await ctx.tick().repeat(divisor)
-                assert ctx.get(dut.tx) == 1, "stop bit low"
-                received.append(byte)
-
     class Host:
         def __init__(self, ctx):
             self.ctx = ctx
 
         async def send(self, data: bytes, bit_cycles=divisor):
-            for b in data:
-                for bit in [0] + [(b >> i) & 1 for i in range(8)] + [1]:
-                    self.ctx.set(dut.rx, bit)
-                    await self.ctx.tick().repeat(bit_cycles)
+            await uart_pins.send(self.ctx, dut.rx, data, bit_cycles)
 
         async def reply(self, max_cycles=4 * TIMEOUT):
             """The next reply (parsed), waiting at most ``max_cycles``."""
@@ -119,7 +104,7 @@ def run(script, memory: bytearray, seed=0, divisor=DIVISOR):
         await script(Host(ctx))
 
     sim.add_process(memory_model)
-    sim.add_testbench(uart_receiver, background=True)
+    sim.add_testbench(uart_pins.receiver(dut.tx, divisor, received), background=True)
     sim.add_testbench(bench)
     sim.run()
 
