@@ -102,7 +102,9 @@ class Control(wiring.Component):
         st = _State(self.cfg)
         for q, mem in zip(Queue, st.mems):
             m.submodules[f"instructions_{q.label}"] = mem
-        m.d.comb += st.stopping.eq((st.error_flags != 0) | self.done)
+        m.d.comb += [st.erred.eq((st.error_flags != 0) | (st.pending != 0)),
+                     st.stopping.eq(st.erred | self.done)]
+        self._errors(m, st)
         self._host(m, st)
         self._preload(m, st)
         heads = [self._queue(m, st, q) for q in Queue]
@@ -122,11 +124,11 @@ class Control(wiring.Component):
         for q in Queue:
             m.d.comb += self.queue_busy[q.value].eq(st.qbusy[q.value])
         with m.If(self.clear & ~st.running):
-            m.d.sync += [self.done.eq(0), st.error_flags.eq(0), st.error_instr.eq(0)]
+            m.d.sync += [self.done.eq(0), st.error_flags.eq(0), st.error_instr.eq(0), st.pending.eq(0)]
         with m.If(self.start & ~st.running):
             nbytes = self.prog_count * (INSTR_BITS // 8)
             bad_addr = (self.prog_addr[:4] != 0) | (self.prog_addr + nbytes > self.mem_bytes)
-            m.d.sync += [self.done.eq(0), st.error_flags.eq(0), st.error_instr.eq(0),
+            m.d.sync += [self.done.eq(0), st.error_flags.eq(0), st.error_instr.eq(0), st.pending.eq(0),
                          st.cycles.eq(0), st.retired.eq(0), st.index.eq(0),
                          st.f_addr.eq(self.prog_addr), st.f_left.eq(self.prog_count * st.beats_per_instr),
                          st.r_left.eq(self.prog_count * st.beats_per_instr), st.beat.eq(0)]
@@ -153,7 +155,7 @@ class Control(wiring.Component):
         m.d.comb += n.eq(Mux(st.f_left < cap, st.f_left, cap))
         preload = st.running & (st.phase == _State.PRELOAD)
         m.d.comb += [f.araddr.eq(st.f_addr), f.arlen.eq(n - 1), f.rready.eq(1),
-                     f.arvalid.eq(preload & (st.f_left != 0) & (st.error_flags == 0))]
+                     f.arvalid.eq(preload & (st.f_left != 0) & ~st.erred)]
         issued = f.arvalid & f.arready
         with m.If(issued):
             m.d.sync += [st.f_addr.eq(st.f_addr + n * bb), st.f_left.eq(st.f_left - n)]
@@ -172,11 +174,11 @@ class Control(wiring.Component):
                          st.beat.eq(Mux(complete, 0, st.beat + 1))]
             with m.If(f.rresp != 0):
                 self._raise(m, st, ErrorFlag.BUS, st.index)
-        self._route(m, st, word, complete & (st.error_flags == 0))
-        with m.If(preload & f.rvalid & (st.r_left == 1) & (st.error_flags == 0)):
+        self._route(m, st, word, complete & ~st.erred)
+        with m.If(preload & f.rvalid & (st.r_left == 1) & ~st.erred):
             m.d.sync += st.phase.eq(_State.PRIME)
         with m.If(st.running & (st.phase == _State.PRIME)):
-            m.d.sync += st.phase.eq(_State.RUN)
+            m.d.sync += [st.phase.eq(_State.RUN), st.run.eq(1)]
 
     def _route(self, m: Module, st: "_State", word, complete) -> None:
         """Check a fetched instruction and write it to its queue's memory."""
@@ -214,23 +216,46 @@ class Control(wiring.Component):
 
     @staticmethod
     def _raise(m: Module, st: "_State", flag: ErrorFlag, index) -> None:
-        """Set ``flag``; the first error also records the instruction's index."""
-        m.d.sync += st.error_flags.eq(st.error_flags | flag)
-        with m.If(st.error_flags == 0):
-            m.d.sync += st.error_instr.eq(index)
+        """Raise ``flag`` in this cycle with the instruction's index (the last raise of a
+        cycle names the instruction); `_errors` records it."""
+        m.d.comb += [st.raised[flag.bit].eq(1), st.raised_index.eq(index)]
+
+    @staticmethod
+    def _errors(m: Module, st: "_State") -> None:
+        """The flags raised in a cycle are pending in the next (``erred``, ``stopping``: no
+        instruction starts) and sticky in ERROR from the one after; the first error's index
+        goes to ERROR_INSTR."""
+        m.d.sync += [st.pending.eq(st.raised), st.pending_index.eq(st.raised_index)]
+        with m.If(st.pending != 0):
+            m.d.sync += st.error_flags.eq(st.error_flags | st.pending)
+            with m.If(st.error_flags == 0):
+                m.d.sync += st.error_instr.eq(st.pending_index)
 
     # ---- queues ----------------------------------------------------------------------------
     def _queue(self, m: Module, st: "_State", q: Queue) -> "_Head":
-        """The head of queue ``q``: its instruction memory read one ahead, so the instruction
-        after one that starts in cycle t is at the head in cycle t + 1."""
+        """The head of queue ``q``, in registers. The instruction memory's read port (write
+        through) shows instruction 0 while the program loads; the head takes it in the PRIME
+        cycle, and from then on the memory is read one ahead (it shows the instruction after
+        the head), so the instruction after one that starts in cycle t is at the head in
+        cycle t + 1. The head's address checks are computed as an instruction enters it."""
         rd = st.mem_read[q.value]
         head = _Head(self.cfg, q)
-        m.d.comb += [head.word.eq(rd.data[:INSTR_BITS]), head.index.eq(rd.data[INSTR_BITS:]),
-                     head.valid.eq(st.running & (st.phase == _State.RUN)
-                                   & (st.rp[q.value] != st.wp[q.value])),
-                     rd.addr.eq(st.rp[q.value] + head.take)]
-        with m.If(head.take):
-            m.d.sync += st.rp[q.value].eq(st.rp[q.value] + 1)
+        prime = st.running & (st.phase == _State.PRIME)
+        lay = isa.layout(self.cfg)
+        outside, operand = self._operand_error(m, q, data.View(lay, rd.data[:lay.size]))
+        held = Signal(name=f"{q.label}_held")          # the head register holds an instruction
+        with m.If(prime | head.take):
+            m.d.sync += [head.word.eq(rd.data[:INSTR_BITS]), head.index.eq(rd.data[INSTR_BITS:]),
+                         head.outside.eq(outside), head.operand.eq(operand)]
+        rp = st.rp[q.value]
+        with m.If(self.start & ~st.running):
+            m.d.sync += held.eq(0)
+        with m.Elif(prime):
+            m.d.sync += held.eq(st.wp[q.value] != 0)
+        with m.Elif(head.take):
+            m.d.sync += [held.eq(rp + 1 != st.wp[q.value]), rp.eq(rp + 1)]
+        m.d.comb += [head.valid.eq(st.run & held),
+                     rd.addr.eq(Mux(st.run, Mux(head.take, rp + 2, rp + 1), Mux(prime, 1, 0)))]
         return head
 
     def _issue(self, m: Module, st: "_State", heads: list) -> None:
@@ -247,11 +272,13 @@ class Control(wiring.Component):
                     have = have & (~getattr(view, flag) | (st.tokens[ch] != 0))
             ready = head.valid & ~busy & ~st.stopping
             m.d.comb += head.waiting.eq(ready & ~have)
-            outside, operand = self._operand_error(m, q, view)
+            outside, operand = head.outside, head.operand
             m.d.comb += [head.bad.eq(ready & have & (outside | operand)),
                          head.take.eq(ready & have & ~outside & ~operand)]
-            with m.If(head.bad):
-                self._raise(m, st, Mux(outside, ErrorFlag.ADDRESS, ErrorFlag.OPERAND), head.index)
+            with m.If(head.bad & outside):
+                self._raise(m, st, ErrorFlag.ADDRESS, head.index)
+            with m.Elif(head.bad):
+                self._raise(m, st, ErrorFlag.OPERAND, head.index)
             op = view.opcode
             for unit, code in self._unit_codes(q):
                 m.d.comb += [unit.start.eq(head.take & (op == code)),
@@ -332,7 +359,7 @@ class Control(wiring.Component):
                          self.trace_index[q.value].eq(h.index)]
         m.d.comb += self.fetching.eq(st.running & (st.phase == _State.PRELOAD))
         active = Cat(*running_units, *(h.local for h in heads)).any()
-        run = st.running & (st.phase == _State.RUN)
+        run = st.run
         drained = ~Cat(*(h.valid for h in heads)).any()
         bad = Cat(*(h.bad for h in heads)).any()
         with m.If(run & ~active & ~drained & ~bad & ~st.stopping):
@@ -341,10 +368,10 @@ class Control(wiring.Component):
                 first = Mux(h.waiting, h.index, first)
             self._raise(m, st, ErrorFlag.DEADLOCK, first)
         ended = run & ~active & (drained | st.stopping)
-        failed = (st.running & (st.phase == _State.PRELOAD) & (st.error_flags != 0)
+        failed = (st.running & (st.phase == _State.PRELOAD) & st.erred
                   & (st.r_out == 0) & ~self.fetch.rvalid)
         with m.If(ended | failed):
-            m.d.sync += [st.running.eq(0), self.done.eq(1), st.cycles.eq(st.cycles)]
+            m.d.sync += [st.running.eq(0), st.run.eq(0), self.done.eq(1), st.cycles.eq(st.cycles)]
 
 
 class _Head:
@@ -360,6 +387,8 @@ class _Head:
         self.bad = Signal(name=f"{n}_bad")
         self.local = Signal(name=f"{n}_local")
         self.push = Signal(2, name=f"{n}_push")
+        self.outside = Signal(name=f"{n}_outside")      # a LOAD/STORE outside memory
+        self.operand = Signal(name=f"{n}_operand")      # outside its slot, or empty
         lay = isa.layout(cfg)
         self.view = data.View(lay, self.word[:lay.size])
         self.retire = None
@@ -377,7 +406,13 @@ class _State:
         self.running = Signal()
         self.phase = Signal(2)
         self.stopping = Signal()
+        self.run = Signal()             # running, in the RUN phase
         self.error_flags = Signal(ERROR_BITS)
+        self.raised = Signal(ERROR_BITS)           # raised in this cycle
+        self.raised_index = Signal(32)
+        self.pending = Signal(ERROR_BITS)          # raised in the last cycle
+        self.pending_index = Signal(32)
+        self.erred = Signal()                      # an error is pending or recorded
         self.error_instr = Signal(32)
         self.cycles = Signal(64)
         self.retired = Signal(32)
@@ -393,4 +428,4 @@ class _State:
         self.tokens = [Signal(TOKEN_BITS, name=f"tokens_{n}") for n in ("l2c", "c2l", "c2s", "s2c")]
         self.mems = [memory.Memory(shape=INSTR_BITS + INDEX_BITS, depth=depth, init=[]) for _ in Queue]
         self.mem_write = [mem.write_port() for mem in self.mems]
-        self.mem_read = [mem.read_port() for mem in self.mems]
+        self.mem_read = [mem.read_port(transparent_for=(w,)) for mem, w in zip(self.mems, self.mem_write)]

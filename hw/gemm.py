@@ -103,14 +103,12 @@ class GemmUnit(wiring.Component):
 
     def _accept(self, m: Module, st: "_GemmState") -> None:
         """Latch the instruction; refuse what the array cannot run."""
-        regs, ins = self.regs, self.instr
-        k_total = regs.kernel * regs.kernel * regs.in_c
-        bad = ((ins.rows == 0) | (ins.npix == 0) | (k_total == 0)
-               | (k_total > self.engine.max_k_total))
+        ins = self.instr
+        bad = (ins.rows == 0) | (ins.npix == 0)       # k_total is checked at the end of DIV
         m.d.sync += st.entered.eq(0)
         m.d.comb += self.busy.eq(st.phase != _GemmState.IDLE)
         with m.If(self.start & (st.phase == _GemmState.IDLE)):
-            m.d.sync += [st.ins.eq(ins), st.k_total.eq(k_total), st.overrun.eq(0)]
+            m.d.sync += [st.ins.eq(ins), st.overrun.eq(0)]
             with m.If(bad):
                 self._go(m, st, _GemmState.FAIL)
             with m.Else():
@@ -119,22 +117,30 @@ class GemmUnit(wiring.Component):
 
     def _divide(self, m: Module, st: "_GemmState") -> None:
         """``(y0, x0) = divmod(p0, out_w)``, one quotient bit per cycle; the layer's derived
-        sizes registered meanwhile."""
+        sizes registered meanwhile, the products in two steps (valid from the DIV phase's
+        third cycle, `_GemmState.div_bits` >= 3), and ``k_total`` checked in its last cycle:
+        beyond what the tile engine holds, or zero, the GEMM fails."""
         cfg, regs, ins = self.cfg, self.regs, st.ins
         out_bits = regs.out_bits + 1
         shifted = Cat(ins.p0.bit_select(st.count, 1), st.rem)
+        kk = Signal(range(isa.MAX_KERNEL ** 2 + 1), name="kernel_square")
+        wc = Signal(len(regs.out_w) + len(regs.out_c), name="row_codes")
         with m.If(st.phase == _GemmState.DIV):
             with m.If(shifted >= regs.out_w):
                 m.d.sync += [st.rem.eq(shifted - regs.out_w), st.quot.bit_select(st.count, 1).eq(1)]
             with m.Else():
                 m.d.sync += st.rem.eq(shifted)
-            m.d.sync += [st.count.eq(st.count - 1),
+            m.d.sync += [st.count.eq(st.count - 1), kk.eq(regs.kernel * regs.kernel),
+                         st.k_total.eq(kk * regs.in_c), wc.eq(regs.out_w * regs.out_c),
                          st.out_cb.eq(regs.out_c * out_bits),
-                         st.pitch_bits.eq(((regs.out_w * regs.out_c * out_bits + 7) >> 3) << 3),
+                         st.pitch_bits.eq(((wc * out_bits + 7) >> 3) << 3),
                          st.chunks_m1.eq((st.k_total + cfg.lanes - 1) // cfg.lanes - 1),
                          st.ch_bits0.eq(ins.o0 * out_bits), st.oc.eq(0), st.pc.eq(0)]
             with m.If(st.count == 0):
-                self._go(m, st, _GemmState.PARAMS, 0)
+                with m.If((st.k_total == 0) | (st.k_total > self.engine.max_k_total)):
+                    self._go(m, st, _GemmState.FAIL)
+                with m.Else():
+                    self._go(m, st, _GemmState.PARAMS, 0)
 
     def _params(self, m: Module, st: "_GemmState") -> None:
         """Read the ``R`` requant records of the channel tile (``16 / B`` words each) into
@@ -301,6 +307,8 @@ class _GemmState:
         px = cfg.max_feature_size
         out_bits_total = 8 * cfg.mem_bytes_per_cycle * buffer_depth(cfg, Buffer.OUT)
         self.div_bits = (px * px).bit_length()
+        if self.div_bits < 3:               # the DIV phase also computes products in two steps
+            raise ValueError(f"max_feature_size must be at least 2 for the GEMM unit, not {px}")
         self.drain = timing.RESULT_LATENCY + timing.REQUANT_LATENCY + timing.PACKER_DRAIN
         self.phase = Signal(range(7))
         self.staged = Signal()                  # the next tile's activations are staged

@@ -25,6 +25,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from bitmill.config import AccelConfig
+from bitmill.hw.arith import shift_add
 from bitmill.hw.engine import engine_chunks, load_layout
 from bitmill.hw.params import VALUE_BITS, check_family, check_positive
 from bitmill.hw.sequencer import chunk_slots
@@ -135,7 +136,7 @@ class StagingCore(wiring.Component):
         m.d.comb += [n2.eq(Mux(room[0] < room[1], room[0], room[1])),
                      n.eq(Mux(room[2] < n2, room[2], n2))]
         nb = Signal(range(K * CODE_BITS + 1))
-        m.d.comb += nb.eq(n * plan.bits)
+        m.d.comb += nb.eq(shift_add(n, plan.bits))
         start = Signal(signed(self.addr_bits))
         m.d.comb += start.eq(self.vec.bit + cur["kyoff"] + cur["ub"])
         lw = (self.word_bits - 1).bit_length()
@@ -153,7 +154,7 @@ class StagingCore(wiring.Component):
              "o": Signal(lw, name="d_o"), "destb": Signal.like(st["destb"], name="d_destb"),
              "nb": Signal.like(piece["nb"], name="d_nb"), "first": Signal(name="d_first"),
              "piece": Signal(name="d_piece"), "end": Signal(name="d_end"),
-             "t_lo": Signal(range(K + 1), name="d_t_lo"), "t_hi": Signal(range(K + 1), name="d_t_hi"),
+             "lanes": {x: Signal.like(y, name=f"d_lanes_{x}") for x, y in piece["lanes"].items()},
              "v": Signal.like(st["v"], name="d_v"), "chunk": Signal.like(st["chunk"], name="d_chunk"),
              "last": Signal(name="d_last")}
         active = st["reading"] & ~st["stalling"]
@@ -161,7 +162,7 @@ class StagingCore(wiring.Component):
                      d["destb"].eq(st["destb"]), d["nb"].eq(piece["nb"]),
                      d["first"].eq((k == 0) & (i == 0)), d["piece"].eq(i == 0),
                      d["end"].eq(active & piece["last_word"] & piece["last_piece"]),
-                     d["t_lo"].eq(piece["lanes"][0]), d["t_hi"].eq(piece["lanes"][1]),
+                     *(d["lanes"][x].eq(y) for x, y in piece["lanes"].items()),
                      d["v"].eq(st["v"]), d["chunk"].eq(st["chunk"]), d["last"].eq(piece["last_chunk"])]
         return d
 
@@ -213,17 +214,25 @@ class StagingCore(wiring.Component):
                 "ky": cur["ky"] + wrap, "kyoff": Mux(wrap, cur["kyoff"] + plan.run_pitch, cur["kyoff"]),
                 "s": cur["s"] + n}
 
-    def _piece_lanes(self, m: Module, cur: dict, dest, n) -> tuple:
-        """Lanes ``[t_lo, t_hi)`` of the piece that hold real codes (empty if its run or its
-        vector is padding)."""
+    def _piece_lanes(self, m: Module, cur: dict, dest, n) -> dict:
+        """What gives the lanes ``[t_lo, t_hi)`` of the piece that hold real codes (empty if
+        its run or its vector is padding): the piece's codes relative to the vector's real
+        ones, whether the run is real, its first lane and its length (`_lane_range` finishes
+        it a stage later)."""
         vec = self.vec
         real = vec.ok & (cur["ky"] >= vec.ky_lo) & (cur["ky"] < vec.ky_hi)
         w = len(Signal(range(self.max_k + 1))) + 2
         lo, hi = Signal(signed(w)), Signal(signed(w))
         m.d.comb += [lo.eq(vec.lo - cur["u"]), hi.eq(vec.hi - cur["u"])]
-        clamp = [Mux(x < 0, 0, Mux(x > n, n, x)) for x in (lo, hi)]
+        return {"lo": lo, "hi": hi, "real": real, "dest": dest, "n": n}
+
+    def _lane_range(self, m: Module, d: dict) -> tuple:
+        """``(t_lo, t_hi)`` from the registered `_piece_lanes` of the word in the deposit stage."""
+        n = d["n"]
+        clamp = [Mux(x < 0, 0, Mux(x > n, n, x)) for x in (d["lo"], d["hi"])]
         t_lo, t_hi = Signal(range(self.lanes + 1)), Signal(range(self.lanes + 1))
-        m.d.comb += [t_lo.eq(dest + clamp[0]), t_hi.eq(Mux(real, dest + clamp[1], dest + clamp[0]))]
+        m.d.comb += [t_lo.eq(d["dest"] + clamp[0]),
+                     t_hi.eq(Mux(d["real"], d["dest"] + clamp[1], d["dest"] + clamp[0]))]
         return t_lo, t_hi
 
     # ---- deposit: masked word into the packed assembly register ---------------------------
@@ -245,7 +254,7 @@ class StagingCore(wiring.Component):
         m.d.comb += placed.eq((masked.as_unsigned() << at)[:wide + W])
         packed = Signal(K * CODE_BITS)
         lanes = Signal(K)
-        therm = [Cat(*[t < x for t in range(K)]) for x in (d["t_lo"], d["t_hi"])]
+        therm = [Cat(*[t < x for t in range(K)]) for x in self._lane_range(m, d["lanes"])]
         new_lanes = Mux(d["piece"], therm[1] & ~therm[0], 0)
         with m.If(d["valid"]):
             m.d.sync += [packed.eq(Mux(d["first"], 0, packed) | placed[W:]),

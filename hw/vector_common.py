@@ -83,27 +83,38 @@ def extract(window, offset, bits_m1) -> "Value":
     return window.bit_select(offset, CODE_BITS) & code_mask(bits_m1)
 
 
+def _grid(m: Module, name: str, bits_m1, enc) -> dict:
+    """The constants of a code grid, registered: they follow ``bits_m1`` and ``enc`` one cycle
+    later, which the engines allow (both are stable from the cycle after ``start`` and codes
+    are decoded two cycles after it at the earliest)."""
+    g = {"top": Signal(CODE_BITS + 1, name=f"{name}_top"),          # 2^bits
+         "sign": Signal(CODE_BITS, name=f"{name}_sign"),            # the sign bit of a code
+         "odd": Signal(name=f"{name}_odd"), "signed": Signal(name=f"{name}_signed")}
+    top = Const(1, CODE_BITS + 1) << (bits_m1 + 1)
+    m.d.sync += [g["top"].eq(top), g["sign"].eq(top >> 1), g["odd"].eq(enc == Encoding.ODD),
+                 g["signed"].eq(enc == Encoding.SIGNED)]
+    return g
+
+
 def decode(m: Module, name: str, code, bits_m1, enc) -> Signal:
-    """The value of a code (`Encoding`: two's complement, unsigned, odd grid), combinational."""
-    top = Signal(CODE_BITS + 1, name=f"{name}_top")         # 2^bits
-    m.d.comb += top.eq(Const(1, CODE_BITS + 1) << (bits_m1 + 1))
-    negative = code.bit_select(bits_m1, 1)
+    """The value of a code (`Encoding`: two's complement, unsigned, odd grid), combinational
+    in the code (the grid's constants registered, see `_grid`)."""
+    g = _grid(m, name, bits_m1, enc)
+    negative = (code & g["sign"]).any()
     value = Signal(signed(VALUE_BITS), name=f"{name}_value")
     c = Cat(code, Const(0, 2)).as_signed()
-    m.d.comb += value.eq(Mux(enc == Encoding.ODD, 2 * c - (top - 1),
-                             Mux((enc == Encoding.SIGNED) & negative, c - top, c)))
+    offset = Mux(g["odd"], g["top"] - 1, Mux(g["signed"] & negative, g["top"], 0))
+    m.d.comb += value.eq(Mux(g["odd"], 2 * c, c) - offset)
     return value
 
 
 def fill_value(m: Module, name: str, bits_m1, enc) -> Signal:
-    """One below the lowest value of the code grid (the max-pool padding)."""
-    top = Signal(CODE_BITS + 1, name=f"{name}_top")
-    m.d.comb += top.eq(Const(1, CODE_BITS + 1) << (bits_m1 + 1))
-    low = Signal(signed(VALUE_BITS), name=f"{name}_low")
-    m.d.comb += low.eq(Mux(enc == Encoding.ODD, 1 - top,
-                           Mux(enc == Encoding.SIGNED, -(top >> 1), 0)))
+    """One below the lowest value of the code grid (the max-pool padding), registered like
+    the grid's constants (see `_grid`)."""
+    top = Const(1, CODE_BITS + 1) << (bits_m1 + 1)
+    low = Mux(enc == Encoding.ODD, 1 - top, Mux(enc == Encoding.SIGNED, -(top >> 1), 0))
     fill = Signal(signed(VALUE_BITS), name=f"{name}_fill")
-    m.d.comb += fill.eq(low - 1)
+    m.d.sync += fill.eq(low - 1)
     return fill
 
 

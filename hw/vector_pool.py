@@ -32,7 +32,7 @@ table slot holds.
 
 from __future__ import annotations
 
-from amaranth import Array, Cat, Const, Module, Mux, Signal, signed
+from amaranth import Array, Cat, Const, Module, Mux, Signal, Value, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -48,6 +48,15 @@ from bitmill.timing import VEC_POOL_FIRST, vec_out_period, vec_record_words
 LEVELS = ("y", "x", "c", "dy", "dx", "sub")
 COORDS = ("addr", "row", "col")
 PLAN_CYCLES = VEC_POOL_FIRST - 1        # the nest is loaded in the last planning cycle
+
+
+def _one_hot(*choices) -> Value:
+    """The value of the one ``(select, value)`` pair whose select is high (zero if none)."""
+    width = max(len(v) for _, v in choices)
+    out = Const(0, width)
+    for sel, v in choices:
+        out = out | (sel.replicate(width) & v.as_unsigned())
+    return out
 
 
 class PoolEngine(wiring.Component):
@@ -133,19 +142,25 @@ class PoolEngine(wiring.Component):
         return gap
 
     # ---- loop nest ------------------------------------------------------------------------
-    def _levels(self, plan: dict, idx: dict, remaining) -> tuple[dict, dict]:
-        """Per level: whether its index is the last, and its step of each coordinate."""
+    def _levels(self, m: Module, plan: dict, idx: dict, remaining) -> tuple[dict, dict, dict]:
+        """Per level: whether its index is the last, its step of each coordinate, and the
+        registers behind the first: each level's last index (and one less) and whether its
+        index is there (`_nest` keeps that up to date; the layer registers and the plan are
+        stable long before the nest runs)."""
         r, mp = self.regs, plan["maxpool"]
-        last = {"y": ~mp | (remaining < Cat(Const(0, 1), plan["row"])),
-                "x": ~mp | (idx["x"] == r.out_w - 1), "c": idx["c"] == r.out_c - 1,
-                "dy": idx["dy"] == Mux(mp, r.kernel, r.in_h) - 1,
-                "dx": idx["dx"] == Mux(mp, r.kernel, r.in_w) - 1,
-                "sub": idx["sub"] == plan["sub"] - 1}
+        ends = {"x": r.out_w - 1, "c": r.out_c - 1, "dy": Mux(mp, r.kernel, r.in_h) - 1,
+                "dx": Mux(mp, r.kernel, r.in_w) - 1, "sub": plan["sub"] - 1}
+        end = {n: Signal(len(idx[n]), name=f"end_{n}") for n in ends}
+        end_m1 = {n: Signal(len(idx[n]), name=f"end_m1_{n}") for n in ends}
+        m.d.sync += [end[n].eq(v) for n, v in ends.items()] + [end_m1[n].eq(end[n] - 1) for n in ends]
+        at_end = {n: Signal(name=f"at_end_{n}") for n in ends}
+        last = {"y": ~mp | (remaining < Cat(Const(0, 1), plan["row"])), "x": ~mp | at_end["x"],
+                **{n: at_end[n] for n in ("c", "dy", "dx", "sub")}}
         step = {"y": {"addr": plan["spitch"], "row": r.stride},
                 "x": {"addr": plan["sca"], "col": r.stride},
                 "c": {"addr": plan["a"]}, "dy": {"addr": plan["pitch"], "row": 1},
                 "dx": {"addr": plan["ca"], "col": 1}, "sub": {}}
-        return last, step
+        return last, step, {"end": end, "end_m1": end_m1, "at_end": at_end}
 
     def _origin(self, plan: dict) -> dict:
         """The coordinates of the first tap: MAXPOOL's top-left window corner (in the
@@ -164,7 +179,7 @@ class PoolEngine(wiring.Component):
         base = {(n, c): Signal(signed(widths[c]), name=f"b_{n}_{c}") for n in LEVELS for c in COORDS}
         remaining = Signal.like(instr.count, name="remaining")
         run, pre = Signal(name="run"), Signal(range(vec_record_words(self.cfg) + 2), name="pre")
-        last, step = self._levels(plan, idx, remaining)
+        last, step, ends = self._levels(m, plan, idx, remaining)
         advance = {}
         carry = run & (pre == 0)
         for n in reversed(LEVELS):                       # innermost first
@@ -176,17 +191,24 @@ class PoolEngine(wiring.Component):
         with m.If(cycle == PLAN_CYCLES):
             m.d.sync += [run.eq(~plan["empty"]), remaining.eq(instr.count), pre.eq(reload)]
             m.d.sync += [idx[n].eq(0) for n in LEVELS]
+            m.d.sync += [flag.eq(ends["end"][n] == 0) for n, flag in ends["at_end"].items()]
             m.d.sync += [base[n, c].eq(v) for c, v in self._origin(plan).items() for n in LEVELS]
         with m.Elif(pre != 0):
             m.d.sync += pre.eq(pre - 1)
-        for j, n in enumerate(LEVELS):
-            with m.If(advance[n]):
-                m.d.sync += idx[n].eq(idx[n] + 1)
-                for inner in LEVELS[j + 1:]:
-                    m.d.sync += idx[inner].eq(0)
+        # one level advances at most: every register takes its new value through a one-hot
+        # AND-OR of the levels at or outside its own (no priority chain)
+        moved = {(n, c): Signal(signed(widths[c]), name=f"moved_{n}_{c}") for n in LEVELS for c in COORDS}
+        m.d.comb += [moved[n, c].eq(base[n, c] + step[n].get(c, 0)) for n in LEVELS for c in COORDS]
+        for j, lv in enumerate(LEVELS):
+            outer = LEVELS[:j + 1]
+            with m.If(Cat(*(advance[n] for n in outer)).any()):
+                m.d.sync += idx[lv].eq(Mux(advance[lv], idx[lv] + 1, 0))
+                if lv in ends["at_end"]:
+                    m.d.sync += ends["at_end"][lv].eq(Mux(advance[lv], idx[lv] == ends["end_m1"][lv],
+                                                          ends["end"][lv] == 0))
                 for c in COORDS:
-                    moved = base[n, c] + step[n].get(c, 0)
-                    m.d.sync += [base[lv, c].eq(moved) for lv in LEVELS[j:]]
+                    m.d.sync += base[lv, c].eq(
+                        _one_hot(*((advance[n], moved[n, c]) for n in outer)))
         with m.If(advance["y"]):
             m.d.sync += remaining.eq(remaining - plan["row"])
         with m.If(advance["c"]):

@@ -212,3 +212,15 @@ def test_streamed_pixel_tiles_match_the_functional_model_and_formula(cfg, net, b
         assert got == after, ins
         assert cycles == timing.gemm_cycles(cfg, ins.npix, ins.rows, regs.kernel, regs.in_c, regs.in_w,
                                             regs.w_bits, regs.a_bits), ins
+
+
+def test_a_gemm_over_the_engines_k_capacity_fails_after_its_div_phase():
+    """K_total beyond the tile engine is refused: ``error`` with ``finish`` at the end of the
+    DIV phase (one cycle per quotient bit), nothing written."""
+    cfg = AccelConfig.resolve("tiny")
+    regs, ins, slots, before, after = gemm_cases(cfg, _small_net(3, 1, 4, 4, Encoding.SIGNED))[0]
+    too_many = dataclasses.replace(regs, in_c=isa.k_capacity(cfg) // 9 + 1)
+    (got, cycles, error), = run_gemms(cfg, [(too_many, ins, slots, before, before.ljust(len(after), b"\0"))])
+    assert error
+    assert got == before.ljust(len(after), b"\0")
+    assert cycles == (cfg.max_feature_size ** 2).bit_length() + 2      # start, DIV, FAIL (finish)
