@@ -142,7 +142,7 @@ class Accelerator(wiring.Component):
         for unit, port in ((gemm, ctl.gemm), (vec, ctl.vec)):
             m.d.comb += [unit.start.eq(port.start), unit.instr.eq(port.instr), unit.regs.eq(ctl.regs),
                          port.busy.eq(unit.busy), port.finish.eq(unit.finish), port.error.eq(unit.error)]
-        vec_on = vec.busy | vec.start
+        vec_on = vec.busy                   # a VEC reads from the cycle after its start
         m.d.comb += [bufs.weights.addr.eq(gemm.weights.addr), gemm.weights.data.eq(bufs.weights.data),
                      bufs.acts.addr.eq(Mux(vec_on, vec.act_addr, gemm.acts.addr)),
                      gemm.acts.data.eq(bufs.acts.data), vec.act_data.eq(bufs.acts.data),

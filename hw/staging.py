@@ -131,17 +131,22 @@ class StagingCore(wiring.Component):
         """The piece at the read position: its codes ``n`` (bits ``nb``), bit address, real
         lanes; the address of its current word."""
         plan, K, cur = self.plan, self.lanes, st["cur"]
-        n, n2 = Signal(range(K + 1)), Signal(range(K + 1))
-        room = [K - st["dest"], plan.run - cur["u"], plan.k_total - cur["s"]]
-        m.d.comb += [n2.eq(Mux(room[0] < room[1], room[0], room[1])),
-                     n.eq(Mux(room[2] < n2, room[2], n2))]
+        n = Signal(range(K + 1))
+        room = [Signal(range(K + 1), name="room_lanes"), Signal(range(self.max_k + 1), name="room_run"),
+                Signal(range(self.max_k + 1), name="room_vector")]
+        m.d.comb += [room[0].eq(K - st["dest"]), room[1].eq(plan.run - cur["u"]),
+                     room[2].eq(plan.k_total - cur["s"])]
+        # the least of the three, all comparisons side by side
+        lt01, lt02, lt12 = room[0] < room[1], room[0] < room[2], room[1] < room[2]
+        m.d.comb += n.eq(Mux(lt01 & lt02, room[0], Mux(~lt01 & lt12, room[1], room[2])))
         nb = Signal(range(K * CODE_BITS + 1))
         m.d.comb += nb.eq(shift_add(n, plan.bits))
         start = Signal(signed(self.addr_bits))
         m.d.comb += start.eq(self.vec.bit + cur["kyoff"] + cur["ub"])
         lw = (self.word_bits - 1).bit_length()
         m.d.comb += self.read_addr.eq((start >> lw) + st["i"])
-        return {"n": n, "nb": nb, "offset": start[:lw], "lanes": self._piece_lanes(m, cur, st["dest"], n),
+        return {"n": n, "nb": nb, "wrap": n == room[1], "offset": start[:lw],
+                "lanes": self._piece_lanes(m, cur, st["dest"], n),
                 "last_word": st["i"] == plan.words - 1, "last_piece": st["k"] == plan.pieces - 1,
                 "last_vec": st["v"] == self.vectors - 1,
                 "last_chunk": st["top"]["s"] + K >= plan.k_total}
@@ -150,16 +155,23 @@ class StagingCore(wiring.Component):
         """What the deposit stage needs of the word read this cycle, registered."""
         K, lw = self.lanes, (self.word_bits - 1).bit_length()
         i, k = st["i"], st["k"]
-        d = {"valid": Signal(name="d_valid"), "i": Signal.like(i, name="d_i"),
-             "o": Signal(lw, name="d_o"), "destb": Signal.like(st["destb"], name="d_destb"),
-             "nb": Signal.like(piece["nb"], name="d_nb"), "first": Signal(name="d_first"),
+        W = self.word_bits
+        iw = Signal(signed(len(i) + lw + 2))
+        m.d.comb += iw.eq(i << lw)
+        d = {"valid": Signal(name="d_valid"),
+             # the piece's bits in this word: [rel_lo, rel_hi); where the word lands: at - W
+             "rel_lo": Signal(signed(len(iw) + 2), name="d_rel_lo"),
+             "rel_hi": Signal(signed(len(iw) + 16), name="d_rel_hi"),
+             "at": Signal(range(K * CODE_BITS + (self.max_words + 2) * W), name="d_at"),
+             "first": Signal(name="d_first"),
              "piece": Signal(name="d_piece"), "end": Signal(name="d_end"),
              "lanes": {x: Signal.like(y, name=f"d_lanes_{x}") for x, y in piece["lanes"].items()},
              "v": Signal.like(st["v"], name="d_v"), "chunk": Signal.like(st["chunk"], name="d_chunk"),
              "last": Signal(name="d_last")}
         active = st["reading"] & ~st["stalling"]
-        m.d.sync += [d["valid"].eq(active), d["i"].eq(i), d["o"].eq(piece["offset"]),
-                     d["destb"].eq(st["destb"]), d["nb"].eq(piece["nb"]),
+        o = piece["offset"]
+        m.d.sync += [d["valid"].eq(active), d["rel_lo"].eq(o - iw), d["rel_hi"].eq(piece["nb"] + o - iw),
+                     d["at"].eq(st["destb"] - o + iw + W),
                      d["first"].eq((k == 0) & (i == 0)), d["piece"].eq(i == 0),
                      d["end"].eq(active & piece["last_word"] & piece["last_piece"]),
                      *(d["lanes"][x].eq(y) for x, y in piece["lanes"].items()),
@@ -170,7 +182,7 @@ class StagingCore(wiring.Component):
         """Advance word, piece, vector, chunk; wait ``stall`` cycles before a later chunk."""
         cur, top, i, k, v = st["cur"], st["top"], st["i"], st["k"], st["v"]
         n, nb = piece["n"], piece["nb"]
-        adv = self._advance(cur, n, nb, self.plan)
+        adv = self._advance(cur, n, nb, piece["wrap"], self.plan)
         with m.If(self.start):
             m.d.sync += [st["reading"].eq(1), st["stalling"].eq(0), i.eq(0), k.eq(0), v.eq(0),
                          st["chunk"].eq(0), st["dest"].eq(0), st["destb"].eq(0)]
@@ -207,9 +219,8 @@ class StagingCore(wiring.Component):
         with m.Elif(stall != 0):
             m.d.sync += [st["stalling"].eq(1), st["stall_left"].eq(stall)]
 
-    def _advance(self, cur: dict, n, nb, plan) -> dict:
-        """The position after the current piece (a run ends: the next kernel row)."""
-        wrap = cur["u"] + n == plan.run
+    def _advance(self, cur: dict, n, nb, wrap, plan) -> dict:
+        """The position after the current piece (``wrap``: its run ends, the next kernel row)."""
         return {"u": Mux(wrap, 0, cur["u"] + n), "ub": Mux(wrap, 0, cur["ub"] + nb),
                 "ky": cur["ky"] + wrap, "kyoff": Mux(wrap, cur["kyoff"] + plan.run_pitch, cur["kyoff"]),
                 "s": cur["s"] + n}
@@ -238,17 +249,11 @@ class StagingCore(wiring.Component):
     # ---- deposit: masked word into the packed assembly register ---------------------------
     def _deposit(self, m: Module, d: dict) -> dict:
         W, K = self.word_bits, self.lanes
-        lw = (W - 1).bit_length()
-        iw = Signal(signed(len(d["i"]) + lw + 2))
-        m.d.comb += iw.eq(d["i"] << lw)
-        rel_lo, rel_hi = Signal(signed(len(iw) + 2)), Signal(signed(len(iw) + 16))
-        m.d.comb += [rel_lo.eq(d["o"] - iw), rel_hi.eq(d["nb"] + d["o"] - iw)]
+        rel_lo, rel_hi, at = d["rel_lo"], d["rel_hi"], d["at"]
         keep = Signal(W)
         m.d.comb += keep.eq(Cat(*[(q >= rel_lo) & (q < rel_hi) for q in range(W)]))
         masked = Signal(W)
         m.d.comb += masked.eq(self.read_data & keep)
-        at = Signal(range(K * CODE_BITS + (self.max_words + 2) * W))
-        m.d.comb += at.eq(d["destb"] - d["o"] + iw + W)
         wide = K * CODE_BITS + W
         placed = Signal(wide)
         m.d.comb += placed.eq((masked.as_unsigned() << at)[:wide + W])

@@ -102,11 +102,13 @@ class PoolEngine(wiring.Component):
             ("in_row", len(r.in_w) + len(r.in_c)), ("ca", len(r.in_c) + 4),
             ("row", len(r.out_w) + len(r.out_c)), ("pix", len(r.in_h) + len(r.in_w)), ("k2", 6))}
         top0 = Signal(signed(len(r.out_row0) + 4), name="p1_top0")
-        span_ok, p2_bad, p2_empty = Signal(name="p1_span_ok"), Signal(name="p2_bad"), Signal(name="p2_empty")
+        span, p2_bad, p2_empty = (Signal(len(r.out_w) + len(s) + 1, name="p1_span"), Signal(name="p2_bad"),
+                                  Signal(name="p2_empty"))
         m.d.sync += [p1["in_row"].eq(r.in_w * r.in_c), p1["ca"].eq(r.in_c * a),
                      p1["row"].eq(r.out_w * r.out_c), p1["pix"].eq(r.in_h * r.in_w),
                      p1["k2"].eq(k * k), top0.eq(r.out_row0 * s - p),
-                     span_ok.eq((r.out_w - 1) * s + k <= r.in_w + 2 * p)]
+                     span.eq((r.out_w - 1) * s)]
+        span_ok = span + k <= r.in_w + 2 * p
         pitch = Signal(len(p1["in_row"]) + 7, name="p2_pitch_bits")
         sca, pca = (Signal(len(p1["ca"]) + 2, name=f"p2_{n}") for n in ("sca", "pca"))
         rowstart = Signal(signed(len(top0) + 1), name="p2_rowstart")

