@@ -118,8 +118,10 @@ class Control(wiring.Component):
         """START (when idle) captures the program and clears the counters; CLEAR clears DONE
         and the error flags."""
         cfg = self.cfg
-        m.d.comb += [self.busy.eq(st.running), self.error_flags.eq(st.error_flags),
-                     self.error_instr.eq(st.error_instr), self.cycles.eq(st.cycles),
+        # an error is visible from the cycle after its raise, as DONE (pending, then recorded)
+        m.d.comb += [self.busy.eq(st.running), self.error_flags.eq(st.error_flags | st.pending),
+                     self.error_instr.eq(Mux(st.error_flags != 0, st.error_instr, st.pending_index)),
+                     self.cycles.eq(st.cycles),
                      self.retired.eq(st.retired)]
         for q in Queue:
             m.d.comb += self.queue_busy[q.value].eq(st.qbusy[q.value])
