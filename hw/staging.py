@@ -128,8 +128,9 @@ class StagingCore(wiring.Component):
         return d
 
     def _piece(self, m: Module, st: dict) -> dict:
-        """The piece at the read position: its codes ``n`` (bits ``nb``), bit address, real
-        lanes; the address of its current word."""
+        """The piece at the read position: its codes ``n`` (bits ``nb``; the least room left
+        in the lanes, the run and the vector), whether its run ends there (``wrap``), bit
+        address, real lanes; the address of its current word."""
         plan, K, cur = self.plan, self.lanes, st["cur"]
         n = Signal(range(K + 1))
         room = [Signal(range(K + 1), name="room_lanes"), Signal(range(self.max_k + 1), name="room_run"),
