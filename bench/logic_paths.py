@@ -16,7 +16,6 @@ import argparse
 import json
 import re
 import sys
-from collections import defaultdict
 
 ROUTE_NS = 0.9
 DSP_ROUTE_NS = 2.5      # nets into and out of a MULT18X18D (few of them, far from the logic)

@@ -109,12 +109,11 @@ def decode(m: Module, name: str, code, bits_m1, enc) -> Signal:
 
 
 def fill_value(m: Module, name: str, bits_m1, enc) -> Signal:
-    """One below the lowest value of the code grid (the max-pool padding), registered like
-    the grid's constants (see `_grid`)."""
-    top = Const(1, CODE_BITS + 1) << (bits_m1 + 1)
-    low = Mux(enc == Encoding.ODD, 1 - top, Mux(enc == Encoding.SIGNED, -(top >> 1), 0))
+    """One below the lowest value of the code grid (the max-pool padding), from the grid's
+    registered constants (see `_grid`)."""
+    g = _grid(m, name, bits_m1, enc)
     fill = Signal(signed(VALUE_BITS), name=f"{name}_fill")
-    m.d.sync += fill.eq(low - 1)
+    m.d.comb += fill.eq(Mux(g["odd"], 1 - g["top"], Mux(g["signed"], -g["sign"], 0)) - 1)
     return fill
 
 
