@@ -115,6 +115,33 @@ def _images(n, everything: str) -> str:
     return everything if n is None else f"{n:,}"
 
 
+def closest_to_goal(done: list[dict], cfg: str) -> dict | None:
+    """The searched policy closest to the first goal on ``cfg`` (the most accurate, less 10
+    points per unit of cycles above 0.67 x W4A4's; the most accurate without W4A4); None
+    without searched policies."""
+    searched = [r for r in done if r.get("policy")]
+    w4 = next((r for r in done if r["name"] == "w4a4"), None)
+    if not searched:
+        return None
+    over = (lambda r: max(0.0, r["cycles"][cfg] / w4["cycles"][cfg] - 0.67)) if w4 else (lambda r: 0.0)
+    return max(searched, key=lambda r: r["integer"] - 10 * over(r))
+
+
+def _rtl_lines(done: list[dict]) -> list[str]:
+    lines = []
+    for r in done:
+        rtl = r.get("rtl")
+        if rtl:
+            sim = r["cycles"][rtl["config"]]
+            lines += [f"On the RTL: {r['name']} (the searched policy closest to the first goal) ran on "
+                      f"the Verilated RTL of the whole accelerator of {rtl['config']} (`bitmill rtlsim`): "
+                      f"{rtl['cycles']:,} cycles, the simulator's {sim:,}; every instruction started and "
+                      "ended in the simulator's cycle and every tensor of the final memory image equals "
+                      f"golden ({rtl['cycles_per_s']:,} cycles/s, {rtl['run_seconds']:g} s; Verilator "
+                      f"build {rtl['build_seconds']:g} s, 0 when reused).", ""]
+    return lines
+
+
 def _goal_lines(done: list[dict], fp: dict | None, cfg: str) -> list[str]:
     """The two goals on the first configuration: a searched policy within 0.1 point of W4A4's
     accuracy in at most 0.67 x its cycles; one within 0.5 point of FP in at most 0.25 x W8A8's."""
@@ -125,7 +152,7 @@ def _goal_lines(done: list[dict], fp: dict | None, cfg: str) -> list[str]:
     w4, w8 = rows["w4a4"], rows["w8a8"]
     lines = [f"Goals on {cfg} (measured; cycles of {cfg}):", ""]
     ok = [r for r in searched if r["integer"] >= w4["integer"] - 0.001 and r["cycles"][cfg] <= 0.67 * w4["cycles"][cfg]]
-    best = max(searched, key=lambda r: r["integer"] - 10 * max(0.0, r["cycles"][cfg] / w4["cycles"][cfg] - 0.67))
+    best = closest_to_goal(done, cfg)
     lines.append(f"- accuracy >= W4A4's ({_pct(w4['integer'])}%) - 0.1 in <= 0.67 x its cycles "
                  f"({0.67 * w4['cycles'][cfg]:,.0f}): " + ("met by " + ", ".join(r["name"] for r in ok) if ok else
                  f"not met; closest {best['name']}: {_pct(best['integer'])}% in "
@@ -156,6 +183,7 @@ def markdown(rows: list[dict], cfgs, args) -> str:
     if fp is not None:
         lines += [f"Full precision: {_pct(fp.get('fake_quant'))}% (the checkpoint's own test figure).", ""]
     lines += _goal_lines(done, fp, names[0]) if names else []
+    lines += _rtl_lines(done)
     lines += ["| policy | kind | budget | integer acc % | " + " | ".join(f"cycles {n}" for n in names)
               + " | table predicted (own config) | error |",
               "|---|---|---|---|" + "---|" * len(names) + "---|---|"]
@@ -235,6 +263,19 @@ def default_threads() -> int:
     return int(env) if env.isdigit() and int(env) > 0 else (os.cpu_count() or 1)
 
 
+def _run_on_rtl(rows: list[dict], cfg: str, runs: Path, build_dir: Path) -> None:
+    """Run the searched policy closest to the first goal on ``cfg``'s Verilated RTL; its row
+    gets ``rtl``."""
+    from bitmill.cli.search_points import rtl_cycles
+    best = closest_to_goal([r for r in rows if not r.get("pending") and r["kind"] != "fp"], cfg)
+    if best is None:
+        raise BitmillError("--rtl: no searched policy has been measured yet")
+    print(f"== rtl {best['name']} on {cfg} (Verilator build in {build_dir / cfg}, reused when unchanged)",
+          flush=True)
+    best["rtl"] = rtl_cycles(runs / "qat" / best["name"], cfg, build_dir / cfg)
+    print(f"   {best['rtl']['cycles']:,} cycles on the RTL = the simulator's, bit-exact", flush=True)
+
+
 def cmd_report_search(args: argparse.Namespace) -> int:
     from bitmill.compiler import zoo
     from bitmill.models.bits import parse_pair
@@ -253,6 +294,8 @@ def cmd_report_search(args: argparse.Namespace) -> int:
         raise BitmillError(f"{args.init}: no such FP checkpoint (bitmill train --quantizer fp)")
     points = [Point(u, "uniform", bits=u) for u in uniform] + _searches(args, cfgs)
     rows = _rows(args, cfgs, points)
+    if args.rtl:
+        _run_on_rtl(rows, cfgs[0].name, Path(args.runs), Path(args.rtl_build_dir))
     graph = zoo.build(args.model, policy_spec({}))
     weights = {n.name: int(n.weight.size) for n in graph.nodes if n.name in searched_layers(graph)}
     out = Path(args.out)
@@ -297,5 +340,9 @@ def add_parser(rsub) -> None:
     r.add_argument("--threads", type=positive_int, default=default_threads(),
                    help="torch threads of every fine-tune, and the CPUs each Ray task reserves; the same "
                         "value gives the same figures locally and on Ray (default: $BITMILL_THREADS or all cores)")
+    r.add_argument("--rtl", action="store_true",
+                   help="also run the searched policy closest to the first goal on the Verilated RTL of "
+                        "the first config (bitmill rtlsim) and report its RTL cycles")
+    r.add_argument("--rtl-build-dir", default="build/rtlsim", help="where --rtl builds the Verilated model")
     r.add_argument("--finished-only", action="store_true", help="train and search nothing; list the rest as pending")
     r.set_defaults(func=cmd_report_search)

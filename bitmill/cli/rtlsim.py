@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 from bitmill.cli.args import positive_int
 from bitmill.cli.compile import add_program_args, compiled_for
-from bitmill.program_file import program_image
-from bitmill.sim.check import check_against_golden
 from bitmill.sim.cosim import rtlsim
 from bitmill.sim.report import sim_table
 from bitmill.sim.verify import simulate_compiled
@@ -20,18 +17,12 @@ def cmd_rtlsim(args: argparse.Namespace) -> int:
     graph, compiled, x = compiled_for(args)
     program = compiled.program
     _, stats = simulate_compiled(graph, compiled, x)
-    image, _ = program_image(program)
-    depth = max(rtlsim.MIN_MEMORY_BYTES, 1 << (len(image) - 1).bit_length())   # builds reused
-    print(f"building the Verilated accelerator {program.config.name} in {args.build_dir} "
-          f"(reused when unchanged)", flush=True)
-    exe, build_s = rtlsim.build(program.config, depth, args.build_dir)
-    workdir = Path(args.build_dir) / "run"
-    workdir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    result = rtlsim.run(exe, program, workdir, args.max_cycles)
-    wall = time.perf_counter() - t0
-    rtlsim.check_run(program, result)
-    check_against_golden(graph, program, result.image, x)
+    result, build_s = rtlsim.run_checked(graph, program, x, args.build_dir, args.max_cycles,
+                                         on_build=lambda name: print(
+                                             f"building the Verilated accelerator {name} in "
+                                             f"{args.build_dir} (reused when unchanged)", flush=True))
+    wall = time.perf_counter() - t0 - build_s
     print(sim_table(stats))
     print(f"rtl: bit-exact (every tensor of the final memory image equals golden, "
           f"{len(graph.nodes)} tensors) and cycle-equal (all {len(program.instructions)} "

@@ -78,12 +78,32 @@ def measure(job: FineTune) -> dict:
             "train_seconds": metrics.get("seconds_per_epoch", 0) * job.train.epochs}
 
 
+def _exported(run_dir: Path):
+    """The run's exported network and the image its cycles are measured on."""
+    from bitmill.models.export import export
+    from bitmill.models.train import load_model
+    graph = export(load_model(run_dir / "checkpoint.pt")[0])
+    return graph, np.random.default_rng(0).integers(0, 256, size=graph.input.out.shape)
+
+
+def rtl_cycles(run_dir: Path, config: str, build_dir: Path) -> dict:
+    """The run's exported network on the Verilated RTL of ``config`` (`bitmill rtlsim`), checked
+    bit for bit against golden and instruction by instruction against the simulator: its
+    config, cycles, cycles per second, run and build seconds."""
+    from bitmill.compiler.pipeline import compile_net
+    from bitmill.config import AccelConfig
+    from bitmill.sim.cosim import rtlsim
+    graph, x = _exported(run_dir)
+    program = compile_net(graph, AccelConfig.resolve(config), x).program
+    result, build_s = rtlsim.run_checked(graph, program, x, build_dir)
+    return {"config": config, "cycles": result.registers["cycles_reg"], "cycles_per_s": round(result.cycles_per_s),
+            "run_seconds": round(result.wall_s, 1), "build_seconds": round(build_s, 1)}
+
+
 def cycles(run_dir: Path, configs: tuple[str, ...]) -> dict[str, int]:
     """Simulated cycles of the exported network on every config (bit-exact against golden),
     cached in the run folder."""
     from bitmill.config import AccelConfig
-    from bitmill.models.export import export
-    from bitmill.models.train import load_model
     from bitmill.sim.latency import code_hash
     from bitmill.sim.verify import simulate_net
     cache = run_dir / "cycles.json"
@@ -92,8 +112,7 @@ def cycles(run_dir: Path, configs: tuple[str, ...]) -> dict[str, int]:
         known = {"code": code_hash()}
     missing = [c for c in configs if c not in known]
     if missing:
-        graph = export(load_model(run_dir / "checkpoint.pt")[0])
-        x = np.random.default_rng(0).integers(0, 256, size=graph.input.out.shape)
+        graph, x = _exported(run_dir)
         for c in missing:
             known[c] = simulate_net(graph, AccelConfig.resolve(c), x)[1].cycles
         atomic_write_text(cache, json.dumps(known))

