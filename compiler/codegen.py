@@ -204,19 +204,38 @@ def _emit_vec(em, slots, node, ls, regs, types, cfg) -> None:
         em.store(so, *out_r.rows_at(y0, y1), out_r.addr)
 
 
-def _allocate(schedule, x) -> tuple[MemoryMap, dict]:
+def last_reads(graph) -> dict[str, int]:
+    """Per activation tensor, the index (in ``graph.nodes``) of the last node that reads it,
+    through aliases (a flatten reads its input for as long as its own readers do); the
+    input and tensors nobody reads never die (``len(graph.nodes)``)."""
+    end = len(graph.nodes)
+    last = {n.name: (end if not i else -1) for i, n in enumerate(graph.nodes)}
+    for i, node in reversed(list(enumerate(graph.nodes))):
+        reach = max(i, last[node.name]) if node.op == "flatten" else i
+        for name in node.inputs:
+            last[name] = max(last[name], reach)
+    return {k: (end if v < 0 else v) for k, v in last.items()}
+
+
+def _allocate(schedule, x, reuse: bool) -> tuple[MemoryMap, dict]:
     g, cfg = schedule.graph, schedule.config
     mem, regs = MemoryMap(), {}
     t = g.input.out
     regs[g.input.name] = mem.allocate(g.input.name, *nhwc_rows(t.shape), t.bits, t.encoding,
                                       None if x is None else to_nhwc_rows(x, t.shape))
-    for node in g.nodes[1:]:
+    last, dying = last_reads(g), {}
+    for i, node in enumerate(g.nodes):
+        if i and node.op != "flatten":
+            dying.setdefault(last[node.name], []).append(node.name)
+    for i, node in enumerate(g.nodes[1:], start=1):
+        for old in dying.pop(i - 1, []) if reuse else ():     # read for the last time before node i
+            mem.free(regs[old])
         if node.op == "flatten":
             src = regs[node.inputs[0]]
             regs[node.name] = type(src)(node.name, src.addr, 1, node.out.shape[0], src.bits, src.encoding)
             continue
         regs[node.name] = mem.allocate(node.name, *nhwc_rows(node.out.shape), node.out.bits,
-                                       node.out.encoding)
+                                       node.out.encoding, reuse=reuse)
         if isinstance(node, (Conv2d, Dense)):
             w = node.weight.astype(np.int16)                  # verified: w_bits <= MAX_RUNTIME_BITS, on the grid
             w = w if w.ndim == 2 else w.transpose(0, 2, 3, 1)
@@ -240,11 +259,15 @@ def _allocate(schedule, x) -> tuple[MemoryMap, dict]:
     return mem, regs
 
 
-def emit_program(schedule, x=None) -> Program:
-    """The program of ``schedule`` and its memory image (input ``x`` written when given)."""
+def emit_program(schedule, x=None, reuse_memory: bool = False) -> Program:
+    """The program of ``schedule`` and its memory image (input ``x`` written when given). With
+    ``reuse_memory`` an activation tensor's bytes go to tensors produced after its last reader
+    (safe without extra tokens: every later layer's stores follow, through the in-order
+    compute queue, the computes that consumed those loads); `bitmill.sim.check.overwritten`
+    names the tensors no longer in the final image."""
 
     g = schedule.graph
-    mem, regs = _allocate(schedule, x)
+    mem, regs = _allocate(schedule, x, reuse_memory)
     types = g.types()
     em, slots = _Emitter(), _Slots()
     for node, ls in zip(g.nodes[1:], schedule.layers):

@@ -30,10 +30,12 @@ class Compiled:
         return {l.name: (l.w_bits, l.a_bits) for l in self.schedule.layers if l.kind == "gemm"}
 
 
-def compile_net(graph: Graph, cfg: AccelConfig, x: np.ndarray | None = None) -> Compiled:
-    """Lower ``graph`` for ``cfg`` and encode its program (input image ``x``: CHW integers)."""
+def compile_net(graph: Graph, cfg: AccelConfig, x: np.ndarray | None = None,
+                reuse_memory: bool = False) -> Compiled:
+    """Lower ``graph`` for ``cfg`` and encode its program (input image ``x``: CHW integers;
+    ``reuse_memory``: dead activations' bytes reused, see `emit_program`)."""
     schedule = lower(graph, cfg)
-    program = schedule.to_program(x)
+    program = schedule.to_program(x, reuse_memory)
     try:
         program.check_queue_depth()
     except BitmillError as exc:

@@ -94,7 +94,8 @@ class Schedule:
     config: AccelConfig
     layers: tuple[LayerSchedule, ...]
 
-    def to_program(self, x: np.ndarray | None = None) -> Program:
-        """Instructions and memory image; ``x`` (one image, CHW integers) fills the input."""
+    def to_program(self, x: np.ndarray | None = None, reuse_memory: bool = False) -> Program:
+        """Instructions and memory image; ``x`` (one image, CHW integers) fills the input;
+        ``reuse_memory``: activations share bytes once dead (`emit_program`)."""
         from bitmill.compiler.codegen import emit_program
-        return emit_program(self, x)
+        return emit_program(self, x, reuse_memory)

@@ -46,7 +46,7 @@ class BoardVariant:
 
 
 BOARDS = {
-    "ulx3s-85f-bram": BoardVariant("ulx3s-85f-bram", "ulx3s-85f-bram", 128 * 1024, 2_000_000,
+    "ulx3s-85f-bram": BoardVariant("ulx3s-85f-bram", "ulx3s-85f-bram", 256 * 1024, 2_000_000,
                                    "ULX3S_85F_Platform", 25_000_000),
 }
 

@@ -100,8 +100,12 @@ def sim_table(stats) -> str:
     return "\n".join(rows)
 
 
-def sim_summary(graph: Graph, stats: SimStats, seconds: float) -> str:
-    """The line after a simulation checked against golden: tensors, cycles, time, wall time."""
-    return (f"bit-exact: every tensor of the final memory image equals the golden model "
-            f"({len(graph.nodes)} tensors); {stats.cycles:,} cycles = {stats.milliseconds:.3f} ms at "
+def sim_summary(graph: Graph, stats: SimStats, seconds: float, overwritten: int = 0) -> str:
+    """The line after a simulation checked against golden: tensors, cycles, time, wall time
+    (``overwritten``: tensors a reused-memory program no longer holds at the end)."""
+    what = (f"every tensor of the final memory image equals the golden model ({len(graph.nodes)} tensors)"
+            if not overwritten else
+            f"every tensor left in the final memory image equals the golden model "
+            f"({len(graph.nodes) - overwritten} tensors; {overwritten} overwritten by reused memory)")
+    return (f"bit-exact: {what}; {stats.cycles:,} cycles = {stats.milliseconds:.3f} ms at "
             f"{stats.clock_mhz:g} MHz; simulated in {seconds:.2f} s")

@@ -99,7 +99,7 @@ def cmd_board_run(args: argparse.Namespace) -> int:
     cfg = variant.accel_config()
     graph = load_net(args)
     ds = _images(args, graph)
-    program = compile_net(graph, cfg, ds.images[0]).program
+    program = compile_net(graph, cfg, ds.images[0], reuse_memory=True).program   # the board's memory is small
     out_node = graph.nodes[-1]
     net = rt.loaded_network(program, graph.input.name, graph.input.out.shape, out_node.name, out_node.out.shape)
     if len(net.image) > variant.mem_bytes:

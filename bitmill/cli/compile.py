@@ -15,7 +15,7 @@ from bitmill.compiler.pipeline import Compiled, compile_net
 from bitmill.config import AccelConfig
 from bitmill.errors import BitmillError
 from bitmill.fileio import atomic_dir, atomic_write_text, check_new_dir
-from bitmill.sim.check import tensor_from_image
+from bitmill.sim.check import overwritten, tensor_from_image
 from bitmill.sim.plots import write_report
 from bitmill.sim.report import random_image, sim_summary, sim_table
 from bitmill.sim.verify import simulate_compiled
@@ -30,7 +30,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
     graph = load_net(args)
     cfg = AccelConfig.resolve(args.config)
     x = _image(args, graph)
-    compiled = compile_net(graph, cfg, x)
+    compiled = compile_net(graph, cfg, x, reuse_memory=args.reuse_memory)
     with atomic_dir(out, args.force) as d:
         compiled_folder.write(d, graph, compiled, x)
     p = compiled.program
@@ -87,7 +87,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     image, stats = simulate_compiled(graph, compiled, x, progress=True)
     wall = time.perf_counter() - t0
     print(sim_table(stats))
-    print(sim_summary(graph, stats, wall))
+    print(sim_summary(graph, stats, wall, len(overwritten(graph, compiled.program))))
     if args.stats:
         atomic_write_text(Path(args.stats), json.dumps(stats.to_dict(), indent=1))
         print(f"statistics written to {args.stats}")
@@ -125,6 +125,10 @@ def _add_compile(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--input", metavar="FILE.npy",
                    help="input image (integer codes of the network's input shape) written into "
                         "the memory image (default: a random image from --seed)")
+    p.add_argument("--reuse-memory", action="store_true",
+                   help="place activations in the bytes of tensors no longer read (a smaller "
+                        "memory image; same instructions and cycles; the overwritten tensors are "
+                        "not checked at the end)")
     add_output_dir_arg(p, "output folder")
     p.set_defaults(func=cmd_compile)
 

@@ -68,3 +68,18 @@ def test_config_by_shipped_name_compiles_the_same_program(run_cli, tmp_path):
         assert status == 0, err
     for name in ("program.bin", "memory.bin", "config.yaml"):
         assert (tmp_path / "by-name" / name).read_bytes() == (tmp_path / "by-path" / name).read_bytes()
+
+
+def test_a_reused_memory_folder_simulates_with_the_same_cycles(run_cli, tmp_path):
+    cycles = {}
+    for name, extra in (("plain", ()), ("reused", ("--reuse-memory",))):
+        status, out, err = run_cli("compile", "--model", "resnet8", "--bits", "w4a4", "--config", "sim-4x4-k16",
+                                   "-o", tmp_path / name, *extra)
+        assert status == 0, err
+        status, out, err = run_cli("simulate", tmp_path / name, "--stats", tmp_path / f"{name}.json")
+        assert status == 0, err
+        cycles[name] = json.loads((tmp_path / f"{name}.json").read_text())["cycles"]
+        tensors = "every tensor left in the final memory image" if extra else "every tensor of the final memory image"
+        assert f"bit-exact: {tensors} equals the golden model" in out
+    assert cycles["plain"] == cycles["reused"]
+    assert (tmp_path / "reused" / "memory.bin").stat().st_size < (tmp_path / "plain" / "memory.bin").stat().st_size

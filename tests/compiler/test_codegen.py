@@ -128,3 +128,64 @@ def test_a_program_longer_than_a_queue_memory_is_refused():
     counts = compile_net(g, cfg).program.queue_counts()
     with pytest.raises(LoweringError, match=f"has {counts[0]} load-queue instructions, more than the 100"):
         compile_net(g, replace(cfg, queue_depth=100))
+
+
+def test_a_freed_region_is_reused_first_fit_and_neighbouring_holes_merge():
+    from bitmill.compiler.dram import MemoryMap
+    mem = MemoryMap()
+    a, b, c = (mem.allocate(n, 1, 64, 8, "unsigned") for n in "abc")    # 64 bytes each
+    w = mem.allocate("w", 1, 8, 8, "signed", np.arange(8))
+    mem.free(a)
+    mem.free(b)
+    assert mem.holes == [(0, 128)]
+    big = mem.allocate("big", 1, 100, 8, "unsigned", reuse=True)          # 128 aligned bytes fit the hole
+    assert big.addr == 0 and mem.holes == []
+    assert mem.allocate("d", 1, 64, 8, "unsigned").addr == mem.size - 64 == w.addr + 64
+    mem.free(c)
+    assert mem.allocate("e", 1, 8, 8, "signed", np.arange(8), reuse=True).addr != c.addr   # contents never reuse
+    assert mem.allocate("f", 1, 8, 8, "unsigned", reuse=True).addr == c.addr
+
+
+def test_last_reads_follow_aliases_and_keep_the_input_and_output():
+    from bitmill.compiler.codegen import last_reads
+    g = zoo.build("resnet8", "w4a4")
+    last, index = last_reads(g), {n.name: i for i, n in enumerate(g.nodes)}
+    end = len(g.nodes)
+    assert last[g.input.name] == end and last[g.nodes[-1].name] == end
+    for i, node in enumerate(g.nodes[1:], start=1):
+        for name in node.inputs:
+            assert last[name] >= i
+    flat = next(n for n in g.nodes if n.op == "flatten")
+    assert last[flat.inputs[0]] == last[flat.name] > index[flat.name]
+    assert all(last[n.name] > index[n.name] for n in g.nodes)
+
+
+@pytest.mark.parametrize("model,bits,cfg", [("resnet20", "w4a4", "ulx3s-85f-bram"), ("resnet8", "w3a5", "sim-4x4-k16-bitparallel")])
+def test_reused_memory_keeps_instructions_and_cycles_and_golden_equality(model, bits, cfg):
+    from bitmill.sim.check import overwritten
+    from bitmill.sim.verify import simulate_compiled
+    graph = zoo.build(model, bits)
+    t = graph.input.out
+    x = np.random.default_rng(2).integers(t.range[0], t.range[1] + 1, size=t.shape)
+    config = AccelConfig.resolve(cfg)
+    plain, reused = compile_net(graph, config, x), compile_net(graph, config, x, reuse_memory=True)
+    assert len(reused.program.memory) < 0.65 * len(plain.program.memory)
+    strip = lambda i: replace(i, dram_addr=0) if isinstance(i, (Load, Store)) else i   # noqa: E731
+    assert [strip(i) for i in reused.program.instructions] == [strip(i) for i in plain.program.instructions]
+    _, want = simulate_compiled(graph, plain, x)
+    image, got = simulate_compiled(graph, reused, x)          # SimMismatch on any surviving tensor
+    assert got.cycles == want.cycles
+    gone = overwritten(graph, reused.program)
+    assert overwritten(graph, plain.program) == frozenset() and len(gone) > len(graph.nodes) // 2
+    assert graph.input.name not in gone and graph.nodes[-1].name not in gone
+    index = {n.name: i for i, n in enumerate(graph.nodes)}
+    from bitmill.compiler.codegen import last_reads
+    last = last_reads(graph)
+    for a in graph.nodes:                         # a tensor's bytes go only to tensors born after its last read
+        if a.op == "flatten":
+            continue
+        ra = reused.program.region(a.name)
+        for b in graph.nodes[index[a.name] + 1:]:
+            rb = reused.program.region(b.name)
+            if b.op != "flatten" and ra.addr < rb.addr + rb.nbytes and rb.addr < ra.addr + ra.nbytes:
+                assert index[b.name] > last[a.name], (a.name, b.name)

@@ -32,6 +32,21 @@ def test_resnet8_through_the_host_link_equals_golden(resnet8_net, run_cli, veril
     assert re.search(r"CYCLES register: 10/10 equal to the simulator's [\d,]+", out)
 
 
+@pytest.mark.slow
+@pytest.mark.cosim
+@pytest.mark.verilator
+def test_resnet20_fits_on_chip_with_reused_memory_and_equals_golden(run_cli, verilator, tmp_path):
+    from bitmill import cli
+    assert cli.main(["train", "--model", "resnet20", "--quantizer", "lsq", "--bits", "w4a4",
+                     "--train-subset", "1000", "--test-subset", "100", "--out", str(tmp_path / "run")]) == 0
+    assert cli.main(["export", str(tmp_path / "run" / "checkpoint.pt"), "-o", str(tmp_path / "net")]) == 0
+    status, out, err = run_cli("board", "run", tmp_path / "net", "--sim", "--images", "2",
+                               "--build-dir", tmp_path / "board")
+    assert status == 0, err
+    assert "outputs equal to golden: 2/2; predictions equal: 2/2" in out
+    assert re.search(r"CYCLES register: 2/2 equal to the simulator's [\d,]+", out)
+
+
 def test_bad_requests_are_one_error_line(run_cli, tmp_path):
     status, _, err = run_cli("board", "run", "--model", "resnet8", "--images", "1")
     assert_one_error_line(status, err, "give either --port DEVICE (a flashed board) or --sim")
@@ -39,7 +54,7 @@ def test_bad_requests_are_one_error_line(run_cli, tmp_path):
     assert_one_error_line(status, err, "give either --port DEVICE (a flashed board) or --sim")
     status, _, err = run_cli("board", "run", "--model", "resnet8", "--sim", "--board", "de10-nano")
     assert_one_error_line(status, err, "unknown board 'de10-nano'; choose one of ulx3s-85f-bram")
-    status, _, err = run_cli("board", "run", "--model", "resnet20", "--bits", "w4a4", "--sim", "--images", "1",
+    status, _, err = run_cli("board", "run", "--model", "resnet20", "--bits", "w8a8", "--sim", "--images", "1",
                              "--build-dir", tmp_path / "b")
     assert_one_error_line(status, err, "resnet20 needs 3")
     assert "bytes of board memory" in err and not (tmp_path / "b").exists()
