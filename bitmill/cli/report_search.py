@@ -29,7 +29,7 @@ import numpy as np
 from bitmill import provenance
 from bitmill.cli.args import non_negative_int, positive_int
 from bitmill.cli.fanout import run_jobs
-from bitmill.cli.search_points import FineTune, Point, measure, train_config
+from bitmill.cli.search_points import FineTune, Point, measure, rtl_cycles, train_config
 from bitmill.config import AccelConfig
 from bitmill.errors import BitmillError
 from bitmill.fileio import atomic_write, atomic_write_text
@@ -133,12 +133,13 @@ def _rtl_lines(done: list[dict]) -> list[str]:
         rtl = r.get("rtl")
         if rtl:
             sim = r["cycles"][rtl["config"]]
+            built = (f"Verilator build {rtl['build_seconds']:g} s" if rtl["build_seconds"] > 0
+                     else "the Verilator model of an earlier build, unchanged, reused")
             lines += [f"On the RTL: {r['name']} (the searched policy closest to the first goal) ran on "
                       f"the Verilated RTL of the whole accelerator of {rtl['config']} (`bitmill rtlsim`): "
                       f"{rtl['cycles']:,} cycles, the simulator's {sim:,}; every instruction started and "
                       "ended in the simulator's cycle and every tensor of the final memory image equals "
-                      f"golden ({rtl['cycles_per_s']:,} cycles/s, {rtl['run_seconds']:g} s; Verilator "
-                      f"build {rtl['build_seconds']:g} s, 0 when reused).", ""]
+                      f"golden ({rtl['cycles_per_s']:,} cycles/s, {rtl['run_seconds']:g} s; {built}).", ""]
     return lines
 
 
@@ -266,7 +267,6 @@ def default_threads() -> int:
 def _run_on_rtl(rows: list[dict], cfg: str, runs: Path, build_dir: Path) -> None:
     """Run the searched policy closest to the first goal on ``cfg``'s Verilated RTL; its row
     gets ``rtl``."""
-    from bitmill.cli.search_points import rtl_cycles
     best = closest_to_goal([r for r in rows if not r.get("pending") and r["kind"] != "fp"], cfg)
     if best is None:
         raise BitmillError("--rtl: no searched policy has been measured yet")
