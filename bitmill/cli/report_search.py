@@ -168,6 +168,76 @@ def _goal_lines(done: list[dict], fp: dict | None, cfg: str) -> list[str]:
     return lines + [""]
 
 
+def _dominators(r: dict, uniform: list[dict], cfg: str) -> list[dict]:
+    """Uniform policies at least as fast and as accurate as ``r`` on ``cfg``, better in one."""
+    return [u for u in uniform if u["cycles"][cfg] <= r["cycles"][cfg] and u["integer"] >= r["integer"]
+            and (u["cycles"][cfg] < r["cycles"][cfg] or u["integer"] > r["integer"])]
+
+
+def _frontier_lines(done: list[dict], names: list[str]) -> list[str]:
+    """Per configuration, the searched policies that a uniform one dominates (faster and at
+    least as accurate)."""
+    searched = [r for r in done if r.get("policy")]
+    uniform = [r for r in done if r["kind"] == "uniform"]
+    if not searched or not uniform:
+        return []
+    lines = ["Uniform frontier (a uniform policy at least as fast and as accurate dominates a searched one):", ""]
+    for cfg in names:
+        beaten = []
+        for r in searched:
+            by = _dominators(r, uniform, cfg)
+            if by:
+                beaten.append(f"{r['name']} ({_pct(r['integer'])}%, {r['cycles'][cfg]:,}) by " + ", ".join(
+                    f"{u['name']} ({_pct(u['integer'])}%, {u['cycles'][cfg]:,})" for u in by))
+        lines.append(f"- {cfg}: " + ("; ".join(beaten) if beaten else
+                                     f"no searched policy dominated ({len(searched)} searched, {len(uniform)} uniform)"))
+    return lines + [""]
+
+
+def _method_lines(done: list[dict]) -> list[str]:
+    """SDQ against the ILP where both searched the same configuration and budget ratio."""
+    by_budget: dict[tuple, dict] = {}
+    for r in done:
+        if r.get("policy"):
+            by_budget.setdefault((r["config"], r["ratio"]), {})[r["kind"]] = r
+    pairs = [(k, v) for k, v in by_budget.items() if {"ilp", "sdq"} <= set(v)]
+    if not pairs:
+        return []
+    lines = ["SDQ against the ILP at the same budget (measured accuracy; cycles on the searched config):", ""]
+    for (cfg, ratio), v in pairs:
+        ilp, sdq = v["ilp"], v["sdq"]
+        acc = max((ilp, sdq), key=lambda r: r["integer"])
+        fast = min((ilp, sdq), key=lambda r: r["cycles"][cfg])
+        lines.append(f"- {cfg} at {ratio:g} x W8A8: ilp {_pct(ilp['integer'])}% in {ilp['cycles'][cfg]:,}, "
+                     f"sdq {_pct(sdq['integer'])}% in {sdq['cycles'][cfg]:,}: {acc['kind']} more accurate by "
+                     f"{100 * abs(ilp['integer'] - sdq['integer']):.2f} points, {fast['kind']} "
+                     f"{100 * (1 - fast['cycles'][cfg] / (ilp if fast is sdq else sdq)['cycles'][cfg]):.1f}% faster")
+    return lines + [""]
+
+
+def _cross_lines(done: list[dict], names: list[str]) -> list[str]:
+    """Hardware awareness: policies searched with the same method and budget ratio for two
+    configurations, each run on both; each target's own policy should be the faster there."""
+    found: dict[tuple, dict] = {}
+    for r in done:
+        if r.get("policy") and r["config"] in names:
+            found.setdefault((r["kind"], r["ratio"]), {})[r["config"]] = r
+    pairs = [(k, v) for k, v in found.items() if len(v) >= 2]
+    if not pairs:
+        return []
+    lines = ["Cross check (the same method and budget ratio searched for each configuration; cycles of "
+             "every such policy on every configuration):", ""]
+    for (kind, ratio), by_cfg in pairs:
+        for cfg in by_cfg:
+            own = by_cfg[cfg]
+            others = [r for c, r in by_cfg.items() if c != cfg]
+            verdict = all(own["cycles"][cfg] < o["cycles"][cfg] for o in others)
+            lines.append(f"- {kind} at {ratio:g} x W8A8, on {cfg}: its own policy {own['cycles'][cfg]:,}; "
+                         + ", ".join(f"{o['name']} {o['cycles'][cfg]:,}" for o in others)
+                         + (": the own policy is the fastest" if verdict else ": the own policy is NOT the fastest"))
+    return lines + [""]
+
+
 def markdown(rows: list[dict], cfgs, args) -> str:
     names = [c.name for c in cfgs]
     done = [r for r in rows if not r.get("pending") and r["kind"] != "fp"]
@@ -185,6 +255,7 @@ def markdown(rows: list[dict], cfgs, args) -> str:
         lines += [f"Full precision: {_pct(fp.get('fake_quant'))}% (the checkpoint's own test figure).", ""]
     lines += _goal_lines(done, fp, names[0]) if names else []
     lines += _rtl_lines(done)
+    lines += _frontier_lines(done, names) + _method_lines(done) + _cross_lines(done, names)
     lines += ["| policy | kind | budget | integer acc % | " + " | ".join(f"cycles {n}" for n in names)
               + " | table predicted (own config) | error |",
               "|---|---|---|---|" + "---|" * len(names) + "---|---|"]

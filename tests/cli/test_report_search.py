@@ -95,3 +95,42 @@ def test_the_rtl_run_goes_to_the_policy_closest_to_the_first_goal():
                                                 "accelerator of c (`bitmill rtlsim`): 600 cycles, the "
                                                 "simulator's 600;")
     assert _rtl_lines([w4]) == []
+
+
+def _row(name, kind, acc, cycles, config=None, ratio=None):
+    row = {"name": name, "kind": kind, "integer": acc, "cycles": cycles}
+    if kind in ("ilp", "sdq"):
+        row.update(policy={"l": "w4a4"}, config=config, ratio=ratio)
+    return row
+
+
+def test_frontier_lines_name_the_uniform_policies_that_dominate_a_searched_one():
+    from bitmill.cli.report_search import _frontier_lines
+    w4 = _row("w4a4", "uniform", 0.88, {"a": 1000, "b": 500})
+    w2 = _row("w2a2", "uniform", 0.83, {"a": 600, "b": 400})
+    ilp = _row("ilp-a-0.3", "ilp", 0.86, {"a": 650, "b": 520}, "a", 0.3)
+    lines = _frontier_lines([w4, w2, ilp], ["a", "b"])
+    assert lines[2] == "- a: no searched policy dominated (1 searched, 2 uniform)"
+    assert lines[3] == "- b: ilp-a-0.3 (86.00%, 520) by w4a4 (88.00%, 500)"
+    equal = _row("ilp-a-0.3", "ilp", 0.88, {"a": 1000, "b": 500}, "a", 0.3)    # a tie is no domination
+    assert _frontier_lines([w4, equal], ["a", "b"])[3].startswith("- b: no searched policy dominated")
+    assert _frontier_lines([w4], ["a"]) == []
+
+
+def test_method_and_cross_lines_compare_like_with_like():
+    from bitmill.cli.report_search import _cross_lines, _method_lines
+    ilp_a = _row("ilp-a-0.3", "ilp", 0.86, {"a": 650, "b": 700}, "a", 0.3)
+    sdq_a = _row("sdq-a-0.3", "sdq", 0.85, {"a": 600, "b": 640}, "a", 0.3)
+    ilp_b = _row("ilp-b-0.3", "ilp", 0.87, {"a": 680, "b": 620}, "b", 0.3)
+    ilp_b5 = _row("ilp-b-0.5", "ilp", 0.88, {"a": 900, "b": 800}, "b", 0.5)
+    method = _method_lines([ilp_a, sdq_a, ilp_b, ilp_b5])
+    assert method[2] == ("- a at 0.3 x W8A8: ilp 86.00% in 650, sdq 85.00% in 600: ilp more accurate by "
+                         "1.00 points, sdq 7.7% faster")
+    assert len(method) == 4
+    cross = _cross_lines([ilp_a, sdq_a, ilp_b, ilp_b5], ["a", "b"])
+    assert cross[2] == "- ilp at 0.3 x W8A8, on a: its own policy 650; ilp-b-0.3 680: the own policy is the fastest"
+    assert cross[3] == ("- ilp at 0.3 x W8A8, on b: its own policy 620; ilp-a-0.3 700: the own policy is the "
+                        "fastest")
+    slow_b = dict(ilp_b, cycles={"a": 680, "b": 710})
+    assert _cross_lines([ilp_a, slow_b], ["a", "b"])[3].endswith("the own policy is NOT the fastest")
+    assert _method_lines([ilp_a, ilp_b]) == [] and _cross_lines([ilp_a, sdq_a], ["a", "b"]) == []
