@@ -140,7 +140,9 @@ def utilisation() -> None:
     print("MACs / (cycles x peak MACs per cycle at the layer's bits). Below 90%: the unit and the factors")
     print("that bound it (array: how full its tiles are and how much of a GEMM is tile work; load/store:")
     print("the compute unit waited for them).")
-    print(f"{'layer':22s} {'bits':>5s} {'cycles':>9s} {'busy':>7s} {'MAC util':>9s}  bound (MAC util < 90%)")
+    print("tiles = what bounds the GEMM's pixel tiles (bitmill.timing.gemm_limit: staging of the im2col")
+    print("activations, the array, or the readout through the requantizer).")
+    print(f"{'layer':22s} {'bits':>5s} {'cycles':>9s} {'busy':>7s} {'MAC util':>9s} {'tiles':>8s}  bound (MAC util < 90%)")
     rows = []
     for l in stats.layers:
         if l.op != "conv2d" or l.name == "conv1":
@@ -150,7 +152,7 @@ def utilisation() -> None:
         bound = _bound(cfg, node, losses, l) if l.mac_utilisation < 0.9 or l.compute_busy < 0.9 else "-"
         rows.append(l)
         print(f"{l.name:22s} W{ls.w_bits}A{ls.a_bits} {l.cycles:>9,d} {100 * l.compute_busy:6.1f}% "
-              f"{100 * l.mac_utilisation:8.1f}%  {bound}")
+              f"{100 * l.mac_utilisation:8.1f}% {l.gemm_limit:>8s}  {bound}")
     cyc = sum(l.cycles for l in rows)
     print(f"{'all of them':22s} {'':5s} {cyc:>9,d} {100 * sum(l.compute_cycles for l in rows) / cyc:6.1f}% "
           f"{100 * sum(l.mac_utilisation * l.cycles for l in rows) / cyc:8.1f}%")

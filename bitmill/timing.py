@@ -327,6 +327,18 @@ def gemm_cycles(cfg: AccelConfig, npix: int, channels: int, kernel: int, in_c: i
         t, pre = read_end + 1, stage
     return t - 1 + RESULT_LATENCY + REQUANT_LATENCY + PACKER_DRAIN
 
+def gemm_limit(cfg: AccelConfig, channels: int, kernel: int, in_c: int, in_w: int,
+               w_bits: int, a_bits: int) -> str:
+    """What bounds `gemm_cycles`' steady state, one pixel tile every ``max(A, tile + TILE_DONE,
+    R' * C + 1)`` cycles: ``"staging"`` (``A``, the im2col activations into the engine),
+    ``"array"`` (the tile on the MAC array) or ``"readout"`` (the results through the
+    requantizer); a tie goes to the array, then to staging."""
+    terms = {"array": tile_cycles(cfg.pe_family, cfg.lanes, kernel * kernel * in_c, w_bits, a_bits) + TILE_DONE,
+             "staging": act_stage_cycles(cfg, kernel, in_c, in_w, a_bits),
+             "readout": min(cfg.rows, channels) * cfg.cols + 1}
+    return max(terms, key=terms.get)
+
+
 # ---- vector unit (bitmill.hw.vector): VEC ADD, MAXPOOL, AVGPOOL --------------------------
 #
 # Cycle 0 is the start cycle. B = mem_bytes_per_cycle, W = 8*B bits per buffer word.

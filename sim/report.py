@@ -84,9 +84,10 @@ def timed_golden_report(graph: Graph, batch: int, seed: int) -> str:
 
 def sim_table(stats) -> str:
     """Per-layer table: cycles (on the compute unit), MAC utilisation, busy share, the cycles the
-    compute unit waited for loads and stores, and what most of the cycles went to."""
+    compute unit waited for loads and stores, what most of the cycles went to, and for a GEMM
+    what bounds its pixel tiles (`bitmill.timing.gemm_limit`: staging, array or readout)."""
     head = (f"{'layer':22s} {'op':13s} {'cycles':>10s} {'ms':>8s} {'MAC util':>8s} {'busy':>6s} "
-            f"{'wait load':>10s} {'wait store':>10s} {'bound':>8s}")
+            f"{'wait load':>10s} {'wait store':>10s} {'bound':>8s} {'gemm limit':>10s}")
     rows = [head, "-" * len(head),
             f"{'(program preload)':22s} {'':13s} {stats.preload:>10,d} "
             f"{stats.preload / (stats.clock_mhz * 1e3):8.3f}"]
@@ -94,7 +95,7 @@ def sim_table(stats) -> str:
         util = f"{100 * l.mac_utilisation:.1f}%" if l.macs else "-"
         rows.append(f"{l.name:22s} {l.op:13s} {l.cycles:>10,d} {l.cycles / (stats.clock_mhz * 1e3):8.3f} "
                     f"{util:>8s} {100 * l.compute_busy:5.1f}% {l.wait_load:>10,d} {l.wait_store:>10,d} "
-                    f"{l.bottleneck:>8s}")
+                    f"{l.bottleneck:>8s} {l.gemm_limit or '-':>10s}")
     rows.append("-" * len(head))
     rows.append(f"{'total':22s} {'':13s} {stats.cycles:>10,d} {stats.milliseconds:8.3f}")
     return "\n".join(rows)

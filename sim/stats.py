@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from bitmill import timing
-from bitmill.isa import QUEUE_OF, Opcode, Queue, Segment
+from bitmill.isa import QUEUE_OF, Gemm, Opcode, Queue, Segment, Setup
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,7 @@ class LayerStats:
     compute_busy: float        # compute_cycles / cycles
     wait_load: int = 0         # compute idle, waiting for a LOAD
     wait_store: int = 0        # compute idle, waiting for a STORE (a free output slot, DRAM data)
+    gemm_limit: str = ""       # GEMM layers: what bounds the compute unit's pixel tiles (`timing.gemm_limit`)
 
     @property
     def cycles(self) -> int:
@@ -126,6 +127,7 @@ def layer_stats(program, t: Timing, ops: dict, macs_of: dict, bits_of: dict) -> 
     wait_s[-1] += total - t1[-1]
     t1[-1] = total
     t0 = np.r_[int(t.start.min()) if len(t.start) else 0, t1[:-1]]
+    limits = _gemm_limits(program, seg, k)
     loaded = per_layer(t.op == Opcode.LOAD.value, t.nbytes)
     stored = per_layer(t.op == Opcode.STORE.value, t.nbytes)
     out = []
@@ -136,8 +138,20 @@ def layer_stats(program, t: Timing, ops: dict, macs_of: dict, bits_of: dict) -> 
         util = macs / (span * timing.peak_macs_per_cycle(program.config, w, a)) if macs else 0.0
         load, compute, store = (int(b[j]) for b in busy)
         out.append(LayerStats(name, ops.get(name, ""), int(t0[j]), int(t1[j]), load, compute, store, int(loaded[j]), int(stored[j]), macs,
-                              util, compute / span, int(wait_l[j]), int(wait_s[j])))
+                              util, compute / span, int(wait_l[j]), int(wait_s[j]), limits[j]))
     return tuple(out)
+
+
+def _gemm_limits(program, seg: np.ndarray, k: int) -> list[str]:
+    """Per layer with a GEMM, `timing.gemm_limit` under the layer registers of its SETUP."""
+    setup, limits = None, [""] * k
+    for i, ins in enumerate(program.instructions):
+        if isinstance(ins, Setup):
+            setup = ins
+        elif isinstance(ins, Gemm) and setup is not None and not limits[seg[i]]:
+            limits[seg[i]] = timing.gemm_limit(program.config, setup.out_c, setup.kernel, setup.in_c,
+                                               setup.in_w, setup.w_bits, setup.a_bits)
+    return limits
 
 
 def class_stats(t: Timing) -> tuple[ClassStats, ...]:

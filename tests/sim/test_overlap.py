@@ -104,3 +104,13 @@ def test_load_past_its_slot_is_an_error():
     prog = Program((Load(Buffer.ACT.value, 0, 0, 8, offset=half - 4),), bytes(64), TINY)
     with pytest.raises(SimError, match=f"overflows the {half}-byte ACT slot"):
         cycle.simulate(prog, {})
+
+
+def test_gemm_layers_name_what_bounds_their_pixel_tiles(resnet8):
+    compiled, stats = resnet8
+    for l in stats.layers:
+        if l.op in ("conv2d", "dense"):
+            assert l.gemm_limit in ("staging", "array", "readout"), l.name
+        else:
+            assert l.gemm_limit == "", l.name
+    assert stats.to_dict()["layers"][1]["gemm_limit"] == stats.layers[1].gemm_limit
