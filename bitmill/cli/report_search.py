@@ -63,14 +63,18 @@ def _searches(args, cfgs) -> list[Point]:
     points = []
     for method, cfg, ratio in search_plan(args, cfgs):
         out = Path(args.runs) / "search" / f"{method}-{cfg.name}-{ratio:g}"
-        if not (out / "search.json").exists():
+        stale = (out / "search.json").exists() and not same_search(json.loads((out / "search.json").read_text()), args)
+        if stale:
+            print(f"== search {out.name}: the finished search used other settings; searching again", flush=True)
+        if stale or not (out / "search.json").exists():
             if args.finished_only:
                 continue
             cmd = [sys.executable, "-m", "bitmill", "search", "--model", args.model, "--method",
                    method, "--config", cfg.name, "--budget-ratio", f"{ratio:g}", "--init",
                    args.init, "-o", str(out), "--resume", "--dataset", args.dataset,
                    "--seed", str(args.seed), "--calib-images", str(args.calib_images),
-                   "--samples", str(args.samples), "--min-bits", str(args.min_bits)]
+                   "--samples", str(args.samples), "--min-bits", str(args.min_bits),
+                   "--sensitivity", args.sensitivity]
             if method == "sdq":
                 cmd += ["--epochs", str(args.sdq_epochs), "--train-images", str(args.sdq_images)]
             print(f"== search {out.name}", flush=True)
@@ -79,6 +83,15 @@ def _searches(args, cfgs) -> list[Point]:
                 raise BitmillError(f"the search {out.name} failed (see its output above)")
         points.append(Point(out.name, method, policy=out / "policy.yaml", config=cfg.name, ratio=ratio))
     return points
+
+
+def same_search(doc: dict, args) -> bool:
+    """Whether a finished search (its ``search.json``) was made with the report's settings: the
+    smallest width and, for the ILP, the sensitivity estimator (searches before the choice
+    existed used Hessian traces)."""
+    if doc.get("min_bits") != args.min_bits:
+        return False
+    return doc["method"] != "ilp" or doc.get("sensitivity_estimator", "hessian") == args.sensitivity
 
 
 def _rows(args, cfgs, points) -> list[dict]:
@@ -395,8 +408,10 @@ def add_parser(rsub) -> None:
     r.add_argument("--qat-lr", type=float, default=0.01, help="learning rate of every fine-tune")
     r.add_argument("--sdq-epochs", type=positive_int, default=4, help="epochs of SDQ phase 1")
     r.add_argument("--sdq-images", type=positive_int, default=10000, help="training images of SDQ phase 1")
-    r.add_argument("--calib-images", type=positive_int, default=256, help="ilp: images for the Hessian traces")
-    r.add_argument("--samples", type=positive_int, default=8, help="ilp: Hutchinson vectors per batch")
+    r.add_argument("--sensitivity", default="fisher", choices=["fisher", "hessian"],
+                   help="ilp: empirical Fisher (FIT) or Hutchinson Hessian traces (default: fisher)")
+    r.add_argument("--calib-images", type=positive_int, default=256, help="ilp: images for the traces")
+    r.add_argument("--samples", type=positive_int, default=8, help="ilp, hessian: Hutchinson vectors per batch")
     r.add_argument("--min-bits", type=positive_int, default=2, help="smallest width searched")
     r.add_argument("--train-subset", type=positive_int, help="fine-tune on this many images (default: all)")
     r.add_argument("--test-subset", type=positive_int, help="evaluate on this many images (default: all)")

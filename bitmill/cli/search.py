@@ -72,6 +72,7 @@ def _sensitivity(args, model, out: Path, layers, bits):
     path = out / "sensitivity.json"
     key = {"init": str(Path(args.init).resolve()), "calib_images": args.calib_images,
            "calib_batch": args.calib_batch, "samples": args.samples, "seed": args.seed,
+           "estimator": args.sensitivity,
            "dataset": args.dataset, "layers": list(layers), "bits": list(bits)}
     if args.resume and path.exists():
         saved = json.loads(path.read_text())
@@ -81,7 +82,7 @@ def _sensitivity(args, model, out: Path, layers, bits):
         print(f"sensitivity: {path} was computed with other settings; computing again")
     t0 = time.perf_counter()
     sens = sensitivity(model, layers, _calibration(args), bits, args.samples, args.seed,
-                       progress=_say)
+                       progress=_say, estimator=args.sensitivity)
     seconds = time.perf_counter() - t0
     atomic_write_text(path, json.dumps({"key": key, "sensitivity": sens.to_dict(), "seconds": seconds}))
     return sens, seconds
@@ -135,7 +136,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         t1 = time.perf_counter()
         policy = problem.solve(budget - constant)
         seconds = {"sensitivity": t_sens, "ilp": time.perf_counter() - t1}
-        extra = {"sensitivity": problem.total(policy, "sensitivity")}
+        extra = {"sensitivity": problem.total(policy, "sensitivity"), "sensitivity_estimator": args.sensitivity}
     else:
         policy, history, seconds = _sdq(args, out, table, cost, constant, budget, min(lo_w, lo_a))
         extra = {"history": history}
@@ -186,9 +187,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--out", required=True, help="output folder")
     p.add_argument("--min-bits", type=positive_int, default=2,
                    help="smallest weight and activation width searched (1-bit LSQ grids collapse)")
-    p.add_argument("--calib-images", type=positive_int, default=256, help="images for the Hessian traces")
-    p.add_argument("--calib-batch", type=positive_int, default=128, help="images per Hessian batch")
-    p.add_argument("--samples", type=positive_int, default=8, help="Hutchinson vectors per batch")
+    p.add_argument("--sensitivity", default="fisher", choices=["fisher", "hessian"],
+                   help="ilp: layer curvature from the empirical Fisher trace (FIT: never negative) or "
+                        "Hutchinson's Hessian trace (HAWQ-V3) (default: fisher)")
+    p.add_argument("--calib-images", type=positive_int, default=256, help="ilp: images for the traces")
+    p.add_argument("--calib-batch", type=positive_int, default=128, help="ilp: images per calibration batch")
+    p.add_argument("--samples", type=positive_int, default=8, help="ilp, hessian: Hutchinson vectors per batch")
     p.add_argument("--dataset", default="fashion-mnist", choices=["fashion-mnist", "synthetic"],
                    help="calibration images")
     p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the calibration subset and vectors")

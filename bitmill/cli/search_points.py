@@ -62,6 +62,12 @@ def train_config(point: Point, init: Path, qat_epochs: int, qat_lr: float, seed:
                        teacher=str(Path(init).resolve()) if sdq else None, ebr=0.1 if sdq else 0.0)
 
 
+def same_training(metrics: dict, train_cfg) -> bool:
+    """Whether a finished run's ``metrics.json`` records the training configuration ``train_cfg``."""
+    from dataclasses import asdict
+    return metrics.get("config") == json.loads(json.dumps(asdict(train_cfg)))
+
+
 def measure(job: FineTune) -> dict:
     """Fine-tune (or reuse), evaluate and simulate one point; its report row."""
     from bitmill.models.report_qat import evaluate_run
@@ -70,6 +76,11 @@ def measure(job: FineTune) -> dict:
     import torch
     torch.set_num_threads(job.threads)
     metrics_path = job.run_dir / "metrics.json"
+    if metrics_path.exists() and not same_training(json.loads(metrics_path.read_text()), job.train):
+        print(f"== {job.point.name}: the finished fine-tune was of another policy or settings; "
+              "training again", flush=True)
+        for name in ("metrics.json", "checkpoint.pt", "eval.json", "cycles.json"):
+            (job.run_dir / name).unlink(missing_ok=True)
     metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else \
         train(job.train, job.run_dir, str(job.init), resume=(job.run_dir / "checkpoint.pt").exists())
     p = job.point

@@ -134,3 +134,22 @@ def test_method_and_cross_lines_compare_like_with_like():
     slow_b = dict(ilp_b, cycles={"a": 680, "b": 710})
     assert _cross_lines([ilp_a, slow_b], ["a", "b"])[3].endswith("the own policy is NOT the fastest")
     assert _method_lines([ilp_a, ilp_b]) == [] and _cross_lines([ilp_a, sdq_a], ["a", "b"]) == []
+
+
+def test_finished_searches_and_fine_tunes_are_reused_only_with_the_same_settings(tmp_path):
+    from argparse import Namespace
+    from dataclasses import asdict
+
+    from bitmill.cli.report_search import same_search
+    from bitmill.cli.search_points import Point, same_training, train_config
+    args = Namespace(min_bits=2, sensitivity="fisher")
+    assert same_search({"method": "ilp", "min_bits": 2, "sensitivity_estimator": "fisher"}, args)
+    assert not same_search({"method": "ilp", "min_bits": 2}, args)          # made with Hessian traces
+    assert not same_search({"method": "ilp", "min_bits": 3, "sensitivity_estimator": "fisher"}, args)
+    assert same_search({"method": "sdq", "min_bits": 2}, args)
+    point = Point("w4a4", "uniform", bits="w4a4")
+    cfg = train_config(point, tmp_path / "fp.pt", 1, 0.01, 0, 100, None, "synthetic", "resnet8")
+    finished = {"config": json.loads(json.dumps(asdict(cfg)))}
+    assert same_training(finished, cfg)
+    other = train_config(point, tmp_path / "fp.pt", 2, 0.01, 0, 100, None, "synthetic", "resnet8")
+    assert not same_training(finished, other) and not same_training({}, cfg)

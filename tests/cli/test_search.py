@@ -37,6 +37,11 @@ def test_search_writes_a_policy_within_the_budget(fp, tmp_path, run_cli):
     status, stdout, err = run_cli("search", *SMALL, "--budget-ratio", "0.9", "--init", fp, "-o", out, "--resume")
     assert status == 0 and "sensitivity: reused" in stdout
     assert json.loads((out / "search.json").read_text())["policy"] == doc["policy"]
+    assert doc["sensitivity_estimator"] == "fisher"
+    status, stdout, err = run_cli("search", *SMALL, "--budget-ratio", "0.9", "--init", fp, "-o", out, "--resume",
+                                  "--sensitivity", "hessian", "--samples", "1")
+    assert status == 0 and "computed with other settings" in stdout, err
+    assert json.loads((out / "search.json").read_text())["sensitivity_estimator"] == "hessian"
 
 
 def test_bad_input_is_one_error_line(fp, tmp_path, run_cli):
