@@ -131,6 +131,11 @@ def cmd_search(args: argparse.Namespace) -> int:
                            f"{cfg.name}: {lo:,.0f} (fastest policy) to {hi:,.0f} (slowest)")
     if args.method == "ilp":
         sens, t_sens = _sensitivity(args, model, out, table.searched, range(min(lo_w, lo_a), 9))
+        negative = [l for l in table.searched if min(sens.weight_trace[l], sens.act_trace[l]) < 0]
+        if negative:
+            print(f"warning: negative {args.sensitivity} traces in {len(negative)} of {len(table.searched)} "
+                  f"layers ({', '.join(negative)}): the ILP rewards quantization error there "
+                  "(--sensitivity fisher never gives negative traces)")
         omega = {l: {p: sens.omega(l, *p) for p in pairs} for l in table.searched}
         problem = Problem(table.searched, pairs, omega, cost, table.tied)
         t1 = time.perf_counter()

@@ -42,6 +42,8 @@ def test_search_writes_a_policy_within_the_budget(fp, tmp_path, run_cli):
                                   "--sensitivity", "hessian", "--samples", "1")
     assert status == 0 and "computed with other settings" in stdout, err
     assert json.loads((out / "search.json").read_text())["sensitivity_estimator"] == "hessian"
+    assert "warning: negative" not in run_cli("search", *SMALL, "--budget-ratio", "0.9", "--init", fp, "-o",
+                                              tmp_path / "f")[1]
 
 
 def test_bad_input_is_one_error_line(fp, tmp_path, run_cli):
