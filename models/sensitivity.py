@@ -29,6 +29,13 @@ Two estimators of the traces (``estimator``):
   Gauss-Newton curvature of the loss, never negative, and one backward pass per image instead
   of ``samples`` Hessian-vector products per batch. Its scale matches the Hessian convention
   above (per-element traces times the quantization error of the last batch's tensor).
+* ``"loss"``: no curvature model at all: the measured increase of the mean calibration loss when
+  only this layer's weights (or only its input tensor, in every layer that reads it) are
+  quantized to each width (`quantized`; the activation step fixed from the first calibration
+  batch, as a trained quantizer's is), negative increases counted as zero. The traces are
+  then 1 and the "errors" are these loss increases, so ``omega`` is their sum. It sees what a
+  quadratic model cannot (a 2-bit grid is no small perturbation) and costs one forward pass of
+  the calibration images per layer, width and operand.
 """
 
 from __future__ import annotations
@@ -56,20 +63,41 @@ def layer_modules(model: QResNet) -> dict[str, QConv2d]:
     return out
 
 
-def quantization_error(t: torch.Tensor, bits: int, signed: bool) -> float:
-    """``min_s ||Q(t) - t||^2`` over the uniform ``bits``-bit grid (signed: LSQ's weight grid,
-    else unsigned), the step chosen among `CLIP_RATIOS` clipping ratios of ``max|t|``."""
+def _grid(bits: int, signed: bool) -> tuple[int, int]:
+    return (2 ** (bits - 1), 2 ** (bits - 1) - 1) if signed else (0, 2 ** bits - 1)
+
+
+def best_step(t: torch.Tensor, bits: int, signed: bool) -> float:
+    """The step of the uniform ``bits``-bit grid (signed: LSQ's weight grid, else unsigned)
+    that, among `CLIP_RATIOS` clipping ratios of ``max|t|``, minimises ``||Q(t) - t||^2``; 0
+    for an all-zero tensor."""
     t = t.detach().double()
-    top = float(t.abs().max())
+    top = float(t.abs().max()) if t.numel() else 0.0
     if top == 0.0:
         return 0.0
-    qn, qp = (2 ** (bits - 1), 2 ** (bits - 1) - 1) if signed else (0, 2 ** bits - 1)
-    best = float("inf")
+    qn, qp = _grid(bits, signed)
+    best, step = float("inf"), 0.0
     for r in np.linspace(1.0 / CLIP_RATIOS, 1.0, CLIP_RATIOS):
         s = r * top / max(qp, qn, 1)
-        q = torch.clamp(torch.round(t / s), -qn, qp) * s
-        best = min(best, float(((q - t) ** 2).sum()))
-    return best
+        err = float(((torch.clamp(torch.round(t / s), -qn, qp) * s - t) ** 2).sum())
+        if err < best:
+            best, step = err, s
+    return step
+
+
+def quantized(t: torch.Tensor, bits: int, signed: bool, step: float | None = None) -> torch.Tensor:
+    """``Q(t)`` (float64) on the ``bits``-bit grid with ``step`` (default: `best_step` of ``t``)."""
+    t = t.detach().double()
+    step = best_step(t, bits, signed) if step is None else step
+    if step == 0.0:
+        return t.clone()
+    qn, qp = _grid(bits, signed)
+    return torch.clamp(torch.round(t / step), -qn, qp) * step
+
+
+def quantization_error(t: torch.Tensor, bits: int, signed: bool) -> float:
+    """``min_s ||Q(t) - t||^2`` over the grid of `quantized`."""
+    return float(((quantized(t, bits, signed) - t.detach().double()) ** 2).sum())
 
 
 @dataclass(frozen=True)
@@ -98,7 +126,7 @@ class Sensitivity:
                    {l: {int(b): e for b, e in v.items()} for l, v in d["act_error"].items()})
 
 
-ESTIMATORS = ("fisher", "hessian")
+ESTIMATORS = ("fisher", "hessian", "loss")
 
 
 def sensitivity(model: QResNet, layers: Iterable[str], batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
@@ -124,6 +152,10 @@ def sensitivity(model: QResNet, layers: Iterable[str], batches: Iterable[tuple[t
     hooks = [mods[n].register_forward_hook(lambda m, inp, out, n=n: acts.__setitem__(n, inp[0]))
              for n in names]
     batches, bits, readers = list(batches), list(bits), []
+    if estimator == "loss":
+        for h in hooks:
+            h.remove()
+        return _loss_sensitivity(model, names, mods, list(batches), list(bits), progress)
     try:
         if estimator == "fisher":
             readers = _fisher_traces(model, names, mods, acts, batches, w_tr, x_tr, progress)
@@ -188,3 +220,52 @@ def _fisher_traces(model, names, mods, acts, batches, w_tr, x_tr, progress) -> l
     for n in readers:
         x_tr[n] /= last
     return readers
+
+
+def _loss_sensitivity(model, names, mods, batches, bits, progress) -> Sensitivity:
+    """The ``"loss"`` estimator (module docstring)."""
+    acts: dict[str, torch.Tensor] = {}
+    hooks = [mods[n].register_forward_hook(lambda m, inp, out, n=n: acts.__setitem__(n, inp[0]))
+             for n in names]
+    with torch.no_grad():
+        model(batches[0][0])
+    for h in hooks:
+        h.remove()
+    first: dict[int, str] = {}
+    for n in names:
+        first.setdefault(id(acts[n]), n)
+    readers = {n: [m for m in names if id(acts[m]) == id(acts[n])] for n in names if first[id(acts[n])] == n}
+
+    def mean_loss() -> float:
+        with torch.no_grad():
+            total = sum(float(F.cross_entropy(model(x), y, reduction="sum")) for x, y in batches)
+        return total / sum(len(x) for x, _ in batches)
+
+    base = mean_loss()
+    w_err: dict[str, dict[int, float]] = {n: {} for n in names}
+    a_err: dict[str, dict[int, float]] = {n: {} for n in names}
+    for k, n in enumerate(names):
+        weight = mods[n].weight
+        kept = weight.detach().clone()
+        for b in bits:
+            with torch.no_grad():
+                weight.copy_(quantized(kept, b, True).to(weight.dtype))
+            w_err[n][b] = max(0.0, mean_loss() - base)
+        with torch.no_grad():
+            weight.copy_(kept)
+        for b in bits:
+            if n not in readers:
+                a_err[n][b] = 0.0
+                continue
+            step = best_step(acts[n], b, False)        # a fixed step, as a trained quantizer has
+            pre = [mods[m].register_forward_pre_hook(
+                lambda mod, args, b=b, step=step: (quantized(args[0], b, False, step).to(args[0].dtype),)
+                + tuple(args[1:])) for m in readers[n]]
+            try:
+                a_err[n][b] = max(0.0, mean_loss() - base)
+            finally:
+                for h in pre:
+                    h.remove()
+        if progress:
+            progress(f"sensitivity (loss): layer {k + 1}/{len(names)}")
+    return Sensitivity({n: 1.0 for n in names}, {n: (1.0 if n in readers else 0.0) for n in names}, w_err, a_err)

@@ -408,8 +408,9 @@ def add_parser(rsub) -> None:
     r.add_argument("--qat-lr", type=float, default=0.01, help="learning rate of every fine-tune")
     r.add_argument("--sdq-epochs", type=positive_int, default=4, help="epochs of SDQ phase 1")
     r.add_argument("--sdq-images", type=positive_int, default=10000, help="training images of SDQ phase 1")
-    r.add_argument("--sensitivity", default="fisher", choices=["fisher", "hessian"],
-                   help="ilp: empirical Fisher (FIT) or Hutchinson Hessian traces (default: fisher)")
+    r.add_argument("--sensitivity", default="fisher", choices=["fisher", "hessian", "loss"],
+                   help="ilp: empirical Fisher (FIT) or Hutchinson Hessian traces, or measured loss increases "
+                        "(default: fisher)")
     r.add_argument("--calib-images", type=positive_int, default=256, help="ilp: images for the traces")
     r.add_argument("--samples", type=positive_int, default=8, help="ilp, hessian: Hutchinson vectors per batch")
     r.add_argument("--min-bits", type=positive_int, default=2, help="smallest width searched")

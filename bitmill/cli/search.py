@@ -192,9 +192,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--out", required=True, help="output folder")
     p.add_argument("--min-bits", type=positive_int, default=2,
                    help="smallest weight and activation width searched (1-bit LSQ grids collapse)")
-    p.add_argument("--sensitivity", default="fisher", choices=["fisher", "hessian"],
-                   help="ilp: layer curvature from the empirical Fisher trace (FIT: never negative) or "
-                        "Hutchinson's Hessian trace (HAWQ-V3) (default: fisher)")
+    p.add_argument("--sensitivity", default="fisher", choices=["fisher", "hessian", "loss"],
+                   help="ilp: per-layer sensitivity from the empirical Fisher trace (FIT: never negative), "
+                        "Hutchinson's Hessian trace (HAWQ-V3), or the measured calibration loss "
+                        "increase of each layer quantized alone (default: fisher)")
     p.add_argument("--calib-images", type=positive_int, default=256, help="ilp: images for the traces")
     p.add_argument("--calib-batch", type=positive_int, default=128, help="ilp: images per calibration batch")
     p.add_argument("--samples", type=positive_int, default=8, help="ilp, hessian: Hutchinson vectors per batch")

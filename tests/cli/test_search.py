@@ -44,6 +44,10 @@ def test_search_writes_a_policy_within_the_budget(fp, tmp_path, run_cli):
     assert json.loads((out / "search.json").read_text())["sensitivity_estimator"] == "hessian"
     assert "warning: negative" not in run_cli("search", *SMALL, "--budget-ratio", "0.9", "--init", fp, "-o",
                                               tmp_path / "f")[1]
+    status, _, err = run_cli("search", *SMALL, "--budget-ratio", "0.9", "--init", fp, "-o", tmp_path / "l",
+                             "--sensitivity", "loss")
+    loss = json.loads((tmp_path / "l" / "search.json").read_text())
+    assert status == 0 and loss["sensitivity_estimator"] == "loss" and loss["predicted_cycles"] <= loss["budget_cycles"]
 
 
 def test_bad_input_is_one_error_line(fp, tmp_path, run_cli):

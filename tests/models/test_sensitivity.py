@@ -68,6 +68,45 @@ def test_unknown_estimator_is_refused():
     try:
         sensitivity(model, ["layer1.0.conv1"], [], range(2, 9), estimator="fit")
     except ValueError as e:
-        assert str(e) == "estimator must be one of fisher, hessian, not 'fit'"
+        assert str(e) == "estimator must be one of fisher, hessian, loss, not 'fit'"
     else:
         raise AssertionError("no error")
+
+
+def test_loss_sensitivity_is_the_measured_loss_increase():
+    from bitmill.models.sensitivity import best_step, quantized
+    torch.manual_seed(0)
+    model = build_model("resnet8", Method.parse("fp"), BitAssignment.parse("w4a4"))
+    model.eval()
+    layers = list(layer_modules(model))[1:]
+    batches = list(data.batches(data.synthetic(8), 4, None))
+    s = sensitivity(model, layers, batches, (2, 8), estimator="loss")
+    assert set(s.weight_trace.values()) == {1.0} and s.act_trace["layer2.0.downsample"] == 0.0
+    assert all(v >= 0 for l in layers for v in (*s.weight_error[l].values(), *s.act_error[l].values()))
+
+    def mean_loss():
+        with torch.no_grad():
+            return sum(float(torch.nn.functional.cross_entropy(model(x), y, reduction="sum"))
+                       for x, y in batches) / 8
+    base = mean_loss()
+    conv = layer_modules(model)["layer2.0.conv2"]
+    kept = conv.weight.detach().clone()
+    with torch.no_grad():
+        conv.weight.copy_(quantized(kept, 2, True).float())
+    assert math.isclose(s.weight_error["layer2.0.conv2"][2], max(0.0, mean_loss() - base), abs_tol=1e-12)
+    with torch.no_grad():
+        conv.weight.copy_(kept)
+    # an input tensor read by two layers is quantized in both, with the step of the first batch
+    mods = layer_modules(model)
+    seen = {}
+    h = mods["layer2.0.conv1"].register_forward_hook(lambda m, inp, out: seen.__setitem__("x", inp[0]))
+    with torch.no_grad():
+        model(batches[0][0])
+    h.remove()
+    step = best_step(seen["x"], 2, False)
+    hooks = [mods[n].register_forward_pre_hook(lambda m, args: (quantized(args[0], 2, False, step).float(),))
+             for n in ("layer2.0.conv1", "layer2.0.downsample")]
+    expected = max(0.0, mean_loss() - base)
+    for h in hooks:
+        h.remove()
+    assert math.isclose(s.act_error["layer2.0.conv1"][2], expected, abs_tol=1e-12)
