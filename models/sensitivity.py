@@ -131,10 +131,11 @@ ESTIMATORS = ("fisher", "hessian", "loss")
 
 def sensitivity(model: QResNet, layers: Iterable[str], batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
                 bits: Iterable[int], samples: int = 16, seed: int = 0,
-                progress: Callable[[str], None] | None = None, estimator: str = "hessian") -> Sensitivity:
-    """Traces over ``batches`` (``"hessian"``: ``samples`` Rademacher vectors each;
-    ``"fisher"``: squared per-image gradients) and quantization errors (on the last batch's
-    activations) at every width of ``bits``, for ``layers``."""
+                progress: Callable[[str], None] | None = None, estimator: str = "fisher") -> Sensitivity:
+    """The sensitivity of ``layers`` at every width of ``bits`` by ``estimator`` (module
+    docstring): traces over ``batches`` (``"hessian"``: ``samples`` Rademacher vectors each;
+    ``"fisher"``: squared per-image gradients) times quantization errors (activations: the last
+    batch's), or measured loss increases (``"loss"``)."""
     if estimator not in ESTIMATORS:
         raise ValueError(f"estimator must be one of {', '.join(ESTIMATORS)}, not {estimator!r}")
     if not model.method.is_fp:
@@ -145,96 +146,89 @@ def sensitivity(model: QResNet, layers: Iterable[str], batches: Iterable[tuple[t
     if unknown:
         raise ValueError(f"{unknown[0]} is not a convolution of the model")
     model.eval()
-    gen = torch.Generator().manual_seed(seed)
-    w_tr = {n: 0.0 for n in names}
-    x_tr = {n: 0.0 for n in names}
+    batches, bits = list(batches), list(bits)
     acts: dict[str, torch.Tensor] = {}
     hooks = [mods[n].register_forward_hook(lambda m, inp, out, n=n: acts.__setitem__(n, inp[0]))
              for n in names]
-    batches, bits, readers = list(batches), list(bits), []
-    if estimator == "loss":
-        for h in hooks:
-            h.remove()
-        return _loss_sensitivity(model, names, mods, list(batches), list(bits), progress)
     try:
-        if estimator == "fisher":
-            readers = _fisher_traces(model, names, mods, acts, batches, w_tr, x_tr, progress)
-        for k, (x, y) in enumerate(batches if estimator == "hessian" else ()):
-            acts.clear()
-            loss = F.cross_entropy(model(x), y)
-            first = {}                              # one activation term per tensor
-            for n in names:
-                first.setdefault(id(acts[n]), n)
-            readers = [n for n in names if first[id(acts[n])] == n]
-            params = [mods[n].weight for n in names]
-            tensors = [acts[n] for n in readers]
-            grads = torch.autograd.grad(loss, params + tensors, create_graph=True)
-            for s in range(samples):
-                vs = [torch.randint(0, 2, g.shape, generator=gen).to(g.dtype) * 2 - 1 for g in grads]
-                hv = torch.autograd.grad(grads, params + tensors, grad_outputs=vs, retain_graph=True)
-                scale = len(batches) * samples
-                for i, n in enumerate(names):
-                    w_tr[n] += float((vs[i] * hv[i]).sum()) / vs[i].numel() / scale
-                for j, n in enumerate(readers, start=len(names)):
-                    x_tr[n] += float((vs[j] * hv[j]).sum()) / vs[j].numel() / scale
-            if progress:
-                progress(f"sensitivity: batch {k + 1}/{len(batches)}")
-        if estimator == "fisher":           # the activations of the last batch, as with hessian
-            acts.clear()
-            with torch.no_grad():
-                model(batches[-1][0])
+        if estimator == "loss":
+            return _loss_sensitivity(model, names, mods, acts, batches, bits, progress)
+        traces = _fisher_traces if estimator == "fisher" else _hessian_traces
+        w_tr, x_tr = traces(model, names, mods, acts, batches, samples, seed, progress)
+        acts.clear()                           # the activations of the last batch
+        with torch.no_grad():
+            model(batches[-1][0])
         w_err = {n: {b: quantization_error(mods[n].weight, b, True) for b in bits} for n in names}
         a_err = {n: {b: quantization_error(acts[n], b, False) for b in bits} for n in names}
     finally:
         for h in hooks:
             h.remove()
-    readers_all = set(readers)
-    x_tr = {n: (x_tr[n] if n in readers_all else 0.0) for n in names}
     return Sensitivity(w_tr, x_tr, w_err, a_err)
 
 
-def _fisher_traces(model, names, mods, acts, batches, w_tr, x_tr, progress) -> list[str]:
-    """Empirical Fisher traces, accumulated into ``w_tr`` / ``x_tr``: per image ``i`` of every
-    batch, ``||dl_i/dW||^2 / |W|`` and ``||dl_i/dx_i||^2 / |x_i|``, averaged over the images; the
-    activation traces divided by the last batch's size, so that times the quantization error of
-    that batch's whole tensor they give the per-image loss change (the Hessian convention).
-    Returns the layers that carry their input tensor's activation term."""
+def _readers(names: list[str], acts: dict[str, torch.Tensor]) -> dict[str, list[str]]:
+    """The first layer reading each input tensor of the last forward pass -> every layer that
+    reads it (a block's first convolution and its shortcut); only the first carries the
+    tensor's activation term."""
+    first: dict[int, str] = {}
+    for n in names:
+        first.setdefault(id(acts[n]), n)
+    return {n: [m for m in names if id(acts[m]) == id(acts[n])] for n in names if first[id(acts[n])] == n}
+
+
+def _hessian_traces(model, names, mods, acts, batches, samples, seed, progress):
+    """Hutchinson traces ``E[v^T H v] / n`` per weight and per first-read input tensor (the
+    Hessian of each batch's mean loss), averaged over batches and vectors."""
+    gen = torch.Generator().manual_seed(seed)
+    w_tr, x_tr = {n: 0.0 for n in names}, {n: 0.0 for n in names}
+    scale = len(batches) * samples
+    for k, (x, y) in enumerate(batches):
+        acts.clear()
+        loss = F.cross_entropy(model(x), y)
+        readers = list(_readers(names, acts))
+        wrt = [mods[n].weight for n in names] + [acts[n] for n in readers]
+        grads = torch.autograd.grad(loss, wrt, create_graph=True)
+        for _ in range(samples):
+            vs = [torch.randint(0, 2, g.shape, generator=gen).to(g.dtype) * 2 - 1 for g in grads]
+            hv = torch.autograd.grad(grads, wrt, grad_outputs=vs, retain_graph=True)
+            for i, (v, h) in enumerate(zip(vs, hv)):
+                target, n = (w_tr, names[i]) if i < len(names) else (x_tr, readers[i - len(names)])
+                target[n] += float((v * h).sum()) / v.numel() / scale
+        if progress:
+            progress(f"sensitivity: batch {k + 1}/{len(batches)}")
+    return w_tr, x_tr
+
+
+def _fisher_traces(model, names, mods, acts, batches, samples, seed, progress):
+    """Empirical Fisher traces: per image ``i`` of every batch, ``||dl_i/dW||^2 / |W|`` and
+    ``||dl_i/dx_i||^2 / |x_i|``, averaged over the images; the activation traces divided by the
+    last batch's size, so that times the quantization error of that batch's whole tensor they
+    give the per-image loss change (the Hessian convention). ``samples`` and ``seed`` are
+    unused (no random vectors)."""
+    w_tr, x_tr = {n: 0.0 for n in names}, {n: 0.0 for n in names}
     images = sum(len(x) for x, _ in batches)
-    readers: list[str] = []
     for k, (x, y) in enumerate(batches):
         for i in range(len(x)):
             acts.clear()
             loss = F.cross_entropy(model(x[i:i + 1]), y[i:i + 1])
-            first = {}
-            for n in names:
-                first.setdefault(id(acts[n]), n)
-            readers = [n for n in names if first[id(acts[n])] == n]
+            readers = list(_readers(names, acts))
             grads = torch.autograd.grad(loss, [mods[n].weight for n in names] + [acts[n] for n in readers])
-            for g, n in zip(grads, names):
-                w_tr[n] += float((g.double() ** 2).sum()) / g.numel() / images
-            for g, n in zip(grads[len(names):], readers):
-                x_tr[n] += float((g.double() ** 2).sum()) / g.numel() / images
+            for j, g in enumerate(grads):
+                target, n = (w_tr, names[j]) if j < len(names) else (x_tr, readers[j - len(names)])
+                target[n] += float((g.double() ** 2).sum()) / g.numel() / images
         if progress:
             progress(f"sensitivity (fisher): batch {k + 1}/{len(batches)}")
     last = len(batches[-1][0])
-    for n in readers:
-        x_tr[n] /= last
-    return readers
+    return w_tr, {n: v / last for n, v in x_tr.items()}
 
 
-def _loss_sensitivity(model, names, mods, batches, bits, progress) -> Sensitivity:
-    """The ``"loss"`` estimator (module docstring)."""
-    acts: dict[str, torch.Tensor] = {}
-    hooks = [mods[n].register_forward_hook(lambda m, inp, out, n=n: acts.__setitem__(n, inp[0]))
-             for n in names]
+def _loss_sensitivity(model, names, mods, acts, batches, bits, progress) -> Sensitivity:
+    """The ``"loss"`` estimator (module docstring); ``acts`` is filled by the caller's hooks."""
+    acts.clear()
     with torch.no_grad():
         model(batches[0][0])
-    for h in hooks:
-        h.remove()
-    first: dict[int, str] = {}
-    for n in names:
-        first.setdefault(id(acts[n]), n)
-    readers = {n: [m for m in names if id(acts[m]) == id(acts[n])] for n in names if first[id(acts[n])] == n}
+    readers = _readers(names, acts)
+    steps = {(n, b): best_step(acts[n], b, False) for n in readers for b in bits}   # fixed, as trained ones
 
     def mean_loss() -> float:
         with torch.no_grad():
@@ -243,7 +237,7 @@ def _loss_sensitivity(model, names, mods, batches, bits, progress) -> Sensitivit
 
     base = mean_loss()
     w_err: dict[str, dict[int, float]] = {n: {} for n in names}
-    a_err: dict[str, dict[int, float]] = {n: {} for n in names}
+    a_err: dict[str, dict[int, float]] = {n: {b: 0.0 for b in bits} for n in names}
     for k, n in enumerate(names):
         weight = mods[n].weight
         kept = weight.detach().clone()
@@ -253,11 +247,8 @@ def _loss_sensitivity(model, names, mods, batches, bits, progress) -> Sensitivit
             w_err[n][b] = max(0.0, mean_loss() - base)
         with torch.no_grad():
             weight.copy_(kept)
-        for b in bits:
-            if n not in readers:
-                a_err[n][b] = 0.0
-                continue
-            step = best_step(acts[n], b, False)        # a fixed step, as a trained quantizer has
+        for b in bits if n in readers else ():
+            step = steps[n, b]
             pre = [mods[m].register_forward_pre_hook(
                 lambda mod, args, b=b, step=step: (quantized(args[0], b, False, step).to(args[0].dtype),)
                 + tuple(args[1:])) for m in readers[n]]
@@ -268,4 +259,4 @@ def _loss_sensitivity(model, names, mods, batches, bits, progress) -> Sensitivit
                     h.remove()
         if progress:
             progress(f"sensitivity (loss): layer {k + 1}/{len(names)}")
-    return Sensitivity({n: 1.0 for n in names}, {n: (1.0 if n in readers else 0.0) for n in names}, w_err, a_err)
+    return Sensitivity({n: 1.0 for n in names}, {n: float(n in readers) for n in names}, w_err, a_err)

@@ -63,10 +63,13 @@ def _searches(args, cfgs) -> list[Point]:
     points = []
     for method, cfg, ratio in search_plan(args, cfgs):
         out = Path(args.runs) / "search" / f"{method}-{cfg.name}-{ratio:g}"
-        stale = (out / "search.json").exists() and not same_search(json.loads((out / "search.json").read_text()), args)
-        if stale:
+        done = out / "search.json"
+        if done.exists() and not same_search(json.loads(done.read_text()), args):
+            if args.finished_only:
+                continue
             print(f"== search {out.name}: the finished search used other settings; searching again", flush=True)
-        if stale or not (out / "search.json").exists():
+            done.unlink()
+        if not done.exists():
             if args.finished_only:
                 continue
             cmd = [sys.executable, "-m", "bitmill", "search", "--model", args.model, "--method",

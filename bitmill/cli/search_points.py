@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -64,7 +64,6 @@ def train_config(point: Point, init: Path, qat_epochs: int, qat_lr: float, seed:
 
 def same_training(metrics: dict, train_cfg) -> bool:
     """Whether a finished run's ``metrics.json`` records the training configuration ``train_cfg``."""
-    from dataclasses import asdict
     return metrics.get("config") == json.loads(json.dumps(asdict(train_cfg)))
 
 

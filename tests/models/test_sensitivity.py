@@ -19,7 +19,7 @@ def test_traces_errors_and_round_trip():
     model = build_model("resnet8", Method.parse("fp"), BitAssignment.parse("w4a4"))
     layers = list(layer_modules(model))[1:]
     batches = list(data.batches(data.synthetic(16), 8, None))
-    s = sensitivity(model, layers, batches, range(2, 9), samples=2)
+    s = sensitivity(model, layers, batches, range(2, 9), samples=2, estimator="hessian")
     assert set(s.weight_trace) == set(layers)
     assert all(math.isfinite(v) for v in (*s.weight_trace.values(), *s.act_trace.values()))
     assert s.act_trace["layer2.0.downsample"] == 0.0 != s.act_trace["layer2.0.conv1"]
