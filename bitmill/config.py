@@ -88,6 +88,7 @@ class AccelConfig:
     max_feature_size: int = 4095  # largest feature-map height or width (pixels) a program uses
     max_channels: int = 8191     # largest channel (or dense feature) count a program uses
     queue_depth: int = 1024      # instructions each queue's on-chip instruction memory holds
+    k_passes: int = 1            # most partial-sum passes of a GEMM tile (1, 2, 4 or 8)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -116,6 +117,9 @@ class AccelConfig:
         _check_int("max_feature_size", self.max_feature_size, 1, 65535)
         _check_int("max_channels", self.max_channels, 1, 65535)
         _check_int("queue_depth", self.queue_depth, 1, 16384)
+        if self.k_passes not in (1, 2, 4, 8) or isinstance(self.k_passes, bool):
+            raise ConfigError(f"k_passes must be 1, 2, 4 or 8 (partial-sum passes per tile), "
+                              f"not {self.k_passes!r}")
 
     # ---- derived values -------------------------------------------------------------------
     @property

@@ -98,9 +98,37 @@ def engine_chunks(cfg: AccelConfig) -> int:
 
 
 def k_capacity(cfg: AccelConfig) -> int:
-    """Most terms per output (``K_total = kernel^2 * in_c``) one GEMM tile holds; the compiler
-    refuses layers beyond it (no partial-sum passes)."""
+    """Most terms per output (``K_total = kernel^2 * in_c``) one pass of a GEMM tile holds
+    (the engine's activation operand and its accumulators)."""
     return engine_chunks(cfg) * cfg.lanes
+
+
+def pass_rows(cfg: AccelConfig, kernel: int, in_c: int) -> tuple[int, ...]:
+    """Kernel rows of each partial-sum pass of a GEMM tile: one pass when ``K_total =
+    kernel^2 * in_c`` fits `k_capacity`, else passes of ``h = k_capacity // (kernel * in_c)``
+    whole kernel rows (the last one takes the rest), summed in the engine's shadow registers.
+    `BitmillError` when one kernel row exceeds the capacity or more than ``cfg.k_passes``
+    passes are needed."""
+    cap, run = k_capacity(cfg), kernel * in_c
+    if kernel * run <= cap:
+        return (kernel,)
+    h = min(kernel, cap // run)
+    if h == 0:
+        raise BitmillError(f"one kernel row sums {run} terms ({kernel} x {in_c}); the tile engine of "
+                           f"{cfg.name} holds {cap} per pass ({cfg.lanes} lanes x {engine_chunks(cfg)}, "
+                           f"set by acc_bits and the buffers)")
+    rows = tuple(min(h, kernel - y) for y in range(0, kernel, h))
+    if len(rows) > cfg.k_passes:
+        raise BitmillError(f"{kernel * run} terms per output need {len(rows)} partial-sum passes of "
+                           f"{h} kernel row(s) ({h * run} terms, the engine holds {cap}); {cfg.name} "
+                           f"allows k_passes {cfg.k_passes}")
+    return rows
+
+
+def psum_width(cfg: AccelConfig) -> int:
+    """Bits of the shadow registers that sum a tile's passes: every precision over
+    ``k_passes * k_capacity`` terms."""
+    return accumulator_width(cfg.k_passes * k_capacity(cfg))
 
 
 class VecKind(enum.Enum, shape=2):

@@ -222,17 +222,21 @@ def _stream_cycles(cfg: AccelConfig, vectors: int, k_total: int, pieces: int, wo
     return chunks * vectors * pieces * words + (chunks - 1) * stall + emit + STAGE_PIPE
 
 
-def weight_stage_cycles(cfg: AccelConfig, k_total: int, w_bits: int) -> int:
-    """Cycles of `WeightStager` from ``start`` to ``finish`` + 1::
+def weight_stage_cycles(cfg: AccelConfig, k_total: int, w_bits: int, row_k: int | None = None,
+                        k0: int = 0) -> int:
+    """Cycles of `WeightStager` from ``start`` to ``finish`` + 1, staging codes ``k0 ..
+    k0+k_total`` of rows of ``row_k`` codes (default: the whole row, ``k_total``)::
 
         WEIGHT_SETUP_CYCLES + chunks*R*words + (chunks-1)*stall + E + STAGE_PIPE
 
     with ``chunks = ceil(k_total/K)``, ``E = w_bits`` (bitserial) or 1, ``words =
     stage_words(min(K, k_total), w_bits)`` for piece starts on multiples of the row pitch
-    ``8*ceil(k_total*w_bits/8)`` and of ``K*w_bits``, and ``stall = max(0, E - words)``."""
+    ``8*ceil(row_k*w_bits/8)``, of ``K*w_bits`` and of ``k0*w_bits``, and ``stall = max(0, E -
+    words)``."""
     passes_per_chunk(cfg.pe_family, w_bits, 1)
-    pitch_bits = 8 * -(-k_total * w_bits // 8)
-    words = stage_words(cfg, min(cfg.lanes, k_total), w_bits, (pitch_bits, cfg.lanes * w_bits))
+    pitch_bits = 8 * -(-(k_total if row_k is None else row_k) * w_bits // 8)
+    words = stage_words(cfg, min(cfg.lanes, k_total), w_bits,
+                        (pitch_bits, cfg.lanes * w_bits, k0 * w_bits))
     return WEIGHT_SETUP_CYCLES + _stream_cycles(cfg, cfg.rows, k_total, 1, words, w_bits)
 
 
@@ -241,32 +245,36 @@ def act_divide_cycles(cfg: AccelConfig) -> int:
     return cfg.max_feature_size.bit_length()
 
 
-def act_pieces(cfg: AccelConfig, kernel: int, in_c: int) -> int:
-    """Pieces (runs of one kernel row) a K-lane chunk of an im2col column can span: 1 when
-    ``K`` divides ``L = kernel*in_c``, else ``min(kernel, 1 + ceil((K-1)/L))``."""
-    run = kernel * in_c
+def act_pieces(cfg: AccelConfig, kernel: int, in_c: int, rows: int | None = None) -> int:
+    """Pieces (runs of one kernel row) a K-lane chunk of an im2col column of ``rows`` kernel
+    rows (default ``kernel``) can span: 1 when ``K`` divides ``L = kernel*in_c``, else
+    ``min(rows, 1 + ceil((K-1)/L))``."""
+    run, rows = kernel * in_c, kernel if rows is None else rows
     if run % cfg.lanes == 0:
         return 1
-    return min(kernel, 1 + -(-(cfg.lanes - 1) // run))
+    return min(rows, 1 + -(-(cfg.lanes - 1) // run))
 
 
-def act_stage_cycles(cfg: AccelConfig, kernel: int, in_c: int, in_w: int, a_bits: int) -> int:
-    """Cycles of `ActStager` from ``start`` to ``finish`` + 1::
+def act_stage_cycles(cfg: AccelConfig, kernel: int, in_c: int, in_w: int, a_bits: int,
+                     rows: int | None = None) -> int:
+    """Cycles of `ActStager` from ``start`` to ``finish`` + 1 for im2col columns of ``rows``
+    kernel rows (default ``kernel``; a partial-sum pass takes fewer)::
 
         act_divide_cycles + ACT_SETUP_EXTRA + chunks*C*P*words + (chunks-1)*stall + E + STAGE_PIPE
 
-    with ``k_total = kernel^2*in_c``, ``chunks = ceil(k_total/K)``, ``P = act_pieces``,
+    with ``k_total = rows*kernel*in_c``, ``chunks = ceil(k_total/K)``, ``P = act_pieces``,
     ``E = a_bits`` (bitserial) or 1, ``words = stage_words(min(K, kernel*in_c), a_bits)`` for
     piece starts on multiples of the row pitch ``8*ceil(in_w*in_c*a_bits/8)``, of
     ``in_c*a_bits`` and of ``K*a_bits``, and ``stall = max(0, E - P*words)``. Independent of
-    the pixel, of padding and of the data."""
+    the pixel, of the pass, of padding and of the data."""
     passes_per_chunk(cfg.pe_family, 1, a_bits)
+    rows = kernel if rows is None else rows
     pitch_bits = 8 * -(-in_w * in_c * a_bits // 8)
     run = kernel * in_c
     words = stage_words(cfg, min(cfg.lanes, run), a_bits,
                         (pitch_bits, in_c * a_bits, cfg.lanes * a_bits))
     return (act_divide_cycles(cfg) + ACT_SETUP_EXTRA
-            + _stream_cycles(cfg, cfg.cols, kernel * run, act_pieces(cfg, kernel, in_c), words, a_bits))
+            + _stream_cycles(cfg, cfg.cols, rows * run, act_pieces(cfg, kernel, in_c, rows), words, a_bits))
 
 
 # ---- GEMM unit (`bitmill.hw.gemm`) ----------------------------------------------------------
@@ -285,56 +293,73 @@ def gemm_cycles(cfg: AccelConfig, npix: int, channels: int, kernel: int, in_c: i
                 w_bits: int, a_bits: int) -> int:
     """Cycles of a GEMM over ``npix`` pixels and ``channels`` output channels.
 
-    Cycle 0 is the start cycle; the divider follows (``GEMM_ACCEPT + divide``). Channel tile
-    ``k`` reads its requant records from cycle ``t_k`` (``params = R * max(1, 16 / B) + 1``
-    cycles), then stages its weights (``W`` = `weight_stage_cycles`) from ``w_k = t_k +
-    params``, or from ``max(t_k + params, pre_k + A)`` when its first pixel tile's activation
-    staging started at ``pre_k`` in the previous channel tile (the two stagers share the
-    engine's load port); its stream starts at ``e_k = w_k + W``. Pixel tile ``n`` (``C_n =
-    min(C, pixels left)`` columns, ``R' = min(R, channels left)``) is staged into one activation
-    half while the array runs tile ``n-1`` from the other, and read out of the shadow registers
-    while tile ``n+1`` runs::
+    Cycle 0 is the start cycle; the divider follows (``GEMM_ACCEPT + divide``). A tile whose
+    ``K_total = kernel^2 * in_c`` exceeds the engine runs as partial-sum passes of whole
+    kernel rows (`bitmill.isa.pass_rows`; one pass otherwise): pass ``s`` covers kernel rows
+    ``y_s .. y_s + h_s``, its weights are staged into their own region of the engine and its
+    activations like a tile's, and its accumulators are added into the shadow registers.
 
-        stage_0 = e_0 (the GEMM's first channel tile), pre_k (later ones)
-        issue_0 = max(stage_0 + A, e_k);  issue_n = max(stage_n + A, copy_(n-1))
-        stage_(n+1) = issue_n;            pre_(k+1) = issue_last (if a channel tile follows)
-        copy_0 = issue_0 + tile + TILE_DONE
-        copy_n = max(issue_n + tile + TILE_DONE, read_end_(n-1))
-        read_end_n = copy_n + 1 + R' * C_n        (the first cycle without readout)
+    Channel tile ``k`` reads its requant records from cycle ``t_k`` (``params = R * max(1, 16
+    / B) + 1`` cycles), then stages the weights of every pass back to back (``W = sum W_s``,
+    `weight_stage_cycles` of ``h_s * kernel * in_c`` codes from code ``y_s * kernel * in_c``)
+    from ``w_k = t_k + params``, or from ``max(t_k + params, pre_k + A_0)`` when its first
+    tile's activation staging started at ``pre_k`` in the previous channel tile (the two
+    stagers share the engine's load port); its stream starts at ``e_k = w_k + W``. The stream
+    runs the pixel tiles ``n`` (``C_n = min(C, pixels left)`` columns, ``R' = min(R,
+    channels left)``) and inside each its passes ``s``, one array tile each: a tile is staged
+    into one activation half while the array runs the previous one from the other, and a
+    pixel tile is read out of the shadow registers after its last pass while the next pixel
+    tile runs::
 
-    with ``A`` = `act_stage_cycles` and ``tile`` = `tile_cycles` for ``k_total = kernel^2 *
-    in_c``. The next channel tile starts at ``t_(k+1) = read_end_last + 1``; after the last one
-    the GEMM ends at ``read_end_last + RESULT_LATENCY + REQUANT_LATENCY + PACKER_DRAIN``
-    (exclusive). The steady state takes ``max(A, tile + TILE_DONE, R' * C + 1)`` cycles per
-    pixel tile."""
-    k_total = kernel * kernel * in_c
+        stage of the first tile = e_0 (the GEMM's first channel tile), pre_k (later ones)
+        issue = max(stage + A_s, e_k for the channel tile's first tile, else copy of the previous tile)
+        stage of the next tile = issue;     pre_(k+1) = the last issue (if a channel tile follows)
+        copy = issue + tile_s + TILE_DONE, not before read_end_(n-1)
+        read_end_n = copy of the last pass + 1 + R' * C_n     (the first cycle without readout)
+
+    with ``A_s`` = `act_stage_cycles` of ``h_s`` kernel rows and ``tile_s`` = `tile_cycles`
+    for ``h_s * kernel * in_c`` terms. The next channel tile starts at ``t_(k+1) =
+    read_end_last + 1``; after the last one the GEMM ends at ``read_end_last + RESULT_LATENCY +
+    REQUANT_LATENCY + PACKER_DRAIN`` (exclusive). With one pass the steady state takes
+    ``max(A, tile + TILE_DONE, R' * C + 1)`` cycles per pixel tile."""
+    from bitmill.isa import pass_rows
+    run = kernel * in_c
+    passes = pass_rows(cfg, kernel, in_c)
+    starts = [sum(passes[:s]) for s in range(len(passes))]
     params = cfg.rows * max(1, PARAM_RECORD_BYTES // cfg.mem_bytes_per_cycle) + 1
-    stage_a = act_stage_cycles(cfg, kernel, in_c, in_w, a_bits)
-    stage_w = weight_stage_cycles(cfg, k_total, w_bits)
-    tile = tile_cycles(cfg.pe_family, cfg.lanes, k_total, w_bits, a_bits) + TILE_DONE
+    stage_a = [act_stage_cycles(cfg, kernel, in_c, in_w, a_bits, h) for h in passes]
+    stage_w = sum(weight_stage_cycles(cfg, h * run, w_bits, kernel * run, y * run)
+                  for h, y in zip(passes, starts))
+    tile = [tile_cycles(cfg.pe_family, cfg.lanes, h * run, w_bits, a_bits) + TILE_DONE for h in passes]
     cols = [min(cfg.cols, npix - p) for p in range(0, npix, cfg.cols)]
     t, pre = GEMM_ACCEPT + gemm_divide_cycles(cfg), None
     for o in range(0, channels, cfg.rows):
         r = min(cfg.rows, channels - o)
-        w = t + params if pre is None else max(t + params, pre + stage_a)
+        w = t + params if pre is None else max(t + params, pre + stage_a[0])
         stream = w + stage_w
         stage, copy, read_end = (stream if pre is None else pre), None, None
         for c in cols:
-            issue = max(stage + stage_a, stream if copy is None else copy)
-            stage = issue
-            copy = issue + tile if read_end is None else max(issue + tile, read_end)
+            for s in range(len(passes)):
+                issue = max(stage + stage_a[s], stream if copy is None else copy)
+                stage = issue
+                copy = issue + tile[s] if read_end is None else max(issue + tile[s], read_end)
             read_end = copy + 1 + r * c
         t, pre = read_end + 1, stage
     return t - 1 + RESULT_LATENCY + REQUANT_LATENCY + PACKER_DRAIN
 
+
 def gemm_limit(cfg: AccelConfig, channels: int, kernel: int, in_c: int, in_w: int,
                w_bits: int, a_bits: int) -> str:
     """What bounds `gemm_cycles`' steady state, one pixel tile every ``max(A, tile + TILE_DONE,
-    R' * C + 1)`` cycles: ``"staging"`` (``A``, the im2col activations into the engine),
-    ``"array"`` (the tile on the MAC array) or ``"readout"`` (the results through the
-    requantizer); a tie goes to the array, then to staging."""
-    terms = {"array": tile_cycles(cfg.pe_family, cfg.lanes, kernel * kernel * in_c, w_bits, a_bits) + TILE_DONE,
-             "staging": act_stage_cycles(cfg, kernel, in_c, in_w, a_bits),
+    R' * C + 1)`` cycles (``A`` and ``tile`` summed over the partial-sum passes):
+    ``"staging"`` (``A``, the im2col activations into the engine), ``"array"`` (the tile on
+    the MAC array) or ``"readout"`` (the results through the requantizer); a tie goes to the
+    array, then to staging."""
+    from bitmill.isa import pass_rows
+    passes = pass_rows(cfg, kernel, in_c)
+    terms = {"array": sum(tile_cycles(cfg.pe_family, cfg.lanes, h * kernel * in_c, w_bits, a_bits)
+                          + TILE_DONE for h in passes),
+             "staging": sum(act_stage_cycles(cfg, kernel, in_c, in_w, a_bits, h) for h in passes),
              "readout": min(cfg.rows, channels) * cfg.cols + 1}
     return max(terms, key=terms.get)
 

@@ -13,12 +13,12 @@ from dataclasses import replace
 
 from bitmill import timing
 from bitmill.config import AccelConfig
-from bitmill.errors import LoweringError
+from bitmill.errors import BitmillError, LoweringError
 from bitmill.geometry import Band, Window, band_count, bands as split_bands, nhwc_rows
 from bitmill.compiler import cost
 from bitmill.compiler.ir import Add, Conv2d, Dense, Flatten, GlobalAvgPool, Graph, MaxPool
 from bitmill.packing import PARAM_RECORD, pitch
-from bitmill.isa import PARAM_SLOT_BYTES, VecKind, engine_chunks, k_capacity
+from bitmill.isa import PARAM_SLOT_BYTES, VecKind, pass_rows, psum_width
 from bitmill.numerics import accumulator_bits
 from bitmill.compiler.schedule import BufferUse, LayerSchedule, Schedule, Traffic
 
@@ -90,14 +90,15 @@ def _check_gemm(node: Conv2d | Dense, cfg: AccelConfig, a_bits: int, a_enc) -> N
         raise LoweringError(f"{node.name} has {o} output channels; a requant table slot holds "
                             f"{PARAM_SLOT_BYTES // PARAM_RECORD}")
     need = accumulator_bits(node.k, node.w_bits, node.w_enc, a_bits, a_enc)
-    if need > cfg.acc_bits:
+    if need > cfg.acc_bits and (cfg.k_passes == 1 or need > psum_width(cfg)):
         raise LoweringError(f"{node.name} needs {need}-bit accumulators ({node.k} terms at "
                             f"W{node.w_bits}A{a_bits}); {cfg.name} has acc_bits {cfg.acc_bits}")
-    if node.k > k_capacity(cfg):
-        raise LoweringError(f"{node.name} sums {node.k} terms per output; the tile engine of {cfg.name} "
-                            f"holds {k_capacity(cfg)} per tile ({cfg.lanes} lanes x {engine_chunks(cfg)}, set "
-                            f"by acc_bits and the buffers; no partial-sum passes): choose a "
-                            f"config with more acc_bits, lanes or buffer")
+    kernel = node.weight.shape[2] if node.weight.ndim == 4 else 1
+    try:
+        pass_rows(cfg, kernel, node.k // (kernel * kernel))
+    except BitmillError as exc:
+        raise LoweringError(f"{node.name}: {exc}: choose a config with more acc_bits, lanes, "
+                            f"buffer or k_passes") from None
 
 
 def _gemm(node: Conv2d | Dense, in_type, cfg: AccelConfig) -> LayerSchedule:

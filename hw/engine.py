@@ -16,11 +16,17 @@ its command, so the next tile's activations are loaded while a tile runs. With
 ``shadow=True`` a ``copy`` pulse copies the ``R x C`` accumulators into shadow registers
 (at the clock edge ending the cycle), and the result port reads the shadow registers, so a
 tile's results are read while the next tile runs.
+
+Partial-sum passes (``passes`` > 1, with ``shadow``): the weight buffer holds ``passes``
+regions of ``chunk_slots`` chunks per plane (a command's ``w_pass`` picks one), and a ``copy``
+with ``accumulate`` adds the accumulators to the shadow registers instead of replacing them;
+the shadow registers and the result port are `res_width` bits wide (every precision over
+``passes * max_chunks * lanes`` terms).
 """
 
 from __future__ import annotations
 
-from amaranth import Array, Cat, Module, Signal, signed
+from amaranth import Array, Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -29,7 +35,7 @@ from bitmill.hw.array import MacArray
 from bitmill.hw.cells import check_cells
 from bitmill.hw.params import VALUE_BITS, accumulator_width, check_family, check_positive
 from bitmill.isa import engine_chunks  # noqa: F401  (the engine's size, re-exported)
-from bitmill.hw.sequencer import TileSequencer, chunk_slots, command_layout
+from bitmill.hw.sequencer import TileSequencer, check_passes, chunk_slots, command_layout
 from bitmill.precision import MAX_RUNTIME_BITS
 from bitmill.timing import FETCH_STAGES, pipeline_latency, tile_cycles
 
@@ -44,10 +50,11 @@ class TileEngine(wiring.Component):
     ``busy`` (Out), ``done`` (Out: results of the last tile valid), ``res_addr`` (In:
     ``r * cols + c``) and ``res_data`` (Out, `res_latency` cycles later). With
     ``act_halves=2`` also ``load_half`` and ``cmd_half`` (In); with ``shadow`` also ``copy``
-    (In)."""
+    (In); with ``passes > 1`` also ``accumulate`` (In, with ``copy``)."""
 
     def __init__(self, rows: int, cols: int, lanes: int, family: str, max_chunks: int,
-                 cells: str | None = None, act_halves: int = 1, shadow: bool = False):
+                 cells: str | None = None, act_halves: int = 1, shadow: bool = False,
+                 passes: int = 1):
         self.rows = check_positive("rows", rows, 256)
         self.cols = check_positive("cols", cols, 256)
         self.lanes = check_positive("lanes", lanes, 4096)
@@ -62,25 +69,32 @@ class TileEngine(wiring.Component):
             raise ValueError(f"act_halves must be 1 or 2, not {act_halves!r}")
         if not isinstance(shadow, bool):
             raise ValueError(f"shadow must be a bool, not {shadow!r}")
+        self.passes = check_passes(passes)
+        if passes > 1 and not shadow:
+            raise ValueError("partial-sum passes need the shadow registers (shadow=True)")
         self.act_halves, self.shadow = act_halves, shadow
+        self.res_width = accumulator_width(passes * max_chunks * lanes)
         members = {
-            "load": In(stream.Signature(load_layout(self.word_bits, self.depth))),
-            "cmd": In(stream.Signature(command_layout(max_chunks))),
+            "load": In(stream.Signature(load_layout(self.word_bits, self.depth * passes))),
+            "cmd": In(stream.Signature(command_layout(max_chunks, passes))),
             "busy": Out(1), "done": Out(1),
-            "res_addr": In(range(rows * cols)), "res_data": Out(signed(self.acc_width)),
+            "res_addr": In(range(rows * cols)), "res_data": Out(signed(self.res_width)),
         }
         if act_halves == 2:
             members.update(load_half=In(1), cmd_half=In(1))
         if shadow:
             members["copy"] = In(1)
+        if passes > 1:
+            members["accumulate"] = In(1)
         super().__init__(members)
 
     @classmethod
     def from_config(cls, cfg: AccelConfig, cells: str | None = None, act_halves: int = 1,
                     shadow: bool = False) -> "TileEngine":
-        """The engine of an accelerator configuration (`engine_chunks` sizes the buffers)."""
+        """The engine of an accelerator configuration (`engine_chunks` sizes the buffers; with
+        ``shadow``, ``cfg.k_passes`` weight regions)."""
         return cls(cfg.rows, cfg.cols, cfg.lanes, cfg.pe_family, engine_chunks(cfg), cells,
-                   act_halves, shadow)
+                   act_halves, shadow, cfg.k_passes if shadow else 1)
 
     @property
     def max_k_total(self) -> int:
@@ -100,7 +114,7 @@ class TileEngine(wiring.Component):
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        m.submodules.seq = seq = TileSequencer(self.family, self.max_chunks)
+        m.submodules.seq = seq = TileSequencer(self.family, self.max_chunks, self.passes)
         m.submodules.array = array = MacArray(self.rows, self.cols, self.lanes, self.family,
                                               self.acc_width, self.cells)
         read_half = self._control(m, seq, array)
@@ -116,14 +130,14 @@ class TileEngine(wiring.Component):
         for name, addr, dest, count in (("wbuf", seq.w_addr, array.w, self.rows),
                                         ("abuf", seq.a_addr, array.a, self.cols)):
             bits = count * self.lanes * self.lane_bits
-            halves = self.act_halves if name == "abuf" else 1
+            halves = self.act_halves if name == "abuf" else self.passes
             m.d.comb += self.load.ready.eq(1)
             mem = memory.Memory(shape=bits, depth=self.depth * halves, init=[])
             m.submodules[name] = mem
             wr, rd = mem.write_port(), mem.read_port()
             waddr = self.load.payload.addr
-            if halves == 2:
-                waddr, addr = Cat(waddr, self.load_half), Cat(addr, read_half)
+            if name == "abuf" and halves == 2:
+                waddr, addr = Cat(waddr[:len(addr)], self.load_half), Cat(addr, read_half)
             m.d.comb += [wr.addr.eq(waddr), wr.data.eq(self.load.payload.data),
                          wr.en.eq(self.load.valid & (self.load.payload.target == (name == "abuf")))]
             addr_q = Signal(len(addr), name=f"{name}_addr", reset_less=True)
@@ -162,12 +176,20 @@ class TileEngine(wiring.Component):
         return read_half
 
     def _result_source(self, m: Module, array):
-        """The accumulators the result port reads: the array's, or their shadow copy."""
+        """The accumulators the result port reads: the array's, or their shadow copy (with
+        passes, the sum of the passes' accumulators)."""
         if not self.shadow:
             return array.acc
-        shadow = Signal(array.acc.shape(), name="shadow", reset_less=True)
+        if self.passes == 1:
+            shadow = Signal(array.acc.shape(), name="shadow", reset_less=True)
+            with m.If(self.copy):
+                m.d.sync += shadow.eq(array.acc)
+            return shadow
+        shadow = Signal(data.ArrayLayout(signed(self.res_width), self.rows * self.cols),
+                        name="shadow", reset_less=True)
         with m.If(self.copy):
-            m.d.sync += shadow.eq(array.acc)
+            m.d.sync += [shadow[k].eq(Mux(self.accumulate, shadow[k], 0) + array.acc[k])
+                         for k in range(self.rows * self.cols)]
         return shadow
 
     @property
@@ -186,7 +208,7 @@ class TileEngine(wiring.Component):
         picked = []
         for g in range(-(-n // group)):
             members = [acc[k] for k in range(g * group, min(n, (g + 1) * group))]
-            reg = Signal(signed(self.acc_width), name=f"res_g{g}", reset_less=True)
+            reg = Signal(signed(self.res_width), name=f"res_g{g}", reset_less=True)
             m.d.sync += reg.eq(Array(members)[lo] if len(members) > 1 else members[0])
             picked.append(reg)
         hi = Signal(max(1, len(self.res_addr) - low), name="res_group", reset_less=True)

@@ -21,8 +21,15 @@ are valid and the previous readout has ended, and their readout starts in the ne
 channel tile ends the cycle after its last readout; the next one's weight staging starts when
 its requant records are read and the activation stager has finished.
 
-Errors (``error`` with ``finish``): ``k_total`` beyond what the tile engine holds, an empty
-GEMM, the packer refusing a code (never with the stream this unit sends for ``B >= 8``).
+Partial-sum passes (`bitmill.isa.pass_rows`): when ``K_total`` exceeds the engine, every
+pixel tile runs as passes of ``h`` whole kernel rows (the last takes the rest). The weights of
+every pass are staged, one after another, into their own region of the engine; each pass's
+activations are staged like a tile's; a pass's results are added to the shadow registers
+(``accumulate``), and the readout starts after the last pass.
+
+Errors (``error`` with ``finish``): one kernel row beyond what the tile engine holds, or more
+passes than ``k_passes``, an empty GEMM, the packer refusing a code (never with the stream
+this unit sends for ``B >= 8``).
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ from bitmill.hw.buffers import buffer_depth, read_signature, slot_words
 from bitmill.hw.engine import TileEngine
 from bitmill.hw.packer import CodePacker
 from bitmill.hw.requant import Requantizer
+from bitmill.hw.sequencer import chunk_slots
 from bitmill.hw.staging_acts import ActStager
 from bitmill.hw.staging_weights import WeightStager
 from bitmill.isa import Buffer
@@ -76,13 +84,14 @@ class GemmUnit(wiring.Component):
         m.submodules.engine = engine = self.engine
         m.submodules.wstage = wst = WeightStager(cfg)
         m.submodules.astage = ast = ActStager(cfg)
-        m.submodules.requant = rq = Requantizer(engine.acc_width, tag_bits=self._tag_bits())
+        m.submodules.requant = rq = Requantizer(engine.res_width, tag_bits=self._tag_bits())
         m.submodules.packer = pk = CodePacker(cfg.mem_bytes_per_cycle, buffer_depth(cfg, Buffer.OUT))
         st = _GemmState(cfg, engine)
         left_rows, left_pix = st.ins.rows - st.oc, st.ins.npix - st.pc
         m.d.comb += [st.rows_valid.eq(Mux(left_rows < cfg.rows, left_rows, cfg.rows)),
                      st.cols_valid.eq(Mux(left_pix < cfg.cols, left_pix, cfg.cols))]
         self._accept(m, st)
+        self._passes(m, st)
         self._divide(m, st)
         self._params(m, st)
         self._stage(m, st, wst, ast, engine)
@@ -115,6 +124,39 @@ class GemmUnit(wiring.Component):
                 self._go(m, st, _GemmState.DIV, st.div_bits - 1)
                 m.d.sync += [st.rem.eq(0), st.quot.eq(0)]
 
+    def _passes(self, m: Module, st: "_GemmState") -> None:
+        """The partial-sum passes of the layer, from the SETUP registers (stable through a
+        GEMM), registered one step after another: ``run = kernel * in_c``; ``h`` (kernel rows
+        per pass: the most ``h <= kernel`` with ``h * run`` within the engine), the pass count
+        ``ceil(kernel / h)``, the last pass's rows and codes, and the chunks of a full and of
+        the last pass. ``fits`` (valid from the DIV phase's third cycle): the passes are at
+        most ``k_passes``. Everything is settled before the weight staging starts."""
+        cfg, regs, ps = self.cfg, self.regs, st.ps
+        max_k, kp = self.engine.max_k_total, cfg.k_passes
+        flags = Signal(isa.MAX_KERNEL + 1, name="pass_row_fits")     # bit h: h rows fit one pass
+        m.d.sync += [ps["run"].eq(regs.kernel * regs.in_c),
+                     flags.eq(Cat(0, *[(h <= regs.kernel) & (h * ps["run"] <= max_k)
+                                       for h in range(1, isa.MAX_KERNEL + 1)])),
+                     ps["h"].eq(sum(flags[h] for h in range(1, isa.MAX_KERNEL + 1))),
+                     ps["h_run"].eq(ps["h"] * ps["run"]),
+                     ps["count"].eq(sum(((j - 1) * ps["h"] < regs.kernel).as_unsigned()
+                                        for j in range(1, kp + 1))),
+                     ps["last_rows"].eq(regs.kernel - (ps["count"] - 1) * ps["h"]),
+                     ps["last_k"].eq(ps["last_rows"] * ps["run"]),
+                     ps["chunks_m1"].eq((ps["h_run"] + cfg.lanes - 1) // cfg.lanes - 1),
+                     ps["last_chunks_m1"].eq((ps["last_k"] + cfg.lanes - 1) // cfg.lanes - 1)]
+        need = (regs.kernel + kp - 1) >> (kp.bit_length() - 1)        # ceil(kernel / k_passes)
+        m.d.comb += ps["fits"].eq(flags.bit_select(need[:len(flags).bit_length()], 1))
+
+    def _pass_info(self, st: "_GemmState", ky0):
+        """Of the pass starting at kernel row ``ky0``: whether it is the last, its rows, its
+        codes, its chunks minus one."""
+        ps, kernel = st.ps, self.regs.kernel
+        last = ky0 + ps["h"] >= kernel
+        return {"last": last, "rows": Mux(last, ps["last_rows"], ps["h"]),
+                "k": Mux(last, ps["last_k"], ps["h_run"]),
+                "chunks_m1": Mux(last, ps["last_chunks_m1"], ps["chunks_m1"])}
+
     def _divide(self, m: Module, st: "_GemmState") -> None:
         """``(y0, x0) = divmod(p0, out_w)``, one quotient bit per cycle; the layer's derived
         sizes registered meanwhile, the products in two steps (valid from the DIV phase's
@@ -134,10 +176,10 @@ class GemmUnit(wiring.Component):
                          st.k_total.eq(kk * regs.in_c), wc.eq(regs.out_w * regs.out_c),
                          st.out_cb.eq(regs.out_c * out_bits),
                          st.pitch_bits.eq(((wc * out_bits + 7) >> 3) << 3),
-                         st.chunks_m1.eq((st.k_total + cfg.lanes - 1) // cfg.lanes - 1),
-                         st.ch_bits0.eq(ins.o0 * out_bits), st.oc.eq(0), st.pc.eq(0)]
+                         st.ch_bits0.eq(ins.o0 * out_bits), st.oc.eq(0), st.pc.eq(0),
+                         st.ip_ky0.eq(0), st.ip_idx.eq(0)]
             with m.If(st.count == 0):
-                with m.If((st.k_total == 0) | (st.k_total > self.engine.max_k_total)):
+                with m.If((st.k_total == 0) | ~st.ps["fits"]):
                     self._go(m, st, _GemmState.FAIL)
                 with m.Else():
                     self._go(m, st, _GemmState.PARAMS, 0)
@@ -168,50 +210,76 @@ class GemmUnit(wiring.Component):
                 self._go(m, st, _GemmState.WSTAGE)
 
     def _stage(self, m: Module, st: "_GemmState", wst, ast, engine) -> None:
-        """Weight staging once per channel tile, once the activation stager has finished (they
-        share the engine's load port); activation staging of a pixel tile into the activation
-        half the array is not reading: the GEMM's first when the stream starts, every later one
-        (the next channel tile's first included) in the cycle its predecessor's command issues."""
+        """Weight staging once per channel tile, pass after pass (each into its region of the
+        engine), once the activation stager has finished (they share the engine's load port);
+        activation staging of a tile (a pixel tile's pass) into the activation half the array
+        is not reading: the GEMM's first when the stream starts, every later one (the next
+        pass, the next pixel tile's first, the next channel tile's first) in the cycle its
+        predecessor's command issues."""
         cfg, regs, ins = self.cfg, self.regs, st.ins
         m.d.comb += [self.weights.addr.eq(wst.read_addr), wst.read_data.eq(self.weights.data),
                      self.acts.addr.eq(ast.read_addr), ast.read_data.eq(self.acts.data)]
         wait = (st.phase == _GemmState.WSTAGE) & st.entered & st.staging   # the load port is busy
         with m.If(wait):
             m.d.sync += st.entered.eq(1)
+        wpass = self._pass_info(st, st.w_ky0)
         m.d.comb += [wst.start.eq((st.phase == _GemmState.WSTAGE) & st.entered & ~st.staging),
                      wst.cmd.base.eq(ins.w_slot * slot_words(cfg, Buffer.WEIGHT)),
                      wst.cmd.row.eq(ins.w_row + st.oc), wst.cmd.rows.eq(st.rows_valid),
-                     wst.cmd.k_total.eq(st.k_total), wst.cmd.w_bits.eq(regs.w_bits + 1),
+                     wst.cmd.k_total.eq(wpass["k"]), wst.cmd.row_k.eq(st.k_total),
+                     wst.cmd.k0.eq(st.w_k0), wst.cmd.w_bits.eq(regs.w_bits + 1),
                      wst.cmd.w_enc.eq(regs.w_enc)]
+        ipass = self._pass_info(st, st.ip_ky0)
+        st.ipass = ipass
+        follows = st.issue_go & ~ipass["last"]           # the next tile is this pixel tile's next pass
         stage_pc = Signal.like(st.pc)
-        m.d.comb += stage_pc.eq(Mux(st.issue_go & (st.pc + cfg.cols < ins.npix), st.pc + cfg.cols, 0))
+        m.d.comb += stage_pc.eq(Mux(follows, st.pc,
+                                    Mux(st.issue_go & (st.pc + cfg.cols < ins.npix), st.pc + cfg.cols, 0)))
+        next_ky0 = st.ip_ky0 + st.ps["h"]
         left = ins.npix - stage_pc
         m.d.comb += [ast.start.eq(st.stage_go),
                      ast.cmd.base.eq(ins.a_slot * slot_words(cfg, Buffer.ACT)),
                      ast.cmd.p.eq(ins.p0 + stage_pc), ast.cmd.cols.eq(Mux(left < cfg.cols, left, cfg.cols)),
+                     ast.cmd.ky0.eq(Mux(follows, next_ky0, 0)),
+                     ast.cmd.rows.eq(Mux(follows, self._pass_info(st, next_ky0)["rows"], st.ps["h"])),
                      ast.cmd.a_bits.eq(regs.a_bits + 1), ast.cmd.a_enc.eq(regs.a_enc)]
         for name in ("kernel", "stride", "pad", "in_h", "in_w", "in_c", "out_w", "band_row0"):
             m.d.comb += getattr(ast.cmd, name).eq(getattr(regs, name))
-        m.d.comb += [engine.load.valid.eq(wst.load.valid | ast.load.valid),
-                     engine.load.payload.eq(Mux(wst.load.valid, wst.load.payload, ast.load.payload)),
+        wload = wst.load.payload
+        if cfg.k_passes > 1:          # the pass's region: bits between the chunk and the plane
+            slot = (chunk_slots(engine.max_chunks) - 1).bit_length()
+            waddr = Cat(wload.addr[:slot], st.w_idx, wload.addr[slot:])
+        else:
+            waddr = wload.addr
+        aload, eload, wv = ast.load.payload, engine.load.payload, wst.load.valid
+        m.d.comb += [engine.load.valid.eq(wv | ast.load.valid),
+                     eload.target.eq(Mux(wv, wload.target, aload.target)),
+                     eload.addr.eq(Mux(wv, waddr, aload.addr)), eload.data.eq(Mux(wv, wload.data, aload.data)),
                      engine.load_half.eq(st.write_half)]
         with m.If(st.stage_go):
             m.d.sync += [st.write_half.eq(~st.write_half), st.staging.eq(1)]
         with m.If(ast.finish):
             m.d.sync += [st.staged.eq(1), st.staging.eq(0)]
         with m.If((st.phase == _GemmState.WSTAGE) & wst.finish):
-            self._go(m, st, _GemmState.STREAM)
+            with m.If(wpass["last"]):
+                self._go(m, st, _GemmState.STREAM)
+            with m.Else():
+                self._go(m, st, _GemmState.WSTAGE)
+                m.d.sync += [st.w_ky0.eq(st.w_ky0 + st.ps["h"]), st.w_k0.eq(st.w_k0 + st.ps["h_run"]),
+                             st.w_idx.eq(st.w_idx + 1)]
 
     def _stream(self, m: Module, st: "_GemmState", engine) -> None:
-        """Pixel tiles through the array: a tile's command issues when its activations are
-        staged and the previous tile's results have left the array (``copy``, possibly in the
-        same cycle); a tile's results are copied into the shadow registers when they are
-        valid and the previous tile's readout has ended, and the readout starts."""
+        """Tiles through the array, pixel tile by pixel tile and pass by pass inside: a tile's
+        command issues when its activations are staged and the previous tile's results have
+        left the array (``copy``, possibly in the same cycle); a tile's results are copied
+        into the shadow registers (added, after the first pass) when they are valid and the
+        previous pixel tile's readout has ended; after the last pass the readout starts."""
         cfg, regs = self.cfg, self.regs
         streaming = st.phase == _GemmState.STREAM
-        copy, issue = st.copy_go, st.issue_go
-        # a next pixel tile to stage: of this channel tile, or the next channel tile's first
-        more = (st.pc + cfg.cols < st.ins.npix) | (st.oc + cfg.rows < st.ins.rows)
+        copy, issue, ipass = st.copy_go, st.issue_go, st.ipass
+        # a next tile to stage: this pixel tile's next pass, the next pixel tile, or the next
+        # channel tile's first
+        more = ~ipass["last"] | (st.pc + cfg.cols < st.ins.npix) | (st.oc + cfg.rows < st.ins.rows)
         m.d.comb += [copy.eq(st.computing & engine.done & ~st.reading),
                      issue.eq(streaming & (st.pc < st.ins.npix) & st.staged & (~st.computing | copy)),
                      st.stage_go.eq(streaming & ((st.entered & (st.oc == 0)) | (issue & more))),
@@ -220,13 +288,21 @@ class GemmUnit(wiring.Component):
         m.d.comb += [engine.cmd.valid.eq(issue), engine.cmd_half.eq(st.write_half),
                      cmd.w_bits_m1.eq(regs.w_bits), cmd.a_bits_m1.eq(regs.a_bits),
                      cmd.w_enc.eq(regs.w_enc), cmd.a_signed.eq(regs.a_enc == Encoding.SIGNED),
-                     cmd.last_chunk.eq(st.chunks_m1)]
+                     cmd.last_chunk.eq(ipass["chunks_m1"])]
+        if cfg.k_passes > 1:
+            m.d.comb += [cmd.w_pass.eq(st.ip_idx), engine.accumulate.eq(st.comp_acc)]
         with m.If(copy):
-            m.d.sync += [st.computing.eq(0), st.reading.eq(1), st.rd_cols.eq(st.tile_cols),
-                         st.r.eq(0), st.c.eq(0), st.res.eq(0), st.ch_bits.eq(st.ch_bits0)]
+            m.d.sync += st.computing.eq(0)
+            with m.If(st.comp_last):
+                m.d.sync += [st.reading.eq(1), st.rd_cols.eq(st.tile_cols),
+                             st.r.eq(0), st.c.eq(0), st.res.eq(0), st.ch_bits.eq(st.ch_bits0)]
         with m.If(issue):
             m.d.sync += [st.computing.eq(1), st.staged.eq(0), st.tile_cols.eq(st.cols_valid),
-                         st.pc.eq(st.pc + cfg.cols)]
+                         st.comp_acc.eq(st.ip_idx != 0), st.comp_last.eq(ipass["last"])]
+            with m.If(ipass["last"]):
+                m.d.sync += [st.pc.eq(st.pc + cfg.cols), st.ip_ky0.eq(0), st.ip_idx.eq(0)]
+            with m.Else():
+                m.d.sync += [st.ip_ky0.eq(st.ip_ky0 + st.ps["h"]), st.ip_idx.eq(st.ip_idx + 1)]
         with m.If(streaming & (st.pc >= st.ins.npix) & ~st.computing & ~st.reading):
             self._next_channel_tile(m, st)
 
@@ -323,7 +399,24 @@ class _GemmState:
         self.count = Signal(range(max(self.div_bits, 16 * cfg.rows, self.drain) + 2))
         self.ins = Signal(isa.layout(cfg)["body"].shape["gemm"].shape)
         self.k_total = Signal(range(engine.max_k_total * 64 + 1))
-        self.chunks_m1 = Signal(range(engine.max_chunks))
+        max_k = isa.MAX_KERNEL * engine.max_k_total       # a pass's codes never exceed max_k_total
+        self.ps = {"run": Signal(range(isa.MAX_KERNEL * cfg.max_channels + 1), name="pass_run"),
+                   "h": Signal(range(isa.MAX_KERNEL + 1), name="pass_rows"),
+                   "h_run": Signal(range(isa.MAX_KERNEL * max_k + 1), name="pass_codes"),
+                   "count": Signal(range(cfg.k_passes + 1), name="pass_count"),
+                   "last_rows": Signal(range(isa.MAX_KERNEL + 1), name="pass_last_rows"),
+                   "last_k": Signal(range(isa.MAX_KERNEL * max_k + 1), name="pass_last_codes"),
+                   "chunks_m1": Signal(range(engine.max_chunks), name="pass_chunks_m1"),
+                   "last_chunks_m1": Signal(range(engine.max_chunks), name="pass_last_chunks_m1"),
+                   "fits": Signal(name="pass_fits")}
+        self.w_ky0 = Signal(range(isa.MAX_KERNEL + 1))    # the weight pass being staged
+        self.w_k0 = Signal(range(cfg.k_passes * engine.max_k_total + 1))
+        self.w_idx = Signal(range(cfg.k_passes))
+        self.ip_ky0 = Signal(range(2 * isa.MAX_KERNEL + 1))   # the pass of the next tile to issue
+        self.ip_idx = Signal(range(cfg.k_passes))
+        self.comp_acc = Signal()                # the tile on the array adds to the shadow registers
+        self.comp_last = Signal()               # ... and is its pixel tile's last pass
+        self.ipass = None
         self.rem = Signal(range(2 * px + 2))
         self.quot = Signal(range(px * px + 1))
         self.overrun = Signal()

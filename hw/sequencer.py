@@ -26,14 +26,25 @@ from bitmill.precision import MAX_RUNTIME_BITS
 PLANE_BITS = (MAX_RUNTIME_BITS - 1).bit_length()     # a bit-width minus one, or a plane index
 
 
-def command_layout(max_chunks: int) -> data.StructLayout:
-    """One tile command. Widths are stored minus one, so every encodable value is legal."""
-    return data.StructLayout({
+def command_layout(max_chunks: int, passes: int = 1) -> data.StructLayout:
+    """One tile command. Widths are stored minus one, so every encodable value is legal. With
+    ``passes > 1`` also ``w_pass``: the weight region of the partial-sum pass."""
+    fields = {
         "w_bits_m1": PLANE_BITS, "a_bits_m1": PLANE_BITS,     # bit-widths 1..MAX_RUNTIME_BITS
         "w_enc": Encoding,
         "a_signed": 1,                             # activations signed (MSB plane negative)
         "last_chunk": range(max_chunks),           # ceil(K_total / K) - 1
-    })
+    }
+    if passes > 1:
+        fields["w_pass"] = range(passes)
+    return data.StructLayout(fields)
+
+
+def check_passes(passes: int) -> int:
+    """``passes`` must be 1, 2, 4 or 8 (weight regions addressed by bits)."""
+    if passes not in (1, 2, 4, 8) or isinstance(passes, bool):
+        raise ValueError(f"passes must be 1, 2, 4 or 8, not {passes!r}")
+    return passes
 
 
 def chunk_slots(max_chunks: int) -> int:
@@ -43,16 +54,19 @@ def chunk_slots(max_chunks: int) -> int:
 
 class TileSequencer(wiring.Component):
     """Members: ``cmd`` (In stream of `command_layout`), ``w_addr``/``a_addr`` (Out, from the
-    step counters), ``ctrl`` (Out, registered), ``busy`` (Out: steps remain to be issued)."""
+    step counters), ``ctrl`` (Out, registered), ``busy`` (Out: steps remain to be issued).
+    With ``passes`` weight regions the weight address is ``(plane * passes + w_pass) *
+    chunk_slots + chunk``."""
 
-    def __init__(self, family: str, max_chunks: int):
+    def __init__(self, family: str, max_chunks: int, passes: int = 1):
         self._family = check_family(family)
         self._max_chunks = check_positive("max_chunks", max_chunks, 1 << 16)
+        self._passes = check_passes(passes)
         planes = MAX_RUNTIME_BITS if family == "bitserial" else 1
         depth = planes * chunk_slots(max_chunks)
         super().__init__({
-            "cmd": In(stream.Signature(command_layout(max_chunks))),
-            "w_addr": Out(range(depth)), "a_addr": Out(range(depth)),
+            "cmd": In(stream.Signature(command_layout(max_chunks, passes))),
+            "w_addr": Out(range(depth * passes)), "a_addr": Out(range(depth)),
             "ctrl": Out(Ctrl), "busy": Out(1),
         })
 
@@ -68,7 +82,7 @@ class TileSequencer(wiring.Component):
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        cmd = Signal(command_layout(self._max_chunks))
+        cmd = Signal(command_layout(self._max_chunks, self._passes))
         sig, i, c = Signal(PLANE_BITS + 1), Signal(PLANE_BITS), Signal(range(self._max_chunks))
         first = Signal()
         # chunk flags registered a step ahead: `c` is the last chunk; the tile has one chunk;
@@ -149,4 +163,5 @@ class TileSequencer(wiring.Component):
         with m.If(self.busy):
             m.d.sync += first.eq(0)
         m.d.sync += self.ctrl.eq(ctrl)
-        m.d.comb += [self.w_addr.eq(Cat(c[:slot], i)), self.a_addr.eq(Cat(c[:slot], j))]
+        region = cmd.w_pass if self._passes > 1 else Const(0, 0)
+        m.d.comb += [self.w_addr.eq(Cat(c[:slot], region, i)), self.a_addr.eq(Cat(c[:slot], j))]

@@ -25,11 +25,13 @@ from bitmill.timing import ACT_SETUP_EXTRA, act_divide_cycles, act_stage_cycles
 
 def act_command_layout(cfg: AccelConfig) -> data.StructLayout:
     """An activation staging command: slot base word, first pixel ``p``, valid columns
-    (<= C), and the layer registers it reads."""
+    (<= C), the kernel rows ``ky0 .. ky0+rows`` of the columns (a partial-sum pass; all
+    ``kernel`` rows otherwise), and the layer registers it reads."""
     px = cfg.max_feature_size
     return data.StructLayout({
         "base": range(buffer_words(cfg, Buffer.ACT)), "p": range(px * px + 1),
-        "cols": range(cfg.cols + 1), "kernel": range(MAX_KERNEL + 1),
+        "cols": range(cfg.cols + 1), "ky0": range(MAX_KERNEL), "rows": range(MAX_KERNEL + 1),
+        "kernel": range(MAX_KERNEL + 1),
         "stride": range(MAX_STRIDE + 1), "pad": range(MAX_PAD + 1),
         "in_h": range(px + 1), "in_w": range(px + 1), "in_c": range(cfg.max_channels + 1),
         "out_w": range(px + 1), "band_row0": range(px + 1),
@@ -58,9 +60,9 @@ class ActStager(wiring.Component):
             "load": Out(core.load.signature), "finish": Out(1), "busy": Out(1),
         })
 
-    def cycles(self, kernel: int, in_c: int, in_w: int, a_bits: int) -> int:
+    def cycles(self, kernel: int, in_c: int, in_w: int, a_bits: int, rows: int | None = None) -> int:
         """Cycles from ``start`` to the cycle after ``finish`` (`timing.act_stage_cycles`)."""
-        return act_stage_cycles(self.cfg, kernel, in_c, in_w, a_bits)
+        return act_stage_cycles(self.cfg, kernel, in_c, in_w, a_bits, rows)
 
     @property
     def setup_cycles(self) -> int:
@@ -96,13 +98,13 @@ class ActStager(wiring.Component):
                      p["code_bits"].eq(cmd.in_c * a),
                      p["pitch"].eq((p["row_codes"] * a + 7) & ~7),
                      p["step"].eq(cmd.stride * p["code_bits"]), p["pad_bits"].eq(cmd.pad * p["code_bits"]),
-                     p["k_total"].eq(cmd.kernel * p["run"]),
+                     p["k_total"].eq(cmd.rows * p["run"]),
                      p["piece"].eq(Mux(p["run"] < K, p["run"], K)),
                      p["row_step"].eq(cmd.stride * p["pitch"]), p["piece_bits"].eq(p["piece"] * a)]
         align = lowest_bit(m, p["pitch"] | p["code_bits"] | (K * a) | W, lw + 1)
         words, pieces = Signal.like(core.plan.words), Signal(range(MAX_KERNEL + 1))
         m.d.sync += [words.eq((2 * W - 1 - align + p["piece_bits"]) >> lw),
-                     pieces.eq(self._pieces(cmd.kernel, p["run"]))]
+                     pieces.eq(self._pieces(cmd.rows, p["run"]))]
         m.d.comb += [core.plan.bits.eq(a), core.plan.enc.eq(cmd.a_enc),
                      core.plan.k_total.eq(p["k_total"]), core.plan.run.eq(p["run"]),
                      core.plan.run_pitch.eq(p["pitch"]), core.plan.words.eq(words),
@@ -110,13 +112,13 @@ class ActStager(wiring.Component):
         p["in_c_times"] = Array(times)
         return p
 
-    def _pieces(self, kernel, run):
+    def _pieces(self, rows, run):
         """`bitmill.timing.act_pieces`: 1 if K divides the run, else
-        ``min(kernel, 1 + ceil((K-1)/run))`` (counting ``m*run < K-1`` for m < MAX_KERNEL)."""
+        ``min(rows, 1 + ceil((K-1)/run))`` (counting ``m*run < K-1`` for m < MAX_KERNEL)."""
         K = self.cfg.lanes
         divides = (run & (K - 1)) == 0 if K & (K - 1) == 0 else (run % K) == 0
         spans = 1 + sum((m * run < K - 1).as_unsigned() for m in range(MAX_KERNEL - 1))
-        return Mux(divides, 1, Mux(spans < kernel, spans, kernel))
+        return Mux(divides, 1, Mux(spans < rows, spans, rows))
 
     def _first_pixel(self, m: Module, cmd, plan: dict) -> dict:
         """``(y, x) = divmod(p, out_w)`` by restoring division, one quotient bit a cycle;
@@ -140,7 +142,7 @@ class ActStager(wiring.Component):
              "iy": Signal(signed(ab), name="iy0"), "row_bit": Signal(signed(ab), name="row_bit0"),
              "col_bit": Signal(signed(ab), name="col_bit0")}
         m.d.sync += [f["x"].eq(rem), f["ix"].eq(rem * cmd.stride - cmd.pad),
-                     f["iy"].eq(quo * cmd.stride - cmd.pad),
+                     f["iy"].eq(quo * cmd.stride - cmd.pad + cmd.ky0),
                      f["row_bit"].eq(cmd.base * W + plan["pitch"] * (f["iy"] - cmd.band_row0)),
                      f["col_bit"].eq(f["ix"] * plan["code_bits"])]
         return f
@@ -161,8 +163,8 @@ class ActStager(wiring.Component):
                              row_bit.eq(row_bit + plan["row_step"]), col_bit.eq(-plan["pad_bits"])]
             with m.Else():
                 m.d.sync += [x.eq(x + 1), ix.eq(ix + cmd.stride), col_bit.eq(col_bit + plan["step"])]
-        times, k = plan["in_c_times"], cmd.kernel
+        times, k, h = plan["in_c_times"], cmd.kernel, cmd.rows
         m.d.comb += [core.vec.bit.eq(row_bit + col_bit),
                      core.vec.lo.eq(times[_clamp(-ix, k)]), core.vec.hi.eq(times[_clamp(cmd.in_w - ix, k)]),
-                     core.vec.ky_lo.eq(_clamp(-iy, k)), core.vec.ky_hi.eq(_clamp(cmd.in_h - iy, k)),
+                     core.vec.ky_lo.eq(_clamp(-iy, h)), core.vec.ky_hi.eq(_clamp(cmd.in_h - iy, h)),
                      core.vec.ok.eq(j < cmd.cols)]

@@ -18,11 +18,13 @@ from bitmill.timing import WEIGHT_SETUP_CYCLES, weight_stage_cycles
 
 def weight_command_layout(cfg: AccelConfig) -> data.StructLayout:
     """A weight staging command: slot base word, first weight row in the slot (``w_row`` plus
-    the channel offset), valid rows (<= R; rows beyond are zero), ``k_total``, precision."""
+    the channel offset), valid rows (<= R; rows beyond are zero), codes per row ``row_k``,
+    the staged codes ``k0 .. k0+k_total`` of each row (a partial-sum pass), precision."""
     max_k = engine_chunks(cfg) * cfg.lanes
     return data.StructLayout({
         "base": range(buffer_words(cfg, Buffer.WEIGHT)), "row": range(2 * cfg.max_channels + 1),
         "rows": range(cfg.rows + 1), "k_total": range(max_k + 1),
+        "row_k": range(cfg.k_passes * max_k + 1), "k0": range(cfg.k_passes * max_k + 1),
         "w_bits": range(MAX_RUNTIME_BITS + 1), "w_enc": Encoding})
 
 
@@ -45,9 +47,9 @@ class WeightStager(wiring.Component):
             "finish": Out(1), "busy": Out(1),
         })
 
-    def cycles(self, k_total: int, w_bits: int) -> int:
+    def cycles(self, k_total: int, w_bits: int, row_k: int | None = None, k0: int = 0) -> int:
         """Cycles from ``start`` to the cycle after ``finish`` (`timing.weight_stage_cycles`)."""
-        return weight_stage_cycles(self.cfg, k_total, w_bits)
+        return weight_stage_cycles(self.cfg, k_total, w_bits, row_k, k0)
 
     @property
     def setup_cycles(self) -> int:
@@ -74,14 +76,14 @@ class WeightStager(wiring.Component):
         core, K, W = self._core, self.cfg.lanes, self._core.word_bits
         b = cmd.w_bits
         lw = (W - 1).bit_length()
-        row_bits, pitch, piece_bits = (Signal(core.addr_bits, name=n) for n in
-                                       ("row_bits", "pitch_bits", "piece_bits"))
+        row_bits, pitch, piece_bits, k0_bits = (Signal(core.addr_bits, name=n) for n in
+                                                ("row_bits", "pitch_bits", "piece_bits", "k0_bits"))
         first = Signal(signed(core.addr_bits), name="first_row_bit")
-        m.d.sync += [row_bits.eq(cmd.k_total * b),
+        m.d.sync += [row_bits.eq(cmd.row_k * b), k0_bits.eq(cmd.k0 * b),
                      pitch.eq((row_bits + 7) & ~7),
                      piece_bits.eq(Mux(cmd.k_total < K, cmd.k_total, K) * b),
-                     first.eq(cmd.base * W + cmd.row * pitch)]
-        align = lowest_bit(m, pitch | (K * b) | W, lw + 1)
+                     first.eq(cmd.base * W + cmd.row * pitch + k0_bits)]
+        align = lowest_bit(m, pitch | (K * b) | k0_bits | W, lw + 1)
         words = Signal.like(core.plan.words)
         m.d.sync += words.eq((2 * W - 1 - align + piece_bits) >> lw)
         m.d.comb += [core.plan.bits.eq(b), core.plan.enc.eq(cmd.w_enc),

@@ -6,6 +6,7 @@ import pytest
 from bitmill.config import AccelConfig
 from bitmill.errors import LoweringError
 from bitmill.geometry import nhwc_rows
+from bitmill import isa
 from bitmill.isa import PARAM_SLOT_BYTES
 from bitmill.numerics import Encoding
 from bitmill.packing import PARAM_RECORD, pitch
@@ -122,13 +123,23 @@ def test_layer_whose_accumulator_exceeds_acc_bits_is_refused():
     lower(graph, _cfg(acc_bits=27, act_buffer_bytes=16384))    # 128 chunks: K_total 1,024
 
 
-def test_layer_beyond_the_tile_engine_is_refused():
-    """No partial-sum passes: K_total per output must fit one tile (tiny: 16 chunks of 8 lanes)."""
+def test_layer_beyond_the_tile_engine_runs_in_partial_sum_passes_or_is_refused():
+    """K_total beyond one tile (tiny: 16 chunks of 8 lanes, 128 terms) runs in passes of whole
+    kernel rows when the config allows them (``k_passes``), and is refused otherwise."""
     graph = zoo.build("resnet8", "w2a2")
-    with pytest.raises(LoweringError, match=r"^layer1.0.conv1 sums 144 terms per output; the tile engine "
-                                            r"of tiny holds 128 per tile \(8 lanes x 16, set by acc_bits "
-                                            r"and the buffers; no partial-sum passes\): choose a config"):
+    with pytest.raises(LoweringError, match=r"^layer1.0.conv1: 144 terms per output need 2 partial-sum "
+                                            r"passes of 2 kernel row\(s\) \(96 terms, the engine holds "
+                                            r"128\); tiny allows k_passes 1: choose a config"):
         lower(graph, TINY)
+    wider = _cfg(acc_bits=25, k_passes=4)      # 32 chunks: 256 terms per pass
+    assert [isa.pass_rows(wider, 3, c) for c in (16, 32, 64)] == [(3,), (2, 1), (1, 1, 1)]
+    sched = lower(graph, wider)
+    assert {ls.name: ls.k_total for ls in sched.layers}["layer3.0.conv2"] == 576
+    b = zoo._Builder(TensorType((48, 5, 5), 8, Encoding.UNSIGNED), 0)
+    wide = b.graph("wide", b.conv("conv", "input", 4, 3, 1, 2, 2, True, Encoding.SIGNED))
+    with pytest.raises(LoweringError, match=r"^conv: one kernel row sums 144 terms \(3 x 48\); "
+                                            r"the tile engine of tiny holds 128 per pass"):
+        lower(wide, _cfg(k_passes=8))
     lower(graph, S4)
 
 

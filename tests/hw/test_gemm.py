@@ -214,6 +214,37 @@ def test_streamed_pixel_tiles_match_the_functional_model_and_formula(cfg, net, b
                                             regs.w_bits, regs.a_bits), ins
 
 
+@pytest.mark.parametrize("cfg_name", ["tiny", "tiny-bitparallel"])
+@pytest.mark.parametrize("kernel, stride, cin, w_bits, a_bits, enc, passes", [
+    (3, 1, 16, 4, 4, Encoding.SIGNED, (2, 1)),      # 144 terms: 2 + 1 kernel rows of 48
+    (3, 2, 32, 3, 5, Encoding.ODD, (1, 1, 1)),      # 288 terms: one row of 96 per pass
+    (7, 2, 3, 2, 8, Encoding.SIGNED, (6, 1))],      # 147 terms: 6 + 1 rows of 21
+    ids=["2-passes", "3-passes", "7x7"])
+def test_partial_sum_passes_match_the_functional_model_and_formula(cfg_name, kernel, stride, cin, w_bits,
+                                                                    a_bits, enc, passes):
+    """K_total beyond the engine (tiny: 128 terms per pass): every pixel tile runs its passes
+    of whole kernel rows, summed in the shadow registers; several pixel tiles per GEMM."""
+    cfg = dataclasses.replace(AccelConfig.resolve(cfg_name), k_passes=4)
+    assert isa.pass_rows(cfg, kernel, cin) == passes
+    net = _small_net(kernel, stride, w_bits, a_bits, enc, cin=cin, cout=3, size=7)
+    cases = gemm_cases(cfg, net)
+    assert sum(regs.kernel == kernel and ins.npix > cfg.cols for regs, ins, *_ in cases) >= 2
+    for (regs, ins, _, _, after), (got, cycles, error) in zip(cases, run_gemms(cfg, cases)):
+        assert not error, ins
+        assert got == after, ins
+        assert cycles == timing.gemm_cycles(cfg, ins.npix, ins.rows, regs.kernel, regs.in_c, regs.in_w,
+                                            regs.w_bits, regs.a_bits), ins
+
+
+def test_a_gemm_over_the_passes_fails_after_its_div_phase():
+    """More passes than ``k_passes``: ``error`` with ``finish`` at the end of the DIV phase."""
+    cfg = dataclasses.replace(AccelConfig.resolve("tiny"), k_passes=2)
+    regs, ins, slots, before, after = gemm_cases(cfg, _small_net(3, 1, 4, 4, Encoding.SIGNED))[0]
+    three = dataclasses.replace(regs, in_c=32)         # rows of 96 terms: 3 passes
+    (got, cycles, error), = run_gemms(cfg, [(three, ins, slots, before, before.ljust(len(after), b"\0"))])
+    assert error and cycles == (cfg.max_feature_size ** 2).bit_length() + 2
+
+
 def test_a_gemm_over_the_engines_k_capacity_fails_after_its_div_phase():
     """K_total beyond the tile engine is refused: ``error`` with ``finish`` at the end of the
     DIV phase (one cycle per quotient bit), nothing written."""

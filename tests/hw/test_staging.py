@@ -100,16 +100,21 @@ def buffer_image(cfg: AccelConfig, buffer: Buffer, rng, slot: int, blob: bytes) 
 
 # ---- weights --------------------------------------------------------------------------------
 def check_weights(cfg: AccelConfig, k_total: int, bits: int, enc: Encoding, row: int,
-                  valid: int, slot: int, seed: int = 0) -> None:
+                  valid: int, slot: int, seed: int = 0, row_k: int | None = None, k0: int = 0) -> None:
+    """Rows ``row .. row+valid`` of ``row_k`` codes (default ``k_total``), codes ``k0 ..
+    k0+k_total`` of each (a partial-sum pass)."""
     rng = np.random.default_rng(seed)
-    w = grid_values(rng, (row + cfg.rows + 1, k_total), bits, enc)
+    row_k = k_total if row_k is None else row_k
+    w = grid_values(rng, (row + cfg.rows + 1, row_k), bits, enc)
     image, base = buffer_image(cfg, Buffer.WEIGHT, rng, slot, pack_rows(w, bits, enc))
     stager = WeightStager(cfg)
     got, cycles = run_stager(stager, Buffer.WEIGHT, image, {
-        "base": base, "row": row, "rows": valid, "k_total": k_total, "w_bits": bits, "w_enc": enc})
-    expected = buffer_words(w[row:row + valid], bits, enc, engine_of(cfg))
+        "base": base, "row": row, "rows": valid, "k_total": k_total, "row_k": row_k, "k0": k0,
+        "w_bits": bits, "w_enc": enc})
+    expected = buffer_words(w[row:row + valid, k0:k0 + k_total], bits, enc, engine_of(cfg))
     assert got == expected
-    assert cycles == timing.weight_stage_cycles(cfg, k_total, bits) == stager.cycles(k_total, bits)
+    assert cycles == timing.weight_stage_cycles(cfg, k_total, bits, row_k, k0) == \
+        stager.cycles(k_total, bits, row_k, k0)
 
 
 @pytest.mark.parametrize("name", CONFIGS)
@@ -155,9 +160,12 @@ def band_rows(layer: Layer, pixels: range) -> tuple[int, int]:
 
 
 def check_acts(cfg: AccelConfig, layer: Layer, bits: int, enc: Encoding, p: int,
-               slot: int = 1, seed: int = 0, spare_rows: int = 0) -> None:
-    """Tile of pixels ``p .. p+C-1`` (those inside the output are valid); the slot holds the
-    band of input rows they need, starting ``spare_rows`` rows above it where possible."""
+               slot: int = 1, seed: int = 0, spare_rows: int = 0, ky0: int = 0,
+               rows: int | None = None) -> None:
+    """Tile of pixels ``p .. p+C-1`` (those inside the output are valid), kernel rows ``ky0 ..
+    ky0+rows`` (default all: a partial-sum pass takes fewer); the slot holds the band of input
+    rows they need, starting ``spare_rows`` rows above it where possible."""
+    rows = layer.kernel if rows is None else rows
     rng = np.random.default_rng(seed)
     x = grid_values(rng, (layer.in_h, layer.in_w, layer.in_c), bits, enc)
     npix = layer.out_h * layer.out_w
@@ -168,14 +176,16 @@ def check_acts(cfg: AccelConfig, layer: Layer, bits: int, enc: Encoding, p: int,
     image, base = buffer_image(cfg, Buffer.ACT, rng, slot, pack_rows(band, bits, enc))
     stager = ActStager(cfg)
     got, cycles = run_stager(stager, Buffer.ACT, image, {
-        "base": base, "p": p, "cols": valid, "kernel": layer.kernel, "stride": layer.stride,
+        "base": base, "p": p, "cols": valid, "ky0": ky0, "rows": rows, "kernel": layer.kernel,
+        "stride": layer.stride,
         "pad": layer.pad, "in_h": layer.in_h, "in_w": layer.in_w, "in_c": layer.in_c,
         "out_w": layer.out_w, "band_row0": row0, "a_bits": bits, "a_enc": enc})
     cols = golden.im2col(x[None], layer.kernel, layer.kernel, layer.stride, layer.pad)
-    expected = buffer_words(cols[p:p + valid], bits, enc, engine_of(cfg))
+    run = layer.kernel * layer.in_c
+    expected = buffer_words(cols[p:p + valid, ky0 * run:(ky0 + rows) * run], bits, enc, engine_of(cfg))
     assert got == expected
-    formula = timing.act_stage_cycles(cfg, layer.kernel, layer.in_c, layer.in_w, bits)
-    assert cycles == formula == stager.cycles(layer.kernel, layer.in_c, layer.in_w, bits)
+    formula = timing.act_stage_cycles(cfg, layer.kernel, layer.in_c, layer.in_w, bits, rows)
+    assert cycles == formula == stager.cycles(layer.kernel, layer.in_c, layer.in_w, bits, rows)
 
 
 CONV3 = Layer(3, 1, 1, 5, 6, 3)
@@ -210,6 +220,26 @@ def test_acts_band_below_slot_start(name):
     """A band that starts rows below the first row the tile reads (band_row0 > 0, slot 0)."""
     check_acts(AccelConfig.resolve(name), Layer(3, 1, 1, 8, 4, 2), 6, S, p=18, slot=0, seed=3,
                spare_rows=2)
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+@pytest.mark.parametrize("layer,p,ky0,rows,bits,enc", [
+    (CONV3, 0, 1, 2, 4, S),                 # the lower two kernel rows, top padding row skipped
+    (CONV3, 29, 2, 1, 3, U),                # the last kernel row of the bottom-right tile (padding)
+    (Layer(7, 2, 3, 9, 9, 2), 24, 3, 3, 5, S),   # 7x7: rows 3..5 of the last pixel
+    (Layer(3, 2, 0, 6, 6, 3), 3, 1, 1, 2, U),    # stride 2, the middle row
+])
+def test_acts_partial_sum_pass(name, layer, p, ky0, rows, bits, enc):
+    """A pass's columns: kernel rows ``ky0 .. ky0+rows`` of the im2col columns."""
+    check_acts(AccelConfig.resolve(name), layer, bits, enc, p, seed=p + bits, ky0=ky0, rows=rows)
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+@pytest.mark.parametrize("k0,k_total,bits", [(24, 24, 4), (16, 40, 3), (51, 17, 5)])
+def test_weights_partial_sum_pass(name, k0, k_total, bits):
+    """Codes ``k0 .. k0+k_total`` of rows of 72 codes (a pass's kernel rows)."""
+    check_weights(AccelConfig.resolve(name), k_total, bits, S, row=1, valid=2, slot=1,
+                  seed=k0, row_k=72, k0=k0)
 
 
 # ---- formulas and parameters ----------------------------------------------------------------
