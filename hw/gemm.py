@@ -208,6 +208,7 @@ class GemmUnit(wiring.Component):
                                  st.bias[row].eq(nxt[64:128]), row.eq(row + 1)]
             with m.If(st.count == cfg.rows * wpr):
                 self._go(m, st, _GemmState.WSTAGE)
+                m.d.sync += [st.w_ky0.eq(0), st.w_k0.eq(0), st.w_idx.eq(0)]
 
     def _stage(self, m: Module, st: "_GemmState", wst, ast, engine) -> None:
         """Weight staging once per channel tile, pass after pass (each into its region of the
