@@ -14,6 +14,7 @@ from bitmill.config import AccelConfig
 from bitmill.errors import BitmillError
 from bitmill.fileio import atomic_dir, check_new_dir
 from bitmill.hw.engine import engine_chunks
+from bitmill.isa import psum_width
 from bitmill.sim.accuracy import DEFAULT_BATCH, check_images, golden_accuracy
 from bitmill.sim.report import random_input, timed_golden_run
 
@@ -71,7 +72,9 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     print(f"ok: {cfg.name}: {cfg.rows}x{cfg.cols} {cfg.pe_family} PEs, {cfg.lanes} lanes, "
           f"W{cfg.weight_bits[0]}-{cfg.weight_bits[1]} A{cfg.act_bits[0]}-{cfg.act_bits[1]}, "
           f"{cfg.clock_mhz:g} MHz, board {cfg.board}; tile engine: up to {chunks * cfg.lanes} "
-          f"terms per tile in {cfg.acc_bits}-bit accumulators")
+          f"terms per tile in {cfg.acc_bits}-bit accumulators" +
+          (f", up to {cfg.k_passes} partial-sum passes summed in {psum_width(cfg)}-bit shadow registers"
+           if cfg.k_passes > 1 else ""))
     return 0
 
 

@@ -4,7 +4,7 @@ the host reads DONE, the cycle counter and the error flags through its registers
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pytest
@@ -13,6 +13,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
+from bitmill import isa
 from bitmill.compiler import zoo
 from bitmill.compiler.ir import TensorType
 from bitmill.compiler.pipeline import compile_net
@@ -151,10 +152,10 @@ def run_program(program: Program, limit: int = 2_000_000) -> RtlRun:
     return run
 
 
-def _net(w_bits: int, a_bits: int, enc: Encoding):
-    b = zoo._Builder(TensorType((2, 5, 5), 8, Encoding.UNSIGNED), 3)
-    x = b.conv("conv", "input", 3, 3, 1, w_bits, a_bits, True, enc)
-    s = b.conv("conv2", x, 3, 3, 1, w_bits, 8, False, enc)
+def _net(w_bits: int, a_bits: int, enc: Encoding, channels: tuple[int, int] = (2, 3)):
+    b = zoo._Builder(TensorType((channels[0], 5, 5), 8, Encoding.UNSIGNED), 3)
+    x = b.conv("conv", "input", channels[1], 3, 1, w_bits, a_bits, True, enc)
+    s = b.conv("conv2", x, channels[1], 3, 1, w_bits, 8, False, enc)
     x = b.add("add", x, s, 6)
     x = b.maxpool("pool", x, 2, 2, 0)
     x = b.avgpool_flatten(x, 8)
@@ -188,11 +189,15 @@ def test_every_precision_runs_bit_exact_and_cycle_for_cycle(cfg_name, enc):
     assert [run.end[i] for i in range(n)] == end.tolist()
 
 
-@pytest.mark.parametrize("cfg_name, w_bits, a_bits, enc", [("tiny", 4, 4, Encoding.SIGNED),
-                                                          ("tiny-bitparallel", 3, 5, Encoding.ODD)])
-def test_a_network_runs_bit_exact_and_cycle_for_cycle(cfg_name, w_bits, a_bits, enc):
-    cfg = AccelConfig.resolve(cfg_name)
-    graph = _net(w_bits, a_bits, enc)
+@pytest.mark.parametrize("cfg_name, w_bits, a_bits, enc, passes", [
+    ("tiny", 4, 4, Encoding.SIGNED, 1), ("tiny-bitparallel", 3, 5, Encoding.ODD, 1),
+    ("tiny", 2, 3, Encoding.SIGNED, 4), ("tiny-bitparallel", 5, 2, Encoding.ODD, 2)])
+def test_a_network_runs_bit_exact_and_cycle_for_cycle(cfg_name, w_bits, a_bits, enc, passes):
+    """With ``passes > 1`` both convolutions sum 144 terms over 16 channels, beyond the engine's
+    128: two partial-sum passes per pixel tile."""
+    cfg = replace(AccelConfig.resolve(cfg_name), k_passes=passes)
+    graph = _net(w_bits, a_bits, enc, (16, 16) if passes > 1 else (2, 3))
+    assert len(isa.pass_rows(cfg, 3, 16 if passes > 1 else 3)) == min(passes, 2)
     x = np.random.default_rng(4).integers(0, 256, size=graph.input.out.shape)
     program = compile_net(graph, cfg, x).program
     start, end, _, _ = cycle.run_queues(program)

@@ -6,7 +6,9 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+import yaml
 
+from bitmill import isa
 from bitmill.compiler import zoo
 from bitmill.compiler.pipeline import compile_net
 from bitmill.config import AccelConfig
@@ -29,6 +31,21 @@ def test_resnet8_runs_bit_exact_and_cycle_equal_on_verilator(run_cli, verilator,
                                "sim-4x4-k16", "--build-dir", rtlsim_dir / "sim-4x4-k16")
     assert status == 0, err
     assert "rtl: bit-exact" in out and "cycle-equal (all 218 instructions" in out
+
+
+@pytest.mark.cosim
+@pytest.mark.verilator
+def test_partial_sum_passes_run_bit_exact_and_cycle_equal_on_verilator(run_cli, verilator, tmp_path):
+    """sim-4x4-k16 with 25-bit accumulators holds 256 terms per pass: ResNet-8's layer2 (288
+    terms) runs in two passes, layer3 (576) in three."""
+    cfg = replace(AccelConfig.resolve("sim-4x4-k16"), name="sim-4x4-k16-passes", acc_bits=25, k_passes=4)
+    assert [len(isa.pass_rows(cfg, 3, c)) for c in (16, 32, 64)] == [1, 2, 3]
+    path = tmp_path / "passes.yaml"
+    path.write_text(yaml.safe_dump(cfg.to_dict()))
+    status, out, err = run_cli("rtlsim", "--model", "resnet8", "--bits", "w4a4", "--config", path,
+                               "--build-dir", tmp_path / "build")
+    assert status == 0, err
+    assert "rtl: bit-exact" in out and "cycle-equal (all " in out
 
 
 @pytest.mark.cosim
