@@ -175,7 +175,8 @@ CONFIG_CASES = {
     "not UTF-8": (lambda text: b"\xff\xfe" + text.encode("utf-16-le"), "not UTF-8 text"),
     "tile engine too small for the network": (
         lambda text: text.replace("acc_bits: 24", "acc_bits: 20").encode(),
-        "conv1 sums 9 terms per output; the tile engine of tiny holds 8 per tile (8 lanes x 1, set by acc_bits"),
+        "conv1: 9 terms per output need 2 partial-sum passes of 2 kernel row(s) (6 terms, the engine "
+        "holds 8); tiny allows k_passes 1: choose a config with more acc_bits, lanes, buffer or k_passes"),
     "weights too wide for the array": (
         lambda text: text.replace("weight_bits: [1, 8]", "weight_bits: [1, 3]").encode(),
         "supports weights 1..3"),
