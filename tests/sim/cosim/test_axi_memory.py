@@ -11,7 +11,7 @@ import pytest
 from amaranth.back import verilog
 from amaranth.sim import Simulator
 
-from bitmill.hw.axi_sram import AxiSram
+from bitmill.hw.axi_sram import SRAM_MODULE, SRAM_VERILOG, AxiSram
 from bitmill.sim.cosim.axi_memory import load_bytes, read_bytes
 
 B = 4
@@ -193,3 +193,14 @@ def test_parameters_are_validated_and_the_model_converts_to_verilog():
         AxiSram(4, 1, 8, bytes(9))
     text = verilog.convert(AxiSram(8, 3, 256), name="axi_memory")
     assert "input [31:0] bus__araddr;" in text and "output [63:0] bus__rdata;" in text
+
+
+def test_an_external_memory_is_an_instance_of_the_verilog_module():
+    """``external=True``: 16 MiB emit as one `SRAM_MODULE` instance, not word by word (the
+    Verilator runs of ``bitmill rtlsim`` check its behaviour end to end)."""
+    with pytest.raises(ValueError, match="an external memory starts zero: init must be empty"):
+        AxiSram(4, 1, 8, bytes(4), external=True)
+    text = verilog.convert(AxiSram(4, 16, 16 << 20, external=True), name="axi_memory")
+    assert f"{SRAM_MODULE} #(" in text and ".WORDS(32'd4194304)" in text and ".ADDR(32'd22)" in text
+    assert len(text) < 100_000
+    assert f"module {SRAM_MODULE} #(" in SRAM_VERILOG
