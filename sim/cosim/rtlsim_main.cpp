@@ -153,8 +153,8 @@ int main(int argc, char** argv) {
     auto t0 = std::chrono::steady_clock::now();
     uint64_t cycle = 0;
     bool started = false, stopped = false;
-    for (uint64_t n = 0; n < max_cycles + 64; ++n) {
-        top->eval();
+    top->eval();
+    for (uint64_t n = 0; n < max_cycles + 64; ++n) {      // outputs settled by the last tick
         if (!started && top->running) started = true;
         if (started) {
             if (!top->running) { stopped = true; break; }

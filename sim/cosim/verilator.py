@@ -109,7 +109,9 @@ def build_harness(text: str, top: str, harness_cpp: Path, build_dir: str | Path,
                   cflags: str) -> tuple[Path, float]:
     """Verilog ``text`` (module ``top``) with the C++ main ``harness_cpp`` built into
     ``build_dir/obj/exe_name`` (``-O3``, X as fast as possible, ``cflags`` to the C++ compiler);
-    (executable, build seconds). A build whose Verilog text is unchanged is reused (0 s)."""
+    (executable, build seconds). A build of the same Verilog text, harness and ``cflags`` is
+    reused (0 s)."""
+    import hashlib
     import subprocess
     import time
 
@@ -119,9 +121,11 @@ def build_harness(text: str, top: str, harness_cpp: Path, build_dir: str | Path,
         raise BitmillError(f"Verilator cannot run: {missing_reason()}")
     build_dir = Path(build_dir).resolve()
     build_dir.mkdir(parents=True, exist_ok=True)
-    source, exe = build_dir / f"{top}.v", build_dir / "obj" / exe_name
-    if exe.exists() and source.exists() and source.read_text() == text:
+    source, exe, stamp = build_dir / f"{top}.v", build_dir / "obj" / exe_name, build_dir / "build.key"
+    key = hashlib.sha256("\0".join([text, Path(harness_cpp).read_text(), cflags]).encode()).hexdigest()
+    if exe.exists() and stamp.exists() and stamp.read_text() == key:
         return exe, 0.0
+    stamp.unlink(missing_ok=True)
     source.write_text(text)
     cmd = [str(Path(env["VERILATOR_ROOT"]) / "bin" / "verilator"), "--cc", "--exe", "--build", "-O3",
            "--x-assign", "fast", "--x-initial", "fast", "--noassert", "-Wno-fatal", "--prefix", "Vtop",
@@ -133,4 +137,5 @@ def build_harness(text: str, top: str, harness_cpp: Path, build_dir: str | Path,
     if proc.returncode != 0:
         tail = " | ".join((proc.stdout + proc.stderr).strip().splitlines()[-3:])
         raise BitmillError(f"Verilator build failed (see {build_dir}/build.log): {tail}")
+    stamp.write_text(key)
     return exe, time.perf_counter() - t0
