@@ -222,7 +222,8 @@ class Load:
 class Gemm:
     """Output channels ``o0 .. o0+rows`` x pixels ``p0 .. p0+npix`` of the current band, in
     ``ceil(rows/R) * ceil(npix/C)`` array tiles (channel tile by channel tile, pixel tiles
-    inside), each requantized into the output slot. The weights are rows ``w_row .. w_row+rows``
+    inside; a tile beyond `k_capacity` runs as the partial-sum passes of `pass_rows`), each
+    requantized into the output slot. The weights are rows ``w_row .. w_row+rows``
     of the weight slot (a slot holds one channel tile, or a whole layer's weights when they
     fit)."""
 
