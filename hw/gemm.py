@@ -94,8 +94,9 @@ class GemmUnit(wiring.Component):
         self._passes(m, st)
         self._divide(m, st)
         self._params(m, st)
-        self._stage(m, st, wst, ast, engine)
-        self._stream(m, st, engine)
+        ipass = self._pass_info(st, st.ip_ky0)       # the pass of the next tile to issue
+        self._stage(m, st, wst, ast, engine, ipass)
+        self._stream(m, st, engine, ipass)
         self._readout(m, st, engine, rq, pk)
         self._phases(m, st)
         return m
@@ -210,7 +211,7 @@ class GemmUnit(wiring.Component):
                 self._go(m, st, _GemmState.WSTAGE)
                 m.d.sync += [st.w_ky0.eq(0), st.w_k0.eq(0), st.w_idx.eq(0)]
 
-    def _stage(self, m: Module, st: "_GemmState", wst, ast, engine) -> None:
+    def _stage(self, m: Module, st: "_GemmState", wst, ast, engine, ipass: dict) -> None:
         """Weight staging once per channel tile, pass after pass (each into its region of the
         engine), once the activation stager has finished (they share the engine's load port);
         activation staging of a tile (a pixel tile's pass) into the activation half the array
@@ -230,8 +231,6 @@ class GemmUnit(wiring.Component):
                      wst.cmd.k_total.eq(wpass["k"]), wst.cmd.row_k.eq(st.k_total),
                      wst.cmd.k0.eq(st.w_k0), wst.cmd.w_bits.eq(regs.w_bits + 1),
                      wst.cmd.w_enc.eq(regs.w_enc)]
-        ipass = self._pass_info(st, st.ip_ky0)
-        st.ipass = ipass
         follows = st.issue_go & ~ipass["last"]           # the next tile is this pixel tile's next pass
         stage_pc = Signal.like(st.pc)
         m.d.comb += stage_pc.eq(Mux(follows, st.pc,
@@ -269,7 +268,7 @@ class GemmUnit(wiring.Component):
                 m.d.sync += [st.w_ky0.eq(st.w_ky0 + st.ps["h"]), st.w_k0.eq(st.w_k0 + st.ps["h_run"]),
                              st.w_idx.eq(st.w_idx + 1)]
 
-    def _stream(self, m: Module, st: "_GemmState", engine) -> None:
+    def _stream(self, m: Module, st: "_GemmState", engine, ipass: dict) -> None:
         """Tiles through the array, pixel tile by pixel tile and pass by pass inside: a tile's
         command issues when its activations are staged and the previous tile's results have
         left the array (``copy``, possibly in the same cycle); a tile's results are copied
@@ -277,7 +276,7 @@ class GemmUnit(wiring.Component):
         previous pixel tile's readout has ended; after the last pass the readout starts."""
         cfg, regs = self.cfg, self.regs
         streaming = st.phase == _GemmState.STREAM
-        copy, issue, ipass = st.copy_go, st.issue_go, st.ipass
+        copy, issue = st.copy_go, st.issue_go
         # a next tile to stage: this pixel tile's next pass, the next pixel tile, or the next
         # channel tile's first
         more = ~ipass["last"] | (st.pc + cfg.cols < st.ins.npix) | (st.oc + cfg.rows < st.ins.rows)
@@ -417,7 +416,6 @@ class _GemmState:
         self.ip_idx = Signal(range(cfg.k_passes))
         self.comp_acc = Signal()                # the tile on the array adds to the shadow registers
         self.comp_last = Signal()               # ... and is its pixel tile's last pass
-        self.ipass = None
         self.rem = Signal(range(2 * px + 2))
         self.quot = Signal(range(px * px + 1))
         self.overrun = Signal()
