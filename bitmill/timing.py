@@ -30,8 +30,9 @@ take exactly this many cycles from tile start to results valid; tests check it.
 * GEMM: `gemm_cycles`, the GEMM unit's phases: the pixel divider, then per channel tile the
   requant records and the weight staging, then the pixel tiles streamed: the activation
   staging of tile ``n+1`` (double-buffered), the array running tile ``n`` and the readout of
-  tile ``n-1``'s ``R' x C'`` valid results from shadow registers, one per cycle, overlap; at
-  the end the last result's way through the requantizer and the code packer.
+  tile ``n-1``'s ``R' x C'`` valid results from shadow registers, one per cycle, overlap; a
+  tile beyond the engine runs as partial-sum passes of whole kernel rows summed in the shadow
+  registers; at the end the last result's way through the requantizer and the code packer.
 * VEC: `vec_unit_cycles`, the vector unit's element loop (ADD, MAXPOOL, AVGPOOL), its
   requantizer and the code packer's drain.
 
