@@ -69,6 +69,8 @@ def _base():
     ("clock_mhz", -1, "clock_mhz must be a number"),
     ("board", "de10", "board must be one of"),
     ("rows", True, "rows must be an integer"),
+    ("k_passes", 3, "k_passes must be 1, 2, 4 or 8"),
+    ("k_passes", True, "k_passes must be 1, 2, 4 or 8"),
 ])
 def test_bad_values_name_key_value_and_range(key, value, fragment):
     data = _base() | {key: value}
