@@ -47,6 +47,7 @@ import math
 
 from bitmill.config import PE_FAMILIES, AccelConfig
 from bitmill.errors import ConfigError
+from bitmill.isa import pass_rows
 from bitmill.precision import MAX_RUNTIME_BITS
 
 FETCH_STAGES = 3        # operand fetch: buffer address, block RAM read data, broadcast register
@@ -323,7 +324,6 @@ def gemm_cycles(cfg: AccelConfig, npix: int, channels: int, kernel: int, in_c: i
     read_end_last + 1``; after the last one the GEMM ends at ``read_end_last + RESULT_LATENCY +
     REQUANT_LATENCY + PACKER_DRAIN`` (exclusive). With one pass the steady state takes
     ``max(A, tile + TILE_DONE, R' * C + 1)`` cycles per pixel tile."""
-    from bitmill.isa import pass_rows
     run = kernel * in_c
     passes = pass_rows(cfg, kernel, in_c)
     starts = [sum(passes[:s]) for s in range(len(passes))]
@@ -356,7 +356,6 @@ def gemm_limit(cfg: AccelConfig, channels: int, kernel: int, in_c: int, in_w: in
     ``"staging"`` (``A``, the im2col activations into the engine), ``"array"`` (the tile on
     the MAC array) or ``"readout"`` (the results through the requantizer); a tie goes to the
     array, then to staging."""
-    from bitmill.isa import pass_rows
     passes = pass_rows(cfg, kernel, in_c)
     terms = {"array": sum(tile_cycles(cfg.pe_family, cfg.lanes, h * kernel * in_c, w_bits, a_bits)
                           + TILE_DONE for h in passes),

@@ -95,7 +95,7 @@ def _check_gemm(node: Conv2d | Dense, cfg: AccelConfig, a_bits: int, a_enc) -> N
                             f"W{node.w_bits}A{a_bits}); {cfg.name} has acc_bits {cfg.acc_bits}")
     kernel = node.weight.shape[2] if node.weight.ndim == 4 else 1
     try:
-        pass_rows(cfg, kernel, node.k // (kernel * kernel))
+        pass_rows(cfg, kernel, node.weight.shape[1])        # (out, in_c[, kh, kw])
     except BitmillError as exc:
         raise LoweringError(f"{node.name}: {exc}: choose a config with more acc_bits, lanes, "
                             f"buffer or k_passes") from None
