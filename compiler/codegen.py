@@ -224,6 +224,7 @@ def _allocate(schedule, x, reuse: bool) -> tuple[MemoryMap, dict]:
     regs[g.input.name] = mem.allocate(g.input.name, *nhwc_rows(t.shape), t.bits, t.encoding,
                                       None if x is None else to_nhwc_rows(x, t.shape))
     last, dying = last_reads(g), {}
+    tiles = {ls.name: ls.tile_rows or cfg.rows for ls in schedule.layers}     # channels per tile
     for i, node in enumerate(g.nodes):
         if i and node.op != "flatten":
             dying.setdefault(last[node.name], []).append(node.name)
@@ -242,10 +243,11 @@ def _allocate(schedule, x, reuse: bool) -> tuple[MemoryMap, dict]:
             w = w.reshape(w.shape[0], -1)
             whole = mem.allocate(f"{node.name}.weight", w.shape[0], w.shape[1], node.w_bits, node.w_enc, w)
             regs[f"{node.name}.weight"] = whole
-            for t_i, o0 in enumerate(range(0, w.shape[0], cfg.rows)):       # channel tiles: row ranges
+            rows = tiles[node.name]
+            for t_i, o0 in enumerate(range(0, w.shape[0], rows)):           # channel tiles: row ranges
                 regs[f"{node.name}.weight{t_i}"] = replace(whole, name=f"{node.name}.weight{t_i}",
                                                            addr=whole.addr + o0 * whole.pitch,
-                                                           rows=min(cfg.rows, w.shape[0] - o0))
+                                                           rows=min(rows, w.shape[0] - o0))
             r = node.requant
             regs[f"{node.name}.params"] = mem.add_bytes(f"{node.name}.params",
                                                         param_records(r.multiplier, r.shift, r.bias))

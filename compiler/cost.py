@@ -72,21 +72,22 @@ def _stores(bands: tuple[Band, ...], out_pitch: int) -> tuple[tuple[int, int], .
 
 def gemm_work(cfg: AccelConfig, bands: tuple[Band, ...], out_w: int, in_pitch: int, out_pitch: int,
               geometry: tuple[int, int, int, int], w_bits: int, a_bits: int, split: tuple[int, ...],
-              weight_loads: tuple[int, ...], param_bytes: int) -> LayerWork:
+              weight_loads: tuple[int, ...], param_bytes: int, tile_rows: int | None = None) -> LayerWork:
     """A GEMM layer (``geometry``: kernel, input channels, input row width, output channels):
     its requant table, every band's input rows and ``weight_loads`` (bytes of every weight
     LOAD, each a region of its own); per band a SETUP and one GEMM per entry of ``split``
-    (channel tiles)."""
+    (channel tiles of ``tile_rows`` channels, default the array's rows)."""
+    rows = cfg.rows if tile_rows is None else tile_rows
     kernel, in_c, in_w, out_c = geometry
     computes = []
     for band in bands:
         computes.append(timing.SETUP_CYCLES)
         o0 = 0
         for n in split:
-            channels = min(n * cfg.rows, out_c - o0)
+            channels = min(n * rows, out_c - o0)
             computes.append(timing.gemm_cycles(cfg, band.rows * out_w, channels, kernel, in_c, in_w,
                                                w_bits, a_bits))
-            o0 += n * cfg.rows
+            o0 += n * rows
     loads = (((0, 0, param_bytes),) + tuple((b.r0 * in_pitch, 0, b.in_rows * in_pitch) for b in bands)
              + tuple((0, 0, w) for w in weight_loads))
     return LayerWork(loads, tuple(computes), _stores(bands, out_pitch))

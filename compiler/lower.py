@@ -81,11 +81,10 @@ def _check_gemm(node: Conv2d | Dense, cfg: AccelConfig, a_bits: int, a_enc) -> N
                             f"{cfg.weight_bits[0]}..{cfg.weight_bits[1]} and activations "
                             f"{cfg.act_bits[0]}..{cfg.act_bits[1]} bits")
     o, k = node.weight.shape[0], node.k
-    w_slot = min(cfg.rows, o) * pitch(k, node.w_bits)
-    if w_slot > cfg.weight_buffer_bytes // 2:
-        raise LoweringError(f"{node.name} needs {_kib(2 * w_slot)} of weight buffer ({min(cfg.rows, o)} "
-                            f"rows x {k} weights at {node.w_bits} bits, double-buffered), the config "
-                            f"has {_kib(cfg.weight_buffer_bytes)}")
+    if pitch(k, node.w_bits) > cfg.weight_buffer_bytes // 2:
+        raise LoweringError(f"{node.name} needs {_kib(2 * pitch(k, node.w_bits))} of weight buffer for "
+                            f"one output channel ({k} weights at {node.w_bits} bits, double-buffered), "
+                            f"the config has {_kib(cfg.weight_buffer_bytes)}")
     if o * PARAM_RECORD > PARAM_SLOT_BYTES:
         raise LoweringError(f"{node.name} has {o} output channels; a requant table slot holds "
                             f"{PARAM_SLOT_BYTES // PARAM_RECORD}")
@@ -99,6 +98,13 @@ def _check_gemm(node: Conv2d | Dense, cfg: AccelConfig, a_bits: int, a_enc) -> N
     except BitmillError as exc:
         raise LoweringError(f"{node.name}: {exc}: choose a config with more acc_bits, lanes, "
                             f"buffer or k_passes") from None
+
+
+def tile_rows(cfg: AccelConfig, out_c: int, w_pitch: int) -> int:
+    """Output channels per channel tile: the array's rows (or ``out_c`` if fewer), fewer where
+    that many rows of weights (``w_pitch`` bytes each) do not fit one weight slot; the array
+    then runs those tiles with rows idle."""
+    return max(1, min(cfg.rows, out_c, (cfg.weight_buffer_bytes // 2) // w_pitch))
 
 
 def _gemm(node: Conv2d | Dense, in_type, cfg: AccelConfig) -> LayerSchedule:
@@ -117,9 +123,10 @@ def _gemm(node: Conv2d | Dense, in_type, cfg: AccelConfig) -> LayerSchedule:
     out_w = 1 if isinstance(node, Dense) else node.out.shape[2]
     band = _band_rows(node.name, out_rows, in_p, out_p, window, in_rows, cfg, out_w=out_w)
     bands = layer_bands(node, in_shape, band)
-    tiles = -(-o // cfg.rows)
+    rows = tile_rows(cfg, o, w_pitch)
+    tiles = -(-o // rows)
     w_loads = (layer_w,) if resident else tuple(
-        min(cfg.rows, o - t * cfg.rows) * w_pitch for _ in bands for t in range(tiles))
+        min(rows, o - t * rows) * w_pitch for _ in bands for t in range(tiles))
     ls = LayerSchedule(
         name=node.name, op=node.op, kind="gemm", band_rows=band, bands=len(bands),
         channel_tiles=tiles, array_tiles=tiles * sum(-(-b.rows * out_w // cfg.cols) for b in bands),
@@ -127,13 +134,13 @@ def _gemm(node: Conv2d | Dense, in_type, cfg: AccelConfig) -> LayerSchedule:
         k_total=k, w_bits=node.w_bits, a_bits=a_bits, macs=o * k * out_rows * out_w,
         traffic=Traffic(weight=sum(w_loads), act=sum(b.in_rows for b in bands) * in_p,
                         param=o * PARAM_RECORD, out=out_rows * out_p),
-        buffer_use=BufferUse(weight=layer_w if resident else min(cfg.rows, o) * w_pitch,
+        buffer_use=BufferUse(weight=layer_w if resident else rows * w_pitch,
                              act=window.slot_rows(band, in_rows) * in_p, out=band * out_p),
-        weights_resident=resident)
+        weights_resident=resident, tile_rows=rows)
     geometry = ((1, in_shape[0], 1, o) if isinstance(node, Dense)
                 else (node.weight.shape[2], in_shape[0], in_shape[2], o))
     work = cost.gemm_work(cfg, bands, out_w, in_p, out_p, geometry, node.w_bits, a_bits,
-                          ls.gemm_split, w_loads, o * PARAM_RECORD)
+                          ls.gemm_split, w_loads, o * PARAM_RECORD, rows)
     return replace(ls, estimate=cost.estimate(work, cfg))
 
 

@@ -18,7 +18,7 @@ def schedule_markdown(compiled) -> str:
              f"{cfg.rows}x{cfg.cols} {cfg.pe_family} array, {cfg.lanes} lanes, buffers W/A/O "
              f"{cfg.weight_buffer_bytes // 1024}/{cfg.act_buffer_bytes // 1024}/"
              f"{cfg.out_buffer_bytes // 1024} KiB (double-buffered), {cfg.mem_bytes_per_cycle} B/cycle.", "",
-             "| layer | op | bits | bands x rows | channel tiles | array tiles | W/A/O slot bytes | "
+             "| layer | op | bits | bands x rows | channel tiles x channels | array tiles | W/A/O slot bytes | "
              "bytes moved | est. cycles | est. utilisation |", "|---|---|---|---|---|---|---|---|---|---|"]
     for l in compiled.schedule.layers:
         if l.kind == "alias":
@@ -27,7 +27,8 @@ def schedule_markdown(compiled) -> str:
         est = l.estimate.cycles
         util = (l.macs / (est * timing.peak_macs_per_cycle(cfg, l.w_bits, l.a_bits))
                 if l.kind == "gemm" and est else 0)
-        lines.append(f"| {l.name} | {l.op} | {bits} | {l.bands} x {l.band_rows} | {l.channel_tiles} | "
+        tiles = f"{l.channel_tiles} x {l.tile_rows}" if l.kind == "gemm" else "-"
+        lines.append(f"| {l.name} | {l.op} | {bits} | {l.bands} x {l.band_rows} | {tiles} | "
                      f"{l.array_tiles} | {l.buffer_use.weight}/{l.buffer_use.act}/{l.buffer_use.out} | "
                      f"{l.traffic.total:,} | {est:,} | {100 * util:.1f}% |")
     resident = [l.name for l in compiled.schedule.layers if l.weights_resident]

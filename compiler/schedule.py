@@ -71,6 +71,8 @@ class LayerSchedule:
     buffer_use: BufferUse = BufferUse()
     estimate: CostEstimate = CostEstimate()
     weights_resident: bool = False     # the whole layer's weights in one slot, loaded once
+    tile_rows: int = 0        # output channels per channel tile: the array's rows, or fewer
+                              # where that many rows of weights do not fit a weight slot
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:

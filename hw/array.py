@@ -20,10 +20,10 @@ class MacArray(wiring.Component):
     Members: ``w`` (In, ``rows`` operands), ``a`` (In, ``cols`` operands), ``ctrl`` (In),
     ``acc`` (Out, ``rows * cols`` accumulators), ``done`` (Out, pulse: results valid).
 
-    ``cells``: popcount mapping of bit-serial PEs (`bitmill.hw.popcount.Popcount`). With
-    hand-mapped cells, ``popcount(a)`` of each column is computed once, by the array, and
-    fed to the column's PEs (primitive instances are not shared by synthesis the way
-    identical plain logic is).
+    ``cells``: popcount mapping of bit-serial PEs (`bitmill.hw.popcount.Popcount`).
+    Bit-serial arrays compute ``popcount(a)`` of each column once and feed it to the column's
+    PEs: primitive instances are not shared by synthesis the way identical plain logic is,
+    and a simulator would otherwise evaluate ``rows`` copies of each column's count.
     """
 
     def __init__(self, rows: int, cols: int, lanes: int, family: str, acc_width: int,
@@ -50,7 +50,7 @@ class MacArray(wiring.Component):
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        shared = self._cells is not None and self._family == "bitserial"
+        shared = self._family == "bitserial"
         counts = []
         for c in range(self._cols if shared else 0):
             m.submodules[f"count_a_{c}"] = count = Popcount(self._lanes, cells=self._cells)

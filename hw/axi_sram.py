@@ -25,7 +25,9 @@ With ``external=True`` the storage is an instance of `SRAM_MODULE` (`SRAM_VERILO
 added to the emitted Verilog) instead of an Amaranth memory: a Verilator build of a memory of
 many MiB then emits in seconds (an Amaranth memory is written out word by word with its
 initial value). Same ports and timing: one synchronous read port (old data on a write to the
-same word), one write port with byte enables, every word zero at start.
+same word), one write port with byte enables, every word zero at start. Its contents can also
+come from and go to files (plusargs, see `SRAM_VERILOG`): a simulator loads a memory image in
+no clock cycles instead of one word per cycle through the backdoor.
 
 Testbench helpers that move bytes through the backdoor: `bitmill.sim.cosim.axi_memory`.
 """
@@ -47,15 +49,24 @@ SRAM_MODULE = "bitmill_sram"
 SRAM_VERILOG = """\
 // The storage of an AxiSram built with external=True: one synchronous read port (old data on
 // a write to the same word), one write port with byte enables, every word zero at start.
+// A simulator's file backdoor: plusarg +bitmill_sram_load=FILE fills the first words from a
+// $readmemh file at start, +bitmill_sram_dump=FILE writes words 0 .. +bitmill_sram_words=N
+// minus 1 with $writememh when the simulation ends (final).
 module bitmill_sram #(parameter WORDS = 2, parameter ADDR = 1, parameter WIDTH = 8) (
     input clk,
     input [ADDR-1:0] rd_addr, input rd_en, output reg [WIDTH-1:0] rd_data,
     input [ADDR-1:0] wr_addr, input [WIDTH/8-1:0] wr_en, input [WIDTH-1:0] wr_data);
     reg [WIDTH-1:0] mem [0:WORDS-1];
-    integer i;
+    integer i, n;
+    string path;
     initial begin
         for (i = 0; i < WORDS; i = i + 1) mem[i] = {WIDTH{1'b0}};
         rd_data = {WIDTH{1'b0}};
+        if ($value$plusargs("bitmill_sram_load=%s", path)) $readmemh(path, mem);
+    end
+    final begin
+        if ($value$plusargs("bitmill_sram_dump=%s", path) && $value$plusargs("bitmill_sram_words=%d", n))
+            $writememh(path, mem, 0, n - 1);
     end
     always @(posedge clk) begin
         if (rd_en) rd_data <= mem[rd_addr];

@@ -327,7 +327,9 @@ class StagingCore(wiring.Component):
             m.d.sync += [running.eq(~final), plane.eq(cur_plane + 1), busy_chunk.eq(cur_chunk),
                          busy_last.eq(cur_last)]
         if self.family == "bitserial":
-            word = Cat(*[slot.bit_select(t * CODE_BITS + cur_plane, 1)
+            # each lane's plane bit picked from its own code (a narrow multiplexer, not a
+            # shift of the whole block)
+            word = Cat(*[slot[t * CODE_BITS:(t + 1) * CODE_BITS].bit_select(cur_plane, 1)
                          for slot in e["block"] for t in range(K)])
             addr = cur_plane * self.chunk_slots + cur_chunk
         else:

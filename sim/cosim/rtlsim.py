@@ -11,13 +11,16 @@ registers and the final image back. `check_run` reports the first divergence.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from amaranth import Module
+from amaranth import ClockDomain, Module, Signal
 from amaranth.back import verilog
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
@@ -39,43 +42,76 @@ from bitmill.hw.axi_sram import SRAM_VERILOG, AxiSram
 HARNESS_CPP = Path(__file__).with_name("rtlsim_main.cpp")
 MIN_MEMORY_BYTES = 1 << 20      # the memory model: a power of two of at least 1 MiB
 TOP = "rtlsim_top"
+POR_CYCLES = 3                  # cycles in reset after power-on (the harness waits them out)
 
 
 class RtlSimTop(wiring.Component):
     """The accelerator on a memory model of ``depth_bytes``; members ``host``, ``trace``,
-    ``running`` and the model's backdoor (``bd_addr``, ``bd_wdata``, ``bd_we``, ``bd_rdata``)."""
+    ``running`` and ``clk`` (no reset port: ``POR_CYCLES`` cycles of power-on reset). The
+    memory's contents come and go through files (`SRAM_VERILOG`'s plusargs), not the clock."""
 
     def __init__(self, cfg: AccelConfig, depth_bytes: int):
         self.cfg = cfg
         b = cfg.mem_bytes_per_cycle
         self.memory = AxiSram(b, cfg.mem_latency, depth_bytes, external=True)
-        words = self.memory.words
-        super().__init__({"host": In(AxiLiteSignature(ADDR_WIDTH, DATA_BITS)),
-                          "trace": Out(trace_signature()), "running": Out(1),
-                          "bd_addr": In(range(words)), "bd_wdata": In(8 * b), "bd_we": In(1),
-                          "bd_rdata": Out(8 * b)})
+        super().__init__({"clk": In(1), "host": In(AxiLiteSignature(ADDR_WIDTH, DATA_BITS)),
+                          "trace": Out(trace_signature()), "running": Out(1)})
 
     def elaborate(self, platform) -> Module:
         m = Module()
+        # Power-on reset from the initial value of a counter: ``sync``'s reset is a register,
+        # not a port, so Verilator evaluates the logic it gates at clock edges only (a reset
+        # port would make every evaluation recompute it).
+        m.domains.sync = sync = ClockDomain("sync")
+        m.domains.por = por = ClockDomain("por", reset_less=True)
+        hold = Signal(range(POR_CYCLES + 1), init=POR_CYCLES)
+        with m.If(hold != 0):
+            m.d.por += hold.eq(hold - 1)
+        m.d.comb += [sync.clk.eq(self.clk), por.clk.eq(self.clk), sync.rst.eq(hold != 0)]
         m.submodules.accel = accel = Accelerator(self.cfg)
         m.submodules.memory = mem = self.memory
         wiring.connect(m, accel.mem, mem.bus)
         wiring.connect(m, wiring.flipped(self.host), accel.host)
         wiring.connect(m, wiring.flipped(self.trace), accel.trace)
-        m.d.comb += [self.running.eq(accel.running), mem.backdoor.active.eq(~accel.running),
-                     mem.backdoor.addr.eq(self.bd_addr),
-                     mem.backdoor.wdata.eq(self.bd_wdata), mem.backdoor.we.eq(self.bd_we),
-                     self.bd_rdata.eq(mem.backdoor.rdata)]
+        m.d.comb += [self.running.eq(accel.running), mem.backdoor.active.eq(0)]
         return m
 
 
+def source_key(cfg: AccelConfig, depth_bytes: int) -> str:
+    """What the emitted Verilog depends on: the config, the memory depth, the Amaranth version
+    and the source of the hardware (``bitmill``'s top-level modules, ``bitmill.hw``, this
+    module and the harness)."""
+    import amaranth
+
+    import bitmill
+    import bitmill.hw
+    files = sorted({*Path(bitmill.__file__).parent.glob("*.py"),
+                    *Path(bitmill.hw.__file__).parent.glob("*.py"), Path(__file__), HARNESS_CPP})
+    h = hashlib.sha256(json.dumps([cfg.to_dict(), depth_bytes, amaranth.__version__]).encode())
+    for f in files:
+        h.update(f.name.encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()
+
+
 def build(cfg: AccelConfig, depth_bytes: int, build_dir: str | Path) -> tuple[Path, float]:
-    """Emit `RtlSimTop` and build the harness; (executable, build seconds). A build whose
-    Verilog is unchanged is reused."""
+    """Emit `RtlSimTop` and build the harness; (executable, seconds of emit and build). A build is reused
+    without emitting when its `source_key` is unchanged, and without compiling when its
+    Verilog is."""
+    stamp = Path(build_dir) / "source.key"
+    key = source_key(cfg, depth_bytes)
+    exe = wheel.built_harness(build_dir, "rtlsim")
+    if exe is not None and stamp.exists() and stamp.read_text() == key:
+        return exe, 0.0
+    stamp.unlink(missing_ok=True)
+    t0 = time.perf_counter()
     text = verilog.convert(RtlSimTop(cfg, depth_bytes), name=TOP, emit_src=False) + SRAM_VERILOG
     regs = {f"REG_{r.name}": r.offset for r in REGISTERS}
-    cflags = " ".join([f"-DBEAT_BYTES={cfg.mem_bytes_per_cycle}"] + [f"-D{k}={v}" for k, v in regs.items()])
-    return wheel.build_harness(text, TOP, HARNESS_CPP, build_dir, "rtlsim", cflags)
+    cflags = " ".join([f"-DBEAT_BYTES={cfg.mem_bytes_per_cycle}", f"-DPOR_CYCLES={POR_CYCLES}"]
+                      + [f"-D{k}={v}" for k, v in regs.items()])
+    emit_s = time.perf_counter() - t0
+    exe, compile_s = wheel.build_harness(text, TOP, HARNESS_CPP, build_dir, "rtlsim", cflags)
+    stamp.write_text(key)
+    return exe, emit_s + compile_s
 
 
 @dataclass(frozen=True)
@@ -94,21 +130,43 @@ class RtlRun:
         return self.cycles / self.wall_s if self.wall_s > 0 else float("inf")
 
 
-def run(exe: Path, program: Program, workdir: str | Path, max_cycles: int = 1 << 40) -> RtlRun:
-    """Run ``program`` on a built harness."""
+def write_hex(path: Path, image: bytes, word_bytes: int) -> None:
+    """``image`` as a ``$readmemh`` file: one ``word_bytes``-byte little-endian word a line."""
+    words = np.frombuffer(image, np.uint8).reshape(-1, word_bytes)[:, ::-1]
+    digits = np.frombuffer(words.tobytes().hex().encode(), np.uint8).reshape(-1, 2 * word_bytes)
+    newline = np.full((len(digits), 1), ord("\n"), np.uint8)
+    path.write_bytes(np.concatenate([digits, newline], axis=1).tobytes())
+
+
+def read_hex(path: Path, word_bytes: int) -> bytes:
+    """The bytes of a ``$writememh`` file of ``word_bytes``-byte words (comments and address
+    lines ignored)."""
+    text = re.sub(rb"//[^\n]*", b"", path.read_bytes())
+    tokens = [t for t in text.split() if not t.startswith(b"@")]
+    text = b"".join(t.rjust(2 * word_bytes, b"0") for t in tokens).decode()
+    return np.frombuffer(bytes.fromhex(text), np.uint8).reshape(-1, word_bytes)[:, ::-1].tobytes()
+
+
+def run(exe: Path, program: Program, workdir: str | Path, max_cycles: int = 1 << 40,
+        image: tuple[bytes, int] | None = None) -> RtlRun:
+    """Run ``program`` on a built harness (``image``: its `program_image`, if already made)."""
     workdir = Path(workdir)
-    image, addr = program_image(program)
-    paths = {k: workdir / f"{k}.bin" for k in ("image", "trace", "final")}
-    paths["image"].write_bytes(image)
-    proc = subprocess.run([str(exe), str(paths["image"]), str(addr), str(len(program.instructions)),
-                           str(paths["trace"]), str(paths["final"]), str(max_cycles)],
-                          capture_output=True, text=True)
-    if proc.returncode != 0:
+    image, addr = image or program_image(program)
+    beat = program.config.mem_bytes_per_cycle
+    image += bytes(-len(image) % beat)
+    paths = {"image": workdir / "image.hex", "trace": workdir / "trace.bin",
+             "final": workdir / "final.hex"}
+    write_hex(paths["image"], image, beat)
+    paths["final"].unlink(missing_ok=True)
+    proc = subprocess.run([str(exe), str(paths["image"]), str(len(image) // beat), str(addr),
+                           str(len(program.instructions)), str(paths["trace"]), str(paths["final"]),
+                           str(max_cycles)], capture_output=True, text=True)
+    if proc.returncode != 0 or not paths["final"].exists():
         raise BitmillError(f"the RTL harness failed ({proc.returncode}): {proc.stderr.strip()[-300:]}")
     doc = json.loads(proc.stdout.strip().splitlines()[-1])
     start, end = _trace(program, np.fromfile(paths["trace"], dtype=[("i", "<u4"), ("k", "<u4"), ("c", "<u8")]))
-    return RtlRun(start, end, doc, paths["final"].read_bytes()[:len(program.memory)], doc["cycles"],
-                  doc["wall_s"])
+    final = read_hex(paths["final"], beat)
+    return RtlRun(start, end, doc, final[:len(program.memory)], doc["cycles"], doc["wall_s"])
 
 
 def run_checked(graph: Graph, program: Program, x: np.ndarray, build_dir: str | Path,
@@ -117,14 +175,14 @@ def run_checked(graph: Graph, program: Program, x: np.ndarray, build_dir: str | 
     the program on image ``x`` and check it: every instruction's start and end cycle against
     the cycle model (`check_run`), every tensor of the final image against golden; (run, build
     seconds). ``on_build(config_name)`` is called before the build."""
-    image, _ = program_image(program)
-    depth = max(MIN_MEMORY_BYTES, 1 << (len(image) - 1).bit_length())   # builds reused
+    image = program_image(program)
+    depth = max(MIN_MEMORY_BYTES, 1 << (len(image[0]) - 1).bit_length())   # builds reused
     if on_build is not None:
         on_build(program.config.name)
     exe, build_s = build(program.config, depth, build_dir)
     workdir = Path(build_dir) / "run"
     workdir.mkdir(parents=True, exist_ok=True)
-    result = run(exe, program, workdir, max_cycles)
+    result = run(exe, program, workdir, max_cycles, image)
     check_run(program, result)
     check_against_golden(graph, program, result.image, x)
     return result, build_s

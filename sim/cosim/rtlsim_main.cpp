@@ -1,13 +1,14 @@
 // Verilator C++ harness of the whole bitmill accelerator on the exact-latency memory model
 // (see bitmill/sim/cosim/rtlsim.py). Usage:
-//   rtlsim IMAGE PROG_ADDR PROG_COUNT TRACE FINAL MAX_CYCLES
-// Loads IMAGE into the memory model through its backdoor, writes PROG_ADDR, PROG_COUNT,
-// MEM_BYTES and CTRL.START through the AXI4-Lite host port, runs until the program ends
-// (or MAX_CYCLES), writes every instruction start/finish to TRACE (u32 index, u32 kind
-// 0 start / 1 finish, u64 cycle from the first running cycle), reads the registers back
-// through the host port, the memory image through the backdoor into FINAL, and prints one
-// JSON line. Progress (cycles so far) goes to stderr. Built with -DBEAT_BYTES and the
-// register offsets -DREG_<NAME>.
+//   rtlsim IMAGE_HEX WORDS PROG_ADDR PROG_COUNT TRACE FINAL_HEX MAX_CYCLES
+// The memory model's storage starts with the WORDS words of IMAGE_HEX ($readmemh, through the
+// plusargs of bitmill_sram); the harness writes PROG_ADDR, PROG_COUNT, MEM_BYTES and
+// CTRL.START through the AXI4-Lite host port like a driver, runs until the program ends (or
+// MAX_CYCLES), writes every instruction start/finish to TRACE (u32 index, u32 kind 0 start /
+// 1 finish, u64 cycle from the first running cycle), reads the registers back through the
+// host port, lets the model write its first WORDS words to FINAL_HEX ($writememh at the end of
+// the simulation) and prints one JSON line. Progress (cycles so far) goes to stderr. Built
+// with -DBEAT_BYTES, -DPOR_CYCLES and the register offsets -DREG_<NAME>.
 #include "Vtop.h"
 #include "verilated.h"
 
@@ -16,7 +17,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
-#include <type_traits>
+#include <string>
 #include <vector>
 
 // Verilator escapes the "__" of the emitted interface port names.
@@ -33,29 +34,6 @@ inline void tick(Vtop* top) {
     top->clk = 0;
     top->eval();
     ++edges;
-}
-
-template <typename Port>
-inline void set_bytes(Port& port, const uint8_t* b) {
-    if constexpr (std::is_integral_v<Port>) {
-        uint64_t v = 0;
-        for (int i = BEAT_BYTES - 1; i >= 0; --i) v = (v << 8) | b[i];
-        port = static_cast<Port>(v);
-    } else {
-        for (int w = 0; w < BEAT_BYTES / 4; ++w)
-            port[w] = b[4 * w] | (b[4 * w + 1] << 8) | (b[4 * w + 2] << 16) | (uint32_t(b[4 * w + 3]) << 24);
-    }
-}
-
-template <typename Port>
-inline void get_bytes(const Port& port, uint8_t* b) {
-    if constexpr (std::is_integral_v<Port>) {
-        uint64_t v = port;
-        for (int i = 0; i < BEAT_BYTES; ++i, v >>= 8) b[i] = v & 0xff;
-    } else {
-        for (int w = 0; w < BEAT_BYTES / 4; ++w)
-            for (int i = 0; i < 4; ++i) b[4 * w + i] = (port[w] >> (8 * i)) & 0xff;
-    }
 }
 
 void host_write(Vtop* top, uint32_t addr, uint32_t value) {
@@ -95,18 +73,6 @@ uint32_t host_read(Vtop* top, uint32_t addr) {
     return value;
 }
 
-bool read_file(const char* path, std::vector<uint8_t>& out) {
-    FILE* f = std::fopen(path, "rb");
-    if (!f) return false;
-    std::fseek(f, 0, SEEK_END);
-    long size = std::ftell(f);
-    std::fseek(f, 0, SEEK_SET);
-    out.resize(size);
-    bool ok = std::fread(out.data(), 1, out.size(), f) == out.size();
-    std::fclose(f);
-    return ok;
-}
-
 struct Event {
     uint32_t index, kind;
     uint64_t cycle;
@@ -115,37 +81,29 @@ struct Event {
 }  // namespace
 
 int main(int argc, char** argv) {
-    if (argc != 7) {
-        std::fprintf(stderr, "usage: %s IMAGE PROG_ADDR PROG_COUNT TRACE FINAL MAX_CYCLES\n", argv[0]);
+    if (argc != 8) {
+        std::fprintf(stderr, "usage: %s IMAGE_HEX WORDS PROG_ADDR PROG_COUNT TRACE FINAL_HEX MAX_CYCLES\n",
+                     argv[0]);
         return 2;
     }
-    std::vector<uint8_t> image;
-    if (!read_file(argv[1], image)) {
-        std::fprintf(stderr, "cannot read %s\n", argv[1]);
-        return 2;
-    }
-    const uint32_t prog_addr = std::strtoul(argv[2], nullptr, 0);
-    const uint32_t prog_count = std::strtoul(argv[3], nullptr, 0);
-    const uint64_t max_cycles = std::strtoull(argv[6], nullptr, 0);
-    image.resize((image.size() + BEAT_BYTES - 1) / BEAT_BYTES * BEAT_BYTES, 0);
+    const uint64_t words = std::strtoull(argv[2], nullptr, 0);
+    const uint32_t prog_addr = std::strtoul(argv[3], nullptr, 0);
+    const uint32_t prog_count = std::strtoul(argv[4], nullptr, 0);
+    const uint64_t max_cycles = std::strtoull(argv[7], nullptr, 0);
+    const std::string load = std::string("+bitmill_sram_load=") + argv[1];
+    const std::string dump = std::string("+bitmill_sram_dump=") + argv[6];
+    const std::string count = "+bitmill_sram_words=" + std::to_string(words);
+    const char* plusargs[] = {argv[0], load.c_str(), dump.c_str(), count.c_str()};
 
     auto ctx = std::make_unique<VerilatedContext>();
+    ctx->commandArgs(4, plusargs);
     auto top = std::make_unique<Vtop>(ctx.get());
     top->clk = 0;
-    top->rst = 1;
     top->eval();
-    for (int i = 0; i < 3; ++i) tick(top.get());
-    top->rst = 0;
-    for (size_t w = 0; w < image.size() / BEAT_BYTES; ++w) {        // memory image, backdoor
-        top->bd_addr = w;
-        set_bytes(top->bd_wdata, &image[w * BEAT_BYTES]);
-        top->bd_we = 1;
-        tick(top.get());
-    }
-    top->bd_we = 0;
+    for (int i = 0; i < POR_CYCLES + 1; ++i) tick(top.get());     // power-on reset
     host_write(top.get(), REG_PROG_ADDR, prog_addr);
     host_write(top.get(), REG_PROG_COUNT, prog_count);
-    host_write(top.get(), REG_MEM_BYTES, image.size());
+    host_write(top.get(), REG_MEM_BYTES, words * BEAT_BYTES);
     host_write(top.get(), REG_CTRL, 1);
 
     std::vector<Event> events;
@@ -176,27 +134,14 @@ int main(int argc, char** argv) {
     uint32_t regs[6];
     const uint32_t offsets[6] = {REG_STATUS, REG_ERROR, REG_ERROR_INSTR, REG_CYCLES_LO, REG_CYCLES_HI, REG_RETIRED};
     for (int i = 0; i < 6; ++i) regs[i] = host_read(top.get(), offsets[i]);
-    std::vector<uint8_t> final_image(image.size());
-    for (size_t w = 0; w < image.size() / BEAT_BYTES; ++w) {
-        top->bd_addr = w;
-        tick(top.get());
-        top->eval();
-        get_bytes(top->bd_rdata, &final_image[w * BEAT_BYTES]);
-    }
-    top->final();
+    top->final();                                        // FINAL_HEX written here
 
-    FILE* f = std::fopen(argv[4], "wb");
-    if (!f) { std::fprintf(stderr, "cannot write %s\n", argv[4]); return 2; }
+    FILE* f = std::fopen(argv[5], "wb");
+    if (!f) { std::fprintf(stderr, "cannot write %s\n", argv[5]); return 2; }
     for (const Event& e : events) {
         std::fwrite(&e.index, 4, 1, f);
         std::fwrite(&e.kind, 4, 1, f);
         std::fwrite(&e.cycle, 8, 1, f);
-    }
-    std::fclose(f);
-    f = std::fopen(argv[5], "wb");
-    if (!f || std::fwrite(final_image.data(), 1, final_image.size(), f) != final_image.size()) {
-        std::fprintf(stderr, "cannot write %s\n", argv[5]);
-        return 2;
     }
     std::fclose(f);
     std::printf("{\"stopped\": %s, \"cycles\": %llu, \"edges\": %llu, \"wall_s\": %.6f, \"status\": %u, "

@@ -105,6 +105,12 @@ if __name__ == "__main__":          # `make setup`: prepare the copy once
     print(f"Verilator: {made}" if made else f"Verilator: {missing_reason()}")
 
 
+def built_harness(build_dir: str | Path, exe_name: str) -> Path | None:
+    """The executable of a finished `build_harness` in ``build_dir``, if there is one."""
+    exe = Path(build_dir).resolve() / "obj" / exe_name
+    return exe if exe.exists() and (exe.parent.parent / "build.key").exists() else None
+
+
 def build_harness(text: str, top: str, harness_cpp: Path, build_dir: str | Path, exe_name: str,
                   cflags: str) -> tuple[Path, float]:
     """Verilog ``text`` (module ``top``) with the C++ main ``harness_cpp`` built into

@@ -12,7 +12,7 @@ from bitmill.numerics import Encoding
 from bitmill.packing import PARAM_RECORD, pitch
 from bitmill.compiler import zoo
 from bitmill.compiler.ir import Flatten, TensorType
-from bitmill.compiler.lower import layer_bands, lower
+from bitmill.compiler.lower import layer_bands, lower, tile_rows
 from tests.conftest import REPO
 
 TINY = AccelConfig.load(REPO / "configs/accel/tiny.yaml")
@@ -92,6 +92,17 @@ def test_resident_weights_split_after_the_first_channel_tile():
     assert ls.weights_resident and ls.channel_tiles == 4 and ls.gemm_split == (1, 3)
 
 
+def test_channel_tiles_shrink_to_the_rows_a_weight_slot_holds():
+    """288 weights at 8 bits a row: a 512-byte slot holds one row, not the array's two; the
+    layer runs in one-channel tiles (4 GEMMs, 4 weight loads per band), a 1 KiB slot in two."""
+    narrow = lower(_conv_net(c=32, h=4, w=4, w_bits=8, a_bits=4, out_ch=4), _cfg(weight_buffer_bytes=1024, k_passes=4)).layers[0]
+    assert (narrow.tile_rows, narrow.channel_tiles, narrow.buffer_use.weight) == (1, 4, 288)
+    assert narrow.traffic.weight == narrow.bands * 4 * 288 and narrow.gemm_split == (1, 1, 1, 1)
+    wide = lower(_conv_net(c=32, h=4, w=4, w_bits=8, a_bits=4, out_ch=4), _cfg(weight_buffer_bytes=2048, k_passes=4)).layers[0]
+    assert (wide.tile_rows, wide.channel_tiles, wide.buffer_use.weight) == (2, 2, 576)
+    assert tile_rows(TINY, 1, 10) == 1 and tile_rows(TINY, 5, 10) == 2
+
+
 def test_a_layer_that_cannot_fit_names_the_numbers():
     graph = _conv_net(c=8, h=6, w=64)           # one input row: 64 * 8 bytes; three rows 1536
     with pytest.raises(LoweringError, match=r"^conv needs 3\.0 KiB of activation buffer for one output "
@@ -100,9 +111,10 @@ def test_a_layer_that_cannot_fit_names_the_numbers():
     with pytest.raises(LoweringError, match=r"^conv needs 384 bytes of output buffer for one output row "
                                             r"\(double-buffered\), the config has 256 bytes$"):
         lower(_conv_net(w=64), _cfg(out_buffer_bytes=256))          # 192-byte output rows
-    with pytest.raises(LoweringError, match=r"^conv needs 1\.1 KiB of weight buffer \(2 rows x 288 "
-                                            r"weights at 8 bits, double-buffered\), the config has 1\.0 KiB$"):
-        lower(_conv_net(c=32, h=4, w=4, w_bits=8), _cfg(weight_buffer_bytes=1024))
+    with pytest.raises(LoweringError, match=r"^conv needs 1\.1 KiB of weight buffer for one output "
+                                            r"channel \(576 weights at 8 bits, double-buffered\), the "
+                                            r"config has 1\.0 KiB$"):
+        lower(_conv_net(c=64, h=4, w=4, w_bits=8), _cfg(weight_buffer_bytes=1024))
     with pytest.raises(LoweringError, match=r"^conv runs at W4A8; tiny supports weights 1\.\.8 and "
                                             r"activations 1\.\.4 bits$"):
         lower(_conv_net(), _cfg(act_bits=[1, 4]))

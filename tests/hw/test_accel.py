@@ -16,6 +16,7 @@ from amaranth.sim import Simulator
 from bitmill import isa
 from bitmill.compiler import zoo
 from bitmill.compiler.ir import TensorType
+from bitmill.compiler.lower import lower
 from bitmill.compiler.pipeline import compile_net
 from bitmill.config import AccelConfig
 from bitmill.hw.accel import Accelerator, trace_signature
@@ -198,7 +199,24 @@ def test_a_network_runs_bit_exact_and_cycle_for_cycle(cfg_name, w_bits, a_bits, 
     cfg = replace(AccelConfig.resolve(cfg_name), k_passes=passes)
     graph = _net(w_bits, a_bits, enc, (16, 16) if passes > 1 else (2, 3))
     assert len(isa.pass_rows(cfg, 3, 16 if passes > 1 else 3)) == min(passes, 2)
-    x = np.random.default_rng(4).integers(0, 256, size=graph.input.out.shape)
+    _check_network(graph, cfg)
+
+
+@pytest.mark.parametrize("cfg_name, enc", [("tiny", Encoding.SIGNED), ("tiny-bitparallel", Encoding.ODD)])
+def test_channel_tiles_narrower_than_the_array_run_bit_exact_and_cycle_for_cycle(cfg_name, enc):
+    """A 256-byte weight slot holds one row of 144 weights at 8 bits, not the array's two:
+    the convolution runs in 3 one-channel tiles with the array's second row idle."""
+    cfg = replace(AccelConfig.resolve(cfg_name), weight_buffer_bytes=512, k_passes=4)
+    b = zoo._Builder(TensorType((16, 3, 3), 2, Encoding.UNSIGNED), 5)
+    x = b.conv("conv", "input", 3, 3, 1, 8, 2, True, enc)
+    graph = b.graph("narrow", b.dense("fc", b.avgpool_flatten(x, 4), 2, 8, enc))
+    tiles = {ls.name: (ls.tile_rows, ls.channel_tiles) for ls in lower(graph, cfg).layers}
+    assert tiles["conv"] == (1, 3) and tiles["fc"] == (2, 1)
+    _check_network(graph, cfg)
+
+
+def _check_network(graph, cfg: AccelConfig) -> None:
+    x = np.random.default_rng(4).integers(0, 1 << graph.input.out.bits, size=graph.input.out.shape)
     program = compile_net(graph, cfg, x).program
     start, end, _, _ = cycle.run_queues(program)
     run = run_program(program)

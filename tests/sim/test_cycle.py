@@ -161,8 +161,9 @@ def test_missing_token_is_a_hazard():
 
 def test_lowering_error_names_the_numbers():
     g = zoo.build("resnet20", "w8a8")
-    with pytest.raises(LoweringError, match=r"layer2.0.conv2 needs 1.1 KiB of weight buffer \(2 rows x "
-                                            r"288 weights at 8 bits, double-buffered\), the config has 1.0 KiB"):
+    with pytest.raises(LoweringError, match=r"layer3.0.conv2 needs 1.1 KiB of weight buffer for one output "
+                                            r"channel \(576 weights at 8 bits, double-buffered\), the config "
+                                            r"has 1.0 KiB"):
         compile_net(g, _cfg(weight_buffer_bytes=1024))
     with pytest.raises(LoweringError, match="of activation buffer for one output row"):
         compile_net(zoo.build("resnet8", "w8a8"), _cfg(act_buffer_bytes=64, weight_buffer_bytes=65536))

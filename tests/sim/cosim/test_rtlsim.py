@@ -14,7 +14,7 @@ from bitmill.compiler.pipeline import compile_net
 from bitmill.config import AccelConfig
 from bitmill.errors import BitmillError
 from bitmill.sim import cycle
-from bitmill.sim.cosim.rtlsim import RtlRun, check_run
+from bitmill.sim.cosim.rtlsim import RtlRun, check_run, read_hex, source_key, write_hex
 from tests.conftest import assert_one_error_line
 
 
@@ -92,3 +92,25 @@ def test_the_first_divergence_names_the_instruction_and_the_cycles():
         check_run(program, _run(program, start, late))
     with pytest.raises(BitmillError, match=r"stopped with DEADLOCK at instruction 3 \(SETUP of conv1\)"):
         check_run(program, _run(program, start, end, error=8, error_instr=3))
+
+
+@pytest.mark.parametrize("beat", [4, 8, 16])
+def test_memory_files_round_trip_bytes_in_word_order(tmp_path, beat):
+    """The image file the memory model loads and the file it dumps hold the same bytes: words
+    little-endian, written most significant digit first; comments and short words read too."""
+    image = np.random.default_rng(beat).integers(0, 256, 5 * beat, dtype=np.uint8).tobytes()
+    write_hex(tmp_path / "image.hex", image, beat)
+    lines = (tmp_path / "image.hex").read_text().splitlines()
+    assert len(lines) == 5 and lines[0] == image[:beat][::-1].hex()
+    assert read_hex(tmp_path / "image.hex", beat) == image
+    (tmp_path / "dump.hex").write_text("// memory\n" + "1f\n" + "\n".join(lines[1:]) + "\n")
+    assert read_hex(tmp_path / "dump.hex", beat) == bytes([0x1f]) + bytes(beat - 1) + image[beat:]
+
+
+def test_a_build_is_keyed_by_config_depth_and_hardware_source():
+    """`source_key` decides whether a Verilated build is reused without emitting Verilog."""
+    cfg = AccelConfig.resolve("sim-4x4-k16")
+    key = source_key(cfg, 1 << 20)
+    assert key == source_key(cfg, 1 << 20)
+    assert key != source_key(cfg, 1 << 21)
+    assert key != source_key(replace(cfg, mem_latency=cfg.mem_latency + 1), 1 << 20)
