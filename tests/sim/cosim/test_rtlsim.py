@@ -14,7 +14,7 @@ from bitmill.compiler.pipeline import compile_net
 from bitmill.config import AccelConfig
 from bitmill.errors import BitmillError
 from bitmill.sim import cycle
-from bitmill.sim.cosim.rtlsim import RtlRun, check_run, read_hex, source_key, write_hex
+from bitmill.sim.cosim.rtlsim import RtlRun, build, check_run, read_hex, run, source_key, write_hex
 from tests.conftest import assert_one_error_line
 
 
@@ -31,6 +31,23 @@ def test_resnet8_runs_bit_exact_and_cycle_equal_on_verilator(run_cli, verilator,
                                "sim-4x4-k16", "--build-dir", rtlsim_dir / "sim-4x4-k16")
     assert status == 0, err
     assert "rtl: bit-exact" in out and "cycle-equal (all 218 instructions" in out
+
+
+@pytest.mark.cosim
+@pytest.mark.verilator
+@pytest.mark.parametrize("load, flag", [(isa.Load(isa.Buffer.ACT.value, 0, 0, 16, deps=isa.Deps(pop_next=True)),
+                                          "DEADLOCK"),
+                                         (isa.Load(isa.Buffer.ACT.value, 0, 1 << 30, 16), "ADDRESS")])
+def test_a_bad_program_stops_the_verilated_rtl_with_its_error_flag(verilator, rtlsim_dir, load, flag):
+    """A LOAD waiting for a token nobody pushes, and one beyond the memory: the RTL raises the
+    flag and stops (never hangs); the check names the instruction."""
+    cfg = AccelConfig.resolve("sim-4x4-k16")
+    program = isa.Program((load,), bytes(64), cfg)
+    exe, _ = build(cfg, 1 << 20, rtlsim_dir / "sim-4x4-k16")         # the ResNet-8 run's build
+    result = run(exe, program, rtlsim_dir, max_cycles=100_000)
+    assert result.registers["stopped"] and result.cycles < 100
+    with pytest.raises(BitmillError, match=rf"^the RTL stopped with {flag} at instruction 0 \(LOAD\)$"):
+        check_run(program, result)
 
 
 @pytest.mark.cosim
