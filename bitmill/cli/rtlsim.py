@@ -4,7 +4,10 @@ bit against the golden model and cycle for cycle against the simulator."""
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+
+from tqdm import tqdm
 
 from bitmill.cli.args import positive_int
 from bitmill.cli.compile import add_program_args, compiled_for
@@ -18,10 +21,13 @@ def cmd_rtlsim(args: argparse.Namespace) -> int:
     program = compiled.program
     _, stats = simulate_compiled(graph, compiled, x)
     t0 = time.perf_counter()
-    result, build_s = rtlsim.run_checked(graph, program, x, args.build_dir, args.max_cycles,
-                                         on_build=lambda name: print(
-                                             f"building the Verilated accelerator {name} in "
-                                             f"{args.build_dir} (reused when unchanged)", flush=True))
+    with tqdm(total=min(stats.cycles, args.max_cycles), desc="rtlsim", unit="cycle", unit_scale=True,
+              disable=not sys.stderr.isatty(), leave=False) as bar:
+        result, build_s = rtlsim.run_checked(
+            graph, program, x, args.build_dir, args.max_cycles,
+            on_build=lambda name: print(f"building the Verilated accelerator {name} in "
+                                        f"{args.build_dir} (reused when unchanged)", flush=True),
+            on_cycles=lambda n: bar.update(n - bar.n))
     wall = time.perf_counter() - t0 - build_s
     print(sim_table(stats))
     print(f"rtl: bit-exact (every tensor of the final memory image equals golden, "

@@ -43,6 +43,7 @@ from bitmill.hw.axi_sram import SRAM_VERILOG, AxiSram
 HARNESS_CPP = Path(__file__).with_name("rtlsim_main.cpp")
 MIN_MEMORY_BYTES = 1 << 20      # the memory model: a power of two of at least 1 MiB
 TOP = "rtlsim_top"
+PROGRESS_CYCLES = 1 << 20        # the harness reports progress every this many cycles
 
 
 class RtlSimTop(wiring.Component):
@@ -98,7 +99,8 @@ def build(cfg: AccelConfig, depth_bytes: int, build_dir: str | Path) -> tuple[Pa
     t0 = time.perf_counter()
     text = verilog.convert(RtlSimTop(cfg, depth_bytes), name=TOP, emit_src=False) + SRAM_VERILOG
     regs = {f"REG_{r.name}": r.offset for r in REGISTERS}
-    cflags = " ".join([f"-DBEAT_BYTES={cfg.mem_bytes_per_cycle}", f"-DPOR_CYCLES={POR_CYCLES}"]
+    cflags = " ".join([f"-DBEAT_BYTES={cfg.mem_bytes_per_cycle}", f"-DPOR_CYCLES={POR_CYCLES}",
+                       f"-DPROGRESS_CYCLES={PROGRESS_CYCLES}"]
                       + [f"-D{k}={v}" for k, v in regs.items()])
     emit_s = time.perf_counter() - t0
     exe, compile_s = wheel.build_harness(text, TOP, HARNESS_CPP, build_dir, "rtlsim", cflags)
@@ -140,8 +142,9 @@ def read_hex(path: Path, word_bytes: int) -> bytes:
 
 
 def run(exe: Path, program: Program, workdir: str | Path, max_cycles: int = 1 << 40,
-        image: tuple[bytes, int] | None = None) -> RtlRun:
-    """Run ``program`` on a built harness (``image``: its `program_image`, if already made)."""
+        image: tuple[bytes, int] | None = None, on_cycles=None) -> RtlRun:
+    """Run ``program`` on a built harness (``image``: its `program_image`, if already made);
+    ``on_cycles(n)`` is called as the run passes every `PROGRESS_CYCLES` cycles."""
     workdir = Path(workdir)
     image, addr = image or program_image(program)
     beat = program.config.mem_bytes_per_cycle
@@ -150,23 +153,32 @@ def run(exe: Path, program: Program, workdir: str | Path, max_cycles: int = 1 <<
              "final": workdir / "final.hex"}
     write_hex(paths["image"], image, beat)
     paths["final"].unlink(missing_ok=True)
-    proc = subprocess.run([str(exe), str(paths["image"]), str(len(image) // beat), str(addr),
+    with subprocess.Popen([str(exe), str(paths["image"]), str(len(image) // beat), str(addr),
                            str(len(program.instructions)), str(paths["trace"]), str(paths["final"]),
-                           str(max_cycles)], capture_output=True, text=True)
+                           str(max_cycles)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True) as proc:
+        errors = []
+        for line in proc.stderr:                 # progress lines while it runs; stdout: one line
+            done = re.fullmatch(r"rtlsim: (\d+) cycles", line.strip())
+            if done and on_cycles is not None:
+                on_cycles(int(done.group(1)))
+            elif not done:
+                errors.append(line)
+        stdout = proc.stdout.read()
     if proc.returncode != 0 or not paths["final"].exists():
-        raise BitmillError(f"the RTL harness failed ({proc.returncode}): {proc.stderr.strip()[-300:]}")
-    doc = json.loads(proc.stdout.strip().splitlines()[-1])
+        raise BitmillError(f"the RTL harness failed ({proc.returncode}): {''.join(errors).strip()[-300:]}")
+    doc = json.loads(stdout.strip().splitlines()[-1])
     start, end = _trace(program, np.fromfile(paths["trace"], dtype=[("i", "<u4"), ("k", "<u4"), ("c", "<u8")]))
     final = read_hex(paths["final"], beat)
     return RtlRun(start, end, doc, final[:len(program.memory)], doc["cycles"], doc["wall_s"])
 
 
 def run_checked(graph: Graph, program: Program, x: np.ndarray, build_dir: str | Path,
-                max_cycles: int = 1 << 40, on_build=None) -> tuple[RtlRun, float]:
+                max_cycles: int = 1 << 40, on_build=None, on_cycles=None) -> tuple[RtlRun, float]:
     """Build (or reuse) the Verilated accelerator of ``program``'s config in ``build_dir``, run
     the program on image ``x`` and check it: every instruction's start and end cycle against
     the cycle model (`check_run`), every tensor of the final image against golden; (run, build
-    seconds). ``on_build(config_name)`` is called before the build."""
+    seconds). ``on_build(config_name)`` is called before the build, ``on_cycles`` as in `run`."""
     image = program_image(program)
     depth = max(MIN_MEMORY_BYTES, 1 << (len(image[0]) - 1).bit_length())   # builds reused
     if on_build is not None:
@@ -174,7 +186,7 @@ def run_checked(graph: Graph, program: Program, x: np.ndarray, build_dir: str | 
     exe, build_s = build(program.config, depth, build_dir)
     workdir = Path(build_dir) / "run"
     workdir.mkdir(parents=True, exist_ok=True)
-    result = run(exe, program, workdir, max_cycles, image)
+    result = run(exe, program, workdir, max_cycles, image, on_cycles)
     check_run(program, result)
     check_against_golden(graph, program, result.image, x)
     return result, build_s

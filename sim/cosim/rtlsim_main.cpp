@@ -7,8 +7,8 @@
 // MAX_CYCLES), writes every instruction start/finish to TRACE (u32 index, u32 kind 0 start /
 // 1 finish, u64 cycle from the first running cycle), reads the registers back through the
 // host port, lets the model write its first WORDS words to FINAL_HEX ($writememh at the end of
-// the simulation) and prints one JSON line. Progress (cycles so far) goes to stderr. Built
-// with -DBEAT_BYTES, -DPOR_CYCLES and the register offsets -DREG_<NAME>.
+// the simulation) and prints one JSON line. Progress ("rtlsim: N cycles") goes to stderr. Built
+// with -DBEAT_BYTES, -DPOR_CYCLES, -DPROGRESS_CYCLES and the register offsets -DREG_<NAME>.
 #include "Vtop.h"
 #include "verilated.h"
 
@@ -123,7 +123,7 @@ int main(int argc, char** argv) {
                 if (f >> q & 1) events.push_back({uint32_t(q), 1, cycle});
             }
             ++cycle;
-            if ((cycle & ((1u << 22) - 1)) == 0)
+            if (cycle % PROGRESS_CYCLES == 0)
                 std::fprintf(stderr, "rtlsim: %llu cycles\n", static_cast<unsigned long long>(cycle));
             if (cycle > max_cycles) break;
         }
