@@ -3,10 +3,11 @@ against the golden model (every tensor) and the cycle model (every instruction's
 
 `RtlSimTop` puts the `Accelerator` on the exact-latency memory model
 (`bitmill.hw.axi_sram.AxiSram`: ``mem_latency``, one beat of
-``mem_bytes_per_cycle`` bytes per cycle); a C++ harness (``rtlsim_main.cpp``) loads the image
-through the model's backdoor, starts the program through the AXI4-Lite host port like a
-driver would, records every instruction's start and finish from the trace port and reads the
-registers and the final image back. `check_run` reports the first divergence.
+``mem_bytes_per_cycle`` bytes per cycle); a C++ harness (``rtlsim_main.cpp``) has the model
+load the image from a file, starts the program through the AXI4-Lite host port like a driver
+would, records every instruction's start and finish from the trace port, reads the registers
+back and has the model write the final image to a file. `check_run` reports the first
+divergence.
 """
 
 from __future__ import annotations
@@ -87,9 +88,9 @@ def source_key(cfg: AccelConfig, depth_bytes: int) -> str:
 
 
 def build(cfg: AccelConfig, depth_bytes: int, build_dir: str | Path) -> tuple[Path, float]:
-    """Emit `RtlSimTop` and build the harness; (executable, seconds of emit and build). A build is reused
-    without emitting when its `source_key` is unchanged, and without compiling when its
-    Verilog is."""
+    """Emit `RtlSimTop` and build the harness; (executable, seconds of emit and build). A
+    build is reused without emitting when its `source_key` is unchanged, and without
+    compiling when its Verilog is."""
     stamp = Path(build_dir) / "source.key"
     key = source_key(cfg, depth_bytes)
     exe = wheel.built_harness(build_dir, "rtlsim")
