@@ -108,7 +108,7 @@ def tile_rows(cfg: AccelConfig, out_c: int, w_pitch: int) -> int:
 
 
 def _gemm(node: Conv2d | Dense, in_type, cfg: AccelConfig) -> LayerSchedule:
-    """Bands of output rows, channel tiles of ``rows`` channels; the whole layer's weights stay
+    """Bands of output rows, channel tiles of `tile_rows` channels; the whole layer's weights stay
     in one weight slot when they fit (loaded once), else one channel tile per slot load."""
     in_shape, a_bits = in_type.shape, in_type.bits
     _check_gemm(node, cfg, a_bits, in_type.encoding)
