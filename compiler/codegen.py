@@ -218,13 +218,13 @@ def last_reads(graph) -> dict[str, int]:
 
 
 def _allocate(schedule, x, reuse: bool) -> tuple[MemoryMap, dict]:
-    g, cfg = schedule.graph, schedule.config
+    g = schedule.graph
     mem, regs = MemoryMap(), {}
     t = g.input.out
     regs[g.input.name] = mem.allocate(g.input.name, *nhwc_rows(t.shape), t.bits, t.encoding,
                                       None if x is None else to_nhwc_rows(x, t.shape))
     last, dying = last_reads(g), {}
-    tiles = {ls.name: ls.tile_rows or cfg.rows for ls in schedule.layers}     # channels per tile
+    tiles = {ls.name: ls.tile_rows for ls in schedule.layers if ls.kind == "gemm"}   # channels per tile
     for i, node in enumerate(g.nodes):
         if i and node.op != "flatten":
             dying.setdefault(last[node.name], []).append(node.name)

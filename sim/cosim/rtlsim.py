@@ -16,7 +16,6 @@ import hashlib
 import json
 import re
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,14 +72,14 @@ class RtlSimTop(wiring.Component):
 
 def source_key(cfg: AccelConfig, depth_bytes: int) -> str:
     """What the emitted Verilog depends on: the config, the memory depth, the Amaranth version
-    and the source of the hardware (``bitmill``'s top-level modules, ``bitmill.hw``, this
-    module and the harness)."""
+    and the source of the hardware (``bitmill``'s top-level modules, ``bitmill.hw`` and this
+    module)."""
     import amaranth
 
     import bitmill
     import bitmill.hw
     files = sorted({*Path(bitmill.__file__).parent.glob("*.py"),
-                    *Path(bitmill.hw.__file__).parent.glob("*.py"), Path(__file__), HARNESS_CPP})
+                    *Path(bitmill.hw.__file__).parent.glob("*.py"), Path(__file__)})
     h = hashlib.sha256(json.dumps([cfg.to_dict(), depth_bytes, amaranth.__version__]).encode())
     for f in files:
         h.update(f.name.encode() + b"\0" + f.read_bytes())
@@ -88,25 +87,15 @@ def source_key(cfg: AccelConfig, depth_bytes: int) -> str:
 
 
 def build(cfg: AccelConfig, depth_bytes: int, build_dir: str | Path) -> tuple[Path, float]:
-    """Emit `RtlSimTop` and build the harness; (executable, seconds of emit and build). A
-    build is reused without emitting when its `source_key` is unchanged, and without
-    compiling when its Verilog is."""
-    stamp = Path(build_dir) / "source.key"
-    key = source_key(cfg, depth_bytes)
-    exe = wheel.built_harness(build_dir, "rtlsim")
-    if exe is not None and stamp.exists() and stamp.read_text() == key:
-        return exe, 0.0
-    stamp.unlink(missing_ok=True)
-    t0 = time.perf_counter()
-    text = verilog.convert(RtlSimTop(cfg, depth_bytes), name=TOP, emit_src=False) + SRAM_VERILOG
+    """Emit `RtlSimTop` and build the harness; (executable, seconds of emit and build),
+    reused without emitting while `source_key` is unchanged (`wheel.build_harness`)."""
     regs = {f"REG_{r.name}": r.offset for r in REGISTERS}
     cflags = " ".join([f"-DBEAT_BYTES={cfg.mem_bytes_per_cycle}", f"-DPOR_CYCLES={POR_CYCLES}",
                        f"-DPROGRESS_CYCLES={PROGRESS_CYCLES}"]
                       + [f"-D{k}={v}" for k, v in regs.items()])
-    emit_s = time.perf_counter() - t0
-    exe, compile_s = wheel.build_harness(text, TOP, HARNESS_CPP, build_dir, "rtlsim", cflags)
-    stamp.write_text(key)
-    return exe, emit_s + compile_s
+    return wheel.build_harness(
+        lambda: verilog.convert(RtlSimTop(cfg, depth_bytes), name=TOP, emit_src=False) + SRAM_VERILOG,
+        TOP, HARNESS_CPP, build_dir, "rtlsim", cflags, source_key(cfg, depth_bytes))
 
 
 @dataclass(frozen=True)

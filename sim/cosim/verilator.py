@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from collections.abc import Callable
 import sys
 from pathlib import Path
 
@@ -105,18 +106,14 @@ if __name__ == "__main__":          # `make setup`: prepare the copy once
     print(f"Verilator: {made}" if made else f"Verilator: {missing_reason()}")
 
 
-def built_harness(build_dir: str | Path, exe_name: str) -> Path | None:
-    """The executable of a finished `build_harness` in ``build_dir``, if there is one."""
-    exe = Path(build_dir).resolve() / "obj" / exe_name
-    return exe if exe.exists() and (exe.parent.parent / "build.key").exists() else None
-
-
-def build_harness(text: str, top: str, harness_cpp: Path, build_dir: str | Path, exe_name: str,
-                  cflags: str) -> tuple[Path, float]:
-    """Verilog ``text`` (module ``top``) with the C++ main ``harness_cpp`` built into
-    ``build_dir/obj/exe_name`` (``-O3``, X as fast as possible, ``cflags`` to the C++ compiler);
-    (executable, build seconds). A build of the same Verilog text, harness and ``cflags`` is
-    reused (0 s)."""
+def build_harness(text: str | Callable[[], str], top: str, harness_cpp: Path, build_dir: str | Path,
+                  exe_name: str, cflags: str, source_key: str | None = None) -> tuple[Path, float]:
+    """Verilog ``text`` (module ``top``; or a function that emits it) with the C++ main
+    ``harness_cpp`` built into ``build_dir/obj/exe_name`` (``-O3``, X as fast as possible,
+    ``cflags`` to the C++ compiler); (executable, seconds of emit and build). A build is reused
+    without emitting when ``source_key`` (what the Verilog is made from), the harness and
+    ``cflags`` are unchanged, and without compiling when the Verilog, the harness and
+    ``cflags`` are."""
     import hashlib
     import subprocess
     import time
@@ -127,21 +124,33 @@ def build_harness(text: str, top: str, harness_cpp: Path, build_dir: str | Path,
         raise BitmillError(f"Verilator cannot run: {missing_reason()}")
     build_dir = Path(build_dir).resolve()
     build_dir.mkdir(parents=True, exist_ok=True)
-    source, exe, stamp = build_dir / f"{top}.v", build_dir / "obj" / exe_name, build_dir / "build.key"
-    key = hashlib.sha256("\0".join([text, Path(harness_cpp).read_text(), cflags]).encode()).hexdigest()
-    if exe.exists() and stamp.exists() and stamp.read_text() == key:
+    source, exe = build_dir / f"{top}.v", build_dir / "obj" / exe_name
+    stamps = {"source": build_dir / "source.key", "verilog": build_dir / "build.key"}
+
+    def key(content: str) -> str:
+        return hashlib.sha256("\0".join([content, Path(harness_cpp).read_text(), cflags]).encode()).hexdigest()
+
+    def current(name: str, value: str) -> bool:
+        return exe.exists() and stamps[name].exists() and stamps[name].read_text() == value
+
+    if source_key is not None and current("source", key(source_key)):
         return exe, 0.0
-    stamp.unlink(missing_ok=True)
-    source.write_text(text)
-    cmd = [str(Path(env["VERILATOR_ROOT"]) / "bin" / "verilator"), "--cc", "--exe", "--build", "-O3",
-           "--x-assign", "fast", "--x-initial", "fast", "--noassert", "-Wno-fatal", "--prefix", "Vtop",
-           "--top-module", top, "-Mdir", str(exe.parent), "-o", exe_name, "-CFLAGS", cflags,
-           "-j", str(os.cpu_count() or 1), str(source), str(harness_cpp)]
+    stamps["source"].unlink(missing_ok=True)
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **env})
-    (build_dir / "build.log").write_text(proc.stdout + proc.stderr)
-    if proc.returncode != 0:
-        tail = " | ".join((proc.stdout + proc.stderr).strip().splitlines()[-3:])
-        raise BitmillError(f"Verilator build failed (see {build_dir}/build.log): {tail}")
-    stamp.write_text(key)
+    text = text() if callable(text) else text
+    if not current("verilog", key(text)):
+        stamps["verilog"].unlink(missing_ok=True)
+        source.write_text(text)
+        cmd = [str(Path(env["VERILATOR_ROOT"]) / "bin" / "verilator"), "--cc", "--exe", "--build", "-O3",
+               "--x-assign", "fast", "--x-initial", "fast", "--noassert", "-Wno-fatal", "--prefix", "Vtop",
+               "--top-module", top, "-Mdir", str(exe.parent), "-o", exe_name, "-CFLAGS", cflags,
+               "-j", str(os.cpu_count() or 1), str(source), str(harness_cpp)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **env})
+        (build_dir / "build.log").write_text(proc.stdout + proc.stderr)
+        if proc.returncode != 0:
+            tail = " | ".join((proc.stdout + proc.stderr).strip().splitlines()[-3:])
+            raise BitmillError(f"Verilator build failed (see {build_dir}/build.log): {tail}")
+        stamps["verilog"].write_text(key(text))
+    if source_key is not None:
+        stamps["source"].write_text(key(source_key))
     return exe, time.perf_counter() - t0
