@@ -201,13 +201,21 @@ def cmd_board_build(args: argparse.Namespace) -> int:
     from bitmill.hw.synth import elapsed_lines
     try:
         variant = board_variant(args.board)
-        top = Ulx3sTop(variant)
     except ValueError as e:
         raise BitmillError(str(e)) from None
     out = Path(args.output).resolve()
     if str(out).startswith("/tmp/"):
         raise BitmillError(f"-o {args.output}: the YoWASP tools cannot write under /tmp; choose another folder")
     out.mkdir(parents=True, exist_ok=True)
+    sdram = None
+    if variant.sdram is not None:
+        from bitmill.hw.litedram import generate
+        sdram = generate(variant.sdram, variant.clock_hz, variant.accel_config().mem_bytes_per_cycle, "board",
+                         out / "litedram")
+    try:
+        top = Ulx3sTop(variant, sdram)
+    except ValueError as e:
+        raise BitmillError(str(e)) from None
     name = "bitmill_" + variant.name.replace("-", "_")
     saved = dict(os.environ)
     t0 = time.perf_counter()
