@@ -59,3 +59,17 @@ def test_load_refuses_a_board_with_another_accelerator():
         rt.run_sync(rt.load(net), call)
     with pytest.raises(rt.BoardError, match="answered BAD_ADDRESS to WRITE_MEM at 0x0"):
         rt.run_sync(rt.write_mem(0, b"x"), lambda *a: Reply(Status.BAD_ADDRESS, b""))
+
+
+def test_random_images_cover_any_input_grid_and_carry_no_labels():
+    import argparse
+
+    from bitmill.cli.board import _images
+    from bitmill.compiler import zoo
+    graph = zoo.build("resnet18", zoo.BitSpec.parse("w4a4", first_last_bits=8), seed=0)
+    ds = _images(argparse.Namespace(dataset="random", images=2, seed=3), graph)
+    t = graph.input.out
+    assert ds.images.shape == (2,) + t.shape and (ds.labels == -1).all() and ds.name == "random[2]"
+    assert ds.images.min() >= t.range[0] and ds.images.max() <= t.range[1]
+    again = _images(argparse.Namespace(dataset="random", images=2, seed=3), graph)
+    assert (again.images == ds.images).all()
