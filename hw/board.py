@@ -79,12 +79,18 @@ class BoardCore(wiring.Component):
         m.submodules.link = link = self.link
         m.submodules.bytes = adapter = ByteToWord(mem.data_bytes, mem.words)
         wiring.connect(m, accel.mem, mem.bus)
-        wiring.connect(m, link.regs, accel.host)
-        wiring.connect(m, link.mem, adapter.bytes)
         wiring.connect(m, adapter.words, mem.backdoor)
-        m.d.comb += [adapter.hold.eq(accel.running), link.rx.eq(self.uart_rx), self.uart_tx.eq(link.tx)]
+        connect_host(m, self, accel, link, adapter)
         m.d.comb += self.leds.eq(status_leds(m, accel, link))
         return m
+
+
+def connect_host(m: Module, core, accel: Accelerator, link: HostLink, adapter) -> None:
+    """The host link on ``core``'s UART pins, on the accelerator's registers, and on memory
+    through ``adapter`` (a byte port with a ``hold`` input), held while a program runs."""
+    wiring.connect(m, link.regs, accel.host)
+    wiring.connect(m, link.mem, adapter.bytes)
+    m.d.comb += [adapter.hold.eq(accel.running), link.rx.eq(core.uart_rx), core.uart_tx.eq(link.tx)]
 
 
 def status_leds(m: Module, accel: Accelerator, link: HostLink):

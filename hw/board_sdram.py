@@ -17,7 +17,7 @@ from amaranth.lib.wiring import In, Out
 
 from bitmill.config import AccelConfig
 from bitmill.hw.accel import Accelerator
-from bitmill.hw.board import LEDS, status_leds
+from bitmill.hw.board import LEDS, connect_host, status_leds
 from bitmill.hw.byte_axi import ByteToAxi
 from bitmill.hw.host_link import HostLink
 from bitmill.hw.host_regs import ADDR_WIDTH
@@ -49,9 +49,7 @@ class SdramBoardCore(wiring.Component):
         m.submodules.bytes = adapter = ByteToAxi(link.mem.addr.shape().width, mem.core.data_bytes)
         wiring.connect(m, accel.mem, mem.axi)
         wiring.connect(m, adapter.axi, mem.host)
-        wiring.connect(m, link.regs, accel.host)
-        wiring.connect(m, link.mem, adapter.bytes)
-        m.d.comb += [adapter.hold.eq(accel.running), link.rx.eq(self.uart_rx), self.uart_tx.eq(link.tx)]
+        connect_host(m, self, accel, link, adapter)
         leds = status_leds(m, accel, link)
         m.d.comb += [self.leds.eq(leds), self.leds[READY_LED].eq(mem.ready)]
         return m
