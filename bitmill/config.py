@@ -24,6 +24,7 @@ BOARDS = ("none", "ulx3s-85f", "orangecrab-85f", "icebreaker", "arty-a7-35", "py
 SHIPPED_PACKAGE = "bitmill.configs"      # package data: accel/<name>.yaml
 YAML_SUFFIXES = (".yaml", ".yml")
 MAX_BEAT_BYTES = 16      # widest memory beat: one 16-byte instruction per beat at most
+MAX_ACT_READ_BYTES = 64  # widest activation buffer word (512 bits)
 
 
 def _shipped_dir() -> Traversable:
@@ -89,6 +90,7 @@ class AccelConfig:
     max_channels: int = 8191     # largest channel (or dense feature) count a program uses
     queue_depth: int = 1024      # instructions each queue's on-chip instruction memory holds
     k_passes: int = 1            # most partial-sum passes of a GEMM tile (1, 2, 4 or 8)
+    act_read_bytes: int = 0      # bytes of the activation buffer's GEMM read port (0: mem_bytes_per_cycle)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -120,8 +122,23 @@ class AccelConfig:
         if self.k_passes not in (1, 2, 4, 8) or isinstance(self.k_passes, bool):
             raise ConfigError(f"k_passes must be 1, 2, 4 or 8 (partial-sum passes per tile), "
                               f"not {self.k_passes!r}")
+        a = self.act_read_bytes
+        if (isinstance(a, bool) or not isinstance(a, int)
+                or a and (a & (a - 1) or not self.mem_bytes_per_cycle <= a <= MAX_ACT_READ_BYTES)):
+            raise ConfigError(f"act_read_bytes must be 0 (the memory beat) or a power of two in "
+                              f"{self.mem_bytes_per_cycle}..{MAX_ACT_READ_BYTES} (mem_bytes_per_cycle.."
+                              f"{MAX_ACT_READ_BYTES}), not {a!r}")
+        if (self.act_buffer_bytes // 2) % self.act_word_bytes:
+            raise ConfigError(f"act_buffer_bytes must hold two slots of whole {self.act_word_bytes}-byte "
+                              f"words (act_read_bytes), not {self.act_buffer_bytes}")
 
     # ---- derived values -------------------------------------------------------------------
+    @property
+    def act_word_bytes(self) -> int:
+        """Bytes of an activation buffer word: what the GEMM unit's activation stager reads per
+        cycle (``act_read_bytes``, or the memory beat when that is 0)."""
+        return self.act_read_bytes or self.mem_bytes_per_cycle
+
     @property
     def pe_count(self) -> int:
         """Number of processing elements in the array."""
@@ -141,6 +158,8 @@ class AccelConfig:
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form, as written to YAML (tuples become lists)."""
         out = dataclasses.asdict(self)
+        if not self.act_read_bytes:          # unused: the form (and every hash of it) stays as before
+            del out["act_read_bytes"]
         out["weight_bits"] = list(self.weight_bits)
         out["act_bits"] = list(self.act_bits)
         return out

@@ -199,11 +199,12 @@ def _lowbit(value: int) -> int:
     return value & -value
 
 
-def stage_words(cfg: AccelConfig, piece_codes: int, bits: int, strides: tuple[int, ...]) -> int:
-    """Buffer reads per piece: ``ceil((W - g + piece_codes * bits) / W)`` where ``g`` (the
-    alignment, a power of two <= W) is the lowest set bit of ``W`` or any of ``strides`` (the
-    bit steps between piece starts)."""
-    w = 8 * cfg.mem_bytes_per_cycle
+def stage_words(cfg: AccelConfig, piece_codes: int, bits: int, strides: tuple[int, ...],
+                word_bytes: int | None = None) -> int:
+    """Buffer reads per piece: ``ceil((W - g + piece_codes * bits) / W)`` where ``W`` is
+    ``8 * word_bytes`` (default: the memory beat) and ``g`` (the alignment, a power of two <= W)
+    is the lowest set bit of ``W`` or any of ``strides`` (the bit steps between piece starts)."""
+    w = 8 * (cfg.mem_bytes_per_cycle if word_bytes is None else word_bytes)
     g = w
     for stride in strides:
         g |= stride
@@ -265,7 +266,8 @@ def act_stage_cycles(cfg: AccelConfig, kernel: int, in_c: int, in_w: int, a_bits
         act_divide_cycles + ACT_SETUP_EXTRA + chunks*C*P*words + (chunks-1)*stall + E + STAGE_PIPE
 
     with ``k_total = rows*kernel*in_c``, ``chunks = ceil(k_total/K)``, ``P = act_pieces``,
-    ``E = a_bits`` (bitserial) or 1, ``words = stage_words(min(K, kernel*in_c), a_bits)`` for
+    ``E = a_bits`` (bitserial) or 1, ``words = stage_words(min(K, kernel*in_c), a_bits)`` in
+    ``act_word_bytes`` words for
     piece starts on multiples of the row pitch ``8*ceil(in_w*in_c*a_bits/8)``, of
     ``in_c*a_bits`` and of ``K*a_bits``, and ``stall = max(0, E - P*words)``. Independent of
     the pixel, of the pass, of padding and of the data."""
@@ -274,7 +276,7 @@ def act_stage_cycles(cfg: AccelConfig, kernel: int, in_c: int, in_w: int, a_bits
     pitch_bits = 8 * -(-in_w * in_c * a_bits // 8)
     run = kernel * in_c
     words = stage_words(cfg, min(cfg.lanes, run), a_bits,
-                        (pitch_bits, in_c * a_bits, cfg.lanes * a_bits))
+                        (pitch_bits, in_c * a_bits, cfg.lanes * a_bits), cfg.act_word_bytes)
     return (act_divide_cycles(cfg) + ACT_SETUP_EXTRA
             + _stream_cycles(cfg, cfg.cols, rows * run, act_pieces(cfg, kernel, in_c, rows), words, a_bits))
 

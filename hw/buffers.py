@@ -2,13 +2,16 @@
 two slots each (`bitmill.isa.slot_bytes`).
 
 Each buffer is one memory of ``8 * B``-bit words (``B = mem_bytes_per_cycle``, the memory
-beat), slot ``s`` at word addresses ``[s * slot_words, (s + 1) * slot_words)``; byte ``j`` of a
+beat; the activation buffer's words are ``act_word_bytes`` wide, a power-of-two multiple of
+``B``), slot ``s`` at word addresses ``[s * slot_words, (s + 1) * slot_words)``; byte ``j`` of a
 slot is byte ``j % B`` of word ``j // B`` (little-endian, as in DRAM). Read ports are
 synchronous (data the cycle after the address). Ports:
 
-* ``load`` (+ ``load_target``, a `Buffer`): the LOAD DMA's word writes into the weight,
-  activation or PARAM buffer (byte enables);
-* ``weights``, ``acts``, ``params``: the compute units' read ports;
+* ``load`` (+ ``load_target``, a `Buffer`): the LOAD DMA's ``B``-byte word writes into the
+  weight, activation or PARAM buffer (byte enables; into the activation buffer's wider words
+  at the ``B``-byte lane the address names);
+* ``weights``, ``acts``, ``params``: the compute units' read ports (``acts``: whole
+  activation words);
 * ``out_write`` and ``out_read``: the compute units' writes into the output buffer and their
   read-modify-write reads; ``store_read``: the STORE DMA's read port.
 """
@@ -24,19 +27,24 @@ from bitmill.hw.axi import buffer_write_signature
 from bitmill.isa import Buffer, slot_bytes
 
 
-def slot_words(cfg: AccelConfig, buffer: Buffer) -> int:
-    """Words of one slot of ``buffer``."""
-    b = cfg.mem_bytes_per_cycle
+def word_bytes(cfg: AccelConfig, buffer: Buffer) -> int:
+    """Bytes of one word of ``buffer``: ``act_word_bytes`` for activations, else the beat."""
+    return cfg.act_word_bytes if buffer is Buffer.ACT else cfg.mem_bytes_per_cycle
+
+
+def slot_words(cfg: AccelConfig, buffer: Buffer, word: int | None = None) -> int:
+    """Words of one slot of ``buffer``, of ``word`` bytes (default: the buffer's own)."""
+    b = word_bytes(cfg, buffer) if word is None else word
     size = slot_bytes(cfg, buffer)
     if size % b:
         raise ValueError(f"{cfg.name}: the {buffer.name} slot of {size} bytes is not a whole number "
-                         f"of {b}-byte words (mem_bytes_per_cycle)")
+                         f"of {b}-byte words")
     return size // b
 
 
-def buffer_depth(cfg: AccelConfig, buffer: Buffer) -> int:
-    """Words of ``buffer`` (both slots)."""
-    return 2 * slot_words(cfg, buffer)
+def buffer_depth(cfg: AccelConfig, buffer: Buffer, word: int | None = None) -> int:
+    """Words of ``buffer`` (both slots), of ``word`` bytes (default: the buffer's own)."""
+    return 2 * slot_words(cfg, buffer, word)
 
 
 def read_signature(data_bytes: int, depth: int) -> wiring.Signature:
@@ -53,12 +61,12 @@ class Buffers(wiring.Component):
         self.cfg = cfg
         b = cfg.mem_bytes_per_cycle
         self.depths = {buf: buffer_depth(cfg, buf) for buf in Buffer}
-        loadable = max(self.depths[buf] for buf in Buffer if buf is not Buffer.OUT)
+        loadable = max(buffer_depth(cfg, buf, b) for buf in Buffer if buf is not Buffer.OUT)
         out = self.depths[Buffer.OUT]
         super().__init__({
             "load": In(buffer_write_signature(b, loadable)), "load_target": In(Buffer),
             "weights": In(read_signature(b, self.depths[Buffer.WEIGHT])),
-            "acts": In(read_signature(b, self.depths[Buffer.ACT])),
+            "acts": In(read_signature(cfg.act_word_bytes, self.depths[Buffer.ACT])),
             "params": In(read_signature(b, self.depths[Buffer.PARAM])),
             "out_write": In(buffer_write_signature(b, out)),
             "out_read": In(read_signature(b, out)),
@@ -71,15 +79,19 @@ class Buffers(wiring.Component):
         reads = {Buffer.WEIGHT: [self.weights], Buffer.ACT: [self.acts], Buffer.PARAM: [self.params],
                  Buffer.OUT: [self.out_read, self.store_read]}
         for buf in Buffer:
-            mem = memory.Memory(shape=8 * b, depth=self.depths[buf], init=[])
+            wb = word_bytes(self.cfg, buf)
+            mem = memory.Memory(shape=8 * wb, depth=self.depths[buf], init=[])
             m.submodules[buf.name.lower()] = mem
             wr = mem.write_port(granularity=8)
             if buf is Buffer.OUT:
                 src, en = self.out_write, self.out_write.valid
             else:
                 src, en = self.load, self.load.valid & (self.load_target == buf)
-            m.d.comb += [wr.addr.eq(src.payload.addr), wr.data.eq(src.payload.data),
-                         wr.en.eq(src.payload.en & en.replicate(b))]
+            lanes = (wb // b - 1).bit_length()          # the beat's lane in a wider word
+            lane = src.payload.addr[:lanes] if lanes else 0
+            m.d.comb += [wr.addr.eq(src.payload.addr >> lanes), wr.data.eq(src.payload.data.replicate(wb // b)),
+                         wr.en.eq((src.payload.en & en.replicate(b)) << (lane * b) if lanes
+                                  else src.payload.en & en.replicate(b))]
             for port in reads[buf]:
                 rd = mem.read_port()
                 m.d.comb += [rd.addr.eq(port.addr), port.data.eq(rd.data)]

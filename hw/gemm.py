@@ -72,7 +72,7 @@ class GemmUnit(wiring.Component):
             "start": In(1), "instr": In(body["gemm"].shape), "regs": In(body["setup"].shape),
             "busy": Out(1), "finish": Out(1), "error": Out(1),
             "weights": Out(read_signature(b, buffer_depth(cfg, Buffer.WEIGHT))),
-            "acts": Out(read_signature(b, buffer_depth(cfg, Buffer.ACT))),
+            "acts": Out(read_signature(cfg.act_word_bytes, buffer_depth(cfg, Buffer.ACT))),
             "params": Out(read_signature(b, buffer_depth(cfg, Buffer.PARAM))),
             "out_read": Out(read_signature(b, buffer_depth(cfg, Buffer.OUT))),
             "out_write": Out(buffer_write_signature(b, buffer_depth(cfg, Buffer.OUT))),

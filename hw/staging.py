@@ -26,6 +26,7 @@ from amaranth.lib.wiring import In, Out
 
 from bitmill.config import AccelConfig
 from bitmill.hw.arith import shift_add
+from bitmill.hw.buffers import word_bytes
 from bitmill.hw.engine import engine_chunks, load_layout
 from bitmill.hw.params import VALUE_BITS, check_family, check_positive
 from bitmill.hw.sequencer import chunk_slots
@@ -341,24 +342,25 @@ class StagingCore(wiring.Component):
 
 
 def buffer_words(cfg: AccelConfig, buffer: Buffer) -> int:
-    """Words of a two-slot buffer (`bitmill.isa.slot_bytes` per slot, ``B`` bytes a word)."""
-    return 2 * -(-slot_bytes(cfg, buffer) // cfg.mem_bytes_per_cycle)
+    """Words of a two-slot buffer (`bitmill.isa.slot_bytes` per slot, `word_bytes` a word)."""
+    return 2 * -(-slot_bytes(cfg, buffer) // word_bytes(cfg, buffer))
 
 
 def core_for(cfg: AccelConfig, buffer: Buffer, target: int, vectors: int) -> StagingCore:
     """The core of a stager reading ``buffer`` into engine buffer ``target`` (0 weights, 1
     activations) for ``vectors`` rows or columns."""
-    if cfg.mem_bytes_per_cycle & (cfg.mem_bytes_per_cycle - 1):
-        raise ValueError(f"word_bytes must be a power of two, not {cfg.mem_bytes_per_cycle}")
+    wb = word_bytes(cfg, buffer)
+    if wb & (wb - 1):
+        raise ValueError(f"word_bytes must be a power of two, not {wb}")
     chunks = engine_chunks(cfg)
     serial = cfg.pe_family == "bitserial"
     words = buffer_words(cfg, buffer)
     return StagingCore(vectors=vectors, lanes=cfg.lanes, family=cfg.pe_family,
-                       word_bytes=cfg.mem_bytes_per_cycle, buffer_words=words,
+                       word_bytes=wb, buffer_words=words,
                        engine_word_bits=max(cfg.rows, cfg.cols) * cfg.lanes * (1 if serial else VALUE_BITS),
                        engine_depth=(MAX_RUNTIME_BITS if serial else 1) * chunk_slots(chunks),
                        chunk_slots=chunk_slots(chunks), max_chunks=chunks,
-                       target=target, addr_bits=(words * 8 * cfg.mem_bytes_per_cycle).bit_length() + 3)
+                       target=target, addr_bits=(words * 8 * wb).bit_length() + 3)
 
 
 def lowest_bit(m: Module, value, width: int) -> Signal:

@@ -74,7 +74,8 @@ def cmd_config_check(args: argparse.Namespace) -> int:
           f"{cfg.clock_mhz:g} MHz, board {cfg.board}; tile engine: up to {chunks * cfg.lanes} "
           f"terms per tile in {cfg.acc_bits}-bit accumulators" +
           (f", up to {cfg.k_passes} partial-sum passes summed in {psum_width(cfg)}-bit shadow registers"
-           if cfg.k_passes > 1 else ""))
+           if cfg.k_passes > 1 else "") +
+          (f"; activations staged from {cfg.act_word_bytes}-byte buffer words" if cfg.act_read_bytes else ""))
     return 0
 
 

@@ -71,6 +71,10 @@ def _base():
     ("rows", True, "rows must be an integer"),
     ("k_passes", 3, "k_passes must be 1, 2, 4 or 8"),
     ("k_passes", True, "k_passes must be 1, 2, 4 or 8"),
+    ("act_read_bytes", 4, "act_read_bytes must be 0 (the memory beat) or a power of two in 8..64"),
+    ("act_read_bytes", 24, "act_read_bytes must be 0 (the memory beat) or a power of two in 8..64"),
+    ("act_read_bytes", 128, "act_read_bytes must be 0"),
+    ("act_read_bytes", True, "act_read_bytes must be 0"),
 ])
 def test_bad_values_name_key_value_and_range(key, value, fragment):
     data = _base() | {key: value}
@@ -87,6 +91,16 @@ def test_unknown_and_missing_keys():
         AccelConfig.from_dict(data)
     with pytest.raises(ConfigError, match="expected a mapping"):
         AccelConfig.from_dict([1, 2])
+
+
+def test_activation_words_default_to_the_beat_and_leave_the_plain_form_alone():
+    cfg = AccelConfig.from_dict(_base())
+    assert cfg.act_read_bytes == 0 and cfg.act_word_bytes == cfg.mem_bytes_per_cycle == 8
+    assert "act_read_bytes" not in cfg.to_dict()            # hashes of existing configs unchanged
+    wide = AccelConfig.from_dict(_base() | {"act_read_bytes": 32})
+    assert wide.act_word_bytes == 32 and AccelConfig.from_dict(wide.to_dict()) == wide
+    with pytest.raises(ConfigError, match="act_buffer_bytes must hold two slots of whole 64-byte words"):
+        AccelConfig.from_dict(_base() | {"act_read_bytes": 64, "act_buffer_bytes": 64 + 32})
 
 
 def test_frozen_and_derived():

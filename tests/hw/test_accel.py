@@ -215,6 +215,23 @@ def test_channel_tiles_narrower_than_the_array_run_bit_exact_and_cycle_for_cycle
     _check_network(graph, cfg)
 
 
+@pytest.mark.parametrize("cfg_name, w_bits, a_bits, enc, act_read", [
+    ("tiny", 4, 3, Encoding.SIGNED, 16), ("tiny-bitparallel", 3, 5, Encoding.ODD, 64),
+    ("tiny", 2, 5, Encoding.SIGNED, 32)])
+def test_wide_activation_words_run_bit_exact_and_cycle_for_cycle(cfg_name, w_bits, a_bits, enc, act_read):
+    """The activation buffer read ``act_read`` bytes at a time by the GEMM stager (the LOAD
+    writes 8-byte beats into their lanes, the vector unit reads its lane of a word): with 32
+    lanes of 3 or 5 bits a piece spans more than one 8-byte word, so fewer staging reads per
+    im2col piece and fewer cycles, the same values."""
+    cfg = replace(AccelConfig.resolve(cfg_name), act_read_bytes=act_read, k_passes=2, lanes=32)
+    graph = _net(w_bits, a_bits, enc, (16, 16))
+    base = replace(cfg, act_read_bytes=0)
+    x = np.random.default_rng(4).integers(0, 1 << graph.input.out.bits, size=graph.input.out.shape)
+    wide, narrow = (int(cycle.run_queues(compile_net(graph, c, x).program)[1].max()) for c in (cfg, base))
+    assert wide < narrow
+    _check_network(graph, cfg)
+
+
 def _check_network(graph, cfg: AccelConfig) -> None:
     x = np.random.default_rng(4).integers(0, 1 << graph.input.out.bits, size=graph.input.out.shape)
     program = compile_net(graph, cfg, x).program
