@@ -13,6 +13,9 @@ scaling:      cycles per inference of ResNet-20 and ResNet-18 at W8A8/W4A4/W2A2 
               8-bit) for the bit-serial and the bit-parallel PE family.
 boards:       the same cycles (and milliseconds at the config's clock) on every config that names
               a board; a network the config cannot run prints the compiler's reason.
+staging:      the same cycles on those configs with the activation buffer's words widened for the
+              GEMM stager (act_read_bytes 16 and 32 against the memory beat), and what bounds the
+              ResNet-20 convolutions (bitmill.timing.gemm_limit) at each width.
 """
 
 from __future__ import annotations
@@ -197,7 +200,34 @@ def boards() -> None:
                 print(f"  {model:9s} {bits.upper():5s} {stats.cycles:>12,d} cycles {stats.milliseconds:9.2f} ms")
 
 
-BENCHES = {"speed": speed, "utilisation": utilisation, "scaling": scaling, "boards": boards}
+def staging() -> None:
+    cfgs = [c for c in map(AccelConfig.resolve, shipped_names()) if c.board != "none"]
+    widths = (0, 16, 32)
+    print("Cycles per inference (first/last layer 8-bit), simulated and checked against golden, with")
+    print("the activation buffer read by the GEMM stager in words of the memory beat (act_read_bytes 0),")
+    print("16 or 32 bytes; then how many ResNet-20 convolutions each unit bounds (staging/array/readout).")
+    for cfg in cfgs:
+        print(f"{cfg.name}: {cfg.rows}x{cfg.cols} {cfg.pe_family} PEs, {cfg.lanes} lanes, beat "
+              f"{cfg.mem_bytes_per_cycle} B; act_read_bytes {' / '.join(str(w or cfg.mem_bytes_per_cycle) for w in widths)}")
+        for model in ("resnet20", "resnet18"):
+            for bits in ("w8a8", "w4a4", "w2a2"):
+                g, x = _net(model, bits)
+                cells, bounds = [], []
+                for w in widths:
+                    try:
+                        stats = simulate_net(g, replace(cfg, act_read_bytes=w), x)[1]
+                    except LoweringError:
+                        cells.append("refused")
+                        continue
+                    cells.append(f"{stats.cycles:,}")
+                    convs = [l.gemm_limit for l in stats.layers if l.op == "conv2d"]
+                    bounds.append("/".join(str(convs.count(k)) for k in ("staging", "array", "readout")))
+                print(f"  {model:9s} {bits.upper():5s} {' / '.join(cells):>40s}"
+                      + (f"   convs staging/array/readout: {'  '.join(bounds)}" if model == "resnet20" else ""))
+
+
+BENCHES = {"speed": speed, "utilisation": utilisation, "scaling": scaling, "boards": boards,
+           "staging": staging}
 
 
 def main(argv: list[str] | None = None) -> int:
