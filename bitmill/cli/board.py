@@ -234,7 +234,8 @@ def cmd_board_build(args: argparse.Namespace) -> int:
         os.environ.update(saved)
     wall = time.perf_counter() - t0
     summary = timing_summary((out / f"{name}.tim").read_text())
-    summary |= {"board": variant.name, "config": variant.config, "clock_mhz": variant.clock_hz / 1e6,
+    summary |= {"board": variant.name, "config": variant.config, "memory": variant.memory,
+                "clock_mhz": variant.clock_hz / 1e6,
                 "seed": args.seed, "wall_s": wall, "bitstream": f"{name}.bit",
                 "ram_output_registers": moved}
     atomic_write_text(out / "report.json", json.dumps(summary, indent=1))

@@ -142,3 +142,21 @@ def test_the_sdram_top_has_the_chip_pins_both_pll_outputs_and_the_controller(tmp
     sim_core = generate(variant.sdram, variant.clock_hz, 4, "sim", tmp_path / "sim")
     with pytest.raises(ValueError, match="needs the board flavour of the controller, not 'sim'"):
         Ulx3sTop(variant, sim_core)
+
+
+def test_the_sdram_core_and_its_simulation_refuse_mismatched_parts(tmp_path):
+    from dataclasses import replace
+
+    from bitmill.config import AccelConfig
+    from bitmill.hw.board_sdram import SdramBoardCore
+    from bitmill.hw.litedram import IS42S16160, generate
+    from bitmill.sim.cosim import board_sim
+    cfg = AccelConfig.resolve("ulx3s-85f")
+    board = generate(IS42S16160, 45_000_000, 4, "board", tmp_path / "board")
+    with pytest.raises(ValueError, match="Verilator runs the sim flavour of the controller, not 'board'"):
+        board_sim.build_sdram(cfg, 4, board, tmp_path / "sim")
+    with pytest.raises(ValueError, match="carry 4 bytes per beat, the config's AXI port 8"):
+        SdramBoardCore(replace(cfg, mem_bytes_per_cycle=8), 4, board)
+    with pytest.raises(TypeError, match="cfg must be an AccelConfig"):
+        SdramBoardCore("ulx3s-85f", 4, board)
+    assert not (tmp_path / "sim").exists()
