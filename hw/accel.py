@@ -144,16 +144,16 @@ class Accelerator(wiring.Component):
             m.d.comb += [unit.start.eq(port.start), unit.instr.eq(port.instr), unit.regs.eq(ctl.regs),
                          port.busy.eq(unit.busy), port.finish.eq(unit.finish), port.error.eq(unit.error)]
         vec_on = vec.busy                   # a VEC reads from the cycle after its start
-        # the vector unit reads beat-wide words: the beat's lane of an activation word
+        # the vector unit reads beat-wide words: the beat's lane of a wider activation word
+        vec_addr, vec_data = vec.act_addr, bufs.acts.data
         lanes = (len(bufs.acts.data) // len(vec.act_data) - 1).bit_length()
-        lane = Signal(max(1, lanes), name="vec_act_lane")
         if lanes:
+            lane = Signal(lanes, name="vec_act_lane")
             m.d.sync += lane.eq(vec.act_addr[:lanes])
+            vec_addr, vec_data = vec.act_addr >> lanes, bufs.acts.data.word_select(lane, len(vec.act_data))
         m.d.comb += [bufs.weights.addr.eq(gemm.weights.addr), gemm.weights.data.eq(bufs.weights.data),
-                     bufs.acts.addr.eq(Mux(vec_on, vec.act_addr >> lanes, gemm.acts.addr)),
-                     gemm.acts.data.eq(bufs.acts.data),
-                     vec.act_data.eq(bufs.acts.data.word_select(lane, len(vec.act_data)) if lanes
-                                     else bufs.acts.data),
+                     bufs.acts.addr.eq(Mux(vec_on, vec_addr, gemm.acts.addr)),
+                     gemm.acts.data.eq(bufs.acts.data), vec.act_data.eq(vec_data),
                      bufs.params.addr.eq(Mux(vec_on, vec.param_addr, gemm.params.addr)),
                      gemm.params.data.eq(bufs.params.data), vec.param_data.eq(bufs.params.data),
                      bufs.out_read.addr.eq(Mux(vec_on, vec.out_read_addr, gemm.out_read.addr)),

@@ -87,11 +87,12 @@ class Buffers(wiring.Component):
                 src, en = self.out_write, self.out_write.valid
             else:
                 src, en = self.load, self.load.valid & (self.load_target == buf)
+            addr, data, enable = src.payload.addr, src.payload.data, src.payload.en & en.replicate(b)
             lanes = (wb // b - 1).bit_length()          # the beat's lane in a wider word
-            lane = src.payload.addr[:lanes] if lanes else 0
-            m.d.comb += [wr.addr.eq(src.payload.addr >> lanes), wr.data.eq(src.payload.data.replicate(wb // b)),
-                         wr.en.eq((src.payload.en & en.replicate(b)) << (lane * b) if lanes
-                                  else src.payload.en & en.replicate(b))]
+            if lanes:
+                lane = src.payload.addr[:lanes]
+                addr, data, enable = addr >> lanes, data.replicate(wb // b), enable << (lane * b)
+            m.d.comb += [wr.addr.eq(addr), wr.data.eq(data), wr.en.eq(enable)]
             for port in reads[buf]:
                 rd = mem.read_port()
                 m.d.comb += [rd.addr.eq(port.addr), port.data.eq(rd.data)]
