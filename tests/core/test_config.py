@@ -71,8 +71,8 @@ def _base():
     ("rows", True, "rows must be an integer"),
     ("k_passes", 3, "k_passes must be 1, 2, 4 or 8"),
     ("k_passes", True, "k_passes must be 1, 2, 4 or 8"),
-    ("act_read_bytes", 4, "act_read_bytes must be 0 (the memory beat) or a power of two in 8..64"),
-    ("act_read_bytes", 24, "act_read_bytes must be 0 (the memory beat) or a power of two in 8..64"),
+    ("act_read_bytes", 4, "or a power of two in 8..64"),
+    ("act_read_bytes", 24, "or a power of two in 8..64"),
     ("act_read_bytes", 128, "act_read_bytes must be 0"),
     ("act_read_bytes", True, "act_read_bytes must be 0"),
 ])
