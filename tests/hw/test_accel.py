@@ -216,8 +216,7 @@ def test_channel_tiles_narrower_than_the_array_run_bit_exact_and_cycle_for_cycle
 
 
 @pytest.mark.parametrize("cfg_name, w_bits, a_bits, enc, act_read", [
-    ("tiny", 4, 3, Encoding.SIGNED, 16), ("tiny-bitparallel", 3, 5, Encoding.ODD, 64),
-    ("tiny", 2, 5, Encoding.SIGNED, 32)])
+    ("tiny", 4, 3, Encoding.SIGNED, 16), ("tiny-bitparallel", 3, 5, Encoding.ODD, 64)])
 def test_wide_activation_words_run_bit_exact_and_cycle_for_cycle(cfg_name, w_bits, a_bits, enc, act_read):
     """The activation buffer read ``act_read`` bytes at a time by the GEMM stager (the LOAD
     writes 8-byte beats into their lanes, the vector unit reads its lane of a word): with 32
