@@ -80,12 +80,28 @@ def _searches(args, cfgs) -> list[Point]:
                    "--sensitivity", args.sensitivity]
             if method == "sdq":
                 cmd += ["--epochs", str(args.sdq_epochs), "--train-images", str(args.sdq_images)]
+            if method == "ilp":
+                share_sensitivity(out)
             print(f"== search {out.name}", flush=True)
             env = {**os.environ, "BITMILL_THREADS": str(args.threads)}
             if subprocess.run(cmd, env=env).returncode != 0:
                 raise BitmillError(f"the search {out.name} failed (see its output above)")
         points.append(Point(out.name, method, policy=out / "policy.yaml", config=cfg.name, ratio=ratio))
     return points
+
+
+def share_sensitivity(out: Path) -> None:
+    """Seed an ILP search folder without ``sensitivity.json`` with a sibling ILP search's: the
+    traces depend on the checkpoint and the calibration settings, not on the configuration or
+    budget, and ``bitmill search --resume`` reuses them only where their recorded settings
+    match (it computes them again otherwise)."""
+    if (out / "sensitivity.json").exists():
+        return
+    for other in sorted(out.parent.glob("ilp-*/sensitivity.json")):
+        if other.parent != out:
+            out.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(out / "sensitivity.json", other.read_text())
+            return
 
 
 def same_search(doc: dict, args) -> bool:

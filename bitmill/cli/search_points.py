@@ -110,9 +110,17 @@ def rtl_cycles(run_dir: Path, config: str, build_dir: Path) -> dict:
             "run_seconds": round(result.wall_s, 1), "build_seconds": round(build_s, 1)}
 
 
+def stale_configs(known: dict, settings: dict[str, dict]) -> list[str]:
+    """The configs of ``settings`` (name -> settings as JSON) whose cycles ``known`` (a
+    ``cycles.json``) lacks or recorded for other settings."""
+    recorded = known.get("settings", {})
+    return [c for c, s in settings.items() if c not in known or recorded.get(c) != s]
+
+
 def cycles(run_dir: Path, configs: tuple[str, ...]) -> dict[str, int]:
     """Simulated cycles of the exported network on every config (bit-exact against golden),
-    cached in the run folder."""
+    cached in the run folder under the simulator's code hash and each config's settings (a
+    config file edited since is simulated again)."""
     from bitmill.config import AccelConfig
     from bitmill.sim.latency import code_hash
     from bitmill.sim.verify import simulate_net
@@ -120,10 +128,13 @@ def cycles(run_dir: Path, configs: tuple[str, ...]) -> dict[str, int]:
     known = json.loads(cache.read_text()) if cache.exists() else {}
     if known.get("code") != code_hash():
         known = {"code": code_hash()}
-    missing = [c for c in configs if c not in known]
+    resolved = {c: AccelConfig.resolve(c) for c in configs}
+    settings = {c: json.loads(json.dumps(cfg.to_dict())) for c, cfg in resolved.items()}
+    missing = stale_configs(known, settings)
     if missing:
         graph, x = _exported(run_dir)
         for c in missing:
-            known[c] = simulate_net(graph, AccelConfig.resolve(c), x)[1].cycles
+            known[c] = simulate_net(graph, resolved[c], x)[1].cycles
+            known.setdefault("settings", {})[c] = settings[c]
         atomic_write_text(cache, json.dumps(known))
     return {c: known[c] for c in configs}

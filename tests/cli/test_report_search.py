@@ -153,3 +153,25 @@ def test_finished_searches_and_fine_tunes_are_reused_only_with_the_same_settings
     assert same_training(finished, cfg)
     other = train_config(point, tmp_path / "fp.pt", 2, 0.01, 0, 100, None, "synthetic", "resnet8")
     assert not same_training(finished, other) and not same_training({}, cfg)
+
+
+def test_cached_cycles_are_simulated_again_for_an_edited_config():
+    from bitmill.cli.search_points import stale_configs
+    a, b = {"rows": 4}, {"rows": 8}
+    known = {"code": "x", "c1": 100, "c2": 200, "settings": {"c1": a, "c2": a}}
+    assert stale_configs(known, {"c1": a, "c2": b}) == ["c2"]
+    assert stale_configs(known, {"c1": a, "c3": a}) == ["c3"]
+    assert stale_configs({"code": "x", "c1": 100}, {"c1": a}) == ["c1"]     # cached before settings were kept
+
+
+def test_ilp_searches_share_the_sensitivity_of_a_sibling_search(tmp_path):
+    from bitmill.cli.report_search import share_sensitivity
+    (tmp_path / "ilp-a-0.3").mkdir()
+    (tmp_path / "ilp-a-0.3" / "sensitivity.json").write_text('{"key": 1}')
+    (tmp_path / "sdq-a-0.3").mkdir()
+    share_sensitivity(tmp_path / "ilp-b-0.5")
+    assert (tmp_path / "ilp-b-0.5" / "sensitivity.json").read_text() == '{"key": 1}'
+    (tmp_path / "ilp-c-0.5").mkdir()
+    (tmp_path / "ilp-c-0.5" / "sensitivity.json").write_text('{"key": 2}')
+    share_sensitivity(tmp_path / "ilp-c-0.5")                      # its own is kept
+    assert (tmp_path / "ilp-c-0.5" / "sensitivity.json").read_text() == '{"key": 2}'
