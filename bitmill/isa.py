@@ -33,7 +33,7 @@ layer's constants, weights and inputs can be loaded while the current layer comp
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from functools import lru_cache
 
 from amaranth.lib import data, enum
@@ -45,6 +45,8 @@ from bitmill.precision import MAX_RUNTIME_BITS, VALUE_BITS
 from bitmill.packing import Region
 
 INSTR_BITS = 128
+INDEX_BITS = 16         # the program index the control keeps beside each instruction
+MAX_INSTRUCTIONS = 1 << INDEX_BITS
 DRAM_ADDR_BITS = 32
 MAX_KERNEL = 7          # kernel height = width
 MAX_STRIDE = 3
@@ -58,6 +60,7 @@ class Opcode(enum.Enum, shape=3):
     VEC = 3
     STORE = 4
     SYNC = 5
+    REFILL = 6
 
 
 class Buffer(enum.Enum, shape=2):
@@ -270,11 +273,24 @@ class Store:
     opcode = Opcode.STORE
 
 
+@dataclass(frozen=True)
+class Refill:
+    """The last word of a program fill that another fill follows (never one of a `Program`'s
+    instructions, which `Program.encoded` places it between): once every instruction of this
+    fill has finished, the control preloads the next ``words`` words (the next fill's
+    instructions and its own REFILL word, if any) into the emptied queue memories; token
+    counters keep their values."""
+
+    words: int
+    deps: Deps = Deps()
+    opcode = Opcode.REFILL
+
+
 Instruction = Setup | Load | Gemm | Vec | Store | Sync
 _CLASSES = {Opcode.SETUP: Setup, Opcode.LOAD: Load, Opcode.GEMM: Gemm, Opcode.VEC: Vec,
-            Opcode.STORE: Store, Opcode.SYNC: Sync}
+            Opcode.STORE: Store, Opcode.SYNC: Sync, Opcode.REFILL: Refill}
 _MEMBER = {Opcode.SETUP: "setup", Opcode.LOAD: "load", Opcode.GEMM: "gemm", Opcode.VEC: "vec",
-           Opcode.STORE: "store", Opcode.SYNC: "sync"}
+           Opcode.STORE: "store", Opcode.SYNC: "sync", Opcode.REFILL: "refill"}
 
 
 _MINUS_ONE = ("w_bits", "a_bits", "b_bits", "out_bits")     # bit-widths, stored minus one
@@ -298,6 +314,7 @@ def field_limits(cfg: AccelConfig) -> dict[str, tuple[int, str]]:
     out |= {k: (ch, "max_channels") for k in ("in_c", "out_c", "o0", "rows", "w_row")}
     out |= {k: (MAX_RUNTIME_BITS, "MAX_RUNTIME_BITS") for k in ("w_bits", "a_bits", "b_bits")}
     out |= {k: (1, "two slots per buffer") for k in ("slot", "w_slot", "a_slot", "o_slot", "p_slot")}
+    out["words"] = (len(Queue) * cfg.queue_depth, "the three queue memories (queue_depth each)")
     return out
 
 
@@ -400,13 +417,26 @@ class Segment:
 
 @dataclass(frozen=True)
 class Program:
-    """An instruction stream plus the DRAM image it runs on."""
+    """An instruction stream plus the DRAM image it runs on.
+
+    ``fills``: the instruction counts of the program's fills, in order (empty: one fill of
+    every instruction). The control preloads one fill into its queue memories, runs it to the
+    end, then preloads the next (`Refill`), so a program may hold more instructions than the
+    queue memories; each fill's instructions of one queue fit that queue's memory
+    (`AccelConfig.queue_depth`). Program order is a valid serial order of the token flow, so
+    no instruction of a fill waits for a token that a later fill pushes."""
 
     instructions: tuple
     memory: bytes
     config: AccelConfig
     symbols: tuple[Region, ...] = ()      # every tensor, weight tile and requant table in DRAM
     segments: tuple[Segment, ...] = ()    # one per layer, in program order
+    fills: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.fills and (sum(self.fills) != len(self.instructions) or min(self.fills) < 1):
+            raise BitmillError(f"fills {self.fills} do not partition the program's "
+                               f"{len(self.instructions)} instructions into non-empty runs")
 
     def region(self, name: str) -> Region:
         """The symbol called ``name``."""
@@ -415,33 +445,98 @@ class Program:
                 return r
         raise KeyError(f"the program has no symbol {name!r}")
 
+    def fill_ranges(self) -> tuple[range, ...]:
+        """The instruction indices of every fill, in order."""
+        sizes, out, first = self.fills or (len(self.instructions),), [], 0
+        for n in sizes:
+            out.append(range(first, first + n))
+            first += n
+        return tuple(out)
+
+    def fill_words(self) -> tuple[int, ...]:
+        """Words the control fetches for each fill: its instructions and, but for the last
+        fill, its REFILL word. The first is what the host writes to PROG_COUNT."""
+        ranges = self.fill_ranges()
+        return tuple(len(r) + (k + 1 < len(ranges)) for k, r in enumerate(ranges))
+
     def queue_counts(self) -> tuple[int, ...]:
-        """Instructions of each queue (`Queue` order)."""
+        """Instructions of each queue (`Queue` order), over the whole program."""
         counts = [0] * len(Queue)
         for i in self.instructions:
             counts[QUEUE_OF[i.opcode].value] += 1
         return tuple(counts)
 
     def check_queue_depth(self) -> None:
-        """`BitmillError` when a queue has more instructions than the accelerator's instruction
-        memory of that queue holds (`AccelConfig.queue_depth`)."""
+        """`BitmillError` when a fill has more instructions for a queue than that queue's
+        instruction memory holds (`AccelConfig.queue_depth`), or more words than the three."""
         cfg = self.config
-        for q, n in zip(Queue, self.queue_counts()):
-            if n > cfg.queue_depth:
-                raise BitmillError(f"the program has {n} {q.label}-queue instructions, more than the "
-                                   f"{cfg.queue_depth} its instruction memory holds (raise queue_depth "
-                                   f"of config {cfg.name})")
+        if len(self.instructions) > MAX_INSTRUCTIONS:
+            raise BitmillError(f"the program has {len(self.instructions)} instructions, more than the "
+                               f"{MAX_INSTRUCTIONS} that program indices of {INDEX_BITS} bits number")
+        for k, (r, words) in enumerate(zip(self.fill_ranges(), self.fill_words())):
+            counts = [0] * len(Queue)
+            for i in r:
+                counts[QUEUE_OF[self.instructions[i].opcode].value] += 1
+            where = f"fill {k} of the program" if self.fills else "the program"
+            for q, n in zip(Queue, counts):
+                if n > cfg.queue_depth:
+                    raise BitmillError(f"{where} has {n} {q.label}-queue instructions, more than the "
+                                       f"{cfg.queue_depth} its instruction memory holds (raise queue_depth "
+                                       f"of config {cfg.name}, or split the program into fills)")
+            if words > len(Queue) * cfg.queue_depth:
+                raise BitmillError(f"{where} has {words} words, more than the {len(Queue) * cfg.queue_depth} "
+                                   f"of the three queue memories of config {cfg.name}")
+
+    def split_into_fills(self) -> "Program":
+        """The program with as few fills as the queue memories allow: each fill takes
+        instructions in program order while every queue's count stays within `queue_depth`
+        and its words (with its REFILL word) within the three memories. A program that fits
+        whole keeps one fill."""
+        cfg, fills, counts, n = self.config, [], [0] * len(Queue), 0
+        if max(self.queue_counts(), default=0) <= cfg.queue_depth:
+            return replace(self, fills=())
+        for ins in self.instructions:
+            q = QUEUE_OF[ins.opcode].value
+            if counts[q] == cfg.queue_depth or n + 2 > len(Queue) * cfg.queue_depth:
+                fills.append(n)
+                counts, n = [0] * len(Queue), 0
+            counts[q] += 1
+            n += 1
+        return replace(self, fills=(*fills, n))
 
     def encoded(self) -> bytes:
-        """The binary program: INSTR_BITS/8 little-endian bytes per instruction."""
-        n = INSTR_BITS // 8
-        return b"".join(encode(i, self.config).to_bytes(n, "little") for i in self.instructions)
+        """The binary program: INSTR_BITS/8 little-endian bytes per instruction, a REFILL word
+        (the next fill's word count) after every fill but the last."""
+        n, cfg = INSTR_BITS // 8, self.config
+        words, ranges = self.fill_words(), self.fill_ranges()
+        out = []
+        for k, r in enumerate(ranges):
+            out += [encode(self.instructions[i], cfg).to_bytes(n, "little") for i in r]
+            if k + 1 < len(ranges):
+                out.append(encode(Refill(words[k + 1]), cfg).to_bytes(n, "little"))
+        return b"".join(out)
 
     @classmethod
     def from_binary(cls, blob: bytes, memory: bytes, cfg: AccelConfig, symbols: tuple = (),
                     segments: tuple = ()) -> "Program":
+        """The program of a binary (`encoded`); `BitmillError` when a REFILL word's count does
+        not match the words that follow it."""
         n = INSTR_BITS // 8
         if len(blob) % n:
             raise BitmillError(f"program binary of {len(blob)} bytes is not a multiple of {n}")
-        return cls(tuple(decode(int.from_bytes(blob[i:i + n], "little"), cfg)
-                         for i in range(0, len(blob), n)), memory, cfg, symbols, segments)
+        words = [decode(int.from_bytes(blob[i:i + n], "little"), cfg) for i in range(0, len(blob), n)]
+        instrs, fills, first = [], [], 0
+        for w in words:
+            if isinstance(w, Refill):
+                fills.append(len(instrs) - first)
+                first = len(instrs)
+                continue
+            instrs.append(w)
+        if fills:
+            fills.append(len(instrs) - first)
+        tail = [fills[k] + (k + 1 < len(fills)) for k in range(1, len(fills))]
+        refills = [w.words for w in words if isinstance(w, Refill)]
+        if refills != tail or 0 in fills:
+            raise BitmillError(f"program binary: REFILL word counts {refills} do not match the fills "
+                               f"that follow them ({tail} words)")
+        return cls(tuple(instrs), memory, cfg, symbols, segments, tuple(fills))

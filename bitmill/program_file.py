@@ -3,7 +3,7 @@ truncated or foreign file an error instead of another program.
 
 Header (little-endian, `HEADER_BYTES` bytes): magic ``BMPG``, format version (u16), bytes per
 instruction (u16), fingerprint of the accelerator configuration (8 bytes of SHA-256 over its
-canonical JSON), instruction count (u32), CRC-32 of the instruction bytes (u32). Every
+canonical JSON), word count (u32: the instructions and the REFILL words between fills), CRC-32 of the instruction bytes (u32). Every
 single-bit error anywhere in the file is detected.
 """
 
@@ -35,7 +35,7 @@ def pack_program(program: Program) -> bytes:
     """Header + `Program.encoded` bytes."""
     body = program.encoded()
     return _HEADER.pack(MAGIC, VERSION, INSTR_BITS // 8, config_fingerprint(program.config),
-                        len(program.instructions), zlib.crc32(body)) + body
+                        len(body) // (INSTR_BITS // 8), zlib.crc32(body)) + body
 
 
 def unpack_program(blob: bytes, memory: bytes, cfg: AccelConfig, source: str = "program.bin",

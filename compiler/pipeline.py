@@ -35,7 +35,7 @@ def compile_net(graph: Graph, cfg: AccelConfig, x: np.ndarray | None = None,
     """Lower ``graph`` for ``cfg`` and encode its program (input image ``x``: CHW integers;
     ``reuse_memory``: dead activations' bytes reused, see `emit_program`)."""
     schedule = lower(graph, cfg)
-    program = schedule.to_program(x, reuse_memory)
+    program = schedule.to_program(x, reuse_memory).split_into_fills()
     try:
         program.check_queue_depth()
     except BitmillError as exc:

@@ -8,6 +8,15 @@ queue (`bitmill.isa.QUEUE_OF`) together with its program index. Each queue memor
 `AccelConfig.queue_depth` instructions. The queues start `bitmill.timing.preload_cycles` cycles
 after START (cycle 0 is the cycle after the START pulse).
 
+**Fills.** PROG_COUNT counts the words of the program's first fill (`bitmill.isa.Program`). A
+fill that another follows ends in a REFILL word (`bitmill.isa.Refill`, routed to no queue and
+given no program index): once every instruction of the fill has finished, in the cycle after
+the last one ended, the control preloads the REFILL's count of words from the next address
+into the emptied queue memories, as at START, and the queues run them; token counters keep
+their values. A REFILL that is not its fill's last word, or that counts no words, is an
+illegal opcode; one counting more words than the three queue memories hold is a program too
+long; one whose words lie beyond MEM_BYTES is an address error.
+
 **Queues.** Each queue starts its next instruction in a cycle where its unit is free, the
 instruction is at the head and every token it pops is available; it hands the instruction to
 its unit with a one-cycle ``start`` (SETUP and SYNC execute in the control itself, in one cycle)
@@ -33,10 +42,9 @@ from amaranth.lib.wiring import In, Out
 from bitmill import isa
 from bitmill.config import AccelConfig
 from bitmill.hw.regmap import ErrorFlag
-from bitmill.isa import INSTR_BITS, Buffer, Opcode, Queue
+from bitmill.isa import INDEX_BITS, INSTR_BITS, Buffer, Opcode, Queue
 from bitmill.timing import check_fetch_width
 
-INDEX_BITS = 16          # program index stored beside each instruction
 TOKEN_BITS = 8           # a token counter saturates at 255 (more is TOKEN_OVERFLOW)
 BURST_BEATS = 256
 PAGE_BYTES = 4096
@@ -131,7 +139,7 @@ class Control(wiring.Component):
             nbytes = self.prog_count * (INSTR_BITS // 8)
             bad_addr = (self.prog_addr[:4] != 0) | (self.prog_addr + nbytes > self.mem_bytes)
             m.d.sync += [self.done.eq(0), st.error_flags.eq(0), st.error_instr.eq(0), st.pending.eq(0),
-                         st.cycles.eq(0), st.retired.eq(0), st.index.eq(0),
+                         st.cycles.eq(0), st.retired.eq(0), st.index.eq(0), st.next_words.eq(0),
                          st.f_addr.eq(self.prog_addr), st.f_left.eq(self.prog_count * st.beats_per_instr),
                          st.r_left.eq(self.prog_count * st.beats_per_instr), st.beat.eq(0)]
             m.d.sync += [c.eq(0) for c in st.qbusy + st.wp + st.rp + st.tokens + [st.r_out]]
@@ -190,8 +198,12 @@ class Control(wiring.Component):
         legal = op <= max(o.value for o in Opcode)
         queue = Signal(range(len(Queue)))
         bad_flags = Signal()
+        refill = Signal()
+        m.d.comb += refill.eq(op == Opcode.REFILL)
         with m.Switch(op):
             for o in Opcode:
+                if o not in isa.QUEUE_OF:
+                    continue
                 with m.Case(o.value):
                     q = isa.QUEUE_OF[o]
                     m.d.comb += queue.eq(q.value)
@@ -202,19 +214,30 @@ class Control(wiring.Component):
         for q in Queue:
             wp = st.mem_write[q.value]
             full = st.wp[q.value] == self.cfg.queue_depth
-            hit = complete & legal & ~bad_flags & (queue == q.value)
+            hit = complete & legal & ~bad_flags & ~refill & (queue == q.value)
             m.d.comb += [wp.addr.eq(st.wp[q.value]), wp.data.eq(Cat(word, st.index[:INDEX_BITS])),
                          wp.en.eq(hit & ~full)]
             with m.If(hit):
                 m.d.sync += st.wp[q.value].eq(st.wp[q.value] + 1)
                 with m.If(full):
                     self._raise(m, st, ErrorFlag.PROGRAM_TOO_LONG, st.index)
-        with m.If(complete):
+        words = view.body.refill.words
+        flags = Cat(view.pop_prev, view.pop_next, view.push_prev, view.push_next)
+        with m.If(complete & ~refill):
             m.d.sync += st.index.eq(st.index + 1)
             with m.If(~legal):
                 self._raise(m, st, ErrorFlag.ILLEGAL_OPCODE, st.index)
             with m.Elif(bad_flags):
                 self._raise(m, st, ErrorFlag.BAD_FLAGS, st.index)
+        with m.If(complete & refill):
+            with m.If((st.r_left != 1) | (words == 0)):
+                self._raise(m, st, ErrorFlag.ILLEGAL_OPCODE, st.index)
+            with m.Elif(flags.any()):
+                self._raise(m, st, ErrorFlag.BAD_FLAGS, st.index)
+            with m.Elif(words > len(Queue) * self.cfg.queue_depth):
+                self._raise(m, st, ErrorFlag.PROGRAM_TOO_LONG, st.index)
+            with m.Else():
+                m.d.sync += st.next_words.eq(words)
 
     @staticmethod
     def _raise(m: Module, st: "_State", flag: ErrorFlag, index) -> None:
@@ -372,8 +395,19 @@ class Control(wiring.Component):
         ended = run & ~active & (drained | st.stopping)
         failed = (st.running & (st.phase == _State.PRELOAD) & st.erred
                   & (st.r_out == 0) & ~self.fetch.rvalid)
-        with m.If(ended | failed):
-            m.d.sync += [st.running.eq(0), st.run.eq(0), self.done.eq(1), st.cycles.eq(st.cycles)]
+        nbytes = st.next_words * (INSTR_BITS // 8)
+        refill = ended & ~st.stopping & (st.next_words != 0)
+        beyond = st.f_addr + nbytes > self.mem_bytes
+        with m.If(refill & ~beyond):
+            fetch = st.next_words * st.beats_per_instr
+            m.d.sync += [st.run.eq(0), st.phase.eq(_State.PRELOAD), st.next_words.eq(0),
+                         st.f_left.eq(fetch), st.r_left.eq(fetch), st.beat.eq(0)]
+            m.d.sync += [c.eq(0) for c in st.wp + st.rp]
+        with m.Else():
+            with m.If(refill):
+                self._raise(m, st, ErrorFlag.ADDRESS, st.index)
+            with m.If(ended | failed):
+                m.d.sync += [st.running.eq(0), st.run.eq(0), self.done.eq(1), st.cycles.eq(st.cycles)]
 
 
 class _Head:
@@ -419,6 +453,7 @@ class _State:
         self.cycles = Signal(64)
         self.retired = Signal(32)
         self.index = Signal(32)
+        self.next_words = Signal(range(len(Queue) * depth + 1))     # the next fill's (REFILL)
         self.f_addr = Signal(32)
         self.f_left = Signal(range(most + 1))
         self.r_left = Signal(range(most + 1))

@@ -149,10 +149,12 @@ def _flows(program: Program, tab: ProgramTable) -> list[tuple[int, tuple, tuple]
 
 def run_queues(program: Program, tab: ProgramTable | None = None,
                lat: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
-    """Start and end cycle of every instruction (cycle 0 is the first cycle after START; the
-    queues start after the program's preload, `timing.preload_cycles`), the cycles its queue
-    stood idle before it and what it waited for (a `WAIT_CAUSES` code); `SimError` on a
-    deadlock. ``lat`` overrides the instructions' cycles (default `latencies`)."""
+    """Start and end cycle of every instruction (cycle 0 is the first cycle after START), the
+    cycles its queue stood idle before it and what it waited for (a `WAIT_CAUSES` code);
+    `SimError` on a deadlock. The queues start each fill after its preload
+    (`timing.preload_cycles` of its words); the first fill's preload starts in cycle 0, a
+    later one in the cycle after the previous fill's last instruction ended, and token counts
+    carry over. ``lat`` overrides the instructions' cycles (default `latencies`)."""
     tab = tab or table(program)
     try:
         program.check_queue_depth()
@@ -160,39 +162,44 @@ def run_queues(program: Program, tab: ProgramTable | None = None,
         raise SimError(str(exc)) from None
     flow = _flows(program, tab)
     lat = (latencies(program, tab) if lat is None else np.asarray(lat)).tolist()
-    order = [[i for i, f in enumerate(flow) if f[0] == q] for q in range(len(Queue))]
     n = len(flow)
-    t0 = timing.preload_cycles(program.config, n) if n else 0
     start, end, idle, waited = [0] * n, [0] * n, [0] * n, [0] * n
-    ptr, free = [0] * len(Queue), [t0] * len(Queue)
     pushes: list[list[int]] = [[], [], [], []]
     pops = [0, 0, 0, 0]
-    remaining = n
-    while remaining:
-        progressed = False
-        for q in range(len(Queue)):
-            p, t_free, todo = ptr[q], free[q], order[q]
-            while p < len(todo):
-                idx = todo[p]
-                _, need, give = flow[idx]
-                if any(pops[ch] >= len(pushes[ch]) for ch in need):
-                    break
-                t0, cause = t_free, 0
-                for ch in need:
-                    t = pushes[ch][pops[ch]]
-                    pops[ch] += 1
-                    if t > t0:
-                        t0, cause = t, _WAITS_FOR[ch]
-                start[idx], idle[idx], waited[idx] = t0, t0 - t_free, cause
-                t_free = end[idx] = t0 + lat[idx]
-                for ch in give:
-                    pushes[ch].append(t_free)
-                p += 1
-            if p != ptr[q]:
-                progressed, remaining = True, remaining - (p - ptr[q])
-            ptr[q], free[q] = p, t_free
-        if not progressed:
-            raise _deadlock(flow, order, ptr, pops, pushes)
+    fill_start = 0
+    for r, words in zip(program.fill_ranges(), program.fill_words()):
+        if not len(r):
+            continue
+        order = [[i for i in r if flow[i][0] == q] for q in range(len(Queue))]
+        t0 = fill_start + timing.preload_cycles(program.config, words)
+        ptr, free = [0] * len(Queue), [t0] * len(Queue)
+        remaining = len(r)
+        while remaining:
+            progressed = False
+            for q in range(len(Queue)):
+                p, t_free, todo = ptr[q], free[q], order[q]
+                while p < len(todo):
+                    idx = todo[p]
+                    _, need, give = flow[idx]
+                    if any(pops[ch] >= len(pushes[ch]) for ch in need):
+                        break
+                    t0, cause = t_free, 0
+                    for ch in need:
+                        t = pushes[ch][pops[ch]]
+                        pops[ch] += 1
+                        if t > t0:
+                            t0, cause = t, _WAITS_FOR[ch]
+                    start[idx], idle[idx], waited[idx] = t0, t0 - t_free, cause
+                    t_free = end[idx] = t0 + lat[idx]
+                    for ch in give:
+                        pushes[ch].append(t_free)
+                    p += 1
+                if p != ptr[q]:
+                    progressed, remaining = True, remaining - (p - ptr[q])
+                ptr[q], free[q] = p, t_free
+            if not progressed:
+                raise _deadlock(flow, order, ptr, pops, pushes)
+        fill_start = max(end[i] for i in r) + 1
     return tuple(np.array(a, np.int64) for a in (start, end, idle, waited))
 
 

@@ -63,7 +63,7 @@ class Inference:
 def loaded_network(program: Program, input_name: str, input_shape, output_name: str, output_shape) -> LoadedNetwork:
     """The runtime's view of a compiled program."""
     image, addr = program_image(program)
-    return LoadedNetwork(image, addr, len(program.instructions), shape_value(program.config),
+    return LoadedNetwork(image, addr, program.fill_words()[0], shape_value(program.config),
                          program.region(input_name), tuple(input_shape), program.region(output_name),
                          tuple(output_shape))
 

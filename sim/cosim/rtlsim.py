@@ -144,7 +144,7 @@ def run(exe: Path, program: Program, workdir: str | Path, max_cycles: int = 1 <<
     write_hex(paths["image"], image, beat)
     paths["final"].unlink(missing_ok=True)
     with subprocess.Popen([str(exe), str(paths["image"]), str(len(image) // beat), str(addr),
-                           str(len(program.instructions)), str(paths["trace"]), str(paths["final"]),
+                           str(program.fill_words()[0]), str(paths["trace"]), str(paths["final"]),
                            str(max_cycles)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           text=True) as proc:
         errors = []

@@ -57,7 +57,7 @@ def run_accel_bench(program: Program, build_dir: str | Path, sim: str = "icarus"
     result.mkdir(exist_ok=True)
     (result / "registers.json").unlink(missing_ok=True)
     env = {"BITMILL_ACCEL_CONFIG": json.dumps(cfg.to_dict()), "BITMILL_IMAGE": str(build_dir / "input.bin"),
-           "BITMILL_PROG_ADDR": str(addr), "BITMILL_PROG_COUNT": str(len(program.instructions)),
+           "BITMILL_PROG_ADDR": str(addr), "BITMILL_PROG_COUNT": str(program.fill_words()[0]),
            "BITMILL_RESULT": str(result)}
     build_and_test(sim, [source], TOP, build_dir, TB_MODULE, env)
     regs = result / "registers.json"

@@ -122,12 +122,21 @@ def test_segments_name_every_layer_that_emits_instructions(compiled):
         "layer": p.segments[1].layer, "first": p.segments[1].first}
 
 
-def test_a_program_longer_than_a_queue_memory_is_refused():
+def test_a_program_longer_than_a_queue_memory_runs_in_fills():
+    from bitmill.isa import QUEUE_OF
+    from bitmill.sim.verify import simulate_net
     g = zoo.build("resnet8", zoo.BitSpec(4, 4, first_last_bits=8))
     cfg = replace(AccelConfig.resolve("tiny"), acc_bits=32)      # holds every ResNet-8 layer
-    counts = compile_net(g, cfg).program.queue_counts()
-    with pytest.raises(LoweringError, match=f"has {counts[0]} load-queue instructions, more than the 100"):
-        compile_net(g, replace(cfg, queue_depth=100))
+    x = np.random.default_rng(0).integers(0, 256, size=g.input.out.shape)
+    whole = compile_net(g, cfg).program
+    assert whole.fills == () and max(whole.queue_counts()) > 100
+    small = replace(cfg, queue_depth=100)
+    compiled, stats = simulate_net(g, small, x)              # bit-exact against golden
+    p = compiled.program
+    assert len(p.fills) >= 2 and p.instructions == whole.instructions
+    for r in p.fill_ranges():
+        assert max(sum(QUEUE_OF[p.instructions[i].opcode] is q for i in r) for q in set(QUEUE_OF.values())) <= 100
+    assert stats.cycles > simulate_net(g, cfg, x)[1].cycles   # each fill drains before the next loads
 
 
 def test_a_freed_region_is_reused_first_fit_and_neighbouring_holes_merge():

@@ -5,8 +5,10 @@ from hypothesis import given, settings, strategies as st
 
 from bitmill.config import AccelConfig
 from bitmill.errors import BitmillError
-from bitmill.isa import (INSTR_BITS, QUEUE_OF, Deps, Gemm, Load, Opcode, Program, Queue, Setup, Store,
-                         Sync, Vec, decode, encode, layout)
+from dataclasses import replace
+
+from bitmill.isa import (INSTR_BITS, QUEUE_OF, Deps, Gemm, Load, Opcode, Program, Queue, Refill, Setup,
+                         Store, Sync, Vec, decode, encode, layout)
 from bitmill.numerics import Encoding
 from tests.conftest import REPO
 
@@ -30,6 +32,7 @@ instructions = st.one_of(
               st.integers(0, 1), st.integers(1, 8), st.sampled_from(list(Encoding)), deps=deps),
     st.builds(Store, st.integers(0, 1), st.integers(0, 2 ** 32 - 1), st.integers(0, 131072), deps),
     st.builds(Sync, deps),
+    st.builds(Refill, st.integers(0, 3 * CFG.queue_depth)),
 )
 
 
@@ -44,7 +47,7 @@ def test_round_trip_every_opcode(instr):
 def test_every_opcode_has_a_class_and_fits():
     assert {i.opcode for i in (Setup(1, 1, 0, 1, 1, 1, 1, 1, 0, 0, 1, 1, Encoding.SIGNED, Encoding.UNSIGNED, 8, False, False),
                                Load(0, 0, 0, 0), Gemm(0, 0, 0, 0, 1, 0, 1), Vec(0, 0, 1),
-                               Store(0, 0, 0), Sync())} == set(Opcode)
+                               Store(0, 0, 0), Sync(), Refill(1))} == set(Opcode)
     assert layout(CFG).size <= INSTR_BITS and layout(TINY).size <= INSTR_BITS
 
 
@@ -93,7 +96,42 @@ def test_encodings_are_fields_of_setup_and_vec():
 
 
 def test_every_opcode_runs_in_one_queue():
-    assert set(QUEUE_OF) == set(Opcode)
-    assert [QUEUE_OF[op] for op in Opcode] == [Queue.COMPUTE, Queue.LOAD, Queue.COMPUTE,
+    assert set(QUEUE_OF) == set(Opcode) - {Opcode.REFILL}      # REFILL is the preload's own
+    assert [QUEUE_OF[op] for op in Opcode if op in QUEUE_OF] == [Queue.COMPUTE, Queue.LOAD, Queue.COMPUTE,
                                                 Queue.COMPUTE, Queue.STORE, Queue.COMPUTE]
     assert [q.label for q in Queue] == ["load", "compute", "store"]
+
+
+def _stream(n_loads: int, n_gemms: int):
+    """A valid token stream: loads then compute instructions, each GEMM popping one load's token."""
+    loads = [Load(1, 0, 64, 16, deps=Deps(push_next=True)) for _ in range(n_loads)]
+    gemms = [Gemm(0, 0, 0, 0, 1, 0, 1, deps=Deps(pop_prev=True)) for _ in range(n_gemms)]
+    return tuple(x for pair in zip(loads, gemms) for x in pair)
+
+
+def test_a_program_longer_than_a_queue_memory_is_split_into_fills():
+    cfg = replace(TINY, queue_depth=4)
+    prog = Program(_stream(10, 10), b"", cfg)
+    with pytest.raises(BitmillError, match="10 load-queue instructions, more than the 4"):
+        prog.check_queue_depth()
+    split = prog.split_into_fills()
+    assert split.fills == (8, 8, 4) and split.fill_words() == (9, 9, 4)
+    split.check_queue_depth()
+    assert [len(r) for r in split.fill_ranges()] == [8, 8, 4]
+    blob = split.encoded()
+    assert len(blob) == 22 * INSTR_BITS // 8
+    assert decode(int.from_bytes(blob[8 * 16:9 * 16], "little"), cfg) == Refill(9)
+    back = Program.from_binary(blob, b"", cfg)
+    assert back.instructions == prog.instructions and back.fills == split.fills
+    fits = Program(_stream(3, 3), b"", cfg)
+    assert fits.split_into_fills().fills == () and fits.fill_words() == (6,)
+
+
+def test_refill_words_must_match_the_fill_that_follows():
+    cfg = replace(TINY, queue_depth=4)
+    blob = bytearray(Program(_stream(10, 10), b"", cfg).split_into_fills().encoded())
+    blob[8 * 16:9 * 16] = encode(Refill(7), cfg).to_bytes(16, "little")
+    with pytest.raises(BitmillError, match=r"REFILL word counts \[7, 4\] do not match"):
+        Program.from_binary(bytes(blob), b"", cfg)
+    with pytest.raises(BitmillError, match="do not partition"):
+        Program(_stream(2, 2), b"", cfg, fills=(3, 2))

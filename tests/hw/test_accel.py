@@ -119,7 +119,7 @@ def run_program(program: Program, limit: int = 2_000_000) -> RtlRun:
     async def bench(ctx):
         bus = dut.host
         await host_write(ctx, bus, "PROG_ADDR", prog_addr)
-        await host_write(ctx, bus, "PROG_COUNT", len(program.instructions))
+        await host_write(ctx, bus, "PROG_COUNT", program.fill_words()[0])
         await host_write(ctx, bus, "MEM_BYTES", len(image))
         await host_write(ctx, bus, "CTRL", 1)
         t, t0 = 0, None
@@ -228,6 +228,16 @@ def test_wide_activation_words_run_bit_exact_and_cycle_for_cycle(cfg_name, w_bit
     x = np.random.default_rng(4).integers(0, 1 << graph.input.out.bits, size=graph.input.out.shape)
     wide, narrow = (int(cycle.run_queues(compile_net(graph, c, x).program)[1].max()) for c in (cfg, base))
     assert wide < narrow
+    _check_network(graph, cfg)
+
+
+@pytest.mark.parametrize("cfg_name, enc, depth", [("tiny", Encoding.SIGNED, 4), ("tiny-bitparallel", Encoding.ODD, 9)])
+def test_a_program_in_fills_runs_bit_exact_and_cycle_for_cycle(cfg_name, enc, depth):
+    """Queue memories of ``depth`` instructions: the network's program runs in fills, each
+    preloaded (after its REFILL word) once the previous one has finished."""
+    cfg = replace(AccelConfig.resolve(cfg_name), queue_depth=depth)
+    graph = _net(4, 3, enc)
+    assert len(compile_net(graph, cfg).program.fills) >= 3
     _check_network(graph, cfg)
 
 

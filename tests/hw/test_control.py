@@ -39,28 +39,35 @@ class Run:
 
 
 def _words(program: Program) -> list[int]:
-    return [isa.encode(i, program.config) for i in program.instructions]
+    """The program's binary words (REFILL words between its fills)."""
+    blob = program.encoded()
+    return [int.from_bytes(blob[i:i + 16], "little") for i in range(0, len(blob), 16)]
 
 
 def run_control(cfg: AccelConfig, words: list[int], lat: list[int], mem_bytes: int = 1 << 20,
-                unit_error: int | None = None, limit: int = 200_000) -> Run:
+                unit_error: int | None = None, limit: int = 200_000, prog_count: int | None = None) -> Run:
     """Simulate `Control` on the program ``words`` (fetched from address 0 by an exact-latency
-    memory) with units that take ``lat[index]`` cycles; ``unit_error``: the program index whose
-    unit reports an error."""
+    memory; PROG_COUNT ``prog_count``, default every word) with units that take ``lat[index]``
+    cycles; ``unit_error``: the program index whose unit reports an error (REFILL words have
+    no program index)."""
     dut = Control(cfg)
     bb, L = cfg.mem_bytes_per_cycle, cfg.mem_latency
     image = b"".join(w.to_bytes(16, "little") for w in words)
     ops = [w & 7 for w in words]
     unit_ops = {isa.Opcode.LOAD.value: 0, isa.Opcode.GEMM.value: 1, isa.Opcode.VEC.value: 1,
                 isa.Opcode.STORE.value: 2}
-    per_queue = [[i for i, op in enumerate(ops) if unit_ops.get(op) == q] for q in range(3)]
+    index = {}
+    for pos, op in enumerate(ops):
+        if op != isa.Opcode.REFILL.value:
+            index[pos] = len(index)
+    per_queue = [[index[pos] for pos, op in enumerate(ops) if unit_ops.get(op) == q] for q in range(3)]
     unit_queue = {"load": 0, "store": 2, "gemm": 1, "vec": 1}
     run = Run()
 
     async def bench(ctx):
         ctx.set(dut.mem_bytes, mem_bytes)
         ctx.set(dut.prog_addr, 0)
-        ctx.set(dut.prog_count, len(words))
+        ctx.set(dut.prog_count, len(words) if prog_count is None else prog_count)
         ctx.set(dut.start, 1)
         await ctx.tick()
         ctx.set(dut.start, 0)
@@ -151,6 +158,54 @@ def test_resnet8_program_runs_cycle_for_cycle_as_the_model(resnet8_program):
     queue = np.array([QUEUE_OF[i.opcode].value for i in prog.instructions])
     assert run.queue_busy == tuple(int(lat[queue == q].sum()) for q in range(3))
     assert int(start.min()) == timing.preload_cycles(prog.config, len(prog.instructions))
+
+
+@pytest.mark.parametrize("depth", [40, 97])
+def test_a_program_in_fills_runs_cycle_for_cycle_as_the_model(resnet8_program, depth):
+    """ResNet-8's program split into fills of at most ``depth`` instructions per queue: each
+    fill preloads after the previous one's last instruction ended, tokens carry over."""
+    prog = replace(resnet8_program, config=replace(resnet8_program.config, queue_depth=depth)).split_into_fills()
+    assert len(prog.fills) >= 2
+    lat = _short_latencies(prog)
+    start, end, _, _ = cycle.run_queues(prog, lat=lat)
+    run = run_control(prog.config, _words(prog), lat.tolist(), prog_count=prog.fill_words()[0])
+    assert run.done and run.error_flags == 0, ErrorFlag(run.error_flags)
+    units = [i for i, ins in enumerate(prog.instructions) if not isinstance(ins, (Setup, Sync))]
+    assert {i: run.start[i] for i in units} == {i: int(start[i]) for i in units}
+    assert {i: run.end[i] for i in units} == {i: int(end[i]) for i in units}
+    assert run.cycles == int(end.max()) and run.retired == len(prog.instructions)
+    second = prog.fill_ranges()[1]
+    assert int(start[second].min()) >= int(end[prog.fill_ranges()[0]].max()) + 1 + timing.preload_cycles(
+        prog.config, prog.fill_words()[1])
+
+
+def _refill_program(cfg, words_after: int, at: int = 1) -> list[int]:
+    """Two loads, a REFILL of ``words_after`` words after load ``at``, one more load."""
+    load = isa.encode(Load(Buffer.ACT.value, 0, 0, 16), cfg)
+    words = [load, load, load]
+    refill = isa.layout(cfg).const({"opcode": isa.Opcode.REFILL, "body": {"refill": {"words": words_after}}})
+    words.insert(at, refill.as_value().value)       # unchecked: a count beyond the field's range too
+    return words
+
+
+@pytest.mark.parametrize("case, flag, index", [
+    ("refill not last", ErrorFlag.ILLEGAL_OPCODE, 1),
+    ("refill of nothing", ErrorFlag.ILLEGAL_OPCODE, 1),
+    ("refill too long", ErrorFlag.PROGRAM_TOO_LONG, 1),
+    ("refill beyond memory", ErrorFlag.ADDRESS, 1),
+])
+def test_a_bad_refill_raises_its_error_and_stops(case, flag, index):
+    cfg = replace(TINY, queue_depth=4)
+    words, count, mem = {
+        "refill not last": (_refill_program(cfg, 2, at=1), 4, 1 << 20),
+        "refill of nothing": (_refill_program(cfg, 0, at=1), 2, 1 << 20),
+        "refill too long": (_refill_program(cfg, 13, at=1), 2, 1 << 20),
+        "refill beyond memory": (_refill_program(cfg, 2, at=1), 2, 3 * 16),
+    }[case]
+    run = run_control(cfg, words, [3] * 4, mem_bytes=mem, prog_count=count, limit=2000)
+    assert run.done, f"{case}: the program did not stop"
+    assert run.error_flags == flag, f"{case}: {ErrorFlag(run.error_flags)!r}"
+    assert run.error_instr == index
 
 
 def _program(cfg, instrs) -> list[int]:
