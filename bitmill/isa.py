@@ -453,6 +453,10 @@ class Program:
             first += n
         return tuple(out)
 
+    def describe_fills(self) -> str:
+        """``""`` for a program in one fill, else ``" in N fills"``."""
+        return f" in {len(self.fills)} fills" if len(self.fills) > 1 else ""
+
     def fill_words(self) -> tuple[int, ...]:
         """Words the control fetches for each fill: its instructions and, but for the last
         fill, its REFILL word. The first is what the host writes to PROG_COUNT."""

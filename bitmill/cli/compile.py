@@ -34,7 +34,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
     with atomic_dir(out, args.force) as d:
         compiled_folder.write(d, graph, compiled, x)
     p = compiled.program
-    print(f"compiled {graph.name} for {cfg.name}: {len(p.instructions)} instructions, "
+    print(f"compiled {graph.name} for {cfg.name}: {len(p.instructions)} instructions{p.describe_fills()}, "
           f"{len(p.memory):,} bytes of memory image, estimated "
           f"{sum(l.estimate.cycles for l in compiled.schedule.layers):,} cycles; wrote {out}/")
     return 0

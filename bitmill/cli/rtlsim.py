@@ -32,7 +32,7 @@ def cmd_rtlsim(args: argparse.Namespace) -> int:
     print(sim_table(stats))
     print(f"rtl: bit-exact (every tensor of the final memory image equals golden, "
           f"{len(graph.nodes)} tensors) and cycle-equal (all {len(program.instructions)} "
-          f"instructions start and end in the simulator's cycle); {result.cycles:,} cycles, "
+          f"instructions{program.describe_fills()} start and end in the simulator's cycle); {result.cycles:,} cycles, "
           f"{result.cycles_per_s:,.0f} cycles/s, {wall:.1f} s wall (build {build_s:.0f} s)")
     return 0
 

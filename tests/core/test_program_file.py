@@ -51,3 +51,14 @@ def test_program_of_another_configuration_is_refused(program):
     other = AccelConfig.from_dict({**CFG.to_dict(), "clock_mhz": CFG.clock_mhz + 1})
     with pytest.raises(BitmillError, match="another accelerator configuration"):
         unpack_program(pack_program(program), program.memory, other)
+
+
+def test_a_program_in_fills_round_trips_with_its_refill_words():
+    from dataclasses import replace
+    cfg = replace(CFG, queue_depth=40)
+    prog = compile_net(zoo.build("resnet8", zoo.BitSpec(4, 4, first_last_bits=8)), cfg).program
+    assert len(prog.fills) >= 2
+    blob = pack_program(prog)
+    assert len(blob) == HEADER_BYTES + 16 * sum(prog.fill_words())
+    back = unpack_program(blob, prog.memory, cfg)
+    assert back.instructions == prog.instructions and back.fills == prog.fills

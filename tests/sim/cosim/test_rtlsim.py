@@ -54,17 +54,21 @@ def test_a_bad_program_stops_the_verilated_rtl_with_its_error_flag(verilator, rt
 
 @pytest.mark.cosim
 @pytest.mark.verilator
-def test_partial_sum_passes_run_bit_exact_and_cycle_equal_on_verilator(run_cli, verilator, tmp_path):
+def test_partial_sum_passes_and_fills_run_bit_exact_and_cycle_equal_on_verilator(run_cli, verilator, tmp_path):
     """sim-4x4-k16 with 25-bit accumulators holds 256 terms per pass: ResNet-8's layer2 (288
-    terms) runs in two passes, layer3 (576) in three."""
-    cfg = replace(AccelConfig.resolve("sim-4x4-k16"), name="sim-4x4-k16-passes", acc_bits=25, k_passes=4)
+    terms) runs in two passes, layer3 (576) in three; with queue memories of 48 instructions
+    its program runs in fills (one build for both)."""
+    cfg = replace(AccelConfig.resolve("sim-4x4-k16"), name="sim-4x4-k16-passes", acc_bits=25, k_passes=4,
+                  queue_depth=48)
     assert [len(isa.pass_rows(cfg, 3, c)) for c in (16, 32, 64)] == [1, 2, 3]
+    fills = len(compile_net(zoo.build("resnet8", zoo.BitSpec(4, 4, first_last_bits=8)), cfg).program.fills)
+    assert fills >= 3
     path = tmp_path / "passes.yaml"
     path.write_text(yaml.safe_dump(cfg.to_dict()))
     status, out, err = run_cli("rtlsim", "--model", "resnet8", "--bits", "w4a4", "--config", path,
                                "--build-dir", tmp_path / "build")
     assert status == 0, err
-    assert "rtl: bit-exact" in out and "cycle-equal (all " in out
+    assert "rtl: bit-exact" in out and f"cycle-equal (all 218 instructions in {fills} fills" in out
 
 
 @pytest.mark.cosim
