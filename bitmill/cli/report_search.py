@@ -64,7 +64,7 @@ def _searches(args, cfgs) -> list[Point]:
     for method, cfg, ratio in search_plan(args, cfgs):
         out = Path(args.runs) / "search" / f"{method}-{cfg.name}-{ratio:g}"
         done = out / "search.json"
-        if done.exists() and not same_search(json.loads(done.read_text()), args):
+        if done.exists() and not same_search(json.loads(done.read_text()), args, cfg):
             if args.finished_only:
                 continue
             print(f"== search {out.name}: the finished search used other settings; searching again", flush=True)
@@ -104,11 +104,14 @@ def share_sensitivity(out: Path) -> None:
             return
 
 
-def same_search(doc: dict, args) -> bool:
+def same_search(doc: dict, args, cfg: AccelConfig) -> bool:
     """Whether a finished search (its ``search.json``) was made with the report's settings: the
-    smallest width and, for the ILP, the sensitivity estimator (searches before the choice
-    existed used Hessian traces)."""
+    configuration's settings as they are now (a search made before they were recorded counts
+    as another), the smallest width and, for the ILP, the sensitivity estimator (searches
+    before the choice existed used Hessian traces)."""
     if doc.get("min_bits") != args.min_bits:
+        return False
+    if doc.get("config_settings") != json.loads(json.dumps(cfg.to_dict())):
         return False
     return doc["method"] != "ilp" or doc.get("sensitivity_estimator", "hessian") == args.sensitivity
 

@@ -142,11 +142,19 @@ def test_finished_searches_and_fine_tunes_are_reused_only_with_the_same_settings
 
     from bitmill.cli.report_search import same_search
     from bitmill.cli.search_points import Point, same_training, train_config
+    from bitmill.config import AccelConfig
     args = Namespace(min_bits=2, sensitivity="fisher")
-    assert same_search({"method": "ilp", "min_bits": 2, "sensitivity_estimator": "fisher"}, args)
-    assert not same_search({"method": "ilp", "min_bits": 2}, args)          # made with Hessian traces
-    assert not same_search({"method": "ilp", "min_bits": 3, "sensitivity_estimator": "fisher"}, args)
-    assert same_search({"method": "sdq", "min_bits": 2}, args)
+    cfg = AccelConfig.resolve("sim-4x4-k16")
+    now = json.loads(json.dumps(cfg.to_dict()))
+    assert same_search({"method": "ilp", "min_bits": 2, "sensitivity_estimator": "fisher", "config_settings": now},
+                       args, cfg)
+    assert not same_search({"method": "ilp", "min_bits": 2, "config_settings": now}, args, cfg)   # Hessian traces
+    assert not same_search({"method": "ilp", "min_bits": 3, "sensitivity_estimator": "fisher",
+                            "config_settings": now}, args, cfg)
+    assert same_search({"method": "sdq", "min_bits": 2, "config_settings": now}, args, cfg)
+    assert not same_search({"method": "sdq", "min_bits": 2}, args, cfg)      # settings not recorded
+    edited = dict(now, act_buffer_bytes=2 * now["act_buffer_bytes"])
+    assert not same_search({"method": "sdq", "min_bits": 2, "config_settings": edited}, args, cfg)
     point = Point("w4a4", "uniform", bits="w4a4")
     cfg = train_config(point, tmp_path / "fp.pt", 1, 0.01, 0, 100, None, "synthetic", "resnet8")
     finished = {"config": json.loads(json.dumps(asdict(cfg)))}
