@@ -252,7 +252,9 @@ def _method_lines(done: list[dict]) -> list[str]:
 
 def _cross_lines(done: list[dict], names: list[str]) -> list[str]:
     """Hardware awareness: policies searched with the same method and budget ratio for two
-    configurations, each run on both; each target's own policy should be the faster there."""
+    configurations, each run on both; each target's own policy should be the faster there.
+    With uniform W8A8 measured, also the budget view: which policies fit the target's budget
+    (the ratio of its W8A8 cycles) and whether the own policy is the most accurate of them."""
     found: dict[tuple, dict] = {}
     for r in done:
         if r.get("policy") and r["config"] in names:
@@ -260,6 +262,7 @@ def _cross_lines(done: list[dict], names: list[str]) -> list[str]:
     pairs = [(k, v) for k, v in found.items() if len(v) >= 2]
     if not pairs:
         return []
+    w8 = next((r for r in done if r["name"] == "w8a8"), None)
     lines = ["Cross check (the same method and budget ratio searched for each configuration; cycles of "
              "every such policy on every configuration):", ""]
     for (kind, ratio), by_cfg in pairs:
@@ -267,9 +270,24 @@ def _cross_lines(done: list[dict], names: list[str]) -> list[str]:
             own = by_cfg[cfg]
             others = [r for c, r in by_cfg.items() if c != cfg]
             verdict = all(own["cycles"][cfg] < o["cycles"][cfg] for o in others)
-            lines.append(f"- {kind} at {ratio:g} x W8A8, on {cfg}: its own policy {own['cycles'][cfg]:,}; "
-                         + ", ".join(f"{o['name']} {o['cycles'][cfg]:,}" for o in others)
-                         + (": the own policy is the fastest" if verdict else ": the own policy is NOT the fastest"))
+            line = (f"- {kind} at {ratio:g} x W8A8, on {cfg}: its own policy {own['cycles'][cfg]:,}; "
+                    + ", ".join(f"{o['name']} {o['cycles'][cfg]:,}" for o in others)
+                    + (": the own policy is the fastest" if verdict else ": the own policy is NOT the fastest"))
+            if w8 is not None:
+                budget = ratio * w8["cycles"][cfg]
+                fit = [r for r in (own, *others) if r["cycles"][cfg] <= budget]
+                over = [o for o in others if o["cycles"][cfg] > budget]
+                line += (f"; budget {budget:,.0f}: " + ", ".join(
+                    f"{o['name']} {100 * (o['cycles'][cfg] / budget - 1):+.1f}% over it" for o in over))
+                fits = [o for o in others if o not in over]
+                if fits:
+                    line += ("; " if over else "") + ", ".join(
+                        f"{o['name']} fits it at {_pct(o['integer'])}% against the own {_pct(own['integer'])}%"
+                        for o in fits)
+                best = max(fit, key=lambda r: r["integer"]) if fit else None
+                line += (": the own policy is the most accurate that fits" if best is own
+                         else f": {best['name']} is more accurate within it" if best else "")
+            lines.append(line)
     return lines + [""]
 
 

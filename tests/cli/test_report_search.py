@@ -134,6 +134,13 @@ def test_method_and_cross_lines_compare_like_with_like():
     slow_b = dict(ilp_b, cycles={"a": 680, "b": 710})
     assert _cross_lines([ilp_a, slow_b], ["a", "b"])[3].endswith("the own policy is NOT the fastest")
     assert _method_lines([ilp_a, ilp_b]) == [] and _cross_lines([ilp_a, sdq_a], ["a", "b"]) == []
+    w8 = _row("w8a8", "uniform", 0.89, {"a": 2200, "b": 2100}, None, None)       # budgets 660 and 630
+    fit = _cross_lines([w8, ilp_a, ilp_b], ["a", "b"])
+    assert fit[2].endswith("budget 660: ilp-b-0.3 +3.0% over it: the own policy is the most accurate that fits")
+    assert fit[3].endswith("budget 630: ilp-a-0.3 +11.1% over it: the own policy is the most accurate that fits")
+    cheap_b = dict(ilp_b, integer=0.9, cycles={"a": 640, "b": 620})
+    assert _cross_lines([w8, ilp_a, cheap_b], ["a", "b"])[2].endswith(
+        "; budget 660: ilp-b-0.3 fits it at 90.00% against the own 86.00%: ilp-b-0.3 is more accurate within it")
 
 
 def test_finished_searches_and_fine_tunes_are_reused_only_with_the_same_settings(tmp_path):
