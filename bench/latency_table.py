@@ -1,6 +1,6 @@
 """Latency tables of the bit-width search against the cycle-accurate simulator.
 
-    python bench/latency_table.py [--model resnet20] [--configs ulx3s-85f,pynq-z2] [--policies 10]
+    python bench/latency_table.py [--model resnet20] [--configs sim-4x4-k16,ulx3s-85f,pynq-z2] [--policies 10]
 
 For each configuration: builds (or reads from the cache) the table of every layer's simulated
 cycles at every (w, a) in 2..8 x 2..8, then simulates random per-layer policies and prints the
@@ -23,7 +23,7 @@ from bitmill.sim import latency
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default="resnet20", choices=["resnet8", "resnet20"])
-    p.add_argument("--configs", default="ulx3s-85f,pynq-z2")
+    p.add_argument("--configs", default="sim-4x4-k16,ulx3s-85f,pynq-z2")
     p.add_argument("--policies", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)

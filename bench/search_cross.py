@@ -1,6 +1,6 @@
 """Hardware awareness of the bit-width search: searched policies on two configurations.
 
-    python bench/search_cross.py --init runs/fp/checkpoint.pt [--configs ulx3s-85f,pynq-z2]
+    python bench/search_cross.py --init runs/fp/checkpoint.pt [--configs sim-4x4-k16,ulx3s-85f,pynq-z2]
         [--methods ilp,sdq] [--budget-ratio 0.4] [--runs runs/search] [--sdq-epochs 4]
 
 For each configuration and method: `bitmill search` (reused when its folder holds a finished
@@ -31,7 +31,7 @@ def _policy(doc: dict) -> dict:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--init", required=True)
-    p.add_argument("--configs", default="ulx3s-85f,pynq-z2")
+    p.add_argument("--configs", default="sim-4x4-k16,ulx3s-85f,pynq-z2")
     p.add_argument("--methods", default="ilp,sdq")
     p.add_argument("--budget-ratio", default="0.4,0.55",
                    help="fraction of each config's uniform W8A8 cycles (one per config, or one for all)")

@@ -437,9 +437,12 @@ def add_parser(rsub) -> None:
     r = rsub.add_parser("search", help="searched vs uniform bit-widths: accuracy and simulated cycles (reports/search)")
     r.add_argument("--init", required=True, help="the FP checkpoint every search and fine-tune starts from")
     r.add_argument("--model", default="resnet20", choices=["resnet8", "resnet20"], help="network")
-    r.add_argument("--configs", default="ulx3s-85f,pynq-z2", help="comma-separated accelerator configs")
+    r.add_argument("--configs", default="sim-4x4-k16,ulx3s-85f,pynq-z2",
+                   help="comma-separated accelerator configs; the goals are checked on the first (default: "
+                        "a compute-bound array first, then the two boards, bound by activation staging)")
     r.add_argument("--methods", default="ilp,sdq", help="comma-separated search methods")
-    r.add_argument("--budget-ratios", default="0.3,0.45", help="budgets as fractions of uniform W8A8's cycles")
+    r.add_argument("--budget-ratios", default="0.35,0.55",
+                   help="budgets as fractions of uniform W8A8's cycles (every config reaches them)")
     r.add_argument("--search", action="append", metavar="METHOD:CONFIG:RATIO",
                    help="one search (repeatable), e.g. ilp:ulx3s-85f:0.35; replaces every method on every "
                         "config at every ratio")
