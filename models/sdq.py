@@ -36,6 +36,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
+import time
 from pathlib import Path
 
 import torch
@@ -287,15 +288,16 @@ class _Both:
 def run_phase1(settings: SearchSettings, searched: tuple[str, ...], costs, constant: float,
                train: data.Dataset, ck_path: Path, resume: bool,
                progress: Callable[[str], None] | None = None,
-               stop_after: int | None = None) -> tuple[dict[str, Pair], list[dict]]:
+               stop_after: int | None = None) -> tuple[dict[str, Pair], list[dict], float]:
     """Phase 1 from the FP checkpoint ``settings.init`` (or resumed from ``ck_path``, written
-    atomically after every epoch): the policy and the per-epoch history. ``stop_after`` ends
-    after that many epochs of this call (tests of resuming)."""
+    atomically after every epoch): the policy, the per-epoch history and the wall seconds of
+    every epoch run so far (resumed calls included). ``stop_after`` ends after that many
+    epochs of this call (tests of resuming)."""
     torch.manual_seed(settings.seed)
     model = base_model(settings.model)
     weights, acts = attach(model, searched, settings.floor)
     opts = _optimizers(model)
-    start, history = 0, []
+    start, history, seconds = 0, [], 0.0
     if resume and ck_path.exists():
         ck = checkpoint.load(ck_path)
         if ck.get("settings") != asdict(settings):
@@ -303,7 +305,7 @@ def run_phase1(settings: SearchSettings, searched: tuple[str, ...], costs, const
         model.load_state_dict(ck["model"])
         for o, st in zip(opts, ck["optimizers"]):
             o.load_state_dict(st)
-        start, history = ck["epoch"], ck["history"]
+        start, history, seconds = ck["epoch"], ck["history"], float(ck.get("seconds", 0.0))
     else:
         ck = checkpoint.load(settings.init)
         state = ck.get("model") if isinstance(ck.get("model"), dict) else {}
@@ -316,10 +318,12 @@ def run_phase1(settings: SearchSettings, searched: tuple[str, ...], costs, const
             g["lr"] = settings.lr * 0.5 * (1 + torch.cos(torch.tensor(torch.pi * epoch / settings.epochs)).item())
         for g in opts[1].param_groups:
             g["lr"] = settings.dbp_lr
+        t0 = time.perf_counter()
         history.append(search_epoch(model, weights, acts, costs, constant, settings.budget, settings.lam,
                                     _Both(opts), train, settings.batch_size, settings.seed, epoch, progress,
                                     settings.decay_every))
+        seconds += time.perf_counter() - t0
         checkpoint.save(ck_path, {"settings": asdict(settings), "model": model.state_dict(),
                                   "optimizers": [o.state_dict() for o in opts], "epoch": epoch + 1,
-                                  "history": history})
-    return policy_of(weights, acts), history
+                                  "history": history, "seconds": seconds})
+    return policy_of(weights, acts), history, seconds

@@ -96,10 +96,10 @@ def _sdq(args, out: Path, table, cost, constant: float, budget: float, floor: in
     settings = SearchSettings(args.model, str(Path(args.init).resolve()), floor, args.epochs, args.lr,
                               args.dbp_lr, args.lam, float(budget), args.batch_size, args.seed,
                               args.train_images, args.dataset, args.decay_every)
-    t0 = time.perf_counter()
-    policy, history = run_phase1(settings, table.searched, cost, constant, ds.subset(args.train_images, args.seed),
-                                 out / "phase1.pt", args.resume, progress=_say)
-    return policy, history, {"sdq_phase1": time.perf_counter() - t0}
+    policy, history, seconds = run_phase1(settings, table.searched, cost, constant,
+                                          ds.subset(args.train_images, args.seed), out / "phase1.pt",
+                                          args.resume, progress=_say)
+    return policy, history, {"sdq_phase1": seconds}
 
 
 def cmd_search(args: argparse.Namespace) -> int:

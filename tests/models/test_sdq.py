@@ -63,11 +63,14 @@ def test_phase1_lowers_widths_and_resumes_exactly(fp, tmp_path):
     costs = {l: {(w, a): float(1000 * w * a) for w in range(1, 9) for a in range(1, 9)} for l in searched}
     settings = SearchSettings("resnet8", fp, 4, 2, 0.01, 0.5, 1.0, 100_000.0, 16, 0, 48, "synthetic")
     train = data.synthetic(48)
-    policy, history = run_phase1(settings, searched, costs, 0.0, train, tmp_path / "a.pt", False)
+    policy, history, seconds = run_phase1(settings, searched, costs, 0.0, train, tmp_path / "a.pt", False)
     assert set(policy) == set(searched) and history[-1]["expected_cycles"] < history[0]["expected_cycles"]
     assert all(4 <= w <= 7 and 4 <= a <= 7 for w, a in policy.values())
     assert policy["layer2.0.downsample"][1] == policy["layer2.0.conv1"][1]
     stop = run_phase1(settings, searched, costs, 0.0, train, tmp_path / "b.pt", False, stop_after=1)
     assert len(stop[1]) == 1
     resumed = run_phase1(settings, searched, costs, 0.0, train, tmp_path / "b.pt", True)
-    assert resumed == (policy, history)
+    assert resumed[:2] == (policy, history)
+    assert seconds > 0 and resumed[2] >= stop[2] > 0           # the epochs of both calls counted
+    again = run_phase1(settings, searched, costs, 0.0, train, tmp_path / "b.pt", True)
+    assert again == resumed                                    # finished: nothing run, seconds kept
