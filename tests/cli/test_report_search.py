@@ -79,6 +79,12 @@ def test_goal_lines_state_met_and_missed_goals():
                         "measured policy takes 0.300 x W8A8's cycles")
     slow = dict(fast, cycles={"c": 700})
     assert "not met; closest ilp-c-0.3: 88.95% in 0.700 x W4A4's cycles" in _goal_lines([w4, w8, slow], None, "c")[2]
+    cheap = dict(fast, integer=0.885, cycles={"c": 480})
+    w2 = {"name": "w2a4", "integer": 0.887, "cycles": {"c": 450}}
+    assert _goal_lines([w4, w8, cheap, w2], {"fake_quant": 0.8945}, "c")[3] == (
+        "- within 0.5 point of FP (89.45%) in <= 0.25 x W8A8's cycles: not met; within 0.25 x W8A8's cycles "
+        "the most accurate searched policy is ilp-c-0.3: 88.50% (0.95 points below FP) in 0.240 x W8A8's "
+        "cycles; uniform policy is w2a4: 88.70% (0.75 points below FP) in 0.225 x W8A8's cycles")
 
 
 def test_the_rtl_run_goes_to_the_policy_closest_to_the_first_goal():
