@@ -7,7 +7,7 @@ from pathlib import Path
 
 from bitmill.cli.args import Parser, add_config_arg
 from bitmill.config import AccelConfig
-from bitmill.hw.synth import (check_output_dir, clock_verdict, elapsed_lines, seed_spread,
+from bitmill.hw.synth import (ROUTERS, check_output_dir, clock_verdict, elapsed_lines, seed_spread,
                               synthesize, write_report)
 from bitmill.errors import ConfigError
 from bitmill.hw.verilog import emit, emit_accelerator
@@ -35,7 +35,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
             + ("-plain" if args.plain else ""))
     report = synthesize(cfg, args.target, Path(args.build_dir) / stem, pnr=args.pnr,
                         block=args.block, dsp=not args.no_dsp, plain=args.plain,
-                        seeds=tuple(args.seeds), progress=elapsed_lines(_say))
+                        seeds=tuple(args.seeds), progress=elapsed_lines(_say), router=args.router)
     jpath, mpath = write_report(report, args.reports)
     pct = report.utilisation_pct or {}
     res = ", ".join(f"{k} {v}" + (f" ({pct[k]:.2f} %)" if k in pct else "")
@@ -66,6 +66,8 @@ def _add_synth(hsub: argparse._SubParsersAction) -> None:
                    help="no DSP blocks: multipliers in LUTs (ecp5, xc7)")
     s.add_argument("--seeds", type=int, nargs="+", default=[1], metavar="N",
                    help="placement seeds for --pnr (run in parallel); Fmax is the lowest")
+    s.add_argument("--router", choices=ROUTERS, default="router1",
+                   help="nextpnr's router for --pnr: router2 routes several times faster, at some Fmax")
     s.add_argument("--plain", action="store_true",
                    help="xc7: bit-serial popcounts as plain logic for yosys' LUT mapper "
                         "instead of hand-mapped LUT6_2/CARRY4 cells")

@@ -46,3 +46,30 @@ def test_tool_is_warmed_alone_and_rerun_after_sigbus(tmp_path, monkeypatch):
     calls = (tmp_path / "calls.log").read_text().split()
     assert calls[0] == "--version" and calls.count("--version") == 1
     assert len(calls) == 1 + 4 + 1          # warm-up, four runs, one rerun after the SIGBUS
+
+
+def test_place_and_route_passes_the_chosen_router_to_nextpnr(tmp_path, monkeypatch):
+    """Every seed's nextpnr call names the router; an unknown router is one error."""
+    import json
+    from pathlib import Path
+
+    import pytest
+
+    from bitmill.config import AccelConfig
+    from bitmill.errors import BitmillError
+    from bitmill.hw import synth
+    calls = []
+
+    def fake_run(cmd, workdir, log, tool_log=None):
+        calls.append(cmd)
+        report = cmd[cmd.index("--report") + 1]
+        (Path(workdir) / report).write_text(json.dumps({"fmax": {"clk": {"achieved": 50.0 + len(calls)}}}))
+
+    monkeypatch.setattr(synth, "_run", fake_run)
+    monkeypatch.setattr(synth, "tool_path", lambda name: name)
+    cfg = AccelConfig.resolve("tiny")
+    by_seed, _, _, _ = synth.run_pnr(cfg, "ice40", tmp_path, (1, 2), router="router2")
+    assert sorted(by_seed.values()) == [51.0, 52.0] and len(calls) == 2
+    assert all(c[c.index("--router") + 1] == "router2" for c in calls)
+    with pytest.raises(BitmillError, match="router must be one of router1, router2, not 'router3'"):
+        synth.run_pnr(cfg, "ice40", tmp_path, (1,), router="router3")
