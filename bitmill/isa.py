@@ -463,11 +463,11 @@ class Program:
         ranges = self.fill_ranges()
         return tuple(len(r) + (k + 1 < len(ranges)) for k, r in enumerate(ranges))
 
-    def queue_counts(self) -> tuple[int, ...]:
-        """Instructions of each queue (`Queue` order), over the whole program."""
+    def queue_counts(self, indices: range | None = None) -> tuple[int, ...]:
+        """Instructions of each queue (`Queue` order) among ``indices`` (default: all)."""
         counts = [0] * len(Queue)
-        for i in self.instructions:
-            counts[QUEUE_OF[i.opcode].value] += 1
+        for i in indices if indices is not None else range(len(self.instructions)):
+            counts[QUEUE_OF[self.instructions[i].opcode].value] += 1
         return tuple(counts)
 
     def check_queue_depth(self) -> None:
@@ -478,11 +478,8 @@ class Program:
             raise BitmillError(f"the program has {len(self.instructions)} instructions, more than the "
                                f"{MAX_INSTRUCTIONS} that program indices of {INDEX_BITS} bits number")
         for k, (r, words) in enumerate(zip(self.fill_ranges(), self.fill_words())):
-            counts = [0] * len(Queue)
-            for i in r:
-                counts[QUEUE_OF[self.instructions[i].opcode].value] += 1
             where = f"fill {k} of the program" if self.fills else "the program"
-            for q, n in zip(Queue, counts):
+            for q, n in zip(Queue, self.queue_counts(r)):
                 if n > cfg.queue_depth:
                     raise BitmillError(f"{where} has {n} {q.label}-queue instructions, more than the "
                                        f"{cfg.queue_depth} its instruction memory holds (raise queue_depth "
@@ -538,9 +535,10 @@ class Program:
             instrs.append(w)
         if fills:
             fills.append(len(instrs) - first)
-        tail = [fills[k] + (k + 1 < len(fills)) for k in range(1, len(fills))]
         refills = [w.words for w in words if isinstance(w, Refill)]
-        if refills != tail or 0 in fills:
+        program = None if 0 in fills else cls(tuple(instrs), memory, cfg, symbols, segments, tuple(fills))
+        if program is None or refills != list(program.fill_words()[1:]):
             raise BitmillError(f"program binary: REFILL word counts {refills} do not match the fills "
-                               f"that follow them ({tail} words)")
-        return cls(tuple(instrs), memory, cfg, symbols, segments, tuple(fills))
+                               f"that follow them ({fills[1:]} instructions, each but the last "
+                               "with its REFILL word)")
+        return program

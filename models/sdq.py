@@ -34,9 +34,9 @@ phase 1 learning the strategy, phase 2 (QAT with the frozen strategy, EBR and KD
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
-import time
 from pathlib import Path
 
 import torch

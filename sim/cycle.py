@@ -164,43 +164,58 @@ def run_queues(program: Program, tab: ProgramTable | None = None,
     lat = (latencies(program, tab) if lat is None else np.asarray(lat)).tolist()
     n = len(flow)
     start, end, idle, waited = [0] * n, [0] * n, [0] * n, [0] * n
-    pushes: list[list[int]] = [[], [], [], []]
-    pops = [0, 0, 0, 0]
+    tokens = _Tokens()
     fill_start = 0
     for r, words in zip(program.fill_ranges(), program.fill_words()):
-        if not len(r):
-            continue
-        order = [[i for i in r if flow[i][0] == q] for q in range(len(Queue))]
-        t0 = fill_start + timing.preload_cycles(program.config, words)
-        ptr, free = [0] * len(Queue), [t0] * len(Queue)
-        remaining = len(r)
-        while remaining:
-            progressed = False
-            for q in range(len(Queue)):
-                p, t_free, todo = ptr[q], free[q], order[q]
-                while p < len(todo):
-                    idx = todo[p]
-                    _, need, give = flow[idx]
-                    if any(pops[ch] >= len(pushes[ch]) for ch in need):
-                        break
-                    t0, cause = t_free, 0
-                    for ch in need:
-                        t = pushes[ch][pops[ch]]
-                        pops[ch] += 1
-                        if t > t0:
-                            t0, cause = t, _WAITS_FOR[ch]
-                    start[idx], idle[idx], waited[idx] = t0, t0 - t_free, cause
-                    t_free = end[idx] = t0 + lat[idx]
-                    for ch in give:
-                        pushes[ch].append(t_free)
-                    p += 1
-                if p != ptr[q]:
-                    progressed, remaining = True, remaining - (p - ptr[q])
-                ptr[q], free[q] = p, t_free
-            if not progressed:
-                raise _deadlock(flow, order, ptr, pops, pushes)
-        fill_start = max(end[i] for i in r) + 1
+        if len(r):          # an empty program has one empty fill and no preload
+            t0 = fill_start + timing.preload_cycles(program.config, words)
+            _run_fill(r, t0, flow, lat, tokens, (start, end, idle, waited))
+            fill_start = max(end[i] for i in r) + 1
     return tuple(np.array(a, np.int64) for a in (start, end, idle, waited))
+
+
+class _Tokens:
+    """Push times per token channel and how many of each channel were popped (they carry
+    over from one fill to the next)."""
+
+    def __init__(self):
+        self.pushes: list[list[int]] = [[], [], [], []]
+        self.pops = [0, 0, 0, 0]
+
+
+def _run_fill(r: range, t0: int, flow, lat: list, tokens: _Tokens, out: tuple) -> None:
+    """Schedule the instructions ``r`` of one fill, its queues free from cycle ``t0``; write
+    each one's start, end, idle cycles and wait cause into ``out``."""
+    start, end, idle, waited = out
+    pushes, pops = tokens.pushes, tokens.pops
+    order = [[i for i in r if flow[i][0] == q] for q in range(len(Queue))]
+    ptr, free = [0] * len(Queue), [t0] * len(Queue)
+    remaining = len(r)
+    while remaining:
+        progressed = False
+        for q in range(len(Queue)):
+            p, t_free, todo = ptr[q], free[q], order[q]
+            while p < len(todo):
+                idx = todo[p]
+                _, need, give = flow[idx]
+                if any(pops[ch] >= len(pushes[ch]) for ch in need):
+                    break
+                t, cause = t_free, 0
+                for ch in need:
+                    pushed = pushes[ch][pops[ch]]
+                    pops[ch] += 1
+                    if pushed > t:
+                        t, cause = pushed, _WAITS_FOR[ch]
+                start[idx], idle[idx], waited[idx] = t, t - t_free, cause
+                t_free = end[idx] = t + lat[idx]
+                for ch in give:
+                    pushes[ch].append(t_free)
+                p += 1
+            if p != ptr[q]:
+                progressed, remaining = True, remaining - (p - ptr[q])
+            ptr[q], free[q] = p, t_free
+        if not progressed:
+            raise _deadlock(flow, order, ptr, pops, pushes)
 
 
 def _deadlock(flow, order, ptr, pops, pushes) -> SimError:

@@ -34,6 +34,7 @@ from bitmill.config import AccelConfig
 from bitmill.errors import BitmillError
 from bitmill.fileio import atomic_write, atomic_write_text
 from bitmill.precision import parse_bits
+from bitmill.program_file import config_fingerprint
 
 UNIFORM = ("w2a2", "w3a3", "w4a4", "w5a5", "w6a6", "w8a8", "w2a4", "w4a2", "w3a4", "w4a3")
 
@@ -111,7 +112,7 @@ def same_search(doc: dict, args, cfg: AccelConfig) -> bool:
     before the choice existed used Hessian traces)."""
     if doc.get("min_bits") != args.min_bits:
         return False
-    if doc.get("config_settings") != json.loads(json.dumps(cfg.to_dict())):
+    if doc.get("config_fingerprint") != config_fingerprint(cfg).hex():
         return False
     return doc["method"] != "ilp" or doc.get("sensitivity_estimator", "hessian") == args.sensitivity
 

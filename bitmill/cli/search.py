@@ -27,6 +27,7 @@ import yaml
 
 from bitmill.cli.args import non_negative_int, positive_int
 from bitmill.config import AccelConfig
+from bitmill.program_file import config_fingerprint
 from bitmill.errors import BitmillError
 from bitmill.fileio import atomic_write_text
 
@@ -153,7 +154,7 @@ def cmd_search(args: argparse.Namespace) -> int:
            "bitops": table.bitops(policy), "weight_bytes": table.weight_bytes(policy),
            "seconds": {"latency_table": t_table, **seconds},
            "table_key": table.key, "min_bits": args.min_bits,
-           "config_settings": json.loads(json.dumps(cfg.to_dict()))}
+           "config_fingerprint": config_fingerprint(cfg).hex()}
     bits_file = {"default": "w8a8", "first_last": 8, "layers": doc["policy"]}
     atomic_write_text(out / "policy.yaml", yaml.safe_dump(bits_file, sort_keys=False))
     atomic_write_text(out / "search.json", json.dumps(doc, indent=1))

@@ -110,11 +110,11 @@ def rtl_cycles(run_dir: Path, config: str, build_dir: Path) -> dict:
             "run_seconds": round(result.wall_s, 1), "build_seconds": round(build_s, 1)}
 
 
-def stale_configs(known: dict, settings: dict[str, dict]) -> list[str]:
-    """The configs of ``settings`` (name -> settings as JSON) whose cycles ``known`` (a
-    ``cycles.json``) lacks or recorded for other settings."""
-    recorded = known.get("settings", {})
-    return [c for c, s in settings.items() if c not in known or recorded.get(c) != s]
+def stale_configs(known: dict, fingerprints: dict[str, str]) -> list[str]:
+    """The configs of ``fingerprints`` (name -> `config_fingerprint` in hex) whose cycles
+    ``known`` (a ``cycles.json``) lacks or recorded for other settings."""
+    recorded = known.get("fingerprints", {})
+    return [c for c, f in fingerprints.items() if c not in known or recorded.get(c) != f]
 
 
 def cycles(run_dir: Path, configs: tuple[str, ...]) -> dict[str, int]:
@@ -122,6 +122,7 @@ def cycles(run_dir: Path, configs: tuple[str, ...]) -> dict[str, int]:
     cached in the run folder under the simulator's code hash and each config's settings (a
     config file edited since is simulated again)."""
     from bitmill.config import AccelConfig
+    from bitmill.program_file import config_fingerprint
     from bitmill.sim.latency import code_hash
     from bitmill.sim.verify import simulate_net
     cache = run_dir / "cycles.json"
@@ -129,12 +130,12 @@ def cycles(run_dir: Path, configs: tuple[str, ...]) -> dict[str, int]:
     if known.get("code") != code_hash():
         known = {"code": code_hash()}
     resolved = {c: AccelConfig.resolve(c) for c in configs}
-    settings = {c: json.loads(json.dumps(cfg.to_dict())) for c, cfg in resolved.items()}
-    missing = stale_configs(known, settings)
+    fingerprints = {c: config_fingerprint(cfg).hex() for c, cfg in resolved.items()}
+    missing = stale_configs(known, fingerprints)
     if missing:
         graph, x = _exported(run_dir)
         for c in missing:
             known[c] = simulate_net(graph, resolved[c], x)[1].cycles
-            known.setdefault("settings", {})[c] = settings[c]
+            known.setdefault("fingerprints", {})[c] = fingerprints[c]
         atomic_write_text(cache, json.dumps(known))
     return {c: known[c] for c in configs}

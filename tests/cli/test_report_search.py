@@ -4,6 +4,7 @@ the integer path and simulated on every configuration; finished runs reused."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -158,16 +159,17 @@ def test_finished_searches_and_fine_tunes_are_reused_only_with_the_same_settings
     from bitmill.config import AccelConfig
     args = Namespace(min_bits=2, sensitivity="fisher")
     cfg = AccelConfig.resolve("sim-4x4-k16")
-    now = json.loads(json.dumps(cfg.to_dict()))
-    assert same_search({"method": "ilp", "min_bits": 2, "sensitivity_estimator": "fisher", "config_settings": now},
+    from bitmill.program_file import config_fingerprint
+    now = config_fingerprint(cfg).hex()
+    assert same_search({"method": "ilp", "min_bits": 2, "sensitivity_estimator": "fisher", "config_fingerprint": now},
                        args, cfg)
-    assert not same_search({"method": "ilp", "min_bits": 2, "config_settings": now}, args, cfg)   # Hessian traces
+    assert not same_search({"method": "ilp", "min_bits": 2, "config_fingerprint": now}, args, cfg)   # Hessian traces
     assert not same_search({"method": "ilp", "min_bits": 3, "sensitivity_estimator": "fisher",
-                            "config_settings": now}, args, cfg)
-    assert same_search({"method": "sdq", "min_bits": 2, "config_settings": now}, args, cfg)
+                            "config_fingerprint": now}, args, cfg)
+    assert same_search({"method": "sdq", "min_bits": 2, "config_fingerprint": now}, args, cfg)
     assert not same_search({"method": "sdq", "min_bits": 2}, args, cfg)      # settings not recorded
-    edited = dict(now, act_buffer_bytes=2 * now["act_buffer_bytes"])
-    assert not same_search({"method": "sdq", "min_bits": 2, "config_settings": edited}, args, cfg)
+    edited = config_fingerprint(replace(cfg, act_buffer_bytes=2 * cfg.act_buffer_bytes)).hex()
+    assert not same_search({"method": "sdq", "min_bits": 2, "config_fingerprint": edited}, args, cfg)
     point = Point("w4a4", "uniform", bits="w4a4")
     cfg = train_config(point, tmp_path / "fp.pt", 1, 0.01, 0, 100, None, "synthetic", "resnet8")
     finished = {"config": json.loads(json.dumps(asdict(cfg)))}
@@ -178,8 +180,8 @@ def test_finished_searches_and_fine_tunes_are_reused_only_with_the_same_settings
 
 def test_cached_cycles_are_simulated_again_for_an_edited_config():
     from bitmill.cli.search_points import stale_configs
-    a, b = {"rows": 4}, {"rows": 8}
-    known = {"code": "x", "c1": 100, "c2": 200, "settings": {"c1": a, "c2": a}}
+    a, b = "0a1b", "2c3d"
+    known = {"code": "x", "c1": 100, "c2": 200, "fingerprints": {"c1": a, "c2": a}}
     assert stale_configs(known, {"c1": a, "c2": b}) == ["c2"]
     assert stale_configs(known, {"c1": a, "c3": a}) == ["c3"]
     assert stale_configs({"code": "x", "c1": 100}, {"c1": a}) == ["c1"]     # cached before settings were kept
