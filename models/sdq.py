@@ -161,22 +161,25 @@ class SDQAct(_SDQQuantizer):
             self.initialized.fill_(True)
 
 
-def attach(model: QResNet, searched: tuple[str, ...], floor: int) -> tuple[dict[str, SDQWeight], dict[str, SDQAct]]:
+def attach(model: QResNet, searched: tuple[str, ...], floor: int,
+           act_floor: int | None = None) -> tuple[dict[str, SDQWeight], dict[str, SDQAct]]:
     """Put SDQ quantizers on ``model`` (an LSQ W8A8 network): the weights of every searched
-    layer and the activations each reads. Returns both by layer name (tied layers share one
+    layer (their widths decay to ``floor`` at the lowest) and the activations each reads (to
+    ``act_floor``, default ``floor``). Returns both by layer name (tied layers share one
     activation quantizer)."""
+    act_floor = floor if act_floor is None else act_floor
     convs = layer_modules(model)
     weights = {}
     for name in searched:
         weights[name] = convs[name].wq = SDQWeight(floor)
     acts: dict[str, SDQAct] = {}
     blocks = list(model.blocks)
-    model.act_stem = acts[f"{blocks[0].name}.conv1"] = SDQAct(floor)
+    model.act_stem = acts[f"{blocks[0].name}.conv1"] = SDQAct(act_floor)
     for i, block in enumerate(blocks):
-        block.act1 = acts[f"{block.name}.conv2"] = SDQAct(floor)
+        block.act1 = acts[f"{block.name}.conv2"] = SDQAct(act_floor)
         if i + 1 < len(blocks):
             nxt = blocks[i + 1]
-            block.act_out = acts[f"{nxt.name}.conv1"] = SDQAct(floor)
+            block.act_out = acts[f"{nxt.name}.conv1"] = SDQAct(act_floor)
             if nxt.downsample is not None:
                 acts[f"{nxt.name}.downsample"] = block.act_out
     missing = [n for n in searched if n not in acts]
@@ -259,6 +262,7 @@ class SearchSettings:
     train_images: int
     dataset: str
     decay_every: int = 4
+    act_floor: int | None = None     # the activations' floor (None: ``floor``)
 
 
 def _optimizers(model: QResNet) -> list[torch.optim.Optimizer]:
@@ -295,7 +299,7 @@ def run_phase1(settings: SearchSettings, searched: tuple[str, ...], costs, const
     epochs of this call (tests of resuming)."""
     torch.manual_seed(settings.seed)
     model = base_model(settings.model)
-    weights, acts = attach(model, searched, settings.floor)
+    weights, acts = attach(model, searched, settings.floor, settings.act_floor)
     opts = _optimizers(model)
     start, history, seconds = 0, [], 0.0
     if resume and ck_path.exists():

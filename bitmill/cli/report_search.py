@@ -22,6 +22,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -39,33 +40,54 @@ from bitmill.program_file import config_fingerprint
 UNIFORM = ("w2a2", "w3a3", "w4a4", "w5a5", "w6a6", "w8a8", "w2a4", "w4a2", "w3a4", "w4a3")
 
 
-def search_plan(args, cfgs) -> list[tuple[str, AccelConfig, float]]:
-    """(method, config, budget ratio) of every search: ``--search`` entries, else every
-    method on every config at every ratio."""
+@dataclass(frozen=True)
+class SearchEntry:
+    """One search of the report: method, configuration, budget ratio and, where given, the
+    smallest activation width searched (`bitmill search --min-act-bits`)."""
+
+    method: str
+    config: AccelConfig
+    ratio: float
+    min_act_bits: int | None = None
+
+    @property
+    def name(self) -> str:
+        """The search's folder and point name, e.g. ``ilp-sim-4x4-k16-0.18-a4``."""
+        tail = f"-a{self.min_act_bits}" if self.min_act_bits is not None else ""
+        return f"{self.method}-{self.config.name}-{self.ratio:g}{tail}"
+
+
+def search_plan(args, cfgs) -> list[SearchEntry]:
+    """Every search: ``--search`` entries, else every method on every config at every ratio."""
     if not args.search:
-        return [(m, c, r) for c in cfgs for m in args.methods for r in args.budget_ratios]
+        return [SearchEntry(m, c, r) for c in cfgs for m in args.methods for r in args.budget_ratios]
     by_name, plan = {c.name: c for c in cfgs}, []
     for entry in args.search:
         parts = entry.split(":")
-        ok = len(parts) == 3 and parts[0] in ("ilp", "sdq") and parts[1] in by_name
+        ok = len(parts) in (3, 4) and parts[0] in ("ilp", "sdq") and parts[1] in by_name
+        floor = None
         try:
             ratio = float(parts[2]) if ok else 0.0
+            if ok and len(parts) == 4:
+                ok = parts[3].startswith("a") and 1 <= int(parts[3][1:]) <= 8
+                floor = int(parts[3][1:])
         except ValueError:
             ok = False
         if not ok or not 0 < ratio <= 1:
-            raise BitmillError(f"--search {entry!r}: expected METHOD:CONFIG:RATIO with METHOD ilp or sdq, "
-                               f"CONFIG one of --configs ({', '.join(by_name)}) and RATIO in (0, 1], "
-                               "e.g. ilp:ulx3s-85f:0.35")
-        plan.append((parts[0], by_name[parts[1]], ratio))
+            raise BitmillError(f"--search {entry!r}: expected METHOD:CONFIG:RATIO[:aN] with METHOD ilp or sdq, "
+                               f"CONFIG one of --configs ({', '.join(by_name)}), RATIO in (0, 1] and N the "
+                               "smallest activation width (1..8), e.g. ilp:ulx3s-85f:0.35 or ilp:ulx3s-85f:0.25:a4")
+        plan.append(SearchEntry(parts[0], by_name[parts[1]], ratio, floor))
     return plan
 
 
 def _searches(args, cfgs) -> list[Point]:
     points = []
-    for method, cfg, ratio in search_plan(args, cfgs):
-        out = Path(args.runs) / "search" / f"{method}-{cfg.name}-{ratio:g}"
+    for entry in search_plan(args, cfgs):
+        method, cfg, ratio = entry.method, entry.config, entry.ratio
+        out = Path(args.runs) / "search" / entry.name
         done = out / "search.json"
-        if done.exists() and not same_search(json.loads(done.read_text()), args, cfg):
+        if done.exists() and not same_search(json.loads(done.read_text()), args, cfg, entry.min_act_bits):
             if args.finished_only:
                 continue
             print(f"== search {out.name}: the finished search used other settings; searching again", flush=True)
@@ -79,6 +101,8 @@ def _searches(args, cfgs) -> list[Point]:
                    "--seed", str(args.seed), "--calib-images", str(args.calib_images),
                    "--samples", str(args.samples), "--min-bits", str(args.min_bits),
                    "--sensitivity", args.sensitivity]
+            if entry.min_act_bits is not None:
+                cmd += ["--min-act-bits", str(entry.min_act_bits)]
             if method == "sdq":
                 cmd += ["--epochs", str(args.sdq_epochs), "--train-images", str(args.sdq_images)]
             if method == "ilp":
@@ -87,7 +111,8 @@ def _searches(args, cfgs) -> list[Point]:
             env = {**os.environ, "BITMILL_THREADS": str(args.threads)}
             if subprocess.run(cmd, env=env).returncode != 0:
                 raise BitmillError(f"the search {out.name} failed (see its output above)")
-        points.append(Point(out.name, method, policy=out / "policy.yaml", config=cfg.name, ratio=ratio))
+        points.append(Point(out.name, method, policy=out / "policy.yaml", config=cfg.name, ratio=ratio,
+                            min_act_bits=entry.min_act_bits))
     return points
 
 
@@ -105,12 +130,15 @@ def share_sensitivity(out: Path) -> None:
             return
 
 
-def same_search(doc: dict, args, cfg: AccelConfig) -> bool:
+def same_search(doc: dict, args, cfg: AccelConfig, min_act_bits: int | None = None) -> bool:
     """Whether a finished search (its ``search.json``) was made with the report's settings: the
     configuration's settings as they are now (a search made before they were recorded counts
-    as another), the smallest width and, for the ILP, the sensitivity estimator (searches
-    before the choice existed used Hessian traces)."""
+    as another), the smallest widths (activations: ``min_act_bits``, default the smallest
+    width; searches before the choice existed used the smallest width) and, for the ILP, the
+    sensitivity estimator (searches before the choice existed used Hessian traces)."""
     if doc.get("min_bits") != args.min_bits:
+        return False
+    if doc.get("min_act_bits", doc["min_bits"]) != (args.min_bits if min_act_bits is None else min_act_bits):
         return False
     if doc.get("config_fingerprint") != config_fingerprint(cfg).hex():
         return False
@@ -242,21 +270,25 @@ def _frontier_lines(done: list[dict], names: list[str]) -> list[str]:
     return lines + [""]
 
 
+def _floor_text(floor: int | None) -> str:
+    return "" if floor is None else f" with activations of {floor} bits or more"
+
+
 def _method_lines(done: list[dict]) -> list[str]:
     """SDQ against the ILP where both searched the same configuration and budget ratio."""
     by_budget: dict[tuple, dict] = {}
     for r in done:
         if r.get("policy"):
-            by_budget.setdefault((r["config"], r["ratio"]), {})[r["kind"]] = r
+            by_budget.setdefault((r["config"], r["ratio"], r.get("min_act_bits")), {})[r["kind"]] = r
     pairs = [(k, v) for k, v in by_budget.items() if {"ilp", "sdq"} <= set(v)]
     if not pairs:
         return []
     lines = ["SDQ against the ILP at the same budget (measured accuracy; cycles on the searched config):", ""]
-    for (cfg, ratio), v in pairs:
+    for (cfg, ratio, floor), v in pairs:
         ilp, sdq = v["ilp"], v["sdq"]
         acc = max((ilp, sdq), key=lambda r: r["integer"])
         fast = min((ilp, sdq), key=lambda r: r["cycles"][cfg])
-        lines.append(f"- {cfg} at {ratio:g} x W8A8: ilp {_pct(ilp['integer'])}% in {ilp['cycles'][cfg]:,}, "
+        lines.append(f"- {cfg} at {ratio:g} x W8A8{_floor_text(floor)}: ilp {_pct(ilp['integer'])}% in {ilp['cycles'][cfg]:,}, "
                      f"sdq {_pct(sdq['integer'])}% in {sdq['cycles'][cfg]:,}: {acc['kind']} more accurate by "
                      f"{100 * abs(ilp['integer'] - sdq['integer']):.2f} points, {fast['kind']} "
                      f"{100 * (1 - fast['cycles'][cfg] / (ilp if fast is sdq else sdq)['cycles'][cfg]):.1f}% faster")
@@ -271,19 +303,19 @@ def _cross_lines(done: list[dict], names: list[str]) -> list[str]:
     found: dict[tuple, dict] = {}
     for r in done:
         if r.get("policy") and r["config"] in names:
-            found.setdefault((r["kind"], r["ratio"]), {})[r["config"]] = r
+            found.setdefault((r["kind"], r["ratio"], r.get("min_act_bits")), {})[r["config"]] = r
     pairs = [(k, v) for k, v in found.items() if len(v) >= 2]
     if not pairs:
         return []
     w8 = next((r for r in done if r["name"] == "w8a8"), None)
     lines = ["Cross check (the same method and budget ratio searched for each configuration; cycles of "
              "every such policy on every configuration):", ""]
-    for (kind, ratio), by_cfg in pairs:
+    for (kind, ratio, floor), by_cfg in pairs:
         for cfg in by_cfg:
             own = by_cfg[cfg]
             others = [r for c, r in by_cfg.items() if c != cfg]
             verdict = all(own["cycles"][cfg] < o["cycles"][cfg] for o in others)
-            line = (f"- {kind} at {ratio:g} x W8A8, on {cfg}: its own policy {own['cycles'][cfg]:,}; "
+            line = (f"- {kind} at {ratio:g} x W8A8{_floor_text(floor)}, on {cfg}: its own policy {own['cycles'][cfg]:,}; "
                     + ", ".join(f"{o['name']} {o['cycles'][cfg]:,}" for o in others)
                     + (": the own policy is the fastest" if verdict else ": the own policy is NOT the fastest"))
             if w8 is not None:
@@ -332,7 +364,8 @@ def markdown(rows: list[dict], cfgs, args) -> str:
         budget = "-"
         if r.get("ratio"):
             over = " (policy over budget)" if pred and pred > r["budget_cycles"] else ""
-            budget = f"{r['ratio']:g} x W8A8 on {r['config']} = {r['budget_cycles']:,.0f}{over}"
+            floor = f", A >= {r['min_act_bits']}" if r.get("min_act_bits") is not None else ""
+            budget = f"{r['ratio']:g} x W8A8 on {r['config']} = {r['budget_cycles']:,.0f}{floor}{over}"
         cycles = " | ".join(f"{r['cycles'][n]:,}" for n in names)
         predicted = f"{pred:,}" if pred else "-"
         lines.append(f"| {r['name']} | {r['kind']} | {budget} | {_pct(r.get('integer'))} | {cycles} "
@@ -456,9 +489,9 @@ def add_parser(rsub) -> None:
     r.add_argument("--methods", default="ilp,sdq", help="comma-separated search methods")
     r.add_argument("--budget-ratios", default="0.35,0.55",
                    help="budgets as fractions of uniform W8A8's cycles (every config reaches them)")
-    r.add_argument("--search", action="append", metavar="METHOD:CONFIG:RATIO",
-                   help="one search (repeatable), e.g. ilp:ulx3s-85f:0.35; replaces every method on every "
-                        "config at every ratio")
+    r.add_argument("--search", action="append", metavar="METHOD:CONFIG:RATIO[:aN]",
+                   help="one search (repeatable), e.g. ilp:ulx3s-85f:0.35, or ilp:ulx3s-85f:0.25:a4 with "
+                        "activations of 4 bits or more; replaces every method on every config at every ratio")
     r.add_argument("--uniform", default=",".join(UNIFORM), help="uniform policies (first/last 8-bit)")
     r.add_argument("--qat-epochs", type=positive_int, default=2, help="epochs of every fine-tune")
     r.add_argument("--qat-lr", type=float, default=0.01, help="learning rate of every fine-tune")

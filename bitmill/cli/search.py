@@ -89,14 +89,15 @@ def _sensitivity(args, model, out: Path, layers, bits):
     return sens, seconds
 
 
-def _sdq(args, out: Path, table, cost, constant: float, budget: float, floor: int):
+def _sdq(args, out: Path, table, cost, constant: float, budget: float, floor: int, act_floor: int):
     """SDQ phase 1 (`bitmill.models.sdq`): (policy, history, seconds)."""
     from bitmill.models import data
     from bitmill.models.sdq import SearchSettings, run_phase1
     ds = data.fashion_mnist("train") if args.dataset == "fashion-mnist" else data.synthetic(args.train_images)
     settings = SearchSettings(args.model, str(Path(args.init).resolve()), floor, args.epochs, args.lr,
                               args.dbp_lr, args.lam, float(budget), args.batch_size, args.seed,
-                              args.train_images, args.dataset, args.decay_every)
+                              args.train_images, args.dataset, args.decay_every,
+                              None if act_floor == floor else act_floor)
     policy, history, seconds = run_phase1(settings, table.searched, cost, constant,
                                           ds.subset(args.train_images, args.seed), out / "phase1.pt",
                                           args.resume, progress=_say)
@@ -111,11 +112,13 @@ def cmd_search(args: argparse.Namespace) -> int:
     if os.environ.get("BITMILL_THREADS", "").isdigit() and int(os.environ["BITMILL_THREADS"]) > 0:
         import torch
         torch.set_num_threads(int(os.environ["BITMILL_THREADS"]))    # as bitmill train does
-    lo_w, lo_a = max(cfg.weight_bits[0], args.min_bits), max(cfg.act_bits[0], args.min_bits)
+    act_min = args.min_bits if args.min_act_bits is None else args.min_act_bits
+    lo_w, lo_a = max(cfg.weight_bits[0], args.min_bits), max(cfg.act_bits[0], act_min)
     if lo_w > cfg.weight_bits[1] or lo_a > cfg.act_bits[1] or cfg.weight_bits[1] < 8 or cfg.act_bits[1] < 8:
         raise BitmillError(f"{cfg.name} runs weights {cfg.weight_bits[0]}..{cfg.weight_bits[1]} and "
                            f"activations {cfg.act_bits[0]}..{cfg.act_bits[1]} bits; the search needs "
-                           f"--min-bits {args.min_bits}..8 on both (first and last layer stay 8-bit)")
+                           f"weights {args.min_bits}..8 and activations {act_min}..8 (--min-bits, "
+                           "--min-act-bits; first and last layer stay 8-bit)")
     pairs = candidate_pairs(range(lo_w, cfg.weight_bits[1] + 1), range(lo_a, cfg.act_bits[1] + 1))
     model = _fp_model(args)
     out = _out_dir(args)
@@ -144,7 +147,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         seconds = {"sensitivity": t_sens, "ilp": time.perf_counter() - t1}
         extra = {"sensitivity": problem.total(policy, "sensitivity"), "sensitivity_estimator": args.sensitivity}
     else:
-        policy, history, seconds = _sdq(args, out, table, cost, constant, budget, min(lo_w, lo_a))
+        policy, history, seconds = _sdq(args, out, table, cost, constant, budget, lo_w, lo_a)
         extra = {"history": history}
     _say("")
     predicted = table.predict(policy)
@@ -153,7 +156,7 @@ def cmd_search(args: argparse.Namespace) -> int:
            "policy": {l: f"w{w}a{a}" for l, (w, a) in policy.items()},
            "bitops": table.bitops(policy), "weight_bytes": table.weight_bytes(policy),
            "seconds": {"latency_table": t_table, **seconds},
-           "table_key": table.key, "min_bits": args.min_bits,
+           "table_key": table.key, "min_bits": args.min_bits, "min_act_bits": act_min,
            "config_fingerprint": config_fingerprint(cfg).hex()}
     bits_file = {"default": "w8a8", "first_last": 8, "layers": doc["policy"]}
     atomic_write_text(out / "policy.yaml", yaml.safe_dump(bits_file, sort_keys=False))
@@ -194,6 +197,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--out", required=True, help="output folder")
     p.add_argument("--min-bits", type=positive_int, default=2,
                    help="smallest weight and activation width searched (1-bit LSQ grids collapse)")
+    p.add_argument("--min-act-bits", type=positive_int,
+                   help="smallest activation width searched (default: --min-bits); e.g. 4 searches "
+                        "weight widths under 4-bit-or-wider activations")
     p.add_argument("--sensitivity", default="fisher", choices=["fisher", "hessian", "loss"],
                    help="ilp: per-layer sensitivity from the empirical Fisher trace (FIT: never negative), "
                         "Hutchinson's Hessian trace (HAWQ-V3), or the measured calibration loss "

@@ -30,6 +30,7 @@ class Point:
     policy: Path | None = None
     config: str | None = None
     ratio: float | None = None
+    min_act_bits: int | None = None     # searched: the smallest activation width, if not the default
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,7 @@ def measure(job: FineTune) -> dict:
         train(job.train, job.run_dir, str(job.init), resume=(job.run_dir / "checkpoint.pt").exists())
     p = job.point
     return {"name": p.name, "kind": p.kind, "bits": p.bits, "config": p.config, "ratio": p.ratio,
+            "min_act_bits": p.min_act_bits,
             **evaluate_run(job.run_dir, load_data(job.train)[1]), "cycles": cycles(job.run_dir, job.configs),
             "train_seconds": metrics.get("seconds_per_epoch", 0) * job.train.epochs}
 

@@ -8,6 +8,8 @@ from dataclasses import replace
 
 import pytest
 
+from bitmill.errors import BitmillError
+
 from tests.conftest import assert_one_error_line
 
 
@@ -61,12 +63,17 @@ def test_search_plan_is_the_entries_or_the_product():
     from bitmill.config import AccelConfig
     cfgs = [AccelConfig.resolve("ulx3s-85f"), AccelConfig.resolve("pynq-z2")]
     product = search_plan(Namespace(search=None, methods=["ilp", "sdq"], budget_ratios=[0.3, 0.5]), cfgs)
-    assert [(m, c.name, r) for m, c, r in product] == [
+    assert [(e.method, e.config.name, e.ratio) for e in product] == [
         ("ilp", "ulx3s-85f", 0.3), ("ilp", "ulx3s-85f", 0.5), ("sdq", "ulx3s-85f", 0.3), ("sdq", "ulx3s-85f", 0.5),
         ("ilp", "pynq-z2", 0.3), ("ilp", "pynq-z2", 0.5), ("sdq", "pynq-z2", 0.3), ("sdq", "pynq-z2", 0.5)]
-    chosen = search_plan(Namespace(search=["sdq:pynq-z2:0.55", "ilp:ulx3s-85f:0.35"], methods=["ilp"],
-                                   budget_ratios=[0.3]), cfgs)
-    assert [(m, c.name, r) for m, c, r in chosen] == [("sdq", "pynq-z2", 0.55), ("ilp", "ulx3s-85f", 0.35)]
+    chosen = search_plan(Namespace(search=["sdq:pynq-z2:0.55", "ilp:ulx3s-85f:0.35", "ilp:pynq-z2:0.25:a4"],
+                                   methods=["ilp"], budget_ratios=[0.3]), cfgs)
+    assert [(e.method, e.config.name, e.ratio, e.min_act_bits) for e in chosen] == [
+        ("sdq", "pynq-z2", 0.55, None), ("ilp", "ulx3s-85f", 0.35, None), ("ilp", "pynq-z2", 0.25, 4)]
+    assert [e.name for e in chosen] == ["sdq-pynq-z2-0.55", "ilp-ulx3s-85f-0.35", "ilp-pynq-z2-0.25-a4"]
+    for bad in ("ilp:pynq-z2:0.25:4", "ilp:pynq-z2:0.25:a9", "ilp:pynq-z2:0.25:a4:x", "ilp:pynq-z2:0.25:ab"):
+        with pytest.raises(BitmillError, match="METHOD:CONFIG:RATIO"):
+            search_plan(Namespace(search=[bad], methods=["ilp"], budget_ratios=[0.3]), cfgs)
 
 
 def test_goal_lines_state_met_and_missed_goals():
@@ -168,6 +175,11 @@ def test_finished_searches_and_fine_tunes_are_reused_only_with_the_same_settings
                             "config_fingerprint": now}, args, cfg)
     assert same_search({"method": "sdq", "min_bits": 2, "config_fingerprint": now}, args, cfg)
     assert not same_search({"method": "sdq", "min_bits": 2}, args, cfg)      # settings not recorded
+    floored = {"method": "ilp", "min_bits": 2, "min_act_bits": 4, "sensitivity_estimator": "fisher",
+               "config_fingerprint": now}
+    assert same_search(floored, args, cfg, 4) and not same_search(floored, args, cfg)
+    assert not same_search({**floored, "min_act_bits": 2}, args, cfg, 4)
+    assert same_search({**floored, "min_act_bits": 2}, args, cfg)
     edited = config_fingerprint(replace(cfg, act_buffer_bytes=2 * cfg.act_buffer_bytes)).hex()
     assert not same_search({"method": "sdq", "min_bits": 2, "config_fingerprint": edited}, args, cfg)
     point = Point("w4a4", "uniform", bits="w4a4")

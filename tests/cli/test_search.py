@@ -50,6 +50,22 @@ def test_search_writes_a_policy_within_the_budget(fp, tmp_path, run_cli):
     assert status == 0 and loss["sensitivity_estimator"] == "loss" and loss["predicted_cycles"] <= loss["budget_cycles"]
 
 
+def test_min_act_bits_keeps_activations_wide_and_searches_weights_below(fp, tmp_path, run_cli):
+    small = SMALL[:SMALL.index("--min-bits")] + SMALL[SMALL.index("--min-bits") + 2:]
+    out = tmp_path / "a7"
+    status, stdout, err = run_cli("search", *small, "--min-bits", "5", "--min-act-bits", "7",
+                                  "--budget-ratio", "0.8", "--init", fp, "-o", out)
+    assert status == 0, err
+    doc = json.loads((out / "search.json").read_text())
+    pairs = [tuple(int(c) for c in p[1:].split("a")) for p in doc["policy"].values()]
+    assert doc["min_bits"] == 5 and doc["min_act_bits"] == 7
+    assert all(a >= 7 for _, a in pairs) and min(w for w, _ in pairs) < 7     # only the weights go lower
+    assert doc["predicted_cycles"] <= doc["budget_cycles"]
+    status, _, err = run_cli("search", *small, "--min-act-bits", "9", "--budget-ratio", "0.8", "--init", fp,
+                             "-o", tmp_path / "a9")
+    assert_one_error_line(status, err, "activations 9..8")
+
+
 def test_bad_input_is_one_error_line(fp, tmp_path, run_cli):
     status, _, err = run_cli("search", *SMALL, "--budget", "1000", "--init", fp, "-o", tmp_path / "a")
     assert_one_error_line(status, err, "budget 1,000 cycles is outside what resnet8 reaches on sim-4x4-k16")

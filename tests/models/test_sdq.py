@@ -50,6 +50,8 @@ def test_expected_cycles_and_its_gradient():
     e.backward()
     assert all(q.dbp.theta.grad > 0 for q in weights.values())   # more probability on 8 costs more
     assert acts["layer2.0.downsample"] is acts["layer2.0.conv1"]
+    _, floored = attach(base_model("resnet8"), searched, floor=2, act_floor=4)
+    assert {q.dbp.floor for q in floored.values()} == {4}
 
 
 @pytest.fixture
