@@ -265,6 +265,15 @@ class SearchSettings:
     act_floor: int | None = None     # the activations' floor (None: ``floor``)
 
 
+def _settings_record(settings: SearchSettings) -> dict:
+    """The settings as a checkpoint records them (``act_floor`` only where set, so checkpoints
+    written before it existed still resume)."""
+    d = asdict(settings)
+    if d["act_floor"] is None:
+        del d["act_floor"]
+    return d
+
+
 def _optimizers(model: QResNet) -> list[torch.optim.Optimizer]:
     """SGD (momentum 0.9) for weights, steps and ranges; Adam for the DBPs, whose gradients
     are small (the latency term is divided by the budget)."""
@@ -304,7 +313,7 @@ def run_phase1(settings: SearchSettings, searched: tuple[str, ...], costs, const
     start, history, seconds = 0, [], 0.0
     if resume and ck_path.exists():
         ck = checkpoint.load(ck_path)
-        if ck.get("settings") != asdict(settings):
+        if ck.get("settings") != _settings_record(settings):
             raise BitmillError(f"{ck_path} was written by a search with other settings; use another -o")
         model.load_state_dict(ck["model"])
         for o, st in zip(opts, ck["optimizers"]):
@@ -327,7 +336,7 @@ def run_phase1(settings: SearchSettings, searched: tuple[str, ...], costs, const
                                     _Both(opts), train, settings.batch_size, settings.seed, epoch, progress,
                                     settings.decay_every))
         seconds += time.perf_counter() - t0
-        checkpoint.save(ck_path, {"settings": asdict(settings), "model": model.state_dict(),
+        checkpoint.save(ck_path, {"settings": _settings_record(settings), "model": model.state_dict(),
                                   "optimizers": [o.state_dict() for o in opts], "epoch": epoch + 1,
                                   "history": history, "seconds": seconds})
     return policy_of(weights, acts), history, seconds
