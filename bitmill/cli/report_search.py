@@ -135,14 +135,20 @@ def same_search(doc: dict, args, cfg: AccelConfig, min_act_bits: int | None = No
     configuration's settings as they are now (a search made before they were recorded counts
     as another), the smallest widths (activations: ``min_act_bits``, default the smallest
     width; searches before the choice existed used the smallest width) and, for the ILP, the
-    sensitivity estimator (searches before the choice existed used Hessian traces)."""
+    sensitivity estimator (searches before the choice existed used Hessian traces) and the
+    machine model's code (`bitmill.sim.latency.code_hash`: an ILP search is seconds once its
+    sensitivity is there; an SDQ phase 1 is kept across timing changes, and its policy is
+    measured under the current model like every other)."""
     if doc.get("min_bits") != args.min_bits:
         return False
     if doc.get("min_act_bits", doc["min_bits"]) != (args.min_bits if min_act_bits is None else min_act_bits):
         return False
     if doc.get("config_fingerprint") != config_fingerprint(cfg).hex():
         return False
-    return doc["method"] != "ilp" or doc.get("sensitivity_estimator", "hessian") == args.sensitivity
+    if doc["method"] != "ilp":
+        return True
+    from bitmill.sim.latency import code_hash
+    return doc.get("sensitivity_estimator", "hessian") == args.sensitivity and doc.get("code") == code_hash()
 
 
 def _rows(args, cfgs, points) -> list[dict]:
@@ -160,15 +166,27 @@ def _rows(args, cfgs, points) -> list[dict]:
         jobs.append(FineTune(p, cfg, run_dir.resolve(), init.resolve(), tuple(c.name for c in cfgs),
                              args.threads))
     rows = run_jobs(measure, jobs, ray=args.ray, cpus=args.threads, label=lambda j: j.point.name)
+    tables = {}
     for job, row in zip(jobs, rows):
         if job.point.policy is not None:
             doc = json.loads((job.point.policy.parent / "search.json").read_text())
-            row.update(policy=doc["policy"], predicted=doc["predicted_cycles"], search_seconds=doc["seconds"],
-                       budget_cycles=doc["budget_cycles"])
+            row.update(policy=doc["policy"], predicted=_predicted(args.model, job.point.config, doc["policy"], tables),
+                       search_seconds=doc["seconds"], budget_cycles=doc["budget_cycles"])
     rows += pending
     if fp_cfg is not None:
         rows.insert(0, {"name": "fp", "kind": "fp", "fake_quant": fp_cfg.get("test_accuracy")})
     return rows
+
+
+def _predicted(model: str, config: str, policy: dict[str, str], tables: dict) -> int:
+    """The whole network's cycles under ``policy`` by the latency table of the current machine
+    model (not the one the search used, which may predate a timing change), so the table's
+    error against the simulator is always measured against the same model."""
+    from bitmill.models.bits import parse_pair
+    from bitmill.sim import latency
+    if config not in tables:
+        tables[config] = latency.build_table(model, AccelConfig.resolve(config))
+    return tables[config].predict({l: parse_pair(p) for l, p in policy.items()})
 
 
 def _pct(v) -> str:

@@ -156,7 +156,7 @@ def cmd_search(args: argparse.Namespace) -> int:
            "policy": {l: f"w{w}a{a}" for l, (w, a) in policy.items()},
            "bitops": table.bitops(policy), "weight_bytes": table.weight_bytes(policy),
            "seconds": {"latency_table": t_table, **seconds},
-           "table_key": table.key, "min_bits": args.min_bits, "min_act_bits": act_min,
+           "table_key": table.key, "code": latency.code_hash(), "min_bits": args.min_bits, "min_act_bits": act_min,
            "config_fingerprint": config_fingerprint(cfg).hex()}
     bits_file = {"default": "w8a8", "first_last": 8, "layers": doc["policy"]}
     atomic_write_text(out / "policy.yaml", yaml.safe_dump(bits_file, sort_keys=False))

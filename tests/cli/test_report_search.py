@@ -168,15 +168,19 @@ def test_finished_searches_and_fine_tunes_are_reused_only_with_the_same_settings
     cfg = AccelConfig.resolve("sim-4x4-k16")
     from bitmill.program_file import config_fingerprint
     now = config_fingerprint(cfg).hex()
-    assert same_search({"method": "ilp", "min_bits": 2, "sensitivity_estimator": "fisher", "config_fingerprint": now},
-                       args, cfg)
+    from bitmill.sim.latency import code_hash
+    code = code_hash()
+    assert same_search({"method": "ilp", "min_bits": 2, "sensitivity_estimator": "fisher", "config_fingerprint": now,
+                        "code": code}, args, cfg)
+    assert not same_search({"method": "ilp", "min_bits": 2, "sensitivity_estimator": "fisher",
+                            "config_fingerprint": now, "code": "0" * 16}, args, cfg)    # another machine model
     assert not same_search({"method": "ilp", "min_bits": 2, "config_fingerprint": now}, args, cfg)   # Hessian traces
     assert not same_search({"method": "ilp", "min_bits": 3, "sensitivity_estimator": "fisher",
                             "config_fingerprint": now}, args, cfg)
     assert same_search({"method": "sdq", "min_bits": 2, "config_fingerprint": now}, args, cfg)
     assert not same_search({"method": "sdq", "min_bits": 2}, args, cfg)      # settings not recorded
     floored = {"method": "ilp", "min_bits": 2, "min_act_bits": 4, "sensitivity_estimator": "fisher",
-               "config_fingerprint": now}
+               "config_fingerprint": now, "code": code}
     assert same_search(floored, args, cfg, 4) and not same_search(floored, args, cfg)
     assert not same_search({**floored, "min_act_bits": 2}, args, cfg, 4)
     assert same_search({**floored, "min_act_bits": 2}, args, cfg)
