@@ -119,6 +119,7 @@ class Control(wiring.Component):
         self._issue(m, st, heads)
         self._tokens(m, st, heads)
         self._finish(m, st, heads)
+        self._error_index(m, st)
         return m
 
     # ---- host side -------------------------------------------------------------------------
@@ -242,15 +243,29 @@ class Control(wiring.Component):
     @staticmethod
     def _raise(m: Module, st: "_State", flag: ErrorFlag, index) -> None:
         """Raise ``flag`` in this cycle with the instruction's index (the last raise of a
-        cycle names the instruction); `_errors` records it."""
-        m.d.comb += [st.raised[flag.bit].eq(1), st.raised_index.eq(index)]
+        cycle names the instruction); `_errors` records it. Each raise site registers whether
+        it fired and its index, and the pending index is chosen among the registered sites in
+        the next cycle, so no index multiplexer follows the (long) raise conditions."""
+        fired = Signal(name=f"raise{len(st.sites)}")
+        m.d.comb += [st.raised[flag.bit].eq(1), fired.eq(1)]
+        st.sites.append((fired, index))
+
+    @staticmethod
+    def _error_index(m: Module, st: "_State") -> None:
+        """``pending_index``: the index of the last raise site that fired in the last cycle."""
+        index = Const(0, len(st.pending_index))
+        for n, (fired, at) in enumerate(st.sites):
+            was, then = Signal(name=f"raised{n}"), Signal(len(at), name=f"raised{n}_index")
+            m.d.sync += [was.eq(fired), then.eq(at)]
+            index = Mux(was, then, index)
+        m.d.comb += st.pending_index.eq(index)
 
     @staticmethod
     def _errors(m: Module, st: "_State") -> None:
         """The flags raised in a cycle are pending in the next (``erred``, ``stopping``: no
         instruction starts) and sticky in ERROR from the one after; the first error's index
         goes to ERROR_INSTR."""
-        m.d.sync += [st.pending.eq(st.raised), st.pending_index.eq(st.raised_index)]
+        m.d.sync += st.pending.eq(st.raised)
         with m.If(st.pending != 0):
             m.d.sync += st.error_flags.eq(st.error_flags | st.pending)
             with m.If(st.error_flags == 0):
@@ -445,7 +460,7 @@ class _State:
         self.run = Signal()             # running, in the RUN phase
         self.error_flags = Signal(ERROR_BITS)
         self.raised = Signal(ERROR_BITS)           # raised in this cycle
-        self.raised_index = Signal(32)
+        self.sites: list = []                      # (fired, index) of every raise site
         self.pending = Signal(ERROR_BITS)          # raised in the last cycle
         self.pending_index = Signal(32)
         self.erred = Signal()                      # an error is pending or recorded
