@@ -300,7 +300,9 @@ class StoreDma(_Dma):
         mask_first, mask_last = Signal(b), Signal(b)
         consume = (w_left != 0) & (~bus.wvalid | bus.wready)
         more = consume & (rd_left > 1)
-        m.d.comb += self.read_addr.eq(Mux(accept, cmd.base, Mux(more, rd_addr + 1, rd_addr)))
+        # idle, the port reads the slot base of the instruction on ``cmd`` every cycle, so the
+        # read in the accept cycle needs no ``accept`` (the control's long start decision)
+        m.d.comb += self.read_addr.eq(Mux(~self.busy, cmd.base, Mux(more, rd_addr + 1, rd_addr)))
         m.d.sync += rd_addr.eq(self.read_addr)
         with m.If(more):
             m.d.sync += rd_left.eq(rd_left - 1)
