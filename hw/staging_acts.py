@@ -11,7 +11,7 @@ pixel comes from a restoring divider (`bitmill.timing.act_divide_cycles`).
 
 from __future__ import annotations
 
-from amaranth import Array, Module, Mux, Signal, signed
+from amaranth import Array, Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -86,7 +86,7 @@ class ActStager(wiring.Component):
         return m
 
     def _plan(self, m: Module, cmd) -> dict:
-        """Registered per-layer constants, settled four cycles after start."""
+        """Registered per-layer constants, settled five cycles after start."""
         core, K, W = self._core, self.cfg.lanes, self._core.word_bits
         a, lw, ab = cmd.a_bits, (W - 1).bit_length(), core.addr_bits
         p = {n: Signal(ab, name=n) for n in ("run", "row_codes", "code_bits", "pitch", "step",
@@ -104,7 +104,7 @@ class ActStager(wiring.Component):
         align = lowest_bit(m, p["pitch"] | p["code_bits"] | (K * a) | W, lw + 1)
         words, pieces = Signal.like(core.plan.words), Signal(range(MAX_KERNEL + 1))
         m.d.sync += [words.eq((2 * W - 1 - align + p["piece_bits"]) >> lw),
-                     pieces.eq(self._pieces(cmd.rows, p["run"]))]
+                     pieces.eq(self._pieces(m, cmd.rows, p["run"]))]
         m.d.comb += [core.plan.bits.eq(a), core.plan.enc.eq(cmd.a_enc),
                      core.plan.k_total.eq(p["k_total"]), core.plan.run.eq(p["run"]),
                      core.plan.run_pitch.eq(p["pitch"]), core.plan.words.eq(words),
@@ -112,12 +112,15 @@ class ActStager(wiring.Component):
         p["in_c_times"] = Array(times)
         return p
 
-    def _pieces(self, rows, run):
+    def _pieces(self, m: Module, rows, run):
         """`bitmill.timing.act_pieces`: 1 if K divides the run, else
-        ``min(rows, 1 + ceil((K-1)/run))`` (counting ``m*run < K-1`` for m < MAX_KERNEL)."""
+        ``min(rows, 1 + ceil((K-1)/run))`` (counting ``m*run < K-1`` for m < MAX_KERNEL); the
+        comparisons registered first (the plan settles long before the core starts)."""
         K = self.cfg.lanes
-        divides = (run & (K - 1)) == 0 if K & (K - 1) == 0 else (run % K) == 0
-        spans = 1 + sum((m * run < K - 1).as_unsigned() for m in range(MAX_KERNEL - 1))
+        divides, below = Signal(name="run_divides"), Signal(MAX_KERNEL - 1, name="run_multiples_below")
+        m.d.sync += [divides.eq((run & (K - 1)) == 0 if K & (K - 1) == 0 else (run % K) == 0),
+                     below.eq(Cat(*[k * run < K - 1 for k in range(MAX_KERNEL - 1)]))]
+        spans = 1 + sum(below[k].as_unsigned() for k in range(MAX_KERNEL - 1))
         return Mux(divides, 1, Mux(spans < rows, spans, rows))
 
     def _first_pixel(self, m: Module, cmd, plan: dict) -> dict:
