@@ -112,8 +112,8 @@ class StagingCore(wiring.Component):
         of the vector, lane ``dest`` (bit ``destb``); ``top``: the position at the chunk's
         start, where every vector's walk begins."""
         K, k_w = self.lanes, range(self.max_k + 1)
-        cur = {n: Signal(self.addr_bits if n in ("ub", "kyoff") else k_w, name=f"cur_{n}")
-               for n in ("ky", "u", "ub", "s", "kyoff")}
+        cur = {n: Signal(self.addr_bits if n in ("ub", "kyoff", "sb") else k_w, name=f"cur_{n}")
+               for n in ("ky", "u", "ub", "s", "sb", "kyoff")}
         return {"cur": cur, "top": {n: Signal.like(x, name=f"chunk_{n}") for n, x in cur.items()},
                 "dest": Signal(range(K + 1)), "destb": Signal(range(K * CODE_BITS + 1)),
                 "reading": Signal(), "stalling": Signal(),
@@ -131,18 +131,26 @@ class StagingCore(wiring.Component):
     def _piece(self, m: Module, st: dict) -> dict:
         """The piece at the read position: its codes ``n`` (bits ``nb``; the least room left
         in the lanes, the run and the vector), whether its run ends there (``wrap``), bit
-        address, real lanes; the address of its current word."""
+        address, real lanes; the address of its current word. The rooms are kept in codes and
+        in bits (the plan's products registered once), so ``nb`` is a selection, not a
+        product, on the walk's loop from one piece to the next."""
         plan, K, cur = self.plan, self.lanes, st["cur"]
         n = Signal(range(K + 1))
         room = [Signal(range(K + 1), name="room_lanes"), Signal(range(self.max_k + 1), name="room_run"),
                 Signal(range(self.max_k + 1), name="room_vector")]
         m.d.comb += [room[0].eq(K - st["dest"]), room[1].eq(plan.run - cur["u"]),
                      room[2].eq(plan.k_total - cur["s"])]
+        totals = [Signal(self.addr_bits, name=f"{x}_bits") for x in ("lanes", "run", "vector")]
+        m.d.sync += [t.eq(shift_add(x, plan.bits)) for t, x in zip(totals, (K, plan.run, plan.k_total))]
+        room_bits = [Signal(self.addr_bits, name=f"room_{x}_bits") for x in ("lanes", "run", "vector")]
+        m.d.comb += [room_bits[0].eq(totals[0] - st["destb"]), room_bits[1].eq(totals[1] - cur["ub"]),
+                     room_bits[2].eq(totals[2] - cur["sb"])]
         # the least of the three, all comparisons side by side
         lt01, lt02, lt12 = room[0] < room[1], room[0] < room[2], room[1] < room[2]
-        m.d.comb += n.eq(Mux(lt01 & lt02, room[0], Mux(~lt01 & lt12, room[1], room[2])))
+        first, second = lt01 & lt02, ~lt01 & lt12
+        m.d.comb += n.eq(Mux(first, room[0], Mux(second, room[1], room[2])))
         nb = Signal(range(K * CODE_BITS + 1))
-        m.d.comb += nb.eq(shift_add(n, plan.bits))
+        m.d.comb += nb.eq(Mux(first, room_bits[0], Mux(second, room_bits[1], room_bits[2])))
         start = Signal(signed(self.addr_bits))
         m.d.comb += start.eq(self.vec.bit + cur["kyoff"] + cur["ub"])
         lw = (self.word_bits - 1).bit_length()
@@ -225,7 +233,7 @@ class StagingCore(wiring.Component):
         """The position after the current piece (``wrap``: its run ends, the next kernel row)."""
         return {"u": Mux(wrap, 0, cur["u"] + n), "ub": Mux(wrap, 0, cur["ub"] + nb),
                 "ky": cur["ky"] + wrap, "kyoff": Mux(wrap, cur["kyoff"] + plan.run_pitch, cur["kyoff"]),
-                "s": cur["s"] + n}
+                "s": cur["s"] + n, "sb": cur["sb"] + nb}
 
     def _piece_lanes(self, m: Module, cur: dict, dest, n) -> dict:
         """What gives the lanes ``[t_lo, t_hi)`` of the piece that hold real codes (empty if
