@@ -377,7 +377,7 @@ class Control(wiring.Component):
     def _finish(self, m: Module, st: "_State", heads: list) -> None:
         """Pushes at each instruction's finish, the retired count, unit errors, deadlock and
         the end of the program."""
-        running_units = []
+        running_units, starting = [], []
         for q, head in zip(Queue, heads):
             codes = self._unit_codes(q)
             finish = Cat(*(u.finish for u, _ in codes)).any()
@@ -392,13 +392,17 @@ class Control(wiring.Component):
                 self._raise(m, st, ErrorFlag.OPERAND if q is Queue.COMPUTE else ErrorFlag.BUS,
                             cur_index)
             head.retire = head.local | finish
-            running_units += [u.busy for u, _ in codes] + [u.start for u, _ in codes]
+            running_units += [u.busy for u, _ in codes]
+            starting += [u.start for u, _ in codes]
         m.d.sync += st.retired.eq(st.retired + sum(h.retire for h in heads))
         for q, h in zip(Queue, heads):
             m.d.comb += [self.trace_start[q.value].eq(h.take), self.trace_finish[q.value].eq(h.retire),
                          self.trace_index[q.value].eq(h.index)]
         m.d.comb += self.fetching.eq(st.running & (st.phase == _State.PRELOAD))
-        active = Cat(*running_units, *(h.local for h in heads)).any()
+        # ``ended`` needs no start or local retire: with every head empty, or stopping, none
+        # starts (the start decision stays off the end-of-program path)
+        running = Cat(*running_units).any()
+        active = running | Cat(*starting, *(h.local for h in heads)).any()
         run = st.run
         drained = ~Cat(*(h.valid for h in heads)).any()
         bad = Cat(*(h.bad for h in heads)).any()
@@ -407,7 +411,7 @@ class Control(wiring.Component):
             for h in reversed(heads):
                 first = Mux(h.waiting, h.index, first)
             self._raise(m, st, ErrorFlag.DEADLOCK, first)
-        ended = run & ~active & (drained | st.stopping)
+        ended = run & ~running & (drained | st.stopping)
         failed = (st.running & (st.phase == _State.PRELOAD) & st.erred
                   & (st.r_out == 0) & ~self.fetch.rvalid)
         nbytes = st.next_words * (INSTR_BITS // 8)
