@@ -266,10 +266,10 @@ class SearchSettings:
 
 
 def _settings_record(settings: SearchSettings) -> dict:
-    """The settings as a checkpoint records them (``act_floor`` only where set, so checkpoints
-    written before it existed still resume)."""
+    """The settings as a checkpoint records them (``act_floor`` only where it differs from
+    ``floor``, so checkpoints written before it existed still resume)."""
     d = asdict(settings)
-    if d["act_floor"] is None:
+    if d["act_floor"] in (None, d["floor"]):
         del d["act_floor"]
     return d
 

@@ -69,8 +69,8 @@ def search_plan(args, cfgs) -> list[SearchEntry]:
         try:
             ratio = float(parts[2]) if ok else 0.0
             if ok and len(parts) == 4:
-                ok = parts[3].startswith("a") and 1 <= int(parts[3][1:]) <= 8
-                floor = int(parts[3][1:])
+                floor = int(parts[3][1:]) if parts[3].startswith("a") else 0
+                ok = 1 <= floor <= 8
         except ValueError:
             ok = False
         if not ok or not 0 < ratio <= 1:

@@ -27,9 +27,9 @@ import yaml
 
 from bitmill.cli.args import non_negative_int, positive_int
 from bitmill.config import AccelConfig
-from bitmill.program_file import config_fingerprint
 from bitmill.errors import BitmillError
 from bitmill.fileio import atomic_write_text
+from bitmill.program_file import config_fingerprint
 
 MODELS = ("resnet8", "resnet20")
 
@@ -96,8 +96,7 @@ def _sdq(args, out: Path, table, cost, constant: float, budget: float, floor: in
     ds = data.fashion_mnist("train") if args.dataset == "fashion-mnist" else data.synthetic(args.train_images)
     settings = SearchSettings(args.model, str(Path(args.init).resolve()), floor, args.epochs, args.lr,
                               args.dbp_lr, args.lam, float(budget), args.batch_size, args.seed,
-                              args.train_images, args.dataset, args.decay_every,
-                              None if act_floor == floor else act_floor)
+                              args.train_images, args.dataset, args.decay_every, act_floor)
     policy, history, seconds = run_phase1(settings, table.searched, cost, constant,
                                           ds.subset(args.train_images, args.seed), out / "phase1.pt",
                                           args.resume, progress=_say)
