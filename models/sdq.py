@@ -213,10 +213,12 @@ def search_epoch(model: QResNet, weights, acts, costs, constant: float, budget: 
     """One epoch of phase 1 with the width decay every ``decay_every`` steps and at its end.
     Returns the epoch's figures."""
     model.train()
+    dev = next(model.parameters()).device
     losses, step, decayed = [], 0, []
     dbps = [(n, q.dbp) for n, q in [*weights.items(), *acts.items()]]
     quantizers = (*weights.values(), *{id(a): a for a in acts.values()}.values())
     for x, y in data.batches(train, batch_size, seed * 1000 + epoch, True):
+        x, y = x.to(dev), y.to(dev)
         gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch * 10_007 + step)
         for q in quantizers:
             q.generator = gen
@@ -306,8 +308,9 @@ def run_phase1(settings: SearchSettings, searched: tuple[str, ...], costs, const
     atomically after every epoch): the policy, the per-epoch history and the wall seconds of
     every epoch run so far (resumed calls included). ``stop_after`` ends after that many
     epochs of this call (tests of resuming)."""
+    from bitmill.models.train import device
     torch.manual_seed(settings.seed)
-    model = base_model(settings.model)
+    model = base_model(settings.model).to(device())      # CUDA where present (the samples stay on the CPU)
     weights, acts = attach(model, searched, settings.floor, settings.act_floor)
     opts = _optimizers(model)
     start, history, seconds = 0, [], 0.0

@@ -9,7 +9,8 @@ simulated (cycle-accurate, checked bit for bit against golden) on every configur
 report: README.md (tables, the cross table, the latency table's error against the
 simulator), ``pareto.png`` (integer accuracy against simulated cycles), one bar chart of
 per-layer bits per searched policy, ``results.json``. Finished runs are reused, killed ones
-resumed (`bitmill train`); ``--finished-only`` trains nothing. The fine-tunes are independent
+resumed (`bitmill train`); ``--finished-only`` trains nothing, ``--train-only`` measures nothing
+(fine-tunes on a GPU machine, measured by the same command elsewhere). The fine-tunes are independent
 jobs: with ``--ray ADDRESS`` they run as Ray tasks, one per worker (a GPU each where the
 cluster has them), with the same results as here for the same ``--threads``.
 """
@@ -164,8 +165,10 @@ def _rows(args, cfgs, points) -> list[dict]:
         cfg = train_config(p, init, args.qat_epochs, args.qat_lr, args.seed, args.train_subset,
                            args.test_subset, args.dataset, args.model)
         jobs.append(FineTune(p, cfg, run_dir.resolve(), init.resolve(), tuple(c.name for c in cfgs),
-                             args.threads))
+                             args.threads, measured=not args.train_only))
     rows = run_jobs(measure, jobs, ray=args.ray, cpus=args.threads, label=lambda j: j.point.name)
+    if args.train_only:
+        return rows
     tables = {}
     for job, row in zip(jobs, rows):
         if job.point.policy is not None:
@@ -481,7 +484,13 @@ def cmd_report_search(args: argparse.Namespace) -> int:
     if not Path(args.init).exists():
         raise BitmillError(f"{args.init}: no such FP checkpoint (bitmill train --quantizer fp)")
     points = [Point(u, "uniform", bits=u) for u in uniform] + _searches(args, cfgs)
+    if args.train_only and args.finished_only:
+        raise BitmillError("--train-only and --finished-only exclude each other (the first trains, the second does not)")
     rows = _rows(args, cfgs, points)
+    if args.train_only:
+        print(f"fine-tuned {len(rows)} policies under {args.runs}; the same command without --train-only "
+              "measures them and writes the report")
+        return 0
     if args.rtl:
         _run_on_rtl(rows, cfgs[0].name, Path(args.runs), Path(args.rtl_build_dir))
     graph = zoo.build(args.model, policy_spec({}))
@@ -539,4 +548,7 @@ def add_parser(rsub) -> None:
                         "the first config (bitmill rtlsim) and report its RTL cycles")
     r.add_argument("--rtl-build-dir", default="build/rtlsim", help="where --rtl builds the Verilated model")
     r.add_argument("--finished-only", action="store_true", help="train and search nothing; list the rest as pending")
+    r.add_argument("--train-only", action="store_true",
+                   help="search and fine-tune, measure and report nothing (e.g. fine-tunes on a GPU machine; "
+                        "the same command without it, given the runs folder, then measures them elsewhere)")
     r.set_defaults(func=cmd_report_search)

@@ -44,6 +44,7 @@ class FineTune:
     init: Path
     configs: tuple[str, ...]
     threads: int
+    measured: bool = True     # False: fine-tune only (measured by a later run, e.g. on another machine)
 
 
 def train_config(point: Point, init: Path, qat_epochs: int, qat_lr: float, seed: int, train_subset,
@@ -84,6 +85,8 @@ def measure(job: FineTune) -> dict:
     metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else \
         train(job.train, job.run_dir, str(job.init), resume=(job.run_dir / "checkpoint.pt").exists())
     p = job.point
+    if not job.measured:
+        return {"name": p.name, "kind": p.kind, "trained": True}
     return {"name": p.name, "kind": p.kind, "bits": p.bits, "config": p.config, "ratio": p.ratio,
             "min_act_bits": p.min_act_bits,
             **evaluate_run(job.run_dir, load_data(job.train)[1]), "cycles": cycles(job.run_dir, job.configs),

@@ -41,6 +41,25 @@ def test_report_measures_every_point_and_reuses_runs(fp, tmp_path, run_cli, monk
     assert status == 0 and json.loads((tmp_path / "rep" / "results.json").read_text())["rows"] == doc["rows"]
 
 
+def test_train_only_fine_tunes_and_a_later_run_measures_without_training(fp, tmp_path, run_cli):
+    args = ("report", "search", "--init", fp, "--model", "resnet8", "--configs", "sim-4x4-k16", "--methods", "",
+            "--uniform", "w8a8", "--qat-epochs", "1", "--train-subset", "32", "--test-subset", "16",
+            "--dataset", "synthetic", "--runs", tmp_path / "runs", "--out", tmp_path / "rep")
+    status, out, err = run_cli(*args, "--train-only")
+    assert status == 0, err
+    run = tmp_path / "runs" / "qat" / "w8a8"
+    assert (run / "metrics.json").exists() and not (run / "eval.json").exists() and not (tmp_path / "rep").exists()
+    assert "fine-tuned 1 policies" in out
+    stamp = (run / "checkpoint.pt").stat().st_mtime_ns
+    status, _, err = run_cli(*args)
+    assert status == 0, err
+    assert (run / "checkpoint.pt").stat().st_mtime_ns == stamp
+    rows = {r["name"]: r for r in json.loads((tmp_path / "rep" / "results.json").read_text())["rows"]}
+    assert rows["w8a8"]["cycles"]["sim-4x4-k16"] > 0 and 0 <= rows["w8a8"]["integer"] <= 1
+    status, _, err = run_cli(*args, "--train-only", "--finished-only")
+    assert_one_error_line(status, err, "--train-only and --finished-only exclude each other")
+
+
 def test_bad_input_is_one_error_line(fp, tmp_path, run_cli):
     status, _, err = run_cli("report", "search", "--init", fp, "--methods", "ilp,haq", "--out", tmp_path / "r")
     assert_one_error_line(status, err, "unknown method 'haq'; choose ilp, sdq")
