@@ -9,8 +9,9 @@ alignment (`bitmill.timing.stage_words`). A *vector walker* beside the core (wei
 vector's runs start and which of its codes are real (``vector_layout``).
 
 Pipeline (`bitmill.timing.STAGE_PIPE` = 4 cycles from a vector's last read to the first
-engine word): read address; **deposit** (the word, masked to the piece's bits, ORed into the
-vector's packed assembly register); **collect** (the assembled codes unpacked to lanes, masked
+engine word): read address; **deposit** (the word, masked to the piece's bits and shifted to
+its place, registered); **collect** (the placed word ORed into the vector's packed assembly
+register and, after the vector's last word, the assembled codes unpacked to lanes, masked
 to the real ones, written into the vector's slot of the chunk block); **emit** (one engine
 word per cycle, registered: bit-plane ``p`` of every code bit-serial, the signed values
 bit-parallel). The block is overwritten by the next chunk's first vector only after the
@@ -258,6 +259,11 @@ class StagingCore(wiring.Component):
 
     # ---- deposit: masked word into the packed assembly register ---------------------------
     def _deposit(self, m: Module, d: dict) -> dict:
+        """The word read this cycle, masked to the piece's bits and shifted to where it lands,
+        registered; the OR into the vector's assembly register follows a cycle later, beside
+        the collect stage, which takes the assembly with its last word ORed in (so the block
+        RAM's read data reaches a register through the mask and the shifter alone, in as
+        many cycles as before)."""
         W, K = self.word_bits, self.lanes
         rel_lo, rel_hi, at = d["rel_lo"], d["rel_hi"], d["at"]
         keep = Signal(W)
@@ -265,18 +271,22 @@ class StagingCore(wiring.Component):
         masked = Signal(W)
         m.d.comb += masked.eq(self.read_data & keep)
         wide = K * CODE_BITS + W
-        placed = Signal(wide)
-        m.d.comb += placed.eq((masked.as_unsigned() << at)[:wide + W])
-        packed = Signal(K * CODE_BITS)
-        lanes = Signal(K)
+        placed = Signal(K * CODE_BITS, name="placed")
         therm = [Cat(*[t < x for t in range(K)]) for x in self._lane_range(m, d["lanes"])]
-        new_lanes = Mux(d["piece"], therm[1] & ~therm[0], 0)
-        with m.If(d["valid"]):
-            m.d.sync += [packed.eq(Mux(d["first"], 0, packed) | placed[W:]),
-                         lanes.eq(Mux(d["first"], 0, lanes) | new_lanes)]
+        new_lanes = Signal(K, name="new_lanes")
+        p_valid, p_first = Signal(name="p_valid"), Signal(name="p_first")
+        m.d.sync += [placed.eq((masked.as_unsigned() << at)[W:wide]),
+                     new_lanes.eq(Mux(d["piece"], therm[1] & ~therm[0], 0)),
+                     p_valid.eq(d["valid"]), p_first.eq(d["first"])]
+        packed, lanes = Signal(K * CODE_BITS), Signal(K)
+        whole, whole_lanes = Signal(K * CODE_BITS, name="assembled"), Signal(K, name="assembled_lanes")
+        m.d.comb += [whole.eq(Mux(p_first, 0, packed) | placed),
+                     whole_lanes.eq(Mux(p_first, 0, lanes) | new_lanes)]
+        with m.If(p_valid):
+            m.d.sync += [packed.eq(whole), lanes.eq(whole_lanes)]
         c = {"valid": Signal(name="c_valid"), "v": Signal.like(d["v"], name="c_v"),
              "chunk": Signal.like(d["chunk"], name="c_chunk"), "last": Signal(name="c_last"),
-             "packed": packed, "lanes": lanes}
+             "packed": whole, "lanes": whole_lanes}
         m.d.sync += [c["valid"].eq(d["valid"] & d["end"]), c["v"].eq(d["v"]),
                      c["chunk"].eq(d["chunk"]), c["last"].eq(d["last"])]
         return c

@@ -273,21 +273,28 @@ def _dominators(r: dict, uniform: list[dict], cfg: str) -> list[dict]:
 
 def _frontier_lines(done: list[dict], names: list[str]) -> list[str]:
     """Per configuration, the searched policies that a uniform one dominates (faster and at
-    least as accurate)."""
+    least as accurate), those searched for that configuration apart from those searched for
+    another one (which its budget did not constrain)."""
     searched = [r for r in done if r.get("policy")]
     uniform = [r for r in done if r["kind"] == "uniform"]
     if not searched or not uniform:
         return []
     lines = ["Uniform frontier (a uniform policy at least as fast and as accurate dominates a searched one):", ""]
     for cfg in names:
-        beaten = []
-        for r in searched:
-            by = _dominators(r, uniform, cfg)
-            if by:
-                beaten.append(f"{r['name']} ({_pct(r['integer'])}%, {r['cycles'][cfg]:,}) by " + ", ".join(
-                    f"{u['name']} ({_pct(u['integer'])}%, {u['cycles'][cfg]:,})" for u in by))
-        lines.append(f"- {cfg}: " + ("; ".join(beaten) if beaten else
-                                     f"no searched policy dominated ({len(searched)} searched, {len(uniform)} uniform)"))
+        parts = []
+        for label, group in (("searched for it", [r for r in searched if r.get("config") == cfg]),
+                             ("searched for another configuration", [r for r in searched if r.get("config") != cfg])):
+            if not group:
+                continue
+            beaten = []
+            for r in group:
+                by = _dominators(r, uniform, cfg)
+                if by:
+                    beaten.append(f"{r['name']} ({_pct(r['integer'])}%, {r['cycles'][cfg]:,}) by " + ", ".join(
+                        f"{u['name']} ({_pct(u['integer'])}%, {u['cycles'][cfg]:,})" for u in by))
+            parts.append(f"{label}: " + ("; ".join(beaten) if beaten else
+                                         f"none of {len(group)} dominated ({len(uniform)} uniform)"))
+        lines.append(f"- {cfg}: " + "; ".join(parts))
     return lines + [""]
 
 

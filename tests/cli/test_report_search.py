@@ -143,10 +143,16 @@ def test_frontier_lines_name_the_uniform_policies_that_dominate_a_searched_one()
     w2 = _row("w2a2", "uniform", 0.83, {"a": 600, "b": 400})
     ilp = _row("ilp-a-0.3", "ilp", 0.86, {"a": 650, "b": 520}, "a", 0.3)
     lines = _frontier_lines([w4, w2, ilp], ["a", "b"])
-    assert lines[2] == "- a: no searched policy dominated (1 searched, 2 uniform)"
-    assert lines[3] == "- b: ilp-a-0.3 (86.00%, 520) by w4a4 (88.00%, 500)"
+    assert lines[2] == "- a: searched for it: none of 1 dominated (2 uniform)"
+    assert lines[3] == ("- b: searched for another configuration: ilp-a-0.3 (86.00%, 520) by "
+                        "w4a4 (88.00%, 500)")
+    own_b = _row("ilp-b-0.3", "ilp", 0.84, {"a": 900, "b": 450}, "b", 0.3)
+    assert _frontier_lines([w4, w2, ilp, own_b], ["b"])[2] == (
+        "- b: searched for it: none of 1 dominated (2 uniform); searched for another "
+        "configuration: ilp-a-0.3 (86.00%, 520) by w4a4 (88.00%, 500)")
     equal = _row("ilp-a-0.3", "ilp", 0.88, {"a": 1000, "b": 500}, "a", 0.3)    # a tie is no domination
-    assert _frontier_lines([w4, equal], ["a", "b"])[3].startswith("- b: no searched policy dominated")
+    assert _frontier_lines([w4, equal], ["a", "b"])[3] == (
+        "- b: searched for another configuration: none of 1 dominated (1 uniform)")
     assert _frontier_lines([w4], ["a"]) == []
 
 
