@@ -15,10 +15,10 @@ Stages:
 4. merge: pieces merge into the open word register ``cur`` while they hit its address;
    a word left behind (``cur`` on a new address, the low piece of a straddling code, or
    ``cur`` in a cycle without a code) is evicted. Evicted words queue in one spill
-   register; one word is issued per cycle (its read address goes to the buffer);
-5. the buffer's read data, registered;
-6. the word written: the old data (with the two writes of stage 6 of the previous two
-   cycles forwarded over it, which the read could not see) under the new bits; byte
+   register; one word is issued per cycle;
+5. the issued word, registered: its read address goes to the buffer;
+6. the word written: the buffer's read data (with the write of stage 6 of the previous
+   cycle forwarded over it, which the read could not see) under the new bits; byte
    enables where the word has new bits.
 
 Throughput: one code per cycle unless a code has more pieces than there are free write
@@ -206,29 +206,27 @@ class CodePacker(wiring.Component):
         word lands `DRAIN_LATENCY` cycles after the last code."""
         direct = coded & ~spill.valid
         issue = Signal(word_layout(self.data_bytes, self.depth), name="s4_issue")
-        m.d.comb += [issue.eq(Mux(spill.valid, spill, Mux(direct, first, 0))),
-                     self.read_addr.eq(issue.addr)]
+        m.d.comb += issue.eq(Mux(spill.valid, spill, Mux(direct, first, 0)))
         m.d.sync += spill.eq(Mux(direct, second, first))
         return issue
 
     def _write(self, m: Module, issue):
-        """Stages 5-6: read data registered; old data (with the last two writes forwarded)
-        under the new bits, written with byte enables. Returns whether a word is on its way."""
+        """Stages 5-6: the issued word registered, its address read from the buffer; the
+        buffer's read data (with the write of the previous cycle forwarded over it, which
+        the read could not see) under the new bits, written with byte enables. Returns
+        whether a word is on its way."""
         layout = word_layout(self.data_bytes, self.depth)
         s4 = Signal(layout, name="s5_word")
         s5 = Signal(layout, name="s6_word")
-        old = Signal(self.word_bits, name="s6_old")
-        m.d.sync += [s4.eq(issue), s5.eq(s4), old.eq(self.read_data)]
+        m.d.sync += [s4.eq(issue), s5.eq(s4)]
+        m.d.comb += self.read_addr.eq(s4.addr)
         wl = write_layout(self.data_bytes, self.depth)
-        last = [Signal(wl, name=f"written{n}") for n in (1, 2)]   # writes 1 and 2 cycles ago
-        valid = [Signal(name=f"written{n}_valid") for n in (1, 2)]
-        m.d.sync += [last[0].eq(self.write.payload), valid[0].eq(self.write.valid),
-                     last[1].eq(last[0]), valid[1].eq(valid[0])]
-        seen = old
-        for w, v in (last[1], valid[1]), (last[0], valid[0]):
-            hit = v & (w.addr == s5.addr)
-            seen = Cat(*[Mux(hit & w.en[i], w.data[8 * i:8 * i + 8], seen[8 * i:8 * i + 8])
-                         for i in range(self.data_bytes)])
+        last = Signal(wl, name="written1")          # the write of the previous cycle
+        valid = Signal(name="written1_valid")
+        m.d.sync += [last.eq(self.write.payload), valid.eq(self.write.valid)]
+        hit = valid & (last.addr == s5.addr)
+        seen = Cat(*[Mux(hit & last.en[i], last.data[8 * i:8 * i + 8], self.read_data[8 * i:8 * i + 8])
+                     for i in range(self.data_bytes)])
         m.d.comb += [self.write.valid.eq(s5.valid), self.write.payload.addr.eq(s5.addr),
                      self.write.payload.data.eq((seen & ~s5.mask) | s5.data),
                      self.write.payload.en.eq(Cat(*[s5.mask[8 * i:8 * i + 8].any()
