@@ -110,6 +110,8 @@ class Control(wiring.Component):
         st = _State(self.cfg)
         for q, mem in zip(Queue, st.mems):
             m.submodules[f"instructions_{q.label}"] = mem
+        for q, mem in st.checks.items():
+            m.submodules[f"checks_{q.label}"] = mem
         m.d.comb += [st.erred.eq((st.error_flags != 0) | (st.pending != 0)),
                      st.stopping.eq(st.erred | self.done)]
         self._errors(m, st)
@@ -218,6 +220,10 @@ class Control(wiring.Component):
             hit = complete & legal & ~bad_flags & ~refill & (queue == q.value)
             m.d.comb += [wp.addr.eq(st.wp[q.value]), wp.data.eq(Cat(word, st.index[:INDEX_BITS])),
                          wp.en.eq(hit & ~full)]
+            if q in st.checks:
+                cw = st.check_write[q]
+                m.d.comb += [cw.addr.eq(st.wp[q.value]), cw.data.eq(Cat(*self._operand_error(m, q, view))),
+                             cw.en.eq(hit & ~full)]
             with m.If(hit):
                 m.d.sync += st.wp[q.value].eq(st.wp[q.value] + 1)
                 with m.If(full):
@@ -277,12 +283,13 @@ class Control(wiring.Component):
         through) shows instruction 0 while the program loads; the head takes it in the PRIME
         cycle, and from then on the memory is read one ahead (it shows the instruction after
         the head), so the instruction after one that starts in cycle t is at the head in
-        cycle t + 1. The head's address checks are computed as an instruction enters it."""
+        cycle t + 1. The head's address checks were computed at preload (`_route`) and are
+        read from the side memory beside the queue's, so no adder follows the block RAM."""
         rd = st.mem_read[q.value]
         head = _Head(self.cfg, q)
         prime = st.running & (st.phase == _State.PRIME)
-        lay = isa.layout(self.cfg)
-        outside, operand = self._operand_error(m, q, data.View(lay, rd.data[:lay.size]))
+        cr = st.check_read.get(q)
+        outside, operand = (cr.data[0], cr.data[1]) if cr is not None else (Const(0), Const(0))
         held = Signal(name=f"{q.label}_held")          # the head register holds an instruction
         with m.If(prime | head.take):
             m.d.sync += [head.word.eq(rd.data[:INSTR_BITS]), head.index.eq(rd.data[INSTR_BITS:]),
@@ -296,6 +303,8 @@ class Control(wiring.Component):
             m.d.sync += [held.eq(rp + 1 != st.wp[q.value]), rp.eq(rp + 1)]
         m.d.comb += [head.valid.eq(st.run & held),
                      rd.addr.eq(Mux(st.run, Mux(head.take, rp + 2, rp + 1), Mux(prime, 1, 0)))]
+        if cr is not None:
+            m.d.comb += cr.addr.eq(rd.addr)
         return head
 
     def _issue(self, m: Module, st: "_State", heads: list) -> None:
@@ -335,7 +344,7 @@ class Control(wiring.Component):
                 Queue.COMPUTE: ((self.gemm, Opcode.GEMM), (self.vec, Opcode.VEC))}[q]
 
     def _operand_error(self, m: Module, q: Queue, view) -> tuple:
-        """(outside memory, outside its slot or empty) of a LOAD/STORE at the head."""
+        """(outside memory, outside its slot or empty) of a LOAD/STORE instruction word."""
         if q is Queue.COMPUTE:
             return Const(0), Const(0)
         if q is Queue.LOAD:
@@ -485,3 +494,9 @@ class _State:
         self.mems = [memory.Memory(shape=INSTR_BITS + INDEX_BITS, depth=depth, init=[]) for _ in Queue]
         self.mem_write = [mem.write_port() for mem in self.mems]
         self.mem_read = [mem.read_port(transparent_for=(w,)) for mem, w in zip(self.mems, self.mem_write)]
+        # beside the LOAD and STORE queues: the address checks of each instruction, computed
+        # as it is written (outside memory, outside its slot or empty), read with it
+        self.checks = {q: memory.Memory(shape=2, depth=depth, init=[]) for q in (Queue.LOAD, Queue.STORE)}
+        self.check_write = {q: mem.write_port() for q, mem in self.checks.items()}
+        self.check_read = {q: mem.read_port(transparent_for=(self.check_write[q],))
+                           for q, mem in self.checks.items()}
