@@ -48,6 +48,7 @@ from bitmill.models import checkpoint, data
 from bitmill.models.resnet import QResNet
 from bitmill.models.sensitivity import layer_modules
 from bitmill.models.quantizer import round_ste
+from bitmill.models.train import device as train_device
 
 TAU = 1.0
 THETA_INIT = 2.0
@@ -308,9 +309,8 @@ def run_phase1(settings: SearchSettings, searched: tuple[str, ...], costs, const
     atomically after every epoch): the policy, the per-epoch history and the wall seconds of
     every epoch run so far (resumed calls included). ``stop_after`` ends after that many
     epochs of this call (tests of resuming)."""
-    from bitmill.models.train import device
     torch.manual_seed(settings.seed)
-    model = base_model(settings.model).to(device())      # CUDA where present (the samples stay on the CPU)
+    model = base_model(settings.model).to(train_device())      # CUDA where present (the samples stay on the CPU)
     weights, acts = attach(model, searched, settings.floor, settings.act_floor)
     opts = _optimizers(model)
     start, history, seconds = 0, [], 0.0

@@ -478,6 +478,8 @@ def cmd_report_search(args: argparse.Namespace) -> int:
     from bitmill.compiler import zoo
     from bitmill.models.bits import parse_pair
     from bitmill.sim.latency import policy_spec, searched_layers
+    if args.train_only and args.finished_only:
+        raise BitmillError("--train-only and --finished-only exclude each other (the first trains, the second does not)")
     cfgs = [AccelConfig.resolve(c) for c in args.configs.split(",")]
     args.methods = [m for m in args.methods.split(",") if m]
     bad = [m for m in args.methods if m not in ("ilp", "sdq")]
@@ -491,8 +493,6 @@ def cmd_report_search(args: argparse.Namespace) -> int:
     if not Path(args.init).exists():
         raise BitmillError(f"{args.init}: no such FP checkpoint (bitmill train --quantizer fp)")
     points = [Point(u, "uniform", bits=u) for u in uniform] + _searches(args, cfgs)
-    if args.train_only and args.finished_only:
-        raise BitmillError("--train-only and --finished-only exclude each other (the first trains, the second does not)")
     rows = _rows(args, cfgs, points)
     if args.train_only:
         print(f"fine-tuned {len(rows)} policies under {args.runs}; the same command without --train-only "
