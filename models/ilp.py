@@ -5,7 +5,12 @@ One binary ``x[l, p]`` per layer ``l`` and candidate pair ``p = (w, a)``; exactl
 layer; minimise ``sum sensitivity[l][p] * x[l, p]`` subject to ``sum cost[l][p] * x[l, p] <=
 budget`` (cycles from a latency table, or bytes, or BitOPs: any additive cost) and, for every
 tie ``(l, m)``, equal activation widths (``sum a_p x[l, p] = sum a_p x[m, p]``: two layers that
-read one tensor).
+read one tensor). Among equally sensitive policies the cheapest is chosen (a second solve), so
+that a layer whose sensitivity does not change with a width gets the cheapest one.
+
+The converse problem (`Problem.fastest`): the cheapest policy whose total sensitivity is at most
+a bound, e.g. that of a uniform policy: the fastest policy "as accurate as W4A4" on a given
+accelerator.
 """
 
 from __future__ import annotations
@@ -62,13 +67,16 @@ class Problem:
         sens = np.array([self.sensitivity[l][p] for l in self.layers for p in self.pairs], dtype=float)
         return one, np.array(rows).reshape(len(rows), n * k), cost, sens
 
-    def _solve(self, objective: np.ndarray, budget: float | None) -> dict[str, Pair] | None:
+    def _solve(self, objective: np.ndarray, budget: float | None,
+               bound: tuple[np.ndarray, float] | None = None) -> dict[str, Pair] | None:
         one, tie, cost, _ = self._matrices()
         cons = [LinearConstraint(one, 1, 1)]
         if len(tie):
             cons.append(LinearConstraint(tie, 0, 0))
         if budget is not None:
             cons.append(LinearConstraint(cost[None, :], -np.inf, budget))
+        if bound is not None:
+            cons.append(LinearConstraint(bound[0][None, :], -np.inf, bound[1]))
         res = milp(objective, constraints=cons, integrality=np.ones_like(objective),
                    bounds=Bounds(0, 1))
         if res.x is None:
@@ -88,11 +96,35 @@ class Problem:
         if not lo <= budget <= hi:
             raise BitmillError(f"budget {budget:,.0f} is outside what the candidates reach: the "
                                f"fastest policy costs {lo:,.0f}, the slowest {hi:,.0f}")
-        _, _, _, sens = self._matrices()
+        _, _, cost, sens = self._matrices()
         policy = self._solve(sens, budget)
         if policy is None:                          # not reached: the cheapest policy is feasible
             raise BitmillError(f"no policy meets the budget {budget:,.0f}")
-        return policy
+        best = self.total(policy, "sensitivity")
+        cheapest = self._solve(cost, budget, (sens, best + _slack(best)))
+        return cheapest if cheapest is not None else policy
+
+    def fastest(self, max_sensitivity: float) -> dict[str, Pair]:
+        """The cheapest policy whose total sensitivity is at most ``max_sensitivity`` (the least
+        sensitive among equally cheap ones); BitmillError when even the least sensitive policy
+        exceeds it."""
+        _, _, cost, sens = self._matrices()
+        least = self._solve(sens, None)
+        floor = self.total(least, "sensitivity")
+        if floor > max_sensitivity + _slack(max_sensitivity):
+            raise BitmillError(f"sensitivity bound {max_sensitivity:.4g} is below what the candidates reach: "
+                               f"the least sensitive policy has {floor:.4g}")
+        policy = self._solve(cost, None, (sens, max_sensitivity + _slack(max_sensitivity)))
+        if policy is None:                          # not reached: ``least`` is feasible
+            raise BitmillError(f"no policy meets the sensitivity bound {max_sensitivity:.4g}")
+        spent = self.total(policy)
+        tied = self._solve(sens, spent + _slack(spent))
+        return tied if tied is not None and self.total(tied) <= spent + _slack(spent) else policy
+
+
+def _slack(value: float) -> float:
+    """Room for the solver's feasibility tolerance when a solve is bounded by an optimum."""
+    return 1e-7 * abs(value) + 1e-12
 
 
 def brute_force(problem: Problem, budget: float) -> tuple[float, dict[str, Pair]] | None:

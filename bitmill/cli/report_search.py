@@ -1,8 +1,14 @@
 """``bitmill report search``: searched bit-width policies against uniform ones, every point
 measured. Generated, never hand-edited.
 
-Per configuration, method (ilp, sdq) and budget ratio a `bitmill search` (reused when its
-folder holds a finished one); every policy, searched or uniform, is fine-tuned from the FP
+Per configuration, method (ilp, ilpq, sdq) and budget ratio a `bitmill search` (reused when its
+folder holds a finished one); ``ilpq`` is the ILP with its sensitivity calibrated on the
+report's own uniform fine-tunes (`bitmill.models.calibration`; those are trained first), and a
+search may name a uniform policy instead of a ratio (``ilpq:ulx3s-85f:w4a4``: the fastest policy
+on that configuration at most as sensitive as uniform W4A4; the cross table of such searches
+compares targets at equal predicted accuracy). ``--repeat NAME`` fine-tunes that point again with
+``--repeats - 1`` other seeds and reports the spread of its integer accuracy: the noise against
+which the report's differences of a tenth of a point are to be read. Every policy, searched or uniform, is fine-tuned from the FP
 checkpoint with the same QAT budget (LSQ; SDQ policies with phase 2's KD and EBR), exported,
 its integer-path accuracy measured by the golden model on the test set, and its cycles
 simulated (cycle-accurate, checked bit for bit against golden) on every configuration. The
@@ -23,7 +29,7 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +44,7 @@ from bitmill.fileio import atomic_write, atomic_write_text
 from bitmill.precision import parse_bits
 from bitmill.program_file import config_fingerprint
 
+METHODS = ("ilp", "ilpq", "sdq")
 UNIFORM = ("w2a2", "w3a3", "w4a4", "w5a5", "w6a6", "w8a8", "w2a4", "w4a2", "w3a4", "w4a3")
 
 
@@ -48,14 +55,16 @@ class SearchEntry:
 
     method: str
     config: AccelConfig
-    ratio: float
+    ratio: float | None
     min_act_bits: int | None = None
+    target: str | None = None          # a uniform policy (``w4a4``) in place of a ratio
 
     @property
     def name(self) -> str:
         """The search's folder and point name, e.g. ``ilp-sim-4x4-k16-0.18-a4``."""
         tail = f"-a{self.min_act_bits}" if self.min_act_bits is not None else ""
-        return f"{self.method}-{self.config.name}-{self.ratio:g}{tail}"
+        goal = self.target if self.target is not None else f"{self.ratio:g}"
+        return f"{self.method}-{self.config.name}-{goal}{tail}"
 
 
 def search_plan(args, cfgs) -> list[SearchEntry]:
@@ -65,21 +74,30 @@ def search_plan(args, cfgs) -> list[SearchEntry]:
     by_name, plan = {c.name: c for c in cfgs}, []
     for entry in args.search:
         parts = entry.split(":")
-        ok = len(parts) in (3, 4) and parts[0] in ("ilp", "sdq") and parts[1] in by_name
-        floor = None
+        ok = len(parts) in (3, 4) and parts[0] in METHODS and parts[1] in by_name
+        floor, target, ratio = None, None, 0.0
         try:
-            ratio = float(parts[2]) if ok else 0.0
+            if ok and parts[0] != "sdq" and _uniform_name(parts[2]):
+                target, ratio = parts[2].lower(), None
+            elif ok:
+                ratio = float(parts[2])
             if ok and len(parts) == 4:
                 floor = int(parts[3][1:]) if parts[3].startswith("a") else 0
                 ok = 1 <= floor <= 8
         except ValueError:
             ok = False
-        if not ok or not 0 < ratio <= 1:
-            raise BitmillError(f"--search {entry!r}: expected METHOD:CONFIG:RATIO[:aN] with METHOD ilp or sdq, "
-                               f"CONFIG one of --configs ({', '.join(by_name)}), RATIO in (0, 1] and N the "
-                               "smallest activation width (1..8), e.g. ilp:ulx3s-85f:0.35 or ilp:ulx3s-85f:0.25:a4")
-        plan.append(SearchEntry(parts[0], by_name[parts[1]], ratio, floor))
+        if not ok or (ratio is not None and not 0 < ratio <= 1):
+            raise BitmillError(f"--search {entry!r}: expected METHOD:CONFIG:RATIO[:aN] with METHOD ilp, ilpq or sdq, "
+                               f"CONFIG one of --configs ({', '.join(by_name)}), RATIO in (0, 1] (or, for ilp and "
+                               "ilpq, a uniform policy such as w4a4) and N the smallest activation width (1..8), "
+                               "e.g. ilp:ulx3s-85f:0.35, ilp:ulx3s-85f:0.25:a4 or ilpq:ulx3s-85f:w4a4")
+        plan.append(SearchEntry(parts[0], by_name[parts[1]], ratio, floor, target))
     return plan
+
+
+def _uniform_name(text: str) -> bool:
+    import re
+    return re.fullmatch(r"[wW][1-8][aA][1-8]", text) is not None
 
 
 def _searches(args, cfgs) -> list[Point]:
@@ -88,7 +106,8 @@ def _searches(args, cfgs) -> list[Point]:
         method, cfg, ratio = entry.method, entry.config, entry.ratio
         out = Path(args.runs) / "search" / entry.name
         done = out / "search.json"
-        if done.exists() and not same_search(json.loads(done.read_text()), args, cfg, entry.min_act_bits):
+        if done.exists() and not same_search(json.loads(done.read_text()), args, cfg, entry.min_act_bits,
+                                             entry, Path(args.runs) / "qat"):
             if args.finished_only:
                 continue
             print(f"== search {out.name}: the finished search used other settings; searching again", flush=True)
@@ -96,8 +115,9 @@ def _searches(args, cfgs) -> list[Point]:
         if not done.exists():
             if args.finished_only:
                 continue
+            goal = ["--as-accurate-as", entry.target] if entry.target else ["--budget-ratio", f"{ratio:g}"]
             cmd = [sys.executable, "-m", "bitmill", "search", "--model", args.model, "--method",
-                   method, "--config", cfg.name, "--budget-ratio", f"{ratio:g}", "--init",
+                   "ilp" if method == "ilpq" else method, "--config", cfg.name, *goal, "--init",
                    args.init, "-o", str(out), "--resume", "--dataset", args.dataset,
                    "--seed", str(args.seed), "--calib-images", str(args.calib_images),
                    "--samples", str(args.samples), "--min-bits", str(args.min_bits),
@@ -106,38 +126,44 @@ def _searches(args, cfgs) -> list[Point]:
                 cmd += ["--min-act-bits", str(entry.min_act_bits)]
             if method == "sdq":
                 cmd += ["--epochs", str(args.sdq_epochs), "--train-images", str(args.sdq_images)]
-            if method == "ilp":
+            if method == "ilpq":
+                cmd += ["--calibration", str(Path(args.runs) / "qat")]
+            if method != "sdq":
                 share_sensitivity(out)
             print(f"== search {out.name}", flush=True)
             env = {**os.environ, "BITMILL_THREADS": str(args.threads)}
             if subprocess.run(cmd, env=env).returncode != 0:
                 raise BitmillError(f"the search {out.name} failed (see its output above)")
         points.append(Point(out.name, method, policy=out / "policy.yaml", config=cfg.name, ratio=ratio,
-                            min_act_bits=entry.min_act_bits))
+                            min_act_bits=entry.min_act_bits, target=entry.target))
     return points
 
 
 def share_sensitivity(out: Path) -> None:
-    """Seed an ILP search folder without ``sensitivity.json`` with a sibling ILP search's: the
-    traces depend on the checkpoint and the calibration settings, not on the configuration or
-    budget, and ``bitmill search --resume`` reuses them only where their recorded settings
-    match (it computes them again otherwise)."""
-    if (out / "sensitivity.json").exists():
-        return
-    for other in sorted(out.parent.glob("ilp-*/sensitivity.json")):
-        if other.parent != out:
-            out.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(out / "sensitivity.json", other.read_text())
-            return
+    """Seed an ILP search folder without ``sensitivity.json`` (or ``calibration.json``) with a
+    sibling ILP search's: the traces depend on the checkpoint and the calibration settings, the
+    uniform runs' losses on the runs, neither on the configuration or budget, and ``bitmill
+    search`` reuses them only where their recorded settings match (it computes them again
+    otherwise)."""
+    for name in ("sensitivity.json", "calibration.json"):
+        if (out / name).exists():
+            continue
+        for other in sorted(out.parent.glob(f"ilp*-*/{name}")):
+            if other.parent != out:
+                out.mkdir(parents=True, exist_ok=True)
+                atomic_write_text(out / name, other.read_text())
+                break
 
 
-def same_search(doc: dict, args, cfg: AccelConfig, min_act_bits: int | None = None) -> bool:
+def same_search(doc: dict, args, cfg: AccelConfig, min_act_bits: int | None = None,
+                entry: SearchEntry | None = None, uniform_folder: Path | None = None) -> bool:
     """Whether a finished search (its ``search.json``) was made with the report's settings: the
     configuration's settings as they are now (a search made before they were recorded counts
     as another), the smallest widths (activations: ``min_act_bits``, default the smallest
     width; searches before the choice existed used the smallest width) and, for the ILP, the
-    sensitivity estimator (searches before the choice existed used Hessian traces) and the
-    machine model's code (`bitmill.sim.latency.code_hash`: an ILP search is seconds once its
+    sensitivity estimator (searches before the choice existed used Hessian traces), for ``ilpq``
+    the uniform runs its calibration was fitted on (by content), the uniform target of a
+    ``--as-accurate-as`` search, and the machine model's code (`bitmill.sim.latency.code_hash`: an ILP search is seconds once its
     sensitivity is there; an SDQ phase 1 is kept across timing changes, and its policy is
     measured under the current model like every other)."""
     if doc.get("min_bits") != args.min_bits:
@@ -149,10 +175,17 @@ def same_search(doc: dict, args, cfg: AccelConfig, min_act_bits: int | None = No
     if doc["method"] != "ilp":
         return True
     from bitmill.sim.latency import code_hash
+    if entry is not None and entry.method == "ilpq":
+        from bitmill.models.calibration import identify, uniform_runs
+        cal = doc.get("calibration") or {}
+        if uniform_folder is None or cal.get("runs") != identify(uniform_runs(uniform_folder)):
+            return False
+    if entry is not None and doc.get("target") != entry.target:
+        return False
     return doc.get("sensitivity_estimator", "hessian") == args.sensitivity and doc.get("code") == code_hash()
 
 
-def _rows(args, cfgs, points) -> list[dict]:
+def _rows(args, cfgs, points, train_only: bool = False) -> list[dict]:
     init = Path(args.init)
     fp_cfg = json.loads((init.parent / "metrics.json").read_text()) \
         if (init.parent / "metrics.json").exists() else None
@@ -165,9 +198,9 @@ def _rows(args, cfgs, points) -> list[dict]:
         cfg = train_config(p, init, args.qat_epochs, args.qat_lr, args.seed, args.train_subset,
                            args.test_subset, args.dataset, args.model)
         jobs.append(FineTune(p, cfg, run_dir.resolve(), init.resolve(), tuple(c.name for c in cfgs),
-                             args.threads, measured=not args.train_only))
+                             args.threads, measured=not (args.train_only or train_only)))
     rows = run_jobs(measure, jobs, ray=args.ray, cpus=args.threads, label=lambda j: j.point.name)
-    if args.train_only:
+    if args.train_only or train_only:
         return rows
     tables = {}
     for job, row in zip(jobs, rows):
@@ -179,6 +212,53 @@ def _rows(args, cfgs, points) -> list[dict]:
     if fp_cfg is not None:
         rows.insert(0, {"name": "fp", "kind": "fp", "fake_quant": fp_cfg.get("test_accuracy")})
     return rows
+
+
+def _repeat_rows(args, cfgs, points: list[Point]) -> list[dict]:
+    """The ``--repeat`` points fine-tuned again with seeds ``seed + 1 .. seed + repeats - 1``
+    (folders ``RUNS/qat/NAME-seedS``), their integer accuracy measured (their cycles are the
+    point's: the same policy); finished ones reused."""
+    by_name, jobs, pending = {p.name: p for p in points}, [], []
+    init = Path(args.init)
+    for name in args.repeat or ():
+        if name not in by_name:                     # a search skipped by --finished-only
+            continue
+        for k in range(1, args.repeats):
+            seed = args.seed + k
+            point = replace(by_name[name], name=f"{name}-seed{seed}")
+            run_dir = Path(args.runs) / "qat" / point.name
+            if args.finished_only and not (run_dir / "metrics.json").exists():
+                pending.append(point.name)
+                continue
+            cfg = train_config(point, init, args.qat_epochs, args.qat_lr, seed, args.train_subset,
+                               args.test_subset, args.dataset, args.model)
+            jobs.append(FineTune(point, cfg, run_dir.resolve(), init.resolve(), (), args.threads,
+                                 measured=not args.train_only))
+    rows = run_jobs(measure, jobs, ray=args.ray, cpus=args.threads, label=lambda j: j.point.name)
+    return [{"name": j.point.name, "repeat_of": j.point.name.rsplit("-seed", 1)[0], "seed": j.train.seed,
+             "integer": r.get("integer")} for j, r in zip(jobs, rows)] + \
+        [{"name": n, "repeat_of": n.rsplit("-seed", 1)[0], "pending": True} for n in pending]
+
+
+def _noise_lines(done: list[dict], repeats: list[dict], seed: int) -> list[str]:
+    """Per repeated point: its integer accuracy under every seed, the mean and the sample
+    standard deviation."""
+    rows = {r["name"]: r for r in done}
+    lines = []
+    for name in dict.fromkeys(r["repeat_of"] for r in repeats):
+        runs = [(seed, rows[name]["integer"])] if name in rows else []
+        runs += [(r["seed"], r["integer"]) for r in repeats if r["repeat_of"] == name and not r.get("pending")]
+        if len(runs) < 2:
+            continue
+        acc = np.array([a for _, a in runs]) * 100
+        lines.append(f"- {name}: " + ", ".join(f"{a:.2f}% (seed {s})" for (s, _), a in zip(runs, acc))
+                     + f"; mean {acc.mean():.2f}%, standard deviation {acc.std(ddof=1):.2f} point, "
+                     f"range {acc.max() - acc.min():.2f} point")
+    if not lines:
+        return []
+    return ["Fine-tune noise (the same policy fine-tuned again with other seeds, the same budget; integer "
+            "accuracy on the same test images): differences between policies smaller than this spread are "
+            "not evidence either way.", "", *lines, ""]
 
 
 def _predicted(model: str, config: str, policy: dict[str, str], tables: dict) -> int:
@@ -303,23 +383,27 @@ def _floor_text(floor: int | None) -> str:
 
 
 def _method_lines(done: list[dict]) -> list[str]:
-    """SDQ against the ILP where both searched the same configuration and budget ratio."""
+    """The methods against each other where two searched the same configuration and budget
+    ratio (ilp: FP sensitivity; ilpq: calibrated on the uniform fine-tunes; sdq)."""
     by_budget: dict[tuple, dict] = {}
     for r in done:
-        if r.get("policy"):
+        if r.get("policy") and r.get("ratio"):
             by_budget.setdefault((r["config"], r["ratio"], r.get("min_act_bits")), {})[r["kind"]] = r
-    pairs = [(k, v) for k, v in by_budget.items() if {"ilp", "sdq"} <= set(v)]
-    if not pairs:
+    found = [(k, v[x], v[y]) for k, v in by_budget.items()
+             for x, y in (("ilp", "sdq"), ("ilpq", "ilp"), ("ilpq", "sdq")) if x in v and y in v]
+    if not found:
         return []
-    lines = ["SDQ against the ILP at the same budget (measured accuracy; cycles on the searched config):", ""]
-    for (cfg, ratio, floor), v in pairs:
-        ilp, sdq = v["ilp"], v["sdq"]
-        acc = max((ilp, sdq), key=lambda r: r["integer"])
-        fast = min((ilp, sdq), key=lambda r: r["cycles"][cfg])
-        lines.append(f"- {cfg} at {ratio:g} x W8A8{_floor_text(floor)}: ilp {_pct(ilp['integer'])}% in {ilp['cycles'][cfg]:,}, "
-                     f"sdq {_pct(sdq['integer'])}% in {sdq['cycles'][cfg]:,}: {acc['kind']} more accurate by "
-                     f"{100 * abs(ilp['integer'] - sdq['integer']):.2f} points, {fast['kind']} "
-                     f"{100 * (1 - fast['cycles'][cfg] / (ilp if fast is sdq else sdq)['cycles'][cfg]):.1f}% faster")
+    lines = ["The search methods against each other at the same budget (measured accuracy; cycles on the "
+             "searched config; ilp: FP sensitivity, ilpq: calibrated on the uniform fine-tunes):", ""]
+    for (cfg, ratio, floor), one, two in found:
+        acc = max((one, two), key=lambda r: r["integer"])
+        fast = min((one, two), key=lambda r: r["cycles"][cfg])
+        slow = two if fast is one else one
+        lines.append(f"- {cfg} at {ratio:g} x W8A8{_floor_text(floor)}: {one['kind']} {_pct(one['integer'])}% in "
+                     f"{one['cycles'][cfg]:,}, {two['kind']} {_pct(two['integer'])}% in {two['cycles'][cfg]:,}: "
+                     + (f"{acc['kind']} more accurate by {100 * abs(one['integer'] - two['integer']):.2f} points"
+                        if one["integer"] != two["integer"] else "equally accurate")
+                     + f", {fast['kind']} {100 * (1 - fast['cycles'][cfg] / slow['cycles'][cfg]):.1f}% faster")
     return lines + [""]
 
 
@@ -331,22 +415,27 @@ def _cross_lines(done: list[dict], names: list[str]) -> list[str]:
     found: dict[tuple, dict] = {}
     for r in done:
         if r.get("policy") and r["config"] in names:
-            found.setdefault((r["kind"], r["ratio"], r.get("min_act_bits")), {})[r["config"]] = r
+            found.setdefault((r["kind"], r.get("ratio"), r.get("target"), r.get("min_act_bits")), {})[r["config"]] = r
     pairs = [(k, v) for k, v in found.items() if len(v) >= 2]
     if not pairs:
         return []
     w8 = next((r for r in done if r["name"] == "w8a8"), None)
-    lines = ["Cross check (the same method and budget ratio searched for each configuration; cycles of "
-             "every such policy on every configuration):", ""]
-    for (kind, ratio, floor), by_cfg in pairs:
+    lines = ["Cross check (the same method and budget ratio, or the same uniform policy's sensitivity as the "
+             "bound, searched for each configuration; cycles of every such policy on every configuration):", ""]
+    for (kind, ratio, target, floor), by_cfg in pairs:
         for cfg in by_cfg:
             own = by_cfg[cfg]
             others = [r for c, r in by_cfg.items() if c != cfg]
             verdict = all(own["cycles"][cfg] < o["cycles"][cfg] for o in others)
-            line = (f"- {kind} at {ratio:g} x W8A8{_floor_text(floor)}, on {cfg}: its own policy {own['cycles'][cfg]:,}; "
-                    + ", ".join(f"{o['name']} {o['cycles'][cfg]:,}" for o in others)
+            goal = f"{ratio:g} x W8A8" if target is None else f"the sensitivity of {target.upper()}"
+            line = (f"- {kind} at {goal}{_floor_text(floor)}, on {cfg}: its own policy {own['cycles'][cfg]:,}; "
+                    + ", ".join(f"{o['name']} {o['cycles'][cfg]:,} ({100 * (o['cycles'][cfg] / own['cycles'][cfg] - 1):+.1f}%)"
+                                for o in others)
                     + (": the own policy is the fastest" if verdict else ": the own policy is NOT the fastest"))
-            if w8 is not None:
+            if target is not None:
+                line += ("; measured accuracy: own " + _pct(own["integer"]) + "%, "
+                         + ", ".join(f"{o['name']} {_pct(o['integer'])}%" for o in others))
+            elif w8 is not None:
                 budget = ratio * w8["cycles"][cfg]
                 fit = [r for r in (own, *others) if r["cycles"][cfg] <= budget]
                 over = [o for o in others if o["cycles"][cfg] > budget]
@@ -364,7 +453,7 @@ def _cross_lines(done: list[dict], names: list[str]) -> list[str]:
     return lines + [""]
 
 
-def markdown(rows: list[dict], cfgs, args) -> str:
+def markdown(rows: list[dict], cfgs, args, repeats: list[dict] = ()) -> str:
     names = [c.name for c in cfgs]
     done = [r for r in rows if not r.get("pending") and r["kind"] != "fp"]
     fp = next((r for r in rows if r["kind"] == "fp"), None)
@@ -381,6 +470,7 @@ def markdown(rows: list[dict], cfgs, args) -> str:
         lines += [f"Full precision: {_pct(fp.get('fake_quant'))}% (the checkpoint's own test figure).", ""]
     lines += _goal_lines(done, fp, names[0]) if names else []
     lines += _rtl_lines(done)
+    lines += _noise_lines(done, list(repeats), args.seed)
     lines += _frontier_lines(done, names) + _method_lines(done) + _cross_lines(done, names)
     lines += ["| policy | kind | budget | integer acc % | " + " | ".join(f"cycles {n}" for n in names)
               + " | table predicted (own config) | error |",
@@ -390,7 +480,10 @@ def markdown(rows: list[dict], cfgs, args) -> str:
         own = r["cycles"].get(r.get("config")) if r.get("config") else None
         err = f"{100 * (pred / own - 1):+.2f}%" if pred and own else "-"
         budget = "-"
-        if r.get("ratio"):
+        if r.get("target"):
+            floor = f", A >= {r['min_act_bits']}" if r.get("min_act_bits") is not None else ""
+            budget = f"fastest on {r['config']} as sensitive as {r['target'].upper()}{floor}"
+        elif r.get("ratio"):
             over = " (policy over budget)" if pred and pred > r["budget_cycles"] else ""
             floor = f", A >= {r['min_act_bits']}" if r.get("min_act_bits") is not None else ""
             budget = f"{r['ratio']:g} x W8A8 on {r['config']} = {r['budget_cycles']:,.0f}{floor}{over}"
@@ -423,7 +516,7 @@ def plots(rows: list[dict], cfgs, out: Path, weights: dict[str, int]) -> None:
     fp = next((r for r in rows if r["kind"] == "fp"), None)
     fig, axes = plt.subplots(1, len(cfgs), figsize=(6 * len(cfgs), 4.5), squeeze=False)
     for ax, c in zip(axes[0], cfgs):
-        for kind, marker in (("uniform", "o"), ("ilp", "s"), ("sdq", "^")):
+        for kind, marker in (("uniform", "o"), ("ilp", "s"), ("ilpq", "D"), ("sdq", "^")):
             pts = [(r["cycles"][c.name], 100 * r["integer"]) for r in done if r["kind"] == kind]
             if pts:
                 ax.scatter(*zip(*pts), marker=marker, label=kind)
@@ -482,18 +575,27 @@ def cmd_report_search(args: argparse.Namespace) -> int:
         raise BitmillError("--train-only and --finished-only exclude each other (the first trains, the second does not)")
     cfgs = [AccelConfig.resolve(c) for c in args.configs.split(",")]
     args.methods = [m for m in args.methods.split(",") if m]
-    bad = [m for m in args.methods if m not in ("ilp", "sdq")]
+    bad = [m for m in args.methods if m not in METHODS]
     if bad:
-        raise BitmillError(f"unknown method {bad[0]!r}; choose ilp, sdq")
+        raise BitmillError(f"unknown method {bad[0]!r}; choose {', '.join(METHODS)}")
     args.budget_ratios = [float(r) for r in args.budget_ratios.split(",")]
     uniform = [u for u in args.uniform.split(",") if u]
     for u in uniform:
         parse_pair(u)
-    search_plan(args, cfgs)        # bad entries fail before any work
+    plan = search_plan(args, cfgs)        # bad entries fail before any work
+    known = set(uniform) | {e.name for e in plan}
+    unknown = [n for n in args.repeat or () if n not in known]
+    if unknown:
+        raise BitmillError(f"--repeat {unknown[0]}: not a point of this report (its uniform policies and "
+                           f"searches: {', '.join(sorted(known))})")
     if not Path(args.init).exists():
         raise BitmillError(f"{args.init}: no such FP checkpoint (bitmill train --quantizer fp)")
-    points = [Point(u, "uniform", bits=u) for u in uniform] + _searches(args, cfgs)
+    uniform_points = [Point(u, "uniform", bits=u) for u in uniform]
+    if any(e.method == "ilpq" for e in search_plan(args, cfgs)) and not args.finished_only:
+        _rows(args, cfgs, uniform_points, train_only=True)     # the calibration's runs, before the searches
+    points = uniform_points + _searches(args, cfgs)
     rows = _rows(args, cfgs, points)
+    repeats = _repeat_rows(args, cfgs, points)
     if args.train_only:
         print(f"fine-tuned {len(rows)} policies under {args.runs}; the same command without --train-only "
               "measures them and writes the report")
@@ -506,10 +608,18 @@ def cmd_report_search(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     plots(rows, cfgs, out, weights)
     atomic_write_text(out / "results.json", json.dumps({"git": provenance.git_revision(), "rows": rows,
-                                                        "configs": [c.name for c in cfgs]}, indent=1))
-    atomic_write_text(out / "README.md", markdown(rows, cfgs, args))
+                                                        "repeats": repeats, "configs": [c.name for c in cfgs]},
+                                                       indent=1))
+    atomic_write_text(out / "README.md", markdown(rows, cfgs, args, repeats))
     print(f"wrote {out / 'README.md'} and {out / 'pareto.png'}")
     return 0
+
+
+def _at_least_two(text: str) -> int:
+    v = positive_int(text)
+    if v < 2:
+        raise argparse.ArgumentTypeError(f"must be 2 or more, not {text}")
+    return v
 
 
 def add_parser(rsub) -> None:
@@ -525,8 +635,14 @@ def add_parser(rsub) -> None:
                    help="budgets as fractions of uniform W8A8's cycles (every config reaches them)")
     r.add_argument("--search", action="append", metavar="METHOD:CONFIG:RATIO[:aN]",
                    help="one search (repeatable), e.g. ilp:ulx3s-85f:0.35, or ilp:ulx3s-85f:0.25:a4 with "
-                        "activations of 4 bits or more; replaces every method on every config at every ratio")
+                        "activations of 4 bits or more, or ilpq:ulx3s-85f:w4a4 (the ILP calibrated on the "
+                        "uniform fine-tunes, fastest at W4A4's sensitivity); replaces every method on every "
+                        "config at every ratio")
     r.add_argument("--uniform", default=",".join(UNIFORM), help="uniform policies (first/last 8-bit)")
+    r.add_argument("--repeat", action="append", metavar="NAME",
+                   help="fine-tune this point (a uniform policy or a search's name) again with other seeds and "
+                        "report the spread of its accuracy (repeatable)")
+    r.add_argument("--repeats", type=_at_least_two, default=3, help="seeds per --repeat point, its own included")
     r.add_argument("--qat-epochs", type=positive_int, default=2, help="epochs of every fine-tune")
     r.add_argument("--qat-lr", type=float, default=0.01, help="learning rate of every fine-tune")
     r.add_argument("--sdq-epochs", type=positive_int, default=4, help="epochs of SDQ phase 1")

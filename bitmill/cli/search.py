@@ -4,12 +4,16 @@
 (`bitmill.models.sensitivity`), every layer's cycles at every bit-width pair from the latency
 table (`bitmill.sim.latency`, measured by the cycle-accurate simulator), one integer linear
 program (`bitmill.models.ilp`, HiGHS) for the least sensitive policy within the budget. The
-policy is written as a ``--bits-file`` for ``bitmill train``.
+policy is written as a ``--bits-file`` for ``bitmill train``. ``--calibration RUNS`` weighs the
+weight and activation terms of the sensitivity by factors fitted to the uniform QAT runs in RUNS
+(`bitmill.models.calibration`); ``--as-accurate-as wXaY`` asks the converse question: the
+fastest policy on this configuration whose sensitivity is at most that uniform policy's.
 
 ``--method sdq``: phase 1 of SDQ (`bitmill.models.sdq`) from the FP checkpoint, the expected
 latency from the same table as the penalty.
 
-Output folder: ``sensitivity.json`` (ilp, the expensive step; ``--resume`` reuses it) or
+Output folder: ``sensitivity.json`` (ilp, the expensive step; ``--resume`` reuses it),
+``calibration.json`` (ilp with ``--calibration``: the runs' measured loss increases) or
 ``phase1.pt`` (sdq, written after every epoch; ``--resume`` continues it),
 ``policy.yaml`` and ``search.json`` (budget, predicted cycles, per-layer choice, wall times).
 """
@@ -89,6 +93,28 @@ def _sensitivity(args, model, out: Path, layers, bits):
     return sens, seconds
 
 
+def _calibration_fit(args, out: Path, sens, layers):
+    """`bitmill.models.calibration` on the uniform runs of ``--calibration``: the runs' loss
+    increases are measured once and kept in ``calibration.json`` (reused while the runs, the FP
+    checkpoint and the settings are the same), the factors fitted anew."""
+    from bitmill.models.calibration import fit, identify, measure_increases, uniform_runs
+    runs = uniform_runs(args.calibration)
+    if not runs:
+        raise BitmillError(f"--calibration {args.calibration}: no finished uniform LSQ runs in it "
+                           "(folders with metrics.json and checkpoint.pt, e.g. RUNS/qat of bitmill report search)")
+    key = {"init": str(Path(args.init).resolve()), "runs": identify(runs), "images": args.calib_loss_images,
+           "seed": args.seed, "dataset": args.dataset}
+    path = out / "calibration.json"
+    t0 = time.perf_counter()
+    saved = json.loads(path.read_text()) if path.exists() else {}
+    if saved.get("key") == key:
+        increases = {tuple(map(int, k.split(","))): v for k, v in saved["increases"].items()}
+    else:
+        increases = measure_increases(runs, args.init, args.calib_loss_images, args.seed, args.dataset, _say)
+        atomic_write_text(path, json.dumps({"key": key, "increases": {f"{w},{a}": v for (w, a), v in increases.items()}}))
+    return fit(sens, layers, increases, key["runs"], args.calib_loss_images), time.perf_counter() - t0
+
+
 def _sdq(args, out: Path, table, cost, constant: float, budget: float, floor: int, act_floor: int):
     """SDQ phase 1 (`bitmill.models.sdq`): (policy, history, seconds)."""
     from bitmill.models import data
@@ -119,17 +145,31 @@ def cmd_search(args: argparse.Namespace) -> int:
                            f"weights {args.min_bits}..8 and activations {act_min}..8 (--min-bits, "
                            "--min-act-bits; first and last layer stay 8-bit)")
     pairs = candidate_pairs(range(lo_w, cfg.weight_bits[1] + 1), range(lo_a, cfg.act_bits[1] + 1))
+    target = None
+    if args.as_accurate_as is not None:
+        from bitmill.models.bits import parse_pair
+        if args.method != "ilp":
+            raise BitmillError("--as-accurate-as needs --method ilp (SDQ searches under a cycle budget)")
+        target = parse_pair(args.as_accurate_as, "--as-accurate-as")
+        if target not in pairs:
+            raise BitmillError(f"--as-accurate-as {args.as_accurate_as}: W{target[0]}A{target[1]} is outside the "
+                               f"searched widths (weights {lo_w}..{cfg.weight_bits[1]}, activations "
+                               f"{lo_a}..{cfg.act_bits[1]})")
+    if args.calibration is not None and args.method != "ilp":
+        raise BitmillError("--calibration needs --method ilp (it weighs the ILP's sensitivity)")
+    if args.calibration is not None and not Path(args.calibration).is_dir():
+        raise BitmillError(f"--calibration {args.calibration}: no such folder of uniform QAT runs")
     model = _fp_model(args)
     out = _out_dir(args)
     t0 = time.perf_counter()
     table = latency.build_table(args.model, cfg, pairs, progress=_say)
     t_table = time.perf_counter() - t0
     reference = table.measured[(8, 8)]
-    budget = args.budget if args.budget is not None else args.budget_ratio * reference
+    budget = None if target else args.budget if args.budget is not None else args.budget_ratio * reference
     cost, constant = table.searched_costs(pairs)
     prices = Problem(table.searched, pairs, {l: {p: 0.0 for p in pairs} for l in table.searched}, cost, table.tied)
     lo, hi = (prices.total(p) + constant for p in prices.extremes())
-    if not lo <= budget <= hi:
+    if budget is not None and not lo <= budget <= hi:
         raise BitmillError(f"budget {budget:,.0f} cycles is outside what {args.model} reaches on "
                            f"{cfg.name}: {lo:,.0f} (fastest policy) to {hi:,.0f} (slowest)")
     if args.method == "ilp":
@@ -139,12 +179,22 @@ def cmd_search(args: argparse.Namespace) -> int:
             print(f"warning: negative {args.sensitivity} traces in {len(negative)} of {len(table.searched)} "
                   f"layers ({', '.join(negative)}): the ILP rewards quantization error there "
                   "(--sensitivity fisher never gives negative traces)")
-        omega = {l: {p: sens.omega(l, *p) for p in pairs} for l in table.searched}
+        cal, t_cal = _calibration_fit(args, out, sens, table.searched) if args.calibration else (None, 0.0)
+        score = (lambda l, p: cal.omega(sens, l, *p)) if cal else (lambda l, p: sens.omega(l, *p))
+        omega = {l: {p: score(l, p) for p in pairs} for l in table.searched}
         problem = Problem(table.searched, pairs, omega, cost, table.tied)
         t1 = time.perf_counter()
-        policy = problem.solve(budget - constant)
-        seconds = {"sensitivity": t_sens, "ilp": time.perf_counter() - t1}
-        extra = {"sensitivity": problem.total(policy, "sensitivity"), "sensitivity_estimator": args.sensitivity}
+        extra = {}
+        if target:
+            bound = problem.total({l: target for l in table.searched}, "sensitivity")
+            policy = problem.fastest(bound)
+            extra = {"target": f"w{target[0]}a{target[1]}", "max_sensitivity": bound}
+        else:
+            policy = problem.solve(budget - constant)
+        seconds = {"sensitivity": t_sens, **({"calibration": t_cal} if cal else {}),
+                   "ilp": time.perf_counter() - t1}
+        extra.update(sensitivity=problem.total(policy, "sensitivity"), sensitivity_estimator=args.sensitivity,
+                     calibration=cal.to_dict() if cal else None)
     else:
         policy, history, seconds = _sdq(args, out, table, cost, constant, budget, lo_w, lo_a)
         extra = {"history": history}
@@ -165,8 +215,14 @@ def cmd_search(args: argparse.Namespace) -> int:
         w, a = policy[l]
         print(f"{l:22s} W{w}A{a} {cost[l][policy[l]]:>13,.0f}")
     times = ", ".join(f"{k.replace('_', ' ')} {v:.1f} s" for k, v in doc["seconds"].items())
+    goal = (f"for a budget of {budget:,.0f}" if budget is not None else
+            f"as the fastest policy at most as sensitive as uniform {doc['target'].upper()}")
+    if doc.get("calibration"):
+        c = doc["calibration"]
+        print(f"calibrated on {len(c['points'])} uniform QAT runs: weight terms x {c['alpha']:.4g}, "
+              f"activation terms x {c['beta']:.4g}")
     print(f"predicted {predicted:,} cycles ({predicted / reference:.3f} of uniform W8A8's {reference:,}) "
-          f"for a budget of {budget:,.0f}; {times}")
+          f"{goal}; {times}")
     print(f"policy: {out / 'policy.yaml'} (bitmill train --bits-file ...)")
     return 0
 
@@ -192,6 +248,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--budget", type=positive_int, help="cycles per inference")
     g.add_argument("--budget-ratio", type=_ratio, help="fraction of uniform W8A8's simulated cycles")
+    g.add_argument("--as-accurate-as", metavar="wXaY",
+                   help="ilp: no cycle budget; the fastest policy whose sensitivity is at most that of this "
+                        "uniform policy (e.g. w4a4)")
     p.add_argument("--init", required=True, help="full-precision checkpoint (bitmill train --quantizer fp)")
     p.add_argument("-o", "--out", required=True, help="output folder")
     p.add_argument("--min-bits", type=positive_int, default=2,
@@ -204,6 +263,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "Hutchinson's Hessian trace (HAWQ-V3), or the measured calibration loss "
                         "increase of each layer quantized alone (default: fisher)")
     p.add_argument("--calib-images", type=positive_int, default=256, help="ilp: images for the traces")
+    p.add_argument("--calibration", metavar="RUNS",
+                   help="ilp: weigh the sensitivity's weight and activation terms by factors fitted to the "
+                        "uniform LSQ runs in this folder (their loss increase over the FP checkpoint)")
+    p.add_argument("--calib-loss-images", type=positive_int, default=2048,
+                   help="ilp, --calibration: training images the runs' losses are measured on")
     p.add_argument("--calib-batch", type=positive_int, default=128, help="ilp: images per calibration batch")
     p.add_argument("--samples", type=positive_int, default=8, help="ilp, hessian: Hutchinson vectors per batch")
     p.add_argument("--dataset", default="fashion-mnist", choices=["fashion-mnist", "synthetic"],

@@ -25,12 +25,13 @@ class Point:
     """One policy of the report: its name, kind, bits file (searched) or uniform bits."""
 
     name: str
-    kind: str                 # "uniform", "ilp" or "sdq"
+    kind: str                 # "uniform", "ilp", "ilpq" or "sdq"
     bits: str | None = None   # uniform bits
     policy: Path | None = None
     config: str | None = None
     ratio: float | None = None
     min_act_bits: int | None = None     # searched: the smallest activation width, if not the default
+    target: str | None = None           # searched as fast as possible at this uniform policy's sensitivity
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ def measure(job: FineTune) -> dict:
     if not job.measured:
         return {"name": p.name, "kind": p.kind, "trained": True}
     return {"name": p.name, "kind": p.kind, "bits": p.bits, "config": p.config, "ratio": p.ratio,
-            "min_act_bits": p.min_act_bits,
+            "min_act_bits": p.min_act_bits, "target": p.target,
             **evaluate_run(job.run_dir, load_data(job.train)[1]), "cycles": cycles(job.run_dir, job.configs),
             "train_seconds": metrics.get("seconds_per_epoch", 0) * job.train.epochs}
 

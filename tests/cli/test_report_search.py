@@ -62,13 +62,14 @@ def test_train_only_fine_tunes_and_a_later_run_measures_without_training(fp, tmp
 
 def test_bad_input_is_one_error_line(fp, tmp_path, run_cli):
     status, _, err = run_cli("report", "search", "--init", fp, "--methods", "ilp,haq", "--out", tmp_path / "r")
-    assert_one_error_line(status, err, "unknown method 'haq'; choose ilp, sdq")
+    assert_one_error_line(status, err, "unknown method 'haq'; choose ilp, ilpq, sdq")
     status, _, err = run_cli("report", "search", "--init", tmp_path / "none.pt", "--out", tmp_path / "r")
     assert_one_error_line(status, err, "no such FP checkpoint")
 
 
 def test_bad_search_entry_is_one_error_line(fp, tmp_path, run_cli):
-    for entry in ("ilp:pynq-z2:0.5", "haq:ulx3s-85f:0.5", "ilp:ulx3s-85f:1.5", "ilp:ulx3s-85f", "ilp:ulx3s-85f:x"):
+    for entry in ("ilp:pynq-z2:0.5", "haq:ulx3s-85f:0.5", "ilp:ulx3s-85f:1.5", "ilp:ulx3s-85f", "ilp:ulx3s-85f:x",
+                  "sdq:ulx3s-85f:w4a4", "ilpq:ulx3s-85f:w9a4"):
         status, _, err = run_cli("report", "search", "--init", fp, "--configs", "ulx3s-85f", "--search", entry,
                                  "--out", tmp_path / "r")
         assert_one_error_line(status, err, f"--search {entry!r}: expected METHOD:CONFIG:RATIO")
@@ -90,6 +91,10 @@ def test_search_plan_is_the_entries_or_the_product():
     assert [(e.method, e.config.name, e.ratio, e.min_act_bits) for e in chosen] == [
         ("sdq", "pynq-z2", 0.55, None), ("ilp", "ulx3s-85f", 0.35, None), ("ilp", "pynq-z2", 0.25, 4)]
     assert [e.name for e in chosen] == ["sdq-pynq-z2-0.55", "ilp-ulx3s-85f-0.35", "ilp-pynq-z2-0.25-a4"]
+    iso = search_plan(Namespace(search=["ilpq:pynq-z2:W4A4", "ilpq:ulx3s-85f:0.3:a3"], methods=["ilp"],
+                                budget_ratios=[0.3]), cfgs)
+    assert [(e.method, e.ratio, e.target, e.min_act_bits, e.name) for e in iso] == [
+        ("ilpq", None, "w4a4", None, "ilpq-pynq-z2-w4a4"), ("ilpq", 0.3, None, 3, "ilpq-ulx3s-85f-0.3-a3")]
     for bad in ("ilp:pynq-z2:0.25:4", "ilp:pynq-z2:0.25:a9", "ilp:pynq-z2:0.25:a4:x", "ilp:pynq-z2:0.25:ab"):
         with pytest.raises(BitmillError, match="METHOD:CONFIG:RATIO"):
             search_plan(Namespace(search=[bad], methods=["ilp"], budget_ratios=[0.3]), cfgs)
@@ -132,7 +137,7 @@ def test_the_rtl_run_goes_to_the_policy_closest_to_the_first_goal():
 
 def _row(name, kind, acc, cycles, config=None, ratio=None):
     row = {"name": name, "kind": kind, "integer": acc, "cycles": cycles}
-    if kind in ("ilp", "sdq"):
+    if kind in ("ilp", "ilpq", "sdq"):
         row.update(policy={"l": "w4a4"}, config=config, ratio=ratio)
     return row
 
@@ -167,9 +172,10 @@ def test_method_and_cross_lines_compare_like_with_like():
                          "1.00 points, sdq 7.7% faster")
     assert len(method) == 4
     cross = _cross_lines([ilp_a, sdq_a, ilp_b, ilp_b5], ["a", "b"])
-    assert cross[2] == "- ilp at 0.3 x W8A8, on a: its own policy 650; ilp-b-0.3 680: the own policy is the fastest"
-    assert cross[3] == ("- ilp at 0.3 x W8A8, on b: its own policy 620; ilp-a-0.3 700: the own policy is the "
-                        "fastest")
+    assert cross[2] == ("- ilp at 0.3 x W8A8, on a: its own policy 650; ilp-b-0.3 680 (+4.6%): the own policy "
+                        "is the fastest")
+    assert cross[3] == ("- ilp at 0.3 x W8A8, on b: its own policy 620; ilp-a-0.3 700 (+12.9%): the own policy "
+                        "is the fastest")
     slow_b = dict(ilp_b, cycles={"a": 680, "b": 710})
     assert _cross_lines([ilp_a, slow_b], ["a", "b"])[3].endswith("the own policy is NOT the fastest")
     assert _method_lines([ilp_a, ilp_b]) == [] and _cross_lines([ilp_a, sdq_a], ["a", "b"]) == []
@@ -180,6 +186,25 @@ def test_method_and_cross_lines_compare_like_with_like():
     cheap_b = dict(ilp_b, integer=0.9, cycles={"a": 640, "b": 620})
     assert _cross_lines([w8, ilp_a, cheap_b], ["a", "b"])[2].endswith(
         "; budget 660: ilp-b-0.3 fits it at 90.00% against the own 86.00%: ilp-b-0.3 is more accurate within it")
+
+
+def test_policies_searched_at_one_uniform_sensitivity_are_crossed_by_target():
+    """Searches bounded by a uniform policy's sensitivity pair up by that target (not with
+    ratio searches), and their line gives the measured accuracies instead of a budget view."""
+    from bitmill.cli.report_search import _cross_lines, _method_lines
+    iso_a = dict(_row("ilpq-a-w4a4", "ilpq", 0.86, {"a": 650, "b": 700}, "a", None), target="w4a4")
+    iso_b = dict(_row("ilpq-b-w4a4", "ilpq", 0.87, {"a": 680, "b": 620}, "b", None), target="w4a4")
+    ratio_b = _row("ilpq-b-0.3", "ilpq", 0.85, {"a": 600, "b": 600}, "b", 0.3)
+    w8 = _row("w8a8", "uniform", 0.89, {"a": 2200, "b": 2100}, None, None)
+    cross = _cross_lines([w8, iso_a, iso_b, ratio_b], ["a", "b"])
+    assert cross[2] == ("- ilpq at the sensitivity of W4A4, on a: its own policy 650; ilpq-b-w4a4 680 (+4.6%): "
+                        "the own policy is the fastest; measured accuracy: own 86.00%, ilpq-b-w4a4 87.00%")
+    assert len(cross) == 5
+    assert _method_lines([iso_a, iso_b]) == []
+    ilp_b = _row("ilp-b-0.3", "ilp", 0.84, {"a": 610, "b": 630}, "b", 0.3)
+    assert _method_lines([ratio_b, ilp_b])[2] == (
+        "- b at 0.3 x W8A8: ilpq 85.00% in 600, ilp 84.00% in 630: ilpq more accurate by 1.00 points, "
+        "ilpq 4.8% faster")
 
 
 def test_finished_searches_and_fine_tunes_are_reused_only_with_the_same_settings(tmp_path):
@@ -239,3 +264,60 @@ def test_ilp_searches_share_the_sensitivity_of_a_sibling_search(tmp_path):
     (tmp_path / "ilp-c-0.5" / "sensitivity.json").write_text('{"key": 2}')
     share_sensitivity(tmp_path / "ilp-c-0.5")                      # its own is kept
     assert (tmp_path / "ilp-c-0.5" / "sensitivity.json").read_text() == '{"key": 2}'
+
+
+@pytest.mark.slow
+def test_calibrated_searches_run_after_the_uniform_fine_tunes_they_are_fitted_on(fp, tmp_path, run_cli, monkeypatch):
+    from tests.cli.test_search import seed_calibration
+    monkeypatch.setenv("BITMILL_CACHE", str(tmp_path / "cache"))
+    common = ("report", "search", "--init", fp, "--model", "resnet8", "--configs", "sim-4x4-k16", "--qat-epochs",
+              "1", "--train-subset", "32", "--test-subset", "16", "--dataset", "synthetic", "--calib-images", "16",
+              "--samples", "1", "--min-bits", "6", "--runs", tmp_path / "runs", "--out", tmp_path / "rep",
+              "--train-only")
+    args = (*common, "--search", "ilpq:sim-4x4-k16:w7a7", "--uniform", "w6a6,w8a6,w6a8")
+    status, out, err = run_cli(*common, "--methods", "", "--uniform", "w6a6,w8a6,w6a8")
+    assert status == 0, err
+    search = tmp_path / "runs" / "search" / "ilpq-sim-4x4-k16-w7a7"
+    seed_calibration(search, fp, tmp_path / "runs" / "qat", {"6,6": 0.05, "6,8": 0.02, "8,6": 0.04}, 2048)
+    status, out, err = run_cli(*args)
+    assert status == 0, err
+    doc = json.loads((search / "search.json").read_text())
+    assert set(doc["calibration"]["runs"]) == {"w6a6", "w8a6", "w6a8"} and doc["target"] == "w7a7"
+    assert (tmp_path / "runs" / "qat" / "ilpq-sim-4x4-k16-w7a7" / "metrics.json").exists()
+    stamp = (search / "search.json").stat().st_mtime_ns
+    status, out, err = run_cli(*args)
+    assert status == 0 and (search / "search.json").stat().st_mtime_ns == stamp, err    # same runs: reused
+    status, out, err = run_cli(*args[:-1], "w6a6,w8a6,w6a8,w7a6")        # one more uniform run: refitted
+    assert "used other settings; searching again" in out
+
+
+def test_repeated_points_give_the_spread_of_their_accuracy(fp, tmp_path, run_cli):
+    args = ("report", "search", "--init", fp, "--model", "resnet8", "--configs", "sim-4x4-k16", "--methods", "",
+            "--uniform", "w8a8", "--qat-epochs", "1", "--train-subset", "32", "--test-subset", "16",
+            "--dataset", "synthetic", "--runs", tmp_path / "runs", "--out", tmp_path / "rep")
+    status, _, err = run_cli(*args, "--repeat", "w8a8", "--repeats", "2")
+    assert status == 0, err
+    doc = json.loads((tmp_path / "rep" / "results.json").read_text())
+    (again,) = doc["repeats"]
+    assert again["name"] == "w8a8-seed1" and again["repeat_of"] == "w8a8" and again["seed"] == 1
+    assert json.loads((tmp_path / "runs" / "qat" / "w8a8-seed1" / "metrics.json").read_text())["config"]["seed"] == 1
+    assert not (tmp_path / "runs" / "qat" / "w8a8-seed1" / "cycles.json").exists()      # the policy's cycles
+    assert "- w8a8: " in (tmp_path / "rep" / "README.md").read_text()
+    status, _, err = run_cli(*args, "--repeat", "w4a4")
+    assert_one_error_line(status, err, "--repeat w4a4: not a point of this report (its uniform policies and "
+                                       "searches: w8a8)")
+    status, _, err = run_cli(*args, "--repeat", "w8a8", "--repeats", "1")
+    assert status == 2 and "must be 2 or more" in err
+
+
+def test_noise_lines_give_every_seed_the_mean_and_the_deviation():
+    from bitmill.cli.report_search import _noise_lines
+    done = [_row("w4a4", "uniform", 0.9314, {"a": 1}), _row("w2a4", "uniform", 0.9319, {"a": 1})]
+    repeats = [{"name": "w4a4-seed1", "repeat_of": "w4a4", "seed": 1, "integer": 0.9300},
+               {"name": "w4a4-seed2", "repeat_of": "w4a4", "seed": 2, "integer": 0.9322},
+               {"name": "w2a4-seed1", "repeat_of": "w2a4", "pending": True}]
+    lines = _noise_lines(done, repeats, 0)
+    assert lines[2] == ("- w4a4: 93.14% (seed 0), 93.00% (seed 1), 93.22% (seed 2); mean 93.12%, standard "
+                        "deviation 0.11 point, range 0.22 point")
+    assert len(lines) == 4                      # w2a4 has no finished second seed
+    assert _noise_lines(done, [], 0) == []

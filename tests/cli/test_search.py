@@ -92,3 +92,81 @@ def test_sdq_search_writes_a_policy_and_resumes(fp, tmp_path, run_cli):
     assert all(6 <= w <= 8 and 6 <= a <= 8 for _, (w, a) in bits.layers)
     status, _, err = run_cli(*args, "--resume")               # finished: the same policy again
     assert status == 0 and json.loads((out / "search.json").read_text())["policy"] == doc["policy"]
+
+
+@pytest.fixture(scope="module")
+def uniform_runs(fp_resnet8, tmp_path_factory):
+    """Three tiny uniform LSQ fine-tunes of the FP checkpoint: weights and activations apart."""
+    from bitmill import cli
+    folder = tmp_path_factory.mktemp("uniform")
+    for bits in ("w6a6", "w8a6", "w6a8"):
+        assert cli.main(["train", "--model", "resnet8", "--quantizer", "lsq", "--bits", bits, "--dataset",
+                         "synthetic", "--train-subset", "32", "--test-subset", "16", "--init", str(fp_resnet8),
+                         "--out", str(folder / bits)]) == 0
+    return folder
+
+
+def seed_calibration(out, fp, runs_folder, increases: dict, images: int, dataset: str = "synthetic") -> None:
+    """Write ``out/calibration.json`` as `bitmill search --calibration` would after measuring
+    ``increases`` (``{"6,8": 0.1, ...}``): tiny runs on synthetic data give no loss signal."""
+    from pathlib import Path
+
+    from bitmill.models.calibration import identify
+    from bitmill.models.calibration import uniform_runs as find
+    key = {"init": str(Path(fp).resolve()), "runs": identify(find(runs_folder)), "images": images, "seed": 0,
+           "dataset": dataset}
+    Path(out).mkdir(parents=True, exist_ok=True)
+    (Path(out) / "calibration.json").write_text(json.dumps({"key": key, "increases": increases}))
+
+
+def test_calibrated_search_and_the_fastest_policy_as_sensitive_as_a_uniform_one(fp, uniform_runs, tmp_path, run_cli):
+    from bitmill.config import AccelConfig
+    from bitmill.sim import latency
+    out = tmp_path / "q"
+    calib = ("--calibration", uniform_runs, "--calib-loss-images", "16")
+    status, _, err = run_cli("search", *SMALL, "--budget-ratio", "0.9", "--init", fp, "-o", tmp_path / "m", *calib)
+    measured = json.loads((tmp_path / "m" / "calibration.json").read_text())     # measured, whatever the fit
+    assert sorted(measured["increases"]) == ["6,6", "6,8", "8,6"]
+    seed_calibration(out, fp, uniform_runs, {"6,6": 0.05, "6,8": 0.02, "8,6": 0.04}, 16)
+    status, stdout, err = run_cli("search", *SMALL, "--budget-ratio", "0.9", "--init", fp, "-o", out, "--resume",
+                                  *calib)
+    assert status == 0, err
+    doc = json.loads((out / "search.json").read_text())
+    cal = doc["calibration"]
+    assert [(w, a, m) for w, a, m, _ in cal["points"]] == [(6, 6, 0.05), (6, 8, 0.02), (8, 6, 0.04)]
+    assert cal["alpha"] >= 0 and cal["beta"] >= 0 and cal["alpha"] + cal["beta"] > 0
+    assert set(cal["runs"]) == {"w6a6", "w8a6", "w6a8"}
+    assert doc["predicted_cycles"] <= doc["budget_cycles"] and "calibrated on 3 uniform QAT runs" in stdout
+    iso = tmp_path / "iso"
+    seed_calibration(iso, fp, uniform_runs, {"6,6": 0.05, "6,8": 0.02, "8,6": 0.04}, 16)
+    status, stdout, err = run_cli("search", *SMALL, "--as-accurate-as", "w7a7", "--init", fp, "-o", iso,
+                                  "--resume", *calib)
+    assert status == 0, err
+    doc = json.loads((iso / "search.json").read_text())
+    assert doc["target"] == "w7a7" and doc["budget_cycles"] is None
+    assert doc["sensitivity"] <= doc["max_sensitivity"] * (1 + 1e-6)
+    table = latency.build_table("resnet8", AccelConfig.resolve("sim-4x4-k16"))
+    uniform = table.predict({l: (7, 7) for l in doc["policy"]})
+    assert doc["predicted_cycles"] <= uniform                 # W7A7 itself meets the bound
+    assert "as the fastest policy at most as sensitive as uniform W7A7" in stdout
+
+
+def test_bad_calibration_and_target_are_one_error_line(fp, uniform_runs, tmp_path, run_cli):
+    status, _, err = run_cli("search", *SMALL, "--as-accurate-as", "w2a2", "--init", fp, "-o", tmp_path / "a")
+    assert_one_error_line(status, err, "--as-accurate-as w2a2: W2A2 is outside the searched widths (weights 6..8")
+    status, _, err = run_cli("search", *SMALL, "--method", "sdq", "--as-accurate-as", "w6a6", "--init", fp,
+                             "-o", tmp_path / "b")
+    assert_one_error_line(status, err, "--as-accurate-as needs --method ilp")
+    status, _, err = run_cli("search", *SMALL, "--budget-ratio", "0.9", "--init", fp, "-o", tmp_path / "c",
+                             "--calibration", tmp_path / "none")
+    assert_one_error_line(status, err, "no such folder of uniform QAT runs")
+    (tmp_path / "diag").mkdir()
+    (tmp_path / "diag" / "w6a6").symlink_to(uniform_runs / "w6a6")
+    status, _, err = run_cli("search", *SMALL, "--budget-ratio", "0.9", "--init", fp, "-o", tmp_path / "d",
+                             "--calibration", tmp_path / "diag", "--calib-loss-images", "16")
+    assert_one_error_line(status, err, "vary apart (e.g. W4A4, W2A4 and W4A2); found W6A6")
+    assert not (tmp_path / "d" / "search.json").exists()
+    seed_calibration(tmp_path / "e", fp, uniform_runs, {"6,6": 0.0, "6,8": 0.0, "8,6": 0.0}, 16)
+    status, _, err = run_cli("search", *SMALL, "--budget-ratio", "0.9", "--init", fp, "-o", tmp_path / "e",
+                             "--resume", *("--calibration", uniform_runs, "--calib-loss-images", "16"))
+    assert_one_error_line(status, err, "losses do not grow with their quantization error")
