@@ -156,6 +156,15 @@ def device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def device_name() -> str:
+    """Where training runs, for the records: the CUDA device's name, or the CPU's model and the
+    torch threads."""
+    if torch.cuda.is_available():
+        return f"cuda: {torch.cuda.get_device_name()}"
+    from bitmill.provenance import cpu_model
+    return f"cpu: {cpu_model()}, {torch.get_num_threads()} threads"
+
+
 def _config_of(ck: dict, source) -> TrainConfig:
     """The training configuration stored in checkpoint ``ck`` read from ``source``."""
     try:
@@ -283,7 +292,8 @@ def train(cfg: TrainConfig, out: str | Path, init: str | None = None, resume: bo
         loss, step = _epoch(model, opts, train_ds, cfg, epoch, step, total, progress, teacher)
         seconds = time.perf_counter() - t0
         acc = float((predict(model, test_ds) == test_ds.labels).mean())
-        history.append({"epoch": epoch + 1, "loss": loss, "test_accuracy": acc, "seconds": seconds})
+        history.append({"epoch": epoch + 1, "loss": loss, "test_accuracy": acc, "seconds": seconds,
+                        "device": device_name()})
         if progress:
             print(f"epoch {epoch + 1}/{cfg.epochs}: loss {loss:.4f}, test accuracy {acc:.4f}, "
                   f"{seconds:.0f} s", flush=True)

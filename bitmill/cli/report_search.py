@@ -240,6 +240,18 @@ def _repeat_rows(args, cfgs, points: list[Point]) -> list[dict]:
         [{"name": n, "repeat_of": n.rsplit("-seed", 1)[0], "pending": True} for n in pending]
 
 
+def _device_lines(done: list[dict]) -> list[str]:
+    """Where the fine-tunes ran (recorded by `bitmill train` per epoch since it was added)."""
+    where: dict[str, list[str]] = {}
+    for r in done:
+        where.setdefault(r.get("trained_on") or "not recorded (fine-tuned before bitmill recorded it)",
+                         []).append(r["name"])
+    if not where:
+        return []
+    return ["Where the fine-tunes ran: " + "; ".join(
+        f"{place}: {len(names)} ({', '.join(names)})" for place, names in where.items()) + ".", ""]
+
+
 def _noise_lines(done: list[dict], repeats: list[dict], seed: int) -> list[str]:
     """Per repeated point: its integer accuracy under every seed, the mean and the sample
     standard deviation."""
@@ -468,6 +480,7 @@ def markdown(rows: list[dict], cfgs, args, repeats: list[dict] = ()) -> str:
              f"{_images(args.test_subset, 'all 10,000')} test images.", ""]
     if fp is not None:
         lines += [f"Full precision: {_pct(fp.get('fake_quant'))}% (the checkpoint's own test figure).", ""]
+    lines += _device_lines(done)
     lines += _goal_lines(done, fp, names[0]) if names else []
     lines += _rtl_lines(done)
     lines += _noise_lines(done, list(repeats), args.seed)

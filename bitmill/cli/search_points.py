@@ -91,7 +91,8 @@ def measure(job: FineTune) -> dict:
     return {"name": p.name, "kind": p.kind, "bits": p.bits, "config": p.config, "ratio": p.ratio,
             "min_act_bits": p.min_act_bits, "target": p.target,
             **evaluate_run(job.run_dir, load_data(job.train)[1]), "cycles": cycles(job.run_dir, job.configs),
-            "train_seconds": metrics.get("seconds_per_epoch", 0) * job.train.epochs}
+            "train_seconds": metrics.get("seconds_per_epoch", 0) * job.train.epochs,
+            "trained_on": (metrics.get("history") or [{}])[-1].get("device")}
 
 
 def _exported(run_dir: Path):
