@@ -303,9 +303,10 @@ def test_repeated_points_give_the_spread_of_their_accuracy(fp, tmp_path, run_cli
     assert json.loads((tmp_path / "runs" / "qat" / "w8a8-seed1" / "metrics.json").read_text())["config"]["seed"] == 1
     assert not (tmp_path / "runs" / "qat" / "w8a8-seed1" / "cycles.json").exists()      # the policy's cycles
     readme = (tmp_path / "rep" / "README.md").read_text()
-    assert "- w8a8: " in readme and "Where the fine-tunes ran: cpu: " in readme
+    from bitmill.models.train import device_name
     row = next(r for r in doc["rows"] if r["name"] == "w8a8")
-    assert row["trained_on"].startswith("cpu: ") and row["trained_on"].endswith(" threads")
+    assert row["trained_on"] == device_name()            # e.g. "cpu: <model>, 2 threads"
+    assert "- w8a8: " in readme and f"Where the fine-tunes ran: {device_name()}: 1 (w8a8)." in readme
     status, _, err = run_cli(*args, "--repeat", "w4a4")
     assert_one_error_line(status, err, "--repeat w4a4: not a point of this report (its uniform policies and "
                                        "searches: w8a8)")
