@@ -387,6 +387,13 @@ def _frontier_lines(done: list[dict], names: list[str]) -> list[str]:
             parts.append(f"{label}: " + ("; ".join(beaten) if beaten else
                                          f"none of {len(group)} dominated ({len(uniform)} uniform)"))
         lines.append(f"- {cfg}: " + "; ".join(parts))
+    tally = []
+    for kind in dict.fromkeys(r["kind"] for r in searched):
+        own = [r for r in searched if r["kind"] == kind and r.get("config") in names]
+        beaten = [r for r in own if _dominators(r, uniform, r["config"])]
+        if own:
+            tally.append(f"{kind} {len(beaten)} of {len(own)}")
+    lines += ["", "Dominated on the configuration each was searched for, per method: " + ", ".join(tally) + "."]
     return lines + [""]
 
 

@@ -155,6 +155,11 @@ def test_frontier_lines_name_the_uniform_policies_that_dominate_a_searched_one()
     assert _frontier_lines([w4, w2, ilp, own_b], ["b"])[2] == (
         "- b: searched for it: none of 1 dominated (2 uniform); searched for another "
         "configuration: ilp-a-0.3 (86.00%, 520) by w4a4 (88.00%, 500)")
+    assert _frontier_lines([w4, w2, ilp, own_b], ["a", "b"])[-2] == (
+        "Dominated on the configuration each was searched for, per method: ilp 0 of 2.")
+    slow_b = dict(own_b, name="sdq-b-0.3", kind="sdq", integer=0.80, cycles={"a": 900, "b": 600})
+    assert _frontier_lines([w4, w2, ilp, slow_b], ["a", "b"])[-2] == (
+        "Dominated on the configuration each was searched for, per method: ilp 0 of 1, sdq 1 of 1.")
     equal = _row("ilp-a-0.3", "ilp", 0.88, {"a": 1000, "b": 500}, "a", 0.3)    # a tie is no domination
     assert _frontier_lines([w4, equal], ["a", "b"])[3] == (
         "- b: searched for another configuration: none of 1 dominated (1 uniform)")
