@@ -42,16 +42,22 @@ from bitmill.models.sensitivity import Sensitivity
 Pair = tuple[int, int]
 
 
-def uniform_runs(folder: str | Path) -> dict[Pair, Path]:
-    """The finished uniform LSQ runs under ``folder`` (sub-folders with ``metrics.json`` and
-    ``checkpoint.pt``, no per-layer bits, first and last layer at 8 bits), by ``(w, a)``."""
+def uniform_runs(folder: str | Path, seed: int = 0) -> dict[Pair, Path]:
+    """The finished uniform LSQ runs of training seed ``seed`` under ``folder`` (sub-folders
+    with ``metrics.json`` and ``checkpoint.pt``, no per-layer bits, first and last layer at 8
+    bits), by ``(w, a)``; BitmillError when two of them have the same widths."""
     from bitmill.models.bits import parse_pair
     runs: dict[Pair, Path] = {}
     for metrics in sorted(Path(folder).glob("*/metrics.json")):
         cfg = json.loads(metrics.read_text()).get("config", {})
         if (cfg.get("quantizer") == "lsq" and not cfg.get("layer_bits") and cfg.get("first_last") == 8
-                and not cfg.get("teacher") and (metrics.parent / "checkpoint.pt").exists()):
-            runs[parse_pair(cfg["bits"])] = metrics.parent / "checkpoint.pt"
+                and not cfg.get("teacher") and cfg.get("seed", 0) == seed
+                and (metrics.parent / "checkpoint.pt").exists()):
+            pair = parse_pair(cfg["bits"])
+            if pair in runs:
+                raise BitmillError(f"{folder}: two uniform W{pair[0]}A{pair[1]} runs of seed {seed} "
+                                   f"({runs[pair].parent.name}, {metrics.parent.name}); keep one")
+            runs[pair] = metrics.parent / "checkpoint.pt"
     return runs
 
 

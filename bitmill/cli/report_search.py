@@ -178,7 +178,7 @@ def same_search(doc: dict, args, cfg: AccelConfig, min_act_bits: int | None = No
     if entry is not None and entry.method == "ilpq":
         from bitmill.models.calibration import identify, uniform_runs
         cal = doc.get("calibration") or {}
-        if uniform_folder is None or cal.get("runs") != identify(uniform_runs(uniform_folder)):
+        if uniform_folder is None or cal.get("runs") != identify(uniform_runs(uniform_folder, args.seed)):
             return False
     if entry is not None and doc.get("target") != entry.target:
         return False

@@ -98,9 +98,9 @@ def _calibration_fit(args, out: Path, sens, layers):
     increases are measured once and kept in ``calibration.json`` (reused while the runs, the FP
     checkpoint and the settings are the same), the factors fitted anew."""
     from bitmill.models.calibration import fit, identify, measure_increases, uniform_runs
-    runs = uniform_runs(args.calibration)
+    runs = uniform_runs(args.calibration, args.seed)
     if not runs:
-        raise BitmillError(f"--calibration {args.calibration}: no finished uniform LSQ runs in it "
+        raise BitmillError(f"--calibration {args.calibration}: no finished uniform LSQ runs of seed {args.seed} in it "
                            "(folders with metrics.json and checkpoint.pt, e.g. RUNS/qat of bitmill report search)")
     key = {"init": str(Path(args.init).resolve()), "runs": identify(runs), "images": args.calib_loss_images,
            "seed": args.seed, "dataset": args.dataset}

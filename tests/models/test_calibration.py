@@ -69,8 +69,13 @@ def test_uniform_runs_are_the_finished_uniform_lsq_runs(tmp_path):
     run("w6a6", quantizer="pact")
     run("w7a7", first_last=7)
     run("w8a8", teacher="fp.pt")
+    run("w4a4-seed1", bits="w4a4", seed=1)                          # a repeat of another seed
     assert uniform_runs(tmp_path) == {(4, 4): tmp_path / "w4a4" / "checkpoint.pt",
                                       (2, 4): tmp_path / "w2a4" / "checkpoint.pt"}
+    assert uniform_runs(tmp_path, seed=1) == {(4, 4): tmp_path / "w4a4-seed1" / "checkpoint.pt"}
+    run("w4a4-again", bits="w4a4")
+    with pytest.raises(BitmillError, match=r"two uniform W4A4 runs of seed 0 \(w4a4, w4a4-again\); keep one$"):
+        uniform_runs(tmp_path)
 
 
 def test_losses_that_do_not_grow_with_the_error_are_refused():
