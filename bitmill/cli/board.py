@@ -26,7 +26,7 @@ from bitmill import hostlink
 from bitmill.cli import board_runtime as rt
 from bitmill.cli.args import add_net_args, load_net, positive_int
 from bitmill.errors import BitmillError
-from bitmill.hw.synth import ROUTERS
+from bitmill.hw.synth import PLACERS, ROUTERS
 
 
 class _CountingLink:
@@ -229,7 +229,8 @@ def cmd_board_build(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     try:
         os.environ["OPENFPGALOADER"] = "true"   # the ULX3S platform looks for it even when not programming
-        moved = build_bitstream(ULX3S_85F_Platform(), top, name, out, args.seed, elapsed_lines(), args.router)
+        moved = build_bitstream(ULX3S_85F_Platform(), top, name, out, args.seed, elapsed_lines(), args.router,
+                                args.placer)
     finally:
         os.environ.clear()
         os.environ.update(saved)
@@ -237,7 +238,7 @@ def cmd_board_build(args: argparse.Namespace) -> int:
     summary = timing_summary((out / f"{name}.tim").read_text())
     summary |= {"board": variant.name, "config": variant.config, "memory": variant.memory,
                 "clock_mhz": variant.clock_hz / 1e6,
-                "seed": args.seed, "router": args.router, "wall_s": wall, "bitstream": f"{name}.bit",
+                "seed": args.seed, "router": args.router, "placer": args.placer, "wall_s": wall, "bitstream": f"{name}.bit",
                 "ram_output_registers": moved}
     atomic_write_text(out / "report.json", json.dumps(summary, indent=1))
     for clock, t in summary["clocks"].items():
@@ -273,4 +274,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
     b.add_argument("--router", choices=ROUTERS, default="router1",
                    help="nextpnr's router: router2 routes several times faster, at some Fmax")
+    b.add_argument("--placer", choices=PLACERS, default="heap",
+                   help="nextpnr's placer: static placed the SDRAM board faster than heap")
     b.set_defaults(func=cmd_board_build)

