@@ -66,8 +66,8 @@ BLOCKS = ("top", "array", "pe", "accel")
 # accelerator with wide activation words about 7x faster (512 s against 3,675 s) at 11% lower Fmax
 ROUTERS = ("router1", "router2")
 # nextpnr's placers for the board builds: HeAP (its default) and the electrostatic "static"
-# placer, which placed the ulx3s-85f SDRAM board in less time (nextpnr 11.8 min against about
-# 16.5 min with HeAP, both then refined by simulated annealing and routed by router2)
+# placer, which placed the ulx3s-85f SDRAM board in less time (nextpnr 11.8 min against
+# 16.4 min with HeAP beside a CI run, both then refined by simulated annealing and routed by router2)
 PLACERS = ("heap", "static")
 PNR_BLOCKS = ("top", "accel")      # the blocks behind few pins
 # Registers whose signal carries `bitmill.hw.pe.NOMERGE` are per-PE copies of a broadcast
