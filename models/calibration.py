@@ -77,8 +77,9 @@ def mean_loss(checkpoint: str | Path, images: torch.Tensor, labels: torch.Tensor
 
 
 def _sums(sens: Sensitivity, layers, w: int, a: int) -> tuple[float, float]:
-    return (sum(sens.weight_trace[l] * sens.weight_error[l][w] for l in layers),
-            sum(sens.act_trace[l] * sens.act_error[l][a] for l in layers))
+    """The weight terms and the activation terms of every layer at one uniform ``(w, a)``."""
+    terms = [sens.terms(l, w, a) for l in layers]
+    return sum(t[0] for t in terms), sum(t[1] for t in terms)
 
 
 @dataclass(frozen=True)
@@ -94,8 +95,8 @@ class QatCalibration:
 
     def omega(self, sens: Sensitivity, layer: str, w_bits: int, a_bits: int) -> float:
         """The calibrated sensitivity of ``layer`` at ``(w_bits, a_bits)``."""
-        return (self.alpha * sens.weight_trace[layer] * sens.weight_error[layer][w_bits]
-                + self.beta * sens.act_trace[layer] * sens.act_error[layer][a_bits])
+        weight, act = sens.terms(layer, w_bits, a_bits)
+        return self.alpha * weight + self.beta * act
 
     def to_dict(self) -> dict:
         return {"alpha": self.alpha, "beta": self.beta, "offset": self.offset,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
@@ -49,7 +50,9 @@ class Problem:
         table = self.cost if of == "cost" else self.sensitivity
         return float(sum(table[l][tuple(policy[l])] for l in self.layers))
 
+    @cached_property
     def _matrices(self):
+        """(one pair per layer, ties, cost vector, sensitivity vector), built once."""
         n, k = len(self.layers), len(self.pairs)
         idx = lambda i, j: i * k + j       # noqa: E731
         one = np.zeros((n, n * k))
@@ -69,7 +72,7 @@ class Problem:
 
     def _solve(self, objective: np.ndarray, budget: float | None,
                bound: tuple[np.ndarray, float] | None = None) -> dict[str, Pair] | None:
-        one, tie, cost, _ = self._matrices()
+        one, tie, cost, _ = self._matrices
         cons = [LinearConstraint(one, 1, 1)]
         if len(tie):
             cons.append(LinearConstraint(tie, 0, 0))
@@ -86,7 +89,7 @@ class Problem:
 
     def extremes(self) -> tuple[dict[str, Pair], dict[str, Pair]]:
         """The cheapest and the most expensive policy (ties respected)."""
-        _, _, cost, _ = self._matrices()
+        _, _, cost, _ = self._matrices
         return self._solve(cost, None), self._solve(-cost, None)
 
     def solve(self, budget: float) -> dict[str, Pair]:
@@ -96,19 +99,18 @@ class Problem:
         if not lo <= budget <= hi:
             raise BitmillError(f"budget {budget:,.0f} is outside what the candidates reach: the "
                                f"fastest policy costs {lo:,.0f}, the slowest {hi:,.0f}")
-        _, _, cost, sens = self._matrices()
+        _, _, cost, sens = self._matrices
         policy = self._solve(sens, budget)
         if policy is None:                          # not reached: the cheapest policy is feasible
             raise BitmillError(f"no policy meets the budget {budget:,.0f}")
         best = self.total(policy, "sensitivity")
-        cheapest = self._solve(cost, budget, (sens, best + _slack(best)))
-        return cheapest if cheapest is not None else policy
+        return self._solve(cost, budget, (sens, best + _slack(best))) or policy
 
     def fastest(self, max_sensitivity: float) -> dict[str, Pair]:
         """The cheapest policy whose total sensitivity is at most ``max_sensitivity`` (the least
         sensitive among equally cheap ones); BitmillError when even the least sensitive policy
         exceeds it."""
-        _, _, cost, sens = self._matrices()
+        _, _, cost, sens = self._matrices
         least = self._solve(sens, None)
         floor = self.total(least, "sensitivity")
         if floor > max_sensitivity + _slack(max_sensitivity):
@@ -118,8 +120,7 @@ class Problem:
         if policy is None:                          # not reached: ``least`` is feasible
             raise BitmillError(f"no policy meets the sensitivity bound {max_sensitivity:.4g}")
         spent = self.total(policy)
-        tied = self._solve(sens, spent + _slack(spent))
-        return tied if tied is not None and self.total(tied) <= spent + _slack(spent) else policy
+        return self._solve(sens, spent + _slack(spent)) or policy
 
 
 def _slack(value: float) -> float:

@@ -109,10 +109,14 @@ class Sensitivity:
     weight_error: Mapping[str, Mapping[int, float]]
     act_error: Mapping[str, Mapping[int, float]]
 
+    def terms(self, layer: str, w_bits: int, a_bits: int) -> tuple[float, float]:
+        """The layer's weight term and activation term at ``(w_bits, a_bits)``."""
+        return (self.weight_trace[layer] * self.weight_error[layer][w_bits],
+                self.act_trace[layer] * self.act_error[layer][a_bits])
+
     def omega(self, layer: str, w_bits: int, a_bits: int) -> float:
-        """The layer's sensitivity at ``(w_bits, a_bits)``."""
-        return (self.weight_trace[layer] * self.weight_error[layer][w_bits]
-                + self.act_trace[layer] * self.act_error[layer][a_bits])
+        """The layer's sensitivity at ``(w_bits, a_bits)``: the sum of its `terms`."""
+        return sum(self.terms(layer, w_bits, a_bits))
 
     def to_dict(self) -> dict:
         return {"weight_trace": dict(self.weight_trace), "act_trace": dict(self.act_trace),

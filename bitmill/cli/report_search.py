@@ -101,13 +101,16 @@ def _uniform_name(text: str) -> bool:
 
 
 def _searches(args, cfgs) -> list[Point]:
-    points = []
+    points, calibration_runs = [], None
     for entry in search_plan(args, cfgs):
+        if entry.method == "ilpq" and calibration_runs is None:     # hashed once for every search
+            from bitmill.models.calibration import identify, uniform_runs
+            calibration_runs = identify(uniform_runs(Path(args.runs) / "qat", args.seed))
         method, cfg, ratio = entry.method, entry.config, entry.ratio
         out = Path(args.runs) / "search" / entry.name
         done = out / "search.json"
         if done.exists() and not same_search(json.loads(done.read_text()), args, cfg, entry.min_act_bits,
-                                             entry, Path(args.runs) / "qat"):
+                                             entry, calibration_runs):
             if args.finished_only:
                 continue
             print(f"== search {out.name}: the finished search used other settings; searching again", flush=True)
@@ -156,13 +159,14 @@ def share_sensitivity(out: Path) -> None:
 
 
 def same_search(doc: dict, args, cfg: AccelConfig, min_act_bits: int | None = None,
-                entry: SearchEntry | None = None, uniform_folder: Path | None = None) -> bool:
+                entry: SearchEntry | None = None, calibration_runs: dict[str, str] | None = None) -> bool:
     """Whether a finished search (its ``search.json``) was made with the report's settings: the
     configuration's settings as they are now (a search made before they were recorded counts
     as another), the smallest widths (activations: ``min_act_bits``, default the smallest
     width; searches before the choice existed used the smallest width) and, for the ILP, the
     sensitivity estimator (searches before the choice existed used Hessian traces), for ``ilpq``
-    the uniform runs its calibration was fitted on (by content), the uniform target of a
+    the uniform runs its calibration was fitted on (``calibration_runs``, the runs' content
+    by `bitmill.models.calibration.identify`), the uniform target of a
     ``--as-accurate-as`` search, and the machine model's code (`bitmill.sim.latency.code_hash`: an ILP search is seconds once its
     sensitivity is there; an SDQ phase 1 is kept across timing changes, and its policy is
     measured under the current model like every other)."""
@@ -176,9 +180,7 @@ def same_search(doc: dict, args, cfg: AccelConfig, min_act_bits: int | None = No
         return True
     from bitmill.sim.latency import code_hash
     if entry is not None and entry.method == "ilpq":
-        from bitmill.models.calibration import identify, uniform_runs
-        cal = doc.get("calibration") or {}
-        if uniform_folder is None or cal.get("runs") != identify(uniform_runs(uniform_folder, args.seed)):
+        if calibration_runs is None or (doc.get("calibration") or {}).get("runs") != calibration_runs:
             return False
     if entry is not None and doc.get("target") != entry.target:
         return False
@@ -218,7 +220,7 @@ def _repeat_rows(args, cfgs, points: list[Point]) -> list[dict]:
     """The ``--repeat`` points fine-tuned again with seeds ``seed + 1 .. seed + repeats - 1``
     (folders ``RUNS/qat/NAME-seedS``), their integer accuracy measured (their cycles are the
     point's: the same policy); finished ones reused."""
-    by_name, jobs, pending = {p.name: p for p in points}, [], []
+    by_name, jobs, of, pending = {p.name: p for p in points}, [], [], []
     init = Path(args.init)
     for name in args.repeat or ():
         if name not in by_name:                     # a search skipped by --finished-only
@@ -228,16 +230,17 @@ def _repeat_rows(args, cfgs, points: list[Point]) -> list[dict]:
             point = replace(by_name[name], name=f"{name}-seed{seed}")
             run_dir = Path(args.runs) / "qat" / point.name
             if args.finished_only and not (run_dir / "metrics.json").exists():
-                pending.append(point.name)
+                pending.append((point.name, name))
                 continue
             cfg = train_config(point, init, args.qat_epochs, args.qat_lr, seed, args.train_subset,
                                args.test_subset, args.dataset, args.model)
             jobs.append(FineTune(point, cfg, run_dir.resolve(), init.resolve(), (), args.threads,
                                  measured=not args.train_only))
+            of.append(name)
     rows = run_jobs(measure, jobs, ray=args.ray, cpus=args.threads, label=lambda j: j.point.name)
-    return [{"name": j.point.name, "repeat_of": j.point.name.rsplit("-seed", 1)[0], "seed": j.train.seed,
-             "integer": r.get("integer")} for j, r in zip(jobs, rows)] + \
-        [{"name": n, "repeat_of": n.rsplit("-seed", 1)[0], "pending": True} for n in pending]
+    return [{"name": j.point.name, "repeat_of": name, "seed": j.train.seed, "integer": r.get("integer")}
+            for j, name, r in zip(jobs, of, rows)] + \
+        [{"name": n, "repeat_of": name, "pending": True} for n, name in pending]
 
 
 def _device_lines(done: list[dict]) -> list[str]:
