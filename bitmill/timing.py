@@ -190,7 +190,7 @@ def preload_cycles(cfg: AccelConfig, instructions: int) -> int:
 # (``bits`` planes bit-serial, one bit-parallel) leave while the next chunk is read; reading
 # waits ``stall`` cycles per later chunk when emitting takes longer than one vector's reads.
 
-STAGE_PIPE = 4          # last read -> first engine word: read data, deposit, collect, emit register
+STAGE_PIPE = 4          # last read -> first engine word: align (read data), deposit, collect, emit
 WEIGHT_SETUP_CYCLES = 4  # start -> first read - 1: row pitch, alignment, words per piece
 ACT_SETUP_EXTRA = 3     # after the divider: (y, x) -> input offsets -> bit addresses
 

@@ -1,7 +1,8 @@
 """`BoardCore`: everything a board with on-chip memory carries, behind two UART pins and eight
-LEDs: the accelerator, its memory (`bitmill.hw.axi_sram.AxiSram`, block RAM with the timing of
-the config's ``mem_latency`` and ``mem_bytes_per_cycle``, so the board runs with the
-simulator's cycles) and the host link (`bitmill.hw.host_link.HostLink`).
+LEDs: the accelerator, its memory (`bitmill.hw.axi_sram.AxiSram` in block RAM answering in
+``mem_latency - 1`` cycles, behind `bitmill.hw.axi_slice.AxiResponseSlice`, which registers
+its answers: the config's ``mem_latency`` and ``mem_bytes_per_cycle`` exactly, so the board
+runs with the simulator's cycles) and the host link (`bitmill.hw.host_link.HostLink`).
 
 The host reaches the accelerator's registers at any time and its memory while no program runs:
 a memory request of the host link waits while ``running`` is high (the AXI port owns the
@@ -17,6 +18,7 @@ from amaranth.lib.wiring import In, Out
 
 from bitmill.config import AccelConfig
 from bitmill.hw.accel import Accelerator
+from bitmill.hw.axi_slice import AxiResponseSlice
 from bitmill.hw.axi_sram import AxiSram, backdoor_signature
 from bitmill.hw.host_bridge import BytePortSignature
 from bitmill.hw.host_link import HostLink
@@ -28,8 +30,9 @@ BLINK_BIT = 24           # LED 7 toggles every 2^24 cycles
 
 class ByteToWord(wiring.Component):
     """The host link's byte port on the memory's word backdoor: a read takes the word (one
-    cycle of read latency) and answers its byte; a write reads the word, merges the byte and
-    writes it back in the same answering cycle. Requests wait while ``hold`` is high."""
+    cycle of read latency), registers it, and answers its byte; a write merges the byte
+    into the registered word and writes it back in the answering cycle. Requests wait while
+    ``hold`` is high."""
 
     def __init__(self, data_bytes: int, words: int):
         self.data_bytes = data_bytes
@@ -42,9 +45,10 @@ class ByteToWord(wiring.Component):
         b, port, bd = self.data_bytes, self.bytes, self.words
         lane = port.addr[:max(1, (b - 1).bit_length())] if b > 1 else 0
         m.d.comb += bd.addr.eq(port.addr >> (b - 1).bit_length())
-        byte = bd.rdata.word_select(lane, 8) if b > 1 else bd.rdata
+        word = Signal(8 * b)                 # the word read, registered
+        byte = word.word_select(lane, 8) if b > 1 else word
         merged = Signal(8 * b)
-        m.d.comb += merged.eq(bd.rdata)
+        m.d.comb += merged.eq(word)
         if b > 1:
             m.d.comb += merged.word_select(lane, 8).eq(port.wdata)
         else:
@@ -53,7 +57,11 @@ class ByteToWord(wiring.Component):
             with m.State("IDLE"):
                 with m.If(port.valid & ~self.hold):
                     m.d.comb += bd.active.eq(1)
-                    m.next = "ANSWER"
+                    m.next = "READ"
+            with m.State("READ"):
+                m.d.comb += bd.active.eq(1)
+                m.d.sync += word.eq(bd.rdata)
+                m.next = "ANSWER"
             with m.State("ANSWER"):
                 m.d.comb += [bd.active.eq(1), bd.wdata.eq(merged), bd.we.eq(port.write),
                              port.ack.eq(1), port.rdata.eq(byte)]
@@ -67,8 +75,12 @@ class BoardCore(wiring.Component):
     def __init__(self, cfg: AccelConfig, divisor: int, mem_bytes: int):
         if not isinstance(cfg, AccelConfig):
             raise TypeError(f"cfg must be an AccelConfig, not {type(cfg).__name__}")
+        if cfg.mem_latency < 2:
+            raise ValueError(f"{cfg.name}: a board's memory answers in mem_latency >= 2 cycles "
+                             f"(block RAM, then a register), not {cfg.mem_latency}")
         self.cfg = cfg
-        self.memory = AxiSram(cfg.mem_bytes_per_cycle, cfg.mem_latency, mem_bytes)
+        # the memory answers in L - 1 cycles, the slice after it makes them L
+        self.memory = AxiSram(cfg.mem_bytes_per_cycle, cfg.mem_latency - 1, mem_bytes)
         self.link = HostLink(divisor, mem_bytes, ADDR_WIDTH)
         super().__init__({"uart_rx": In(1, init=1), "uart_tx": Out(1, init=1), "leds": Out(LEDS)})
 
@@ -78,7 +90,9 @@ class BoardCore(wiring.Component):
         m.submodules.memory = mem = self.memory
         m.submodules.link = link = self.link
         m.submodules.bytes = adapter = ByteToWord(mem.data_bytes, mem.words)
-        wiring.connect(m, accel.mem, mem.bus)
+        m.submodules.slice = rslice = AxiResponseSlice(32, mem.data_bytes, 1)
+        wiring.connect(m, accel.mem, rslice.master)
+        wiring.connect(m, rslice.slave, mem.bus)
         wiring.connect(m, adapter.words, mem.backdoor)
         connect_host(m, self, accel, link, adapter)
         m.d.comb += self.leds.eq(status_leds(m, accel, link))

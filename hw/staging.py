@@ -9,11 +9,13 @@ alignment (`bitmill.timing.stage_words`). A *vector walker* beside the core (wei
 vector's runs start and which of its codes are real (``vector_layout``).
 
 Pipeline (`bitmill.timing.STAGE_PIPE` = 4 cycles from a vector's last read to the first
-engine word): read address; **deposit** (the word, masked to the piece's bits and shifted to
-its place, registered); **collect** (the placed word ORed into the vector's packed assembly
-register and, after the vector's last word, the assembled codes unpacked to lanes, masked
-to the real ones, written into the vector's slot of the chunk block); **emit** (one engine
-word per cycle, registered: bit-plane ``p`` of every code bit-serial, the signed values
+engine word): read address; **align** (the read word registered, which on ECP5 is the block
+RAM's own output register, and beside it the word's mask, landing place and lanes);
+**deposit** (the word, masked and shifted to its place, registered); **collect** (the placed
+word ORed into the vector's packed assembly register and, after the vector's last word, the
+assembled codes unpacked to lanes, masked to the real ones, written into the vector's slot of
+the chunk block); **emit** (one engine word per cycle, not registered: the engine's buffer
+block RAMs register it; bit-plane ``p`` of every code bit-serial, the signed values
 bit-parallel). The block is overwritten by the next chunk's first vector only after the
 chunk's last word left: reading waits ``max(0, E - pieces*words)`` cycles before each later
 chunk.
@@ -100,8 +102,7 @@ class StagingCore(wiring.Component):
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        deposit = self._read(m)
-        collect = self._deposit(m, deposit)
+        collect = self._deposit(m, self._align(m, self._read(m)))
         emit = self._collect(m, collect)
         self._emit(m, emit)
         return m
@@ -257,38 +258,52 @@ class StagingCore(wiring.Component):
                      t_hi.eq(Mux(d["real"], d["dest"] + clamp[1], d["dest"] + clamp[0]))]
         return t_lo, t_hi
 
-    # ---- deposit: masked word into the packed assembly register ---------------------------
-    def _deposit(self, m: Module, d: dict) -> dict:
-        """The word read this cycle, masked to the piece's bits and shifted to where it lands,
-        registered; the OR into the vector's assembly register follows a cycle later, beside
-        the collect stage, which takes the assembly with its last word ORed in (so the block
-        RAM's read data reaches a register through the mask and the shifter alone, in as
-        many cycles as before)."""
+    # ---- align: the read word registered; its mask and lanes worked out beside it ---------
+    def _align(self, m: Module, d: dict) -> dict:
+        """The word read in the cycle before, registered once more (reset-less and always
+        enabled: on ECP5 this is the block RAM's own output register, `bitmill.hw.ecp5`), and
+        beside it what the deposit needs, worked out from the read stage's registers: the mask
+        of the piece's bits in the word, where the word lands, the lanes it fills."""
         W, K = self.word_bits, self.lanes
-        rel_lo, rel_hi, at = d["rel_lo"], d["rel_hi"], d["at"]
-        keep = Signal(W)
-        m.d.comb += keep.eq(Cat(*[(q >= rel_lo) & (q < rel_hi) for q in range(W)]))
+        word = Signal(W, name="word_q", reset_less=True)
+        m.d.sync += word.eq(self.read_data)
+        therm = [Cat(*[t < x for t in range(K)]) for x in self._lane_range(m, d["lanes"])]
+        a = {"word": word, "keep": Signal(W, name="a_keep"), "at": Signal.like(d["at"], name="a_at"),
+             "new_lanes": Signal(K, name="a_new_lanes"), "valid": Signal(name="a_valid"),
+             "first": Signal(name="a_first"), "end": Signal(name="a_end"),
+             "v": Signal.like(d["v"], name="a_v"), "chunk": Signal.like(d["chunk"], name="a_chunk"),
+             "last": Signal(name="a_last")}
+        m.d.sync += [a["keep"].eq(Cat(*[(q >= d["rel_lo"]) & (q < d["rel_hi"]) for q in range(W)])),
+                     a["at"].eq(d["at"]), a["new_lanes"].eq(Mux(d["piece"], therm[1] & ~therm[0], 0)),
+                     *(a[x].eq(d[x]) for x in ("valid", "first", "end", "v", "chunk", "last"))]
+        return a
+
+    # ---- deposit: masked word into the packed assembly register ---------------------------
+    def _deposit(self, m: Module, a: dict) -> dict:
+        """The aligned word, masked to the piece's bits and shifted to where it lands,
+        registered; the OR into the vector's assembly register follows a cycle later, beside
+        the collect stage, which takes the assembly with its last word ORed in (so a register
+        reaches the next through the mask and the shifter alone)."""
+        W, K = self.word_bits, self.lanes
         masked = Signal(W)
-        m.d.comb += masked.eq(self.read_data & keep)
+        m.d.comb += masked.eq(a["word"] & a["keep"])
         wide = K * CODE_BITS + W
         placed = Signal(K * CODE_BITS, name="placed")
-        therm = [Cat(*[t < x for t in range(K)]) for x in self._lane_range(m, d["lanes"])]
         new_lanes = Signal(K, name="new_lanes")
         p_valid, p_first = Signal(name="p_valid"), Signal(name="p_first")
-        m.d.sync += [placed.eq((masked.as_unsigned() << at)[W:wide]),
-                     new_lanes.eq(Mux(d["piece"], therm[1] & ~therm[0], 0)),
-                     p_valid.eq(d["valid"]), p_first.eq(d["first"])]
+        m.d.sync += [placed.eq((masked.as_unsigned() << a["at"])[W:wide]),
+                     new_lanes.eq(a["new_lanes"]), p_valid.eq(a["valid"]), p_first.eq(a["first"])]
         packed, lanes = Signal(K * CODE_BITS), Signal(K)
         whole, whole_lanes = Signal(K * CODE_BITS, name="assembled"), Signal(K, name="assembled_lanes")
         m.d.comb += [whole.eq(Mux(p_first, 0, packed) | placed),
                      whole_lanes.eq(Mux(p_first, 0, lanes) | new_lanes)]
         with m.If(p_valid):
             m.d.sync += [packed.eq(whole), lanes.eq(whole_lanes)]
-        c = {"valid": Signal(name="c_valid"), "v": Signal.like(d["v"], name="c_v"),
-             "chunk": Signal.like(d["chunk"], name="c_chunk"), "last": Signal(name="c_last"),
+        c = {"valid": Signal(name="c_valid"), "v": Signal.like(a["v"], name="c_v"),
+             "chunk": Signal.like(a["chunk"], name="c_chunk"), "last": Signal(name="c_last"),
              "packed": whole, "lanes": whole_lanes}
-        m.d.sync += [c["valid"].eq(d["valid"] & d["end"]), c["v"].eq(d["v"]),
-                     c["chunk"].eq(d["chunk"]), c["last"].eq(d["last"])]
+        m.d.sync += [c["valid"].eq(a["valid"] & a["end"]), c["v"].eq(a["v"]),
+                     c["chunk"].eq(a["chunk"]), c["last"].eq(a["last"])]
         return c
 
     # ---- collect: unpack the codes into the vector's slot of the chunk block --------------
@@ -354,7 +369,8 @@ class StagingCore(wiring.Component):
         else:
             word = Cat(*e["block"])
             addr = cur_chunk
-        m.d.sync += [self.load.valid.eq(now), self.load.payload.target.eq(self.target),
+        # not registered: the engine's buffers register the write (their block RAMs' ports)
+        m.d.comb += [self.load.valid.eq(now), self.load.payload.target.eq(self.target),
                      self.load.payload.addr.eq(addr), self.load.payload.data.eq(word),
                      self.finish.eq(now & final & cur_last)]
 

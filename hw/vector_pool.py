@@ -19,8 +19,8 @@ A tap reads the buffer word holding its code (and the next word in a second cycl
 ``a_bits`` does not divide 8, `bitmill.timing.vec_tap_cycles`); a MAXPOOL tap outside the
 image takes one below the lowest code value. AVGPOOL reads the channel's requant record in
 the `bitmill.timing.vec_record_words` cycles before the channel's first tap, then waits one.
-Stages after a tap's last cycle: read data, code, value, accumulator (the result,
-`bitmill.timing.VEC_POOL_PIPE` cycles later). Planning (cycles 1-4): the products of the
+Stages after a tap's last cycle: read data, data registered (the code cut from them and
+decoded), value, accumulator (the result, `bitmill.timing.VEC_POOL_PIPE` cycles later). Planning (cycles 1-4): the products of the
 row pitch and the first row's address; the first tap is in cycle
 `bitmill.timing.VEC_POOL_FIRST`.
 
@@ -280,14 +280,19 @@ class PoolEngine(wiring.Component):
         s1 = {f: Signal(name=f"t1_{f}") for f in flags}
         off1 = Signal(geo.lg_word + 1, name="t1_offset")
         rec1 = Signal.like(record, name="t1_record")
-        prev = Signal(geo.word_bits, name="t1_prev")
+        # the read data registered as they are (reset-less, always: on ECP5 the block RAM's
+        # own output register, `bitmill.hw.ecp5`), and the word before them
+        word = Signal(geo.word_bits, name="t2_word", reset_less=True)
+        prev = Signal(geo.word_bits, name="t2_prev")
         m.d.sync += [s1[f].eq(tap[f]) for f in flags]
         m.d.sync += [off1.eq(tap["offset"] + Mux(plan["tc"] == 1, geo.word_bits, 0)),
-                     rec1.eq(record), prev.eq(self.act_data)]
+                     rec1.eq(record), word.eq(self.act_data), prev.eq(word)]
         s2 = {f: Signal(name=f"t2_{f}") for f in flags}
-        code, rec2 = Signal(8, name="t2_code"), Signal.like(record, name="t2_record")
+        off2, rec2 = Signal.like(off1, name="t2_offset"), Signal.like(record, name="t2_record")
         m.d.sync += [s2[f].eq(s1[f]) for f in flags]
-        m.d.sync += [code.eq(extract(Cat(prev, self.act_data), off1, r.a_bits)), rec2.eq(rec1)]
+        m.d.sync += [off2.eq(off1), rec2.eq(rec1)]
+        code = Signal(8, name="t2_code")
+        m.d.comb += code.eq(extract(Cat(prev, word), off2, r.a_bits))
         value = decode(m, "tap", code, r.a_bits, r.a_enc)
         fill = fill_value(m, "pad", r.a_bits, r.a_enc)
         s3 = {f: Signal(name=f"t3_{f}") for f in flags}
