@@ -14,6 +14,12 @@ a board runs with the cycles the simulator predicts. ``L = latency >= 1``:
   until ``bready``.
 * Beats outside the memory (word address ``>= depth_bytes / data_bytes``) answer DECERR,
   read zeros and write nothing (a write burst answers DECERR if any beat was outside).
+* For ``L >= 2`` the memory's read address comes from a register (a beat is taken two
+  cycles before it is presented), so no logic sits between the AR queue and the block RAMs'
+  address inputs; from ``L = 4`` (`BUFFERED_LATENCY`) the AR queue's outputs are registers too
+  and every burst passes through it, and a W beat is written into the memory from registers in
+  the cycle after its handshake (a read of that word answers it from ``L - 2`` cycles after
+  its AR: after the write whenever the AR follows the W handshake). The cycles are the same.
 * Only full-width INCR bursts are modelled (``size`` and ``burst`` are ignored); IDs are 0.
 * Backdoor (the host's way in): while ``active`` it owns the memory's one read and one write
   port: ``addr`` (word), ``wdata``, ``we`` (whole word written at the clock edge), ``rdata``
@@ -34,7 +40,7 @@ Testbench helpers that move bytes through the backdoor: `bitmill.sim.cosim.axi_m
 
 from __future__ import annotations
 
-from amaranth import ClockSignal, Instance, Module, Mux, Signal
+from amaranth import ClockSignal, Const, Instance, Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
@@ -45,6 +51,7 @@ from bitmill.hw.params import check_positive
 
 TIME_BITS = 32          # the model's cycle counter; due times compare modulo 2^TIME_BITS
 QUEUE_DEPTH = 64        # AR, AW and B requests waiting to be served
+BUFFERED_LATENCY = 4    # from this latency the AR queue has registered outputs
 SRAM_MODULE = "bitmill_sram"
 SRAM_VERILOG = """\
 // The storage of an AxiSram built with external=True: one synchronous read port (old data on
@@ -169,24 +176,31 @@ class AxiSram(wiring.Component):
     def _read_channel(self, m: Module, now) -> None:
         bus, lat = self.bus, self._latency
         req = data.StructLayout({"word": 32, "len": 8, "due": TIME_BITS})
-        m.submodules.ar_queue = queue = SyncFIFO(width=req.size, depth=QUEUE_DEPTH)
+        # from L = 4 every burst waits in the queue at least until the cycle it is taken in
+        # (two cycles after its AR): a queue with registered outputs, no way around it
+        buffered = lat >= BUFFERED_LATENCY
+        m.submodules.ar_queue = queue = (_HeadRegisterFIFO if buffered else SyncFIFO)(
+            width=req.size, depth=QUEUE_DEPTH)
         head = data.View(req, queue.r_data)
         incoming = Signal(req)
         m.d.comb += [incoming.word.eq(self._word(bus.araddr)), incoming.len.eq(bus.arlen),
                      incoming.due.eq(now + lat)]
         cand = Signal(req)
-        m.d.comb += cand.eq(Mux(queue.r_rdy, head.as_value(), incoming.as_value()))
-        cand_valid = queue.r_rdy | bus.arvalid
+        if buffered:
+            m.d.comb += cand.eq(head.as_value())
+            cand_valid = queue.r_rdy
+        else:
+            m.d.comb += cand.eq(Mux(queue.r_rdy, head.as_value(), incoming.as_value()))
+            cand_valid = queue.r_rdy | bus.arvalid
+        if lat >= 2:
+            return self._staged_reads(m, now, queue, cand, cand_valid, incoming)
         # the beat presented in this cycle
         beat_word, beats_left, valid = Signal(32), Signal(8), Signal()
         free = ~valid | bus.rready
         take = Signal()
         m.d.comb += take.eq(free & ~(valid & (beats_left != 0)) & cand_valid
                             & _reached(now + 1, cand.due))
-        m.d.comb += [bus.arready.eq(queue.w_rdy),
-                     queue.w_data.eq(incoming.as_value()),
-                     queue.w_en.eq(bus.arvalid & ~(take & ~queue.r_rdy)),
-                     queue.r_en.eq(take)]
+        self._take(m, queue, incoming, take)
         next_word = Signal(32)
         m.d.comb += next_word.eq(Mux(take, cand.word, beat_word + 1))
         with m.If(free):
@@ -197,10 +211,51 @@ class AxiSram(wiring.Component):
                 m.d.sync += [beat_word.eq(beat_word + 1), beats_left.eq(beats_left - 1)]
         port = _Port(self.words, 8 * self._bytes, 1, "rd")
         m.d.comb += [port.addr.eq(next_word), port.en.eq(free)]
-        inside = beat_word < self.words
-        m.d.comb += [bus.rvalid.eq(valid), bus.rlast.eq(beats_left == 0), bus.rid.eq(0),
+        self._present(m, port, valid, beat_word, beats_left == 0)
+        return port
+
+    def _take(self, m: Module, queue, incoming, take) -> None:
+        """The AR queue: written by every AR handshake not taken at once (every one, for a
+        queue with registered outputs), read when taken."""
+        bus = self.bus
+        at_once = Const(0) if isinstance(queue, _HeadRegisterFIFO) else take & ~queue.r_rdy
+        m.d.comb += [bus.arready.eq(queue.w_rdy),
+                     queue.w_data.eq(incoming.as_value()),
+                     queue.w_en.eq(bus.arvalid & ~at_once),
+                     queue.r_en.eq(take)]
+
+    def _present(self, m: Module, port, valid, word, last) -> None:
+        """The R channel: the beat of ``word`` (its data on ``port``), DECERR outside."""
+        bus = self.bus
+        inside = word < self.words
+        m.d.comb += [bus.rvalid.eq(valid), bus.rlast.eq(last), bus.rid.eq(0),
                      bus.rdata.eq(Mux(inside, port.data, 0)),
                      bus.rresp.eq(Mux(inside, RESP_OKAY, RESP_DECERR))]
+
+    def _staged_reads(self, m: Module, now, queue, cand, cand_valid, incoming):
+        """Reads for ``L >= 2`` with the memory's read address in a register: a beat is taken
+        into stage A two cycles before it is presented, stage A's word is the address, and the
+        word read is presented in stage B a cycle later. A master that stalls holds both
+        stages (and the memory's output); the beats' cycles are those of `_read_channel`'s
+        one-stage form whenever ``rready`` is 1."""
+        bus = self.bus
+        a_valid, a_word, a_left = Signal(name="rd_a_valid"), Signal(32, name="rd_a_word"), Signal(8)
+        b_valid, b_word, b_last = Signal(name="rd_b_valid"), Signal(32, name="rd_b_word"), Signal()
+        free = ~b_valid | bus.rready
+        more = a_valid & (a_left != 0)
+        take = Signal()
+        m.d.comb += take.eq(free & ~more & cand_valid & _reached(now + 2, cand.due))
+        self._take(m, queue, incoming, take)
+        with m.If(free):
+            m.d.sync += [b_valid.eq(a_valid), b_word.eq(a_word), b_last.eq(a_left == 0),
+                         a_valid.eq(take | more)]
+            with m.If(take):
+                m.d.sync += [a_word.eq(cand.word), a_left.eq(cand.len)]
+            with m.Elif(more):
+                m.d.sync += [a_word.eq(a_word + 1), a_left.eq(a_left - 1)]
+        port = _Port(self.words, 8 * self._bytes, 1, "rd")
+        m.d.comb += [port.addr.eq(a_word), port.en.eq(free)]
+        self._present(m, port, b_valid, b_word, b_last)
         return port
 
     def _write_channel(self, m: Module, now) -> None:
@@ -224,8 +279,10 @@ class AxiSram(wiring.Component):
                      aw_queue.r_en.eq(beat & ~in_burst)]
         inside = word < self.words
         port = _Port(self.words, 8 * self._bytes, self._bytes, "wr")
-        m.d.comb += [port.addr.eq(word), port.data.eq(bus.wdata),
-                     port.en.eq(Mux(beat & inside, bus.wstrb, 0))]
+        # from `BUFFERED_LATENCY` the beat reaches the memory from registers, a cycle later
+        domain = m.d.sync if self._latency >= BUFFERED_LATENCY else m.d.comb
+        domain += [port.addr.eq(word), port.data.eq(bus.wdata),
+                   port.en.eq(Mux(beat & inside, bus.wstrb, 0))]
         err = burst_err | ~inside
         with m.If(beat):
             m.d.sync += [in_burst.eq(~bus.wlast), burst_word.eq(word + 1),
@@ -248,3 +305,25 @@ class _Port:
         self.addr = Signal(range(max(2, words)), name=f"{name}_addr")
         self.data = Signal(width, name=f"{name}_data")
         self.en = Signal(en_width, name=f"{name}_en")
+
+
+class _HeadRegisterFIFO(wiring.Component):
+    """A `SyncFIFO` (in distributed RAM, read without a clock) whose head waits in a register:
+    ``r_data`` and ``r_rdy`` come from flip-flops, so what decides on the head starts at a
+    register. An entry written in cycle ``t`` is at the head from ``t + 2`` at the earliest.
+    The ports of `SyncFIFO`: ``w_data``, ``w_en``, ``w_rdy``, ``r_data``, ``r_en``, ``r_rdy``."""
+
+    def __init__(self, *, width: int, depth: int):
+        self.width, self.depth = width, depth
+        super().__init__({"w_data": In(width), "w_en": In(1), "w_rdy": Out(1),
+                          "r_data": Out(width), "r_en": In(1), "r_rdy": Out(1)})
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        m.submodules.inner = inner = SyncFIFO(width=self.width, depth=self.depth)
+        refill = ~self.r_rdy | self.r_en
+        m.d.comb += [inner.w_data.eq(self.w_data), inner.w_en.eq(self.w_en),
+                     self.w_rdy.eq(inner.w_rdy), inner.r_en.eq(refill)]
+        with m.If(refill):
+            m.d.sync += [self.r_rdy.eq(inner.r_rdy), self.r_data.eq(inner.r_data)]
+        return m

@@ -55,7 +55,7 @@ class BoardVariant:
 
 
 BOARDS = {
-    "ulx3s-85f-bram": BoardVariant("ulx3s-85f-bram", "ulx3s-85f-bram", 256 * 1024, 2_000_000,
+    "ulx3s-85f-bram": BoardVariant("ulx3s-85f-bram", "ulx3s-85f-bram", 256 * 1024, 3_000_000,
                                    "ULX3S_85F_Platform", 25_000_000),
     "ulx3s-85f": BoardVariant("ulx3s-85f", "ulx3s-85f", IS42S16160.bytes, 3_000_000,
                               "ULX3S_85F_Platform", 25_000_000, IS42S16160),

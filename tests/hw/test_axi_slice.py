@@ -33,7 +33,7 @@ def _simulate(top, bench) -> None:
     sim.run()
 
 
-@pytest.mark.parametrize("latency", [2, 3, 8])
+@pytest.mark.parametrize("latency", [2, 3, 4, 5, 8])
 def test_reads_take_exactly_l_cycles(latency):
     image = _image(latency)
     top, bus, _ = _sliced(latency, image)
@@ -59,9 +59,10 @@ def test_reads_take_exactly_l_cycles(latency):
     assert got == read_schedule(bursts, latency, image)
 
 
-def test_a_stalling_master_gets_every_beat_in_order():
+@pytest.mark.parametrize("latency", [2, 3, 6])
+def test_a_stalling_master_gets_every_beat_in_order(latency):
     image = _image(5)
-    top, bus, _ = _sliced(3, image)
+    top, bus, _ = _sliced(latency, image)
     bursts = [(0, 40, 5), (1, 200, 2), (2, 0, 0), (3, 500, 7)]
     rng = random.Random(2)
     got, stalled = [], 0
@@ -83,7 +84,7 @@ def test_a_stalling_master_gets_every_beat_in_order():
             await ctx.tick()
 
     _simulate(top, bench)
-    assert got == [beat[1:] for beat in read_schedule(bursts, 3, image)]
+    assert got == [beat[1:] for beat in read_schedule(bursts, latency, image)]
     assert stalled > 0
 
 

@@ -20,7 +20,7 @@ def test_pll_dividers_are_exact_and_in_range():
 def test_ulx3s_top_plan_has_the_board_pins_and_the_pll():
     from amaranth_boards.ulx3s import ULX3S_85F_Platform
     variant = board_variant("ulx3s-85f-bram")
-    assert variant.divisor == 20                       # 40 MHz / 2 Mbaud
+    assert variant.divisor == 20                       # 60 MHz / 3 Mbaud
     plan = ULX3S_85F_Platform().prepare(Ulx3sTop(variant), name="top")
     lpf = plan.files["top.lpf"]
     for pin in ("G2", "M1", "L4", "B2", "H3"):        # clk25, uart rx/tx, led 0 and 7

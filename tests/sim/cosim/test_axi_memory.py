@@ -45,7 +45,7 @@ def read_schedule(bursts, latency: int, image: bytes):
     return out
 
 
-@pytest.mark.parametrize("latency", [1, 2, 7])
+@pytest.mark.parametrize("latency", [1, 2, 3, 4, 7])
 def test_read_beats_follow_the_schedule(latency):
     image = _image(latency)
     model = AxiSram(B, latency, DEPTH, image)
@@ -73,9 +73,10 @@ def test_read_beats_follow_the_schedule(latency):
     assert got == read_schedule(bursts, latency, image)
 
 
-def test_read_holds_beats_until_rready():
+@pytest.mark.parametrize("latency", [1, 3, 5])
+def test_read_holds_beats_until_rready(latency):
     image = _image(5)
-    model = AxiSram(B, 3, DEPTH, image)
+    model = AxiSram(B, latency, DEPTH, image)
     bus = model.bus
     bursts = [(0, 40, 5), (1, 200, 2), (2, 0, 0)]
     rng = random.Random(1)
@@ -97,7 +98,7 @@ def test_read_holds_beats_until_rready():
             await ctx.tick()
 
     _simulate(model, bench)
-    assert got == [beat[1:] for beat in read_schedule(bursts, 3, image)]
+    assert got == [beat[1:] for beat in read_schedule(bursts, latency, image)]
     assert len(held) > len(got)         # some beats waited, unchanged, for rready
 
 
