@@ -205,10 +205,7 @@ class AxiSram(wiring.Component):
         m.d.comb += next_word.eq(Mux(take, cand.word, beat_word + 1))
         with m.If(free):
             m.d.sync += valid.eq(take | (valid & (beats_left != 0)))
-            with m.If(take):
-                m.d.sync += [beat_word.eq(cand.word), beats_left.eq(cand.len)]
-            with m.Elif(valid):
-                m.d.sync += [beat_word.eq(beat_word + 1), beats_left.eq(beats_left - 1)]
+            _next_beat(m, take, valid & (beats_left != 0), cand, beat_word, beats_left)
         port = _Port(self.words, 8 * self._bytes, 1, "rd")
         m.d.comb += [port.addr.eq(next_word), port.en.eq(free)]
         self._present(m, port, valid, beat_word, beats_left == 0)
@@ -249,10 +246,7 @@ class AxiSram(wiring.Component):
         with m.If(free):
             m.d.sync += [b_valid.eq(a_valid), b_word.eq(a_word), b_last.eq(a_left == 0),
                          a_valid.eq(take | more)]
-            with m.If(take):
-                m.d.sync += [a_word.eq(cand.word), a_left.eq(cand.len)]
-            with m.Elif(more):
-                m.d.sync += [a_word.eq(a_word + 1), a_left.eq(a_left - 1)]
+            _next_beat(m, take, more, cand, a_word, a_left)
         port = _Port(self.words, 8 * self._bytes, 1, "rd")
         m.d.comb += [port.addr.eq(a_word), port.en.eq(free)]
         self._present(m, port, b_valid, b_word, b_last)
@@ -305,6 +299,15 @@ class _Port:
         self.addr = Signal(range(max(2, words)), name=f"{name}_addr")
         self.data = Signal(width, name=f"{name}_data")
         self.en = Signal(en_width, name=f"{name}_en")
+
+
+def _next_beat(m: Module, take, more, cand, word, left) -> None:
+    """A burst's beat counter at the clock edge: the first beat of ``cand`` when taken, else the
+    next beat of the current burst while it has ``more``."""
+    with m.If(take):
+        m.d.sync += [word.eq(cand.word), left.eq(cand.len)]
+    with m.Elif(more):
+        m.d.sync += [word.eq(word + 1), left.eq(left - 1)]
 
 
 class _HeadRegisterFIFO(wiring.Component):

@@ -45,19 +45,17 @@ def read_schedule(bursts, latency: int, image: bytes):
     return out
 
 
-@pytest.mark.parametrize("latency", [1, 2, 3, 4, 7])
-def test_read_beats_follow_the_schedule(latency):
-    image = _image(latency)
-    model = AxiSram(B, latency, DEPTH, image)
-    bus = model.bus
-    # (AR cycle, byte address, len): back to back, a late one, one running past the memory
-    bursts = [(0, 0, 3), (1, 64, 0), (2, 128, 1), (3, 12, 2), (30, 8, 0), (31, DEPTH - 8, 3)]
-    got = []
+# (AR cycle, byte address, len): back to back, a late one, one running past the memory
+READ_BURSTS = [(0, 0, 3), (1, 64, 0), (2, 128, 1), (3, 12, 2), (30, 8, 0), (31, DEPTH - 8, 3)]
 
+
+def read_bench(bus, bursts, got: list, cycles: int = 60):
+    """A master taking every beat: each AR in its cycle; (cycle, data, last, resp) of every
+    beat into ``got``."""
     async def bench(ctx):
         ctx.set(bus.rready, 1)
         pending = list(bursts)
-        for c in range(60):
+        for c in range(cycles):
             ar = pending[0] if pending and pending[0][0] == c else None
             ctx.set(bus.arvalid, ar is not None)
             if ar:
@@ -68,22 +66,26 @@ def test_read_beats_follow_the_schedule(latency):
             if ctx.get(bus.rvalid):
                 got.append((c, ctx.get(bus.rdata), ctx.get(bus.rlast), ctx.get(bus.rresp)))
             await ctx.tick()
-
-    _simulate(model, bench)
-    assert got == read_schedule(bursts, latency, image)
+    return bench
 
 
-@pytest.mark.parametrize("latency", [1, 3, 5])
-def test_read_holds_beats_until_rready(latency):
-    image = _image(5)
+@pytest.mark.parametrize("latency", [1, 2, 3, 4, 7])
+def test_read_beats_follow_the_schedule(latency):
+    image = _image(latency)
     model = AxiSram(B, latency, DEPTH, image)
-    bus = model.bus
-    bursts = [(0, 40, 5), (1, 200, 2), (2, 0, 0)]
-    rng = random.Random(1)
-    got, held = [], []
+    got = []
+    _simulate(model, read_bench(model.bus, READ_BURSTS, got))
+    assert got == read_schedule(READ_BURSTS, latency, image)
 
+
+STALL_BURSTS = [(0, 40, 5), (1, 200, 2), (2, 0, 0)]
+
+
+def stalling_read_bench(bus, bursts, rng, got: list, held: list, cycles: int = 80):
+    """A master that takes a beat with probability 0.4 each cycle: AR ``k`` in cycle ``k``;
+    every beat on offer into ``held``, every beat taken into ``got``."""
     async def bench(ctx):
-        for c in range(80):
+        for c in range(cycles):
             ctx.set(bus.arvalid, c < len(bursts))
             if c < len(bursts):
                 ctx.set(bus.araddr, bursts[c][1])
@@ -96,10 +98,48 @@ def test_read_holds_beats_until_rready(latency):
                 if ready:
                     got.append(beat)
             await ctx.tick()
+    return bench
 
-    _simulate(model, bench)
-    assert got == [beat[1:] for beat in read_schedule(bursts, latency, image)]
+
+@pytest.mark.parametrize("latency", [1, 3, 5])
+def test_read_holds_beats_until_rready(latency):
+    image = _image(5)
+    model = AxiSram(B, latency, DEPTH, image)
+    got, held = [], []
+    _simulate(model, stalling_read_bench(model.bus, STALL_BURSTS, random.Random(1), got, held))
+    assert got == [beat[1:] for beat in read_schedule(STALL_BURSTS, latency, image)]
     assert len(held) > len(got)         # some beats waited, unchanged, for rready
+
+
+# AW and W beats by cycle: three bursts, the last one's second beat outside the memory
+WRITE_AWS = {0: (16, 2), 1: (100, 0), 6: (DEPTH - 4, 1)}
+WRITE_WS = {0: (0x11223344, 0xF, 0), 1: (0x55667788, 0b0110, 0), 2: (0x99AABBCC, 0b1000, 1),
+            5: (0xDEADBEEF, 0b0011, 1), 6: (0x01020304, 0xF, 0), 7: (0x05060708, 0xF, 1)}
+
+
+def write_bench(bus, bready_from: int, got: list, after=None):
+    """`WRITE_AWS` and `WRITE_WS` in their cycles, ``bready`` from cycle ``bready_from``;
+    (cycle, bresp) of every B response taken into ``got``; then ``after(ctx)`` if given."""
+    async def bench(ctx):
+        for c in range(40):
+            _drive_writes(ctx, bus, c, WRITE_AWS, WRITE_WS)
+            ctx.set(bus.bready, c >= bready_from)
+            if c in WRITE_WS:
+                assert ctx.get(bus.wready)
+            if ctx.get(bus.bvalid) and c >= bready_from:
+                got.append((c, ctx.get(bus.bresp)))
+            await ctx.tick()
+        if after is not None:
+            await after(ctx)
+    return bench
+
+
+def b_schedule(latency: int, bready_from: int) -> list:
+    """The cycles of `write_bench`'s three B responses (OKAY, OKAY, DECERR) at latency L."""
+    b1 = max(2 + latency, bready_from)
+    b2 = max(5 + latency, b1 + 1)
+    b3 = max(7 + latency, b2 + 1)
+    return [(b1, 0), (b2, 0), (b3, 3)]
 
 
 def _drive_writes(ctx, bus, c: int, aws: dict, ws: dict) -> None:
@@ -119,29 +159,13 @@ def _drive_writes(ctx, bus, c: int, aws: dict, ws: dict) -> None:
 def test_writes_and_b_responses(latency, bready_from):
     image = _image(latency)
     model = AxiSram(B, latency, DEPTH, image)
-    bus = model.bus
-    aws = {0: (16, 2), 1: (100, 0), 6: (DEPTH - 4, 1)}
-    ws = {0: (0x11223344, 0xF, 0), 1: (0x55667788, 0b0110, 0), 2: (0x99AABBCC, 0b1000, 1),
-          5: (0xDEADBEEF, 0b0011, 1), 6: (0x01020304, 0xF, 0), 7: (0x05060708, 0xF, 1)}
     got, after = [], []
 
-    async def bench(ctx):
-        for c in range(40):
-            _drive_writes(ctx, bus, c, aws, ws)
-            ctx.set(bus.bready, c >= bready_from)
-            if c in ws:
-                assert ctx.get(bus.wready)
-            if ctx.get(bus.bvalid) and c >= bready_from:
-                got.append((c, ctx.get(bus.bresp)))
-            await ctx.tick()
+    async def read_back(ctx):
         after.append(await read_bytes(ctx, model, 0, DEPTH))
 
-    _simulate(model, bench)
-    b1, b2, b3 = 2 + latency, 5 + latency, 7 + latency
-    b1 = max(b1, bready_from)
-    b2 = max(b2, b1 + 1)
-    b3 = max(b3, b2 + 1)
-    assert got == [(b1, 0), (b2, 0), (b3, 3)]
+    _simulate(model, write_bench(model.bus, bready_from, got, read_back))
+    assert got == b_schedule(latency, bready_from)
     want = bytearray(image)
     want[16:20] = (0x11223344).to_bytes(4, "little")
     want[21:23] = (0x55667788).to_bytes(4, "little")[1:3]
