@@ -110,14 +110,17 @@ class StagingCore(wiring.Component):
     # ---- read: chunk / vector / piece / word counters -------------------------------------
     def _walk_state(self) -> dict:
         """Read position: word ``i`` of piece ``k`` of vector ``v`` of ``chunk``; in the
-        vector, run ``ky`` (bit offset ``kyoff``), code ``u`` of the run (bit ``ub``), code ``s``
-        of the vector, lane ``dest`` (bit ``destb``); ``top``: the position at the chunk's
-        start, where every vector's walk begins."""
-        K, k_w = self.lanes, range(self.max_k + 1)
-        cur = {n: Signal(self.addr_bits if n in ("ub", "kyoff", "sb") else k_w, name=f"cur_{n}")
-               for n in ("ky", "u", "ub", "s", "sb", "kyoff")}
+        vector, run ``ky`` (bit offset ``kyoff``), code ``u`` of the run (bit ``ub``), lane
+        ``dest`` (bit ``destb``), and the rooms left in the run and the vector (``rr``, ``rv``,
+        codes; ``rrb``, ``rvb``, bits) and in the lanes (``rl``, ``rlb``); ``top``: the
+        position at the chunk's start, where every vector's walk begins."""
+        K, k_w, ab = self.lanes, range(self.max_k + 1), self.addr_bits
+        widths = {"ky": k_w, "u": k_w, "ub": ab, "kyoff": ab, "rr": k_w, "rv": k_w,
+                  "rrb": ab, "rvb": ab}
+        cur = {n: Signal(w, name=f"cur_{n}") for n, w in widths.items()}
         return {"cur": cur, "top": {n: Signal.like(x, name=f"chunk_{n}") for n, x in cur.items()},
                 "dest": Signal(range(K + 1)), "destb": Signal(range(K * CODE_BITS + 1)),
+                "rl": Signal(range(K + 1), name="room_lanes"), "rlb": Signal(ab, name="room_lanes_bits"),
                 "reading": Signal(), "stalling": Signal(),
                 "stall_left": Signal(range(MAX_RUNTIME_BITS + 1)),
                 "i": Signal(range(self.max_words + 1)), "k": Signal(range(MAX_KERNEL + 1)),
@@ -131,49 +134,68 @@ class StagingCore(wiring.Component):
         return d
 
     def _piece(self, m: Module, st: dict) -> dict:
-        """The piece at the read position: its codes ``n`` (bits ``nb``; the least room left
-        in the lanes, the run and the vector), whether its run ends there (``wrap``), bit
-        address, real lanes; the address of its current word. The rooms are kept in codes and
-        in bits (the plan's products registered once), so ``nb`` is a selection, not a
-        product, on the walk's loop from one piece to the next."""
+        """The piece at the read position: its codes ``n`` (bits ``nb``): the least room left
+        in the lanes, the run and the vector; whether its run ends there (``wrap``); the
+        position after it (``next``); bit address and real lanes; the address of its current
+        word. The rooms are registers, so the walk's loop from one piece to the next is one
+        layer of subtractions (the comparisons and the next rooms at once) and a selection."""
         plan, K, cur = self.plan, self.lanes, st["cur"]
-        n = Signal(range(K + 1))
-        room = [Signal(range(K + 1), name="room_lanes"), Signal(range(self.max_k + 1), name="room_run"),
-                Signal(range(self.max_k + 1), name="room_vector")]
-        m.d.comb += [room[0].eq(K - st["dest"]), room[1].eq(plan.run - cur["u"]),
-                     room[2].eq(plan.k_total - cur["s"])]
+        rooms, rooms_b = (st["rl"], cur["rr"], cur["rv"]), (st["rlb"], cur["rrb"], cur["rvb"])
+        w = len(cur["rr"]) + 1
+        diff, diff_b = {}, {}
+        for a in range(3):
+            for b in range(3):
+                if a != b:
+                    diff[a, b] = Signal(signed(w + 1), name=f"room_{a}_less_{b}")
+                    diff_b[a, b] = Signal(signed(self.addr_bits + 1), name=f"room_bits_{a}_less_{b}")
+                    m.d.comb += [diff[a, b].eq(rooms[a] - rooms[b]),
+                                 diff_b[a, b].eq(rooms_b[a] - rooms_b[b])]
+        less = {ab: d[-1] for ab, d in diff.items()}          # room a < room b
+        sel = [Signal(name=f"least_{x}") for x in ("lanes", "run", "vector")]
+        m.d.comb += [sel[0].eq(less[0, 1] & less[0, 2]), sel[1].eq(~less[0, 1] & less[1, 2]),
+                     sel[2].eq(~sel[0] & ~sel[1])]
+        wrap = Signal(name="run_ends")
+        m.d.comb += wrap.eq(~less[0, 1] & ~less[2, 1])
+
+        def pick(values):
+            return (Mux(sel[0], values[0], 0) | Mux(sel[1], values[1], 0)
+                    | Mux(sel[2], values[2], 0))
+
+        n, nb = Signal(range(K + 1)), Signal(range(K * CODE_BITS + 1))
+        m.d.comb += [n.eq(pick(rooms)), nb.eq(pick(rooms_b))]
         totals = [Signal(self.addr_bits, name=f"{x}_bits") for x in ("lanes", "run", "vector")]
         m.d.sync += [t.eq(shift_add(x, plan.bits)) for t, x in zip(totals, (K, plan.run, plan.k_total))]
-        room_bits = [Signal(self.addr_bits, name=f"room_{x}_bits") for x in ("lanes", "run", "vector")]
-        m.d.comb += [room_bits[0].eq(totals[0] - st["destb"]), room_bits[1].eq(totals[1] - cur["ub"]),
-                     room_bits[2].eq(totals[2] - cur["sb"])]
-        # the least of the three, all comparisons side by side
-        lt01, lt02, lt12 = room[0] < room[1], room[0] < room[2], room[1] < room[2]
-        first, second = lt01 & lt02, ~lt01 & lt12
-        m.d.comb += n.eq(Mux(first, room[0], Mux(second, room[1], room[2])))
-        nb = Signal(range(K * CODE_BITS + 1))
-        m.d.comb += nb.eq(Mux(first, room_bits[0], Mux(second, room_bits[1], room_bits[2])))
+        # the position after the piece: every sum beside the comparisons, then a selection
+        nxt = {"dest": pick((K, st["dest"] + cur["rr"], st["dest"] + cur["rv"])),
+               "destb": pick((totals[0], st["destb"] + cur["rrb"], st["destb"] + cur["rvb"])),
+               "rl": pick((0, diff[0, 1], diff[0, 2])), "rlb": pick((0, diff_b[0, 1], diff_b[0, 2])),
+               "u": Mux(wrap, 0, Mux(sel[0], cur["u"] + st["rl"], cur["u"] + cur["rv"])),
+               "ub": Mux(wrap, 0, Mux(sel[0], cur["ub"] + st["rlb"], cur["ub"] + cur["rvb"])),
+               "rr": Mux(wrap, plan.run, Mux(sel[0], diff[1, 0], diff[1, 2])),
+               "rrb": Mux(wrap, totals[1], Mux(sel[0], diff_b[1, 0], diff_b[1, 2])),
+               "rv": pick((diff[2, 0], diff[2, 1], 0)), "rvb": pick((diff_b[2, 0], diff_b[2, 1], 0)),
+               "ky": cur["ky"] + wrap, "kyoff": Mux(wrap, cur["kyoff"] + plan.run_pitch, cur["kyoff"])}
         start = Signal(signed(self.addr_bits))
         m.d.comb += start.eq(self.vec.bit + cur["kyoff"] + cur["ub"])
         lw = (self.word_bits - 1).bit_length()
         m.d.comb += self.read_addr.eq((start >> lw) + st["i"])
-        return {"n": n, "nb": nb, "wrap": n == room[1], "offset": start[:lw],
+        return {"n": n, "nb": nb, "next": nxt, "totals": totals, "offset": start[:lw],
                 "lanes": self._piece_lanes(m, cur, st["dest"], n),
                 "last_word": st["i"] == plan.words - 1, "last_piece": st["k"] == plan.pieces - 1,
                 "last_vec": st["v"] == self.vectors - 1,
-                "last_chunk": st["top"]["s"] + K >= plan.k_total}
+                "last_chunk": st["top"]["rv"] <= K}
 
     def _read_stage(self, m: Module, st: dict, piece: dict) -> dict:
-        """What the deposit stage needs of the word read this cycle, registered."""
+        """What the align stage needs of the word read this cycle, registered: the piece's
+        bits in the word are ``[lo, stop - i*W)``, clipped to the word."""
         K, lw = self.lanes, (self.word_bits - 1).bit_length()
         i, k = st["i"], st["k"]
         W = self.word_bits
         iw = Signal(signed(len(i) + lw + 2))
         m.d.comb += iw.eq(i << lw)
-        d = {"valid": Signal(name="d_valid"),
-             # the piece's bits in this word: [rel_lo, rel_hi); where the word lands: at - W
-             "rel_lo": Signal(signed(len(iw) + 2), name="d_rel_lo"),
-             "rel_hi": Signal(signed(len(iw) + 16), name="d_rel_hi"),
+        d = {"valid": Signal(name="d_valid"), "lo": Signal(lw, name="d_lo"),
+             "stop": Signal(range(K * CODE_BITS + W + 1), name="d_stop"),
+             "i": Signal.like(i, name="d_i"),
              "at": Signal(range(K * CODE_BITS + (self.max_words + 2) * W), name="d_at"),
              "first": Signal(name="d_first"),
              "piece": Signal(name="d_piece"), "end": Signal(name="d_end"),
@@ -182,7 +204,8 @@ class StagingCore(wiring.Component):
              "last": Signal(name="d_last")}
         active = st["reading"] & ~st["stalling"]
         o = piece["offset"]
-        m.d.sync += [d["valid"].eq(active), d["rel_lo"].eq(o - iw), d["rel_hi"].eq(piece["nb"] + o - iw),
+        m.d.sync += [d["valid"].eq(active), d["lo"].eq(Mux(i == 0, o, 0)),
+                     d["stop"].eq(piece["nb"] + o), d["i"].eq(i),
                      d["at"].eq(st["destb"] - o + iw + W),
                      d["first"].eq((k == 0) & (i == 0)), d["piece"].eq(i == 0),
                      d["end"].eq(active & piece["last_word"] & piece["last_piece"]),
@@ -193,12 +216,14 @@ class StagingCore(wiring.Component):
     def _step(self, m: Module, st: dict, piece: dict) -> None:
         """Advance word, piece, vector, chunk; wait ``stall`` cycles before a later chunk."""
         cur, top, i, k, v = st["cur"], st["top"], st["i"], st["k"], st["v"]
-        n, nb = piece["n"], piece["nb"]
-        adv = self._advance(cur, n, nb, piece["wrap"], self.plan)
+        nxt, totals, K = piece["next"], piece["totals"], self.lanes
+        lanes_reset = [st["dest"].eq(0), st["destb"].eq(0), st["rl"].eq(K), st["rlb"].eq(totals[0])]
         with m.If(self.start):
+            origin = {x: 0 for x in cur} | {"rr": self.plan.run, "rv": self.plan.k_total,
+                                             "rrb": totals[1], "rvb": totals[2]}
             m.d.sync += [st["reading"].eq(1), st["stalling"].eq(0), i.eq(0), k.eq(0), v.eq(0),
-                         st["chunk"].eq(0), st["dest"].eq(0), st["destb"].eq(0)]
-            m.d.sync += [cur[x].eq(0) for x in cur] + [top[x].eq(0) for x in top]
+                         st["chunk"].eq(0)] + lanes_reset
+            m.d.sync += [cur[x].eq(origin[x]) for x in cur] + [top[x].eq(origin[x]) for x in top]
             m.d.comb += self.vec_first.eq(1)
         with m.Elif(st["stalling"]):
             m.d.sync += st["stall_left"].eq(st["stall_left"] - 1)
@@ -207,35 +232,30 @@ class StagingCore(wiring.Component):
         with m.Elif(st["reading"] & ~piece["last_word"]):
             m.d.sync += i.eq(i + 1)
         with m.Elif(st["reading"] & ~piece["last_piece"]):
-            m.d.sync += [i.eq(0), k.eq(k + 1), st["dest"].eq(st["dest"] + n),
-                         st["destb"].eq(st["destb"] + nb)] + [cur[x].eq(adv[x]) for x in cur]
+            m.d.sync += [i.eq(0), k.eq(k + 1)] + [cur[x].eq(nxt[x]) for x in cur]
+            m.d.sync += [st[x].eq(nxt[x]) for x in ("dest", "destb", "rl", "rlb")]
         with m.Elif(st["reading"]):
-            m.d.sync += [i.eq(0), k.eq(0), st["dest"].eq(0), st["destb"].eq(0)]
+            m.d.sync += [i.eq(0), k.eq(0)] + lanes_reset
             with m.If(~piece["last_vec"]):
                 m.d.sync += [v.eq(v + 1)] + [cur[x].eq(top[x]) for x in cur]
                 m.d.comb += self.vec_next.eq(1)
             with m.Else():
-                self._next_chunk(m, st, piece, adv)
+                self._next_chunk(m, st, piece)
 
-    def _next_chunk(self, m: Module, st: dict, piece: dict, adv: dict) -> None:
+    def _next_chunk(self, m: Module, st: dict, piece: dict) -> None:
         """The chunk's last vector read: every vector's walk now starts where it ended."""
-        plan, emit = self.plan, self.emit_count(self.plan.bits)
+        plan, emit, nxt = self.plan, self.emit_count(self.plan.bits), piece["next"]
         used = plan.pieces * plan.words
         stall = Signal(range(MAX_RUNTIME_BITS + 1))
         m.d.comb += stall.eq(Mux(used >= emit, 0, emit - used))
         m.d.sync += [st["v"].eq(0), st["chunk"].eq(st["chunk"] + 1)]
-        m.d.sync += [st["cur"][x].eq(adv[x]) for x in adv] + [st["top"][x].eq(adv[x]) for x in adv]
+        m.d.sync += [st["cur"][x].eq(nxt[x]) for x in st["cur"]]
+        m.d.sync += [st["top"][x].eq(nxt[x]) for x in st["top"]]
         m.d.comb += self.vec_first.eq(1)
         with m.If(piece["last_chunk"]):
             m.d.sync += st["reading"].eq(0)
         with m.Elif(stall != 0):
             m.d.sync += [st["stalling"].eq(1), st["stall_left"].eq(stall)]
-
-    def _advance(self, cur: dict, n, nb, wrap, plan) -> dict:
-        """The position after the current piece (``wrap``: its run ends, the next kernel row)."""
-        return {"u": Mux(wrap, 0, cur["u"] + n), "ub": Mux(wrap, 0, cur["ub"] + nb),
-                "ky": cur["ky"] + wrap, "kyoff": Mux(wrap, cur["kyoff"] + plan.run_pitch, cur["kyoff"]),
-                "s": cur["s"] + n, "sb": cur["sb"] + nb}
 
     def _piece_lanes(self, m: Module, cur: dict, dest, n) -> dict:
         """What gives the lanes ``[t_lo, t_hi)`` of the piece that hold real codes (empty if
@@ -273,7 +293,11 @@ class StagingCore(wiring.Component):
              "first": Signal(name="a_first"), "end": Signal(name="a_end"),
              "v": Signal.like(d["v"], name="a_v"), "chunk": Signal.like(d["chunk"], name="a_chunk"),
              "last": Signal(name="a_last")}
-        m.d.sync += [a["keep"].eq(Cat(*[(q >= d["rel_lo"]) & (q < d["rel_hi"]) for q in range(W)])),
+        lw = (W - 1).bit_length()
+        stop_word, stop_bit = d["stop"] >> lw, d["stop"][:lw]
+        past, at_stop = stop_word > d["i"], stop_word == d["i"]
+        keep = [(q >= d["lo"]) & (past | (at_stop & (q < stop_bit))) for q in range(W)]
+        m.d.sync += [a["keep"].eq(Cat(*keep)),
                      a["at"].eq(d["at"]), a["new_lanes"].eq(Mux(d["piece"], therm[1] & ~therm[0], 0)),
                      *(a[x].eq(d[x]) for x in ("valid", "first", "end", "v", "chunk", "last"))]
         return a
