@@ -94,7 +94,7 @@ class GemmUnit(wiring.Component):
         self._passes(m, st)
         self._divide(m, st)
         self._params(m, st)
-        ipass = self._pass_info(st, st.ip_ky0)       # the pass of the next tile to issue
+        ipass = self._lookahead(m, st)               # the next tile to issue, and to stage
         self._stage(m, st, wst, ast, engine, ipass)
         self._stream(m, st, engine, ipass)
         self._readout(m, st, engine, rq, pk)
@@ -157,6 +157,43 @@ class GemmUnit(wiring.Component):
         return {"last": last, "rows": Mux(last, ps["last_rows"], ps["h"]),
                 "k": Mux(last, ps["last_k"], ps["h_run"]),
                 "chunks_m1": Mux(last, ps["last_chunks_m1"], ps["chunks_m1"])}
+
+    def _lookahead(self, m: Module, st: "_GemmState") -> dict:
+        """What the stream decides with and what it stages, registered a cycle after the
+        position it comes from (``pc``, ``oc``, ``ip_ky0`` change only when a tile issues or a
+        channel tile starts, and the next decision is many cycles later): the pass of the
+        next tile to issue (``last``, ``chunks_m1``), whether pixels and channels are left,
+        and the activation command of each tile that can be staged next (``follows``: this
+        pixel tile's next pass; ``next``: the next pixel tile's first; ``first``: pixel tile
+        0), so that a decision only selects among registers."""
+        cfg, ins, ps = self.cfg, st.ins, st.ps
+        here, after = self._pass_info(st, st.ip_ky0), self._pass_info(st, st.ip_ky0 + ps["h"])
+
+        def reg(value, shape, name):
+            r = Signal(shape, name=name)
+            m.d.sync += r.eq(value)
+            return r
+
+        def fit(left):
+            return Mux(left < cfg.cols, left, cfg.cols)
+
+        pc_next = st.pc + cfg.cols
+        cols = range(cfg.cols + 1)
+        p = len(ins.p0) + 1
+        return {
+            "last": reg(here["last"], 1, "ip_last"),
+            "chunks_m1": reg(here["chunks_m1"], len(ps["chunks_m1"]), "ip_chunks_m1"),
+            "pix_left": reg(st.pc < ins.npix, 1, "pix_left"),
+            "pix_more": reg(pc_next < ins.npix, 1, "pix_more"),
+            "rows_more": reg(st.oc + cfg.rows < ins.rows, 1, "rows_more"),
+            "follows": {"p": reg(ins.p0 + st.pc, p, "follow_p"),
+                        "cols": reg(fit(ins.npix - st.pc), cols, "follow_cols"),
+                        "ky0": reg(st.ip_ky0 + ps["h"], len(st.ip_ky0), "follow_ky0"),
+                        "rows": reg(after["rows"], len(ps["h"]), "follow_rows")},
+            "next": {"p": reg(ins.p0 + pc_next, p, "next_p"),
+                     "cols": reg(fit(ins.npix - pc_next), cols, "next_cols")},
+            "first": {"p": ins.p0, "cols": reg(fit(ins.npix), cols, "first_cols")},
+        }
 
     def _divide(self, m: Module, st: "_GemmState") -> None:
         """``(y0, x0) = divmod(p0, out_w)``, one quotient bit per cycle; the layer's derived
@@ -232,16 +269,14 @@ class GemmUnit(wiring.Component):
                      wst.cmd.k0.eq(st.w_k0), wst.cmd.w_bits.eq(regs.w_bits + 1),
                      wst.cmd.w_enc.eq(regs.w_enc)]
         follows = st.issue_go & ~ipass["last"]           # the next tile is this pixel tile's next pass
-        stage_pc = Signal.like(st.pc)
-        m.d.comb += stage_pc.eq(Mux(follows, st.pc,
-                                    Mux(st.issue_go & (st.pc + cfg.cols < ins.npix), st.pc + cfg.cols, 0)))
-        next_ky0 = st.ip_ky0 + st.ps["h"]
-        left = ins.npix - stage_pc
+        later = ~follows & st.issue_go & ipass["pix_more"]   # ... the next pixel tile's first
+        fol, nxt, first = ipass["follows"], ipass["next"], ipass["first"]
         m.d.comb += [ast.start.eq(st.stage_go),
                      ast.cmd.base.eq(ins.a_slot * slot_words(cfg, Buffer.ACT)),
-                     ast.cmd.p.eq(ins.p0 + stage_pc), ast.cmd.cols.eq(Mux(left < cfg.cols, left, cfg.cols)),
-                     ast.cmd.ky0.eq(Mux(follows, next_ky0, 0)),
-                     ast.cmd.rows.eq(Mux(follows, self._pass_info(st, next_ky0)["rows"], st.ps["h"])),
+                     ast.cmd.p.eq(Mux(follows, fol["p"], Mux(later, nxt["p"], first["p"]))),
+                     ast.cmd.cols.eq(Mux(follows, fol["cols"], Mux(later, nxt["cols"], first["cols"]))),
+                     ast.cmd.ky0.eq(Mux(follows, fol["ky0"], 0)),
+                     ast.cmd.rows.eq(Mux(follows, fol["rows"], st.ps["h"])),
                      ast.cmd.a_bits.eq(regs.a_bits + 1), ast.cmd.a_enc.eq(regs.a_enc)]
         for name in ("kernel", "stride", "pad", "in_h", "in_w", "in_c", "out_w", "band_row0"):
             m.d.comb += getattr(ast.cmd, name).eq(getattr(regs, name))
@@ -279,9 +314,9 @@ class GemmUnit(wiring.Component):
         copy, issue = st.copy_go, st.issue_go
         # a next tile to stage: this pixel tile's next pass, the next pixel tile, or the next
         # channel tile's first
-        more = ~ipass["last"] | (st.pc + cfg.cols < st.ins.npix) | (st.oc + cfg.rows < st.ins.rows)
+        more = ~ipass["last"] | ipass["pix_more"] | ipass["rows_more"]
         m.d.comb += [copy.eq(st.computing & engine.done & ~st.reading),
-                     issue.eq(streaming & (st.pc < st.ins.npix) & st.staged & (~st.computing | copy)),
+                     issue.eq(streaming & ipass["pix_left"] & st.staged & (~st.computing | copy)),
                      st.stage_go.eq(streaming & ((st.entered & (st.oc == 0)) | (issue & more))),
                      engine.copy.eq(copy)]
         cmd = engine.cmd.payload
@@ -303,13 +338,13 @@ class GemmUnit(wiring.Component):
                 m.d.sync += [st.pc.eq(st.pc + cfg.cols), st.ip_ky0.eq(0), st.ip_idx.eq(0)]
             with m.Else():
                 m.d.sync += [st.ip_ky0.eq(st.ip_ky0 + st.ps["h"]), st.ip_idx.eq(st.ip_idx + 1)]
-        with m.If(streaming & (st.pc >= st.ins.npix) & ~st.computing & ~st.reading):
-            self._next_channel_tile(m, st)
+        with m.If(streaming & ~ipass["pix_left"] & ~st.computing & ~st.reading):
+            self._next_channel_tile(m, st, ipass)
 
-    def _next_channel_tile(self, m: Module, st: "_GemmState") -> None:
+    def _next_channel_tile(self, m: Module, st: "_GemmState", ipass: dict) -> None:
         """Every tile of the channel tile read out: the next channel tile, or the drain."""
         cfg, out_bits = self.cfg, self.regs.out_bits + 1
-        with m.If(st.oc + cfg.rows < st.ins.rows):
+        with m.If(ipass["rows_more"]):
             m.d.sync += [st.oc.eq(st.oc + cfg.rows), st.pc.eq(0),
                          st.ch_bits0.eq(st.ch_bits0 + cfg.rows * out_bits)]
             self._go(m, st, _GemmState.PARAMS, 0)

@@ -245,8 +245,11 @@ class StagingCore(wiring.Component):
     def _next_chunk(self, m: Module, st: dict, piece: dict) -> None:
         """The chunk's last vector read: every vector's walk now starts where it ended."""
         plan, emit, nxt = self.plan, self.emit_count(self.plan.bits), piece["next"]
-        used = plan.pieces * plan.words
-        stall = Signal(range(MAX_RUNTIME_BITS + 1))
+        used = Signal(range(MAX_KERNEL * self.max_words + 1), name="reads_per_vector")
+        stall = Signal(range(MAX_RUNTIME_BITS + 1), name="chunk_stall")
+        # a per-command constant, registered (the plan settles before the core starts); the
+        # product of two small counts in logic, not in a multiplier block
+        m.d.comb += used.eq(shift_add(plan.words, plan.pieces))
         m.d.comb += stall.eq(Mux(used >= emit, 0, emit - used))
         m.d.sync += [st["v"].eq(0), st["chunk"].eq(st["chunk"] + 1)]
         m.d.sync += [st["cur"][x].eq(nxt[x]) for x in st["cur"]]
@@ -259,24 +262,26 @@ class StagingCore(wiring.Component):
 
     def _piece_lanes(self, m: Module, cur: dict, dest, n) -> dict:
         """What gives the lanes ``[t_lo, t_hi)`` of the piece that hold real codes (empty if
-        its run or its vector is padding): the piece's codes relative to the vector's real
-        ones, whether the run is real, its first lane and its length (`_lane_range` finishes
-        it a stage later)."""
-        vec = self.vec
-        real = vec.ok & (cur["ky"] >= vec.ky_lo) & (cur["ky"] < vec.ky_hi)
-        w = len(Signal(range(self.max_k + 1))) + 2
-        lo, hi = Signal(signed(w)), Signal(signed(w))
-        m.d.comb += [lo.eq(vec.lo - cur["u"]), hi.eq(vec.hi - cur["u"])]
-        return {"lo": lo, "hi": hi, "real": real, "dest": dest, "n": n}
+        its run or its vector is padding), registered by the read stage: the piece's run and
+        code in the run, its first lane and its length. `_lane_range` takes them on with the
+        vector's real codes and runs a stage later, `_deposit` makes the lanes of them."""
+        return {"u": cur["u"], "ky": cur["ky"], "dest": dest, "n": n}
 
-    def _lane_range(self, m: Module, d: dict) -> tuple:
-        """``(t_lo, t_hi)`` from the registered `_piece_lanes` of the word in the deposit stage."""
+    def _lane_range(self, m: Module, d: dict) -> dict:
+        """The align stage's part of the piece's real lanes: its real codes relative to the
+        piece, clipped to ``[0, n]`` (``lo``, ``hi``; ``hi = lo`` if the run or the vector is
+        padding). The vector comes registered: a read's align stage is the cycle after it,
+        exactly when a copy of the walker's vector registered every cycle holds the read's
+        vector (the walker steps at the edge after a vector's last read)."""
+        vec = Signal.like(self.vec, name="vec_q")
+        m.d.sync += vec.eq(self.vec)
+        real = vec.ok & (d["ky"] >= vec.ky_lo) & (d["ky"] < vec.ky_hi)
+        w = len(Signal(range(self.max_k + 1))) + 2
+        rel = [Signal(signed(w), name=f"lanes_rel_{x}") for x in ("lo", "hi")]
+        m.d.comb += [rel[0].eq(vec.lo - d["u"]), rel[1].eq(vec.hi - d["u"])]
         n = d["n"]
-        clamp = [Mux(x < 0, 0, Mux(x > n, n, x)) for x in (d["lo"], d["hi"])]
-        t_lo, t_hi = Signal(range(self.lanes + 1)), Signal(range(self.lanes + 1))
-        m.d.comb += [t_lo.eq(d["dest"] + clamp[0]),
-                     t_hi.eq(Mux(d["real"], d["dest"] + clamp[1], d["dest"] + clamp[0]))]
-        return t_lo, t_hi
+        lo, hi = (Mux(x < 0, 0, Mux(x > n, n, x)) for x in rel)
+        return {"lo": lo, "hi": Mux(real, hi, lo), "dest": d["dest"]}
 
     # ---- align: the read word registered; its mask and lanes worked out beside it ---------
     def _align(self, m: Module, d: dict) -> dict:
@@ -287,9 +292,10 @@ class StagingCore(wiring.Component):
         W, K = self.word_bits, self.lanes
         word = Signal(W, name="word_q", reset_less=True)
         m.d.sync += word.eq(self.read_data)
-        therm = [Cat(*[t < x for t in range(K)]) for x in self._lane_range(m, d["lanes"])]
+        lanes = self._lane_range(m, d["lanes"])
         a = {"word": word, "keep": Signal(W, name="a_keep"), "at": Signal.like(d["at"], name="a_at"),
-             "new_lanes": Signal(K, name="a_new_lanes"), "valid": Signal(name="a_valid"),
+             "lanes": {x: Signal(range(K + 1), name=f"a_lanes_{x}") for x in lanes},
+             "piece": Signal(name="a_piece"), "valid": Signal(name="a_valid"),
              "first": Signal(name="a_first"), "end": Signal(name="a_end"),
              "v": Signal.like(d["v"], name="a_v"), "chunk": Signal.like(d["chunk"], name="a_chunk"),
              "last": Signal(name="a_last")}
@@ -298,8 +304,8 @@ class StagingCore(wiring.Component):
         past, at_stop = stop_word > d["i"], stop_word == d["i"]
         keep = [(q >= d["lo"]) & (past | (at_stop & (q < stop_bit))) for q in range(W)]
         m.d.sync += [a["keep"].eq(Cat(*keep)),
-                     a["at"].eq(d["at"]), a["new_lanes"].eq(Mux(d["piece"], therm[1] & ~therm[0], 0)),
-                     *(a[x].eq(d[x]) for x in ("valid", "first", "end", "v", "chunk", "last"))]
+                     a["at"].eq(d["at"]), *(a["lanes"][x].eq(y) for x, y in lanes.items()),
+                     *(a[x].eq(d[x]) for x in ("piece", "valid", "first", "end", "v", "chunk", "last"))]
         return a
 
     # ---- deposit: masked word into the packed assembly register ---------------------------
@@ -316,7 +322,8 @@ class StagingCore(wiring.Component):
         new_lanes = Signal(K, name="new_lanes")
         p_valid, p_first = Signal(name="p_valid"), Signal(name="p_first")
         m.d.sync += [placed.eq((masked.as_unsigned() << a["at"])[W:wide]),
-                     new_lanes.eq(a["new_lanes"]), p_valid.eq(a["valid"]), p_first.eq(a["first"])]
+                     new_lanes.eq(Mux(a["piece"], self._lanes_of(a["lanes"]), 0)),
+                     p_valid.eq(a["valid"]), p_first.eq(a["first"])]
         packed, lanes = Signal(K * CODE_BITS), Signal(K)
         whole, whole_lanes = Signal(K * CODE_BITS, name="assembled"), Signal(K, name="assembled_lanes")
         m.d.comb += [whole.eq(Mux(p_first, 0, packed) | placed),
@@ -329,6 +336,12 @@ class StagingCore(wiring.Component):
         m.d.sync += [c["valid"].eq(a["valid"] & a["end"]), c["v"].eq(a["v"]),
                      c["chunk"].eq(a["chunk"]), c["last"].eq(a["last"])]
         return c
+
+    def _lanes_of(self, r: dict):
+        """The lanes ``[dest + lo, dest + hi)`` as a mask."""
+        K = self.lanes
+        therm = [Cat(*[t < r["dest"] + x for t in range(K)]) for x in (r["lo"], r["hi"])]
+        return therm[1] & ~therm[0]
 
     # ---- collect: unpack the codes into the vector's slot of the chunk block --------------
     def _collect(self, m: Module, c: dict) -> dict:

@@ -132,13 +132,19 @@ class ActStager(wiring.Component):
         div = Signal(len(self.cmd.out_w) + q_bits, name="div_step")
         quo = Signal(q_bits, name="div_quo")
         left = Signal(range(q_bits + 1), name="div_left")
+        first_step = Signal(name="div_first")
+        # the first step divides the registered command's pixel: nothing of the GEMM unit's
+        # command logic reaches the divider in the start cycle
+        dividend = Mux(first_step, cmd.p, rem)
         with m.If(self.start):
-            m.d.sync += [rem.eq(self.cmd.p), div.eq(self.cmd.out_w << (q_bits - 1)), quo.eq(0),
-                         left.eq(q_bits)]
+            m.d.sync += [div.eq(self.cmd.out_w << (q_bits - 1)), quo.eq(0), left.eq(q_bits),
+                         first_step.eq(1)]
         with m.Elif(left != 0):
-            m.d.sync += left.eq(left - 1)
-            fits = rem >= div
-            m.d.sync += [rem.eq(Mux(fits, rem - div, rem)), div.eq(div >> 1),
+            m.d.sync += [left.eq(left - 1), first_step.eq(0)]
+            less = Signal(signed(max(len(rem), len(div)) + 1), name="div_less")
+            m.d.comb += less.eq(dividend - div)
+            fits = ~less[-1]
+            m.d.sync += [rem.eq(Mux(fits, less, dividend)), div.eq(div >> 1),
                          quo.eq((quo << 1) | fits)]
         ab = core.addr_bits
         f = {"x": Signal(len(cmd.out_w), name="x0"), "ix": Signal(signed(ab), name="ix0"),
