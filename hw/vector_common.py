@@ -89,22 +89,27 @@ def _grid(m: Module, name: str, bits_m1, enc) -> dict:
     are decoded two cycles after it at the earliest)."""
     g = {"top": Signal(CODE_BITS + 1, name=f"{name}_top"),          # 2^bits
          "sign": Signal(CODE_BITS, name=f"{name}_sign"),            # the sign bit of a code
+         "low": Signal(CODE_BITS, name=f"{name}_low"),              # 2^bits - 1
          "odd": Signal(name=f"{name}_odd"), "signed": Signal(name=f"{name}_signed")}
     top = Const(1, CODE_BITS + 1) << (bits_m1 + 1)
-    m.d.sync += [g["top"].eq(top), g["sign"].eq(top >> 1), g["odd"].eq(enc == Encoding.ODD),
-                 g["signed"].eq(enc == Encoding.SIGNED)]
+    m.d.sync += [g["top"].eq(top), g["sign"].eq(top >> 1), g["low"].eq(top - 1),
+                 g["odd"].eq(enc == Encoding.ODD), g["signed"].eq(enc == Encoding.SIGNED)]
     return g
 
 
 def decode(m: Module, name: str, code, bits_m1, enc) -> Signal:
     """The value of a code (`Encoding`: two's complement, unsigned, odd grid), combinational
-    in the code (the grid's constants registered, see `_grid`)."""
+    in the code (the grid's constants registered, see `_grid`), without an adder: an odd
+    code ``c`` is ``2c + 1 - 2^bits``, i.e. ``2c + 1`` with bit ``bits`` cleared when
+    ``c``'s top bit is set, else sign-extended from there; a two's-complement code is
+    sign-extended from its top bit."""
     g = _grid(m, name, bits_m1, enc)
-    negative = (code & g["sign"]).any()
+    top_set = (code & g["sign"]).any()
+    low = Mux(g["odd"], Cat(Const(1, 1), code) & g["low"], code)
+    negative = Mux(g["odd"], ~top_set, g["signed"] & top_set)
+    high = ~Cat(g["low"], Const(0, VALUE_BITS - CODE_BITS))      # bits from ``bits`` up
     value = Signal(signed(VALUE_BITS), name=f"{name}_value")
-    c = Cat(code, Const(0, 2)).as_signed()
-    offset = Mux(g["odd"], g["top"] - 1, Mux(g["signed"] & negative, g["top"], 0))
-    m.d.comb += value.eq(Mux(g["odd"], 2 * c, c) - offset)
+    m.d.comb += value.eq(low | Mux(negative, high, 0))
     return value
 
 
