@@ -32,6 +32,9 @@ COMB = {
 SEQUENTIAL = {"TRELLIS_FF", "DP16KD", "MULT18X18D", "ALU54B", "TRELLIS_DPR16X4", "EHXPLLL",
               "TRELLIS_IO", "BB", "IB", "OB", "DCCA", "USRMCLK", "GSR", "SGSR"}
 DEDICATED = {("CCU2C", "COUT")}
+# the wide multiplexers' data inputs come from the slice's own LUTs (PFUMX) and from the
+# neighbouring slices' PFUMX (L6MUX21) on dedicated wires
+SLICE_MUX_DATA = {("PFUMX", "ALUT"), ("PFUMX", "BLUT"), ("L6MUX21", "D0"), ("L6MUX21", "D1")}
 
 
 def comb_delay(cell_type: str, in_port: str, out_port: str) -> float | None:
@@ -101,7 +104,7 @@ class Netlist:
                         continue
                     src = self.driver[ib]
                     src_type = self.cells[src[0]]["type"]
-                    wire = (0.0 if (src_type, src[1][:4]) in DEDICATED
+                    wire = (0.0 if (src_type, src[1][:4]) in DEDICATED or (t, port) in SLICE_MUX_DATA
                             else DSP_ROUTE_NS if "MULT18X18D" in (src_type, t) else ROUTE_NS)
                     at = self.arrival[ib][0] + wire + d
                     if at > best[0]:

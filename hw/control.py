@@ -259,12 +259,18 @@ class Control(wiring.Component):
     @staticmethod
     def _error_index(m: Module, st: "_State") -> None:
         """``pending_index``: the index of the last raise site that fired in the last cycle."""
-        index = Const(0, len(st.pending_index))
+        was, then = [], []
         for n, (fired, at) in enumerate(st.sites):
-            was, then = Signal(name=f"raised{n}"), Signal(len(at), name=f"raised{n}_index")
-            m.d.sync += [was.eq(fired), then.eq(at)]
-            index = Mux(was, then, index)
-        m.d.comb += st.pending_index.eq(index)
+            was.append(Signal(name=f"raised{n}"))
+            then.append(Signal(len(at), name=f"raised{n}_index"))
+            m.d.sync += [was[-1].eq(fired), then[-1].eq(at)]
+        # one-hot selection (a site fired and none after it), ORed as a balanced tree
+        terms = [Mux(w & ~Cat(*was[n + 1:]).any(), t, 0) if n + 1 < len(was) else Mux(w, t, 0)
+                 for n, (w, t) in enumerate(zip(was, then))] or [Const(0, 1)]
+        while len(terms) > 1:
+            terms = [terms[i] | terms[i + 1] if i + 1 < len(terms) else terms[i]
+                     for i in range(0, len(terms), 2)]
+        m.d.comb += st.pending_index.eq(terms[0])
 
     @staticmethod
     def _errors(m: Module, st: "_State") -> None:

@@ -136,7 +136,8 @@ class GemmUnit(wiring.Component):
         max_k, kp = self.engine.max_k_total, cfg.k_passes
         flags = Signal(isa.MAX_KERNEL + 1, name="pass_row_fits")     # bit h: h rows fit one pass
         m.d.sync += [ps["run"].eq(regs.kernel * regs.in_c),
-                     flags.eq(Cat(0, *[(h <= regs.kernel) & (h * ps["run"] <= max_k)
+                     # h * run <= max_k, i.e. run <= max_k // h: a comparison with a constant
+                     flags.eq(Cat(0, *[(h <= regs.kernel) & (ps["run"] <= max_k // h)
                                        for h in range(1, isa.MAX_KERNEL + 1)])),
                      ps["h"].eq(sum(flags[h] for h in range(1, isa.MAX_KERNEL + 1))),
                      ps["h_run"].eq(ps["h"] * ps["run"]),

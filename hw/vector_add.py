@@ -25,7 +25,8 @@ from amaranth.lib.wiring import In, Out
 from bitmill import isa
 from bitmill.config import AccelConfig
 from bitmill.hw.vector_common import (VALUE_BITS, VecGeometry, bad_encoding, clamp_word,
-                                      decode, extract, record_layout, result_layout)
+                                      decode, extract, record_layout, result_layout,
+                                      slot_address)
 from bitmill.numerics import MAX_BITS, MULT_BITS
 from bitmill.timing import vec_add_first, vec_add_period, vec_stream_words
 
@@ -167,8 +168,8 @@ class AddEngine(wiring.Component):
         qb = _OperandQueue("b", geo, geo.act_slot_words // 2, cap)
         turn_b = Signal()
         m.d.sync += turn_b.eq(Mux(self.start, 0, ~turn_b))
-        base = instr.a_slot * geo.act_slot_words
-        m.d.comb += self.act_addr.eq(base + Mux(turn_b, qb.word(m), qa.word(m)))
+        m.d.comb += self.act_addr.eq(slot_address(instr.a_slot, Mux(turn_b, qb.word(m), qa.word(m)),
+                                                  geo.act_slot_words))
         return (qa, qb), (active & ~turn_b & ~self.start, active & turn_b & ~self.start)
 
     def _elements(self, m: Module, instr, plan: dict, cycle, active) -> tuple:

@@ -5,7 +5,7 @@ they hand over, the geometry of the buffers, code extraction and decoding, requa
 
 from __future__ import annotations
 
-from amaranth import Cat, Const, Module, Mux, Signal, signed
+from amaranth import Cat, Const, Module, Mux, Signal, Value, signed
 from amaranth.lib import data
 from amaranth.utils import ceil_log2
 
@@ -138,3 +138,12 @@ def clamp_word(m: Module, name: str, word, slot_words: int) -> Signal:
     out = Signal(range(slot_words), name=name)
     m.d.comb += out.eq(Mux(word < 0, 0, Mux(word >= slot_words, slot_words - 1, word)))
     return out
+
+
+def slot_address(slot, word, slot_words: int) -> "Value":
+    """The buffer address of ``word`` (in ``[0, slot_words)``) of slot ``slot``: the slot's
+    number above the word's bits when ``slot_words`` is a power of two (no adder), else
+    ``slot * slot_words + word``."""
+    if slot_words & (slot_words - 1) == 0:
+        return Cat(Value.cast(word)[:(slot_words - 1).bit_length()], slot)
+    return slot * slot_words + word

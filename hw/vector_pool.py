@@ -40,7 +40,7 @@ from bitmill import isa
 from bitmill.config import AccelConfig
 from bitmill.hw.vector_common import (RECORD_BYTES, VALUE_BITS, VecGeometry, bad_encoding,
                                       clamp_word, decode, extract, fill_value, record_layout,
-                                      result_layout)
+                                      result_layout, slot_address)
 from bitmill.isa import VecKind
 from bitmill.numerics import MAX_BITS
 from bitmill.timing import VEC_POOL_FIRST, vec_out_period, vec_record_words
@@ -181,9 +181,10 @@ class PoolEngine(wiring.Component):
         base = {(n, c): Signal(signed(widths[c]), name=f"b_{n}_{c}") for n in LEVELS for c in COORDS}
         remaining = Signal.like(instr.count, name="remaining")
         run, pre = Signal(name="run"), Signal(range(vec_record_words(self.cfg) + 2), name="pre")
+        pre_idle = Signal(init=1, name="pre_idle")          # pre == 0, kept in a register
         last, step, ends = self._levels(m, plan, idx, remaining)
         advance = {}
-        carry = run & (pre == 0)
+        carry = run & pre_idle
         for n in reversed(LEVELS):                       # innermost first
             advance[n] = Signal(name=f"adv_{n}")
             m.d.comb += advance[n].eq(carry & ~last[n])
@@ -191,12 +192,13 @@ class PoolEngine(wiring.Component):
         done = carry
         reload = plan["avg"] * (vec_record_words(self.cfg) + 1)
         with m.If(cycle == PLAN_CYCLES):
-            m.d.sync += [run.eq(~plan["empty"]), remaining.eq(instr.count), pre.eq(reload)]
+            m.d.sync += [run.eq(~plan["empty"]), remaining.eq(instr.count), pre.eq(reload),
+                         pre_idle.eq(~plan["avg"])]
             m.d.sync += [idx[n].eq(0) for n in LEVELS]
             m.d.sync += [flag.eq(ends["end"][n] == 0) for n, flag in ends["at_end"].items()]
             m.d.sync += [base[n, c].eq(v) for c, v in self._origin(plan).items() for n in LEVELS]
         with m.Elif(pre != 0):
-            m.d.sync += pre.eq(pre - 1)
+            m.d.sync += [pre.eq(pre - 1), pre_idle.eq(pre == 1)]
         # one level advances at most: every register takes its new value through a one-hot
         # AND-OR of the levels at or outside its own (no priority chain)
         moved = {(n, c): Signal(signed(widths[c]), name=f"moved_{n}_{c}") for n in LEVELS for c in COORDS}
@@ -214,7 +216,7 @@ class PoolEngine(wiring.Component):
         with m.If(advance["y"]):
             m.d.sync += remaining.eq(remaining - plan["row"])
         with m.If(advance["c"]):
-            m.d.sync += pre.eq(reload)
+            m.d.sync += [pre.eq(reload), pre_idle.eq(~plan["avg"])]
         with m.If(done | self.start):
             m.d.sync += run.eq(0)
         here = {c: base["sub", c] for c in COORDS}
@@ -252,10 +254,12 @@ class PoolEngine(wiring.Component):
         idx, last, here = nest["idx"], nest["last"], nest["here"]
         sub = idx["sub"]
         taps = nest["run"] & (nest["pre"] == 0)
-        word = Signal(signed(len(here["addr"])), name="tap_word")
-        m.d.comb += word.eq((here["addr"] >> geo.lg_word) + sub[:2])
-        m.d.comb += self.act_addr.eq(instr.a_slot * geo.act_slot_words
-                                     + clamp_word(m, "tap_slot_word", word, geo.act_slot_words))
+        # the tap's word and the next, each kept inside the slot beside the other, then the
+        # one of this cycle: no adder between the nest's registers and the read address
+        word = here["addr"] >> geo.lg_word
+        words = [clamp_word(m, f"tap_slot_word{k}", word + k, geo.act_slot_words) for k in (0, 1)]
+        m.d.comb += self.act_addr.eq(slot_address(instr.a_slot, Mux(sub[0], words[1], words[0]),
+                                                  geo.act_slot_words))
         inside = ((here["row"] >= 0) & (here["row"] < r.in_h)
                   & (here["col"] >= 0) & (here["col"] < r.in_w))
         above = plan["maxpool"] & (here["row"] < r.band_row0)
