@@ -145,7 +145,7 @@ class Control(wiring.Component):
                          st.cycles.eq(0), st.retired.eq(0), st.index.eq(0), st.next_words.eq(0),
                          st.f_addr.eq(self.prog_addr), st.f_left.eq(self.prog_count * st.beats_per_instr),
                          st.r_left.eq(self.prog_count * st.beats_per_instr), st.beat.eq(0)]
-            m.d.sync += [c.eq(0) for c in st.qbusy + st.wp + st.rp + st.tokens + [st.r_out]]
+            m.d.sync += [c.eq(0) for c in st.qbusy + st.wp + st.rp + st.tokens + st.token_nz + [st.r_out]]
             with m.If(self.prog_count == 0):
                 m.d.sync += self.done.eq(1)
             with m.Elif(bad_addr | (self.prog_count > len(Queue) * cfg.queue_depth)):
@@ -324,7 +324,7 @@ class Control(wiring.Component):
             have = Const(1)
             for flag, ch in zip(("pop_prev", "pop_next"), FLAG_CHANNELS[q][:2]):
                 if ch is not None:
-                    have = have & (~getattr(view, flag) | (st.tokens[ch] != 0))
+                    have = have & (~getattr(view, flag) | st.token_nz[ch])
             ready = head.valid & ~busy & ~st.stopping
             m.d.comb += head.waiting.eq(ready & ~have)
             outside, operand = head.outside, head.operand
@@ -380,14 +380,14 @@ class Control(wiring.Component):
                     pushes[ch].append(head.push[j])
         for ch in range(4):
             pop, push = pops[ch][0], pushes[ch][0]
-            cnt = st.tokens[ch]
+            cnt, nz = st.tokens[ch], st.token_nz[ch]
             with m.If(push & ~pop):
                 with m.If(cnt == (1 << TOKEN_BITS) - 1):
                     self._raise(m, st, ErrorFlag.TOKEN_OVERFLOW, st.error_instr)
                 with m.Else():
-                    m.d.sync += cnt.eq(cnt + 1)
+                    m.d.sync += [cnt.eq(cnt + 1), nz.eq(1)]
             with m.Elif(pop & ~push):
-                m.d.sync += cnt.eq(cnt - 1)
+                m.d.sync += [cnt.eq(cnt - 1), nz.eq(cnt != 1)]
 
     def _finish(self, m: Module, st: "_State", heads: list) -> None:
         """Pushes at each instruction's finish, the retired count, unit errors, deadlock and
@@ -497,6 +497,7 @@ class _State:
         self.wp = [Signal(range(depth + 1), name=f"wp_{q.label}") for q in Queue]
         self.rp = [Signal(range(depth + 1), name=f"rp_{q.label}") for q in Queue]
         self.tokens = [Signal(TOKEN_BITS, name=f"tokens_{n}") for n in ("l2c", "c2l", "c2s", "s2c")]
+        self.token_nz = [Signal(name=f"tokens_{n}_any") for n in ("l2c", "c2l", "c2s", "s2c")]
         self.mems = [memory.Memory(shape=INSTR_BITS + INDEX_BITS, depth=depth, init=[]) for _ in Queue]
         self.mem_write = [mem.write_port() for mem in self.mems]
         self.mem_read = [mem.read_port(transparent_for=(w,)) for mem, w in zip(self.mems, self.mem_write)]

@@ -236,9 +236,14 @@ class GemmUnit(wiring.Component):
         word, row = Signal(range(wpr)), Signal(range(cfg.rows + 1))
         with m.If(st.phase == _GemmState.PARAMS):
             m.d.sync += st.count.eq(st.count + 1)
+            # the first pixel's row offset: the row difference in the phase's first cycle,
+            # its product in the second (the readout starts long after this phase)
+            row_rel = Signal(signed(len(st.quot) + 1), name="first_row_rel")
+            with m.If(st.count == 1):
+                m.d.sync += st.row_bits.eq(row_rel * st.pitch_bits)
             with m.If(st.entered):
                 m.d.sync += [word.eq(0), row.eq(0), st.cy.eq(st.quot), st.cx.eq(st.rem),
-                             st.row_bits.eq((st.quot - self.regs.out_row0) * st.pitch_bits),
+                             row_rel.eq(st.quot - self.regs.out_row0),
                              st.x_bits.eq(st.rem * st.out_cb)]
             with m.Else():
                 m.d.sync += [rec.eq(nxt), word.eq(Mux(word == wpr - 1, 0, word + 1))]

@@ -110,12 +110,13 @@ class StagingCore(wiring.Component):
     # ---- read: chunk / vector / piece / word counters -------------------------------------
     def _walk_state(self) -> dict:
         """Read position: word ``i`` of piece ``k`` of vector ``v`` of ``chunk``; in the
-        vector, run ``ky`` (bit offset ``kyoff``), code ``u`` of the run (bit ``ub``), lane
+        vector, run ``ky`` (bit offset ``kyoff``), code ``u`` of the run (``kyub``: the bit
+        offset of the code, ``kyoff`` plus the code's bit in the run), lane
         ``dest`` (bit ``destb``), and the rooms left in the run and the vector (``rr``, ``rv``,
         codes; ``rrb``, ``rvb``, bits) and in the lanes (``rl``, ``rlb``); ``top``: the
         position at the chunk's start, where every vector's walk begins."""
         K, k_w, ab = self.lanes, range(self.max_k + 1), self.addr_bits
-        widths = {"ky": k_w, "u": k_w, "ub": ab, "kyoff": ab, "rr": k_w, "rv": k_w,
+        widths = {"ky": k_w, "u": k_w, "kyoff": ab, "kyub": ab, "rr": k_w, "rv": k_w,
                   "rrb": ab, "rvb": ab}
         cur = {n: Signal(w, name=f"cur_{n}") for n, w in widths.items()}
         return {"cur": cur, "top": {n: Signal.like(x, name=f"chunk_{n}") for n, x in cur.items()},
@@ -170,13 +171,15 @@ class StagingCore(wiring.Component):
                "destb": pick((totals[0], st["destb"] + cur["rrb"], st["destb"] + cur["rvb"])),
                "rl": pick((0, diff[0, 1], diff[0, 2])), "rlb": pick((0, diff_b[0, 1], diff_b[0, 2])),
                "u": Mux(wrap, 0, Mux(sel[0], cur["u"] + st["rl"], cur["u"] + cur["rv"])),
-               "ub": Mux(wrap, 0, Mux(sel[0], cur["ub"] + st["rlb"], cur["ub"] + cur["rvb"])),
                "rr": Mux(wrap, plan.run, Mux(sel[0], diff[1, 0], diff[1, 2])),
                "rrb": Mux(wrap, totals[1], Mux(sel[0], diff_b[1, 0], diff_b[1, 2])),
                "rv": pick((diff[2, 0], diff[2, 1], 0)), "rvb": pick((diff_b[2, 0], diff_b[2, 1], 0)),
-               "ky": cur["ky"] + wrap, "kyoff": Mux(wrap, cur["kyoff"] + plan.run_pitch, cur["kyoff"])}
+               "ky": cur["ky"] + wrap, "kyoff": Mux(wrap, cur["kyoff"] + plan.run_pitch, cur["kyoff"]),
+               # the code's bit offset: the read address adds it to the vector's
+               "kyub": Mux(wrap, cur["kyoff"] + plan.run_pitch,
+                           Mux(sel[0], cur["kyub"] + st["rlb"], cur["kyub"] + cur["rvb"]))}
         start = Signal(signed(self.addr_bits))
-        m.d.comb += start.eq(self.vec.bit + cur["kyoff"] + cur["ub"])
+        m.d.comb += start.eq(self.vec.bit + cur["kyub"])
         lw = (self.word_bits - 1).bit_length()
         m.d.comb += self.read_addr.eq((start >> lw) + st["i"])
         return {"n": n, "nb": nb, "next": nxt, "totals": totals, "offset": start[:lw],

@@ -150,9 +150,16 @@ class ActStager(wiring.Component):
         f = {"x": Signal(len(cmd.out_w), name="x0"), "ix": Signal(signed(ab), name="ix0"),
              "iy": Signal(signed(ab), name="iy0"), "row_bit": Signal(signed(ab), name="row_bit0"),
              "col_bit": Signal(signed(ab), name="col_bit0")}
+        # the command's constant terms registered first, so that each product below has
+        # one adder after it: iy - band_row0 = quo * stride + (ky0 - pad - band_row0)
+        iy_off, band_off = Signal(signed(ab), name="iy_offset"), Signal(signed(ab), name="band_offset")
+        base_bit = Signal(ab, name="base_bit")
+        iy_band = Signal(signed(ab), name="iy0_in_band")
+        m.d.sync += [iy_off.eq(cmd.ky0 - cmd.pad), band_off.eq(cmd.ky0 - cmd.pad - cmd.band_row0),
+                     base_bit.eq(cmd.base * W)]
         m.d.sync += [f["x"].eq(rem), f["ix"].eq(rem * cmd.stride - cmd.pad),
-                     f["iy"].eq(quo * cmd.stride - cmd.pad + cmd.ky0),
-                     f["row_bit"].eq(cmd.base * W + plan["pitch"] * (f["iy"] - cmd.band_row0)),
+                     f["iy"].eq(quo * cmd.stride + iy_off), iy_band.eq(quo * cmd.stride + band_off),
+                     f["row_bit"].eq(base_bit + plan["pitch"] * iy_band),
                      f["col_bit"].eq(f["ix"] * plan["code_bits"])]
         return f
 
@@ -162,18 +169,25 @@ class ActStager(wiring.Component):
         x = Signal.like(first["x"], name="x")
         ix, iy, row_bit, col_bit = (Signal(signed(ab), name=n) for n in ("ix", "iy", "row_bit", "col_bit"))
         j = Signal(range(self.cfg.cols + 1), name="col")
+        # the column's bit address (row_bit + col_bit) kept in its own register, so that the
+        # core's read address starts at a register
+        bit, wrap_step = Signal(signed(ab), name="col_start_bit"), Signal(signed(ab), name="wrap_step")
+        m.d.sync += wrap_step.eq(plan["row_step"] - plan["pad_bits"])
         with m.If(core.vec_first):
             m.d.sync += [x.eq(first["x"]), ix.eq(first["ix"]), iy.eq(first["iy"]), j.eq(0),
-                         row_bit.eq(first["row_bit"]), col_bit.eq(first["col_bit"])]
+                         row_bit.eq(first["row_bit"]), col_bit.eq(first["col_bit"]),
+                         bit.eq(first["row_bit"] + first["col_bit"])]
         with m.Elif(core.vec_next):
             m.d.sync += j.eq(j + 1)
             with m.If(x == cmd.out_w - 1):
                 m.d.sync += [x.eq(0), ix.eq(-cmd.pad), iy.eq(iy + cmd.stride),
-                             row_bit.eq(row_bit + plan["row_step"]), col_bit.eq(-plan["pad_bits"])]
+                             row_bit.eq(row_bit + plan["row_step"]), col_bit.eq(-plan["pad_bits"]),
+                             bit.eq(row_bit + wrap_step)]
             with m.Else():
-                m.d.sync += [x.eq(x + 1), ix.eq(ix + cmd.stride), col_bit.eq(col_bit + plan["step"])]
+                m.d.sync += [x.eq(x + 1), ix.eq(ix + cmd.stride), col_bit.eq(col_bit + plan["step"]),
+                             bit.eq(bit + plan["step"])]
         times, k, h = plan["in_c_times"], cmd.kernel, cmd.rows
-        m.d.comb += [core.vec.bit.eq(row_bit + col_bit),
+        m.d.comb += [core.vec.bit.eq(bit),
                      core.vec.lo.eq(times[_clamp(-ix, k)]), core.vec.hi.eq(times[_clamp(cmd.in_w - ix, k)]),
                      core.vec.ky_lo.eq(_clamp(-iy, h)), core.vec.ky_hi.eq(_clamp(cmd.in_h - iy, h)),
                      core.vec.ok.eq(j < cmd.cols)]

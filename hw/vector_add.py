@@ -186,18 +186,24 @@ class AddEngine(wiring.Component):
         m.d.comb += issue.eq(run & (phase == 0))
         row_end = Signal()
         last = Signal()
-        m.d.comb += [row_end.eq(j == row - 1),
-                     last.eq(row_end & (remaining < Cat(Const(0, 1), row)))]
+        # whether ``remaining`` holds no whole row after this one (``remaining < 2 row``),
+        # kept in a register: set on load, and on each row's end from ``remaining < 3 row``
+        final_row = Signal(name="final_row")
+        rows2, rows3 = Signal(len(row) + 1, name="rows_x2"), Signal(len(row) + 2, name="rows_x3")
+        period_m1 = Signal.like(plan["period"], name="period_m1")
+        m.d.sync += [rows2.eq(row << 1), rows3.eq((row << 1) + row), period_m1.eq(plan["period"] - 1)]
+        m.d.comb += [row_end.eq(j == row - 1), last.eq(row_end & final_row)]
         with m.If(self.start):
             m.d.sync += run.eq(0)
         with m.Elif(load):
-            m.d.sync += [run.eq(~plan["empty"]), phase.eq(0), j.eq(0), remaining.eq(instr.count)]
+            m.d.sync += [run.eq(~plan["empty"]), phase.eq(0), j.eq(0), remaining.eq(instr.count),
+                         final_row.eq(instr.count < rows2)]
         with m.Elif(run):
-            m.d.sync += phase.eq(Mux(phase == plan["period"] - 1, 0, phase + 1))
+            m.d.sync += phase.eq(Mux(phase == period_m1, 0, phase + 1))
             with m.If(issue):
                 m.d.sync += j.eq(Mux(row_end, 0, j + 1))
                 with m.If(row_end):
-                    m.d.sync += remaining.eq(remaining - row)
+                    m.d.sync += [remaining.eq(remaining - row), final_row.eq(remaining < rows3)]
                 with m.If(last):
                     m.d.sync += [run.eq(0), active.eq(0)]
         empty_result = first & plan["empty"]
