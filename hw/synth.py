@@ -75,11 +75,15 @@ PNR_BLOCKS = ("top", "accel")      # the blocks behind few pins
 KEEP_COPIES = "setattr -set keep 1 a:bitmill_nomerge %ci1:+$dff[Q] t:$dff %i"
 # The operand buffers (one read, one write port each) are never written at an address that a
 # tile reads in the same cycle: a read colliding with a write may return anything. Without
-# this, yosys emulates read-before-write in LUTs after the block RAM outputs. In the whole
-# accelerator only the tile engine's memories are such (the buffers and instruction memories
-# keep their read-before-write behaviour).
+# this, yosys emulates read-before-write in LUTs after the block RAM outputs (an address
+# comparison and a multiplexer on every read). In the whole accelerator such are the tile
+# engine's memories and the weight, activation and parameter buffers, which only LOAD writes
+# and only a unit that waited for that LOAD's token reads (a program that races them reads
+# undefined data on the chip); the output buffer (the code packer reads the word it writes
+# back) and the instruction memories keep their read-before-write behaviour.
 UNDEFINED_COLLISIONS = "setparam -set RD_COLLISION_X_MASK 1'1 t:$mem_v2"
-ENGINE_COLLISIONS = "setparam -set RD_COLLISION_X_MASK 1'1 *.engine/t:$mem_v2"
+ENGINE_COLLISIONS = ("setparam -set RD_COLLISION_X_MASK 1'1 *.engine/t:$mem_v2 "
+                     "*.buffers/weight *.buffers/act *.buffers/param")
 
 
 @dataclass(frozen=True)
