@@ -104,7 +104,8 @@ class Netlist:
                         continue
                     src = self.driver[ib]
                     src_type = self.cells[src[0]]["type"]
-                    wire = (0.0 if (src_type, src[1][:4]) in DEDICATED or (t, port) in SLICE_MUX_DATA
+                    local = (src_type, src[1][:4]) in DEDICATED or (t, port) in SLICE_MUX_DATA
+                    wire = (0.0 if local
                             else DSP_ROUTE_NS if "MULT18X18D" in (src_type, t) else ROUTE_NS)
                     at = self.arrival[ib][0] + wire + d
                     if at > best[0]:

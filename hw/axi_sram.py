@@ -310,16 +310,20 @@ def _next_beat(m: Module, take, more, cand, word, left) -> None:
         m.d.sync += [word.eq(word + 1), left.eq(left - 1)]
 
 
-class _HeadRegisterFIFO(wiring.Component):
-    """A `SyncFIFO` (in distributed RAM, read without a clock) whose head waits in a register:
-    ``r_data`` and ``r_rdy`` come from flip-flops, so what decides on the head starts at a
-    register. An entry written in cycle ``t`` is at the head from ``t + 2`` at the earliest.
-    The ports of `SyncFIFO`: ``w_data``, ``w_en``, ``w_rdy``, ``r_data``, ``r_en``, ``r_rdy``."""
+class _QueuePorts(wiring.Component):
+    """The ports of `SyncFIFO`: ``w_data``, ``w_en``, ``w_rdy``, ``r_data``, ``r_en``,
+    ``r_rdy``."""
 
     def __init__(self, *, width: int, depth: int):
         self.width, self.depth = width, depth
         super().__init__({"w_data": In(width), "w_en": In(1), "w_rdy": Out(1),
                           "r_data": Out(width), "r_en": In(1), "r_rdy": Out(1)})
+
+
+class _HeadRegisterFIFO(_QueuePorts):
+    """A `SyncFIFO` (in distributed RAM, read without a clock) whose head waits in a register:
+    ``r_data`` and ``r_rdy`` come from flip-flops, so what decides on the head starts at a
+    register. An entry written in cycle ``t`` is at the head from ``t + 2`` at the earliest."""
 
     def elaborate(self, platform) -> Module:
         m = Module()
@@ -332,15 +336,10 @@ class _HeadRegisterFIFO(wiring.Component):
         return m
 
 
-class _DistributedFIFO(wiring.Component):
+class _DistributedFIFO(_QueuePorts):
     """`SyncFIFO`'s behaviour (the same ports and cycles), its storage marked for distributed
     RAM: with the head register after it, yosys would otherwise fold that register into a
     synchronous read port and place the queue in a block RAM (5.6 ns clock-to-out on ECP5)."""
-
-    def __init__(self, *, width: int, depth: int):
-        self.width, self.depth = width, depth
-        super().__init__({"w_data": In(width), "w_en": In(1), "w_rdy": Out(1),
-                          "r_data": Out(width), "r_en": In(1), "r_rdy": Out(1)})
 
     def elaborate(self, platform) -> Module:
         m = Module()
