@@ -70,6 +70,9 @@ ROUTERS = ("router1", "router2")
 # 16.4 min with HeAP beside a CI run, both then refined by simulated annealing and routed by router2)
 PLACERS = ("heap", "static")
 PNR_BLOCKS = ("top", "accel")      # the blocks behind few pins
+# The blocks' clock input on the ULX3S's 25 MHz oscillator pin, a clock-capable input: left
+# unconstrained, nextpnr may place it where router2 cannot reach the global clock network.
+ECP5_CLOCK_PIN = 'LOCATE COMP "clk" SITE "G2";\nIOBUF PORT "clk" IO_TYPE=LVCMOS33;\n'
 # Registers whose signal carries `bitmill.hw.pe.NOMERGE` are per-PE copies of a broadcast
 # value: mark their flip-flops keep, so opt_merge leaves them apart (no array-wide fanout).
 KEEP_COPIES = "setattr -set keep 1 a:bitmill_nomerge %ci1:+$dff[Q] t:$dff %i"
@@ -263,14 +266,16 @@ def run_pnr(cfg: AccelConfig, target: str, workdir: Path, seeds: tuple[int, ...]
         raise BitmillError(f"place-and-route runs for {', '.join(PNR)}, not {target!r}")
     check_seeds(seeds)
     check_router(router)
-    netlist, moved = "bitmill_top.json", None
+    netlist, moved, pins = "bitmill_top.json", None, []
     if target == "ecp5":
         netlist = "bitmill_top.pnr.json"
         moved = absorb_file(workdir / "bitmill_top.json", workdir / netlist)
+        (workdir / "clock.lpf").write_text(ECP5_CLOCK_PIN)
+        pins = ["--lpf", "clock.lpf"]
 
     def place(seed: int) -> float:
         name = "" if seed == 1 else f"-seed{seed}"
-        cmd = [tool_path(PNR[target][0]), *PNR[target][1:], "--json", netlist,
+        cmd = [tool_path(PNR[target][0]), *PNR[target][1:], *pins, "--json", netlist,
                "--freq", f"{cfg.clock_mhz:g}", "--seed", str(seed), "--router", router,
                "--report", f"pnr{name}.json"]
         _run(cmd, workdir, f"nextpnr{name}.log")
