@@ -296,18 +296,22 @@ class StagingCore(wiring.Component):
         word = Signal(W, name="word_q", reset_less=True)
         m.d.sync += word.eq(self.read_data)
         lanes = self._lane_range(m, d["lanes"])
-        a = {"word": word, "keep": Signal(W, name="a_keep"), "at": Signal.like(d["at"], name="a_at"),
+        lw = (W - 1).bit_length()
+        slots = -(-(K * CODE_BITS + W) // W) + 1           # W-bit slots the word can land in
+        a = {"word": word, "keep": Signal(W, name="a_keep"),
+             "fine": Signal(lw, name="a_fine"), "slot": Signal(slots, name="a_slot"),
              "lanes": {x: Signal(range(K + 1), name=f"a_lanes_{x}") for x in lanes},
              "piece": Signal(name="a_piece"), "valid": Signal(name="a_valid"),
              "first": Signal(name="a_first"), "end": Signal(name="a_end"),
              "v": Signal.like(d["v"], name="a_v"), "chunk": Signal.like(d["chunk"], name="a_chunk"),
              "last": Signal(name="a_last")}
-        lw = (W - 1).bit_length()
         stop_word, stop_bit = d["stop"] >> lw, d["stop"][:lw]
         past, at_stop = stop_word > d["i"], stop_word == d["i"]
         keep = [(q >= d["lo"]) & (past | (at_stop & (q < stop_bit))) for q in range(W)]
         m.d.sync += [a["keep"].eq(Cat(*keep)),
-                     a["at"].eq(d["at"]), *(a["lanes"][x].eq(y) for x, y in lanes.items()),
+                     a["fine"].eq(d["at"][:lw]),
+                     a["slot"].eq(Cat(*[(d["at"] >> lw) == s for s in range(slots)])),
+                     *(a["lanes"][x].eq(y) for x, y in lanes.items()),
                      *(a[x].eq(d[x]) for x in ("piece", "valid", "first", "end", "v", "chunk", "last"))]
         return a
 
@@ -324,7 +328,7 @@ class StagingCore(wiring.Component):
         placed = Signal(K * CODE_BITS, name="placed")
         new_lanes = Signal(K, name="new_lanes")
         p_valid, p_first = Signal(name="p_valid"), Signal(name="p_first")
-        m.d.sync += [placed.eq((masked.as_unsigned() << a["at"])[W:wide]),
+        m.d.sync += [placed.eq(self._place(masked, a)[W:wide]),
                      new_lanes.eq(Mux(a["piece"], self._lanes_of(a["lanes"]), 0)),
                      p_valid.eq(a["valid"]), p_first.eq(a["first"])]
         packed, lanes = Signal(K * CODE_BITS), Signal(K)
@@ -339,6 +343,17 @@ class StagingCore(wiring.Component):
         m.d.sync += [c["valid"].eq(a["valid"] & a["end"]), c["v"].eq(a["v"]),
                      c["chunk"].eq(a["chunk"]), c["last"].eq(a["last"])]
         return c
+
+    def _place(self, masked, a: dict):
+        """``masked << at`` in two steps: the word shifted by ``at mod W`` into two words,
+        then each W-bit slot of the result takes the low word, the high word or nothing by
+        the slot number ``at // W``, decoded one-hot by the align stage."""
+        W = self.word_bits
+        pair = Cat(masked.as_unsigned() << a["fine"], Const(0, 1))      # 2W bits
+        low, high = pair[:W], pair[W:2 * W]
+        slot = a["slot"]
+        return Cat(Mux(slot[0], low, 0),
+                   *[Mux(slot[s], low, 0) | Mux(slot[s - 1], high, 0) for s in range(1, len(slot))])
 
     def _lanes_of(self, r: dict):
         """The lanes ``[dest + lo, dest + hi)`` as a mask."""

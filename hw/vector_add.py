@@ -190,9 +190,10 @@ class AddEngine(wiring.Component):
         # kept in a register: set on load, and on each row's end from ``remaining < 3 row``
         final_row = Signal(name="final_row")
         rows2, rows3 = Signal(len(row) + 1, name="rows_x2"), Signal(len(row) + 2, name="rows_x3")
-        period_m1 = Signal.like(plan["period"], name="period_m1")
-        m.d.sync += [rows2.eq(row << 1), rows3.eq((row << 1) + row), period_m1.eq(plan["period"] - 1)]
-        m.d.comb += [row_end.eq(j == row - 1), last.eq(row_end & final_row)]
+        period_m1, row_m1 = Signal.like(plan["period"], name="period_m1"), Signal.like(row, name="row_m1")
+        m.d.sync += [rows2.eq(row << 1), rows3.eq((row << 1) + row), period_m1.eq(plan["period"] - 1),
+                     row_m1.eq(row - 1)]
+        m.d.comb += [row_end.eq(j == row_m1), last.eq(row_end & final_row)]
         with m.If(self.start):
             m.d.sync += run.eq(0)
         with m.Elif(load):
