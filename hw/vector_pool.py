@@ -144,7 +144,7 @@ class PoolEngine(wiring.Component):
         return gap
 
     # ---- loop nest ------------------------------------------------------------------------
-    def _levels(self, m: Module, plan: dict, idx: dict, remaining) -> tuple[dict, dict, dict]:
+    def _levels(self, m: Module, plan: dict, idx: dict, final_row) -> tuple[dict, dict, dict]:
         """Per level: whether its index is the last, its step of each coordinate, and the
         registers behind the first: each level's last index (and one less) and whether its
         index is there (`_nest` keeps that up to date; the layer registers and the plan are
@@ -156,7 +156,7 @@ class PoolEngine(wiring.Component):
         end_m1 = {n: Signal(len(idx[n]), name=f"end_m1_{n}") for n in ends}
         m.d.sync += [end[n].eq(v) for n, v in ends.items()] + [end_m1[n].eq(end[n] - 1) for n in ends]
         at_end = {n: Signal(name=f"at_end_{n}") for n in ends}
-        last = {"y": ~mp | (remaining < Cat(Const(0, 1), plan["row"])), "x": ~mp | at_end["x"],
+        last = {"y": ~mp | final_row, "x": ~mp | at_end["x"],
                 **{n: at_end[n] for n in ("c", "dy", "dx", "sub")}}
         step = {"y": {"addr": plan["spitch"], "row": r.stride},
                 "x": {"addr": plan["sca"], "col": r.stride},
@@ -182,7 +182,13 @@ class PoolEngine(wiring.Component):
         remaining = Signal.like(instr.count, name="remaining")
         run, pre = Signal(name="run"), Signal(range(vec_record_words(self.cfg) + 2), name="pre")
         pre_idle = Signal(init=1, name="pre_idle")          # pre == 0, kept in a register
-        last, step, ends = self._levels(m, plan, idx, remaining)
+        # whether ``remaining`` holds no whole row after this one (``remaining < 2 row``), in
+        # a register: set on load, and as a row of outputs ends from ``remaining < 3 row``
+        final_row = Signal(name="final_row")
+        rows2 = Signal(len(plan["row"]) + 1, name="rows_x2")
+        rows3 = Signal(len(plan["row"]) + 2, name="rows_x3")
+        m.d.sync += [rows2.eq(plan["row"] << 1), rows3.eq((plan["row"] << 1) + plan["row"])]
+        last, step, ends = self._levels(m, plan, idx, final_row)
         advance = {}
         carry = run & pre_idle
         for n in reversed(LEVELS):                       # innermost first
@@ -193,6 +199,7 @@ class PoolEngine(wiring.Component):
         reload = plan["avg"] * (vec_record_words(self.cfg) + 1)
         with m.If(cycle == PLAN_CYCLES):
             m.d.sync += [run.eq(~plan["empty"]), remaining.eq(instr.count), pre.eq(reload),
+                         final_row.eq(instr.count < rows2),
                          pre_idle.eq(~plan["avg"])]
             m.d.sync += [idx[n].eq(0) for n in LEVELS]
             m.d.sync += [flag.eq(ends["end"][n] == 0) for n, flag in ends["at_end"].items()]
@@ -214,7 +221,7 @@ class PoolEngine(wiring.Component):
                     m.d.sync += base[lv, c].eq(
                         _one_hot(*((advance[n], moved[n, c]) for n in outer)))
         with m.If(advance["y"]):
-            m.d.sync += remaining.eq(remaining - plan["row"])
+            m.d.sync += [remaining.eq(remaining - plan["row"]), final_row.eq(remaining < rows3)]
         with m.If(advance["c"]):
             m.d.sync += [pre.eq(reload), pre_idle.eq(~plan["avg"])]
         with m.If(done | self.start):
