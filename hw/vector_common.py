@@ -132,11 +132,12 @@ def record_words(data_bytes: int) -> int:
     return max(1, RECORD_BYTES // data_bytes)
 
 
-def clamp_word(m: Module, name: str, word, slot_words: int) -> Signal:
-    """A word index inside one slot: ``word`` when it lies in ``[0, slot_words)``, else the
-    nearest end (reads outside the slot, whose data is never used, stay inside it)."""
+def clamp_word(m: Module, name: str, word, slot_words: int, plus: int = 0) -> Signal:
+    """A word index inside one slot: ``word + plus`` when it lies in ``[0, slot_words)``, else
+    the nearest end (reads outside the slot, whose data is never used, stay inside it). The
+    bounds are compared with ``word`` itself, beside the addition."""
     out = Signal(range(slot_words), name=name)
-    m.d.comb += out.eq(Mux(word < 0, 0, Mux(word >= slot_words, slot_words - 1, word)))
+    m.d.comb += out.eq(Mux(word < -plus, 0, Mux(word >= slot_words - plus, slot_words - 1, word + plus)))
     return out
 
 

@@ -264,7 +264,7 @@ class PoolEngine(wiring.Component):
         # the tap's word and the next, each kept inside the slot beside the other, then the
         # one of this cycle: no adder between the nest's registers and the read address
         word = here["addr"] >> geo.lg_word
-        words = [clamp_word(m, f"tap_slot_word{k}", word + k, geo.act_slot_words) for k in (0, 1)]
+        words = [clamp_word(m, f"tap_slot_word{k}", word, geo.act_slot_words, plus=k) for k in (0, 1)]
         m.d.comb += self.act_addr.eq(slot_address(instr.a_slot, Mux(sub[0], words[1], words[0]),
                                                   geo.act_slot_words))
         inside = ((here["row"] >= 0) & (here["row"] < r.in_h)
