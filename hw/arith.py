@@ -14,9 +14,15 @@ def shift_add(value, factor) -> Value:
     if factor.shape().signed or value.shape().signed:
         raise ValueError("shift_add takes unsigned operands")
     terms = [(value << i) & (factor[i].replicate(len(value) + i)) for i in range(len(factor))]
+    return balanced(terms, lambda a, b: a + b)
+
+
+def balanced(terms, combine) -> Value:
+    """``terms`` combined pairwise as a balanced tree (``Const(0, 1)`` when there are none)."""
+    terms = list(terms)
     if not terms:
         return Const(0, 1)
     while len(terms) > 1:
-        terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i]
+        terms = [combine(terms[i], terms[i + 1]) if i + 1 < len(terms) else terms[i]
                  for i in range(0, len(terms), 2)]
     return terms[0]

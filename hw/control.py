@@ -41,6 +41,7 @@ from amaranth.lib.wiring import In, Out
 
 from bitmill import isa
 from bitmill.config import AccelConfig
+from bitmill.hw.arith import balanced
 from bitmill.hw.regmap import ErrorFlag
 from bitmill.isa import INDEX_BITS, INSTR_BITS, Buffer, Opcode, Queue
 from bitmill.timing import check_fetch_width
@@ -266,11 +267,8 @@ class Control(wiring.Component):
             m.d.sync += [was[-1].eq(fired), then[-1].eq(at)]
         # one-hot selection (a site fired and none after it), ORed as a balanced tree
         terms = [Mux(w & ~Cat(*was[n + 1:]).any(), t, 0) if n + 1 < len(was) else Mux(w, t, 0)
-                 for n, (w, t) in enumerate(zip(was, then))] or [Const(0, 1)]
-        while len(terms) > 1:
-            terms = [terms[i] | terms[i + 1] if i + 1 < len(terms) else terms[i]
-                     for i in range(0, len(terms), 2)]
-        m.d.comb += st.pending_index.eq(terms[0])
+                 for n, (w, t) in enumerate(zip(was, then))]
+        m.d.comb += st.pending_index.eq(balanced(terms, lambda a, b: a | b))
 
     @staticmethod
     def _errors(m: Module, st: "_State") -> None:

@@ -167,6 +167,7 @@ class StagingCore(wiring.Component):
         totals = [Signal(self.addr_bits, name=f"{x}_bits") for x in ("lanes", "run", "vector")]
         m.d.sync += [t.eq(shift_add(x, plan.bits)) for t, x in zip(totals, (K, plan.run, plan.k_total))]
         # the position after the piece: every sum beside the comparisons, then a selection
+        next_row = cur["kyoff"] + plan.run_pitch            # bit offset of the next run
         nxt = {"dest": pick((K, st["dest"] + cur["rr"], st["dest"] + cur["rv"])),
                "destb": pick((totals[0], st["destb"] + cur["rrb"], st["destb"] + cur["rvb"])),
                "rl": pick((0, diff[0, 1], diff[0, 2])), "rlb": pick((0, diff_b[0, 1], diff_b[0, 2])),
@@ -174,10 +175,9 @@ class StagingCore(wiring.Component):
                "rr": Mux(wrap, plan.run, Mux(sel[0], diff[1, 0], diff[1, 2])),
                "rrb": Mux(wrap, totals[1], Mux(sel[0], diff_b[1, 0], diff_b[1, 2])),
                "rv": pick((diff[2, 0], diff[2, 1], 0)), "rvb": pick((diff_b[2, 0], diff_b[2, 1], 0)),
-               "ky": cur["ky"] + wrap, "kyoff": Mux(wrap, cur["kyoff"] + plan.run_pitch, cur["kyoff"]),
+               "ky": cur["ky"] + wrap, "kyoff": Mux(wrap, next_row, cur["kyoff"]),
                # the code's bit offset: the read address adds it to the vector's
-               "kyub": Mux(wrap, cur["kyoff"] + plan.run_pitch,
-                           Mux(sel[0], cur["kyub"] + st["rlb"], cur["kyub"] + cur["rvb"]))}
+               "kyub": Mux(wrap, next_row, Mux(sel[0], cur["kyub"] + st["rlb"], cur["kyub"] + cur["rvb"]))}
         start = Signal(signed(self.addr_bits))
         m.d.comb += start.eq(self.vec.bit + cur["kyub"])
         lw = (self.word_bits - 1).bit_length()
@@ -250,8 +250,7 @@ class StagingCore(wiring.Component):
         plan, emit, nxt = self.plan, self.emit_count(self.plan.bits), piece["next"]
         used = Signal(range(MAX_KERNEL * self.max_words + 1), name="reads_per_vector")
         stall = Signal(range(MAX_RUNTIME_BITS + 1), name="chunk_stall")
-        # a per-command constant, registered (the plan settles before the core starts); the
-        # product of two small counts in logic, not in a multiplier block
+        # the product of two small counts in logic, not in a multiplier block
         m.d.comb += used.eq(shift_add(plan.words, plan.pieces))
         m.d.comb += stall.eq(Mux(used >= emit, 0, emit - used))
         m.d.sync += [st["v"].eq(0), st["chunk"].eq(st["chunk"] + 1)]
