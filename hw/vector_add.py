@@ -18,7 +18,7 @@ elements), an encoding outside `Encoding`, an operand code beyond its half of th
 
 from __future__ import annotations
 
-from amaranth import Array, Cat, Const, Module, Mux, Signal, signed
+from amaranth import Array, Cat, Const, Module, Mux, Signal, Value, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -32,9 +32,14 @@ from bitmill.timing import vec_add_first, vec_add_period, vec_stream_words
 
 
 class _OperandQueue:
-    """One operand stream: a queue of buffer words (``words[0]`` holds the next code),
-    the bit offset of that code in ``words[0]``, the words read so far and the bits
-    consumed (for the bound check)."""
+    """One operand stream: a queue of buffer words (``words[0]`` holds the next code), the
+    bit offset of that code in ``words[0]``, the words read and the words stepped over so
+    far (the bits consumed, for the bound check, are ``popped * W + offset``).
+
+    The step over a code is formed from registers: ``end`` (the bit after the code, offset
+    plus bits) and ``end_byte`` (``end`` rounded up to a byte, where a row's padding ends)
+    are kept for the present code, with both successors of each worked out beside them, so
+    an element's pops are a selection between two registers."""
 
     def __init__(self, name: str, geo: VecGeometry, base_word: int, capacity: int):
         self.name, self.geo, self.base_word, self.capacity = name, geo, base_word, capacity
@@ -43,7 +48,7 @@ class _OperandQueue:
         self.count = Signal(range(capacity + 1), name=f"{name}_count")
         self.offset = Signal(range(w), name=f"{name}_offset")
         self.fetched = Signal(range(2 * geo.act_slot_words + 2 * capacity + 2), name=f"{name}_fetched")
-        self.consumed = Signal(range(16 * geo.act_slot_bytes + 64), name=f"{name}_consumed")
+        self.popped = Signal(range(2 * geo.act_slot_words + 2 * capacity + 2), name=f"{name}_popped")
         self.request = Signal(name=f"{name}_request")
         self.arriving = Signal(name=f"{name}_arriving")
         self.starved = Signal(name=f"{name}_starved")      # an issue without its words (never)
@@ -57,33 +62,53 @@ class _OperandQueue:
         """The code under the offset (zero-extended to 8 bits)."""
         return extract(Cat(self.words[0], self.words[1]), self.offset, bits_m1)
 
+    def beyond(self, m: Module, bits_m1, half_bits: int) -> "Value":
+        """Whether the present code ends past ``half_bits`` (the operand's half of the slot):
+        ``popped * W + offset > half_bits - bits``, the limit registered."""
+        limit = Signal(range(half_bits + 1), name=f"{self.name}_limit")
+        m.d.sync += limit.eq(half_bits - bits_m1 - 1)
+        return Cat(self.offset, self.popped) > limit
+
     def logic(self, m: Module, reset, slot_turn, consume, bits_m1, row_end, data) -> None:
         """Reads on ``slot_turn`` when the queue has room, takes a word arriving from the
-        read port, and on ``consume`` steps over the code (and the row padding)."""
-        geo, cap = self.geo, self.capacity
+        read port, and on ``consume`` steps over the code (and the row padding when
+        ``row_end``, a register)."""
+        geo, cap, lg = self.geo, self.capacity, self.geo.lg_word
         m.d.comb += self.request.eq(slot_turn & (self.count + self.arriving < cap))
         m.d.sync += self.arriving.eq(self.request & ~reset)
-        end = Signal(range(geo.word_bits + 16), name=f"{self.name}_end")
-        m.d.comb += end.eq(self.offset + bits_m1 + 1)
-        nxt = Signal(range(geo.word_bits + 16), name=f"{self.name}_next")
-        m.d.comb += nxt.eq(Mux(row_end, Cat(Const(0, 3), (end + 7) >> 3), end))
+        span = range(geo.word_bits + 16)
+        bits, bits7 = Signal(4, name=f"{self.name}_bits"), Signal(4, name=f"{self.name}_bits7")
+        m.d.sync += [bits.eq(bits_m1 + 1), bits7.eq(bits_m1 + 8)]
+        end, end_byte = Signal(span, name=f"{self.name}_end"), Signal(span, name=f"{self.name}_end_byte")
+
+        def successors(offset) -> tuple:
+            """(end, end rounded up to a byte) of the code at ``offset``."""
+            return offset + bits, Cat(Const(0, 3), (offset + bits7) >> 3)
+
+        nxt = Mux(row_end, end_byte, end)
         pops = Signal(range(3), name=f"{self.name}_pops")
-        m.d.comb += pops.eq(Mux(consume, nxt >> geo.lg_word, 0))
+        m.d.comb += pops.eq(Mux(consume, nxt >> lg, 0))
         m.d.comb += self.starved.eq(consume & (self.count < 2))
         slot = self.count - pops
         for i, reg in enumerate(self.words):
             ahead = [self.words[i + k] if i + k < cap else Const(0, geo.word_bits) for k in range(3)]
             kept = Mux(pops == 0, ahead[0], Mux(pops == 1, ahead[1], ahead[2]))
             m.d.sync += reg.eq(Mux(self.arriving & (slot == i), data, kept))
+        after_end, after_byte = successors(end[:lg]), successors(end_byte[:lg])
         with m.If(reset):
             m.d.sync += [self.count.eq(0), self.offset.eq(0), self.fetched.eq(0),
-                         self.consumed.eq(0)]
+                         self.popped.eq(0)]
         with m.Else():
             m.d.sync += [self.count.eq(slot + self.arriving),
                          self.fetched.eq(self.fetched + self.request)]
             with m.If(consume):
-                m.d.sync += [self.offset.eq(nxt[:geo.lg_word] if geo.lg_word else 0),
-                             self.consumed.eq(self.consumed + nxt - self.offset)]
+                m.d.sync += [self.offset.eq(nxt[:lg]), self.popped.eq(self.popped + pops)]
+        with m.If(consume & ~reset):
+            m.d.sync += [end.eq(Mux(row_end, after_byte[0], after_end[0])),
+                         end_byte.eq(Mux(row_end, after_byte[1], after_end[1]))]
+        with m.Else():
+            now = successors(self.offset)
+            m.d.sync += [end.eq(now[0]), end_byte.eq(now[1])]
 
 
 class AddEngine(wiring.Component):
@@ -184,25 +209,26 @@ class AddEngine(wiring.Component):
         first = active & (cycle == self.first_issue)
         issue = Signal()
         m.d.comb += issue.eq(run & (phase == 0))
-        row_end = Signal()
+        row_end = Signal(name="row_end")      # ``j == row - 1``, kept in a register
         last = Signal()
         # whether ``remaining`` holds no whole row after this one (``remaining < 2 row``),
         # kept in a register: set on load, and on each row's end from ``remaining < 3 row``
         final_row = Signal(name="final_row")
         rows2, rows3 = Signal(len(row) + 1, name="rows_x2"), Signal(len(row) + 2, name="rows_x3")
-        period_m1, row_m1 = Signal.like(plan["period"], name="period_m1"), Signal.like(row, name="row_m1")
+        period_m1 = Signal.like(plan["period"], name="period_m1")
+        row_m2, single = Signal.like(row, name="row_m2"), Signal(name="single_code_rows")
         m.d.sync += [rows2.eq(row << 1), rows3.eq((row << 1) + row), period_m1.eq(plan["period"] - 1),
-                     row_m1.eq(row - 1)]
-        m.d.comb += [row_end.eq(j == row_m1), last.eq(row_end & final_row)]
+                     row_m2.eq(row - 2), single.eq(row == 1)]
+        m.d.comb += last.eq(row_end & final_row)
         with m.If(self.start):
             m.d.sync += run.eq(0)
         with m.Elif(load):
             m.d.sync += [run.eq(~plan["empty"]), phase.eq(0), j.eq(0), remaining.eq(instr.count),
-                         final_row.eq(instr.count < rows2)]
+                         final_row.eq(instr.count < rows2), row_end.eq(single)]
         with m.Elif(run):
             m.d.sync += phase.eq(Mux(phase == period_m1, 0, phase + 1))
             with m.If(issue):
-                m.d.sync += j.eq(Mux(row_end, 0, j + 1))
+                m.d.sync += [j.eq(Mux(row_end, 0, j + 1)), row_end.eq(Mux(row_end, single, j == row_m2))]
                 with m.If(row_end):
                     m.d.sync += [remaining.eq(remaining - row), final_row.eq(remaining < rows3)]
                 with m.If(last):
@@ -221,7 +247,7 @@ class AddEngine(wiring.Component):
         checks = []
         for q, turn, bits_m1 in zip(queues, turns, bits):
             q.logic(m, self.start, turn, issue, bits_m1, flags["row_end"], self.act_data)
-            checks.append(q.consumed + bits_m1 + 1 > half_bits)
+            checks.append(q.beyond(m, bits_m1, half_bits))
         m.d.comb += beyond.eq(issue & (checks[0] | checks[1]))
         with m.If(self.start):
             m.d.sync += self.error.eq(0)
