@@ -14,6 +14,12 @@ synchronous (data the cycle after the address). Ports:
   activation words);
 * ``out_write`` and ``out_read``: the compute units' writes into the output buffer and their
   read-modify-write reads; ``store_read``: the STORE DMA's read port.
+
+The output buffer is two memories of the same contents, both written by ``out_write``: ``out``
+for ``out_read`` (which reads the word it writes back, so it keeps read-before-write) and
+``out_store`` for ``store_read`` (a STORE reads a slot only after the compute unit that wrote
+it has finished, so its reads never collide with a write; `bitmill.hw.synth` lets them be
+undefined).
 """
 
 from __future__ import annotations
@@ -76,12 +82,13 @@ class Buffers(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         b = self.cfg.mem_bytes_per_cycle
-        reads = {Buffer.WEIGHT: [self.weights], Buffer.ACT: [self.acts], Buffer.PARAM: [self.params],
-                 Buffer.OUT: [self.out_read, self.store_read]}
-        for buf in Buffer:
+        reads = {"weight": self.weights, "act": self.acts, "param": self.params,
+                 "out": self.out_read, "out_store": self.store_read}
+        for name, port in reads.items():
+            buf = Buffer.OUT if name.startswith("out") else Buffer[name.upper()]
             wb = word_bytes(self.cfg, buf)
             mem = memory.Memory(shape=8 * wb, depth=self.depths[buf], init=[])
-            m.submodules[buf.name.lower()] = mem
+            m.submodules[name] = mem
             wr = mem.write_port(granularity=8)
             if buf is Buffer.OUT:
                 src, en = self.out_write, self.out_write.valid
@@ -93,7 +100,6 @@ class Buffers(wiring.Component):
                 lane = src.payload.addr[:lanes]
                 addr, data, enable = addr >> lanes, data.replicate(wb // b), enable << (lane * b)
             m.d.comb += [wr.addr.eq(addr), wr.data.eq(data), wr.en.eq(enable)]
-            for port in reads[buf]:
-                rd = mem.read_port()
-                m.d.comb += [rd.addr.eq(port.addr), port.data.eq(rd.data)]
+            rd = mem.read_port()
+            m.d.comb += [rd.addr.eq(port.addr), port.data.eq(rd.data)]
         return m

@@ -82,11 +82,13 @@ KEEP_COPIES = "setattr -set keep 1 a:bitmill_nomerge %ci1:+$dff[Q] t:$dff %i"
 # comparison and a multiplexer on every read). In the whole accelerator such are the tile
 # engine's memories and the weight, activation and parameter buffers, which only LOAD writes
 # and only a unit that waited for that LOAD's token reads (a program that races them reads
-# undefined data on the chip); the output buffer (the code packer reads the word it writes
-# back) and the instruction memories keep their read-before-write behaviour.
+# undefined data on the chip), and the output buffer's copy that STORE reads (only after the
+# compute unit that wrote the slot has finished); the output buffer's copy the code packer
+# reads (it reads the word it writes back) and the instruction memories keep their
+# read-before-write behaviour.
 UNDEFINED_COLLISIONS = "setparam -set RD_COLLISION_X_MASK 1'1 t:$mem_v2"
 ENGINE_COLLISIONS = ("setparam -set RD_COLLISION_X_MASK 1'1 *.engine/t:$mem_v2 "
-                     "*.buffers/weight *.buffers/act *.buffers/param")
+                     "*.buffers/weight *.buffers/act *.buffers/param *.buffers/out_store")
 
 
 @dataclass(frozen=True)

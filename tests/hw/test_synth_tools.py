@@ -76,9 +76,10 @@ def test_place_and_route_passes_the_chosen_router_to_nextpnr(tmp_path, monkeypat
 
 
 def test_undefined_collisions_are_the_operand_memories(tmp_path):
-    """`ENGINE_COLLISIONS` marks the tile engine's memories and the weight, activation and
-    parameter buffers; the output buffer (read-modify-write by the packer), the instruction
-    memories and every other memory keep read-before-write."""
+    """`ENGINE_COLLISIONS` marks the tile engine's memories, the weight, activation and
+    parameter buffers and the output buffer's STORE copy; the output buffer's packer copy
+    (read-modify-write), the instruction memories and every other memory keep
+    read-before-write."""
     from amaranth.back import verilog
 
     from bitmill.config import AccelConfig
@@ -94,5 +95,6 @@ def test_undefined_collisions_are_the_operand_memories(tmp_path):
     names = {kind: {line.split(".", 1)[1] for line in (tmp_path / f"{kind}.txt").read_text().split()}
              for kind in ("all", "marked")}
     assert names["marked"] == {"accel.gemm.engine/abuf", "accel.gemm.engine/wbuf",
-                               "accel.buffers/weight", "accel.buffers/act", "accel.buffers/param"}
+                               "accel.buffers/weight", "accel.buffers/act", "accel.buffers/param",
+                               "accel.buffers/out_store"}
     assert {"accel.buffers/out", "accel.control/instructions_load"} <= names["all"] - names["marked"]
