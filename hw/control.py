@@ -19,7 +19,8 @@ long; one whose words lie beyond MEM_BYTES is an address error.
 
 **Queues.** Each queue starts its next instruction in a cycle where its unit is free, the
 instruction is at the head and every token it pops is available; it hands the instruction to
-its unit with a one-cycle ``start`` (SETUP and SYNC execute in the control itself, in one cycle)
+its unit with a one-cycle ``start`` (SETUP and SYNC execute in the control itself, in one cycle;
+a LOAD or STORE unit's ``instr`` holds the instruction from the cycle before its ``start``)
 and pushes its tokens when the unit signals ``finish`` (in the instruction's last cycle), so a
 token is available from the instruction's end, as `sim/cycle.py` models it. Token channels:
 load->compute, compute->load, compute->store, store->compute (`Deps`' flags towards the previous
@@ -225,6 +226,9 @@ class Control(wiring.Component):
                 cw = st.check_write[q]
                 m.d.comb += [cw.addr.eq(st.wp[q.value]), cw.data.eq(Cat(*self._operand_error(m, q, view))),
                              cw.en.eq(hit & ~full)]
+            if q in st.first:
+                with m.If(hit & (st.wp[q.value] == 0)):
+                    m.d.sync += st.first[q].eq(word)
             with m.If(hit):
                 m.d.sync += st.wp[q.value].eq(st.wp[q.value] + 1)
                 with m.If(full):
@@ -333,9 +337,15 @@ class Control(wiring.Component):
             with m.Elif(head.bad):
                 self._raise(m, st, ErrorFlag.OPERAND, head.index)
             op = view.opcode
+            body = view.body.as_value()
+            if q in st.first:
+                # a DMA unit forms its transfer from the instruction a cycle ahead of its start:
+                # in the PRIME cycle it sees the instruction the head takes in that cycle
+                prime = st.running & (st.phase == _State.PRIME)
+                body = Mux(prime, data.View(view.shape(), st.first[q][:view.shape().size]).body.as_value(),
+                           body)
             for unit, code in self._unit_codes(q):
-                m.d.comb += [unit.start.eq(head.take & (op == code)),
-                             unit.instr.eq(view.body.as_value())]
+                m.d.comb += [unit.start.eq(head.take & (op == code)), unit.instr.eq(body)]
             if q is Queue.COMPUTE:
                 with m.If(head.take & (op == Opcode.SETUP)):
                     m.d.sync += self.regs.eq(view.body.setup)
@@ -502,6 +512,9 @@ class _State:
         # beside the LOAD and STORE queues: the address checks of each instruction, computed
         # as it is written (outside memory, outside its slot or empty), read with it
         self.checks = {q: memory.Memory(shape=2, depth=depth, init=[]) for q in (Queue.LOAD, Queue.STORE)}
+        # the first instruction written to the LOAD and STORE queues in this fill (the head
+        # takes it in the PRIME cycle; the DMA units see it then, a cycle before it can start)
+        self.first = {q: Signal(INSTR_BITS, name=f"first_{q.label}") for q in (Queue.LOAD, Queue.STORE)}
         self.check_write = {q: mem.write_port() for q, mem in self.checks.items()}
         self.check_read = {q: mem.read_port(transparent_for=(self.check_write[q],))
                            for q, mem in self.checks.items()}

@@ -1,6 +1,7 @@
 """The DMA engines of LOAD (DRAM -> buffer slot) and STORE (output slot -> DRAM).
 
-Both take a one-cycle ``start`` pulse with ``cmd`` (sampled in that cycle), move the bytes
+Both take a one-cycle ``start`` pulse with ``cmd`` (which must hold the same command in the
+cycle before ``start``: what the transfer needs is formed from it a cycle ahead), move the bytes
 over the AXI4 master ``mem`` (`bitmill.hw.axi`: full-width INCR bursts of at most 256 beats
 that never cross 4 KiB, one address handshake per cycle from the cycle after ``start``) and
 answer with a one-cycle ``finish`` pulse in the instruction's last cycle, registered ``error``
@@ -20,7 +21,7 @@ DRAM beat for the first word).
 
 from __future__ import annotations
 
-from amaranth import C, Cat, Module, Mux, Signal
+from amaranth import C, Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -49,34 +50,69 @@ def _realign(m: Module, prev, cur, shift, nbytes: int):
     return Cat(prev, cur).bit_select(Cat(C(0, 3), start), 8 * nbytes)
 
 
-def _burst_beats(m: Module, addr, left, lg: int, ch: str):
-    """Beats of the burst from aligned byte address ``addr`` with ``left`` beats to go:
-    at most `MAX_BURST_BEATS`, never past the next `BURST_BOUNDARY`."""
-    room = Signal(range(BURST_BOUNDARY + 1), name=f"{ch}_room")
-    cap = Signal(range(MAX_BURST_BEATS + 1), name=f"{ch}_cap")
-    beats = Signal(range(MAX_BURST_BEATS + 1), name=f"{ch}_beats")
-    m.d.comb += [room.eq((BURST_BOUNDARY - addr[:12]) >> lg),
-                 cap.eq(Mux(room < MAX_BURST_BEATS, room, MAX_BURST_BEATS)),
-                 beats.eq(Mux(left < cap, left, cap))]
-    return beats
+def _first_burst(m: Module, addr, total, lg: int, ch: str) -> dict:
+    """The registers `_issue_bursts` starts from, formed from the command in every cycle (so
+    they hold the command of the cycle before ``start``): ``total`` beats from aligned byte
+    address ``addr``, the first burst's ``beats`` (at most `MAX_BURST_BEATS`, never past the
+    next `BURST_BOUNDARY`), the beats ``room`` to that boundary, and the differences the
+    issuer compares (``left_m_cap``, ``left_m_page``, ``room_m_cap``)."""
+    page = BURST_BOUNDARY >> lg
+    diff = signed(len(total) + 2)
+    room = Signal(range(page + 1), name=f"{ch}_room_now")
+    m.d.comb += room.eq((BURST_BOUNDARY - addr[:12]) >> lg)
+    # room < cap, from the address bits (never when a page holds at most one burst)
+    short = (addr[:12] > BURST_BOUNDARY - (MAX_BURST_BEATS << lg)
+             if page > MAX_BURST_BEATS else C(1, 1))
+    first = {"beats": Signal(range(MAX_BURST_BEATS + 1), name=f"{ch}_plan_beats"),
+             "room": Signal(range(page + 1), name=f"{ch}_plan_room"),
+             "left_m_cap": Signal(diff, name=f"{ch}_plan_left_m_cap"),
+             "left_m_page": Signal(diff, name=f"{ch}_plan_left_m_page"),
+             "room_m_cap": Signal(signed(len(room) + 2), name=f"{ch}_plan_room_m_cap")}
+    m.d.sync += [first["beats"].eq(Mux(short, Mux(total < room, total, room),
+                                       Mux(total < MAX_BURST_BEATS, total, MAX_BURST_BEATS))),
+                 first["room"].eq(room),
+                 first["left_m_cap"].eq(total - MAX_BURST_BEATS),
+                 first["left_m_page"].eq(total - page),
+                 first["room_m_cap"].eq(room - MAX_BURST_BEATS)]
+    return first
 
 
-def _issue_bursts(m: Module, bus, ch: str, lg: int, accept, addr0, total):
+def _issue_bursts(m: Module, bus, ch: str, lg: int, accept, addr0, total, first: dict):
     """The AR (``ch="ar"``) or AW address channel: on ``accept`` load the aligned address
-    ``addr0`` and ``total`` beats, then one burst per handshake. Returns (beats still to
-    request, handshake)."""
+    ``addr0``, ``total`` beats and the first burst (`_first_burst`), then one burst per
+    handshake. The next burst's beats are chosen among registers and their differences with
+    the present burst's (no chain of comparisons after a subtraction). Returns (beats still
+    to request, handshake)."""
+    page = BURST_BOUNDARY >> lg
     addr = Signal(ADDR_BITS, name=f"{ch}_next")
     left = Signal(total.shape(), name=f"{ch}_left")
-    beats = _burst_beats(m, addr, left, lg, ch)
+    regs = {k: Signal.like(v, name=f"{ch}_{k}") for k, v in first.items()}
+    beats, room = regs["beats"], regs["room"]
     valid, ready = getattr(bus, f"{ch}valid"), getattr(bus, f"{ch}ready")
     m.d.comb += [valid.eq(left != 0), getattr(bus, f"{ch}addr").eq(addr),
                  getattr(bus, f"{ch}len").eq(beats - 1), getattr(bus, f"{ch}size").eq(lg),
                  getattr(bus, f"{ch}burst").eq(BURST_INCR), getattr(bus, f"{ch}id").eq(0)]
     shake = valid & ready
     with m.If(accept):
-        m.d.sync += [addr.eq(addr0), left.eq(total)]
+        m.d.sync += [addr.eq(addr0), left.eq(total)] + [regs[k].eq(v) for k, v in first.items()]
     with m.Elif(shake):
-        m.d.sync += [addr.eq(addr + (beats << lg)), left.eq(left - beats)]
+        boundary = beats == room                      # this burst ends at the boundary
+        left_next, room_next = left - beats, room - beats
+        cap = min(page, MAX_BURST_BEATS)
+        # after the boundary: a whole page ahead, the next burst min(left', cap)
+        fits = regs["left_m_page"] < beats if page <= MAX_BURST_BEATS else regs["left_m_cap"] < beats
+        at_boundary = Mux(fits, left_next, cap)
+        # inside the page: min(left', room', cap) with room' < cap iff room - cap < beats
+        inside = Mux(regs["room_m_cap"] < beats,
+                     Mux(left < room, left_next, room_next),
+                     Mux(regs["left_m_cap"] < beats, left_next, MAX_BURST_BEATS))
+        m.d.sync += [addr.eq(addr + (beats << lg)), left.eq(left_next),
+                     beats.eq(Mux(boundary, at_boundary, inside)),
+                     room.eq(Mux(boundary, page, room_next)),
+                     regs["left_m_cap"].eq(regs["left_m_cap"] - beats),
+                     regs["left_m_page"].eq(regs["left_m_page"] - beats),
+                     regs["room_m_cap"].eq(Mux(boundary, page - MAX_BURST_BEATS,
+                                               regs["room_m_cap"] - beats))]
     return left, shake
 
 
@@ -107,6 +143,16 @@ class _Dma(wiring.Component):
     def error_cycles(self) -> int:
         """Cycles of an instruction refused for its operands or address range."""
         return DMA_ERROR_CYCLES
+
+    @staticmethod
+    def _checks(m: Module, conditions: dict) -> tuple[dict, Signal]:
+        """The refusal conditions (cause name -> condition on ``cmd``) registered in every
+        cycle, and ``good`` (neither holds)."""
+        refused = {k: Signal(name=f"plan_refuse_{k}") for k in conditions}
+        good = Signal(name="plan_good")
+        m.d.sync += [refused[k].eq(v) for k, v in conditions.items()]
+        m.d.comb += good.eq(~refused["operand"] & ~refused["address"])
+        return refused, good
 
     def _finish(self, m: Module, accept, refused: dict, done, bus_error) -> None:
         """``finish``/``error``/``cause`` registered from a refused ``accept`` (``refused``:
@@ -188,13 +234,17 @@ class LoadDma(_Dma):
         b, lg = _check_cfg(self._cfg)
         cmd, bus = self.cmd, self.mem
         accept = self.start & ~self.busy
-        refused = {"operand": (cmd.nbytes == 0) | (cmd.offset + cmd.nbytes > cmd.slot_bytes),
-                   "address": cmd.dram_addr + cmd.nbytes > cmd.limit}
-        good = Signal()
-        m.d.comb += good.eq(~refused["operand"] & ~refused["address"])
+        refused, good = self._checks(m, {
+            "operand": (cmd.nbytes == 0) | (cmd.offset + cmd.nbytes > cmd.slot_bytes),
+            "address": cmd.dram_addr + cmd.nbytes > cmd.limit})
+        addr0 = cmd.dram_addr & ((1 << ADDR_BITS) - b)
+        raw = (_low(cmd.dram_addr, lg) + cmd.nbytes + b - 1) >> lg      # beats, if good
+        total = Signal(len(cmd.nbytes) + 1, name="plan_beats_total")
+        m.d.sync += total.eq(raw)
+        first = _first_burst(m, addr0, raw, lg, "ar")
         beats = Signal(len(cmd.nbytes) + 1)
-        m.d.comb += beats.eq(Mux(good, (_low(cmd.dram_addr, lg) + cmd.nbytes + b - 1) >> lg, 0))
-        _issue_bursts(m, bus, "ar", lg, accept, cmd.dram_addr & ((1 << ADDR_BITS) - b), beats)
+        m.d.comb += beats.eq(Mux(good, total, 0))
+        _issue_bursts(m, bus, "ar", lg, accept, addr0, beats, first)
         m.d.comb += [bus.rready.eq(1), bus.bready.eq(1)]
         done, bus_error = self._receive(m, accept, good, beats)
         self._finish(m, accept, refused, done, bus_error)
@@ -234,13 +284,24 @@ class LoadDma(_Dma):
                          word_addr.eq(word_addr + 1), words_left.eq(words_left - 1),
                          first_word.eq(0)]
         first_mask, last_mask = _byte_masks(m, da, _low(da + cmd.nbytes - 1, lg) + 1, lg, "load")
+        # formed from the command in every cycle: what ``accept`` loads
+        plan = {"words": Signal(beats.shape(), name="plan_words"),
+                "word_addr": Signal.like(word_addr, name="plan_word_addr"),
+                "shift": Signal.like(shift, name="plan_shift"), "skip": Signal(name="plan_skip"),
+                "mask_first": Signal.like(mask_first, name="plan_mask_first"),
+                "mask_last": Signal.like(mask_last, name="plan_mask_last")}
+        m.d.sync += [plan["words"].eq((da + cmd.nbytes + b - 1) >> lg),
+                     plan["word_addr"].eq(cmd.base + (cmd.offset >> lg)),
+                     plan["shift"].eq(_low(da - sa, lg)), plan["skip"].eq(da < sa),
+                     plan["mask_first"].eq(first_mask), plan["mask_last"].eq(last_mask)]
         with m.If(accept):
             m.d.sync += [r_left.eq(beats),
-                         words_left.eq(Mux(good, (da + cmd.nbytes + b - 1) >> lg, 0)),
-                         word_addr.eq(cmd.base + (cmd.offset >> lg)),
-                         shift.eq(_low(da - sa, lg)), skip.eq(da < sa),
+                         words_left.eq(Mux(good, plan["words"], 0)),
+                         word_addr.eq(plan["word_addr"]),
+                         shift.eq(plan["shift"]), skip.eq(plan["skip"]),
                          first_step.eq(1), first_word.eq(1), flush.eq(0), bus_err.eq(0),
-                         prev.eq(0), mask_first.eq(first_mask), mask_last.eq(last_mask)]
+                         prev.eq(0), mask_first.eq(plan["mask_first"]),
+                         mask_last.eq(plan["mask_last"])]
         return last, bus_err | (beat & bus.rresp[1])
 
 
@@ -275,14 +336,17 @@ class StoreDma(_Dma):
         b, lg = _check_cfg(self._cfg)
         cmd, bus = self.cmd, self.mem
         accept = self.start & ~self.busy
-        refused = {"operand": (cmd.nbytes == 0) | (cmd.nbytes > self._slot),
-                   "address": cmd.dram_addr + cmd.nbytes > cmd.limit}
-        good = Signal()
-        m.d.comb += good.eq(~refused["operand"] & ~refused["address"])
+        refused, good = self._checks(m, {
+            "operand": (cmd.nbytes == 0) | (cmd.nbytes > self._slot),
+            "address": cmd.dram_addr + cmd.nbytes > cmd.limit})
+        addr0 = cmd.dram_addr & ((1 << ADDR_BITS) - b)
+        raw = (_low(cmd.dram_addr, lg) + cmd.nbytes + b - 1) >> lg      # beats, if good
+        total = Signal(len(cmd.nbytes) + 1, name="plan_beats_total")
+        m.d.sync += total.eq(raw)
+        first = _first_burst(m, addr0, raw, lg, "aw")
         beats = Signal(len(cmd.nbytes) + 1)
-        m.d.comb += beats.eq(Mux(good, (_low(cmd.dram_addr, lg) + cmd.nbytes + b - 1) >> lg, 0))
-        aw_left, aw_shake = _issue_bursts(m, bus, "aw", lg, accept,
-                                          cmd.dram_addr & ((1 << ADDR_BITS) - b), beats)
+        m.d.comb += beats.eq(Mux(good, total, 0))
+        aw_left, aw_shake = _issue_bursts(m, bus, "aw", lg, accept, addr0, beats, first)
         m.d.comb += [bus.rready.eq(1), bus.bready.eq(1)]
         self._send(m, accept, beats)
         done, bus_error = self._responses(m, accept, aw_left, aw_shake, beats)
@@ -321,11 +385,17 @@ class StoreDma(_Dma):
             m.d.sync += bus.wvalid.eq(0)
         sa = _low(cmd.dram_addr, lg)
         first_mask, last_mask = _byte_masks(m, sa, _low(sa + cmd.nbytes - 1, lg) + 1, lg, "store")
+        # formed from the command in every cycle: what ``accept`` loads
+        plan = {"words": Signal.like(rd_left, name="plan_words"),
+                "mask_first": Signal.like(mask_first, name="plan_mask_first"),
+                "mask_last": Signal.like(mask_last, name="plan_mask_last")}
+        m.d.sync += [plan["words"].eq((cmd.nbytes + b - 1) >> lg),
+                     plan["mask_first"].eq(first_mask), plan["mask_last"].eq(last_mask)]
         with m.If(accept):
-            m.d.sync += [rd_addr.eq(cmd.base), rd_left.eq((cmd.nbytes + b - 1) >> lg),
+            m.d.sync += [rd_addr.eq(cmd.base), rd_left.eq(plan["words"]),
                          w_left.eq(beats), w_addr.eq(cmd.dram_addr & ((1 << ADDR_BITS) - b)),
                          w_count.eq(0), shift.eq(sa), first.eq(1), prev.eq(0),
-                         mask_first.eq(first_mask), mask_last.eq(last_mask)]
+                         mask_first.eq(plan["mask_first"]), mask_last.eq(plan["mask_last"])]
 
     def _responses(self, m: Module, accept, aw_left, aw_shake, beats):
         """Counts the bursts awaiting their B response. Returns (the last B response arrives

@@ -172,10 +172,12 @@ class Bench:
         await RisingEdge(dut.clk)
 
     async def command(self, kind: str, fields: dict) -> int:
-        """Pulse ``<kind>_start`` with ``fields``; wait for finish; return ``error``."""
+        """Present ``fields`` a cycle ahead, pulse ``<kind>_start``; wait for finish; return
+        ``error``."""
         dut = self.dut
         layout = (load_command_layout if kind == "load" else store_command_layout)(self.cfg)
         getattr(dut, f"{kind}_cmd").value = layout.const(fields).as_value().value
+        await RisingEdge(dut.clk)                # the command is held from the cycle before start
         getattr(dut, f"{kind}_start").value = 1
         await RisingEdge(dut.clk)
         getattr(dut, f"{kind}_start").value = 0

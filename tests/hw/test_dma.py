@@ -59,10 +59,12 @@ def _bench_top(dma, cfg: AccelConfig, dram: bytes):
 
 
 async def _run(ctx, dma, cmd: dict, t: Transfer, ch: str, on_cycle) -> None:
-    """Pulse ``start`` with ``cmd``; watch the address channel ``ch`` and ``busy`` until
-    ``finish``; fill ``t``'s observations. ``on_cycle`` sees every cycle after the start."""
+    """Present ``cmd`` (a cycle ahead, as the unit requires), pulse ``start``; watch the
+    address channel ``ch`` and ``busy`` until ``finish``; fill ``t``'s observations.
+    ``on_cycle`` sees every cycle after the start."""
     bus = dma.mem
     ctx.set(dma.cmd, cmd)
+    await ctx.tick()
     ctx.set(dma.start, 1)
     assert not ctx.get(dma.finish) and not ctx.get(dma.busy)
     t.bursts, n = [], 0
@@ -154,13 +156,15 @@ def run_stores(cfg: AccelConfig, transfers: list[Transfer], seed: int = 0):
 
 def check_bursts(cfg: AccelConfig, t: Transfer) -> None:
     """One address handshake per cycle from the cycle after start; full-width INCR bursts of
-    at most 256 beats, inside 4 KiB pages, covering exactly the transfer's beats."""
+    at most 256 beats, inside 4 KiB pages, each as long as those rules allow, covering
+    exactly the transfer's beats."""
     b = cfg.mem_bytes_per_cycle
     addr = t.dram_addr - t.dram_addr % b
     beats = timing.dma_beats(cfg, t.dram_addr, t.nbytes)
     for k, (n, a, length, size, burst) in enumerate(t.bursts):
         assert (n, a, size, burst) == (k + 1, addr, b.bit_length() - 1, 1)
         assert a // 4096 == (a + (length + 1) * b - 1) // 4096
+        assert length + 1 == min(beats, 256, (4096 - a % 4096) // b), (t, k)
         addr, beats = addr + (length + 1) * b, beats - (length + 1)
     assert beats == 0
 
