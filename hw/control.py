@@ -114,8 +114,7 @@ class Control(wiring.Component):
             m.submodules[f"instructions_{q.label}"] = mem
         for q, mem in st.checks.items():
             m.submodules[f"checks_{q.label}"] = mem
-        m.d.comb += [st.erred.eq((st.error_flags != 0) | (st.pending != 0)),
-                     st.stopping.eq(st.erred | self.done)]
+        m.d.comb += st.stopping.eq(st.erred | self.done)
         self._errors(m, st)
         self._host(m, st)
         self._preload(m, st)
@@ -139,19 +138,20 @@ class Control(wiring.Component):
         for q in Queue:
             m.d.comb += self.queue_busy[q.value].eq(st.qbusy[q.value])
         with m.If(self.clear & ~st.running):
-            m.d.sync += [self.done.eq(0), st.error_flags.eq(0), st.error_instr.eq(0), st.pending.eq(0)]
+            m.d.sync += [self.done.eq(0), st.error_flags.eq(0), st.error_instr.eq(0), st.pending.eq(0),
+                         st.erred.eq(0)]
         with m.If(self.start & ~st.running):
             nbytes = self.prog_count * (INSTR_BITS // 8)
             bad_addr = (self.prog_addr[:4] != 0) | (self.prog_addr + nbytes > self.mem_bytes)
             m.d.sync += [self.done.eq(0), st.error_flags.eq(0), st.error_instr.eq(0), st.pending.eq(0),
-                         st.cycles.eq(0), st.retired.eq(0), st.index.eq(0), st.next_words.eq(0),
+                         st.erred.eq(0), st.cycles.eq(0), st.retired.eq(0), st.index.eq(0), st.next_words.eq(0),
                          st.f_addr.eq(self.prog_addr), st.f_left.eq(self.prog_count * st.beats_per_instr),
                          st.r_left.eq(self.prog_count * st.beats_per_instr), st.beat.eq(0)]
             m.d.sync += [c.eq(0) for c in st.qbusy + st.wp + st.rp + st.tokens + st.token_nz + [st.r_out]]
             with m.If(self.prog_count == 0):
                 m.d.sync += self.done.eq(1)
             with m.Elif(bad_addr | (self.prog_count > len(Queue) * cfg.queue_depth)):
-                m.d.sync += [self.done.eq(1),
+                m.d.sync += [self.done.eq(1), st.erred.eq(1),
                              st.error_flags.eq(Mux(bad_addr, ErrorFlag.ADDRESS,
                                                    ErrorFlag.PROGRAM_TOO_LONG))]
             with m.Else():
@@ -279,7 +279,7 @@ class Control(wiring.Component):
         """The flags raised in a cycle are pending in the next (``erred``, ``stopping``: no
         instruction starts) and sticky in ERROR from the one after; the first error's index
         goes to ERROR_INSTR."""
-        m.d.sync += st.pending.eq(st.raised)
+        m.d.sync += [st.pending.eq(st.raised), st.erred.eq(st.erred | st.raised.any())]
         with m.If(st.pending != 0):
             m.d.sync += st.error_flags.eq(st.error_flags | st.pending)
             with m.If(st.error_flags == 0):
@@ -490,7 +490,7 @@ class _State:
         self.sites: list = []                      # (fired, index) of every raise site
         self.pending = Signal(ERROR_BITS)          # raised in the last cycle
         self.pending_index = Signal(32)
-        self.erred = Signal()                      # an error is pending or recorded
+        self.erred = Signal()      # an error is pending or recorded (kept in a register)
         self.error_instr = Signal(32)
         self.cycles = Signal(64)
         self.retired = Signal(32)

@@ -92,7 +92,8 @@ class PoolEngine(wiring.Component):
 
     # ---- planning ---------------------------------------------------------------------------
     def _plan(self, m: Module, instr) -> dict:
-        """Products and checks, registered in cycles 1-3 (values valid from cycle 4)."""
+        """Products and checks, registered in cycles 1-3 (values valid from cycle 4; the
+        products of the layer registers alone in four stages from the cycle after SETUP)."""
         r, geo = self.regs, self.geo
         maxpool = instr.kind == VecKind.MAXPOOL
         avg = instr.kind == VecKind.AVGPOOL
@@ -102,25 +103,30 @@ class PoolEngine(wiring.Component):
             ("in_row", len(r.in_w) + len(r.in_c)), ("ca", len(r.in_c) + 4),
             ("row", len(r.out_w) + len(r.out_c)), ("pix", len(r.in_h) + len(r.in_w)), ("k2", 6))}
         top0 = Signal(signed(len(r.out_row0) + 4), name="p1_top0")
-        span, p2_bad, p2_empty = (Signal(len(r.out_w) + len(s) + 1, name="p1_span"), Signal(name="p2_bad"),
-                                  Signal(name="p2_empty"))
+        span, p2_bad, p2_empty = (Signal(len(r.out_w) + len(s) + 1, name="p1_span"), Signal(name="p3_bad"),
+                                  Signal(name="p3_empty"))
         m.d.sync += [p1["in_row"].eq(r.in_w * r.in_c), p1["ca"].eq(r.in_c * a),
                      p1["row"].eq(r.out_w * r.out_c), p1["pix"].eq(r.in_h * r.in_w),
                      p1["k2"].eq(k * k), top0.eq(r.out_row0 * s - p),
                      span.eq((r.out_w - 1) * s)]
-        span_ok = span + k <= r.in_w + 2 * p
-        pitch = Signal(len(p1["in_row"]) + 7, name="p2_pitch_bits")
+        # the layer registers hold from the cycle after SETUP, at least one cycle before the
+        # VEC starts, so what depends on them alone may take one more stage than the checks
+        # on ``instr`` (the pitch: a registered product, then the rounding to bytes)
+        row_bits = Signal(len(p1["in_row"]) + 4, name="p2_row_bits")
+        pitch = Signal(len(p1["in_row"]) + 7, name="p3_pitch_bits")
         sca, pca = (Signal(len(p1["ca"]) + 2, name=f"p2_{n}") for n in ("sca", "pca"))
         rowstart = Signal(signed(len(top0) + 1), name="p2_rowstart")
-        m.d.sync += [pitch.eq(Cat(Const(0, 3), (p1["in_row"] * a + 7) >> 3)),
+        m.d.sync += [row_bits.eq(p1["in_row"] * a), pitch.eq(Cat(Const(0, 3), (row_bits + 7) >> 3)),
                      sca.eq(s * p1["ca"]), pca.eq(p * p1["ca"]), rowstart.eq(top0 - r.band_row0)]
+        span_ok, short = Signal(name="p2_span_ok"), Signal(name="p2_count_short")
+        m.d.sync += [span_ok.eq(span + k <= r.in_w + 2 * p), short.eq(instr.count < p1["row"])]
         bad_max = ((p1["row"] == 0) | (p1["in_row"] == 0) | (r.in_c != r.out_c) | (k == 0)
                    | (s == 0) | ~span_ok)
         bad_avg = (r.in_c == 0) | (p1["pix"] == 0) | (r.out_w != 1) | (r.out_c != r.in_c)
         bad = Mux(maxpool, bad_max, Mux(avg, bad_avg, 1))
-        m.d.sync += [p2_bad.eq(bad), p2_empty.eq(bad | (maxpool & (instr.count < p1["row"])))]
-        spitch = Signal(len(pitch) + 2, name="p3_spitch")
-        rowbase = Signal(signed(len(rowstart) + len(pitch) + 1), name="p3_rowbase")
+        m.d.sync += [p2_bad.eq(bad), p2_empty.eq(bad | (maxpool & short))]
+        spitch = Signal(len(pitch) + 2, name="p4_spitch")
+        rowbase = Signal(signed(len(rowstart) + len(pitch) + 1), name="p4_rowbase")
         m.d.sync += [spitch.eq(s * pitch), rowbase.eq(rowstart * pitch)]
         tc = Signal(range(3), name="tap_cycles")
         m.d.comb += tc.eq(Mux((a == 1) | (a == 2) | (a == 4) | (a == 8), 1, 2))
@@ -189,13 +195,15 @@ class PoolEngine(wiring.Component):
         rows3 = Signal(len(plan["row"]) + 2, name="rows_x3")
         m.d.sync += [rows2.eq(plan["row"] << 1), rows3.eq((plan["row"] << 1) + plan["row"])]
         last, step, ends = self._levels(m, plan, idx, final_row)
+        # a level advances when every level inside it is at its last index and it is not;
+        # each condition is one flat AND of registers (no carry through the levels)
+        stepping = run & pre_idle
         advance = {}
-        carry = run & pre_idle
-        for n in reversed(LEVELS):                       # innermost first
+        for j, n in enumerate(LEVELS):
             advance[n] = Signal(name=f"adv_{n}")
-            m.d.comb += advance[n].eq(carry & ~last[n])
-            carry = carry & last[n]
-        done = carry
+            m.d.comb += advance[n].eq(Cat(stepping, ~last[n], *(last[i] for i in LEVELS[j + 1:])).all())
+        done = Signal(name="nest_done")
+        m.d.comb += done.eq(Cat(stepping, *(last[i] for i in LEVELS)).all())
         reload = plan["avg"] * (vec_record_words(self.cfg) + 1)
         with m.If(cycle == PLAN_CYCLES):
             m.d.sync += [run.eq(~plan["empty"]), remaining.eq(instr.count), pre.eq(reload),
@@ -212,7 +220,12 @@ class PoolEngine(wiring.Component):
         m.d.comb += [moved[n, c].eq(base[n, c] + step[n].get(c, 0)) for n in LEVELS for c in COORDS]
         for j, lv in enumerate(LEVELS):
             outer = LEVELS[:j + 1]
-            with m.If(Cat(*(advance[n] for n in outer)).any()):
+            # a level at or outside this one advances: the levels inside are all last and
+            # not all of these are
+            moving = Signal(name=f"moving_{lv}")
+            m.d.comb += moving.eq(Cat(stepping, *(last[i] for i in LEVELS[j + 1:])).all()
+                                  & ~Cat(*(last[i] for i in outer)).all())
+            with m.If(moving):
                 m.d.sync += idx[lv].eq(Mux(advance[lv], idx[lv] + 1, 0))
                 if lv in ends["at_end"]:
                     m.d.sync += ends["at_end"][lv].eq(Mux(advance[lv], idx[lv] == ends["end_m1"][lv],
