@@ -148,6 +148,7 @@ class Control(wiring.Component):
                          st.f_addr.eq(self.prog_addr), st.f_left.eq(self.prog_count * st.beats_per_instr),
                          st.r_left.eq(self.prog_count * st.beats_per_instr), st.beat.eq(0)]
             m.d.sync += [c.eq(0) for c in st.qbusy + st.wp + st.rp + st.tokens + st.token_nz + [st.r_out]]
+            m.d.sync += [c.eq(c.init) for c in st.token_up + st.token_down]
             with m.If(self.prog_count == 0):
                 m.d.sync += self.done.eq(1)
             with m.Elif(bad_addr | (self.prog_count > len(Queue) * cfg.queue_depth)):
@@ -389,13 +390,18 @@ class Control(wiring.Component):
         for ch in range(4):
             pop, push = pops[ch][0], pushes[ch][0]
             cnt, nz = st.tokens[ch], st.token_nz[ch]
+            # ``cnt + 1`` and ``cnt - 1`` kept in registers beside the count, so a pop or push
+            # selects among registers (no adder after the start decision)
+            up, down = st.token_up[ch], st.token_down[ch]
+            full, one = Signal(name=f"{cnt.name}_full"), Signal(name=f"{cnt.name}_one")
+            m.d.comb += [full.eq(up[TOKEN_BITS]), one.eq(down == 0)]
             with m.If(push & ~pop):
-                with m.If(cnt == (1 << TOKEN_BITS) - 1):
+                with m.If(full):
                     self._raise(m, st, ErrorFlag.TOKEN_OVERFLOW, st.error_instr)
                 with m.Else():
-                    m.d.sync += [cnt.eq(cnt + 1), nz.eq(1)]
+                    m.d.sync += [cnt.eq(up), up.eq(up + 1), down.eq(cnt), nz.eq(1)]
             with m.Elif(pop & ~push):
-                m.d.sync += [cnt.eq(cnt - 1), nz.eq(cnt != 1)]
+                m.d.sync += [cnt.eq(down), up.eq(cnt), down.eq(down - 1), nz.eq(~one)]
 
     def _finish(self, m: Module, st: "_State", heads: list) -> None:
         """Pushes at each instruction's finish, the retired count, unit errors, deadlock and
@@ -439,7 +445,10 @@ class Control(wiring.Component):
                   & (st.r_out == 0) & ~self.fetch.rvalid)
         nbytes = st.next_words * (INSTR_BITS // 8)
         refill = ended & ~st.stopping & (st.next_words != 0)
-        beyond = st.f_addr + nbytes > self.mem_bytes
+        # the next fill's words past MEM_BYTES, registered: ``f_addr`` and ``next_words``
+        # settle while the fill loads, many cycles before its end
+        beyond = Signal(name="refill_beyond")
+        m.d.sync += beyond.eq(st.f_addr + nbytes > self.mem_bytes)
         with m.If(refill & ~beyond):
             fetch = st.next_words * st.beats_per_instr
             m.d.sync += [st.run.eq(0), st.phase.eq(_State.PRELOAD), st.next_words.eq(0),
@@ -506,6 +515,10 @@ class _State:
         self.rp = [Signal(range(depth + 1), name=f"rp_{q.label}") for q in Queue]
         self.tokens = [Signal(TOKEN_BITS, name=f"tokens_{n}") for n in ("l2c", "c2l", "c2s", "s2c")]
         self.token_nz = [Signal(name=f"tokens_{n}_any") for n in ("l2c", "c2l", "c2s", "s2c")]
+        # each counter's count + 1 and count - 1, in registers (`Control._tokens`)
+        self.token_up = [Signal(TOKEN_BITS + 1, name=f"tokens_{n}_up", init=1) for n in ("l2c", "c2l", "c2s", "s2c")]
+        self.token_down = [Signal(TOKEN_BITS, name=f"tokens_{n}_down", init=(1 << TOKEN_BITS) - 1)
+                           for n in ("l2c", "c2l", "c2s", "s2c")]
         self.mems = [memory.Memory(shape=INSTR_BITS + INDEX_BITS, depth=depth, init=[]) for _ in Queue]
         self.mem_write = [mem.write_port() for mem in self.mems]
         self.mem_read = [mem.read_port(transparent_for=(w,)) for mem, w in zip(self.mems, self.mem_write)]

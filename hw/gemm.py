@@ -199,13 +199,15 @@ class GemmUnit(wiring.Component):
     def _divide(self, m: Module, st: "_GemmState") -> None:
         """``(y0, x0) = divmod(p0, out_w)``, one quotient bit per cycle; the layer's derived
         sizes registered meanwhile, the products in two steps (valid from the DIV phase's
-        third cycle, `_GemmState.div_bits` >= 3), and ``k_total`` checked in its last cycle:
+        third cycle, `_GemmState.div_bits` >= 3; the output row pitch in three, for the
+        PARAMS phase's second cycle), and ``k_total`` checked in its last cycle:
         beyond what the tile engine holds, or zero, the GEMM fails."""
         cfg, regs, ins = self.cfg, self.regs, st.ins
         out_bits = regs.out_bits + 1
         shifted = Cat(ins.p0.bit_select(st.count, 1), st.rem)
         kk = Signal(range(isa.MAX_KERNEL ** 2 + 1), name="kernel_square")
         wc = Signal(len(regs.out_w) + len(regs.out_c), name="row_codes")
+        row_bits = Signal(len(wc) + 4, name="row_code_bits")
         with m.If(st.phase == _GemmState.DIV):
             with m.If(shifted >= regs.out_w):
                 m.d.sync += [st.rem.eq(shifted - regs.out_w), st.quot.bit_select(st.count, 1).eq(1)]
@@ -213,8 +215,8 @@ class GemmUnit(wiring.Component):
                 m.d.sync += st.rem.eq(shifted)
             m.d.sync += [st.count.eq(st.count - 1), kk.eq(regs.kernel * regs.kernel),
                          st.k_total.eq(kk * regs.in_c), wc.eq(regs.out_w * regs.out_c),
-                         st.out_cb.eq(regs.out_c * out_bits),
-                         st.pitch_bits.eq(((wc * out_bits + 7) >> 3) << 3),
+                         st.out_cb.eq(regs.out_c * out_bits), row_bits.eq(wc * out_bits),
+                         st.pitch_bits.eq(((row_bits + 7) >> 3) << 3),
                          st.ch_bits0.eq(ins.o0 * out_bits), st.oc.eq(0), st.pc.eq(0),
                          st.ip_ky0.eq(0), st.ip_idx.eq(0)]
             with m.If(st.count == 0):
