@@ -32,6 +32,7 @@ from bitmill.hw.arith import shift_add
 from bitmill.hw.buffers import word_bytes
 from bitmill.hw.engine import engine_chunks, load_layout
 from bitmill.hw.params import VALUE_BITS, check_family, check_positive
+from bitmill.hw.pe import NOMERGE
 from bitmill.hw.sequencer import chunk_slots
 from bitmill.isa import MAX_KERNEL, Buffer, slot_bytes
 from bitmill.numerics import Encoding
@@ -362,15 +363,22 @@ class StagingCore(wiring.Component):
 
     # ---- collect: unpack the codes into the vector's slot of the chunk block --------------
     def _collect(self, m: Module, c: dict) -> dict:
+        """Each lane's code cut from the assembled word by the code width, and its lane
+        value, into the vector's slot. The code width and encoding reach every lane from its
+        own register copy (`bitmill.hw.pe.NOMERGE`: no net fanning out to every bit of every
+        lane); the plan is held from the core's start, several stages before this one."""
         K, plan = self.lanes, self.plan
-        codes = Signal(K * CODE_BITS)
-        with m.Switch(plan.bits):
-            for b in range(1, MAX_RUNTIME_BITS + 1):
-                with m.Case(b):
-                    m.d.comb += codes.eq(Cat(*[Cat(c["packed"][t * b:(t + 1) * b],
-                                                   Const(0, CODE_BITS - b)) for t in range(K)]))
-        lanes = [self._lane(m, codes[t * CODE_BITS:(t + 1) * CODE_BITS], c["lanes"][t])
-                 for t in range(K)]
+        lanes = []
+        for t in range(K):
+            bits = Signal.like(plan.bits, name=f"lane{t}_bits", attrs=NOMERGE)
+            enc = Signal.like(plan.enc, name=f"lane{t}_enc", attrs=NOMERGE)
+            m.d.sync += [bits.eq(plan.bits), enc.eq(plan.enc)]
+            code = Signal(CODE_BITS, name=f"lane{t}_code")
+            with m.Switch(bits):
+                for b in range(1, MAX_RUNTIME_BITS + 1):
+                    with m.Case(b):
+                        m.d.comb += code.eq(c["packed"][t * b:(t + 1) * b])
+            lanes.append(self._lane(m, code, c["lanes"][t], bits, enc))
         block = [Signal(K * self.lane_bits, name=f"block{n}") for n in range(self.vectors)]
         for n, slot in enumerate(block):
             with m.If(c["valid"] & (c["v"] == n)):
@@ -382,12 +390,11 @@ class StagingCore(wiring.Component):
             m.d.sync += [e["chunk"].eq(c["chunk"]), e["last"].eq(c["last"])]
         return e
 
-    def _lane(self, m: Module, code, real):
-        """A lane of the block: its code (bitserial) or its signed value (bitparallel); zero
-        when the lane holds no real code."""
+    def _lane(self, m: Module, code, real, b, enc):
+        """A lane of the block: its code (bitserial) or its signed value (bitparallel, of
+        width ``b`` and encoding ``enc``); zero when the lane holds no real code."""
         if self.family == "bitserial":
             return Mux(real, code, 0)
-        b, enc = self.plan.bits, self.plan.enc
         top = code.bit_select((b - 1)[:3], 1)
         value = Signal(signed(VALUE_BITS + 2))
         full = Const(1, VALUE_BITS + 2) << b
