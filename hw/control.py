@@ -43,13 +43,12 @@ from amaranth.lib.wiring import In, Out
 from bitmill import isa
 from bitmill.config import AccelConfig
 from bitmill.hw.arith import balanced
+from bitmill.hw.axi_bursts import first_burst, issue_bursts
 from bitmill.hw.regmap import ErrorFlag
 from bitmill.isa import INDEX_BITS, INSTR_BITS, Buffer, Opcode, Queue
 from bitmill.timing import check_fetch_width
 
 TOKEN_BITS = 8           # a token counter saturates at 255 (more is TOKEN_OVERFLOW)
-BURST_BEATS = 256
-PAGE_BYTES = 4096
 ERROR_BITS = 8
 
 # per queue: the token channel of each flag (pop_prev, pop_next, push_prev, push_next), or None
@@ -140,18 +139,22 @@ class Control(wiring.Component):
         with m.If(self.clear & ~st.running):
             m.d.sync += [self.done.eq(0), st.error_flags.eq(0), st.error_instr.eq(0), st.pending.eq(0),
                          st.erred.eq(0)]
+        # the program's checks, registered: PROG_ADDR, PROG_COUNT and MEM_BYTES hold from the
+        # cycle before START (the host writes them before it writes START)
+        empty, bad_addr, too_long = Signal(name="prog_empty"), Signal(name="prog_bad_addr"), Signal(name="prog_too_long")
+        nbytes = self.prog_count * (INSTR_BITS // 8)
+        m.d.sync += [empty.eq(self.prog_count == 0),
+                     bad_addr.eq((self.prog_addr[:4] != 0) | (self.prog_addr + nbytes > self.mem_bytes)),
+                     too_long.eq(self.prog_count > len(Queue) * cfg.queue_depth)]
         with m.If(self.start & ~st.running):
-            nbytes = self.prog_count * (INSTR_BITS // 8)
-            bad_addr = (self.prog_addr[:4] != 0) | (self.prog_addr + nbytes > self.mem_bytes)
             m.d.sync += [self.done.eq(0), st.error_flags.eq(0), st.error_instr.eq(0), st.pending.eq(0),
                          st.erred.eq(0), st.cycles.eq(0), st.retired.eq(0), st.index.eq(0), st.next_words.eq(0),
-                         st.f_addr.eq(self.prog_addr), st.f_left.eq(self.prog_count * st.beats_per_instr),
                          st.r_left.eq(self.prog_count * st.beats_per_instr), st.beat.eq(0)]
             m.d.sync += [c.eq(0) for c in st.qbusy + st.wp + st.rp + st.tokens + st.token_nz + [st.r_out]]
             m.d.sync += [c.eq(c.init) for c in st.token_up + st.token_down]
-            with m.If(self.prog_count == 0):
+            with m.If(empty):
                 m.d.sync += self.done.eq(1)
-            with m.Elif(bad_addr | (self.prog_count > len(Queue) * cfg.queue_depth)):
+            with m.Elif(bad_addr | too_long):
                 m.d.sync += [self.done.eq(1), st.erred.eq(1),
                              st.error_flags.eq(Mux(bad_addr, ErrorFlag.ADDRESS,
                                                    ErrorFlag.PROGRAM_TOO_LONG))]
@@ -164,17 +167,19 @@ class Control(wiring.Component):
     def _preload(self, m: Module, st: "_State") -> None:
         """Issue the program's bursts and write each instruction to its queue's memory."""
         f, bb = self.fetch, self.beat_bytes
-        page_left = (PAGE_BYTES - st.f_addr[:12]) >> (bb.bit_length() - 1)
-        cap = Signal(range(BURST_BEATS + 1))
-        m.d.comb += cap.eq(Mux(page_left < BURST_BEATS, page_left, BURST_BEATS))
-        n = Signal(range(BURST_BEATS + 1))
-        m.d.comb += n.eq(Mux(st.f_left < cap, st.f_left, cap))
         preload = st.running & (st.phase == _State.PRELOAD)
-        m.d.comb += [f.araddr.eq(st.f_addr), f.arlen.eq(n - 1), f.rready.eq(1),
-                     f.arvalid.eq(preload & (st.f_left != 0) & ~st.erred)]
-        issued = f.arvalid & f.arready
-        with m.If(issued):
-            m.d.sync += [st.f_addr.eq(st.f_addr + n * bb), st.f_left.eq(st.f_left - n)]
+        # a fetch starts at START (from PROG_ADDR) or at a refill (from where the last ended);
+        # its first burst is formed a cycle ahead from the same values (`first_burst`)
+        bpi = st.beats_per_instr
+        total = Signal(range(len(Queue) * self.cfg.queue_depth * bpi + 1), name="fetch_total")
+        addr_in = Signal(32, name="fetch_from")
+        m.d.comb += [total.eq(Mux(st.running, st.next_words * bpi, self.prog_count * bpi)),
+                     addr_in.eq(Mux(st.running, st.f_addr, self.prog_addr))]
+        first = first_burst(m, addr_in, total, bb.bit_length() - 1, "fetch")
+        accept = (self.start & ~st.running) | st.refill_go
+        st.f_left, issued, n, _ = issue_bursts(m, f, "ar", bb.bit_length() - 1, accept, addr_in, total,
+                                               first, enable=preload & ~st.erred, addr=st.f_addr)
+        m.d.comb += f.rready.eq(1)
         m.d.sync += st.r_out.eq(st.r_out + Mux(issued, n, 0) - f.rvalid)
         word = Signal(INSTR_BITS)
         if st.beats_per_instr == 1:
@@ -449,10 +454,11 @@ class Control(wiring.Component):
         # settle while the fill loads, many cycles before its end
         beyond = Signal(name="refill_beyond")
         m.d.sync += beyond.eq(st.f_addr + nbytes > self.mem_bytes)
+        m.d.comb += st.refill_go.eq(refill & ~beyond)
         with m.If(refill & ~beyond):
             fetch = st.next_words * st.beats_per_instr
             m.d.sync += [st.run.eq(0), st.phase.eq(_State.PRELOAD), st.next_words.eq(0),
-                         st.f_left.eq(fetch), st.r_left.eq(fetch), st.beat.eq(0)]
+                         st.r_left.eq(fetch), st.beat.eq(0)]
             m.d.sync += [c.eq(0) for c in st.wp + st.rp]
         with m.Else():
             with m.If(refill):
@@ -505,8 +511,9 @@ class _State:
         self.retired = Signal(32)
         self.index = Signal(32)
         self.next_words = Signal(range(len(Queue) * depth + 1))     # the next fill's (REFILL)
-        self.f_addr = Signal(32)
-        self.f_left = Signal(range(most + 1))
+        self.f_addr = Signal(32, name="fetch_next")     # the fetch's next burst address
+        self.f_left = None                      # beats still to request (`Control._preload`)
+        self.refill_go = Signal()               # a refill's fetch starts
         self.r_left = Signal(range(most + 1))
         self.r_out = Signal(range(most + 1))
         self.beat = Signal(range(max(2, self.beats_per_instr)))

@@ -26,8 +26,9 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from bitmill.config import AccelConfig
-from bitmill.hw.axi import (BURST_BOUNDARY, BURST_INCR, MAX_BURST_BEATS, AxiSignature,
-                            buffer_write_signature, check_data_bytes)
+from bitmill.hw.axi import (BURST_BOUNDARY, MAX_BURST_BEATS, AxiSignature, buffer_write_signature,
+                            check_data_bytes)
+from bitmill.hw.axi_bursts import first_burst, issue_bursts
 from bitmill.isa import Buffer, field_limits, slot_bytes
 from bitmill.timing import DMA_ERROR_CYCLES, LOAD_OVERHEAD, STORE_OVERHEAD
 
@@ -48,72 +49,6 @@ def _realign(m: Module, prev, cur, shift, nbytes: int):
     start = Signal(range(nbytes + 1), name="realign_start")
     m.d.comb += start.eq(nbytes - shift)
     return Cat(prev, cur).bit_select(Cat(C(0, 3), start), 8 * nbytes)
-
-
-def _first_burst(m: Module, addr, total, lg: int, ch: str) -> dict:
-    """The registers `_issue_bursts` starts from, formed from the command in every cycle (so
-    they hold the command of the cycle before ``start``): ``total`` beats from aligned byte
-    address ``addr``, the first burst's ``beats`` (at most `MAX_BURST_BEATS`, never past the
-    next `BURST_BOUNDARY`), the beats ``room`` to that boundary, and the differences the
-    issuer compares (``left_m_cap``, ``left_m_page``, ``room_m_cap``)."""
-    page = BURST_BOUNDARY >> lg
-    diff = signed(len(total) + 2)
-    room = Signal(range(page + 1), name=f"{ch}_room_now")
-    m.d.comb += room.eq((BURST_BOUNDARY - addr[:12]) >> lg)
-    # room < cap, from the address bits (never when a page holds at most one burst)
-    short = (addr[:12] > BURST_BOUNDARY - (MAX_BURST_BEATS << lg)
-             if page > MAX_BURST_BEATS else C(1, 1))
-    first = {"beats": Signal(range(MAX_BURST_BEATS + 1), name=f"{ch}_plan_beats"),
-             "room": Signal(range(page + 1), name=f"{ch}_plan_room"),
-             "left_m_cap": Signal(diff, name=f"{ch}_plan_left_m_cap"),
-             "left_m_page": Signal(diff, name=f"{ch}_plan_left_m_page"),
-             "room_m_cap": Signal(signed(len(room) + 2), name=f"{ch}_plan_room_m_cap")}
-    m.d.sync += [first["beats"].eq(Mux(short, Mux(total < room, total, room),
-                                       Mux(total < MAX_BURST_BEATS, total, MAX_BURST_BEATS))),
-                 first["room"].eq(room),
-                 first["left_m_cap"].eq(total - MAX_BURST_BEATS),
-                 first["left_m_page"].eq(total - page),
-                 first["room_m_cap"].eq(room - MAX_BURST_BEATS)]
-    return first
-
-
-def _issue_bursts(m: Module, bus, ch: str, lg: int, accept, addr0, total, first: dict):
-    """The AR (``ch="ar"``) or AW address channel: on ``accept`` load the aligned address
-    ``addr0``, ``total`` beats and the first burst (`_first_burst`), then one burst per
-    handshake. The next burst's beats are chosen among registers and their differences with
-    the present burst's (no chain of comparisons after a subtraction). Returns (beats still
-    to request, handshake)."""
-    page = BURST_BOUNDARY >> lg
-    addr = Signal(ADDR_BITS, name=f"{ch}_next")
-    left = Signal(total.shape(), name=f"{ch}_left")
-    regs = {k: Signal.like(v, name=f"{ch}_{k}") for k, v in first.items()}
-    beats, room = regs["beats"], regs["room"]
-    valid, ready = getattr(bus, f"{ch}valid"), getattr(bus, f"{ch}ready")
-    m.d.comb += [valid.eq(left != 0), getattr(bus, f"{ch}addr").eq(addr),
-                 getattr(bus, f"{ch}len").eq(beats - 1), getattr(bus, f"{ch}size").eq(lg),
-                 getattr(bus, f"{ch}burst").eq(BURST_INCR), getattr(bus, f"{ch}id").eq(0)]
-    shake = valid & ready
-    with m.If(accept):
-        m.d.sync += [addr.eq(addr0), left.eq(total)] + [regs[k].eq(v) for k, v in first.items()]
-    with m.Elif(shake):
-        boundary = beats == room                      # this burst ends at the boundary
-        left_next, room_next = left - beats, room - beats
-        cap = min(page, MAX_BURST_BEATS)
-        # after the boundary: a whole page ahead, the next burst min(left', cap)
-        fits = regs["left_m_page"] < beats if page <= MAX_BURST_BEATS else regs["left_m_cap"] < beats
-        at_boundary = Mux(fits, left_next, cap)
-        # inside the page: min(left', room', cap) with room' < cap iff room - cap < beats
-        inside = Mux(regs["room_m_cap"] < beats,
-                     Mux(left < room, left_next, room_next),
-                     Mux(regs["left_m_cap"] < beats, left_next, MAX_BURST_BEATS))
-        m.d.sync += [addr.eq(addr + (beats << lg)), left.eq(left_next),
-                     beats.eq(Mux(boundary, at_boundary, inside)),
-                     room.eq(Mux(boundary, page, room_next)),
-                     regs["left_m_cap"].eq(regs["left_m_cap"] - beats),
-                     regs["left_m_page"].eq(regs["left_m_page"] - beats),
-                     regs["room_m_cap"].eq(Mux(boundary, page - MAX_BURST_BEATS,
-                                               regs["room_m_cap"] - beats))]
-    return left, shake
 
 
 def _byte_masks(m: Module, first_byte, end_byte, lg: int, name: str):
@@ -241,10 +176,10 @@ class LoadDma(_Dma):
         raw = (_low(cmd.dram_addr, lg) + cmd.nbytes + b - 1) >> lg      # beats, if good
         total = Signal(len(cmd.nbytes) + 1, name="plan_beats_total")
         m.d.sync += total.eq(raw)
-        first = _first_burst(m, addr0, raw, lg, "ar")
+        first = first_burst(m, addr0, raw, lg, "ar")
         beats = Signal(len(cmd.nbytes) + 1)
         m.d.comb += beats.eq(Mux(good, total, 0))
-        _issue_bursts(m, bus, "ar", lg, accept, addr0, beats, first)
+        issue_bursts(m, bus, "ar", lg, accept, addr0, beats, first)
         m.d.comb += [bus.rready.eq(1), bus.bready.eq(1)]
         done, bus_error = self._receive(m, accept, good, beats)
         self._finish(m, accept, refused, done, bus_error)
@@ -343,10 +278,10 @@ class StoreDma(_Dma):
         raw = (_low(cmd.dram_addr, lg) + cmd.nbytes + b - 1) >> lg      # beats, if good
         total = Signal(len(cmd.nbytes) + 1, name="plan_beats_total")
         m.d.sync += total.eq(raw)
-        first = _first_burst(m, addr0, raw, lg, "aw")
+        first = first_burst(m, addr0, raw, lg, "aw")
         beats = Signal(len(cmd.nbytes) + 1)
         m.d.comb += beats.eq(Mux(good, total, 0))
-        aw_left, aw_shake = _issue_bursts(m, bus, "aw", lg, accept, addr0, beats, first)
+        aw_left, aw_shake, _, _ = issue_bursts(m, bus, "aw", lg, accept, addr0, beats, first)
         m.d.comb += [bus.rready.eq(1), bus.bready.eq(1)]
         self._send(m, accept, beats)
         done, bus_error = self._responses(m, accept, aw_left, aw_shake, beats)

@@ -68,6 +68,7 @@ def run_control(cfg: AccelConfig, words: list[int], lat: list[int], mem_bytes: i
         ctx.set(dut.mem_bytes, mem_bytes)
         ctx.set(dut.prog_addr, 0)
         ctx.set(dut.prog_count, len(words) if prog_count is None else prog_count)
+        await ctx.tick()                  # the program registers hold from the cycle before START
         ctx.set(dut.start, 1)
         await ctx.tick()
         ctx.set(dut.start, 0)

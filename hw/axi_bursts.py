@@ -1,0 +1,87 @@
+"""A transfer of ``total`` full-width beats from an aligned address, split into AXI4 INCR
+bursts (`bitmill.hw.axi`): each as long as the rules allow (at most `MAX_BURST_BEATS`, never
+past a `BURST_BOUNDARY`), one address handshake per cycle.
+
+`first_burst` forms, in every cycle, what the first burst of a transfer needs from its
+address and length (so that a transfer can start from registers the cycle after they were
+presented); `issue_bursts` drives the address channel from them.
+"""
+
+from __future__ import annotations
+
+from amaranth import C, Module, Mux, Signal, Value, signed
+
+from bitmill.hw.axi import BURST_BOUNDARY, BURST_INCR, MAX_BURST_BEATS
+
+
+def first_burst(m: Module, addr, total, lg: int, ch: str) -> dict:
+    """The registers `issue_bursts` starts from, formed from the command in every cycle (so
+    they hold the command of the cycle before ``start``): ``total`` beats from aligned byte
+    address ``addr``, the first burst's ``beats`` (at most `MAX_BURST_BEATS`, never past the
+    next `BURST_BOUNDARY`), the beats ``room`` to that boundary, and the differences the
+    issuer compares (``left_m_cap``, ``left_m_page``, ``room_m_cap``)."""
+    page = BURST_BOUNDARY >> lg
+    diff = signed(len(total) + 2)
+    room = Signal(range(page + 1), name=f"{ch}_room_now")
+    m.d.comb += room.eq((BURST_BOUNDARY - addr[:12]) >> lg)
+    # room < cap, from the address bits (never when a page holds at most one burst)
+    short = (addr[:12] > BURST_BOUNDARY - (MAX_BURST_BEATS << lg)
+             if page > MAX_BURST_BEATS else C(1, 1))
+    first = {"beats": Signal(range(MAX_BURST_BEATS + 1), name=f"{ch}_plan_beats"),
+             "room": Signal(range(page + 1), name=f"{ch}_plan_room"),
+             "left_m_cap": Signal(diff, name=f"{ch}_plan_left_m_cap"),
+             "left_m_page": Signal(diff, name=f"{ch}_plan_left_m_page"),
+             "room_m_cap": Signal(signed(len(room) + 2), name=f"{ch}_plan_room_m_cap")}
+    m.d.sync += [first["beats"].eq(Mux(short, Mux(total < room, total, room),
+                                       Mux(total < MAX_BURST_BEATS, total, MAX_BURST_BEATS))),
+                 first["room"].eq(room),
+                 first["left_m_cap"].eq(total - MAX_BURST_BEATS),
+                 first["left_m_page"].eq(total - page),
+                 first["room_m_cap"].eq(room - MAX_BURST_BEATS)]
+    return first
+
+
+def issue_bursts(m: Module, bus, ch: str, lg: int, accept, addr0, total, first: dict, enable=1,
+                 addr: Signal | None = None):
+    """The AR (``ch="ar"``) or AW address channel: on ``accept`` load the aligned address
+    ``addr0``, ``total`` beats and the first burst (`first_burst`), then one burst per
+    handshake while ``enable``. The next burst's beats are chosen among registers and their
+    differences with the present burst's (no chain of comparisons after a subtraction).
+    ``bus`` needs ``<ch>addr``, ``<ch>len``, ``<ch>valid``, ``<ch>ready`` (and drives
+    ``<ch>size``, ``<ch>burst``, ``<ch>id`` where it has them); ``addr``: the register of the
+    next burst's address (made here if None). Returns (beats still to
+    request, handshake, the present burst's beats, the next burst's address)."""
+    page = BURST_BOUNDARY >> lg
+    if addr is None:
+        addr = Signal(len(Value.cast(addr0)), name=f"{ch}_next")
+    left = Signal(total.shape(), name=f"{ch}_left")
+    regs = {k: Signal.like(v, name=f"{ch}_{k}") for k, v in first.items()}
+    beats, room = regs["beats"], regs["room"]
+    valid, ready = getattr(bus, f"{ch}valid"), getattr(bus, f"{ch}ready")
+    m.d.comb += [valid.eq(enable & (left != 0)), getattr(bus, f"{ch}addr").eq(addr),
+                 getattr(bus, f"{ch}len").eq(beats - 1)]
+    for member, value in (("size", lg), ("burst", BURST_INCR), ("id", 0)):
+        if f"{ch}{member}" in bus.signature.members:
+            m.d.comb += getattr(bus, f"{ch}{member}").eq(value)
+    shake = valid & ready
+    with m.If(accept):
+        m.d.sync += [addr.eq(addr0), left.eq(total)] + [regs[k].eq(v) for k, v in first.items()]
+    with m.Elif(shake):
+        boundary = beats == room                      # this burst ends at the boundary
+        left_next, room_next = left - beats, room - beats
+        cap = min(page, MAX_BURST_BEATS)
+        # after the boundary: a whole page ahead, the next burst min(left', cap)
+        fits = regs["left_m_page"] < beats if page <= MAX_BURST_BEATS else regs["left_m_cap"] < beats
+        at_boundary = Mux(fits, left_next, cap)
+        # inside the page: min(left', room', cap) with room' < cap iff room - cap < beats
+        inside = Mux(regs["room_m_cap"] < beats,
+                     Mux(left < room, left_next, room_next),
+                     Mux(regs["left_m_cap"] < beats, left_next, MAX_BURST_BEATS))
+        m.d.sync += [addr.eq(addr + (beats << lg)), left.eq(left_next),
+                     beats.eq(Mux(boundary, at_boundary, inside)),
+                     room.eq(Mux(boundary, page, room_next)),
+                     regs["left_m_cap"].eq(regs["left_m_cap"] - beats),
+                     regs["left_m_page"].eq(regs["left_m_page"] - beats),
+                     regs["room_m_cap"].eq(Mux(boundary, page - MAX_BURST_BEATS,
+                                               regs["room_m_cap"] - beats))]
+    return left, shake, beats, addr
