@@ -79,15 +79,28 @@ class _Dma(wiring.Component):
         """Cycles of an instruction refused for its operands or address range."""
         return DMA_ERROR_CYCLES
 
-    @staticmethod
-    def _checks(m: Module, conditions: dict) -> tuple[dict, Signal]:
-        """The refusal conditions (cause name -> condition on ``cmd``) registered in every
-        cycle, and ``good`` (neither holds)."""
-        refused = {k: Signal(name=f"plan_refuse_{k}") for k in conditions}
+    def _bursts(self, m: Module, ch: str, accept, operand_refused) -> tuple:
+        """The refusals (``operand_refused``, or ``dram_addr + nbytes > limit``) and the
+        transfer's beats, registered from ``cmd`` in every cycle, and the address channel
+        ``ch`` ("ar" or "aw") of ``mem`` issuing its bursts from ``accept``. Returns
+        (refusals by cause, ``good``, beats (0 when refused), (beats still to request,
+        handshake))."""
+        b, lg = _check_cfg(self._cfg)
+        cmd, bus = self.cmd, self.mem
+        refused = {k: Signal(name=f"plan_refuse_{k}") for k in ("operand", "address")}
         good = Signal(name="plan_good")
-        m.d.sync += [refused[k].eq(v) for k, v in conditions.items()]
+        m.d.sync += [refused["operand"].eq(operand_refused),
+                     refused["address"].eq(cmd.dram_addr + cmd.nbytes > cmd.limit)]
         m.d.comb += good.eq(~refused["operand"] & ~refused["address"])
-        return refused, good
+        addr0 = cmd.dram_addr & ((1 << ADDR_BITS) - b)
+        raw = (_low(cmd.dram_addr, lg) + cmd.nbytes + b - 1) >> lg      # beats, if good
+        total = Signal(len(cmd.nbytes) + 1, name="plan_beats_total")
+        beats = Signal(len(cmd.nbytes) + 1)
+        m.d.sync += total.eq(raw)
+        m.d.comb += [beats.eq(Mux(good, total, 0)), bus.rready.eq(1), bus.bready.eq(1)]
+        left, shake, _, _ = issue_bursts(m, bus, ch, lg, accept, addr0, beats,
+                                         first_burst(m, addr0, raw, lg, ch))
+        return refused, good, beats, (left, shake)
 
     def _finish(self, m: Module, accept, refused: dict, done, bus_error) -> None:
         """``finish``/``error``/``cause`` registered from a refused ``accept`` (``refused``:
@@ -166,21 +179,10 @@ class LoadDma(_Dma):
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        b, lg = _check_cfg(self._cfg)
-        cmd, bus = self.cmd, self.mem
+        cmd = self.cmd
         accept = self.start & ~self.busy
-        refused, good = self._checks(m, {
-            "operand": (cmd.nbytes == 0) | (cmd.offset + cmd.nbytes > cmd.slot_bytes),
-            "address": cmd.dram_addr + cmd.nbytes > cmd.limit})
-        addr0 = cmd.dram_addr & ((1 << ADDR_BITS) - b)
-        raw = (_low(cmd.dram_addr, lg) + cmd.nbytes + b - 1) >> lg      # beats, if good
-        total = Signal(len(cmd.nbytes) + 1, name="plan_beats_total")
-        m.d.sync += total.eq(raw)
-        first = first_burst(m, addr0, raw, lg, "ar")
-        beats = Signal(len(cmd.nbytes) + 1)
-        m.d.comb += beats.eq(Mux(good, total, 0))
-        issue_bursts(m, bus, "ar", lg, accept, addr0, beats, first)
-        m.d.comb += [bus.rready.eq(1), bus.bready.eq(1)]
+        refused, good, beats, _ = self._bursts(
+            m, "ar", accept, (cmd.nbytes == 0) | (cmd.offset + cmd.nbytes > cmd.slot_bytes))
         done, bus_error = self._receive(m, accept, good, beats)
         self._finish(m, accept, refused, done, bus_error)
         return m
@@ -268,21 +270,10 @@ class StoreDma(_Dma):
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        b, lg = _check_cfg(self._cfg)
-        cmd, bus = self.cmd, self.mem
+        cmd = self.cmd
         accept = self.start & ~self.busy
-        refused, good = self._checks(m, {
-            "operand": (cmd.nbytes == 0) | (cmd.nbytes > self._slot),
-            "address": cmd.dram_addr + cmd.nbytes > cmd.limit})
-        addr0 = cmd.dram_addr & ((1 << ADDR_BITS) - b)
-        raw = (_low(cmd.dram_addr, lg) + cmd.nbytes + b - 1) >> lg      # beats, if good
-        total = Signal(len(cmd.nbytes) + 1, name="plan_beats_total")
-        m.d.sync += total.eq(raw)
-        first = first_burst(m, addr0, raw, lg, "aw")
-        beats = Signal(len(cmd.nbytes) + 1)
-        m.d.comb += beats.eq(Mux(good, total, 0))
-        aw_left, aw_shake, _, _ = issue_bursts(m, bus, "aw", lg, accept, addr0, beats, first)
-        m.d.comb += [bus.rready.eq(1), bus.bready.eq(1)]
+        refused, good, beats, (aw_left, aw_shake) = self._bursts(
+            m, "aw", accept, (cmd.nbytes == 0) | (cmd.nbytes > self._slot))
         self._send(m, accept, beats)
         done, bus_error = self._responses(m, accept, aw_left, aw_shake, beats)
         self._finish(m, accept, refused, done, bus_error)
