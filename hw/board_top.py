@@ -1,10 +1,12 @@
 """Board tops: a `bitmill.hw.board.BoardCore` (or, on a variant with SDRAM, a
 `bitmill.hw.board_sdram.SdramBoardCore`) on a real board's pins (amaranth-boards), clocked by a
 PLL from the board's oscillator and held in reset until the PLL locks. The PLL's second output
-is the same clock shifted by half a period: the ``sdram_ps`` domain that clocks the SDRAM chip.
+clocks the SDRAM chip (``sdram_ps``): the system clock, or twice it when the controller runs the
+chip at twice its clock (`bitmill.hw.litedram`), shifted by half its period; the third
+(``sdram_2x``) is twice the system clock in phase with it, for the controller's I/O registers.
 
-`ecp5_pll_params` finds the ECP5 EHXPLLL dividers for a clock: input divider, feedback divider
-and output divider with the phase-frequency detector in 3.125..400 MHz and the VCO in
+`ecp5_pll_params` finds the ECP5 EHXPLLL dividers for a clock (and twice it): input divider,
+feedback divider and output dividers with the phase-frequency detector in 3.125..400 MHz and the VCO in
 400..800 MHz (Lattice TN1263), exactly the requested frequency or a ValueError.
 """
 
@@ -25,26 +27,47 @@ VCO_MHZ = (400.0, 800.0)
 RESET_CYCLES = 16          # cycles of reset after the PLL locks
 
 
+def phase_setting(div: int, degrees: float) -> tuple[int, int]:
+    """(CPHASE, FPHASE) of an EHXPLLL output divided by ``div`` that lags by ``degrees`` of its
+    own period: CPHASE counts VCO periods from ``div - 1`` (no lag), FPHASE eighths of one."""
+    eighths = round(degrees * div / 45)
+    return (eighths >> 3) + div - 1, eighths & 7
+
+
 @dataclass(frozen=True)
 class PllParams:
-    """EHXPLLL dividers: f_out = f_in * clkfb_div / clki_div, VCO = f_out * clkop_div."""
+    """EHXPLLL dividers: f_out = f_in * clkfb_div / clki_div, VCO = f_out * clkop_div; the
+    SDRAM chip's clocks run at ``ratio`` times f_out (VCO / (clkop_div / ratio))."""
     clki_div: int
     clkfb_div: int
     clkop_div: int
+    ratio: int = 1
 
     @property
-    def clkop_cphase(self) -> int:
-        return (self.clkop_div - 1) // 2
+    def fast_div(self) -> int:
+        """The divider of the outputs at ``ratio`` times f_out."""
+        return self.clkop_div // self.ratio
+
+    @property
+    def clkop_phase(self) -> tuple[int, int]:
+        return phase_setting(self.clkop_div, 0)
 
     @property
     def clkos_phase(self) -> tuple[int, int]:
-        """(CPHASE, FPHASE) of the second output, ``clkop_div`` VCO periods long like the first,
-        half its period later: CPHASE counts VCO periods, FPHASE eighths of one."""
-        return self.clkop_cphase + self.clkop_div // 2, 4 * (self.clkop_div % 2)
+        """The chip's clock (CLKOS, ``ratio`` times f_out): half its period later than CLKOP."""
+        return phase_setting(self.fast_div, 180)
+
+    @property
+    def clkos2_phase(self) -> tuple[int, int]:
+        """The chip's registers' clock (CLKOS2, ``ratio`` times f_out): in phase with CLKOP."""
+        return phase_setting(self.fast_div, 0)
 
 
-def ecp5_pll_params(f_in_hz: int, f_out_hz: int) -> PllParams:
-    """Dividers that make exactly ``f_out_hz`` from ``f_in_hz``; ValueError when none do."""
+def ecp5_pll_params(f_in_hz: int, f_out_hz: int, ratio: int = 1) -> PllParams:
+    """Dividers that make exactly ``f_out_hz`` and ``ratio`` times it from ``f_in_hz``;
+    ValueError when none do."""
+    if ratio not in (1, 2):
+        raise ValueError(f"ratio must be 1 or 2, not {ratio!r}")
     for clki in range(1, 129):
         pfd = f_in_hz / clki / 1e6
         if not PFD_MHZ[0] <= pfd <= PFD_MHZ[1]:
@@ -52,10 +75,11 @@ def ecp5_pll_params(f_in_hz: int, f_out_hz: int) -> PllParams:
         for fb in range(1, 81):
             if f_in_hz * fb != f_out_hz * clki:
                 continue
-            ops = [op for op in range(1, 129) if VCO_MHZ[0] <= f_out_hz * op / 1e6 <= VCO_MHZ[1]]
+            ops = [op for op in range(ratio, 129, ratio) if VCO_MHZ[0] <= f_out_hz * op / 1e6 <= VCO_MHZ[1]]
             if ops:      # the VCO nearest the middle of its range
-                return PllParams(clki, fb, min(ops, key=lambda op: abs(f_out_hz * op / 1e6 - sum(VCO_MHZ) / 2)))
-    raise ValueError(f"no ECP5 PLL setting makes exactly {f_out_hz / 1e6:g} MHz from {f_in_hz / 1e6:g} MHz "
+                return PllParams(clki, fb, min(ops, key=lambda op: abs(f_out_hz * op / 1e6 - sum(VCO_MHZ) / 2)), ratio)
+    twice = f" and {ratio * f_out_hz / 1e6:g}" if ratio > 1 else ""
+    raise ValueError(f"no ECP5 PLL setting makes exactly {f_out_hz / 1e6:g}{twice} MHz from {f_in_hz / 1e6:g} MHz "
                      "(PFD 3.125..400 MHz, VCO 400..800 MHz): choose another clock_mhz")
 
 
@@ -72,7 +96,7 @@ class Ulx3sTop(Elaboratable):
         if sdram is not None and sdram.flavour != "board":
             raise ValueError(f"a board top needs the board flavour of the controller, not {sdram.flavour!r}")
         self.variant, self.sdram = variant, sdram
-        self.pll = ecp5_pll_params(variant.oscillator_hz, variant.clock_hz)
+        self.pll = ecp5_pll_params(variant.oscillator_hz, variant.clock_hz, 1 if sdram is None else sdram.clock_ratio)
 
     def elaborate(self, platform) -> Module:
         m = Module()
@@ -80,26 +104,31 @@ class Ulx3sTop(Elaboratable):
         clk25 = io.Buffer("i", platform.request("clk25", 0, dir="-"))
         m.submodules.clk25 = clk25
         m.domains.sync = ClockDomain("sync")
-        locked, clk, clk_ps = Signal(), Signal(), Signal()
-        cphase, fphase = pll.clkos_phase
+        locked, clk, clk_ps, clk_2x = Signal(), Signal(), Signal(), Signal()
+        (op_c, op_f), (os_c, os_f), (os2_c, os2_f) = pll.clkop_phase, pll.clkos_phase, pll.clkos2_phase
+        fast_mhz = str(pll.ratio * v.clock_hz / 1e6)
         m.submodules.pll = Instance(
             "EHXPLLL",
             a_FREQUENCY_PIN_CLKI=str(v.oscillator_hz / 1e6), a_FREQUENCY_PIN_CLKOP=str(v.clock_hz / 1e6),
+            a_FREQUENCY_PIN_CLKOS=fast_mhz, a_FREQUENCY_PIN_CLKOS2=fast_mhz,
             a_ICP_CURRENT="12", a_LPF_RESISTOR="8", a_MFG_ENABLE_FILTEROPAMP="1", a_MFG_GMCREF_SEL="2",
             p_PLLRST_ENA="DISABLED", p_INTFB_WAKE="DISABLED", p_STDBY_ENABLE="DISABLED",
             p_DPHASE_SOURCE="DISABLED", p_OUTDIVIDER_MUXA="DIVA", p_CLKOP_ENABLE="ENABLED",
             p_CLKI_DIV=pll.clki_div, p_CLKFB_DIV=pll.clkfb_div, p_CLKOP_DIV=pll.clkop_div,
-            p_CLKOP_CPHASE=pll.clkop_cphase, p_CLKOP_FPHASE=0, p_FEEDBK_PATH="CLKOP",
-            p_CLKOS_ENABLE="ENABLED", p_OUTDIVIDER_MUXB="DIVB", p_CLKOS_DIV=pll.clkop_div,
-            p_CLKOS_CPHASE=cphase, p_CLKOS_FPHASE=fphase,
+            p_CLKOP_CPHASE=op_c, p_CLKOP_FPHASE=op_f, p_FEEDBK_PATH="CLKOP",
+            p_CLKOS_ENABLE="ENABLED", p_OUTDIVIDER_MUXB="DIVB", p_CLKOS_DIV=pll.fast_div,
+            p_CLKOS_CPHASE=os_c, p_CLKOS_FPHASE=os_f,
+            p_CLKOS2_ENABLE="ENABLED", p_OUTDIVIDER_MUXC="DIVC", p_CLKOS2_DIV=pll.fast_div,
+            p_CLKOS2_CPHASE=os2_c, p_CLKOS2_FPHASE=os2_f,
             i_RST=0, i_STDBY=0, i_CLKI=clk25.i, i_CLKFB=clk, i_PHASESEL0=0, i_PHASESEL1=0,
             i_PHASEDIR=1, i_PHASESTEP=1, i_PHASELOADREG=1, i_PLLWAKESYNC=0, i_ENCLKOP=0,
-            i_ENCLKOS=0, o_CLKOP=clk, o_CLKOS=clk_ps, o_LOCK=locked)
+            i_ENCLKOS=0, i_ENCLKOS2=0, o_CLKOP=clk, o_CLKOS=clk_ps, o_CLKOS2=clk_2x, o_LOCK=locked)
         hold = Signal(range(RESET_CYCLES + 1), init=RESET_CYCLES)
         m.domains.hold = ClockDomain("hold", reset_less=True)
         m.domains.sdram_ps = ClockDomain("sdram_ps", reset_less=True)
+        m.domains.sdram_2x = ClockDomain("sdram_2x", reset_less=True)
         m.d.comb += [ClockSignal("sync").eq(clk), ClockSignal("hold").eq(clk), ClockSignal("sdram_ps").eq(clk_ps),
-                     ResetSignal("sync").eq(hold != 0)]
+                     ClockSignal("sdram_2x").eq(clk_2x), ResetSignal("sync").eq(hold != 0)]
         with m.If(~locked):
             m.d.hold += hold.eq(RESET_CYCLES)
         with m.Elif(hold != 0):

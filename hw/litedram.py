@@ -6,6 +6,12 @@ generic SDR PHY (ECP5 I/O registers), ``sim`` replaces the PHY and the chip with
 behavioural SDRAM model (the whole 32 MB array, the module's timings) so that Verilator runs
 the real controller: its command queue, bank machines, refresh and AXI front end.
 
+The chip runs at the controller's clock (LiteDRAM's ``GENSDRPHY``, rate 1:1) when the user ports
+are as wide as its data pins, and at twice that clock (``HalfRateGENSDRPHY``, rate 1:2, through
+`bitmill.hw.litedram_gen`) when they are twice as wide: then a burst of two chip words fills
+one user-port beat, and the ``board`` flavour takes a second clock input ``clk2x``, twice the
+controller's clock and in phase with it.
+
 Both flavours have two AXI4 user ports (``axi``: the accelerator, ``host``: the host link's
 memory accesses) of ``8 * data_bytes`` data bits and byte addresses, and a Wishbone control bus
 with no CPU behind it: the SDRAM's initialisation sequence (`init_ops`, read from the
@@ -28,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bitmill.errors import BitmillError
+from bitmill.hw.litedram_gen import RATE_KEY
 
 FLAVOURS = ("board", "sim")
 MODULE = "litedram_core"
@@ -53,12 +60,13 @@ class InitOp:
 
 @dataclass(frozen=True)
 class LiteDramCore:
-    """A generated controller: its Verilog (module `MODULE`), flavour, user-port geometry and
-    initialisation steps."""
+    """A generated controller: its Verilog (module `MODULE`), flavour, user-port geometry,
+    the chip's clock as a multiple of the controller's (1 or 2) and initialisation steps."""
     flavour: str
     verilog: str
     addr_width: int
     data_bytes: int
+    clock_ratio: int
     init_ops: tuple[InitOp, ...]
 
     @property
@@ -69,11 +77,22 @@ class LiteDramCore:
 IS42S16160 = SdramChip("IS42S16160", 16, 32 * 1024 * 1024)     # the ULX3S's 32 MB chip
 
 
+def clock_ratio(chip: SdramChip, data_bytes: int) -> int:
+    """The chip's clock over the controller's for user ports of ``data_bytes``: 1 when they
+    are as wide as the chip's data pins, 2 when twice as wide; ValueError otherwise."""
+    ratio, rest = divmod(8 * data_bytes, chip.data_bits)
+    if rest or ratio not in (1, 2):
+        raise ValueError(f"data_bytes must be {chip.data_bits // 8} (the chip's width, the chip at the controller's "
+                         f"clock) or {chip.data_bits // 4} (twice it, the chip at twice the clock), not {data_bytes}")
+    return ratio
+
+
 def _core_config(chip: SdramChip, clock_hz: int, data_bytes: int) -> dict:
     port = {"type": "axi", "id_width": 1, "data_width": 8 * data_bytes}
     return {"device": "LFE5U-85F-6BG381C", "cpu": "None", "memtype": "SDR",
             "sdram_module": chip.module, "sdram_module_nb": chip.data_bits // 8, "sdram_rank_nb": 1,
             "sdram_phy": "GENSDRPHY", "sys_clk_freq": float(clock_hz),
+            RATE_KEY: f"1:{clock_ratio(chip, data_bytes)}",
             "user_ports": {name: dict(port) for name in PORTS}}
 
 
@@ -92,8 +111,7 @@ def generate(chip: SdramChip, clock_hz: int, data_bytes: int, flavour: str,
     into ``out_dir`` (reused while the configuration and LiteDRAM's version are unchanged)."""
     if flavour not in FLAVOURS:
         raise ValueError(f"flavour must be one of {', '.join(FLAVOURS)}, not {flavour!r}")
-    if data_bytes * 8 < chip.data_bits:
-        raise ValueError(f"data_bytes must be at least the chip's {chip.data_bits // 8} bytes, not {data_bytes}")
+    ratio = clock_ratio(chip, data_bytes)
     out = Path(out_dir).resolve()
     config = _core_config(chip, clock_hz, data_bytes)
     key = hashlib.sha256(json.dumps([config, flavour, _litedram_version()], sort_keys=True).encode()).hexdigest()
@@ -102,7 +120,7 @@ def generate(chip: SdramChip, clock_hz: int, data_bytes: int, flavour: str,
         stamp.unlink(missing_ok=True)
         out.mkdir(parents=True, exist_ok=True)
         (out / "core.yml").write_text(json.dumps(config, indent=1))     # JSON is YAML
-        cmd = [sys.executable, "-m", "litedram.gen", "core.yml", "--output-dir", ".", "--name", MODULE]
+        cmd = [sys.executable, "-m", "bitmill.hw.litedram_gen", "core.yml", "--output-dir", ".", "--name", MODULE]
         proc = subprocess.run(cmd + (["--sim"] if flavour == "sim" else []), cwd=out,
                               capture_output=True, text=True)
         (out / "gen.log").write_text(proc.stdout + proc.stderr)
@@ -113,7 +131,7 @@ def generate(chip: SdramChip, clock_hz: int, data_bytes: int, flavour: str,
     text = _fix_inout(verilog.read_text())
     ops = init_ops((out / "software" / "include" / "generated" / "sdram_phy.h").read_text(),
                    (out / "csr.csv").read_text())
-    return LiteDramCore(flavour, text, (chip.bytes - 1).bit_length(), data_bytes, ops)
+    return LiteDramCore(flavour, text, (chip.bytes - 1).bit_length(), data_bytes, ratio, ops)
 
 
 def _fix_inout(text: str) -> str:

@@ -3,9 +3,11 @@
 Wishbone control bus (there is no CPU on the board to do it).
 
 `SdramMemory` in the ``board`` flavour drives the platform's ``sdram`` resource (amaranth-boards
-names); the chip's clock pin carries ``ClockSignal("sdram_ps")``, the system clock shifted by
-half a period, which the board top makes with its PLL (commands and data change on the system
-clock's rising edge and the chip samples them half a period later).
+names); the chip's clock pin carries ``ClockSignal("sdram_ps")``, the chip's clock (the system
+clock or, when the controller runs the chip at twice it, ``ClockSignal("sdram_2x")``, which
+clocks the controller's I/O registers) shifted by half a period, which the board top makes with
+its PLL (commands and data change on the registers' rising edge and the chip samples them half
+a period later).
 """
 
 from __future__ import annotations
@@ -101,6 +103,8 @@ class SdramMemory(wiring.Component):
             ports["i_sim_trace"] = 0
         else:
             ports["i_rst"] = ResetSignal()
+            if core.clock_ratio == 2:
+                ports["i_clk2x"] = ClockSignal("sdram_2x")
             pins = platform.request("sdram", 0, dir="-")
             m.submodules.sdram_clk = clk = io.Buffer("o", pins.clk)
             m.d.comb += clk.o.eq(ClockSignal("sdram_ps"))

@@ -257,19 +257,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     bsub = p.add_subparsers(dest="board_command", metavar="COMMAND", required=True)
     r = bsub.add_parser("run", help="classify test images on a board (or its Verilated model with --sim)")
     add_net_args(r)
-    r.add_argument("--board", default="ulx3s-85f-bram", help="board variant (default: ulx3s-85f-bram)")
+    r.add_argument("--board", default="ulx3s-85f-bram", help="board variant")
     r.add_argument("--port", help="serial device of a flashed board, e.g. /dev/ttyUSB0")
     r.add_argument("--sim", action="store_true", help="run on the Verilated board through a pseudo-terminal")
-    r.add_argument("--images", type=positive_int, default=100, help="test images (default: 100)")
+    r.add_argument("--images", type=positive_int, default=100, help="test images")
     r.add_argument("--dataset", default="fashion-mnist", choices=["fashion-mnist", "synthetic", "random"],
                    help="images: Fashion-MNIST's test set, synthetic blobs, or random codes on the network's "
-                        "input grid (any input size, no labels) (default: fashion-mnist)")
+                        "input grid (any input size, no labels)")
     r.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for one reply")
     r.add_argument("--poll", type=float, default=0.01, help="seconds between STATUS reads while a program runs")
     r.add_argument("--build-dir", help="where --sim builds the board (default: build/board-sim/BOARD)")
     r.set_defaults(func=cmd_board_run)
     b = bsub.add_parser("build", help="bitstream of a board variant (yosys, nextpnr-ecp5, ecppack)")
-    b.add_argument("--board", default="ulx3s-85f-bram", help="board variant (default: ulx3s-85f-bram)")
+    b.add_argument("--board", default="ulx3s-85f-bram", help="board variant")
     b.add_argument("-o", "--output", required=True, help="build folder (not under /tmp)")
     b.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
     b.add_argument("--router", choices=ROUTERS, default="router1",

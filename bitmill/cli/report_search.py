@@ -671,8 +671,7 @@ def add_parser(rsub) -> None:
     r.add_argument("--sdq-epochs", type=positive_int, default=4, help="epochs of SDQ phase 1")
     r.add_argument("--sdq-images", type=positive_int, default=10000, help="training images of SDQ phase 1")
     r.add_argument("--sensitivity", default="fisher", choices=["fisher", "hessian", "loss"],
-                   help="ilp: empirical Fisher (FIT) or Hutchinson Hessian traces, or measured loss increases "
-                        "(default: fisher)")
+                   help="ilp: empirical Fisher (FIT) or Hutchinson Hessian traces, or measured loss increases")
     r.add_argument("--calib-images", type=positive_int, default=256, help="ilp: images for the traces")
     r.add_argument("--samples", type=positive_int, default=8, help="ilp, hessian: Hutchinson vectors per batch")
     r.add_argument("--min-bits", type=positive_int, default=2, help="smallest width searched")

@@ -261,7 +261,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sensitivity", default="fisher", choices=["fisher", "hessian", "loss"],
                    help="ilp: per-layer sensitivity from the empirical Fisher trace (FIT: never negative), "
                         "Hutchinson's Hessian trace (HAWQ-V3), or the measured calibration loss "
-                        "increase of each layer quantized alone (default: fisher)")
+                        "increase of each layer quantized alone")
     p.add_argument("--calib-images", type=positive_int, default=256, help="ilp: images for the traces")
     p.add_argument("--calibration", metavar="RUNS",
                    help="ilp: weigh the sensitivity's weight and activation terms by factors fitted to the "

@@ -46,6 +46,7 @@ def test_every_option_has_help_and_shows_its_default(run_cli, path):
         shown = all(action.default is not v for v in (None, False, argparse.SUPPRESS))
         if action.option_strings and shown:
             assert f"(default: {action.default})" in " ".join(out.split()), (path, name)
+            assert f"(default: {action.default})" not in action.help, (path, name)     # the formatter adds it
 
 
 def test_option_lines_of_golden_help_carry_their_text(run_cli):

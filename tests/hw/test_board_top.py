@@ -15,6 +15,19 @@ def test_pll_dividers_are_exact_and_in_range():
     assert 25 * p.clkfb_div / p.clki_div == 75 and 400 <= 75 * p.clkop_div <= 800
     with pytest.raises(ValueError, match="no ECP5 PLL setting makes exactly 48 MHz from 25 MHz"):
         ecp5_pll_params(25_000_000, 48_000_000)
+    assert p.clkop_phase == (p.clkop_div - 1, 0) and p.fast_div == p.clkop_div     # no lag: CPHASE div - 1
+
+
+def test_pll_makes_twice_the_clock_in_phase_and_half_a_fast_period_later():
+    p = ecp5_pll_params(25_000_000, 45_000_000, 2)
+    assert p == PllParams(5, 9, 14, 2) and p.fast_div == 7                          # VCO 630 MHz, 45 and 90 MHz
+    assert p.clkop_phase == (13, 0) and p.clkos2_phase == (6, 0)                    # both without lag
+    assert p.clkos_phase == (6 + 3, 4)                                               # 3.5 VCO periods: 180 deg of 90 MHz
+    assert ecp5_pll_params(25_000_000, 45_000_000).clkos_phase == (12 + 6, 4)        # 6.5 VCO periods: 180 deg of 45 MHz
+    with pytest.raises(ValueError, match="no ECP5 PLL setting makes exactly 500 and 1000 MHz from 25 MHz"):
+        ecp5_pll_params(25_000_000, 500_000_000, 2)
+    with pytest.raises(ValueError, match="ratio must be 1 or 2, not 4"):
+        ecp5_pll_params(25_000_000, 45_000_000, 4)
 
 
 def test_ulx3s_top_plan_has_the_board_pins_and_the_pll():

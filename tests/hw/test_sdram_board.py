@@ -126,15 +126,16 @@ def test_the_sdram_top_has_the_chip_pins_both_pll_outputs_and_the_controller(tmp
     assert variant.memory == "sdram" and board_variant("ulx3s-85f-bram").memory == "bram"
     assert variant.divisor == 15                       # 45 MHz / 3 Mbaud
     core = generate(variant.sdram, variant.clock_hz, 4, "board", tmp_path / "litedram")
-    pll = ecp5_pll_params(25_000_000, 45_000_000)
-    assert pll.clkop_div == 13 and pll.clkos_phase == (pll.clkop_cphase + 6, 4)     # 6.5 VCO periods later
-    plan = ULX3S_85F_Platform().prepare(Ulx3sTop(variant, core), name="top")
+    top = Ulx3sTop(variant, core)
+    assert core.clock_ratio == 2 and top.pll == ecp5_pll_params(25_000_000, 45_000_000, 2)     # the chip at 90 MHz
+    plan = ULX3S_85F_Platform().prepare(top, name="top")
     assert plan.files["litedram_core.v"] == core.verilog
     lpf = plan.files["top.lpf"]
     for pin in ("F19", "F20", "P20", "J16", "J17", "M20", "U19", "E20"):    # clk, cke, cs, dq 0/15, a0, dqm
         assert f'SITE "{pin}"' in lpf
     rtlil = plan.files["top.il"]
-    assert "CLKOS_CPHASE" in rtlil and "litedram_core" in rtlil
+    assert "CLKOS_CPHASE" in rtlil and "CLKOS2_DIV" in rtlil and "litedram_core" in rtlil
+    assert "clk2x" in rtlil                                        # the controller's I/O registers at 90 MHz
     with pytest.raises(ValueError, match="board ulx3s-85f needs an SDRAM controller"):
         Ulx3sTop(variant)
     with pytest.raises(ValueError, match="board ulx3s-85f-bram needs no SDRAM controller"):
