@@ -15,8 +15,8 @@ RAM's own output register, and beside it the word's mask, landing place and lane
 word ORed into the vector's packed assembly register and, after the vector's last word, the
 assembled codes unpacked to lanes, masked to the real ones, written into the vector's slot of
 the chunk block); **emit** (one engine word per cycle, not registered: the engine's buffer
-block RAMs register it; bit-plane ``p`` of every code bit-serial, the signed values
-bit-parallel). The block is overwritten by the next chunk's first vector only after the
+block RAMs register it; bit-serial, bit 0 of every code, each code shifting down a bit per
+plane, so the word comes straight from the block's registers; bit-parallel, the signed values). The block is overwritten by the next chunk's first vector only after the
 chunk's last word left: reading waits ``max(0, E - pieces*words)`` cycles before each later
 chunk.
 """
@@ -380,11 +380,15 @@ class StagingCore(wiring.Component):
                         m.d.comb += code.eq(c["packed"][t * b:(t + 1) * b])
             lanes.append(self._lane(m, code, c["lanes"][t], bits, enc))
         block = [Signal(K * self.lane_bits, name=f"block{n}") for n in range(self.vectors)]
+        writes = []
         for n, slot in enumerate(block):
-            with m.If(c["valid"] & (c["v"] == n)):
+            write = Signal(name=f"block{n}_write")
+            m.d.comb += write.eq(c["valid"] & (c["v"] == n))
+            with m.If(write):
                 m.d.sync += slot.eq(Cat(*lanes))
+            writes.append(write)
         e = {"go": Signal(name="e_go"), "chunk": Signal.like(c["chunk"], name="e_chunk"),
-             "last": Signal(name="e_last"), "block": block}
+             "last": Signal(name="e_last"), "block": block, "writes": writes}
         m.d.sync += e["go"].eq(c["valid"] & (c["v"] == self.vectors - 1))
         with m.If(c["valid"] & (c["v"] == self.vectors - 1)):
             m.d.sync += [e["chunk"].eq(c["chunk"]), e["last"].eq(c["last"])]
@@ -422,10 +426,15 @@ class StagingCore(wiring.Component):
             m.d.sync += [running.eq(~final), plane.eq(cur_plane + 1), busy_chunk.eq(cur_chunk),
                          busy_last.eq(cur_last)]
         if self.family == "bitserial":
-            # each lane's plane bit picked from its own code (a narrow multiplexer, not a
-            # shift of the whole block)
-            word = Cat(*[slot[t * CODE_BITS:(t + 1) * CODE_BITS].bit_select(cur_plane, 1)
-                         for slot in e["block"] for t in range(K)])
+            # every lane's code shifts down a bit after each plane but the last, so the plane
+            # leaves from bit 0 of each lane's register: no multiplexer between the block's
+            # registers and the engine's buffers (a write of the next chunk's vector, only
+            # after this chunk's last plane, wins)
+            word = Cat(*[slot[t * CODE_BITS] for slot in e["block"] for t in range(K)])
+            for slot, write in zip(e["block"], e["writes"]):
+                with m.If(now & ~final & ~write):
+                    m.d.sync += slot.eq(Cat(*[Cat(slot[t * CODE_BITS + 1:(t + 1) * CODE_BITS], Const(0, 1))
+                                              for t in range(K)]))
             addr = cur_plane * self.chunk_slots + cur_chunk
         else:
             word = Cat(*e["block"])
