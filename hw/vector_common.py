@@ -114,11 +114,12 @@ def decode(m: Module, name: str, code, bits_m1, enc) -> Signal:
 
 
 def fill_value(m: Module, name: str, bits_m1, enc) -> Signal:
-    """One below the lowest value of the code grid (the max-pool padding), from the grid's
-    registered constants (see `_grid`)."""
+    """One below the lowest value of the code grid (the max-pool padding), registered after
+    the grid's registered constants (see `_grid`): it follows ``bits_m1`` and ``enc`` two
+    cycles later (the pool unit uses it from the seventh cycle after its start)."""
     g = _grid(m, name, bits_m1, enc)
     fill = Signal(signed(VALUE_BITS), name=f"{name}_fill")
-    m.d.comb += fill.eq(Mux(g["odd"], 1 - g["top"], Mux(g["signed"], -g["sign"], 0)) - 1)
+    m.d.sync += fill.eq(Mux(g["odd"], 1 - g["top"], Mux(g["signed"], -g["sign"], 0)) - 1)
     return fill
 
 

@@ -187,6 +187,8 @@ class PoolEngine(wiring.Component):
         base = {(n, c): Signal(signed(widths[c]), name=f"b_{n}_{c}") for n in LEVELS for c in COORDS}
         remaining = Signal.like(instr.count, name="remaining")
         run, pre = Signal(name="run"), Signal(range(vec_record_words(self.cfg) + 2), name="pre")
+        # the record word being read, R + 1 - pre, kept beside ``pre`` in a register
+        rec_k = Signal(range(vec_record_words(self.cfg) + 2), name="record_k")
         pre_idle = Signal(init=1, name="pre_idle")          # pre == 0, kept in a register
         # whether ``remaining`` holds no whole row after this one (``remaining < 2 row``), in
         # a register: set on load, and as a row of outputs ends from ``remaining < 3 row``
@@ -205,15 +207,16 @@ class PoolEngine(wiring.Component):
         done = Signal(name="nest_done")
         m.d.comb += done.eq(Cat(stepping, *(last[i] for i in LEVELS)).all())
         reload = plan["avg"] * (vec_record_words(self.cfg) + 1)
+        rec_reload = Mux(plan["avg"], 0, vec_record_words(self.cfg) + 1)
         with m.If(cycle == PLAN_CYCLES):
             m.d.sync += [run.eq(~plan["empty"]), remaining.eq(instr.count), pre.eq(reload),
-                         final_row.eq(instr.count < rows2),
+                         rec_k.eq(rec_reload), final_row.eq(instr.count < rows2),
                          pre_idle.eq(~plan["avg"])]
             m.d.sync += [idx[n].eq(0) for n in LEVELS]
             m.d.sync += [flag.eq(ends["end"][n] == 0) for n, flag in ends["at_end"].items()]
             m.d.sync += [base[n, c].eq(v) for c, v in self._origin(plan).items() for n in LEVELS]
         with m.Elif(pre != 0):
-            m.d.sync += [pre.eq(pre - 1), pre_idle.eq(pre == 1)]
+            m.d.sync += [pre.eq(pre - 1), rec_k.eq(rec_k + 1), pre_idle.eq(pre == 1)]
         # one level advances at most: every register takes its new value through a one-hot
         # AND-OR of the levels at or outside its own (no priority chain)
         moved = {(n, c): Signal(signed(widths[c]), name=f"moved_{n}_{c}") for n in LEVELS for c in COORDS}
@@ -236,11 +239,11 @@ class PoolEngine(wiring.Component):
         with m.If(advance["y"]):
             m.d.sync += [remaining.eq(remaining - plan["row"]), final_row.eq(remaining < rows3)]
         with m.If(advance["c"]):
-            m.d.sync += [pre.eq(reload), pre_idle.eq(~plan["avg"])]
+            m.d.sync += [pre.eq(reload), rec_k.eq(rec_reload), pre_idle.eq(~plan["avg"])]
         with m.If(done | self.start):
             m.d.sync += run.eq(0)
         here = {c: base["sub", c] for c in COORDS}
-        return {"idx": idx, "last": last, "run": run, "pre": pre, "here": here, "done": done}
+        return {"idx": idx, "last": last, "run": run, "pre": pre, "record_k": rec_k, "here": here, "done": done}
 
     # ---- requant records (AVGPOOL) --------------------------------------------------------
     def _records(self, m: Module, instr, plan: dict, nest: dict):
@@ -249,14 +252,13 @@ class PoolEngine(wiring.Component):
         chan = nest["idx"]["c"][:len(self.regs.in_c)]
         pre = nest["pre"]
         if geo.data_bytes <= RECORD_BYTES:
-            word = (chan * rw) + (rw + 1 - pre)
+            word = (chan * rw) + nest["record_k"]
             lane = Const(0, 1)
         else:
             lg = (geo.data_bytes // RECORD_BYTES).bit_length() - 1      # records per word
             word, lane = chan >> lg, chan[:lg]
-        m.d.comb += self.param_addr.eq(
-            instr.p_slot * geo.param_slot_words
-            + clamp_word(m, "record_word", word, geo.param_slot_words))
+        m.d.comb += self.param_addr.eq(slot_address(
+            instr.p_slot, clamp_word(m, "record_word", word, geo.param_slot_words), geo.param_slot_words))
         arriving, lane_q = Signal(name="record_arriving"), Signal.like(lane, name="record_lane")
         m.d.sync += [arriving.eq(nest["run"] & (pre >= 2)), lane_q.eq(lane)]
         asm = Signal(8 * RECORD_BYTES, name="record")
