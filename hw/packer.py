@@ -142,12 +142,14 @@ class CodePacker(wiring.Component):
         """Stage 3: data and mask shifted into the window of `span` words at ``w0``."""
         window = self.span * self.word_bits
         head = {"valid": Signal(name="s3_valid"),
-                "w0": Signal(range(self.depth), name="s3_w0"),
+                "addrs": [Signal(range(self.depth), name=f"s3_addr{j}") for j in range(self.span)],
                 "last": Signal(range(self.span), name="s3_last"),
                 "data": Signal(window, name="s3_data"), "mask": Signal(window, name="s3_mask")}
         with m.If(advance):
-            m.d.sync += [head["valid"].eq(code["valid"]), head["w0"].eq(code["w0"]),
-                         head["last"].eq(code["last"]),
+            # the window's word addresses, each in its own register: the merge compares them
+            # with the open word's address without an adder before the comparison
+            m.d.sync += [a.eq((code["w0"] + j)[:len(a)]) for j, a in enumerate(head["addrs"])]
+            m.d.sync += [head["valid"].eq(code["valid"]), head["last"].eq(code["last"]),
                          head["data"].eq(code["field"] << code["offset"]),
                          head["mask"].eq(code["ones"] << code["offset"])]
         return head
@@ -158,9 +160,8 @@ class CodePacker(wiring.Component):
         datas = [head["data"][j * w:(j + 1) * w] for j in range(self.span)]
         masks = [head["mask"][j * w:(j + 1) * w] for j in range(self.span)]
         if isinstance(index, int):
-            return {"addr": (head["w0"] + index)[:len(head["w0"])], "data": datas[index],
-                    "mask": masks[index]}
-        return {"addr": (head["w0"] + index)[:len(head["w0"])], "data": Array(datas)[index],
+            return {"addr": head["addrs"][index], "data": datas[index], "mask": masks[index]}
+        return {"addr": Array(head["addrs"])[index], "data": Array(datas)[index],
                 "mask": Array(masks)[index]}
 
     def _merge(self, m: Module, head: dict, advance: Signal) -> tuple:
