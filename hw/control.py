@@ -30,7 +30,7 @@ and the next queue), each a counter.
 an opcode outside the ISA or a dependency flag its queue does not have (at preload), a queue
 longer than its memory (at preload), a LOAD/STORE outside ``[0, mem_bytes)`` or outside its
 buffer slot (at start), a token counter overflow, a deadlock (nothing runs, some queue waits
-for a token), a bus error (preload, or reported by a unit). After an error no instruction
+for a token; raised the cycle after it is seen), a bus error (preload, or reported by a unit). After an error no instruction
 starts; the program ends when the units are idle.
 """
 
@@ -440,7 +440,12 @@ class Control(wiring.Component):
         run = st.run
         drained = ~Cat(*(h.valid for h in heads)).any()
         bad = Cat(*(h.bad for h in heads)).any()
-        with m.If(run & ~active & ~drained & ~bad & ~st.stopping):
+        # a deadlock is raised the cycle after it is seen: nothing runs, starts or retires
+        # then, so nothing changes and the heads still name it; the long start decision ends
+        # in this register, not in the error flags
+        stuck = Signal(name="deadlocked")
+        m.d.sync += stuck.eq(run & ~active & ~drained & ~bad)
+        with m.If(stuck & run & ~st.stopping):
             first = heads[-1].index
             for h in reversed(heads):
                 first = Mux(h.waiting, h.index, first)
