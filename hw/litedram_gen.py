@@ -6,11 +6,11 @@ the controller's clock, one 16-bit word per cycle). With ``"sdram_rate": "1:2"``
 builds the same controller around LiteDRAM's ``HalfRateGENSDRPHY`` instead, as LiteX's own
 ULX3S target does with ``--sdram-rate 1:2``: the chip at twice the controller's clock, two DFI
 phases per controller cycle, bursts of two words, a native port twice the chip's width. The
-changes are the generator's three choices that depend on the rate:
+changes are the generator's choices that depend on the rate:
 
-- the PHY (``board``): ``HalfRateGENSDRPHY``, whose I/O registers run in a ``sys2x`` domain
-  clocked from the core's extra input ``clk2x`` (the same PLL as ``clk``, twice its frequency,
-  in phase);
+- the PHY (``board``): ``HalfRateGENSDRPHY``, whose I/O registers run in a ``sys2x`` domain;
+- the core's clocks: ``sys2x`` from an extra input ``clk2x`` (from the same PLL as ``clk``,
+  twice its frequency, in phase), both domains reset by ``rst``;
 - the module's timings in controller cycles (LiteDRAM's ``rate`` "1:2").
 
 At both rates the simulation model's DFI settings (``--sim``) are those of the board's PHY
@@ -22,6 +22,7 @@ read latency as the board.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 HALF_RATE = "1:2"
 RATE_KEY = "sdram_rate"
@@ -90,7 +91,7 @@ def main(argv: list[str]) -> None:
     import yaml
     import litedram.gen as gen
 
-    config = yaml.safe_load(open(argv[0]).read())
+    config = yaml.safe_load(Path(argv[0]).read_text())
     rate = config.get(RATE_KEY, "1:1")
     if rate not in ("1:1", HALF_RATE):
         raise SystemExit(f"error: {RATE_KEY} must be 1:1 or {HALF_RATE}, not {rate!r}")

@@ -114,3 +114,15 @@ def test_generate_refuses_bad_requests(tmp_path, monkeypatch):
         generate(IS42S16160, 45_000_000, 4, "sim", tmp_path)
     assert not list(tmp_path.iterdir())
     assert litedram.FLAVOURS == ("board", "sim")
+
+
+def test_the_generator_refuses_what_it_does_not_build(tmp_path):
+    import json
+
+    from bitmill.hw import litedram_gen
+    for change, message in (({"sdram_rate": "1:4"}, "sdram_rate must be 1:1 or 1:2, not '1:4'"),
+                            ({"memtype": "DDR3"}, "bitmill's generator makes SDR controllers: memtype SDR, sdram_phy GENSDRPHY")):
+        config = litedram._core_config(IS42S16160, 45_000_000, 4) | change
+        (tmp_path / "core.yml").write_text(json.dumps(config))
+        with pytest.raises(SystemExit, match=re.escape(f"error: {message}")):
+            litedram_gen.main([str(tmp_path / "core.yml")])
