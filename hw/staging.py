@@ -387,11 +387,13 @@ class StagingCore(wiring.Component):
             with m.If(write):
                 m.d.sync += slot.eq(Cat(*lanes))
             writes.append(write)
-        e = {"go": Signal(name="e_go"), "chunk": Signal.like(c["chunk"], name="e_chunk"),
-             "last": Signal(name="e_last"), "block": block, "writes": writes}
-        m.d.sync += e["go"].eq(c["valid"] & (c["v"] == self.vectors - 1))
-        with m.If(c["valid"] & (c["v"] == self.vectors - 1)):
-            m.d.sync += [e["chunk"].eq(c["chunk"]), e["last"].eq(c["last"])]
+        e = {"go": Signal(name="e_go"), "last": Signal(name="e_last"), "block": block, "writes": writes,
+             "addr": Signal.like(self.load.payload.addr, name="e_addr"), "ready": Signal(name="e_ready")}
+        m.d.comb += e["ready"].eq(c["valid"] & (c["v"] == self.vectors - 1))
+        m.d.sync += e["go"].eq(e["ready"])
+        with m.If(e["ready"]):
+            # the engine address of the chunk's first word (plane 0) in a register
+            m.d.sync += [e["last"].eq(c["last"]), e["addr"].eq(c["chunk"])]
         return e
 
     def _lane(self, m: Module, code, real, b, enc):
@@ -416,15 +418,13 @@ class StagingCore(wiring.Component):
         plane = Signal(range(MAX_RUNTIME_BITS))
         running = Signal()
         emit = self.emit_count(plan.bits)
-        busy_chunk, busy_last = Signal.like(e["chunk"]), Signal()
+        busy_last = Signal()
         now = e["go"] | running
-        cur_chunk = Mux(e["go"], e["chunk"], busy_chunk)
         cur_last = Mux(e["go"], e["last"], busy_last)
         cur_plane = Mux(e["go"], 0, plane)
         final = cur_plane == emit - 1
         with m.If(now):
-            m.d.sync += [running.eq(~final), plane.eq(cur_plane + 1), busy_chunk.eq(cur_chunk),
-                         busy_last.eq(cur_last)]
+            m.d.sync += [running.eq(~final), plane.eq(cur_plane + 1), busy_last.eq(cur_last)]
         if self.family == "bitserial":
             # every lane's code shifts down a bit after each plane but the last, so the plane
             # leaves from bit 0 of each lane's register: no multiplexer between the block's
@@ -435,13 +435,16 @@ class StagingCore(wiring.Component):
                 with m.If(now & ~final & ~write):
                     m.d.sync += slot.eq(Cat(*[Cat(slot[t * CODE_BITS + 1:(t + 1) * CODE_BITS], Const(0, 1))
                                               for t in range(K)]))
-            addr = cur_plane * self.chunk_slots + cur_chunk
+            # the next plane's address, ``chunk_slots`` on (the next chunk's first word, set
+            # as its block completes, only after this chunk's last word, wins)
+            with m.If(now & ~final & ~e["ready"]):
+                m.d.sync += e["addr"].eq(e["addr"] + self.chunk_slots)
         else:
             word = Cat(*e["block"])
-            addr = cur_chunk
-        # not registered: the engine's buffers register the write (their block RAMs' ports)
+        # not registered: the engine's buffers register the write (their block RAMs' ports);
+        # word and address come straight from registers
         m.d.comb += [self.load.valid.eq(now), self.load.payload.target.eq(self.target),
-                     self.load.payload.addr.eq(addr), self.load.payload.data.eq(word),
+                     self.load.payload.addr.eq(e["addr"]), self.load.payload.data.eq(word),
                      self.finish.eq(now & final & cur_last)]
 
 
