@@ -114,7 +114,6 @@ class SynthReport:
     mapping: str | None = None      # "xc7": popcounts hand-mapped (`target_cells`); None: plain
     fmax_by_seed: dict[str, float] | None = None    # placement seed -> Fmax; fmax_mhz: lowest
     clock_mhz: float | None = None  # the configuration's clock, which Fmax is held against
-    pnr_constraint_mhz: float | None = None  # the clock nextpnr placed and routed for
     device: str | None = None       # the part that utilisation_pct is measured against
     utilisation_pct: dict[str, float] | None = None  # resource class -> percent of `device`
 
@@ -259,28 +258,16 @@ def check_router(router: str) -> str:
     return router
 
 
-def check_pnr_mhz(mhz: float | None) -> float | None:
-    """A place-and-route clock constraint: None (the configuration's clock) or a positive,
-    finite number of MHz; BitmillError otherwise."""
-    if mhz is not None and not (isinstance(mhz, (int, float)) and 0 < mhz < 10_000):
-        raise BitmillError(f"the place-and-route clock must be a number of MHz in (0, 10000), not {mhz!r}")
-    return mhz
-
-
 def run_pnr(cfg: AccelConfig, target: str, workdir: Path, seeds: tuple[int, ...] = (1,),
-            progress: Progress = _silent, router: str = "router1",
-            pnr_mhz: float | None = None) -> tuple[dict[int, float], str, float, int | None]:
+            progress: Progress = _silent, router: str = "router1") -> tuple[dict[int, float], str, float, int | None]:
     """Place and route the synthesized top once per placement seed (in parallel, one per
-    core) with nextpnr's ``router``, for a clock of ``pnr_mhz`` (default: the configuration's
-    ``clock_mhz``; a faster one makes nextpnr's timing-driven placement and routing work
-    harder on the critical paths); return ({seed: Fmax MHz}, device, seconds, block-RAM read
-    registers moved into the RAMs (ECP5, `bitmill.hw.ecp5`)). ``progress`` gets a line as
-    place-and-route starts and as each seed finishes."""
+    core) with nextpnr's ``router``; return ({seed: Fmax MHz}, device, seconds, block-RAM
+    read registers moved into the RAMs (ECP5, `bitmill.hw.ecp5`)). ``progress`` gets a line
+    as place-and-route starts and as each seed finishes."""
     if target not in PNR:
         raise BitmillError(f"place-and-route runs for {', '.join(PNR)}, not {target!r}")
     check_seeds(seeds)
     check_router(router)
-    freq = cfg.clock_mhz if check_pnr_mhz(pnr_mhz) is None else pnr_mhz
     netlist, moved, pins = "bitmill_top.json", None, []
     if target == "ecp5":
         netlist = "bitmill_top.pnr.json"
@@ -291,7 +278,7 @@ def run_pnr(cfg: AccelConfig, target: str, workdir: Path, seeds: tuple[int, ...]
     def place(seed: int) -> float:
         name = "" if seed == 1 else f"-seed{seed}"
         cmd = [tool_path(PNR[target][0]), *PNR[target][1:], *pins, "--json", netlist,
-               "--freq", f"{freq:g}", "--seed", str(seed), "--router", router,
+               "--freq", f"{cfg.clock_mhz:g}", "--seed", str(seed), "--router", router,
                "--report", f"pnr{name}.json"]
         _run(cmd, workdir, f"nextpnr{name}.log")
         report = json.loads((workdir / f"pnr{name}.json").read_text())
@@ -302,7 +289,7 @@ def run_pnr(cfg: AccelConfig, target: str, workdir: Path, seeds: tuple[int, ...]
 
     progress(f"place-and-route: {Path(PNR[target][0]).name} {' '.join(PNR[target][1:4])}, "
              f"placement seed{'s' if len(seeds) > 1 else ''} {' '.join(map(str, seeds))}"
-             + (" in parallel" if len(seeds) > 1 else "") + f", {router}, constrained at {freq:g} MHz")
+             + (" in parallel" if len(seeds) > 1 else "") + f", {router}")
     t0 = time.perf_counter()
     results = {}
     with ThreadPoolExecutor(max_workers=min(len(seeds), os.cpu_count() or 1)) as pool:
@@ -333,15 +320,12 @@ def seed_spread(report: SynthReport) -> str:
 def synthesize(cfg: AccelConfig, target: str, workdir: str | Path, pnr: bool = False,
                block: str = "top", dsp: bool = True, plain: bool = False,
                seeds: tuple[int, ...] = (1,), progress: Progress = _silent,
-               router: str = "router1", pnr_mhz: float | None = None) -> SynthReport:
+               router: str = "router1") -> SynthReport:
     """Synthesize ``cfg``'s ``block`` for ``target`` (and place and route it with ``pnr``,
-    once per placement seed with nextpnr's ``router``, for a clock of ``pnr_mhz``, default
-    the configuration's: the reported Fmax is the lowest; ``dsp=False``: multipliers in
-    LUTs). ``progress`` gets a line per step (e.g. `elapsed_lines`)."""
+    once per placement seed with nextpnr's ``router``: the reported Fmax is the lowest;
+    ``dsp=False``: multipliers in LUTs). ``progress`` gets a line per step (e.g.
+    `elapsed_lines`)."""
     check_router(router)
-    check_pnr_mhz(pnr_mhz)
-    if pnr_mhz is not None and not pnr:
-        raise BitmillError("a place-and-route clock needs --pnr")
     if target not in TARGETS:
         raise BitmillError(f"target must be one of {', '.join(TARGETS)}, not {target!r}")
     if pnr and target not in PNR:
@@ -364,10 +348,9 @@ def synthesize(cfg: AccelConfig, target: str, workdir: str | Path, pnr: bool = F
                          clock_mhz=cfg.clock_mhz, device=part.part,
                          utilisation_pct=part.utilisation(resources, cells))
     if pnr:
-        by_seed, device, pnr_s, moved = run_pnr(cfg, target, workdir, tuple(seeds), progress, router, pnr_mhz)
+        by_seed, device, pnr_s, moved = run_pnr(cfg, target, workdir, tuple(seeds), progress, router)
         report = SynthReport(**{**asdict(report), "fmax_mhz": round(min(by_seed.values()), 1),
                                 "pnr_device": device, "pnr_s": round(pnr_s, 1),
-                                "pnr_constraint_mhz": cfg.clock_mhz if pnr_mhz is None else pnr_mhz,
                                 "ebr_outregs": moved,
                                 "fmax_by_seed": {str(k): round(v, 1) for k, v in by_seed.items()}})
     return report
@@ -418,9 +401,7 @@ def markdown(report: SynthReport) -> str:
     if report.fmax_mhz is not None:
         verdict = ("" if report.clock_mhz is None
                    else f"; {clock_verdict(report.fmax_mhz, report.clock_mhz)} (the configuration's clock)")
-        constraint = ("" if report.pnr_constraint_mhz is None
-                      else f" for a {report.pnr_constraint_mhz:g} MHz clock")
-        lines += ["", f"Fmax after place-and-route on {report.pnr_device}{constraint}: "
+        lines += ["", f"Fmax after place-and-route on {report.pnr_device}: "
                       f"**{report.fmax_mhz:g} MHz**{seed_spread(report)} ({report.pnr_s:g} s){verdict}"]
         if report.ebr_outregs:
             lines += ["", f"{report.ebr_outregs} block-RAM read registers moved into the RAMs' "

@@ -35,8 +35,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
             + ("-plain" if args.plain else ""))
     report = synthesize(cfg, args.target, Path(args.build_dir) / stem, pnr=args.pnr,
                         block=args.block, dsp=not args.no_dsp, plain=args.plain,
-                        seeds=tuple(args.seeds), progress=elapsed_lines(_say), router=args.router,
-                        pnr_mhz=args.pnr_mhz)
+                        seeds=tuple(args.seeds), progress=elapsed_lines(_say), router=args.router)
     jpath, mpath = write_report(report, args.reports)
     pct = report.utilisation_pct or {}
     res = ", ".join(f"{k} {v}" + (f" ({pct[k]:.2f} %)" if k in pct else "")
@@ -69,10 +68,6 @@ def _add_synth(hsub: argparse._SubParsersAction) -> None:
                    help="placement seeds for --pnr (run in parallel); Fmax is the lowest")
     s.add_argument("--router", choices=ROUTERS, default="router1",
                    help="nextpnr's router for --pnr: router2 routes several times faster, at some Fmax")
-    s.add_argument("--pnr-mhz", type=float, metavar="MHZ",
-                   help="the clock nextpnr places and routes for (default: the config's clock_mhz); a "
-                        "faster one makes its timing-driven placement work harder; Fmax is held "
-                        "against the config's clock either way")
     s.add_argument("--plain", action="store_true",
                    help="xc7: bit-serial popcounts as plain logic for yosys' LUT mapper "
                         "instead of hand-mapped LUT6_2/CARRY4 cells")

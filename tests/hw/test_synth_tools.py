@@ -73,14 +73,6 @@ def test_place_and_route_passes_the_chosen_router_to_nextpnr(tmp_path, monkeypat
     assert all(c[c.index("--router") + 1] == "router2" for c in calls)
     with pytest.raises(BitmillError, match="router must be one of router1, router2, not 'router3'"):
         synth.run_pnr(cfg, "ice40", tmp_path, (1,), router="router3")
-    assert all(c[c.index("--freq") + 1] == f"{cfg.clock_mhz:g}" for c in calls)     # the config's clock
-    synth.run_pnr(cfg, "ice40", tmp_path, (3,), pnr_mhz=125)
-    assert calls[-1][calls[-1].index("--freq") + 1] == "125"
-    for bad in (0, -5, float("nan"), float("inf")):
-        with pytest.raises(BitmillError, match=r"the place-and-route clock must be a number of MHz in \(0, 10000\)"):
-            synth.run_pnr(cfg, "ice40", tmp_path, (1,), pnr_mhz=bad)
-    with pytest.raises(BitmillError, match="a place-and-route clock needs --pnr"):
-        synth.synthesize(cfg, "ice40", tmp_path, pnr=False, pnr_mhz=100)
 
 
 def test_undefined_collisions_are_the_operand_memories(tmp_path):
