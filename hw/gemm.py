@@ -87,8 +87,11 @@ class GemmUnit(wiring.Component):
         m.submodules.requant = rq = Requantizer(engine.res_width, tag_bits=self._tag_bits())
         m.submodules.packer = pk = CodePacker(cfg.mem_bytes_per_cycle, buffer_depth(cfg, Buffer.OUT))
         st = _GemmState(cfg, engine)
+        # registered: ``oc`` changes in DIV and as a channel tile starts (PARAMS follows for
+        # several cycles), ``pc`` as a tile issues (the next issue is a tile later)
         left_rows, left_pix = st.ins.rows - st.oc, st.ins.npix - st.pc
-        m.d.comb += [st.rows_valid.eq(Mux(left_rows < cfg.rows, left_rows, cfg.rows)),
+        m.d.sync += [st.rows_valid.eq(Mux(left_rows < cfg.rows, left_rows, cfg.rows)),
+                     st.rows_last.eq(Mux(left_rows < cfg.rows, left_rows - 1, cfg.rows - 1)),
                      st.cols_valid.eq(Mux(left_pix < cfg.cols, left_pix, cfg.cols))]
         self._accept(m, st)
         self._passes(m, st)
@@ -390,7 +393,7 @@ class GemmUnit(wiring.Component):
 
     def _step(self, m: Module, st: "_GemmState", out_bits) -> None:
         """The next accumulator; after a tile's last one, the next phase."""
-        with m.If(st.r != st.rows_valid - 1):
+        with m.If(st.r != st.rows_last):
             m.d.sync += [st.r.eq(st.r + 1), st.res.eq(st.res + self.cfg.cols),
                          st.ch_bits.eq(st.ch_bits + out_bits)]
         with m.Else():
@@ -478,4 +481,5 @@ class _GemmState:
         self.shift = Array(Signal(8, name=f"shift{r}") for r in range(cfg.rows))
         self.bias = Array(Signal(signed(64), name=f"bias{r}") for r in range(cfg.rows))
         self.rows_valid = Signal(range(cfg.rows + 1))
+        self.rows_last = Signal(range(cfg.rows))     # rows_valid - 1
         self.cols_valid = Signal(range(cfg.cols + 1))
