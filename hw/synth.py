@@ -339,12 +339,13 @@ def synthesize(cfg: AccelConfig, target: str, workdir: str | Path, pnr: bool = F
     workdir = Path(workdir)
     mapping = (None if plain or block == "accel" or cfg.pe_family != "bitserial"
                else target_cells(target))
+    git = provenance.git_revision()     # the RTL's commit as it is elaborated, not as synthesis ends
     cells, synth_s = run_yosys(cfg, target, workdir, block, dsp, mapping, progress)
     resources, part = classify(cells, target), device_of(target, cfg.board)
     report = SynthReport(cfg.name, target, block, cfg.rows, cfg.cols, cfg.lanes, cfg.pe_family,
                          resources, cells, round(synth_s, 1), dsp=dsp,
                          flow=synth_command(target, dsp).format(top="bitmill_top"),
-                         git=provenance.git_revision(), mapping=mapping,
+                         git=git, mapping=mapping,
                          clock_mhz=cfg.clock_mhz, device=part.part,
                          utilisation_pct=part.utilisation(resources, cells))
     if pnr:

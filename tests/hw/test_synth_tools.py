@@ -98,3 +98,19 @@ def test_undefined_collisions_are_the_operand_memories(tmp_path):
                                "accel.buffers/weight", "accel.buffers/act", "accel.buffers/param",
                                "accel.buffers/out_store"}
     assert {"accel.buffers/out", "accel.control/instructions_load"} <= names["all"] - names["marked"]
+
+
+def test_the_report_names_the_commit_the_rtl_was_elaborated_at(tmp_path, monkeypatch):
+    """A commit made while yosys runs (minutes) must not be named as the RTL's."""
+    from bitmill import provenance
+    from bitmill.config import AccelConfig
+    commits = iter(["1111111", "2222222"])
+    monkeypatch.setattr(provenance, "git_revision", lambda: next(commits))
+
+    def fake_yosys(cfg, target, workdir, block, dsp, mapping, progress):
+        provenance.git_revision()                  # a commit lands while synthesis runs
+        return {"LUT4": 10, "TRELLIS_FF": 5}, 1.0
+
+    monkeypatch.setattr(synth, "run_yosys", fake_yosys)
+    report = synth.synthesize(AccelConfig.resolve("tiny"), "ecp5", tmp_path)
+    assert report.git == "1111111"
