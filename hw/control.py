@@ -30,8 +30,8 @@ and the next queue), each a counter.
 an opcode outside the ISA or a dependency flag its queue does not have (at preload), a queue
 longer than its memory (at preload), a LOAD/STORE outside ``[0, mem_bytes)`` or outside its
 buffer slot (at start), a token counter overflow, a deadlock (nothing runs, some queue waits
-for a token; raised the cycle after it is seen), a bus error (preload, or reported by a unit). After an error no instruction
-starts; the program ends when the units are idle.
+for a token; raised the cycle after it is seen), a bus error (preload, or reported by a unit).
+After an error no instruction starts; the program ends when the units are idle.
 """
 
 from __future__ import annotations

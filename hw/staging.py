@@ -8,17 +8,17 @@ alignment (`bitmill.timing.stage_words`). A *vector walker* beside the core (wei
 `bitmill.hw.staging_weights`, activations: `bitmill.hw.staging_acts`) says where the current
 vector's runs start and which of its codes are real (``vector_layout``).
 
-Pipeline (`bitmill.timing.STAGE_PIPE` = 4 cycles from a vector's last read to the first
-engine word): read address; **align** (the read word registered, which on ECP5 is the block
-RAM's own output register, and beside it the word's mask, landing place and lanes);
-**deposit** (the word, masked and shifted to its place, registered); **collect** (the placed
-word ORed into the vector's packed assembly register and, after the vector's last word, the
-assembled codes unpacked to lanes, masked to the real ones, written into the vector's slot of
-the chunk block); **emit** (one engine word per cycle, not registered: the engine's buffer
-block RAMs register it; bit-serial, bit 0 of every code, each code shifting down a bit per
-plane, so the word comes straight from the block's registers; bit-parallel, the signed values). The block is overwritten by the next chunk's first vector only after the
-chunk's last word left: reading waits ``max(0, E - pieces*words)`` cycles before each later
-chunk.
+Pipeline (`bitmill.timing.STAGE_PIPE` = 4 cycles from a vector's last read to the first engine
+word): read address; **align** (the read word registered, which on ECP5 is the block RAM's own
+output register, and beside it the word's mask, landing place and lanes); **deposit** (the
+word, masked and shifted to its place, registered); **collect** (the placed word ORed into the
+vector's packed assembly register and, after the vector's last word, the assembled codes
+unpacked to lanes, masked to the real ones, written into the vector's slot of the chunk block);
+**emit** (one engine word per cycle, not registered: the engine's buffer block RAMs register
+it; bit-serial, bit 0 of every code, each code shifting down a bit per plane, so the word comes
+straight from the block's registers, and so does its address; bit-parallel, the signed values).
+The block is overwritten by the next chunk's first vector only after the chunk's last word
+left: reading waits ``max(0, E - pieces*words)`` cycles before each later chunk.
 """
 
 from __future__ import annotations
