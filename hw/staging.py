@@ -380,14 +380,10 @@ class StagingCore(wiring.Component):
                         m.d.comb += code.eq(c["packed"][t * b:(t + 1) * b])
             lanes.append(self._lane(m, code, c["lanes"][t], bits, enc))
         block = [Signal(K * self.lane_bits, name=f"block{n}") for n in range(self.vectors)]
-        writes = []
         for n, slot in enumerate(block):
-            write = Signal(name=f"block{n}_write")
-            m.d.comb += write.eq(c["valid"] & (c["v"] == n))
-            with m.If(write):
+            with m.If(c["valid"] & (c["v"] == n)):
                 m.d.sync += slot.eq(Cat(*lanes))
-            writes.append(write)
-        e = {"go": Signal(name="e_go"), "last": Signal(name="e_last"), "block": block, "writes": writes,
+        e = {"go": Signal(name="e_go"), "last": Signal(name="e_last"), "block": block,
              "addr": Signal.like(self.load.payload.addr, name="e_addr"), "ready": Signal(name="e_ready")}
         m.d.comb += e["ready"].eq(c["valid"] & (c["v"] == self.vectors - 1))
         m.d.sync += e["go"].eq(e["ready"])
@@ -428,13 +424,22 @@ class StagingCore(wiring.Component):
         if self.family == "bitserial":
             # every lane's code shifts down a bit after each plane but the last, so the plane
             # leaves from bit 0 of each lane's register: no multiplexer between the block's
-            # registers and the engine's buffers (a write of the next chunk's vector, only
-            # after this chunk's last plane, wins)
+            # registers and the engine's buffers (the next chunk's vectors are written only
+            # from this chunk's last plane on, when nothing shifts)
             word = Cat(*[slot[t * CODE_BITS] for slot in e["block"] for t in range(K)])
-            for slot, write in zip(e["block"], e["writes"]):
-                with m.If(now & ~final & ~write):
-                    m.d.sync += slot.eq(Cat(*[Cat(slot[t * CODE_BITS + 1:(t + 1) * CODE_BITS], Const(0, 1))
-                                              for t in range(K)]))
+            # whether the codes shift in the next cycle (a plane leaves and is not the last),
+            # worked out in this one from what the next cycle's plane and flags will be, and
+            # kept in a register per lane (no net from the plan to every bit of the block)
+            nxt_plane = Mux(now, (cur_plane + 1)[:len(plane)], plane)
+            nxt_final = Mux(e["ready"], emit == 1, nxt_plane == emit - 1)
+            nxt_shift = (e["ready"] | Mux(now, ~final, running)) & ~nxt_final
+            for n, slot in enumerate(e["block"]):
+                for t in range(K):
+                    shift = Signal(name=f"shift{n}_{t}", attrs=NOMERGE)
+                    m.d.sync += shift.eq(nxt_shift)
+                    code = slot[t * CODE_BITS:(t + 1) * CODE_BITS]
+                    with m.If(shift):
+                        m.d.sync += code.eq(code[1:])
             # the next plane's address, ``chunk_slots`` on (the next chunk's first word, set
             # as its block completes, only after this chunk's last word, wins)
             with m.If(now & ~final & ~e["ready"]):
