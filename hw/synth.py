@@ -263,7 +263,8 @@ def run_pnr(cfg: AccelConfig, target: str, workdir: Path, seeds: tuple[int, ...]
     """Place and route the synthesized top once per placement seed (in parallel, one per
     core) with nextpnr's ``router``; return ({seed: Fmax MHz}, device, seconds, block-RAM
     read registers moved into the RAMs (ECP5, `bitmill.hw.ecp5`)). ``progress`` gets a line
-    as place-and-route starts and as each seed finishes."""
+    as place-and-route starts and as each seed finishes. Each seed's report (``pnr*.json``)
+    carries nextpnr's delay of every routed net (`bench/routed_nets.py` lists the slowest)."""
     if target not in PNR:
         raise BitmillError(f"place-and-route runs for {', '.join(PNR)}, not {target!r}")
     check_seeds(seeds)
@@ -279,7 +280,7 @@ def run_pnr(cfg: AccelConfig, target: str, workdir: Path, seeds: tuple[int, ...]
         name = "" if seed == 1 else f"-seed{seed}"
         cmd = [tool_path(PNR[target][0]), *PNR[target][1:], *pins, "--json", netlist,
                "--freq", f"{cfg.clock_mhz:g}", "--seed", str(seed), "--router", router,
-               "--report", f"pnr{name}.json"]
+               "--report", f"pnr{name}.json", "--detailed-timing-report"]
         _run(cmd, workdir, f"nextpnr{name}.log")
         report = json.loads((workdir / f"pnr{name}.json").read_text())
         fmax = [v["achieved"] for v in report.get("fmax", {}).values()]

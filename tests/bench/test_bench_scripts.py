@@ -49,3 +49,26 @@ def test_flexibility_writes_into_the_build_folder_by_default(tmp_path, monkeypat
     written = sorted(p.name for p in (tmp_path / "build" / "reports" / "hw").iterdir())
     assert "flexibility-ecp5.md" in written and "flex-bitserial-k64-ecp5-pe.json" in written
     assert not (tmp_path / "reports").exists()
+
+
+def test_routed_nets_lists_the_latest_inputs_of_the_clock(tmp_path):
+    """Arrivals later than 1 / Fmax (another clock or a pin) are left out; ``--group`` keeps
+    the latest input per block; a report without net timings is one error line."""
+    import json
+    net = lambda name, ends: {"net": name, "driver": "d", "event": "posedge clk",
+                              "endpoints": [{"cell": c, "port": p, "event": "posedge clk",
+                                             "delay": [0.5, at]} for c, p, at in ends]}
+    report = {"fmax": {"clk": {"achieved": 100.0, "constraint": 50.0}},
+              "detailed_net_timings": [net("a.x", [("a.r1", "DI", 9.5), ("a.r2", "DI", 7.0)]),
+                                       net("b.y", [("b.r3", "CE", 8.0), ("a.r2", "DI", 12.0)])]}
+    path = tmp_path / "pnr.json"
+    path.write_text(json.dumps(report))
+    run = lambda *args: subprocess.run([sys.executable, str(BENCH / "routed_nets.py"), str(path), *args],
+                                       capture_output=True, text=True, timeout=120)
+    lines = [l.split() for l in run().stdout.splitlines()[3:]]
+    assert [(l[0], l[1]) for l in lines] == [("9.50", "a.r1.DI"), ("8.00", "b.r3.CE"), ("7.00", "a.r2.DI")]
+    grouped = [l.split()[1] for l in run("--group").stdout.splitlines()[3:]]
+    assert grouped == ["a.r1.DI", "b.r3.CE"]
+    path.write_text(json.dumps({"fmax": report["fmax"]}))
+    proc = run()
+    assert_one_error_line(proc.returncode, proc.stderr, "detailed_net_timings")

@@ -71,6 +71,7 @@ def test_place_and_route_passes_the_chosen_router_to_nextpnr(tmp_path, monkeypat
     by_seed, _, _, _ = synth.run_pnr(cfg, "ice40", tmp_path, (1, 2), router="router2")
     assert sorted(by_seed.values()) == [51.0, 52.0] and len(calls) == 2
     assert all(c[c.index("--router") + 1] == "router2" for c in calls)
+    assert all("--detailed-timing-report" in c for c in calls)     # bench/routed_nets.py reads it
     with pytest.raises(BitmillError, match="router must be one of router1, router2, not 'router3'"):
         synth.run_pnr(cfg, "ice40", tmp_path, (1,), router="router3")
 
