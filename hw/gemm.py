@@ -34,12 +34,13 @@ this unit sends for ``B >= 8``).
 
 from __future__ import annotations
 
-from amaranth import Array, Cat, Module, Mux, Signal, signed
+from amaranth import Array, Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from bitmill import isa, timing
 from bitmill.config import AccelConfig
+from bitmill.hw.arith import shift_add
 from bitmill.hw.axi import buffer_write_signature
 from bitmill.hw.buffers import buffer_depth, read_signature, slot_words
 from bitmill.hw.engine import TileEngine
@@ -138,16 +139,16 @@ class GemmUnit(wiring.Component):
         cfg, regs, ps = self.cfg, self.regs, st.ps
         max_k, kp = self.engine.max_k_total, cfg.k_passes
         flags = Signal(isa.MAX_KERNEL + 1, name="pass_row_fits")     # bit h: h rows fit one pass
-        m.d.sync += [ps["run"].eq(regs.kernel * regs.in_c),
+        m.d.sync += [ps["run"].eq(shift_add(regs.in_c, regs.kernel)),
                      # h * run <= max_k, i.e. run <= max_k // h: a comparison with a constant
                      flags.eq(Cat(0, *[(h <= regs.kernel) & (ps["run"] <= max_k // h)
                                        for h in range(1, isa.MAX_KERNEL + 1)])),
                      ps["h"].eq(sum(flags[h] for h in range(1, isa.MAX_KERNEL + 1))),
-                     ps["h_run"].eq(ps["h"] * ps["run"]),
-                     ps["count"].eq(sum(((j - 1) * ps["h"] < regs.kernel).as_unsigned()
+                     ps["h_run"].eq(shift_add(ps["run"], ps["h"])),
+                     ps["count"].eq(sum((shift_add(ps["h"], Const(j - 1)) < regs.kernel).as_unsigned()
                                         for j in range(1, kp + 1))),
-                     ps["last_rows"].eq(regs.kernel - (ps["count"] - 1) * ps["h"]),
-                     ps["last_k"].eq(ps["last_rows"] * ps["run"]),
+                     ps["last_rows"].eq(regs.kernel + ps["h"] - shift_add(ps["h"], ps["count"])),
+                     ps["last_k"].eq(shift_add(ps["run"], ps["last_rows"])),
                      ps["chunks_m1"].eq((ps["h_run"] + cfg.lanes - 1) // cfg.lanes - 1),
                      ps["last_chunks_m1"].eq((ps["last_k"] + cfg.lanes - 1) // cfg.lanes - 1)]
         need = (regs.kernel + kp - 1) >> (kp.bit_length() - 1)        # ceil(kernel / k_passes)
@@ -216,11 +217,11 @@ class GemmUnit(wiring.Component):
                 m.d.sync += [st.rem.eq(shifted - regs.out_w), st.quot.bit_select(st.count, 1).eq(1)]
             with m.Else():
                 m.d.sync += st.rem.eq(shifted)
-            m.d.sync += [st.count.eq(st.count - 1), kk.eq(regs.kernel * regs.kernel),
-                         st.k_total.eq(kk * regs.in_c), wc.eq(regs.out_w * regs.out_c),
-                         st.out_cb.eq(regs.out_c * out_bits), row_bits.eq(wc * out_bits),
+            m.d.sync += [st.count.eq(st.count - 1), kk.eq(shift_add(regs.kernel, regs.kernel)),
+                         st.k_total.eq(shift_add(regs.in_c, kk)), wc.eq(regs.out_w * regs.out_c),
+                         st.out_cb.eq(shift_add(regs.out_c, out_bits)), row_bits.eq(shift_add(wc, out_bits)),
                          st.pitch_bits.eq(((row_bits + 7) >> 3) << 3),
-                         st.ch_bits0.eq(ins.o0 * out_bits), st.oc.eq(0), st.pc.eq(0),
+                         st.ch_bits0.eq(shift_add(ins.o0, out_bits)), st.oc.eq(0), st.pc.eq(0),
                          st.ip_ky0.eq(0), st.ip_idx.eq(0)]
             with m.If(st.count == 0):
                 with m.If((st.k_total == 0) | ~st.ps["fits"]):

@@ -11,11 +11,12 @@ pixel comes from a restoring divider (`bitmill.timing.act_divide_cycles`).
 
 from __future__ import annotations
 
-from amaranth import Array, Cat, Module, Mux, Signal, signed
+from amaranth import Array, Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from bitmill.config import AccelConfig
+from bitmill.hw.arith import shift_add
 from bitmill.hw.staging import busy_flag, buffer_words, core_for, lowest_bit, setup_counter
 from bitmill.isa import MAX_KERNEL, MAX_PAD, MAX_STRIDE, Buffer
 from bitmill.numerics import Encoding
@@ -93,14 +94,16 @@ class ActStager(wiring.Component):
                                               "pad_bits", "k_total", "piece", "row_step", "piece_bits")}
         times = [Signal(range(MAX_KERNEL * self.cfg.max_channels + 1), name=f"in_c_x{n}")
                  for n in range(MAX_KERNEL + 1)]
-        m.d.sync += [t.eq(cmd.in_c * n) for n, t in enumerate(times)]
-        m.d.sync += [p["run"].eq(cmd.kernel * cmd.in_c), p["row_codes"].eq(cmd.in_w * cmd.in_c),
-                     p["code_bits"].eq(cmd.in_c * a),
-                     p["pitch"].eq((p["row_codes"] * a + 7) & ~7),
-                     p["step"].eq(cmd.stride * p["code_bits"]), p["pad_bits"].eq(cmd.pad * p["code_bits"]),
-                     p["k_total"].eq(cmd.rows * p["run"]),
+        m.d.sync += [t.eq(shift_add(cmd.in_c, Const(n))) for n, t in enumerate(times)]
+        m.d.sync += [p["run"].eq(shift_add(cmd.in_c, cmd.kernel)), p["row_codes"].eq(cmd.in_w * cmd.in_c),
+                     p["code_bits"].eq(shift_add(cmd.in_c, a)),
+                     p["pitch"].eq((shift_add(p["row_codes"], a) + 7) & ~7),
+                     p["step"].eq(shift_add(p["code_bits"], cmd.stride)),
+                     p["pad_bits"].eq(shift_add(p["code_bits"], cmd.pad)),
+                     p["k_total"].eq(shift_add(p["run"], cmd.rows)),
                      p["piece"].eq(Mux(p["run"] < K, p["run"], K)),
-                     p["row_step"].eq(cmd.stride * p["pitch"]), p["piece_bits"].eq(p["piece"] * a)]
+                     p["row_step"].eq(shift_add(p["pitch"], cmd.stride)),
+                     p["piece_bits"].eq(shift_add(p["piece"], a))]
         align = lowest_bit(m, p["pitch"] | p["code_bits"] | (K * a) | W, lw + 1)
         words, pieces = Signal.like(core.plan.words), Signal(range(MAX_KERNEL + 1))
         m.d.sync += [words.eq((2 * W - 1 - align + p["piece_bits"]) >> lw),
@@ -157,8 +160,9 @@ class ActStager(wiring.Component):
         iy_band = Signal(signed(ab), name="iy0_in_band")
         m.d.sync += [iy_off.eq(cmd.ky0 - cmd.pad), band_off.eq(cmd.ky0 - cmd.pad - cmd.band_row0),
                      base_bit.eq(cmd.base * W)]
-        m.d.sync += [f["x"].eq(rem), f["ix"].eq(rem * cmd.stride - cmd.pad),
-                     f["iy"].eq(quo * cmd.stride + iy_off), iy_band.eq(quo * cmd.stride + band_off),
+        m.d.sync += [f["x"].eq(rem), f["ix"].eq(shift_add(rem, cmd.stride) - cmd.pad),
+                     f["iy"].eq(shift_add(quo, cmd.stride) + iy_off),
+                     iy_band.eq(shift_add(quo, cmd.stride) + band_off),
                      f["row_bit"].eq(base_bit + plan["pitch"] * iy_band),
                      f["col_bit"].eq(f["ix"] * plan["code_bits"])]
         return f

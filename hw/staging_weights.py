@@ -8,6 +8,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from bitmill.config import AccelConfig
+from bitmill.hw.arith import shift_add
 from bitmill.hw.engine import engine_chunks
 from bitmill.hw.staging import (busy_flag, buffer_words, core_for, lowest_bit, setup_counter)
 from bitmill.isa import Buffer
@@ -79,9 +80,9 @@ class WeightStager(wiring.Component):
         row_bits, pitch, piece_bits, k0_bits = (Signal(core.addr_bits, name=n) for n in
                                                 ("row_bits", "pitch_bits", "piece_bits", "k0_bits"))
         first = Signal(signed(core.addr_bits), name="first_row_bit")
-        m.d.sync += [row_bits.eq(cmd.row_k * b), k0_bits.eq(cmd.k0 * b),
+        m.d.sync += [row_bits.eq(shift_add(cmd.row_k, b)), k0_bits.eq(shift_add(cmd.k0, b)),
                      pitch.eq((row_bits + 7) & ~7),
-                     piece_bits.eq(Mux(cmd.k_total < K, cmd.k_total, K) * b),
+                     piece_bits.eq(shift_add(Mux(cmd.k_total < K, cmd.k_total, K), b)),
                      first.eq(cmd.base * W + cmd.row * pitch + k0_bits)]
         align = lowest_bit(m, pitch | (K * b) | k0_bits | W, lw + 1)
         words = Signal.like(core.plan.words)

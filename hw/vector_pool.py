@@ -38,6 +38,7 @@ from amaranth.lib.wiring import In, Out
 
 from bitmill import isa
 from bitmill.config import AccelConfig
+from bitmill.hw.arith import shift_add
 from bitmill.hw.vector_common import (RECORD_BYTES, VALUE_BITS, VecGeometry, bad_encoding,
                                       clamp_word, decode, extract, fill_value, record_layout,
                                       result_layout, slot_address)
@@ -105,10 +106,10 @@ class PoolEngine(wiring.Component):
         top0 = Signal(signed(len(r.out_row0) + 4), name="p1_top0")
         span, p2_bad, p2_empty = (Signal(len(r.out_w) + len(s) + 1, name="p1_span"), Signal(name="p3_bad"),
                                   Signal(name="p3_empty"))
-        m.d.sync += [p1["in_row"].eq(r.in_w * r.in_c), p1["ca"].eq(r.in_c * a),
+        m.d.sync += [p1["in_row"].eq(r.in_w * r.in_c), p1["ca"].eq(shift_add(r.in_c, a)),
                      p1["row"].eq(r.out_w * r.out_c), p1["pix"].eq(r.in_h * r.in_w),
-                     p1["k2"].eq(k * k), top0.eq(r.out_row0 * s - p),
-                     span.eq((r.out_w - 1) * s)]
+                     p1["k2"].eq(shift_add(k, k)), top0.eq(shift_add(r.out_row0, s) - p),
+                     span.eq(shift_add(r.out_w, s) - s)]
         # the layer registers hold from the cycle after SETUP, at least one cycle before the
         # VEC starts, so what depends on them alone may take one more stage than the checks
         # on ``instr`` (the pitch: a registered product, then the rounding to bytes)
@@ -116,8 +117,8 @@ class PoolEngine(wiring.Component):
         pitch = Signal(len(p1["in_row"]) + 7, name="p3_pitch_bits")
         sca, pca = (Signal(len(p1["ca"]) + 2, name=f"p2_{n}") for n in ("sca", "pca"))
         rowstart = Signal(signed(len(top0) + 1), name="p2_rowstart")
-        m.d.sync += [row_bits.eq(p1["in_row"] * a), pitch.eq(Cat(Const(0, 3), (row_bits + 7) >> 3)),
-                     sca.eq(s * p1["ca"]), pca.eq(p * p1["ca"]), rowstart.eq(top0 - r.band_row0)]
+        m.d.sync += [row_bits.eq(shift_add(p1["in_row"], a)), pitch.eq(Cat(Const(0, 3), (row_bits + 7) >> 3)),
+                     sca.eq(shift_add(p1["ca"], s)), pca.eq(shift_add(p1["ca"], p)), rowstart.eq(top0 - r.band_row0)]
         span_ok, short = Signal(name="p2_span_ok"), Signal(name="p2_count_short")
         m.d.sync += [span_ok.eq(span + k <= r.in_w + 2 * p), short.eq(instr.count < p1["row"])]
         bad_max = ((p1["row"] == 0) | (p1["in_row"] == 0) | (r.in_c != r.out_c) | (k == 0)
@@ -127,7 +128,7 @@ class PoolEngine(wiring.Component):
         m.d.sync += [p2_bad.eq(bad), p2_empty.eq(bad | (maxpool & short))]
         spitch = Signal(len(pitch) + 2, name="p4_spitch")
         rowbase = Signal(signed(len(rowstart) + len(pitch) + 1), name="p4_rowbase")
-        m.d.sync += [spitch.eq(s * pitch), rowbase.eq(rowstart * pitch)]
+        m.d.sync += [spitch.eq(shift_add(pitch, s)), rowbase.eq(rowstart * pitch)]
         tc = Signal(range(3), name="tap_cycles")
         m.d.comb += tc.eq(Mux((a == 1) | (a == 2) | (a == 4) | (a == 8), 1, 2))
         sub = Signal(range(8), name="p1_sub_cycles")         # cycles per tap: an element
