@@ -288,12 +288,19 @@ class StoreDma(_Dma):
         w_left, w_addr, w_count = Signal(beats.shape()), Signal(ADDR_BITS), Signal(8)
         shift, first, prev = Signal(max(1, lg)), Signal(), Signal(8 * b)
         mask_first, mask_last = Signal(b), Signal(b)
-        consume = (w_left != 0) & (~bus.wvalid | bus.wready)
-        more = consume & (rd_left > 1)
+        # ``w_left != 0``, ``rd_left > 1`` and ``rd_addr + 1`` kept in registers beside them, so
+        # the buffer's read address is a selection among registers after the W handshake
+        w_any, rd_more = Signal(name="store_w_any"), Signal(name="store_rd_more")
+        rd_next = Signal.like(rd_addr, name="store_rd_next")
+        consume = w_any & (~bus.wvalid | bus.wready)
+        more = consume & rd_more
         # idle, the port reads the slot base of the instruction on ``cmd`` every cycle, so the
         # read in the accept cycle needs no ``accept`` (the control's long start decision)
-        m.d.comb += self.read_addr.eq(Mux(~self.busy, cmd.base, Mux(more, rd_addr + 1, rd_addr)))
-        m.d.sync += rd_addr.eq(self.read_addr)
+        m.d.comb += self.read_addr.eq(Mux(~self.busy, cmd.base, Mux(more, rd_next, rd_addr)))
+        m.d.sync += [rd_addr.eq(self.read_addr),
+                     rd_next.eq(Mux(~self.busy, cmd.base + 1, Mux(more, rd_next + 1, rd_next))),
+                     w_any.eq(Mux(consume, w_left != 1, w_left != 0)),
+                     rd_more.eq(Mux(more, rd_left > 2, rd_left > 1))]
         with m.If(more):
             m.d.sync += rd_left.eq(rd_left - 1)
         beat = _realign(m, prev, self.read_data, shift, b)
@@ -319,6 +326,7 @@ class StoreDma(_Dma):
                      plan["mask_first"].eq(first_mask), plan["mask_last"].eq(last_mask)]
         with m.If(accept):
             m.d.sync += [rd_addr.eq(cmd.base), rd_left.eq(plan["words"]),
+                         rd_more.eq(plan["words"] > 1), w_any.eq(beats != 0),
                          w_left.eq(beats), w_addr.eq(cmd.dram_addr & ((1 << ADDR_BITS) - b)),
                          w_count.eq(0), shift.eq(sa), first.eq(1), prev.eq(0),
                          mask_first.eq(plan["mask_first"]), mask_last.eq(plan["mask_last"])]

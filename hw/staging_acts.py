@@ -139,9 +139,10 @@ class ActStager(wiring.Component):
         # the first step divides the registered command's pixel: nothing of the GEMM unit's
         # command logic reaches the divider in the start cycle
         dividend = Mux(first_step, cmd.p, rem)
+        # the quotient needs no clearing at start: its ``q_bits`` steps shift every old bit out
+        # (no reset from the control's start decision into its flip-flops)
         with m.If(self.start):
-            m.d.sync += [div.eq(self.cmd.out_w << (q_bits - 1)), quo.eq(0), left.eq(q_bits),
-                         first_step.eq(1)]
+            m.d.sync += [div.eq(self.cmd.out_w << (q_bits - 1)), left.eq(q_bits), first_step.eq(1)]
         with m.Elif(left != 0):
             m.d.sync += [left.eq(left - 1), first_step.eq(0)]
             less = Signal(signed(max(len(rem), len(div)) + 1), name="div_less")

@@ -52,11 +52,14 @@ class _OperandQueue:
         self.request = Signal(name=f"{name}_request")
         self.arriving = Signal(name=f"{name}_arriving")
         self.starved = Signal(name=f"{name}_starved")      # an issue without its words (never)
+        # ``base_word + fetched`` and the word after it, each kept inside the slot
+        self.next_word = Signal(range(geo.act_slot_words), name=f"{name}_word")
+        self.after_word = Signal(range(geo.act_slot_words), name=f"{name}_word_after")
 
     def word(self, m: Module) -> Signal:
-        """The slot word this queue reads next (kept inside the slot)."""
-        return clamp_word(m, f"{self.name}_word", self.base_word + self.fetched,
-                          self.geo.act_slot_words)
+        """The slot word this queue reads next (kept inside the slot): a register
+        (`logic` keeps it, and the word after it, beside ``fetched``)."""
+        return self.next_word
 
     def code(self, bits_m1):
         """The code under the offset (zero-extended to 8 bits)."""
@@ -95,12 +98,21 @@ class _OperandQueue:
             kept = Mux(pops == 0, ahead[0], Mux(pops == 1, ahead[1], ahead[2]))
             m.d.sync += reg.eq(Mux(self.arriving & (slot == i), data, kept))
         after_end, after_byte = successors(end[:lg]), successors(end_byte[:lg])
+        slot_words = geo.act_slot_words
+        inside = lambda word: min(max(word, 0), slot_words - 1)
         with m.If(reset):
             m.d.sync += [self.count.eq(0), self.offset.eq(0), self.fetched.eq(0),
-                         self.popped.eq(0)]
+                         self.popped.eq(0), self.next_word.eq(inside(self.base_word)),
+                         self.after_word.eq(inside(self.base_word + 1))]
         with m.Else():
             m.d.sync += [self.count.eq(slot + self.arriving),
                          self.fetched.eq(self.fetched + self.request)]
+            # a read steps both words on: the read address is a register, not an adder and
+            # the slot's bounds after ``fetched``
+            with m.If(self.request):
+                m.d.sync += [self.next_word.eq(self.after_word),
+                             self.after_word.eq(clamp_word(m, f"{self.name}_word_far",
+                                                           self.base_word + self.fetched, slot_words, 2))]
             with m.If(consume):
                 m.d.sync += [self.offset.eq(nxt[:lg]), self.popped.eq(self.popped + pops)]
         with m.If(consume & ~reset):
