@@ -47,8 +47,9 @@ def nextpnr_options(seed: int, router: str = "router1", placer: str = "heap") ->
 def build_bitstream(platform, top, name: str, out: Path, seed: int,
                     progress: Progress = _silent, router: str = "router1", placer: str = "heap") -> int:
     """Build ``top`` on the ECP5 ``platform`` into ``out`` (``NAME.bit``, nextpnr's log
-    ``NAME.tim`` and report ``timing.json``; nextpnr's ``router`` and ``placer``, `bitmill.hw.synth.ROUTERS` and
-    `~bitmill.hw.synth.PLACERS`); return the number of block RAM read registers moved into the RAMs."""
+    ``NAME.tim`` and report ``timing.json``; nextpnr's ``router`` and ``placer``,
+    `bitmill.hw.synth.ROUTERS` and `~bitmill.hw.synth.PLACERS`); return the number of block
+    RAM read registers moved into the RAMs."""
     plan = platform.build(top, name=name, build_dir=str(out), do_build=False,
                           script_after_read=YOSYS_BEFORE_SYNTH,
                           nextpnr_opts=nextpnr_options(seed, router, placer))

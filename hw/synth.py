@@ -264,7 +264,8 @@ def run_pnr(cfg: AccelConfig, target: str, workdir: Path, seeds: tuple[int, ...]
     core) with nextpnr's ``router``; return ({seed: Fmax MHz}, device, seconds, block-RAM
     read registers moved into the RAMs (ECP5, `bitmill.hw.ecp5`)). ``progress`` gets a line
     as place-and-route starts and as each seed finishes. Each seed's report (``pnr*.json``)
-    carries nextpnr's delay of every routed net (`bench/routed_nets.py` lists the slowest)."""
+    carries the arrival time after routing at every register input (`bench/routed_nets.py`
+    lists the latest)."""
     if target not in PNR:
         raise BitmillError(f"place-and-route runs for {', '.join(PNR)}, not {target!r}")
     check_seeds(seeds)

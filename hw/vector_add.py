@@ -56,7 +56,8 @@ class _OperandQueue:
         self.next_word = Signal(range(geo.act_slot_words), name=f"{name}_word")
         self.after_word = Signal(range(geo.act_slot_words), name=f"{name}_word_after")
 
-    def word(self, m: Module) -> Signal:
+    @property
+    def word(self) -> Signal:
         """The slot word this queue reads next (kept inside the slot): a register
         (`logic` keeps it, and the word after it, beside ``fetched``)."""
         return self.next_word
@@ -205,7 +206,7 @@ class AddEngine(wiring.Component):
         qb = _OperandQueue("b", geo, geo.act_slot_words // 2, cap)
         turn_b = Signal()
         m.d.sync += turn_b.eq(Mux(self.start, 0, ~turn_b))
-        m.d.comb += self.act_addr.eq(slot_address(instr.a_slot, Mux(turn_b, qb.word(m), qa.word(m)),
+        m.d.comb += self.act_addr.eq(slot_address(instr.a_slot, Mux(turn_b, qb.word, qa.word),
                                                   geo.act_slot_words))
         return (qa, qb), (active & ~turn_b & ~self.start, active & turn_b & ~self.start)
 
