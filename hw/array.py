@@ -17,8 +17,10 @@ class MacArray(wiring.Component):
     """``rows x cols`` PEs of one family. PE ``(r, c)`` reduces weight operand ``w[r]`` with
     activation operand ``a[c]`` into ``acc[r * cols + c]``.
 
-    Members: ``w`` (In, ``rows`` operands), ``a`` (In, ``cols`` operands), ``ctrl`` (In),
-    ``acc`` (Out, ``rows * cols`` accumulators), ``done`` (Out, pulse: results valid).
+    Members: ``w`` (In, ``rows`` operands), ``a`` (In, ``cols`` operands), ``ctrl`` (In, one
+    control word per row, all equal: the driver keeps a register copy per row, so no control
+    net fans out to every PE of the array), ``acc`` (Out, ``rows * cols`` accumulators),
+    ``done`` (Out, pulse: results valid).
 
     ``cells``: popcount mapping of bit-serial PEs (`bitmill.hw.popcount.Popcount`).
     Bit-serial arrays compute ``popcount(a)`` of each column once and feed it to the column's
@@ -38,7 +40,7 @@ class MacArray(wiring.Component):
         super().__init__({
             "w": In(data.ArrayLayout(operand, rows)),
             "a": In(data.ArrayLayout(operand, cols)),
-            "ctrl": In(Ctrl),
+            "ctrl": In(data.ArrayLayout(Ctrl, rows)),
             "acc": Out(data.ArrayLayout(signed(acc_width), rows * cols)),
             "done": Out(1),
         })
@@ -60,7 +62,7 @@ class MacArray(wiring.Component):
             for c in range(self._cols):
                 pe = make_pe(self._family, self._lanes, self._acc_width, self._cells, shared)
                 m.submodules[f"pe_{r}_{c}"] = pe
-                m.d.comb += [pe.w.eq(self.w[r]), pe.a.eq(self.a[c]), pe.ctrl.eq(self.ctrl),
+                m.d.comb += [pe.w.eq(self.w[r]), pe.a.eq(self.a[c]), pe.ctrl.eq(self.ctrl[r]),
                              self.acc[r * self._cols + c].eq(pe.acc)]
                 if shared:
                     m.d.comb += pe.a_count.eq(counts[c])

@@ -29,8 +29,9 @@ and the next queue), each a counter.
 **Errors** (`bitmill.hw.regmap.ErrorFlag`), raised with the program index of the instruction:
 an opcode outside the ISA or a dependency flag its queue does not have (at preload), a queue
 longer than its memory (at preload), a LOAD/STORE outside ``[0, mem_bytes)`` or outside its
-buffer slot (at start), a token counter overflow, a deadlock (nothing runs, some queue waits
-for a token; raised the cycle after it is seen), a bus error (preload, or reported by a unit).
+buffer slot (at start), a token counter overflow (raised the cycle after the push), a deadlock
+(nothing runs, some queue waits for a token; raised the cycle after it is seen), a bus error
+(preload, or reported by a unit).
 After an error no instruction starts; the program ends when the units are idle.
 """
 
@@ -150,8 +151,8 @@ class Control(wiring.Component):
             m.d.sync += [self.done.eq(0), st.error_flags.eq(0), st.error_instr.eq(0), st.pending.eq(0),
                          st.erred.eq(0), st.cycles.eq(0), st.retired.eq(0), st.index.eq(0), st.next_words.eq(0),
                          st.r_left.eq(self.prog_count * st.beats_per_instr), st.beat.eq(0)]
-            m.d.sync += [c.eq(0) for c in st.qbusy + st.wp + st.rp + st.tokens + st.token_nz + [st.r_out]]
-            m.d.sync += [c.eq(c.init) for c in st.token_up + st.token_down]
+            m.d.sync += [c.eq(0) for c in st.qbusy + st.wp + st.tokens + st.token_nz + [st.r_out]]
+            m.d.sync += [c.eq(c.init) for c in st.token_up + st.token_down + st.rp1 + st.rp2]
             with m.If(empty):
                 m.d.sync += self.done.eq(1)
             with m.Elif(bad_addr | too_long):
@@ -308,15 +309,16 @@ class Control(wiring.Component):
         with m.If(prime | head.take):
             m.d.sync += [head.word.eq(rd.data[:INSTR_BITS]), head.index.eq(rd.data[INSTR_BITS:]),
                          head.outside.eq(outside), head.operand.eq(operand)]
-        rp = st.rp[q.value]
+        rp1, rp2 = st.rp1[q.value], st.rp2[q.value]
         with m.If(self.start & ~st.running):
             m.d.sync += held.eq(0)
         with m.Elif(prime):
             m.d.sync += held.eq(st.wp[q.value] != 0)
         with m.Elif(head.take):
-            m.d.sync += [held.eq(rp + 1 != st.wp[q.value]), rp.eq(rp + 1)]
+            m.d.sync += [held.eq(rp1 != st.wp[q.value]), rp1.eq(rp2), rp2.eq(rp2 + 1)]
+        # the read address from registers: no adder after the (long) start decision
         m.d.comb += [head.valid.eq(st.run & held),
-                     rd.addr.eq(Mux(st.run, Mux(head.take, rp + 2, rp + 1), Mux(prime, 1, 0)))]
+                     rd.addr.eq(Mux(st.run, Mux(head.take, rp2, rp1), Mux(prime, 1, 0)))]
         if cr is not None:
             m.d.comb += cr.addr.eq(rd.addr)
         return head
@@ -400,10 +402,14 @@ class Control(wiring.Component):
             up, down = st.token_up[ch], st.token_down[ch]
             full, one = Signal(name=f"{cnt.name}_full"), Signal(name=f"{cnt.name}_one")
             m.d.comb += [full.eq(up[TOKEN_BITS]), one.eq(down == 0)]
+            # a push onto a full counter (which keeps its count) is raised in the next cycle,
+            # from a register: no path from the start decision through the push to the flags
+            overflow = Signal(name=f"{cnt.name}_overflow")
+            m.d.sync += overflow.eq(push & ~pop & full)
+            with m.If(overflow):
+                self._raise(m, st, ErrorFlag.TOKEN_OVERFLOW, st.error_instr)
             with m.If(push & ~pop):
-                with m.If(full):
-                    self._raise(m, st, ErrorFlag.TOKEN_OVERFLOW, st.error_instr)
-                with m.Else():
+                with m.If(~full):
                     m.d.sync += [cnt.eq(up), up.eq(up + 1), down.eq(cnt), nz.eq(1)]
             with m.Elif(pop & ~push):
                 m.d.sync += [cnt.eq(down), up.eq(cnt), down.eq(down - 1), nz.eq(~one)]
@@ -464,7 +470,7 @@ class Control(wiring.Component):
             fetch = st.next_words * st.beats_per_instr
             m.d.sync += [st.run.eq(0), st.phase.eq(_State.PRELOAD), st.next_words.eq(0),
                          st.r_left.eq(fetch), st.beat.eq(0)]
-            m.d.sync += [c.eq(0) for c in st.wp + st.rp]
+            m.d.sync += [c.eq(0) for c in st.wp] + [c.eq(c.init) for c in st.rp1 + st.rp2]
         with m.Else():
             with m.If(refill):
                 self._raise(m, st, ErrorFlag.ADDRESS, st.index)
@@ -524,7 +530,10 @@ class _State:
         self.beat = Signal(range(max(2, self.beats_per_instr)))
         self.qbusy = [Signal(32, name=f"busy_{q.label}") for q in Queue]
         self.wp = [Signal(range(depth + 1), name=f"wp_{q.label}") for q in Queue]
-        self.rp = [Signal(range(depth + 1), name=f"rp_{q.label}") for q in Queue]
+        # each queue's read pointer (its head's instruction) plus one and plus two, in
+        # registers, so the read address needs no adder (`Control._queue`)
+        self.rp1 = [Signal(range(depth + 2), name=f"rp_{q.label}_plus1", init=1) for q in Queue]
+        self.rp2 = [Signal(range(depth + 3), name=f"rp_{q.label}_plus2", init=2) for q in Queue]
         self.tokens = [Signal(TOKEN_BITS, name=f"tokens_{n}") for n in ("l2c", "c2l", "c2s", "s2c")]
         self.token_nz = [Signal(name=f"tokens_{n}_any") for n in ("l2c", "c2l", "c2s", "s2c")]
         # each counter's count + 1 and count - 1, in registers (`Control._tokens`)

@@ -34,6 +34,7 @@ from bitmill.config import AccelConfig
 from bitmill.hw.array import MacArray
 from bitmill.hw.cells import check_cells
 from bitmill.hw.params import VALUE_BITS, accumulator_width, check_family, check_positive
+from bitmill.hw.pe import NOMERGE
 from bitmill.isa import engine_chunks  # noqa: F401  (the engine's size, re-exported)
 from bitmill.hw.sequencer import TileSequencer, check_passes, chunk_slots, command_layout
 from bitmill.precision import MAX_RUNTIME_BITS
@@ -150,11 +151,16 @@ class TileEngine(wiring.Component):
                 data = reg
             m.d.comb += dest.eq(data)
         ctrl = seq.ctrl
-        for n in range(FETCH_STAGES):
+        for n in range(FETCH_STAGES - 1):
             nxt = Signal.like(seq.ctrl, name=f"ctrl_fetch{n + 1}")
             m.d.sync += nxt.eq(ctrl)
             ctrl = nxt
-        m.d.comb += array.ctrl.eq(ctrl)
+        # the last fetch stage of the control word: a copy per row of the array (`NOMERGE`),
+        # whose PEs share their first delay registers (a net per row, not one to every PE)
+        for r in range(self.rows):
+            row = Signal.like(seq.ctrl, name=f"ctrl_fetch{FETCH_STAGES}_row{r}", attrs=NOMERGE)
+            m.d.sync += row.eq(ctrl)
+            m.d.comb += array.ctrl[r].eq(row)
 
     def _control(self, m: Module, seq, array):
         """Accept a command when idle; ``done`` from the last accumulate to the next command.

@@ -234,9 +234,18 @@ class GemmUnit(wiring.Component):
         registers; meanwhile the tile's first pixel's bit offsets are computed."""
         cfg, b = self.cfg, self.cfg.mem_bytes_per_cycle
         wpr = max(1, PARAM_RECORD // b)
-        base = st.ins.p_slot * slot_words(cfg, Buffer.PARAM)
-        first = (st.ins.o0 + st.oc) * wpr
-        m.d.comb += self.params.addr.eq(base + first + st.count)
+        # the read address in a register: the channel tile's first record word (set as DIV
+        # ends, a tile of rows on as the next channel tile starts), one on per cycle here
+        first = Signal.like(self.params.addr, name="param_first")
+        addr = Signal.like(self.params.addr, name="param_addr")
+        with m.If(st.phase == _GemmState.DIV):
+            start = st.ins.p_slot * slot_words(cfg, Buffer.PARAM) + st.ins.o0 * wpr
+            m.d.sync += [first.eq(start), addr.eq(start)]
+        with m.Elif(st.phase == _GemmState.PARAMS):
+            m.d.sync += addr.eq(addr + 1)
+        with m.Elif(st.next_tile):
+            m.d.sync += [first.eq(first + cfg.rows * wpr), addr.eq(first + cfg.rows * wpr)]
+        m.d.comb += self.params.addr.eq(addr)
         rec = Signal(8 * PARAM_RECORD)
         nxt = Cat(rec[8 * b:], self.params.data)[-8 * PARAM_RECORD:] if wpr > 1 else self.params.data
         word, row = Signal(range(wpr)), Signal(range(cfg.rows + 1))
@@ -357,6 +366,7 @@ class GemmUnit(wiring.Component):
         """Every tile of the channel tile read out: the next channel tile, or the drain."""
         cfg, out_bits = self.cfg, self.regs.out_bits + 1
         with m.If(ipass["rows_more"]):
+            m.d.comb += st.next_tile.eq(1)
             m.d.sync += [st.oc.eq(st.oc + cfg.rows), st.pc.eq(0),
                          st.ch_bits0.eq(st.ch_bits0 + cfg.rows * out_bits)]
             self._go(m, st, _GemmState.PARAMS, 0)
@@ -443,6 +453,7 @@ class _GemmState:
         self.rd_cols = Signal(range(cfg.cols + 1))     # valid columns of the tile read out
         self.stage_go, self.issue_go, self.copy_go = Signal(), Signal(), Signal()
         self.entered = Signal()
+        self.next_tile = Signal()               # the next channel tile starts (PARAMS next)
         self.count = Signal(range(max(self.div_bits, 16 * cfg.rows, self.drain) + 2))
         self.ins = Signal(isa.layout(cfg)["body"].shape["gemm"].shape)
         self.k_total = Signal(range(engine.max_k_total * 64 + 1))

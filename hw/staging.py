@@ -339,7 +339,9 @@ class StagingCore(wiring.Component):
             m.d.sync += [packed.eq(whole), lanes.eq(whole_lanes)]
         c = {"valid": Signal(name="c_valid"), "v": Signal.like(a["v"], name="c_v"),
              "chunk": Signal.like(a["chunk"], name="c_chunk"), "last": Signal(name="c_last"),
-             "packed": whole, "lanes": whole_lanes}
+             "packed": whole, "lanes": whole_lanes,
+             # the chunk's last vector reaches the collect stage in the next cycle
+             "soon": a["valid"] & a["end"] & (a["v"] == self.vectors - 1)}
         m.d.sync += [c["valid"].eq(a["valid"] & a["end"]), c["v"].eq(a["v"]),
                      c["chunk"].eq(a["chunk"]), c["last"].eq(a["last"])]
         return c
@@ -384,7 +386,8 @@ class StagingCore(wiring.Component):
             with m.If(c["valid"] & (c["v"] == n)):
                 m.d.sync += slot.eq(Cat(*lanes))
         e = {"go": Signal(name="e_go"), "last": Signal(name="e_last"), "block": block,
-             "addr": Signal.like(self.load.payload.addr, name="e_addr"), "ready": Signal(name="e_ready")}
+             "addr": Signal.like(self.load.payload.addr, name="e_addr"), "ready": Signal(name="e_ready"),
+             "soon": c["soon"]}
         m.d.comb += e["ready"].eq(c["valid"] & (c["v"] == self.vectors - 1))
         m.d.sync += e["go"].eq(e["ready"])
         with m.If(e["ready"]):
@@ -415,10 +418,18 @@ class StagingCore(wiring.Component):
         running = Signal()
         emit = self.emit_count(plan.bits)
         busy_last = Signal()
-        now = e["go"] | running
+
+        def advance(go, running, plane):
+            """A cycle of the emitter: whether a word leaves, whether it is the chunk's last
+            plane, and the next cycle's ``running`` and ``plane``."""
+            now = go | running
+            cur = Mux(go, 0, plane)
+            final = cur == emit - 1
+            return now, final, Mux(now, ~final, running), Mux(now, (cur + 1)[:len(plane)], plane)
+
+        now, final, _, _ = advance(e["go"], running, plane)
         cur_last = Mux(e["go"], e["last"], busy_last)
         cur_plane = Mux(e["go"], 0, plane)
-        final = cur_plane == emit - 1
         with m.If(now):
             m.d.sync += [running.eq(~final), plane.eq(cur_plane + 1), busy_last.eq(cur_last)]
         if self.family == "bitserial":
@@ -427,16 +438,20 @@ class StagingCore(wiring.Component):
             # registers and the engine's buffers (the next chunk's vectors are written only
             # from this chunk's last plane on, when nothing shifts)
             word = Cat(*[slot[t * CODE_BITS] for slot in e["block"] for t in range(K)])
-            # whether the codes shift in the next cycle (a plane leaves and is not the last),
-            # worked out in this one from what the next cycle's plane and flags will be, and
-            # kept in a register per lane (no net from the plan to every bit of the block)
-            nxt_plane = Mux(now, (cur_plane + 1)[:len(plane)], plane)
-            nxt_final = Mux(e["ready"], emit == 1, nxt_plane == emit - 1)
-            nxt_shift = (e["ready"] | Mux(now, ~final, running)) & ~nxt_final
+            # whether the codes shift (a plane leaves and is not the last) is worked out two
+            # cycles ahead, from the emitter's state stepped twice (the chunk's first plane
+            # follows its last vector's collect, which is known a cycle before), into a
+            # register per vector slot, and copied from there into a register per lane: no
+            # net from the emitter's logic to every lane of the block
+            _, _, running1, plane1 = advance(e["go"], running, plane)
+            _, _, running2, plane2 = advance(e["ready"], running1, plane1)
+            now2, final2, _, _ = advance(e["soon"], running2, plane2)
             for n, slot in enumerate(e["block"]):
+                ahead = Signal(name=f"shift_ahead{n}", attrs=NOMERGE)
+                m.d.sync += ahead.eq(now2 & ~final2)
                 for t in range(K):
                     shift = Signal(name=f"shift{n}_{t}", attrs=NOMERGE)
-                    m.d.sync += shift.eq(nxt_shift)
+                    m.d.sync += shift.eq(ahead)
                     code = slot[t * CODE_BITS:(t + 1) * CODE_BITS]
                     with m.If(shift):
                         m.d.sync += code.eq(code[1:])
