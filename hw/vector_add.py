@@ -25,8 +25,7 @@ from amaranth.lib.wiring import In, Out
 from bitmill import isa
 from bitmill.config import AccelConfig
 from bitmill.hw.vector_common import (VALUE_BITS, VecGeometry, bad_encoding, clamp_word,
-                                      decode, extract, record_layout, result_layout,
-                                      slot_address)
+                                      decode, extract, record_layout, result_layout)
 from bitmill.numerics import MAX_BITS, MULT_BITS
 from bitmill.timing import vec_add_first, vec_add_period, vec_stream_words
 
@@ -52,15 +51,17 @@ class _OperandQueue:
         self.request = Signal(name=f"{name}_request")
         self.arriving = Signal(name=f"{name}_arriving")
         self.starved = Signal(name=f"{name}_starved")      # an issue without its words (never)
-        # ``base_word + fetched`` and the word after it, each kept inside the slot
-        self.next_word = Signal(range(geo.act_slot_words), name=f"{name}_word")
-        self.after_word = Signal(range(geo.act_slot_words), name=f"{name}_word_after")
+        # the buffer addresses of slot word ``base_word + fetched`` and of the word after it,
+        # each word kept inside the slot
+        self.next_addr = Signal(range(geo.act_depth), name=f"{name}_addr")
+        self.after_addr = Signal(range(geo.act_depth), name=f"{name}_addr_after")
 
     @property
-    def word(self) -> Signal:
-        """The slot word this queue reads next (kept inside the slot): a register
-        (`logic` keeps it, and the word after it, beside ``fetched``)."""
-        return self.next_word
+    def address(self) -> Signal:
+        """The buffer address this queue reads next (its word kept inside the slot): a
+        register (`logic` keeps it, and the address after it, beside ``fetched``), so no
+        adder comes before the buffer's address pins."""
+        return self.next_addr
 
     def code(self, bits_m1):
         """The code under the offset (zero-extended to 8 bits)."""
@@ -73,11 +74,15 @@ class _OperandQueue:
         m.d.sync += limit.eq(half_bits - bits_m1 - 1)
         return Cat(self.offset, self.popped) > limit
 
-    def logic(self, m: Module, reset, slot_turn, consume, bits_m1, row_end, data) -> None:
+    def logic(self, m: Module, reset, buffer_slot, slot_turn, consume, bits_m1, row_end, data) -> None:
         """Reads on ``slot_turn`` when the queue has room, takes a word arriving from the
         read port, and on ``consume`` steps over the code (and the row padding when
-        ``row_end``, a register)."""
+        ``row_end``, a register). ``buffer_slot``: the operands' slot, read at ``reset``."""
         geo, cap, lg = self.geo, self.capacity, self.geo.lg_word
+        slot_first = Mux(buffer_slot, geo.act_slot_words, 0)        # the slot's word 0
+        first = Signal(range(geo.act_depth), name=f"{self.name}_slot_first")
+        with m.If(reset):
+            m.d.sync += first.eq(slot_first)
         m.d.comb += self.request.eq(slot_turn & (self.count + self.arriving < cap))
         m.d.sync += self.arriving.eq(self.request & ~reset)
         span = range(geo.word_bits + 16)
@@ -103,17 +108,17 @@ class _OperandQueue:
         inside = lambda word: min(max(word, 0), slot_words - 1)
         with m.If(reset):
             m.d.sync += [self.count.eq(0), self.offset.eq(0), self.fetched.eq(0),
-                         self.popped.eq(0), self.next_word.eq(inside(self.base_word)),
-                         self.after_word.eq(inside(self.base_word + 1))]
+                         self.popped.eq(0),
+                         self.next_addr.eq(slot_first + inside(self.base_word)),
+                         self.after_addr.eq(slot_first + inside(self.base_word + 1))]
         with m.Else():
             m.d.sync += [self.count.eq(slot + self.arriving),
                          self.fetched.eq(self.fetched + self.request)]
             # a read steps both words on: the read address is a register, not an adder and
             # the slot's bounds after ``fetched``
             with m.If(self.request):
-                m.d.sync += [self.next_word.eq(self.after_word),
-                             self.after_word.eq(clamp_word(m, f"{self.name}_word_far",
-                                                           self.base_word + self.fetched, slot_words, 2))]
+                far = clamp_word(m, f"{self.name}_word_far", self.base_word + self.fetched, slot_words, 2)
+                m.d.sync += [self.next_addr.eq(self.after_addr), self.after_addr.eq(first + far)]
             with m.If(consume):
                 m.d.sync += [self.offset.eq(nxt[:lg]), self.popped.eq(self.popped + pops)]
         with m.If(consume & ~reset):
@@ -156,8 +161,8 @@ class AddEngine(wiring.Component):
         with m.Elif(active & (cycle <= self.first_issue)):
             m.d.sync += cycle.eq(cycle + 1)
         plan = self._plan(m, instr)
-        rec0, rec1 = self._records(m, instr, cycle, active)
-        queues, turns = self._queues(m, instr, active)
+        rec0, rec1 = self._records(m, cycle, active)
+        queues, turns = self._queues(m, active)
         issue, flags = self._elements(m, instr, plan, cycle, active)
         self._consume(m, instr, queues, turns, issue, flags, plan)
         self._datapath(m, instr, queues, issue, flags, rec0, rec1)
@@ -179,7 +184,7 @@ class AddEngine(wiring.Component):
         m.d.sync += period.eq(Array(periods)[r.out_bits])
         return {"row": row, "bad_shape": bad_shape, "empty": empty, "bad": bad, "period": period}
 
-    def _records(self, m: Module, instr, cycle, active) -> tuple:
+    def _records(self, m: Module, cycle, active) -> tuple:
         """Requant records 0 and 1: words 0 .. ceil(32/B)-1 of the table slot read in cycles
         1 .. ceil(32/B), shifted in as they arrive."""
         geo = self.geo
@@ -187,7 +192,13 @@ class AddEngine(wiring.Component):
         width = max(n * geo.word_bits, 256)
         table = Signal(width, name="records")
         reading = active & (cycle >= 1) & (cycle <= n)
-        m.d.comb += self.param_addr.eq(instr.p_slot * geo.param_slot_words + cycle - 1)
+        # ``p_slot * slot words + cycle - 1`` in a register, stepped with ``cycle``
+        addr = Signal.like(self.param_addr, name="record_addr")
+        with m.If(self.start):
+            m.d.sync += addr.eq(self.instr.p_slot * geo.param_slot_words)
+        with m.Elif(active & (cycle <= self.first_issue)):
+            m.d.sync += addr.eq(addr + 1)
+        m.d.comb += self.param_addr.eq(addr)
         arriving = Signal()
         m.d.sync += arriving.eq(reading & ~self.start)
         with m.If(arriving):
@@ -197,7 +208,7 @@ class AddEngine(wiring.Component):
         rec1 = record_layout()(table[128:256])
         return rec0, rec1
 
-    def _queues(self, m: Module, instr, active) -> tuple:
+    def _queues(self, m: Module, active) -> tuple:
         """Operand queues A and B on the activation read port, A in the first cycle after
         ``start`` and every second cycle after it; returns them and their turns to read."""
         geo = self.geo
@@ -206,8 +217,7 @@ class AddEngine(wiring.Component):
         qb = _OperandQueue("b", geo, geo.act_slot_words // 2, cap)
         turn_b = Signal()
         m.d.sync += turn_b.eq(Mux(self.start, 0, ~turn_b))
-        m.d.comb += self.act_addr.eq(slot_address(instr.a_slot, Mux(turn_b, qb.word, qa.word),
-                                                  geo.act_slot_words))
+        m.d.comb += self.act_addr.eq(Mux(turn_b, qb.address, qa.address))
         return (qa, qb), (active & ~turn_b & ~self.start, active & turn_b & ~self.start)
 
     def _elements(self, m: Module, instr, plan: dict, cycle, active) -> tuple:
@@ -259,7 +269,7 @@ class AddEngine(wiring.Component):
         beyond = Signal()
         checks = []
         for q, turn, bits_m1 in zip(queues, turns, bits):
-            q.logic(m, self.start, turn, issue, bits_m1, flags["row_end"], self.act_data)
+            q.logic(m, self.start, self.instr.a_slot, turn, issue, bits_m1, flags["row_end"], self.act_data)
             checks.append(q.beyond(m, bits_m1, half_bits))
         m.d.comb += beyond.eq(issue & (checks[0] | checks[1]))
         with m.If(self.start):
