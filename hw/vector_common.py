@@ -5,7 +5,7 @@ they hand over, the geometry of the buffers, code extraction and decoding, requa
 
 from __future__ import annotations
 
-from amaranth import Cat, Const, Module, Mux, Signal, Value, signed
+from amaranth import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data
 from amaranth.utils import ceil_log2
 
@@ -142,10 +142,19 @@ def clamp_word(m: Module, name: str, word, slot_words: int, plus: int = 0) -> Si
     return out
 
 
-def slot_address(slot, word, slot_words: int) -> "Value":
-    """The buffer address of ``word`` (in ``[0, slot_words)``) of slot ``slot``: the slot's
-    number above the word's bits when ``slot_words`` is a power of two (no adder), else
-    ``slot * slot_words + word``."""
-    if slot_words & (slot_words - 1) == 0:
-        return Cat(Value.cast(word)[:(slot_words - 1).bit_length()], slot)
-    return slot * slot_words + word
+def slot_word_address(m: Module, name: str, start, slot, word, slot_words: int,
+                      plus: int = 0) -> Signal:
+    """The buffer address of word ``word + plus`` of slot ``slot``, the word kept inside the
+    slot as `clamp_word` keeps it. The slot's first and last words and its first plus
+    ``plus`` are registers set at ``start`` (``slot`` is read then), so the address is one
+    addition (that register plus ``word``) chosen by the bound comparisons beside it: no
+    second adder for the slot between ``word`` and the buffer's address pins."""
+    depth = 2 * slot_words
+    first, last = Signal(range(depth), name=f"{name}_first"), Signal(range(depth), name=f"{name}_last")
+    shifted = Signal(range(depth + plus), name=f"{name}_first_plus")
+    with m.If(start):
+        base = slot * slot_words
+        m.d.sync += [first.eq(base), last.eq(base + slot_words - 1), shifted.eq(base + plus)]
+    out = Signal(range(depth), name=name)
+    m.d.comb += out.eq(Mux(word < -plus, first, Mux(word >= slot_words - plus, last, shifted + word)))
+    return out

@@ -40,8 +40,8 @@ from bitmill import isa
 from bitmill.config import AccelConfig
 from bitmill.hw.arith import shift_add
 from bitmill.hw.vector_common import (RECORD_BYTES, VALUE_BITS, VecGeometry, bad_encoding,
-                                      clamp_word, decode, extract, fill_value, record_layout,
-                                      result_layout, slot_address)
+                                      decode, extract, fill_value, record_layout,
+                                      result_layout, slot_word_address)
 from bitmill.isa import VecKind
 from bitmill.numerics import MAX_BITS
 from bitmill.timing import VEC_POOL_FIRST, vec_out_period, vec_record_words
@@ -86,8 +86,8 @@ class PoolEngine(wiring.Component):
             m.d.sync += cycle.eq(cycle + 1)
         plan = self._plan(m, instr)
         nest = self._nest(m, instr, plan, cycle)
-        record = self._records(m, instr, plan, nest)
-        tap = self._tap(m, instr, plan, nest)
+        record = self._records(m, plan, nest)
+        tap = self._tap(m, plan, nest)
         self._pipeline(m, instr, plan, tap, record, cycle == VEC_POOL_FIRST)
         return m
 
@@ -247,7 +247,7 @@ class PoolEngine(wiring.Component):
         return {"idx": idx, "last": last, "run": run, "pre": pre, "record_k": rec_k, "here": here, "done": done}
 
     # ---- requant records (AVGPOOL) --------------------------------------------------------
-    def _records(self, m: Module, instr, plan: dict, nest: dict):
+    def _records(self, m: Module, plan: dict, nest: dict):
         """The channel's record: read while ``pre`` counts down from ``R + 1`` to 2."""
         geo, rw = self.geo, vec_record_words(self.cfg)
         chan = nest["idx"]["c"][:len(self.regs.in_c)]
@@ -258,8 +258,8 @@ class PoolEngine(wiring.Component):
         else:
             lg = (geo.data_bytes // RECORD_BYTES).bit_length() - 1      # records per word
             word, lane = chan >> lg, chan[:lg]
-        m.d.comb += self.param_addr.eq(slot_address(
-            instr.p_slot, clamp_word(m, "record_word", word, geo.param_slot_words), geo.param_slot_words))
+        m.d.comb += self.param_addr.eq(slot_word_address(m, "record_addr", self.start, self.instr.p_slot,
+                                                         word, geo.param_slot_words))
         arriving, lane_q = Signal(name="record_arriving"), Signal.like(lane, name="record_lane")
         m.d.sync += [arriving.eq(nest["run"] & (pre >= 2)), lane_q.eq(lane)]
         asm = Signal(8 * RECORD_BYTES, name="record")
@@ -271,18 +271,19 @@ class PoolEngine(wiring.Component):
         return asm
 
     # ---- taps -----------------------------------------------------------------------------
-    def _tap(self, m: Module, instr, plan: dict, nest: dict) -> dict:
+    def _tap(self, m: Module, plan: dict, nest: dict) -> dict:
         """The tap of this cycle: read address, flags, whether inside the image; checks."""
         r, geo = self.regs, self.geo
         idx, last, here = nest["idx"], nest["last"], nest["here"]
         sub = idx["sub"]
         taps = nest["run"] & (nest["pre"] == 0)
-        # the tap's word and the next, each kept inside the slot beside the other, then the
-        # one of this cycle: no adder between the nest's registers and the read address
+        # the addresses of the tap's word and the next, each kept inside the slot beside the
+        # other, then the one of this cycle: one adder between the nest's registers and the
+        # read address
         word = here["addr"] >> geo.lg_word
-        words = [clamp_word(m, f"tap_slot_word{k}", word, geo.act_slot_words, plus=k) for k in (0, 1)]
-        m.d.comb += self.act_addr.eq(slot_address(instr.a_slot, Mux(sub[0], words[1], words[0]),
-                                                  geo.act_slot_words))
+        addrs = [slot_word_address(m, f"tap_addr{k}", self.start, self.instr.a_slot, word,
+                                   geo.act_slot_words, plus=k) for k in (0, 1)]
+        m.d.comb += self.act_addr.eq(Mux(sub[0], addrs[1], addrs[0]))
         inside = ((here["row"] >= 0) & (here["row"] < r.in_h)
                   & (here["col"] >= 0) & (here["col"] < r.in_w))
         above = plan["maxpool"] & (here["row"] < r.band_row0)
