@@ -118,16 +118,18 @@ class TileEngine(wiring.Component):
         m.submodules.seq = seq = TileSequencer(self.family, self.max_chunks, self.passes)
         m.submodules.array = array = MacArray(self.rows, self.cols, self.lanes, self.family,
                                               self.acc_width, self.cells)
-        read_half = self._control(m, seq, array)
-        self._buffers(m, seq, array, read_half)
+        tile_done = Signal(name="tile_done")          # the array's last accumulate
+        read_half = self._control(m, seq, tile_done)
+        m.d.comb += tile_done.eq(self._buffers(m, seq, array, read_half))
         self._results(m, self._result_source(m, array))
         return m
 
-    def _buffers(self, m: Module, seq, array, read_half) -> None:
+    def _buffers(self, m: Module, seq, array, read_half) -> Signal:
         """Fetch stages (`FETCH_STAGES`): the buffer address registered by the block RAMs,
         then one weight and one activation word per step, read and registered twice (block
         RAM clock-to-out is slow: the first register sits by the RAM, the second drives the
-        array's long broadcast wires)."""
+        array's long broadcast wires); the control word beside them. Returns the array's
+        last-accumulate pulse, from the control word's own delay line."""
         for name, addr, dest, count in (("wbuf", seq.w_addr, array.w, self.rows),
                                         ("abuf", seq.a_addr, array.a, self.cols)):
             bits = count * self.lanes * self.lane_bits
@@ -161,19 +163,29 @@ class TileEngine(wiring.Component):
             row = Signal.like(seq.ctrl, name=f"ctrl_fetch{FETCH_STAGES}_row{r}", attrs=NOMERGE)
             m.d.sync += row.eq(ctrl)
             m.d.comb += array.ctrl[r].eq(row)
+        # the array's ``done`` (a PE's last accumulate) from a delay line of the control word
+        # here, as long as the row register and the PE: the same cycle, without a net from a
+        # PE across the array to the engine's control
+        done = ctrl.valid & ctrl.last
+        for n in range(1 + array.latency):
+            nxt = Signal(name=f"tile_done_d{n + 1}")
+            m.d.sync += nxt.eq(done)
+            done = nxt
+        return done
 
-    def _control(self, m: Module, seq, array):
-        """Accept a command when idle; ``done`` from the last accumulate to the next command.
-        Returns the activation half the tile reads (latched with the command)."""
+    def _control(self, m: Module, seq, tile_done):
+        """Accept a command when idle; ``done`` from the last accumulate (``tile_done``) to
+        the next command. Returns the activation half the tile reads (latched with the
+        command)."""
         m.d.comb += [seq.cmd.payload.eq(self.cmd.payload),
                      seq.cmd.valid.eq(self.cmd.valid & ~self.busy),
                      self.cmd.ready.eq(~self.busy)]
         running, finished = Signal(), Signal()
         with m.If(self.cmd.valid & ~self.busy):
             m.d.sync += [running.eq(1), finished.eq(0)]
-        with m.Elif(array.done):
+        with m.Elif(tile_done):
             m.d.sync += [running.eq(0), finished.eq(1)]
-        m.d.comb += [self.busy.eq(running & ~array.done), self.done.eq(finished | array.done)]
+        m.d.comb += [self.busy.eq(running & ~tile_done), self.done.eq(finished | tile_done)]
         if self.act_halves == 1:
             return None
         read_half = Signal(name="read_half")
