@@ -408,9 +408,8 @@ class Control(wiring.Component):
             m.d.sync += overflow.eq(push & ~pop & full)
             with m.If(overflow):
                 self._raise(m, st, ErrorFlag.TOKEN_OVERFLOW, st.error_instr)
-            with m.If(push & ~pop):
-                with m.If(~full):
-                    m.d.sync += [cnt.eq(up), up.eq(up + 1), down.eq(cnt), nz.eq(1)]
+            with m.If(push & ~pop & ~full):
+                m.d.sync += [cnt.eq(up), up.eq(up + 1), down.eq(cnt), nz.eq(1)]
             with m.Elif(pop & ~push):
                 m.d.sync += [cnt.eq(down), up.eq(cnt), down.eq(down - 1), nz.eq(~one)]
 

@@ -427,11 +427,11 @@ class StagingCore(wiring.Component):
             final = cur == emit - 1
             return now, final, Mux(now, ~final, running), Mux(now, (cur + 1)[:len(plane)], plane)
 
-        now, final, _, _ = advance(e["go"], running, plane)
+        now, final, running1, plane1 = advance(e["go"], running, plane)
         cur_last = Mux(e["go"], e["last"], busy_last)
-        cur_plane = Mux(e["go"], 0, plane)
+        m.d.sync += [running.eq(running1), plane.eq(plane1)]
         with m.If(now):
-            m.d.sync += [running.eq(~final), plane.eq(cur_plane + 1), busy_last.eq(cur_last)]
+            m.d.sync += busy_last.eq(cur_last)
         if self.family == "bitserial":
             # every lane's code shifts down a bit after each plane but the last, so the plane
             # leaves from bit 0 of each lane's register: no multiplexer between the block's
@@ -443,7 +443,6 @@ class StagingCore(wiring.Component):
             # follows its last vector's collect, which is known a cycle before), into a
             # register per vector slot, and copied from there into a register per lane: no
             # net from the emitter's logic to every lane of the block
-            _, _, running1, plane1 = advance(e["go"], running, plane)
             _, _, running2, plane2 = advance(e["ready"], running1, plane1)
             now2, final2, _, _ = advance(e["soon"], running2, plane2)
             for n, slot in enumerate(e["block"]):

@@ -24,8 +24,8 @@ from amaranth.lib.wiring import In, Out
 
 from bitmill import isa
 from bitmill.config import AccelConfig
-from bitmill.hw.vector_common import (VALUE_BITS, VecGeometry, bad_encoding, clamp_word,
-                                      decode, extract, record_layout, result_layout)
+from bitmill.hw.vector_common import (VALUE_BITS, VecGeometry, bad_encoding, decode, extract,
+                                      record_layout, result_layout, slot_word_address)
 from bitmill.numerics import MAX_BITS, MULT_BITS
 from bitmill.timing import vec_add_first, vec_add_period, vec_stream_words
 
@@ -80,9 +80,6 @@ class _OperandQueue:
         ``row_end``, a register). ``buffer_slot``: the operands' slot, read at ``reset``."""
         geo, cap, lg = self.geo, self.capacity, self.geo.lg_word
         slot_first = Mux(buffer_slot, geo.act_slot_words, 0)        # the slot's word 0
-        first = Signal(range(geo.act_depth), name=f"{self.name}_slot_first")
-        with m.If(reset):
-            m.d.sync += first.eq(slot_first)
         m.d.comb += self.request.eq(slot_turn & (self.count + self.arriving < cap))
         m.d.sync += self.arriving.eq(self.request & ~reset)
         span = range(geo.word_bits + 16)
@@ -106,6 +103,9 @@ class _OperandQueue:
         after_end, after_byte = successors(end[:lg]), successors(end_byte[:lg])
         slot_words = geo.act_slot_words
         inside = lambda word: min(max(word, 0), slot_words - 1)
+        # the address two words on (kept inside the slot), the next after-address
+        far = slot_word_address(m, f"{self.name}_addr_far", reset, buffer_slot,
+                                self.base_word + self.fetched, slot_words, plus=2)
         with m.If(reset):
             m.d.sync += [self.count.eq(0), self.offset.eq(0), self.fetched.eq(0),
                          self.popped.eq(0),
@@ -117,8 +117,7 @@ class _OperandQueue:
             # a read steps both words on: the read address is a register, not an adder and
             # the slot's bounds after ``fetched``
             with m.If(self.request):
-                far = clamp_word(m, f"{self.name}_word_far", self.base_word + self.fetched, slot_words, 2)
-                m.d.sync += [self.next_addr.eq(self.after_addr), self.after_addr.eq(first + far)]
+                m.d.sync += [self.next_addr.eq(self.after_addr), self.after_addr.eq(far)]
             with m.If(consume):
                 m.d.sync += [self.offset.eq(nxt[:lg]), self.popped.eq(self.popped + pops)]
         with m.If(consume & ~reset):

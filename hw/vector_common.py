@@ -133,19 +133,11 @@ def record_words(data_bytes: int) -> int:
     return max(1, RECORD_BYTES // data_bytes)
 
 
-def clamp_word(m: Module, name: str, word, slot_words: int, plus: int = 0) -> Signal:
-    """A word index inside one slot: ``word + plus`` when it lies in ``[0, slot_words)``, else
-    the nearest end (reads outside the slot, whose data is never used, stay inside it). The
-    bounds are compared with ``word`` itself, beside the addition."""
-    out = Signal(range(slot_words), name=name)
-    m.d.comb += out.eq(Mux(word < -plus, 0, Mux(word >= slot_words - plus, slot_words - 1, word + plus)))
-    return out
-
-
 def slot_word_address(m: Module, name: str, start, slot, word, slot_words: int,
                       plus: int = 0) -> Signal:
     """The buffer address of word ``word + plus`` of slot ``slot``, the word kept inside the
-    slot as `clamp_word` keeps it. The slot's first and last words and its first plus
+    slot: ``word + plus`` when it lies in ``[0, slot_words)``, else the nearest end (reads
+    outside the slot, whose data is never used, stay inside it). The slot's first and last words and its first plus
     ``plus`` are registers set at ``start`` (``slot`` is read then), so the address is one
     addition (that register plus ``word``) chosen by the bound comparisons beside it: no
     second adder for the slot between ``word`` and the buffer's address pins."""
