@@ -34,7 +34,7 @@ from bitmill.config import AccelConfig
 from bitmill.hw.array import MacArray
 from bitmill.hw.cells import check_cells
 from bitmill.hw.params import VALUE_BITS, accumulator_width, check_family, check_positive
-from bitmill.hw.pe import NOMERGE
+from bitmill.hw.pe import copy_register
 from bitmill.isa import engine_chunks  # noqa: F401  (the engine's size, re-exported)
 from bitmill.hw.sequencer import TileSequencer, check_passes, chunk_slots, command_layout
 from bitmill.precision import MAX_RUNTIME_BITS
@@ -160,7 +160,7 @@ class TileEngine(wiring.Component):
         # the last fetch stage of the control word: a copy per row of the array (`NOMERGE`),
         # whose PEs share their first delay registers (a net per row, not one to every PE)
         for r in range(self.rows):
-            row = Signal.like(seq.ctrl, name=f"ctrl_fetch{FETCH_STAGES}_row{r}", attrs=NOMERGE)
+            row = copy_register(seq.ctrl.shape(), f"ctrl_fetch{FETCH_STAGES}_row{r}")
             m.d.sync += row.eq(ctrl)
             m.d.comb += array.ctrl[r].eq(row)
         # the array's ``done`` (a PE's last accumulate) from a delay line of the control word

@@ -489,9 +489,10 @@ class _GemmState:
         addr = range(2 * out_bits_total + 1)
         self.row_bits, self.x_bits = Signal(signed(addr.stop.bit_length() + 1)), Signal(addr)
         self.ch_bits, self.ch_bits0 = Signal(range(2 * cfg.max_channels * 32 + 1)), Signal(range(2 * cfg.max_channels * 32 + 1))
-        self.mult = Array(Signal(signed(16), name=f"mult{r}") for r in range(cfg.rows))
-        self.shift = Array(Signal(8, name=f"shift{r}") for r in range(cfg.rows))
-        self.bias = Array(Signal(signed(64), name=f"bias{r}") for r in range(cfg.rows))
+        # the channel tile's requant records (reset-less: read from PARAM before any use)
+        self.mult = Array(Signal(signed(16), name=f"mult{r}", reset_less=True) for r in range(cfg.rows))
+        self.shift = Array(Signal(8, name=f"shift{r}", reset_less=True) for r in range(cfg.rows))
+        self.bias = Array(Signal(signed(64), name=f"bias{r}", reset_less=True) for r in range(cfg.rows))
         self.rows_valid = Signal(range(cfg.rows + 1))
         self.rows_last = Signal(range(cfg.rows))     # rows_valid - 1
         self.cols_valid = Signal(range(cfg.cols + 1))

@@ -13,7 +13,10 @@ Both end in the registered stages `bitmill.timing.TERM_STAGES` and
 (``+/-(pos - sub)`` as one subtraction of multiplexed operands) and *accumulate*
 (``acc = base + term``). The control word that drives them is copied into every PE by a
 register marked `NOMERGE` (synthesis keeps the copies apart instead of merging them into one
-register that fans out to every accumulator bit of the array).
+register that fans out to every accumulator bit of the array). The control word's registers
+and the accumulator are reset-less: the control word follows the sequencer every cycle, and
+a tile's first step sets the accumulator (``first``), so neither needs a reset, and none of
+them carries reset logic (on ECP5 a kept copy's reset is a LUT, shared by every copy).
 """
 
 from __future__ import annotations
@@ -31,6 +34,12 @@ from bitmill.timing import multiply_stages, pe_stages
 # Attribute of registers that synthesis must not merge with identical ones (`bitmill.hw.synth`
 # marks the flip-flops driving such signals ``keep``): per-PE copies of broadcast values.
 NOMERGE = {"bitmill_nomerge": 1}
+
+
+def copy_register(shape, name: str) -> Signal:
+    """A register copy of a broadcast value: `NOMERGE` and reset-less (it follows its source
+    every cycle, so a reset would only put logic in front of it)."""
+    return Signal(shape, name=name, attrs=NOMERGE, reset_less=True)
 
 # One step of the sequencer, travelling down the pipeline beside its operands.
 Ctrl = data.StructLayout({
@@ -94,7 +103,7 @@ class _PE(wiring.Component):
         cur = self.ctrl
         for n in range(cycles):
             attrs = last_attrs if n == cycles - 1 else None
-            nxt = Signal(Ctrl, name=f"ctrl_d{n + 1}", attrs=attrs or {})
+            nxt = Signal(Ctrl, name=f"ctrl_d{n + 1}", attrs=attrs or {}, reset_less=True)
             m.d.sync += nxt.eq(cur)
             cur = nxt
         return cur
@@ -105,12 +114,14 @@ class _PE(wiring.Component):
         ``acc = base + term``, driven by a per-PE copy of the control word."""
         term = Signal(signed(width), name="term", reset_less=True)
         m.d.sync += term.eq(difference)
-        late = Signal(Ctrl, name="ctrl_acc", attrs=NOMERGE)
+        late = copy_register(Ctrl, "ctrl_acc")
         m.d.sync += late.eq(ctrl)
-        held = Mux(late.shift, self.acc << 1, self.acc)
+        acc = Signal.like(self.acc, name="acc_reg", reset_less=True)
+        m.d.comb += self.acc.eq(acc)
+        held = Mux(late.shift, acc << 1, acc)
         base = Mux(late.first, 0, held)
         with m.If(late.valid):
-            m.d.sync += self.acc.eq(term + base)
+            m.d.sync += acc.eq(term + base)
         m.d.sync += self.done.eq(late.valid & late.last)
 
 

@@ -32,7 +32,7 @@ from bitmill.hw.arith import shift_add
 from bitmill.hw.buffers import word_bytes
 from bitmill.hw.engine import engine_chunks, load_layout
 from bitmill.hw.params import VALUE_BITS, check_family, check_positive
-from bitmill.hw.pe import NOMERGE
+from bitmill.hw.pe import copy_register
 from bitmill.hw.sequencer import chunk_slots
 from bitmill.isa import MAX_KERNEL, Buffer, slot_bytes
 from bitmill.numerics import Encoding
@@ -325,13 +325,14 @@ class StagingCore(wiring.Component):
         masked = Signal(W)
         m.d.comb += masked.eq(a["word"] & a["keep"])
         wide = K * CODE_BITS + W
-        placed = Signal(K * CODE_BITS, name="placed")
+        placed = Signal(K * CODE_BITS, name="placed", reset_less=True)
         new_lanes = Signal(K, name="new_lanes")
         p_valid, p_first = Signal(name="p_valid"), Signal(name="p_first")
         m.d.sync += [placed.eq(self._place(masked, a)[W:wide]),
                      new_lanes.eq(Mux(a["piece"], self._lanes_of(a["lanes"]), 0)),
                      p_valid.eq(a["valid"]), p_first.eq(a["first"])]
-        packed, lanes = Signal(K * CODE_BITS), Signal(K)
+        packed = Signal(K * CODE_BITS, name="packed", reset_less=True)
+        lanes = Signal(K, name="packed_lanes", reset_less=True)
         whole, whole_lanes = Signal(K * CODE_BITS, name="assembled"), Signal(K, name="assembled_lanes")
         m.d.comb += [whole.eq(Mux(p_first, 0, packed) | placed),
                      whole_lanes.eq(Mux(p_first, 0, lanes) | new_lanes)]
@@ -367,13 +368,13 @@ class StagingCore(wiring.Component):
     def _collect(self, m: Module, c: dict) -> dict:
         """Each lane's code cut from the assembled word by the code width, and its lane
         value, into the vector's slot. The code width and encoding reach every lane from its
-        own register copy (`bitmill.hw.pe.NOMERGE`: no net fanning out to every bit of every
+        own register copy (`bitmill.hw.pe.copy_register`: no net fanning out to every bit of every
         lane); the plan is held from the core's start, several stages before this one."""
         K, plan = self.lanes, self.plan
         lanes = []
         for t in range(K):
-            bits = Signal.like(plan.bits, name=f"lane{t}_bits", attrs=NOMERGE)
-            enc = Signal.like(plan.enc, name=f"lane{t}_enc", attrs=NOMERGE)
+            bits = copy_register(plan.bits.shape(), f"lane{t}_bits")
+            enc = copy_register(plan.enc.shape(), f"lane{t}_enc")
             m.d.sync += [bits.eq(plan.bits), enc.eq(plan.enc)]
             code = Signal(CODE_BITS, name=f"lane{t}_code")
             with m.Switch(bits):
@@ -381,7 +382,9 @@ class StagingCore(wiring.Component):
                     with m.Case(b):
                         m.d.comb += code.eq(c["packed"][t * b:(t + 1) * b])
             lanes.append(self._lane(m, code, c["lanes"][t], bits, enc))
-        block = [Signal(K * self.lane_bits, name=f"block{n}") for n in range(self.vectors)]
+        # reset-less: a slot is emitted only after the chunk's vectors have been written
+        block = [Signal(K * self.lane_bits, name=f"block{n}", reset_less=True)
+                 for n in range(self.vectors)]
         for n, slot in enumerate(block):
             with m.If(c["valid"] & (c["v"] == n)):
                 m.d.sync += slot.eq(Cat(*lanes))
@@ -446,10 +449,10 @@ class StagingCore(wiring.Component):
             _, _, running2, plane2 = advance(e["ready"], running1, plane1)
             now2, final2, _, _ = advance(e["soon"], running2, plane2)
             for n, slot in enumerate(e["block"]):
-                ahead = Signal(name=f"shift_ahead{n}", attrs=NOMERGE)
+                ahead = copy_register(1, f"shift_ahead{n}")
                 m.d.sync += ahead.eq(now2 & ~final2)
                 for t in range(K):
-                    shift = Signal(name=f"shift{n}_{t}", attrs=NOMERGE)
+                    shift = copy_register(1, f"shift{n}_{t}")
                     m.d.sync += shift.eq(ahead)
                     code = slot[t * CODE_BITS:(t + 1) * CODE_BITS]
                     with m.If(shift):

@@ -189,7 +189,7 @@ class AddEngine(wiring.Component):
         geo = self.geo
         n = -(-32 // geo.data_bytes)
         width = max(n * geo.word_bits, 256)
-        table = Signal(width, name="records")
+        table = Signal(width, name="records", reset_less=True)   # read before any use
         reading = active & (cycle >= 1) & (cycle <= n)
         # ``p_slot * slot words + cycle - 1`` in a register, stepped with ``cycle``
         addr = Signal.like(self.param_addr, name="record_addr")

@@ -262,7 +262,7 @@ class PoolEngine(wiring.Component):
                                                          word, geo.param_slot_words))
         arriving, lane_q = Signal(name="record_arriving"), Signal.like(lane, name="record_lane")
         m.d.sync += [arriving.eq(nest["run"] & (pre >= 2)), lane_q.eq(lane)]
-        asm = Signal(8 * RECORD_BYTES, name="record")
+        asm = Signal(8 * RECORD_BYTES, name="record", reset_less=True)
         with m.If(arriving):
             if geo.data_bytes < RECORD_BYTES:
                 m.d.sync += asm.eq(Cat(asm[geo.word_bits:], self.param_data))
@@ -307,7 +307,7 @@ class PoolEngine(wiring.Component):
         flags = ("emit", "first", "last_tap", "row_end", "last", "real")
         s1 = {f: Signal(name=f"t1_{f}") for f in flags}
         off1 = Signal(geo.lg_word + 1, name="t1_offset")
-        rec1 = Signal.like(record, name="t1_record")
+        rec1 = Signal.like(record, name="t1_record", reset_less=True)
         # the read data registered as they are (reset-less, always: on ECP5 the block RAM's
         # own output register, `bitmill.hw.ecp5`), and the word before them
         word = Signal(geo.word_bits, name="t2_word", reset_less=True)
@@ -316,7 +316,8 @@ class PoolEngine(wiring.Component):
         m.d.sync += [off1.eq(tap["offset"] + Mux(plan["tc"] == 1, geo.word_bits, 0)),
                      rec1.eq(record), word.eq(self.act_data), prev.eq(word)]
         s2 = {f: Signal(name=f"t2_{f}") for f in flags}
-        off2, rec2 = Signal.like(off1, name="t2_offset"), Signal.like(record, name="t2_record")
+        off2 = Signal.like(off1, name="t2_offset")
+        rec2 = Signal.like(record, name="t2_record", reset_less=True)
         m.d.sync += [s2[f].eq(s1[f]) for f in flags]
         m.d.sync += [off2.eq(off1), rec2.eq(rec1)]
         code = Signal(8, name="t2_code")
@@ -324,7 +325,8 @@ class PoolEngine(wiring.Component):
         value = decode(m, "tap", code, r.a_bits, r.a_enc)
         fill = fill_value(m, "pad", r.a_bits, r.a_enc)
         s3 = {f: Signal(name=f"t3_{f}") for f in flags}
-        v3, rec3 = Signal(signed(VALUE_BITS), name="t3_value"), Signal.like(record, name="t3_record")
+        v3 = Signal(signed(VALUE_BITS), name="t3_value")
+        rec3 = Signal.like(record, name="t3_record", reset_less=True)
         m.d.sync += [s3[f].eq(s2[f]) for f in flags]
         m.d.sync += [v3.eq(Mux(s2["real"], value, fill)), rec3.eq(rec2)]
         acc = Signal(signed(geo.acc_bits), name="acc")
