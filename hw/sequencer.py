@@ -93,9 +93,12 @@ class TileSequencer(wiring.Component):
         # hi(s) = min(s, w_bits-1), lo(s) = max(s - (a_bits-1), 0)
         bounds = {n: Signal(PLANE_BITS, name=n) for n in ("i_hi", "i_lo", "next_hi", "next_lo")}
         wb1, ab1 = self._plane_limits(cmd)
-        self._accept(m, cmd, sig, i, c, first, bounds, chunk)
         last = self._walk(m, sig, i, c, cmd, wb1, ab1, bounds, chunk)
         self._issue(m, cmd, sig, i, c, first, last, wb1, ab1, bounds)
+        # last: an accepted command (idle) and a running tile (busy) never meet, so taking
+        # the command has the last word on every register, one multiplexer after the
+        # command's valid, which comes late from the unit that issues it
+        self._accept(m, cmd, sig, i, c, first, bounds, chunk)
         return m
 
     def _plane_limits(self, cmd):
