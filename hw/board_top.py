@@ -124,11 +124,15 @@ class Ulx3sTop(Elaboratable):
             i_PHASEDIR=1, i_PHASESTEP=1, i_PHASELOADREG=1, i_PLLWAKESYNC=0, i_ENCLKOP=0,
             i_ENCLKOS=0, i_ENCLKOS2=0, o_CLKOP=clk, o_CLKOS=clk_ps, o_CLKOS2=clk_2x, o_LOCK=locked)
         hold = Signal(range(RESET_CYCLES + 1), init=RESET_CYCLES)
+        # the reset from a register (on from power-up): no logic between it and the many
+        # register resets it reaches across the chip
+        reset = Signal(init=1, name="reset_q")
+        m.d.hold += reset.eq(hold != 0)
         m.domains.hold = ClockDomain("hold", reset_less=True)
         m.domains.sdram_ps = ClockDomain("sdram_ps", reset_less=True)
         m.domains.sdram_2x = ClockDomain("sdram_2x", reset_less=True)
         m.d.comb += [ClockSignal("sync").eq(clk), ClockSignal("hold").eq(clk), ClockSignal("sdram_ps").eq(clk_ps),
-                     ClockSignal("sdram_2x").eq(clk_2x), ResetSignal("sync").eq(hold != 0)]
+                     ClockSignal("sdram_2x").eq(clk_2x), ResetSignal("sync").eq(reset)]
         with m.If(~locked):
             m.d.hold += hold.eq(RESET_CYCLES)
         with m.Elif(hold != 0):
