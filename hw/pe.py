@@ -41,6 +41,7 @@ def copy_register(shape, name: str) -> Signal:
     every cycle, so a reset would only put logic in front of it)."""
     return Signal(shape, name=name, attrs=NOMERGE, reset_less=True)
 
+
 # One step of the sequencer, travelling down the pipeline beside its operands.
 Ctrl = data.StructLayout({
     "valid": 1,     # this step carries operands

@@ -95,9 +95,10 @@ class TileSequencer(wiring.Component):
         wb1, ab1 = self._plane_limits(cmd)
         last = self._walk(m, sig, i, c, cmd, wb1, ab1, bounds, chunk)
         self._issue(m, cmd, sig, i, c, first, last, wb1, ab1, bounds)
-        # last: an accepted command (idle) and a running tile (busy) never meet, so taking
-        # the command has the last word on every register, one multiplexer after the
-        # command's valid, which comes late from the unit that issues it
+        # taking a command comes last, so its assignments are the multiplexer next to every
+        # register (one level after the command's valid, which arrives late from the unit
+        # that issues it); it happens only while idle, the walk only while busy, so the
+        # order changes nothing else
         self._accept(m, cmd, sig, i, c, first, bounds, chunk)
         return m
 

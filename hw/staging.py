@@ -368,8 +368,8 @@ class StagingCore(wiring.Component):
     def _collect(self, m: Module, c: dict) -> dict:
         """Each lane's code cut from the assembled word by the code width, and its lane
         value, into the vector's slot. The code width and encoding reach every lane from its
-        own register copy (`bitmill.hw.pe.copy_register`: no net fanning out to every bit of every
-        lane); the plan is held from the core's start, several stages before this one."""
+        own register copy (`bitmill.hw.pe.copy_register`: no net fanning out to every bit of
+        every lane); the plan is held from the core's start, several stages before this one."""
         K, plan = self.lanes, self.plan
         lanes = []
         for t in range(K):
