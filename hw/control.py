@@ -186,7 +186,7 @@ class Control(wiring.Component):
         if st.beats_per_instr == 1:
             m.d.comb += word.eq(f.rdata)
         else:
-            held = Signal(INSTR_BITS - 8 * bb)
+            held = Signal(INSTR_BITS - 8 * bb, reset_less=True)     # the beats before the last
             m.d.comb += word.eq(Cat(held, f.rdata))
             with m.If(f.rvalid):
                 m.d.sync += held.eq(word[8 * bb:])
@@ -482,8 +482,9 @@ class _Head:
 
     def __init__(self, cfg: AccelConfig, q: Queue):
         n = q.label
-        self.word = Signal(INSTR_BITS, name=f"{n}_word")
-        self.index = Signal(INDEX_BITS, name=f"{n}_index")
+        # the instruction and its index: reset-less (``valid`` says whether they hold one)
+        self.word = Signal(INSTR_BITS, name=f"{n}_word", reset_less=True)
+        self.index = Signal(INDEX_BITS, name=f"{n}_index", reset_less=True)
         self.valid = Signal(name=f"{n}_valid")
         self.waiting = Signal(name=f"{n}_waiting")
         self.take = Signal(name=f"{n}_take")

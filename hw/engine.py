@@ -48,7 +48,8 @@ def load_layout(word_bits: int, depth: int) -> data.StructLayout:
 
 class TileEngine(wiring.Component):
     """Members: ``load`` (In stream, always ready: one word per cycle), ``cmd`` (In stream: one tile),
-    ``busy`` (Out), ``done`` (Out: results of the last tile valid), ``res_addr`` (In:
+    ``busy`` (Out), ``done`` (Out: results of the last tile valid), ``done_next`` (Out: ``done``
+    in the next cycle, unless a command is taken in this one), ``res_addr`` (In:
     ``r * cols + c``) and ``res_data`` (Out, `res_latency` cycles later). With
     ``act_halves=2`` also ``load_half`` and ``cmd_half`` (In); with ``shadow`` also ``copy``
     (In); with ``passes > 1`` also ``accumulate`` (In, with ``copy``)."""
@@ -78,7 +79,7 @@ class TileEngine(wiring.Component):
         members = {
             "load": In(stream.Signature(load_layout(self.word_bits, self.depth * passes))),
             "cmd": In(stream.Signature(command_layout(max_chunks, passes))),
-            "busy": Out(1), "done": Out(1),
+            "busy": Out(1), "done": Out(1), "done_next": Out(1),
             "res_addr": In(range(rows * cols)), "res_data": Out(signed(self.res_width)),
         }
         if act_halves == 2:
@@ -119,8 +120,9 @@ class TileEngine(wiring.Component):
         m.submodules.array = array = MacArray(self.rows, self.cols, self.lanes, self.family,
                                               self.acc_width, self.cells)
         tile_done = Signal(name="tile_done")          # the array's last accumulate
-        read_half = self._control(m, seq, tile_done)
-        m.d.comb += tile_done.eq(self._buffers(m, seq, array, read_half))
+        tile_done_next = Signal(name="tile_done_next")  # ... in the next cycle
+        read_half = self._control(m, seq, tile_done, tile_done_next)
+        m.d.comb += Cat(tile_done, tile_done_next).eq(self._buffers(m, seq, array, read_half))
         self._results(m, self._result_source(m, array))
         return m
 
@@ -129,7 +131,8 @@ class TileEngine(wiring.Component):
         then one weight and one activation word per step, read and registered twice (block
         RAM clock-to-out is slow: the first register sits by the RAM, the second drives the
         array's long broadcast wires); the control word beside them. Returns the array's
-        last-accumulate pulse, from the control word's own delay line."""
+        last-accumulate pulse, from the control word's own delay line, and the pulse of the
+        next cycle (the line's stage before)."""
         for name, addr, dest, count in (("wbuf", seq.w_addr, array.w, self.rows),
                                         ("abuf", seq.a_addr, array.a, self.cols)):
             bits = count * self.lanes * self.lane_bits
@@ -170,13 +173,13 @@ class TileEngine(wiring.Component):
         for n in range(1 + array.latency):
             nxt = Signal(name=f"tile_done_d{n + 1}")
             m.d.sync += nxt.eq(done)
-            done = nxt
-        return done
+            done, before = nxt, done
+        return Cat(done, before)
 
-    def _control(self, m: Module, seq, tile_done):
+    def _control(self, m: Module, seq, tile_done, tile_done_next):
         """Accept a command when idle; ``done`` from the last accumulate (``tile_done``) to
-        the next command. Returns the activation half the tile reads (latched with the
-        command)."""
+        the next command, ``done_next`` from the pulse a cycle ahead (``tile_done_next``).
+        Returns the activation half the tile reads (latched with the command)."""
         m.d.comb += [seq.cmd.payload.eq(self.cmd.payload),
                      seq.cmd.valid.eq(self.cmd.valid & ~self.busy),
                      self.cmd.ready.eq(~self.busy)]
@@ -185,7 +188,8 @@ class TileEngine(wiring.Component):
             m.d.sync += [running.eq(1), finished.eq(0)]
         with m.Elif(tile_done):
             m.d.sync += [running.eq(0), finished.eq(1)]
-        m.d.comb += [self.busy.eq(running & ~tile_done), self.done.eq(finished | tile_done)]
+        m.d.comb += [self.busy.eq(running & ~tile_done), self.done.eq(finished | tile_done),
+                     self.done_next.eq(finished | tile_done | tile_done_next)]
         if self.act_halves == 1:
             return None
         read_half = Signal(name="read_half")

@@ -336,8 +336,15 @@ class GemmUnit(wiring.Component):
         # a next tile to stage: this pixel tile's next pass, the next pixel tile, or the next
         # channel tile's first
         more = ~ipass["last"] | ipass["pix_more"] | ipass["rows_more"]
-        m.d.comb += [copy.eq(st.computing & engine.done & ~st.reading),
-                     issue.eq(streaming & ipass["pix_left"] & st.staged & (~st.computing | copy)),
+        # ``copy`` (computing & engine.done & ~reading) from a register set a cycle ahead, so
+        # no path runs from the engine's pulse through the issue decision back into the
+        # engine: with no issue and no copy in this cycle, computing stays, the engine's
+        # ``done`` becomes ``done_next`` and reading stays unless the readout ends; an issue
+        # or a copy in this cycle leaves no tile whose results could be copied in the next
+        read_end = st.reading & (st.r == st.rows_last) & (st.c == st.rd_cols - 1)
+        m.d.sync += copy.eq(~issue & ~copy & st.computing & engine.done_next
+                            & ~(st.reading & ~read_end))
+        m.d.comb += [issue.eq(streaming & ipass["pix_left"] & st.staged & (~st.computing | copy)),
                      st.stage_go.eq(streaming & ((st.entered & (st.oc == 0)) | (issue & more))),
                      engine.copy.eq(copy)]
         cmd = engine.cmd.payload

@@ -43,7 +43,8 @@ class _OperandQueue:
     def __init__(self, name: str, geo: VecGeometry, base_word: int, capacity: int):
         self.name, self.geo, self.base_word, self.capacity = name, geo, base_word, capacity
         w = geo.word_bits
-        self.words = [Signal(w, name=f"{name}_q{i}") for i in range(capacity)]
+        # the words: reset-less (``count`` says how many hold one)
+        self.words = [Signal(w, name=f"{name}_q{i}", reset_less=True) for i in range(capacity)]
         self.count = Signal(range(capacity + 1), name=f"{name}_count")
         self.offset = Signal(range(w), name=f"{name}_offset")
         self.fetched = Signal(range(2 * geo.act_slot_words + 2 * capacity + 2), name=f"{name}_fetched")
