@@ -20,10 +20,19 @@ a board runs with the cycles the simulator predicts. ``L = latency >= 1``:
   and every burst passes through it, and a W beat is written into the memory from registers in
   the cycle after its handshake (a read of that word answers it from ``L - 2`` cycles after
   its AR: after the write whenever the AR follows the W handshake). The cycles are the same.
+* With ``registered=True`` (``L >= 3``) the memory is read in two cycles: it is made of banks
+  (block RAMs each as deep as a bank, no cascade), each bank's read data go into a register
+  of their own (``bank_words`` deep, `BANK_WORDS` by default; on ECP5 the block RAMs' own
+  output registers, `bitmill.hw.ecp5`, 1 ns instead
+  of 5.8 ns from the clock) and the bank's word is chosen after them; a beat is taken three
+  cycles before it is presented, so the cycles stay those above, with the AR queue's
+  registered outputs from ``L = 5``. The backdoor's ``rdata`` then follows ``addr`` by two
+  cycles (`AxiSram.read_latency`).
 * Only full-width INCR bursts are modelled (``size`` and ``burst`` are ignored); IDs are 0.
 * Backdoor (the host's way in): while ``active`` it owns the memory's one read and one write
   port: ``addr`` (word), ``wdata``, ``we`` (whole word written at the clock edge), ``rdata``
-  (the word at the previous cycle's ``addr``: one cycle of read latency). Use it only while
+  (the word at ``addr`` of `AxiSram.read_latency` cycles before: one, two with registered
+  reads). Use it only while
   the AXI port is idle (no burst waiting or in flight): the AXI channels share those ports.
   One read and one write port make the memory simple dual-port block RAM.
 
@@ -40,7 +49,7 @@ Testbench helpers that move bytes through the backdoor: `bitmill.sim.cosim.axi_m
 
 from __future__ import annotations
 
-from amaranth import ClockSignal, Const, Instance, Module, Mux, Signal
+from amaranth import Array, ClockSignal, Const, Instance, Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
@@ -51,7 +60,8 @@ from bitmill.hw.params import check_positive
 
 TIME_BITS = 32          # the model's cycle counter; due times compare modulo 2^TIME_BITS
 QUEUE_DEPTH = 64        # AR, AW and B requests waiting to be served
-BUFFERED_LATENCY = 4    # from this latency the AR queue has registered outputs
+BUFFERED_LATENCY = 4    # from this latency the AR queue has registered outputs (5, registered)
+BANK_WORDS = 16384      # words of a bank of a registered memory: one ECP5 block RAM deep (16K x 1)
 SRAM_MODULE = "bitmill_sram"
 SRAM_VERILOG = """\
 // The storage of an AxiSram built with external=True: one synchronous read port (old data on
@@ -99,9 +109,17 @@ class AxiSram(wiring.Component):
     """Members: ``bus`` (AXI4 slave, `AxiSignature`), ``backdoor`` (`backdoor_signature`)."""
 
     def __init__(self, data_bytes: int, latency: int, depth_bytes: int, init: bytes = b"",
-                 external: bool = False):
+                 external: bool = False, registered: bool = False, bank_words: int = BANK_WORDS):
         self._bytes = check_data_bytes(data_bytes)
         self._latency = check_positive("latency", latency, 1 << (TIME_BITS - 2))
+        if registered and external:
+            raise ValueError("registered reads need the memory in block RAM: external must be False")
+        if registered and latency < 3:
+            raise ValueError(f"registered reads need latency >= 3, not {latency}")
+        self._registered = bool(registered)
+        self._bank_words = check_positive("bank_words", bank_words)
+        if bank_words & (bank_words - 1):
+            raise ValueError(f"bank_words must be a power of two, not {bank_words}")
         check_positive("depth_bytes", depth_bytes)
         if depth_bytes % data_bytes:
             raise ValueError(f"depth_bytes must be a multiple of data_bytes ({data_bytes}), "
@@ -116,7 +134,12 @@ class AxiSram(wiring.Component):
             raise ValueError("an external memory starts zero: init must be empty")
         super().__init__({"bus": In(AxiSignature(32, data_bytes, 1)),
                           "backdoor": In(backdoor_signature(data_bytes, self.words))})
-        self.memory = None if external else Memory(shape=8 * data_bytes, depth=self.words, init=self._init)
+        self.memory = None if external or registered else Memory(shape=8 * data_bytes, depth=self.words,
+                                                                 init=self._init)
+        n = self._bank_words
+        banks = -(-self.words // n) if registered else 0
+        self.banks = [Memory(shape=8 * data_bytes, depth=min(n, self.words - k * n),
+                             init=self._init[k * n:(k + 1) * n]) for k in range(banks)]
 
     @property
     def data_bytes(self) -> int:
@@ -127,6 +150,12 @@ class AxiSram(wiring.Component):
         """``L``: cycles from an AR handshake to the burst's first beat, and from a burst's
         last W beat to its B response."""
         return self._latency
+
+    @property
+    def read_latency(self) -> int:
+        """Cycles from a read address to its data, on the backdoor too: 2 with registered
+        reads, else 1."""
+        return 2 if self._registered else 1
 
     @property
     def depth_bytes(self) -> int:
@@ -156,7 +185,10 @@ class AxiSram(wiring.Component):
         return m
 
     def _storage(self, m: Module):
-        """The read and write port: of the Amaranth memory, or of a `SRAM_MODULE` instance."""
+        """The read and write port: of the Amaranth memory, of the registered banks, or of a
+        `SRAM_MODULE` instance."""
+        if self.banks:
+            return self._banked_storage(m)
         if self.memory is not None:
             m.submodules.memory = self.memory
             return self.memory.read_port(), self.memory.write_port(granularity=8)
@@ -169,6 +201,31 @@ class AxiSram(wiring.Component):
                                      i_wr_data=wr.data)
         return rd, wr
 
+    def _banked_storage(self, m: Module):
+        """The banks behind one read and one write port: a bank's read data registered as
+        they are (reset-less, enabled with the read: the block RAM's output register), the
+        bank chosen after them by the address's bank bits, registered beside each stage."""
+        width = 8 * self._bytes
+        rd = _Port(self.words, width, 1, "sram_rd")
+        wr = _Port(self.words, width, self._bytes, "sram_wr")
+        low = (self._bank_words - 1).bit_length() if len(self.banks) > 1 else len(rd.addr)
+        sel1, sel2 = (Signal(range(len(self.banks)), name=f"sram_bank{n}", reset_less=True) for n in (1, 2))
+        with m.If(rd.en):
+            m.d.sync += [sel1.eq(rd.addr[low:]), sel2.eq(sel1)]
+        outs = []
+        for k, bank in enumerate(self.banks):
+            m.submodules[f"bank{k}"] = bank
+            r, w = bank.read_port(), bank.write_port(granularity=8)
+            here = (wr.addr[low:] == k) if len(self.banks) > 1 else 1
+            q = Signal(width, name=f"sram_bank{k}_q", reset_less=True)
+            m.d.comb += [r.addr.eq(rd.addr[:low]), r.en.eq(rd.en),
+                         w.addr.eq(wr.addr[:low]), w.data.eq(wr.data), w.en.eq(Mux(here, wr.en, 0))]
+            with m.If(rd.en):
+                m.d.sync += q.eq(r.data)
+            outs.append(q)
+        m.d.comb += rd.data.eq(Array(outs)[sel2] if len(outs) > 1 else outs[0])
+        return rd, wr
+
     def _word(self, addr):
         """The word index of a byte address."""
         return addr[self._bytes.bit_length() - 1:]
@@ -178,7 +235,7 @@ class AxiSram(wiring.Component):
         req = data.StructLayout({"word": 32, "len": 8, "due": TIME_BITS})
         # from L = 4 every burst waits in the queue at least until the cycle it is taken in
         # (two cycles after its AR): a queue with registered outputs, no way around it
-        buffered = lat >= BUFFERED_LATENCY
+        buffered = lat >= BUFFERED_LATENCY + self._registered
         m.submodules.ar_queue = queue = (_HeadRegisterFIFO if buffered else SyncFIFO)(
             width=req.size, depth=QUEUE_DEPTH)
         head = data.View(req, queue.r_data)
@@ -193,7 +250,7 @@ class AxiSram(wiring.Component):
             m.d.comb += cand.eq(Mux(queue.r_rdy, head.as_value(), incoming.as_value()))
             cand_valid = queue.r_rdy | bus.arvalid
         if lat >= 2:
-            return self._staged_reads(m, now, queue, cand, cand_valid, incoming)
+            return self._staged_reads(m, now, queue, cand, cand_valid, incoming, self.read_latency)
         # the beat presented in this cycle
         beat_word, beats_left, valid = Signal(32), Signal(8), Signal()
         free = ~valid | bus.rready
@@ -229,27 +286,33 @@ class AxiSram(wiring.Component):
                      bus.rdata.eq(Mux(inside, port.data, 0)),
                      bus.rresp.eq(Mux(inside, RESP_OKAY, RESP_DECERR))]
 
-    def _staged_reads(self, m: Module, now, queue, cand, cand_valid, incoming):
+    def _staged_reads(self, m: Module, now, queue, cand, cand_valid, incoming, reads: int):
         """Reads for ``L >= 2`` with the memory's read address in a register: a beat is taken
-        into stage A two cycles before it is presented, stage A's word is the address, and the
-        word read is presented in stage B a cycle later. A master that stalls holds both
-        stages (and the memory's output); the beats' cycles are those of `_read_channel`'s
-        one-stage form whenever ``rready`` is 1."""
+        into stage A ``1 + reads`` cycles before it is presented, stage A's word is the
+        address, and the word read (``reads`` cycles later) is presented in the last of the
+        ``reads`` stages after A. A master that stalls holds every stage (and the memory's
+        output); the beats' cycles are those of `_read_channel`'s one-stage form whenever
+        ``rready`` is 1."""
         bus = self.bus
         a_valid, a_word, a_left = Signal(name="rd_a_valid"), Signal(32, name="rd_a_word"), Signal(8)
-        b_valid, b_word, b_last = Signal(name="rd_b_valid"), Signal(32, name="rd_b_word"), Signal()
-        free = ~b_valid | bus.rready
+        stages = [(Signal(name=f"rd_{n}_valid"), Signal(32, name=f"rd_{n}_word"), Signal(name=f"rd_{n}_last"))
+                  for n in "bc"[:reads]]
+        out_valid, out_word, out_last = stages[-1]
+        free = ~out_valid | bus.rready
         more = a_valid & (a_left != 0)
         take = Signal()
-        m.d.comb += take.eq(free & ~more & cand_valid & _reached(now + 2, cand.due))
+        m.d.comb += take.eq(free & ~more & cand_valid & _reached(now + 1 + reads, cand.due))
         self._take(m, queue, incoming, take)
         with m.If(free):
-            m.d.sync += [b_valid.eq(a_valid), b_word.eq(a_word), b_last.eq(a_left == 0),
-                         a_valid.eq(take | more)]
+            m.d.sync += a_valid.eq(take | more)
+            prev = (a_valid, a_word, a_left == 0)
+            for stage in stages:
+                m.d.sync += [x.eq(y) for x, y in zip(stage, prev)]
+                prev = stage
             _next_beat(m, take, more, cand, a_word, a_left)
         port = _Port(self.words, 8 * self._bytes, 1, "rd")
         m.d.comb += [port.addr.eq(a_word), port.en.eq(free)]
-        self._present(m, port, b_valid, b_word, b_last)
+        self._present(m, port, out_valid, out_word, out_last)
         return port
 
     def _write_channel(self, m: Module, now) -> None:

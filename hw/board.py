@@ -1,8 +1,8 @@
 """`BoardCore`: everything a board with on-chip memory carries, behind two UART pins and eight
-LEDs: the accelerator, its memory (`bitmill.hw.axi_sram.AxiSram` in block RAM answering in
-``mem_latency - 1`` cycles, behind `bitmill.hw.axi_slice.AxiResponseSlice`, which registers
-its answers: the config's ``mem_latency`` and ``mem_bytes_per_cycle`` exactly, so the board
-runs with the simulator's cycles) and the host link (`bitmill.hw.host_link.HostLink`).
+LEDs: the accelerator, its memory (`bitmill.hw.axi_sram.AxiSram` in block RAM with registered
+reads, each block RAM's read data in its own output register: the config's ``mem_latency``
+and ``mem_bytes_per_cycle`` exactly, so the board runs with the simulator's cycles) and the
+host link (`bitmill.hw.host_link.HostLink`).
 
 The host reaches the accelerator's registers at any time and its memory while no program runs:
 a memory request of the host link waits while ``running`` is high (the AXI port owns the
@@ -18,7 +18,6 @@ from amaranth.lib.wiring import In, Out
 
 from bitmill.config import AccelConfig
 from bitmill.hw.accel import Accelerator
-from bitmill.hw.axi_slice import AxiResponseSlice
 from bitmill.hw.axi_sram import AxiSram, backdoor_signature
 from bitmill.hw.host_bridge import BytePortSignature
 from bitmill.hw.host_link import HostLink
@@ -29,12 +28,15 @@ BLINK_BIT = 24           # LED 7 toggles every 2^24 cycles
 
 
 class ByteToWord(wiring.Component):
-    """The host link's byte port on the memory's word backdoor: a read takes the word (one
-    cycle of read latency), registers it, and answers its byte; a write merges the byte
-    into the registered word and writes it back in the answering cycle. Requests wait while
-    ``hold`` is high."""
+    """The host link's byte port on the memory's word backdoor: a read takes the word
+    (``read_latency`` cycles after its address), registers it, and answers its byte; a write
+    merges the byte into the registered word and writes it back in the answering cycle.
+    Requests wait while ``hold`` is high."""
 
-    def __init__(self, data_bytes: int, words: int):
+    def __init__(self, data_bytes: int, words: int, read_latency: int = 1):
+        if read_latency not in (1, 2):
+            raise ValueError(f"read_latency must be 1 or 2, not {read_latency!r}")
+        self.read_latency = read_latency
         self.data_bytes = data_bytes
         byte_addr_width = max(1, (data_bytes * words - 1).bit_length())
         super().__init__({"bytes": In(BytePortSignature(byte_addr_width)),
@@ -57,7 +59,10 @@ class ByteToWord(wiring.Component):
             with m.State("IDLE"):
                 with m.If(port.valid & ~self.hold):
                     m.d.comb += bd.active.eq(1)
-                    m.next = "READ"
+                    m.next = "READ" if self.read_latency == 1 else "WAIT"
+            with m.State("WAIT"):               # the second cycle of a registered read
+                m.d.comb += bd.active.eq(1)
+                m.next = "READ"
             with m.State("READ"):
                 m.d.comb += bd.active.eq(1)
                 m.d.sync += word.eq(bd.rdata)
@@ -75,12 +80,11 @@ class BoardCore(wiring.Component):
     def __init__(self, cfg: AccelConfig, divisor: int, mem_bytes: int):
         if not isinstance(cfg, AccelConfig):
             raise TypeError(f"cfg must be an AccelConfig, not {type(cfg).__name__}")
-        if cfg.mem_latency < 2:
-            raise ValueError(f"{cfg.name}: a board's memory answers in mem_latency >= 2 cycles "
-                             f"(block RAM, then a register), not {cfg.mem_latency}")
+        if cfg.mem_latency < 3:
+            raise ValueError(f"{cfg.name}: a board's memory answers in mem_latency >= 3 cycles "
+                             f"(its read address, block RAM, its output register), not {cfg.mem_latency}")
         self.cfg = cfg
-        # the memory answers in L - 1 cycles, the slice after it makes them L
-        self.memory = AxiSram(cfg.mem_bytes_per_cycle, cfg.mem_latency - 1, mem_bytes)
+        self.memory = AxiSram(cfg.mem_bytes_per_cycle, cfg.mem_latency, mem_bytes, registered=True)
         self.link = HostLink(divisor, mem_bytes, ADDR_WIDTH)
         super().__init__({"uart_rx": In(1, init=1), "uart_tx": Out(1, init=1), "leds": Out(LEDS)})
 
@@ -89,10 +93,8 @@ class BoardCore(wiring.Component):
         m.submodules.accel = accel = Accelerator(self.cfg)
         m.submodules.memory = mem = self.memory
         m.submodules.link = link = self.link
-        m.submodules.bytes = adapter = ByteToWord(mem.data_bytes, mem.words)
-        m.submodules.slice = rslice = AxiResponseSlice(32, mem.data_bytes, 1)
-        wiring.connect(m, accel.mem, rslice.master)
-        wiring.connect(m, rslice.slave, mem.bus)
+        m.submodules.bytes = adapter = ByteToWord(mem.data_bytes, mem.words, mem.read_latency)
+        wiring.connect(m, accel.mem, mem.bus)
         wiring.connect(m, adapter.words, mem.backdoor)
         connect_host(m, self, accel, link, adapter)
         m.d.comb += self.leds.eq(status_leds(m, accel, link))

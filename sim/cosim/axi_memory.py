@@ -10,7 +10,7 @@ async def _read_word(ctx, model: AxiSram, word: int) -> int:
     ctx.set(model.backdoor.active, 1)
     ctx.set(model.backdoor.addr, word)
     ctx.set(model.backdoor.we, 0)
-    await ctx.tick()
+    await ctx.tick().repeat(model.read_latency)
     return ctx.get(model.backdoor.rdata)
 
 

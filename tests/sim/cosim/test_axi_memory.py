@@ -78,6 +78,18 @@ def test_read_beats_follow_the_schedule(latency):
     assert got == read_schedule(READ_BURSTS, latency, image)
 
 
+@pytest.mark.parametrize("latency", [3, 4, 5, 7])
+def test_registered_reads_keep_the_schedule(latency):
+    """Registered reads (banks of 64 words, each read into a register of its own): the same
+    beats in the same cycles, across banks and past the memory's end."""
+    image = _image(latency)
+    model = AxiSram(B, latency, DEPTH, image, registered=True, bank_words=64)
+    assert len(model.banks) == DEPTH // B // 64 and model.read_latency == 2
+    got = []
+    _simulate(model, read_bench(model.bus, READ_BURSTS, got))
+    assert got == read_schedule(READ_BURSTS, latency, image)
+
+
 STALL_BURSTS = [(0, 40, 5), (1, 200, 2), (2, 0, 0)]
 
 
@@ -101,10 +113,11 @@ def stalling_read_bench(bus, bursts, rng, got: list, held: list, cycles: int = 8
     return bench
 
 
-@pytest.mark.parametrize("latency", [1, 3, 5])
-def test_read_holds_beats_until_rready(latency):
+@pytest.mark.parametrize("latency, registered", [(1, False), (3, False), (5, False), (3, True),
+                                                 (5, True)])
+def test_read_holds_beats_until_rready(latency, registered):
     image = _image(5)
-    model = AxiSram(B, latency, DEPTH, image)
+    model = AxiSram(B, latency, DEPTH, image, registered=registered, bank_words=32)
     got, held = [], []
     _simulate(model, stalling_read_bench(model.bus, STALL_BURSTS, random.Random(1), got, held))
     assert got == [beat[1:] for beat in read_schedule(STALL_BURSTS, latency, image)]
@@ -155,10 +168,11 @@ def _drive_writes(ctx, bus, c: int, aws: dict, ws: dict) -> None:
         ctx.set(bus.wlast, w[2])
 
 
-@pytest.mark.parametrize("latency, bready_from", [(1, 0), (4, 0), (4, 12)])
-def test_writes_and_b_responses(latency, bready_from):
+@pytest.mark.parametrize("latency, bready_from, registered", [(1, 0, False), (4, 0, False),
+                                                             (4, 12, False), (5, 0, True)])
+def test_writes_and_b_responses(latency, bready_from, registered):
     image = _image(latency)
-    model = AxiSram(B, latency, DEPTH, image)
+    model = AxiSram(B, latency, DEPTH, image, registered=registered, bank_words=16)
     got, after = [], []
 
     async def read_back(ctx):
@@ -191,9 +205,10 @@ def test_w_waits_for_its_address():
     assert ready == [0, 0, 0, 1, 0, 0]
 
 
-def test_backdoor_helpers_round_trip():
+@pytest.mark.parametrize("latency, registered", [(1, False), (3, True)])
+def test_backdoor_helpers_round_trip(latency, registered):
     image = _image(9)
-    model = AxiSram(B, 1, DEPTH, image)
+    model = AxiSram(B, latency, DEPTH, image, registered=registered, bank_words=8)
     payload = bytes(range(1, 40))
 
     async def bench(ctx):
@@ -216,6 +231,12 @@ def test_parameters_are_validated_and_the_model_converts_to_verilog():
         AxiSram(6, 1, 12)
     with pytest.raises(ValueError, match="init holds 9 bytes, more than depth_bytes 8"):
         AxiSram(4, 1, 8, bytes(9))
+    with pytest.raises(ValueError, match="registered reads need latency >= 3, not 2"):
+        AxiSram(4, 2, 64, registered=True)
+    with pytest.raises(ValueError, match="registered reads need the memory in block RAM"):
+        AxiSram(4, 5, 64, registered=True, external=True)
+    with pytest.raises(ValueError, match="bank_words must be a power of two, not 12"):
+        AxiSram(4, 5, 64, registered=True, bank_words=12)
     text = verilog.convert(AxiSram(8, 3, 256), name="axi_memory")
     assert "input [31:0] bus__araddr;" in text and "output [63:0] bus__rdata;" in text
 
