@@ -30,8 +30,9 @@ BLINK_BIT = 24           # LED 7 toggles every 2^24 cycles
 class ByteToWord(wiring.Component):
     """The host link's byte port on the memory's word backdoor: a read takes the word
     (``read_latency`` cycles after its address), registers it, and answers its byte; a write
-    merges the byte into the registered word and writes it back in the answering cycle.
-    Requests wait while ``hold`` is high."""
+    merges the byte into the registered word, registers the merged word (the memory's write
+    data then come from a register, not from the host link's buffer) and writes it back in the
+    answering cycle. Requests wait while ``hold`` is high."""
 
     def __init__(self, data_bytes: int, words: int, read_latency: int = 1):
         if read_latency not in (1, 2):
@@ -48,6 +49,7 @@ class ByteToWord(wiring.Component):
         lane = port.addr[:max(1, (b - 1).bit_length())] if b > 1 else 0
         m.d.comb += bd.addr.eq(port.addr >> (b - 1).bit_length())
         word = Signal(8 * b)                 # the word read, registered
+        written = Signal(8 * b, reset_less=True)   # the word to write back, registered
         byte = word.word_select(lane, 8) if b > 1 else word
         merged = Signal(8 * b)
         m.d.comb += merged.eq(word)
@@ -66,9 +68,13 @@ class ByteToWord(wiring.Component):
             with m.State("READ"):
                 m.d.comb += bd.active.eq(1)
                 m.d.sync += word.eq(bd.rdata)
+                m.next = "MERGE"
+            with m.State("MERGE"):
+                m.d.comb += bd.active.eq(1)
+                m.d.sync += written.eq(merged)
                 m.next = "ANSWER"
             with m.State("ANSWER"):
-                m.d.comb += [bd.active.eq(1), bd.wdata.eq(merged), bd.we.eq(port.write),
+                m.d.comb += [bd.active.eq(1), bd.wdata.eq(written), bd.we.eq(port.write),
                              port.ack.eq(1), port.rdata.eq(byte)]
                 m.next = "IDLE"
         return m
