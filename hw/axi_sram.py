@@ -21,19 +21,18 @@ a board runs with the cycles the simulator predicts. ``L = latency >= 1``:
   the cycle after its handshake (a read of that word answers it from ``L - 2`` cycles after
   its AR: after the write whenever the AR follows the W handshake). The cycles are the same.
 * With ``registered=True`` (``L >= 3``) the memory is read in two cycles: it is made of banks
-  (block RAMs each as deep as a bank, no cascade), each bank's read data go into a register
-  of their own (``bank_words`` deep, `BANK_WORDS` by default; on ECP5 the block RAMs' own
-  output registers, `bitmill.hw.ecp5`, 1 ns instead
-  of 5.8 ns from the clock) and the bank's word is chosen after them; a beat is taken three
-  cycles before it is presented, so the cycles stay those above, with the AR queue's
-  registered outputs from ``L = 5``. The backdoor's ``rdata`` then follows ``addr`` by two
-  cycles (`AxiSram.read_latency`).
+  of ``bank_words`` words (`BANK_WORDS` by default: block RAMs each as deep as a bank, no
+  cascade), each bank's read data go into a register of their own (on ECP5 the block RAMs'
+  own output registers, `bitmill.hw.ecp5`: about 1 ns from the clock instead of 5.8 ns) and
+  the bank's word is chosen after them; a beat is taken three cycles before it is presented,
+  so the cycles stay those above, with the AR queue's registered outputs from ``L = 5``. The
+  backdoor's ``rdata`` then follows ``addr`` by two cycles (`AxiSram.read_latency`).
 * Only full-width INCR bursts are modelled (``size`` and ``burst`` are ignored); IDs are 0.
 * Backdoor (the host's way in): while ``active`` it owns the memory's one read and one write
   port: ``addr`` (word), ``wdata``, ``we`` (whole word written at the clock edge), ``rdata``
   (the word at ``addr`` of `AxiSram.read_latency` cycles before: one, two with registered
-  reads). Use it only while
-  the AXI port is idle (no burst waiting or in flight): the AXI channels share those ports.
+  reads). Use it only while the AXI port is idle (no burst waiting or in flight): the AXI
+  channels share those ports.
   One read and one write port make the memory simple dual-port block RAM.
 
 With ``external=True`` the storage is an instance of `SRAM_MODULE` (`SRAM_VERILOG`, to be
