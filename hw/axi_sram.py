@@ -208,7 +208,7 @@ class AxiSram(wiring.Component):
         rd = _Port(self.words, width, 1, "sram_rd")
         wr = _Port(self.words, width, self._bytes, "sram_wr")
         low = (self._bank_words - 1).bit_length() if len(self.banks) > 1 else len(rd.addr)
-        sel1, sel2 = (Signal(range(len(self.banks)), name=f"sram_bank{n}", reset_less=True) for n in (1, 2))
+        sel1, sel2 = (Signal(range(len(self.banks)), name=f"sram_select{n}", reset_less=True) for n in (1, 2))
         with m.If(rd.en):
             m.d.sync += [sel1.eq(rd.addr[low:]), sel2.eq(sel1)]
         outs = []
