@@ -86,10 +86,10 @@ KEEP_COPIES = "setattr -set keep 1 a:bitmill_nomerge %ci1:+$dff[Q] t:$dff %i"
 # compute unit that wrote the slot has finished); the output buffer's copy the code packer
 # reads (it reads the word it writes back) and the instruction memories keep their
 # read-before-write behaviour. So do the banks of a board's memory with registered reads
-# (`bitmill.hw.axi_sram.AxiSram`): a beat reads its word two cycles after its AR, so it meets a
-# write of that word in the same cycle only when the AR came before the W handshake, where the
-# memory model promises neither value; the host link's byte adapter never uses the word it
-# reads in the cycle it writes.
+# (`bitmill.hw.axi_sram.AxiSram`): a beat reads its word ``L - 2`` cycles after its AR, after
+# every write whose W handshake came no later than the AR, so it meets a write of that word in
+# the same cycle only when the AR came first, where the memory model promises neither value;
+# the host link's byte adapter never uses the word it reads in the cycle it writes.
 UNDEFINED_COLLISIONS = "setparam -set RD_COLLISION_X_MASK 1'1 t:$mem_v2"
 ENGINE_COLLISIONS = ("setparam -set RD_COLLISION_X_MASK 1'1 *.engine/t:$mem_v2 "
                      "*.buffers/weight *.buffers/act *.buffers/param *.buffers/out_store "
