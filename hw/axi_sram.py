@@ -20,18 +20,22 @@ a board runs with the cycles the simulator predicts. ``L = latency >= 1``:
   and every burst passes through it, and a W beat is written into the memory from registers in
   the cycle after its handshake (a read of that word answers it from ``L - 2`` cycles after
   its AR: after the write whenever the AR follows the W handshake). The cycles are the same.
-* With ``registered=True`` (``L >= 3``) the memory is read in two cycles: it is made of banks
+* With ``registered=True`` (``L >= 4``) the memory is read in two cycles: it is made of banks
   of ``bank_words`` words (`BANK_WORDS` by default: block RAMs each as deep as a bank, no
   cascade), each bank's read data go into a register of their own (on ECP5 the block RAMs'
   own output registers, `bitmill.hw.ecp5`: about 1 ns from the clock instead of 5.8 ns) and
   the bank's word is chosen after them; a beat is taken three cycles before it is presented,
   so the cycles stay those above, with the AR queue's registered outputs from ``L = 5``. The
-  backdoor's ``rdata`` then follows ``addr`` by two cycles (`AxiSram.read_latency`).
+  backdoor's ``rdata`` then follows ``addr`` by two cycles (`AxiSram.read_latency`). Every
+  bank is written from registers of its own (word address, data and byte enables, the bank
+  decoded before them): an AXI W beat in the cycle after its handshake as above, a backdoor
+  write one cycle after ``we`` (`AxiSram.write_delay`).
 * Only full-width INCR bursts are modelled (``size`` and ``burst`` are ignored); IDs are 0.
 * Backdoor (the host's way in): while ``active`` it owns the memory's one read and one write
   port: ``addr`` (word), ``wdata``, ``we`` (whole word written at the clock edge), ``rdata``
   (the word at ``addr`` of `AxiSram.read_latency` cycles before: one, two with registered
-  reads). Use it only while the AXI port is idle (no burst waiting or in flight): the AXI
+  reads); a word written is read back from `AxiSram.write_delay` cycles after the write.
+  Use it only while the AXI port is idle (no burst waiting or in flight): the AXI
   channels share those ports.
   One read and one write port make the memory simple dual-port block RAM.
 
@@ -56,6 +60,7 @@ from amaranth.lib.wiring import In, Out
 
 from bitmill.hw.axi import RESP_DECERR, RESP_OKAY, AxiSignature, check_data_bytes
 from bitmill.hw.params import check_positive
+from bitmill.hw.pe import copy_register
 
 TIME_BITS = 32          # the model's cycle counter; due times compare modulo 2^TIME_BITS
 QUEUE_DEPTH = 64        # AR, AW and B requests waiting to be served
@@ -113,8 +118,8 @@ class AxiSram(wiring.Component):
         self._latency = check_positive("latency", latency, 1 << (TIME_BITS - 2))
         if registered and external:
             raise ValueError("registered reads need the memory in block RAM: external must be False")
-        if registered and latency < 3:
-            raise ValueError(f"registered reads need latency >= 3, not {latency}")
+        if registered and latency < BUFFERED_LATENCY:
+            raise ValueError(f"a registered memory needs latency >= {BUFFERED_LATENCY}, not {latency}")
         self._registered = bool(registered)
         self._bank_words = check_positive("bank_words", bank_words)
         if bank_words & (bank_words - 1):
@@ -155,6 +160,13 @@ class AxiSram(wiring.Component):
         """Cycles from a read address to its data, on the backdoor too: 2 with registered
         reads, else 1."""
         return 2 if self._registered else 1
+
+    @property
+    def write_delay(self) -> int:
+        """Cycles after a backdoor write (``we``) before its word is read back: 1 with
+        registered writes (a read address in the cycle after the write would meet the write
+        itself), else 0."""
+        return 1 if self._registered else 0
 
     @property
     def depth_bytes(self) -> int:
@@ -203,7 +215,10 @@ class AxiSram(wiring.Component):
     def _banked_storage(self, m: Module):
         """The banks behind one read and one write port: a bank's read data registered as
         they are (reset-less, enabled with the read: the block RAM's output register), the
-        bank chosen after them by the address's bank bits, registered beside each stage."""
+        bank chosen after them by the address's bank bits, registered beside each stage; the
+        write port registered for each bank apart (its word address, data and byte enables,
+        zero unless the address is in the bank), so a write reaches the block RAMs a cycle
+        later and from registers beside them."""
         width = 8 * self._bytes
         rd = _Port(self.words, width, 1, "sram_rd")
         wr = _Port(self.words, width, self._bytes, "sram_wr")
@@ -217,8 +232,11 @@ class AxiSram(wiring.Component):
             r, w = bank.read_port(), bank.write_port(granularity=8)
             here = (wr.addr[low:] == k) if len(self.banks) > 1 else 1
             q = Signal(width, name=f"sram_bank{k}_q", reset_less=True)
+            w_addr, w_data, w_en = (copy_register(shape, f"sram_bank{k}_w{n}") for shape, n in
+                                    ((low, "addr"), (width, "data"), (self._bytes, "en")))
+            m.d.sync += [w_addr.eq(wr.addr[:low]), w_data.eq(wr.data), w_en.eq(Mux(here, wr.en, 0))]
             m.d.comb += [r.addr.eq(rd.addr[:low]), r.en.eq(rd.en),
-                         w.addr.eq(wr.addr[:low]), w.data.eq(wr.data), w.en.eq(Mux(here, wr.en, 0))]
+                         w.addr.eq(w_addr), w.data.eq(w_data), w.en.eq(w_en)]
             with m.If(rd.en):
                 m.d.sync += q.eq(r.data)
             outs.append(q)
@@ -341,7 +359,8 @@ class AxiSram(wiring.Component):
         inside = word < self.words
         port = _Port(self.words, 8 * self._bytes, self._bytes, "wr")
         # from `BUFFERED_LATENCY` the beat reaches the memory from registers, a cycle later
-        domain = m.d.sync if self._latency >= BUFFERED_LATENCY else m.d.comb
+        # (a registered memory's own, after the backdoor's multiplexer)
+        domain = m.d.sync if self._latency >= BUFFERED_LATENCY and not self._registered else m.d.comb
         domain += [port.addr.eq(word), port.data.eq(bus.wdata),
                    port.en.eq(Mux(beat & inside, bus.wstrb, 0))]
         err = burst_err | ~inside

@@ -18,7 +18,7 @@ from amaranth.lib.wiring import In, Out
 
 from bitmill.config import AccelConfig
 from bitmill.hw.accel import Accelerator
-from bitmill.hw.axi_sram import AxiSram, backdoor_signature
+from bitmill.hw.axi_sram import BUFFERED_LATENCY, AxiSram, backdoor_signature
 from bitmill.hw.host_bridge import BytePortSignature
 from bitmill.hw.host_link import HostLink
 from bitmill.hw.host_regs import ADDR_WIDTH
@@ -32,12 +32,15 @@ class ByteToWord(wiring.Component):
     (``read_latency`` cycles after its address), registers it, and answers its byte; a write
     merges the byte into the registered word, registers the merged word (the memory's write
     data then come from a register, not from the host link's buffer) and writes it back in the
-    answering cycle. Requests wait while ``hold`` is high."""
+    answering cycle, then waits ``write_delay`` cycles (the memory's, until the word written
+    can be read back). Requests wait while ``hold`` is high."""
 
-    def __init__(self, data_bytes: int, words: int, read_latency: int = 1):
+    def __init__(self, data_bytes: int, words: int, read_latency: int = 1, write_delay: int = 0):
         if read_latency not in (1, 2):
             raise ValueError(f"read_latency must be 1 or 2, not {read_latency!r}")
-        self.read_latency = read_latency
+        if write_delay not in (0, 1):
+            raise ValueError(f"write_delay must be 0 or 1, not {write_delay!r}")
+        self.read_latency, self.write_delay = read_latency, write_delay
         self.data_bytes = data_bytes
         byte_addr_width = max(1, (data_bytes * words - 1).bit_length())
         super().__init__({"bytes": In(BytePortSignature(byte_addr_width)),
@@ -76,7 +79,10 @@ class ByteToWord(wiring.Component):
             with m.State("ANSWER"):
                 m.d.comb += [bd.active.eq(1), bd.wdata.eq(written), bd.we.eq(port.write),
                              port.ack.eq(1), port.rdata.eq(byte)]
-                m.next = "IDLE"
+                m.next = "SETTLE" if self.write_delay else "IDLE"
+            if self.write_delay:
+                with m.State("SETTLE"):         # the memory writes the word in this cycle
+                    m.next = "IDLE"
         return m
 
 
@@ -86,9 +92,9 @@ class BoardCore(wiring.Component):
     def __init__(self, cfg: AccelConfig, divisor: int, mem_bytes: int):
         if not isinstance(cfg, AccelConfig):
             raise TypeError(f"cfg must be an AccelConfig, not {type(cfg).__name__}")
-        if cfg.mem_latency < 3:
-            raise ValueError(f"{cfg.name}: a board's memory answers in mem_latency >= 3 cycles "
-                             f"(its read address, block RAM, its output register), not {cfg.mem_latency}")
+        if cfg.mem_latency < BUFFERED_LATENCY:
+            raise ValueError(f"{cfg.name}: a board's memory answers in mem_latency >= {BUFFERED_LATENCY} "
+                             f"cycles (its registered read and write ports), not {cfg.mem_latency}")
         self.cfg = cfg
         self.memory = AxiSram(cfg.mem_bytes_per_cycle, cfg.mem_latency, mem_bytes, registered=True)
         self.link = HostLink(divisor, mem_bytes, ADDR_WIDTH)
@@ -99,7 +105,7 @@ class BoardCore(wiring.Component):
         m.submodules.accel = accel = Accelerator(self.cfg)
         m.submodules.memory = mem = self.memory
         m.submodules.link = link = self.link
-        m.submodules.bytes = adapter = ByteToWord(mem.data_bytes, mem.words, mem.read_latency)
+        m.submodules.bytes = adapter = ByteToWord(mem.data_bytes, mem.words, mem.read_latency, mem.write_delay)
         wiring.connect(m, accel.mem, mem.bus)
         wiring.connect(m, adapter.words, mem.backdoor)
         connect_host(m, self, accel, link, adapter)

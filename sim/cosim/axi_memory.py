@@ -33,6 +33,8 @@ async def load_bytes(ctx, model: AxiSram, addr: int, payload: bytes) -> None:
         await ctx.tick()
     ctx.set(model.backdoor.we, 0)
     ctx.set(model.backdoor.active, 0)
+    if model.write_delay:
+        await ctx.tick().repeat(model.write_delay)
 
 
 async def read_bytes(ctx, model: AxiSram, addr: int, nbytes: int) -> bytes:
