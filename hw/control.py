@@ -50,6 +50,7 @@ from bitmill.isa import INDEX_BITS, INSTR_BITS, Buffer, Opcode, Queue
 from bitmill.timing import check_fetch_width
 
 TOKEN_BITS = 8           # a token counter saturates at 255 (more is TOKEN_OVERFLOW)
+PREFETCH = 2             # instructions read ahead of each queue's head (`Control._queue`)
 ERROR_BITS = 8
 
 # per queue: the token channel of each flag (pop_prev, pop_next, push_prev, push_next), or None
@@ -294,21 +295,61 @@ class Control(wiring.Component):
 
     # ---- queues ----------------------------------------------------------------------------
     def _queue(self, m: Module, st: "_State", q: Queue) -> "_Head":
-        """The head of queue ``q``, in registers. The instruction memory's read port (write
-        through) shows instruction 0 while the program loads; the head takes it in the PRIME
-        cycle, and from then on the memory is read one ahead (it shows the instruction after
-        the head), so the instruction after one that starts in cycle t is at the head in
-        cycle t + 1. The head's address checks were computed at preload (`_route`) and are
-        read from the side memory beside the queue's, so no adder follows the block RAM."""
+        """The head of queue ``q``, in registers, and up to `PREFETCH` instructions after it,
+        read ahead. The instruction memory's read port (write through) shows instruction 0
+        while the program loads; the head takes it in the PRIME cycle, which reads
+        instruction 1. From then on the memory is read at a register (``ahead``) whenever
+        the instructions waiting after the head (in registers, or read in the last cycle)
+        are fewer than `PREFETCH`, a decision from registers only: the start decision
+        (``take``) moves the waiting instructions, never the memory's address. One of them
+        is always there (a read is issued whenever fewer than two wait and a take removes
+        one), so the instruction after one that starts in cycle t is at the head in cycle
+        t + 1. The head's address checks were computed at preload (`_route`) and are read
+        from the side memory beside the queue's, so no adder follows the block RAM."""
         rd = st.mem_read[q.value]
         head = _Head(self.cfg, q)
         prime = st.running & (st.phase == _State.PRIME)
         cr = st.check_read.get(q)
         outside, operand = (cr.data[0], cr.data[1]) if cr is not None else (Const(0), Const(0))
+        entry = data.StructLayout({"word": INSTR_BITS, "index": INDEX_BITS, "outside": 1, "operand": 1})
+        read = Signal(entry, name=f"{q.label}_read")            # the memory's word of this cycle
+        m.d.comb += [read.word.eq(rd.data[:INSTR_BITS]), read.index.eq(rd.data[INSTR_BITS:]),
+                     read.outside.eq(outside), read.operand.eq(operand)]
+        # the instructions waiting after the head: ``waits`` in registers (``wait0`` first),
+        # ``arriving`` one read in the last cycle (on ``read`` now)
+        waits = [Signal(entry, name=f"{q.label}_wait{k}", reset_less=True) for k in range(PREFETCH)]
+        count = Signal(range(PREFETCH + 1), name=f"{q.label}_waiting")
+        arriving = Signal(name=f"{q.label}_arriving")
+        depth = self.cfg.queue_depth
+        ahead = Signal(range(depth), name=f"{q.label}_ahead")     # wraps: past the queue's end
+        # it reads words no instruction uses (``held`` is off when the head runs past them)
+        fetch = Signal(name=f"{q.label}_read_ahead")
+        m.d.comb += fetch.eq(st.run & (count + arriving < PREFETCH))
+        nxt = Signal(entry, name=f"{q.label}_next")
+        m.d.comb += nxt.eq(Mux(count != 0, waits[0], read))
         held = Signal(name=f"{q.label}_held")          # the head register holds an instruction
-        with m.If(prime | head.take):
-            m.d.sync += [head.word.eq(rd.data[:INSTR_BITS]), head.index.eq(rd.data[INSTR_BITS:]),
-                         head.outside.eq(outside), head.operand.eq(operand)]
+        with m.If(prime):
+            m.d.sync += [head.word.eq(read.word), head.index.eq(read.index),
+                         head.outside.eq(read.outside), head.operand.eq(read.operand)]
+        with m.Elif(head.take):
+            m.d.sync += [head.word.eq(nxt.word), head.index.eq(nxt.index),
+                         head.outside.eq(nxt.outside), head.operand.eq(nxt.operand)]
+        # the waiting instructions: the head takes the first; an arriving word joins behind
+        # the rest (unless the head takes it at once)
+        popped = head.take & (count != 0)
+        kept = Mux(popped, count - 1, count)
+        for k, w in enumerate(waits):
+            shifted = waits[k + 1] if k + 1 < PREFETCH else w
+            with m.If(arriving & ~(head.take & (count == 0)) & (kept == k)):
+                m.d.sync += w.eq(read)
+            with m.Elif(popped):
+                m.d.sync += w.eq(shifted)
+        joined = arriving & ~(head.take & (count == 0))
+        m.d.sync += [count.eq(kept + joined), arriving.eq(prime | fetch)]
+        with m.If(prime):
+            m.d.sync += [count.eq(0), ahead.eq(2 % depth)]
+        with m.Elif(fetch):
+            m.d.sync += ahead.eq(Mux(ahead == depth - 1, 0, ahead + 1))
         rp1, rp2 = st.rp1[q.value], st.rp2[q.value]
         with m.If(self.start & ~st.running):
             m.d.sync += held.eq(0)
@@ -316,11 +357,12 @@ class Control(wiring.Component):
             m.d.sync += held.eq(st.wp[q.value] != 0)
         with m.Elif(head.take):
             m.d.sync += [held.eq(rp1 != st.wp[q.value]), rp1.eq(rp2), rp2.eq(rp2 + 1)]
-        # the read address from registers: no adder after the (long) start decision
+        # the read address from registers only
         m.d.comb += [head.valid.eq(st.run & held),
-                     rd.addr.eq(Mux(st.run, Mux(head.take, rp2, rp1), Mux(prime, 1, 0)))]
+                     rd.addr.eq(Mux(st.run, ahead, Mux(prime, 1 % depth, 0))),
+                     rd.en.eq(~st.run | fetch)]
         if cr is not None:
-            m.d.comb += cr.addr.eq(rd.addr)
+            m.d.comb += [cr.addr.eq(rd.addr), cr.en.eq(rd.en)]
         return head
 
     def _issue(self, m: Module, st: "_State", heads: list) -> None:
