@@ -12,7 +12,9 @@ Stages:
 2. the code's bits and its mask (with the padding of ``pad``), offset and word;
 3. both shifted to the offset in a window of `span_words` words: pieces (word address,
    data, mask), at most two for ``B >= 4``;
-4. merge: pieces merge into the open word register ``cur`` while they hit its address;
+4. merge: pieces merge into the open word register ``cur`` while they hit its address
+   (which of the window's words ``cur`` holds is kept in registers a cycle ahead, so the
+   decision compares no addresses);
    a word left behind (``cur`` on a new address, the low piece of a straddling code, or
    ``cur`` in a cycle without a code) is evicted. Evicted words queue in one spill
    register; one word is issued per cycle;
@@ -33,9 +35,10 @@ Drain: the last write of the last code accepted in cycle ``t`` is on ``write`` i
 ``t + DRAIN_LATENCY`` when ``ready`` stays high after it (`CodePacker.drain_latency`);
 ``idle`` is high when no code or word is held anywhere.
 
-On ECP5-85F (speed 6), ``B = 8``, depth 512, it places and routes at 81 MHz: the slowest
-path is stage 4's decision (piece address against ``cur``, two pieces at once or not)
-driving ``ready`` and the enables of stages 1-3.
+On ECP5-85F (speed 6), ``B = 8``, depth 512, it placed and routed at 81 MHz with the
+address comparison still in stage 4's decision: the slowest path was that decision (piece
+address against ``cur``, two pieces at once or not) driving ``ready`` and the enables of
+stages 1-3.
 """
 
 from __future__ import annotations
@@ -103,7 +106,7 @@ class CodePacker(wiring.Component):
         code = self._accept(m, advance)
         measured = self._measure(m, code, advance)
         head = self._align(m, measured, advance)
-        issue, merging = self._merge(m, head, advance)
+        issue, merging = self._merge(m, measured, head, advance)
         writing = self._write(m, issue)
         m.d.comb += [self.ready.eq(advance), self.idle.eq(~(code["valid"] | measured["valid"] | merging | writing))]
         return m
@@ -164,7 +167,7 @@ class CodePacker(wiring.Component):
         return {"addr": Array(head["addrs"])[index], "data": Array(datas)[index],
                 "mask": Array(masks)[index]}
 
-    def _merge(self, m: Module, head: dict, advance: Signal) -> tuple:
+    def _merge(self, m: Module, code: dict, head: dict, advance: Signal) -> tuple:
         """Stage 4: pieces into ``cur``; evicted words through ``spill`` to the issue slot.
         Returns the issued word (a `word_layout` signal) and whether any word is held."""
         layout = word_layout(self.data_bytes, self.depth)
@@ -172,8 +175,12 @@ class CodePacker(wiring.Component):
         spill = Signal(layout, name="s4_spill")
         index = Signal(range(self.span), name="s4_index")     # next piece of a split code
         piece = self._piece(head, index if self.span > 1 else 0)
-        nxt = self._piece(head, (index + 1)[:len(index)] if self.span > 2 else min(1, self.span - 1))
-        hit = cur.valid & (cur.addr == piece["addr"])
+        step = (index + 1)[:len(index)] if self.span > 2 else min(1, self.span - 1)
+        nxt = self._piece(head, step)
+        # ``at[j]``: cur's address is the window's word j, kept in a register (`_lookahead`):
+        # no address comparison in the decision
+        at = Signal(self.span, name="s4_cur_at")
+        hit = cur.valid & (at.bit_select(index, 1) if self.span > 1 else at[0])
         evict_cur = cur.valid & ~hit                           # cur leaves for another word
         opened = Signal(layout, name="s4_opened")              # the piece's word after merging
         m.d.comb += [opened.valid.eq(1), opened.addr.eq(piece["addr"]),
@@ -197,8 +204,35 @@ class CodePacker(wiring.Component):
             with m.Else():
                 m.d.sync += cur.eq(opened)
             m.d.sync += index.eq(Mux(done, 0, index + 1 + pair))
+        self._lookahead(m, code, head, index, pair, advance, at)
         issue = self._issue(m, head["valid"], spill, first, second)
         return issue, head["valid"] | cur.valid | spill.valid
+
+    def _lookahead(self, m: Module, code: dict, head: dict, index, pair, advance, at) -> None:
+        """``at`` of the next cycle, while stage 3 holds a code: cur then holds the window's
+        word ``s`` (``index``, or the one after it with ``pair``), so against the same window
+        ``at[j]`` is ``s == j``, and against the window stage 2 brings (``advance``), whose
+        words are ``w0' + j``, it is ``w0' - w0 == s - j`` (modulo the address width): the
+        difference and its comparisons come from registers, ``pair`` and ``advance`` only
+        choose among them."""
+        span, bits = self.span, len(head["addrs"][0])
+        diff = Signal(bits, name="s4_window_step")
+        m.d.comb += diff.eq(code["w0"][:bits] - head["addrs"][0])
+        apart = {k: diff == (k % (1 << bits)) for k in range(-(span - 1), span)}
+        nxt = Signal(span, name="s4_cur_at_next")
+        for j in range(span):
+            def chosen(s, table):
+                """``table[s]`` for the window word ``s`` (an expression of ``index``)."""
+                if span == 1:
+                    return table[0]
+                return Array(table)[s]
+            stay = [Const(int(s == j)) for s in range(span)]
+            moved = [apart[s - j] for s in range(span)]
+            plus = (index + 1)[:len(index)] if span > 1 else 0
+            m.d.comb += nxt[j].eq(Mux(advance, Mux(pair, chosen(plus, moved), chosen(index, moved)),
+                                      Mux(pair, chosen(plus, stay), chosen(index, stay))))
+        with m.If(head["valid"]):
+            m.d.sync += at.eq(nxt)
 
     def _issue(self, m: Module, coded, spill, first, second):
         """The word issued this cycle (its read address to the buffer): the spilled word,
