@@ -19,9 +19,10 @@ Stages:
    ``cur`` in a cycle without a code) is evicted. Evicted words queue in one spill
    register; one word is issued per cycle;
 5. the issued word, registered: its read address goes to the buffer;
-6. the word written: the buffer's read data (with the write of stage 6 of the previous
-   cycle forwarded over it, which the read could not see) under the new bits; byte
-   enables where the word has new bits.
+6. the word written: the buffer's read data (or, when stage 6 of the previous cycle
+   wrote the same word, which the read could not see, that whole word) under the new bits;
+   byte enables where the word has new bits. A read that meets a write of its word may
+   answer anything (`bitmill.hw.synth` lets the buffer's collisions be undefined).
 
 Throughput: one code per cycle unless a code has more pieces than there are free write
 slots: a code that starts away from ``cur`` and straddles into a second word needs two
@@ -247,9 +248,10 @@ class CodePacker(wiring.Component):
 
     def _write(self, m: Module, issue):
         """Stages 5-6: the issued word registered, its address read from the buffer; the
-        buffer's read data (with the write of the previous cycle forwarded over it, which
-        the read could not see) under the new bits, written with byte enables. Returns
-        whether a word is on its way."""
+        buffer's read data (or the whole word the previous cycle wrote, when it wrote this
+        one: the read could not see it) under the new bits, written with byte enables; the
+        comparison of the two addresses registered a cycle ahead. Returns whether a word is
+        on its way."""
         layout = word_layout(self.data_bytes, self.depth)
         s4 = Signal(layout, name="s5_word")
         s5 = Signal(layout, name="s6_word")
@@ -257,11 +259,13 @@ class CodePacker(wiring.Component):
         m.d.comb += self.read_addr.eq(s4.addr)
         wl = write_layout(self.data_bytes, self.depth)
         last = Signal(wl, name="written1")          # the write of the previous cycle
-        valid = Signal(name="written1_valid")
-        m.d.sync += [last.eq(self.write.payload), valid.eq(self.write.valid)]
-        hit = valid & (last.addr == s5.addr)
-        seen = Cat(*[Mux(hit & last.en[i], last.data[8 * i:8 * i + 8], self.read_data[8 * i:8 * i + 8])
-                     for i in range(self.data_bytes)])
+        m.d.sync += last.eq(self.write.payload)
+        # the word written in the last cycle is the whole word as it now is (its bytes
+        # without enable carry what it read), so it replaces the read data entirely: what
+        # the buffer answers to a read that meets a write of its word does not matter
+        hit = Signal(name="written1_hit")
+        m.d.sync += hit.eq(self.write.valid & (self.write.payload.addr == s4.addr))
+        seen = Mux(hit, last.data, self.read_data)
         m.d.comb += [self.write.valid.eq(s5.valid), self.write.payload.addr.eq(s5.addr),
                      self.write.payload.data.eq((seen & ~s5.mask) | s5.data),
                      self.write.payload.en.eq(Cat(*[s5.mask[8 * i:8 * i + 8].any()

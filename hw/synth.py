@@ -82,17 +82,18 @@ KEEP_COPIES = "setattr -set keep 1 a:bitmill_nomerge %ci1:+$dff[Q] t:$dff %i"
 # comparison and a multiplexer on every read). In the whole accelerator such are the tile
 # engine's memories and the weight, activation and parameter buffers, which only LOAD writes
 # and only a unit that waited for that LOAD's token reads (a program that races them reads
-# undefined data on the chip), and the output buffer's copy that STORE reads (only after the
-# compute unit that wrote the slot has finished); the output buffer's copy the code packer
-# reads (it reads the word it writes back) and the instruction memories keep their
-# read-before-write behaviour. So do the banks of a board's memory with registered reads
+# undefined data on the chip), the output buffer's copy that STORE reads (only after the
+# compute unit that wrote the slot has finished) and the copy the code packers read (a packer
+# replaces a word read in the cycle its word was written by that whole word,
+# `bitmill.hw.packer`); the instruction memories keep their read-before-write behaviour (written
+# only at preload, read through). So do the banks of a board's memory with registered reads
 # (`bitmill.hw.axi_sram.AxiSram`): a beat reads its word ``L - 2`` cycles after its AR, after
 # every write whose W handshake came no later than the AR, so it meets a write of that word in
 # the same cycle only when the AR came first, where the memory model promises neither value;
 # the host link's byte adapter never uses the word it reads in the cycle it writes.
 UNDEFINED_COLLISIONS = "setparam -set RD_COLLISION_X_MASK 1'1 t:$mem_v2"
 ENGINE_COLLISIONS = ("setparam -set RD_COLLISION_X_MASK 1'1 *.engine/t:$mem_v2 "
-                     "*.buffers/weight *.buffers/act *.buffers/param *.buffers/out_store "
+                     "*.buffers/weight *.buffers/act *.buffers/param *.buffers/out *.buffers/out_store "
                      "*.memory/bank*")
 
 

@@ -8,7 +8,7 @@ import random
 
 import numpy as np
 import pytest
-from amaranth import Module, Mux
+from amaranth import Module, Mux, Signal
 from amaranth.lib import memory
 from amaranth.sim import Simulator
 
@@ -18,14 +18,18 @@ from bitmill.timing import PACKER_DRAIN
 
 
 def harness(packer: CodePacker, init: bytes) -> tuple[Module, memory.Memory]:
-    """The packer wired to a buffer memory (synchronous non-transparent read, byte enables)."""
+    """The packer wired to a buffer memory (synchronous read, byte enables) whose read that
+    meets a write of its word answers that word's bits inverted: the output buffer leaves
+    such collisions undefined, so the packer must not use what they answer."""
     m = Module()
     m.submodules.packer = packer
     b = packer.data_bytes
     words = [int.from_bytes(init[i * b:(i + 1) * b], "little") for i in range(packer.depth)]
     m.submodules.mem = mem = memory.Memory(shape=8 * b, depth=packer.depth, init=words)
     wr, rd = mem.write_port(granularity=8), mem.read_port()
-    m.d.comb += [rd.addr.eq(packer.read_addr), packer.read_data.eq(rd.data),
+    collided = Signal()
+    m.d.sync += collided.eq(wr.en.any() & (wr.addr == rd.addr))
+    m.d.comb += [rd.addr.eq(packer.read_addr), packer.read_data.eq(Mux(collided, ~rd.data, rd.data)),
                  wr.addr.eq(packer.write.payload.addr), wr.data.eq(packer.write.payload.data),
                  wr.en.eq(Mux(packer.write.valid, packer.write.payload.en, 0))]
     return m, mem

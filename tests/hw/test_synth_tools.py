@@ -78,9 +78,8 @@ def test_place_and_route_passes_the_chosen_router_to_nextpnr(tmp_path, monkeypat
 
 def test_undefined_collisions_are_the_operand_memories(tmp_path):
     """`ENGINE_COLLISIONS` marks the tile engine's memories, the weight, activation and
-    parameter buffers and the output buffer's STORE copy; the output buffer's packer copy
-    (read-modify-write), the instruction memories and every other memory keep
-    read-before-write."""
+    parameter buffers and both copies of the output buffer; the instruction memories and
+    every other memory keep read-before-write."""
     from amaranth.back import verilog
 
     from bitmill.config import AccelConfig
@@ -97,8 +96,8 @@ def test_undefined_collisions_are_the_operand_memories(tmp_path):
              for kind in ("all", "marked")}
     assert names["marked"] == {"accel.gemm.engine/abuf", "accel.gemm.engine/wbuf",
                                "accel.buffers/weight", "accel.buffers/act", "accel.buffers/param",
-                               "accel.buffers/out_store"}
-    assert {"accel.buffers/out", "accel.control/instructions_load"} <= names["all"] - names["marked"]
+                               "accel.buffers/out", "accel.buffers/out_store"}
+    assert {"accel.control/instructions_load", "accel.control/checks_load"} <= names["all"] - names["marked"]
 
 
 def test_undefined_collisions_include_the_board_memory_banks(tmp_path):
