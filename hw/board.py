@@ -1,8 +1,8 @@
 """`BoardCore`: everything a board with on-chip memory carries, behind two UART pins and eight
 LEDs: the accelerator, its memory (`bitmill.hw.axi_sram.AxiSram` in block RAM with registered
-reads, each block RAM's read data in its own output register: the config's ``mem_latency``
-and ``mem_bytes_per_cycle`` exactly, so the board runs with the simulator's cycles) and the
-host link (`bitmill.hw.host_link.HostLink`).
+reads, each block RAM's read data in its own output register, and each bank written from
+registers of its own: the config's ``mem_latency`` and ``mem_bytes_per_cycle`` exactly, so the
+board runs with the simulator's cycles) and the host link (`bitmill.hw.host_link.HostLink`).
 
 The host reaches the accelerator's registers at any time and its memory while no program runs:
 a memory request of the host link waits while ``running`` is high (the AXI port owns the

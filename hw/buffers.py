@@ -13,7 +13,9 @@ synchronous (data the cycle after the address). Ports:
 * ``weights``, ``acts``, ``params``: the compute units' read ports (``acts``: whole
   activation words);
 * ``out_write`` and ``out_read``: the compute units' writes into the output buffer and their
-  read-modify-write reads; ``store_read``: the STORE DMA's read port.
+  read-modify-write reads (``out_read``'s data come `bitmill.hw.packer.READ_LATENCY` cycles
+  after the address: the read data registered once more, in the block RAMs' own output
+  registers on ECP5, `bitmill.hw.ecp5`); ``store_read``: the STORE DMA's read port.
 
 The output buffer is two memories of the same contents, both written by ``out_write``: ``out``
 for ``out_read`` (which reads the word it writes back, so it keeps read-before-write) and
@@ -24,12 +26,13 @@ undefined).
 
 from __future__ import annotations
 
-from amaranth import Module
+from amaranth import Module, Signal
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from bitmill.config import AccelConfig
 from bitmill.hw.axi import buffer_write_signature
+from bitmill.hw.packer import READ_LATENCY
 from bitmill.isa import Buffer, slot_bytes
 
 
@@ -101,5 +104,11 @@ class Buffers(wiring.Component):
                 addr, data, enable = addr >> lanes, data.replicate(wb // b), enable << (lane * b)
             m.d.comb += [wr.addr.eq(addr), wr.data.eq(data), wr.en.eq(enable)]
             rd = mem.read_port()
-            m.d.comb += [rd.addr.eq(port.addr), port.data.eq(rd.data)]
+            m.d.comb += rd.addr.eq(port.addr)
+            read = rd.data
+            for k in range(READ_LATENCY - 1 if name == "out" else 0):
+                q = Signal(8 * wb, name=f"out_read_q{k}", reset_less=True)
+                m.d.sync += q.eq(read)
+                read = q
+            m.d.comb += port.data.eq(read)
         return m

@@ -18,11 +18,13 @@ Stages:
    a word left behind (``cur`` on a new address, the low piece of a straddling code, or
    ``cur`` in a cycle without a code) is evicted. Evicted words queue in one spill
    register; one word is issued per cycle;
-5. the issued word, registered: its read address goes to the buffer;
-6. the word written: the buffer's read data (or, when stage 6 of the previous cycle
-   wrote the same word, which the read could not see, that whole word) under the new bits;
-   byte enables where the word has new bits. A read that meets a write of its word may
-   answer anything (`bitmill.hw.synth` lets the buffer's collisions be undefined).
+5. the issued word, registered (its address went to the buffer's read port as it was
+   issued: the read data come `READ_LATENCY` cycles later, through the block RAMs' own
+   output registers);
+6. the word written: the buffer's read data (or, when one of the two writes before it
+   wrote the same word, which the read could not see, that whole word) under the new
+   bits; byte enables where the word has new bits. A read that meets a write of its word
+   may answer anything (`bitmill.hw.synth` lets the buffer's collisions be undefined).
 
 Throughput: one code per cycle unless a code has more pieces than there are free write
 slots: a code that starts away from ``cur`` and straddles into a second word needs two
@@ -53,6 +55,7 @@ from bitmill.numerics import MAX_BITS
 from bitmill.timing import PACKER_DRAIN
 
 DRAIN_LATENCY = PACKER_DRAIN   # last code accepted in t -> its last write in t + 7
+READ_LATENCY = 2               # ``read_addr`` in t -> ``read_data`` in t + 2 (a registered read)
 MAX_DATA_BYTES = 128
 
 
@@ -74,8 +77,9 @@ def word_layout(data_bytes: int, depth: int) -> data.StructLayout:
 
 class CodePacker(wiring.Component):
     """Members (In): ``valid``, ``bit_addr``, ``value`` (signed 32), ``bits`` (bits - 1),
-    ``pad``, ``read_data``; (Out) ``ready``, ``idle``, ``read_addr``, ``write`` (stream of
-    `write_layout`, always ready)."""
+    ``pad``, ``read_data`` (the word at ``read_addr`` of `READ_LATENCY` cycles before);
+    (Out) ``ready``, ``idle``, ``read_addr``, ``write`` (stream of `write_layout`, always
+    ready)."""
 
     def __init__(self, data_bytes: int, depth: int):
         if (isinstance(data_bytes, bool) or not isinstance(data_bytes, int)
@@ -107,8 +111,8 @@ class CodePacker(wiring.Component):
         code = self._accept(m, advance)
         measured = self._measure(m, code, advance)
         head = self._align(m, measured, advance)
-        issue, merging = self._merge(m, measured, head, advance)
-        writing = self._write(m, issue)
+        issue, read_addr, merging = self._merge(m, measured, head, advance)
+        writing = self._write(m, issue, read_addr)
         m.d.comb += [self.ready.eq(advance), self.idle.eq(~(code["valid"] | measured["valid"] | merging | writing))]
         return m
 
@@ -207,7 +211,11 @@ class CodePacker(wiring.Component):
             m.d.sync += index.eq(Mux(done, 0, index + 1 + pair))
         self._lookahead(m, code, head, index, pair, advance, at)
         issue = self._issue(m, head["valid"], spill, first, second)
-        return issue, head["valid"] | cur.valid | spill.valid
+        # the issued word's address (whatever it is when no word is issued), from registers
+        # through the decision's few selections: the buffer is read with it at once
+        read_addr = Signal(range(self.depth), name="s4_read_addr")
+        m.d.comb += read_addr.eq(Mux(spill.valid, spill.addr, Mux(evict_cur, cur.addr, piece["addr"])))
+        return issue, read_addr, head["valid"] | cur.valid | spill.valid
 
     def _lookahead(self, m: Module, code: dict, head: dict, index, pair, advance, at) -> None:
         """``at`` of the next cycle, while stage 3 holds a code: cur then holds the window's
@@ -246,26 +254,29 @@ class CodePacker(wiring.Component):
         m.d.sync += spill.eq(Mux(direct, second, first))
         return issue
 
-    def _write(self, m: Module, issue):
-        """Stages 5-6: the issued word registered, its address read from the buffer; the
-        buffer's read data (or the whole word the previous cycle wrote, when it wrote this
-        one: the read could not see it) under the new bits, written with byte enables; the
-        comparison of the two addresses registered a cycle ahead. Returns whether a word is
-        on its way."""
+    def _write(self, m: Module, issue, read_addr):
+        """Stages 5-6: the issued word registered twice; its address (``read_addr``, in the
+        cycle it is issued) read from the buffer, whose data arrive `READ_LATENCY` cycles
+        later, in stage 6. There the word is the buffer's read data, or the whole word one of
+        the two writes before it wrote, when it wrote this one (the read could not see them;
+        the most recent wins), under the new bits, written with byte enables; the address
+        comparisons registered a cycle ahead. Returns whether a word is on its way."""
         layout = word_layout(self.data_bytes, self.depth)
         s4 = Signal(layout, name="s5_word")
         s5 = Signal(layout, name="s6_word")
         m.d.sync += [s4.eq(issue), s5.eq(s4)]
-        m.d.comb += self.read_addr.eq(s4.addr)
+        m.d.comb += self.read_addr.eq(read_addr)
         wl = write_layout(self.data_bytes, self.depth)
-        last = Signal(wl, name="written1")          # the write of the previous cycle
-        m.d.sync += last.eq(self.write.payload)
-        # the word written in the last cycle is the whole word as it now is (its bytes
-        # without enable carry what it read), so it replaces the read data entirely: what
+        # the writes of the last two cycles: each the whole word as it then was (its bytes
+        # without enable carry what it read), so it replaces the read data entirely, and what
         # the buffer answers to a read that meets a write of its word does not matter
-        hit = Signal(name="written1_hit")
-        m.d.sync += hit.eq(self.write.valid & (self.write.payload.addr == s4.addr))
-        seen = Mux(hit, last.data, self.read_data)
+        last, last2 = Signal(wl, name="written1"), Signal(wl, name="written2")
+        last_valid = Signal(name="written1_valid")
+        m.d.sync += [last.eq(self.write.payload), last2.eq(last), last_valid.eq(self.write.valid)]
+        hit1, hit2 = Signal(name="written1_hit"), Signal(name="written2_hit")
+        m.d.sync += [hit1.eq(s5.valid & (s5.addr == s4.addr)),
+                     hit2.eq(last_valid & (last.addr == s4.addr))]
+        seen = Mux(hit1, last.data, Mux(hit2, last2.data, self.read_data))
         m.d.comb += [self.write.valid.eq(s5.valid), self.write.payload.addr.eq(s5.addr),
                      self.write.payload.data.eq((seen & ~s5.mask) | s5.data),
                      self.write.payload.en.eq(Cat(*[s5.mask[8 * i:8 * i + 8].any()

@@ -18,7 +18,8 @@ from bitmill.timing import PACKER_DRAIN
 
 
 def harness(packer: CodePacker, init: bytes) -> tuple[Module, memory.Memory]:
-    """The packer wired to a buffer memory (synchronous read, byte enables) whose read that
+    """The packer wired to a buffer memory (synchronous read and a register after it, as the
+    output buffer's block RAMs with their output registers; byte enables) whose read that
     meets a write of its word answers that word's bits inverted: the output buffer leaves
     such collisions undefined, so the packer must not use what they answer."""
     m = Module()
@@ -27,9 +28,10 @@ def harness(packer: CodePacker, init: bytes) -> tuple[Module, memory.Memory]:
     words = [int.from_bytes(init[i * b:(i + 1) * b], "little") for i in range(packer.depth)]
     m.submodules.mem = mem = memory.Memory(shape=8 * b, depth=packer.depth, init=words)
     wr, rd = mem.write_port(granularity=8), mem.read_port()
-    collided = Signal()
-    m.d.sync += collided.eq(wr.en.any() & (wr.addr == rd.addr))
-    m.d.comb += [rd.addr.eq(packer.read_addr), packer.read_data.eq(Mux(collided, ~rd.data, rd.data)),
+    collided, read = Signal(), Signal(8 * b)
+    m.d.sync += [collided.eq(wr.en.any() & (wr.addr == rd.addr)),
+                 read.eq(Mux(collided, ~rd.data, rd.data))]
+    m.d.comb += [rd.addr.eq(packer.read_addr), packer.read_data.eq(read),
                  wr.addr.eq(packer.write.payload.addr), wr.data.eq(packer.write.payload.data),
                  wr.en.eq(Mux(packer.write.valid, packer.write.payload.en, 0))]
     return m, mem

@@ -14,7 +14,7 @@ import random
 
 import numpy as np
 import pytest
-from amaranth import Module, Mux
+from amaranth import Module, Mux, Signal
 from amaranth.lib import memory
 from amaranth.sim import Simulator
 
@@ -78,7 +78,9 @@ def to_words(blob: bytes, b: int) -> list[int]:
 
 def harness(unit: VectorUnit) -> tuple[Module, dict]:
     """The unit wired to its activation, requant-table and output buffers (synchronous
-    non-transparent read ports, byte-enabled write port)."""
+    non-transparent read ports, byte-enabled write port; the output buffer's read data
+    registered once more, as `bitmill.hw.buffers.Buffers` does, and a read that meets a
+    write of its word answering that word inverted: the buffer leaves it undefined)."""
     geo, b = unit.geo, unit.geo.data_bytes
     m = Module()
     m.submodules.unit = unit
@@ -88,9 +90,12 @@ def harness(unit: VectorUnit) -> tuple[Module, dict]:
         m.submodules[name] = mem
     ports = {name: mem.read_port() for name, mem in mems.items()}
     wr = mems["out"].write_port(granularity=8)
+    collided, out_read = Signal(), Signal(8 * b)
+    m.d.sync += [collided.eq(wr.en.any() & (wr.addr == ports["out"].addr)),
+                 out_read.eq(Mux(collided, ~ports["out"].data, ports["out"].data))]
     m.d.comb += [ports["act"].addr.eq(unit.act_addr), unit.act_data.eq(ports["act"].data),
                  ports["param"].addr.eq(unit.param_addr), unit.param_data.eq(ports["param"].data),
-                 ports["out"].addr.eq(unit.out_read_addr), unit.out_read_data.eq(ports["out"].data),
+                 ports["out"].addr.eq(unit.out_read_addr), unit.out_read_data.eq(out_read),
                  wr.addr.eq(unit.out_write.payload.addr), wr.data.eq(unit.out_write.payload.data),
                  wr.en.eq(Mux(unit.out_write.valid, unit.out_write.payload.en, 0))]
     return m, mems
