@@ -4,7 +4,8 @@ tokens, the layer registers, errors and counters.
 **Preload.** START captures the program's address and length. The program is read from DRAM in
 AXI4 bursts (`fetch`: at most 256 beats, never across 4 KiB, one AR per cycle) and every
 instruction, decoded with `bitmill.isa.layout`, is written to the instruction memory of its
-queue (`bitmill.isa.QUEUE_OF`) together with its program index. Each queue memory holds
+queue (`bitmill.isa.QUEUE_OF`) together with its program index (from registers, in the cycle
+after it arrives). Each queue memory holds
 `AccelConfig.queue_depth` instructions. The queues start `bitmill.timing.preload_cycles` cycles
 after START (cycle 0 is the cycle after the START pulse).
 
@@ -228,11 +229,13 @@ class Control(wiring.Component):
             wp = st.mem_write[q.value]
             full = st.wp[q.value] == self.cfg.queue_depth
             hit = complete & legal & ~bad_flags & ~refill & (queue == q.value)
-            m.d.comb += [wp.addr.eq(st.wp[q.value]), wp.data.eq(Cat(word, st.index[:INDEX_BITS])),
+            # the memories are written from registers, a cycle after the word arrives (the
+            # head's first read is bypassed at PRIME, `_queue`)
+            m.d.sync += [wp.addr.eq(st.wp[q.value]), wp.data.eq(Cat(word, st.index[:INDEX_BITS])),
                          wp.en.eq(hit & ~full)]
             if q in st.checks:
                 cw = st.check_write[q]
-                m.d.comb += [cw.addr.eq(st.wp[q.value]), cw.data.eq(Cat(*self._operand_error(m, q, view))),
+                m.d.sync += [cw.addr.eq(st.wp[q.value]), cw.data.eq(Cat(*self._operand_error(m, q, view))),
                              cw.en.eq(hit & ~full)]
             if q in st.first:
                 with m.If(hit & (st.wp[q.value] == 0)):
@@ -297,8 +300,10 @@ class Control(wiring.Component):
     def _queue(self, m: Module, st: "_State", q: Queue) -> "_Head":
         """The head of queue ``q``, in registers, and up to `PREFETCH` instructions after it,
         read ahead. The instruction memory's read port (write through) shows instruction 0
-        while the program loads; the head takes it in the PRIME cycle, which reads
-        instruction 1. From then on the memory is read at a register (``ahead``) whenever
+        while the program loads (each word is written from registers a cycle after it
+        arrives: when instruction 0 is the program's last word, it is written in the PRIME
+        cycle, and the head takes it from the write); the head takes it in the PRIME cycle,
+        which reads instruction 1. From then on the memory is read at a register (``ahead``) whenever
         the instructions waiting after the head (in registers, or read in the last cycle)
         are fewer than `PREFETCH`, a decision from registers only: the start decision
         (``take``) moves the waiting instructions, never the memory's address. One of them
@@ -315,6 +320,16 @@ class Control(wiring.Component):
         read = Signal(entry, name=f"{q.label}_read")            # the memory's word of this cycle
         m.d.comb += [read.word.eq(rd.data[:INSTR_BITS]), read.index.eq(rd.data[INSTR_BITS:]),
                      read.outside.eq(outside), read.operand.eq(operand)]
+        # instruction 0 written in the PRIME cycle itself (the program's last word, written a
+        # cycle late) was not there when the memory read it: the head takes it from the write
+        entry0 = Signal(entry, name=f"{q.label}_entry0")
+        wp, cw = st.mem_write[q.value], st.check_write.get(q)
+        late = Signal(name=f"{q.label}_first_late")
+        m.d.comb += [late.eq(wp.en & (wp.addr == 0)), entry0.eq(read)]
+        with m.If(late):
+            m.d.comb += [entry0.word.eq(wp.data[:INSTR_BITS]), entry0.index.eq(wp.data[INSTR_BITS:])]
+            if cw is not None:
+                m.d.comb += [entry0.outside.eq(cw.data[0]), entry0.operand.eq(cw.data[1])]
         # the instructions waiting after the head: ``waits`` in registers (``wait0`` first),
         # ``arriving`` one read in the last cycle (on ``read`` now)
         waits = [Signal(entry, name=f"{q.label}_wait{k}", reset_less=True) for k in range(PREFETCH)]
@@ -329,8 +344,8 @@ class Control(wiring.Component):
         m.d.comb += nxt.eq(Mux(count != 0, waits[0], read))
         held = Signal(name=f"{q.label}_held")          # the head register holds an instruction
         with m.If(prime):
-            m.d.sync += [head.word.eq(read.word), head.index.eq(read.index),
-                         head.outside.eq(read.outside), head.operand.eq(read.operand)]
+            m.d.sync += [head.word.eq(entry0.word), head.index.eq(entry0.index),
+                         head.outside.eq(entry0.outside), head.operand.eq(entry0.operand)]
         with m.Elif(head.take):
             m.d.sync += [head.word.eq(nxt.word), head.index.eq(nxt.index),
                          head.outside.eq(nxt.outside), head.operand.eq(nxt.operand)]
@@ -357,12 +372,12 @@ class Control(wiring.Component):
             m.d.sync += held.eq(st.wp[q.value] != 0)
         with m.Elif(head.take):
             m.d.sync += [held.eq(rp1 != st.wp[q.value]), rp1.eq(rp2), rp2.eq(rp2 + 1)]
-        # the read address from registers only
+        # the read address from registers only, read in every cycle (a word read while no
+        # fetch was issued is not used: ``arriving`` is off in the cycle after)
         m.d.comb += [head.valid.eq(st.run & held),
-                     rd.addr.eq(Mux(st.run, ahead, Mux(prime, 1 % depth, 0))),
-                     rd.en.eq(~st.run | fetch)]
+                     rd.addr.eq(Mux(st.run, ahead, Mux(prime, 1 % depth, 0)))]
         if cr is not None:
-            m.d.comb += [cr.addr.eq(rd.addr), cr.en.eq(rd.en)]
+            m.d.comb += cr.addr.eq(rd.addr)
         return head
 
     def _issue(self, m: Module, st: "_State", heads: list) -> None:
