@@ -28,12 +28,13 @@ BLINK_BIT = 24           # LED 7 toggles every 2^24 cycles
 
 
 class ByteToWord(wiring.Component):
-    """The host link's byte port on the memory's word backdoor: a read takes the word
-    (``read_latency`` cycles after its address), registers it, and answers its byte; a write
-    merges the byte into the registered word, registers the merged word (the memory's write
-    data then come from a register, not from the host link's buffer) and writes it back in the
-    answering cycle, then waits ``write_delay`` cycles (the memory's, until the word written
-    can be read back). Requests wait while ``hold`` is high."""
+    """The host link's byte port on the memory's word backdoor: a request's word address is
+    registered, then read (the word ``read_latency`` cycles after its address), the word
+    registered, and its byte answered; a write merges the byte into the registered word,
+    registers the merged word (the memory's write data then come from a register, not from
+    the host link's buffer) and writes it back in the answering cycle, then waits
+    ``write_delay`` cycles (the memory's, until the word written can be read back).
+    Requests wait while ``hold`` is high."""
 
     def __init__(self, data_bytes: int, words: int, read_latency: int = 1, write_delay: int = 0):
         if read_latency not in (1, 2):
@@ -50,7 +51,10 @@ class ByteToWord(wiring.Component):
         m = Module()
         b, port, bd = self.data_bytes, self.bytes, self.words
         lane = port.addr[:max(1, (b - 1).bit_length())] if b > 1 else 0
-        m.d.comb += bd.addr.eq(port.addr >> (b - 1).bit_length())
+        # the word's address from a register (set as the request is taken): nothing but the
+        # memory's port multiplexer between it and the block RAMs' address pins
+        addr = Signal.like(bd.addr, name="word_addr", reset_less=True)
+        m.d.comb += bd.addr.eq(addr)
         word = Signal(8 * b)                 # the word read, registered
         written = Signal(8 * b, reset_less=True)   # the word to write back, registered
         byte = word.word_select(lane, 8) if b > 1 else word
@@ -63,8 +67,11 @@ class ByteToWord(wiring.Component):
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(port.valid & ~self.hold):
-                    m.d.comb += bd.active.eq(1)
-                    m.next = "READ" if self.read_latency == 1 else "WAIT"
+                    m.d.sync += addr.eq(port.addr >> (b - 1).bit_length())
+                    m.next = "ADDRESS"
+            with m.State("ADDRESS"):            # the read of the word starts
+                m.d.comb += bd.active.eq(1)
+                m.next = "READ" if self.read_latency == 1 else "WAIT"
             with m.State("WAIT"):               # the second cycle of a registered read
                 m.d.comb += bd.active.eq(1)
                 m.next = "READ"
