@@ -201,7 +201,10 @@ class Control(wiring.Component):
         self._route(m, st, word, complete & ~st.erred)
         with m.If(preload & f.rvalid & (st.r_left == 1) & ~st.erred):
             m.d.sync += st.phase.eq(_State.PRIME)
-        with m.If(st.running & (st.phase == _State.PRIME)):
+        # ``priming``: running in the PRIME phase, a register of its own (set with the phase:
+        # PRIME lasts one cycle, and nothing stops a program in it)
+        m.d.sync += st.priming.eq(preload & f.rvalid & (st.r_left == 1) & ~st.erred)
+        with m.If(st.priming):
             m.d.sync += [st.phase.eq(_State.RUN), st.run.eq(1)]
 
     def _route(self, m: Module, st: "_State", word, complete) -> None:
@@ -313,7 +316,7 @@ class Control(wiring.Component):
         from the side memory beside the queue's, so no adder follows the block RAM."""
         rd = st.mem_read[q.value]
         head = _Head(self.cfg, q)
-        prime = st.running & (st.phase == _State.PRIME)
+        prime = st.priming
         cr = st.check_read.get(q)
         outside, operand = (cr.data[0], cr.data[1]) if cr is not None else (Const(0), Const(0))
         entry = data.StructLayout({"word": INSTR_BITS, "index": INDEX_BITS, "outside": 1, "operand": 1})
@@ -406,7 +409,7 @@ class Control(wiring.Component):
             if q in st.first:
                 # a DMA unit forms its transfer from the instruction a cycle ahead of its start:
                 # in the PRIME cycle it sees the instruction the head takes in that cycle
-                prime = st.running & (st.phase == _State.PRIME)
+                prime = st.priming
                 body = Mux(prime, data.View(view.shape(), st.first[q][:view.shape().size]).body.as_value(),
                            body)
             for unit, code in self._unit_codes(q):
@@ -568,6 +571,7 @@ class _State:
         self.phase = Signal(2)
         self.stopping = Signal()
         self.run = Signal()             # running, in the RUN phase
+        self.priming = Signal()         # running, in the PRIME phase
         self.error_flags = Signal(ERROR_BITS)
         self.raised = Signal(ERROR_BITS)           # raised in this cycle
         self.sites: list = []                      # (fired, index) of every raise site
