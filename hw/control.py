@@ -592,7 +592,8 @@ class _State:
         self.qbusy = [Signal(32, name=f"busy_{q.label}") for q in Queue]
         self.wp = [Signal(range(depth + 1), name=f"wp_{q.label}") for q in Queue]
         # each queue's read pointer (its head's instruction) plus one and plus two, in
-        # registers, so the read address needs no adder (`Control._queue`)
+        # registers: whether the head holds an instruction after a take is one comparison
+        # (``rp1 != wp``), no adder after the start decision (`Control._queue`)
         self.rp1 = [Signal(range(depth + 2), name=f"rp_{q.label}_plus1", init=1) for q in Queue]
         self.rp2 = [Signal(range(depth + 3), name=f"rp_{q.label}_plus2", init=2) for q in Queue]
         self.tokens = [Signal(TOKEN_BITS, name=f"tokens_{n}") for n in ("l2c", "c2l", "c2s", "s2c")]

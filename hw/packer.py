@@ -229,15 +229,13 @@ class CodePacker(wiring.Component):
         m.d.comb += diff.eq(code["w0"][:bits] - head["addrs"][0])
         apart = {k: diff == (k % (1 << bits)) for k in range(-(span - 1), span)}
         nxt = Signal(span, name="s4_cur_at_next")
+        def chosen(s, table):
+            """``table[s]`` for the window word ``s`` (an expression of ``index``)."""
+            return table[0] if span == 1 else Array(table)[s]
+        plus = (index + 1)[:len(index)] if span > 1 else 0
         for j in range(span):
-            def chosen(s, table):
-                """``table[s]`` for the window word ``s`` (an expression of ``index``)."""
-                if span == 1:
-                    return table[0]
-                return Array(table)[s]
             stay = [Const(int(s == j)) for s in range(span)]
             moved = [apart[s - j] for s in range(span)]
-            plus = (index + 1)[:len(index)] if span > 1 else 0
             m.d.comb += nxt[j].eq(Mux(advance, Mux(pair, chosen(plus, moved), chosen(index, moved)),
                                       Mux(pair, chosen(plus, stay), chosen(index, stay))))
         with m.If(head["valid"]):
