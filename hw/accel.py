@@ -55,8 +55,10 @@ class Accelerator(wiring.Component):
         cfg = self.cfg
         m.submodules.regs = regs = HostRegisters(cfg)
         m.submodules.control = ctl = Control(cfg)
-        m.submodules.load = load = LoadDma(cfg)
-        m.submodules.store = store = StoreDma(cfg)
+        # the control refuses LOADs and STOREs outside memory or their slot before they start
+        # (checks made at preload): the engines need not check again
+        m.submodules.load = load = LoadDma(cfg, checked=False)
+        m.submodules.store = store = StoreDma(cfg, checked=False)
         m.submodules.buffers = bufs = Buffers(cfg)
         m.submodules.gemm = gemm = GemmUnit(cfg)
         m.submodules.vector = vec = VectorUnit(cfg)

@@ -10,8 +10,11 @@ and ``cause`` (`DMA_ERROR`) beside it; ``busy`` is high from the cycle after ``s
 
 Errors: ``cause.operand`` (``nbytes == 0``, or the bytes do not fit the slot) and
 ``cause.address`` (``dram_addr + nbytes > limit``) finish in `DMA_ERROR_CYCLES` cycles without
-any bus traffic; ``cause.bus`` (an SLVERR/DECERR response) finishes at the normal time (the
-slot or DRAM bytes of that transfer are then undefined).
+any bus traffic (an engine made with ``checked=False`` leaves these two checks to its user: in
+`bitmill.hw.accel.Accelerator` the control refuses such instructions before they start, from
+checks made at preload, so the engines never see one); ``cause.bus`` (an SLVERR/DECERR
+response) finishes at the normal time (the slot or DRAM bytes of that transfer are then
+undefined).
 
 Cycles with the spec's memory model (`bitmill.timing.load_cycles`, `store_cycles`): the data
 flows one beat per cycle, so a transfer costs a fixed overhead, the memory latency and one
@@ -64,8 +67,11 @@ def _byte_masks(m: Module, first_byte, end_byte, lg: int, name: str):
 class _Dma(wiring.Component):
     """What LOAD and STORE share: the configuration and the finish/error registers."""
 
-    def __init__(self, cfg: AccelConfig, members: dict):
+    def __init__(self, cfg: AccelConfig, members: dict, checked: bool):
+        if not isinstance(checked, bool):
+            raise TypeError(f"checked must be a bool, not {type(checked).__name__}")
         self._cfg = cfg
+        self._checked = checked
         super().__init__({"start": In(1), **members, "finish": Out(1), "busy": Out(1),
                           "error": Out(1), "cause": Out(DMA_ERROR)})
 
@@ -89,8 +95,9 @@ class _Dma(wiring.Component):
         cmd, bus = self.cmd, self.mem
         refused = {k: Signal(name=f"plan_refuse_{k}") for k in ("operand", "address")}
         good = Signal(name="plan_good")
-        m.d.sync += [refused["operand"].eq(operand_refused),
-                     refused["address"].eq(cmd.dram_addr + cmd.nbytes > cmd.limit)]
+        if self._checked:
+            m.d.sync += [refused["operand"].eq(operand_refused),
+                         refused["address"].eq(cmd.dram_addr + cmd.nbytes > cmd.limit)]
         m.d.comb += good.eq(~refused["operand"] & ~refused["address"])
         addr0 = cmd.dram_addr & ((1 << ADDR_BITS) - b)
         raw = (_low(cmd.dram_addr, lg) + cmd.nbytes + b - 1) >> lg      # beats, if good
@@ -157,14 +164,15 @@ class LoadDma(_Dma):
     """LOAD: DRAM bytes ``dram_addr .. dram_addr+nbytes-1`` to slot bytes ``offset ..
     offset+nbytes-1``: one buffer write request per slot word (``write``, registered), word
     address ``base + (offset + j) // B`` for byte ``j``, byte enables exactly the transfer's
-    bytes. Uses AR/R of ``mem`` only. Cycles: `bitmill.timing.load_cycles`."""
+    bytes. Uses AR/R of ``mem`` only. Cycles: `bitmill.timing.load_cycles`. ``checked``:
+    whether it refuses bad operands and addresses itself (see the module docstring)."""
 
-    def __init__(self, cfg: AccelConfig):
+    def __init__(self, cfg: AccelConfig, checked: bool = True):
         b, _ = _check_cfg(cfg)
         layout = load_command_layout(cfg)
         self._depth = 2 * _words(max(slot_bytes(cfg, buf) for buf in Buffer), b)
         super().__init__(cfg, {"cmd": In(layout), "mem": Out(AxiSignature(ADDR_BITS, b, 1)),
-                               "write": Out(buffer_write_signature(b, self._depth))})
+                               "write": Out(buffer_write_signature(b, self._depth))}, checked)
 
     @property
     def depth(self) -> int:
@@ -247,15 +255,15 @@ class StoreDma(_Dma):
     ``dram_addr ..``, read through the output buffer's synchronous read port (``read_addr``
     out, ``read_data`` in one cycle later); writes exactly those DRAM bytes (``wstrb``) and
     finishes the cycle after the last B response. Uses AW/W/B of ``mem`` only. Cycles:
-    `bitmill.timing.store_cycles`."""
+    `bitmill.timing.store_cycles`. ``checked``: as `LoadDma`'s."""
 
-    def __init__(self, cfg: AccelConfig):
+    def __init__(self, cfg: AccelConfig, checked: bool = True):
         b, _ = _check_cfg(cfg)
         self._slot = slot_bytes(cfg, Buffer.OUT)
         self._depth = 2 * _words(self._slot, b)
         super().__init__(cfg, {"cmd": In(store_command_layout(cfg)),
                                "read_addr": Out(range(self._depth)), "read_data": In(8 * b),
-                               "mem": Out(AxiSignature(ADDR_BITS, b, 1))})
+                               "mem": Out(AxiSignature(ADDR_BITS, b, 1))}, checked)
 
     @property
     def depth(self) -> int:

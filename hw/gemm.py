@@ -94,6 +94,11 @@ class GemmUnit(wiring.Component):
         m.d.sync += [st.rows_valid.eq(Mux(left_rows < cfg.rows, left_rows, cfg.rows)),
                      st.rows_last.eq(Mux(left_rows < cfg.rows, left_rows - 1, cfg.rows - 1)),
                      st.cols_valid.eq(Mux(left_pix < cfg.cols, left_pix, cfg.cols))]
+        # the next channel tile's first code bit, kept a cycle ahead: ``ch_bits0`` changes in
+        # DIV and as a channel tile starts, the next start is a channel tile later
+        tile_bits = Signal(range(cfg.rows * 32 + 1), name="channel_tile_bits")
+        m.d.sync += [tile_bits.eq(cfg.rows * (self.regs.out_bits + 1)),
+                     st.ch_bits0_next.eq(st.ch_bits0 + tile_bits)]
         self._accept(m, st)
         self._passes(m, st)
         self._divide(m, st)
@@ -371,11 +376,11 @@ class GemmUnit(wiring.Component):
 
     def _next_channel_tile(self, m: Module, st: "_GemmState", ipass: dict) -> None:
         """Every tile of the channel tile read out: the next channel tile, or the drain."""
-        cfg, out_bits = self.cfg, self.regs.out_bits + 1
+        cfg = self.cfg
         with m.If(ipass["rows_more"]):
             m.d.comb += st.next_tile.eq(1)
             m.d.sync += [st.oc.eq(st.oc + cfg.rows), st.pc.eq(0),
-                         st.ch_bits0.eq(st.ch_bits0 + cfg.rows * out_bits)]
+                         st.ch_bits0.eq(st.ch_bits0_next)]
             self._go(m, st, _GemmState.PARAMS, 0)
         with m.Else():
             self._go(m, st, _GemmState.DRAIN, st.drain - 2)
@@ -496,6 +501,7 @@ class _GemmState:
         addr = range(2 * out_bits_total + 1)
         self.row_bits, self.x_bits = Signal(signed(addr.stop.bit_length() + 1)), Signal(addr)
         self.ch_bits, self.ch_bits0 = Signal(range(2 * cfg.max_channels * 32 + 1)), Signal(range(2 * cfg.max_channels * 32 + 1))
+        self.ch_bits0_next = Signal.like(self.ch_bits0, name="ch_bits0_next")
         # the channel tile's requant records (reset-less: read from PARAM before any use)
         self.mult = Array(Signal(signed(16), name=f"mult{r}", reset_less=True) for r in range(cfg.rows))
         self.shift = Array(Signal(8, name=f"shift{r}", reset_less=True) for r in range(cfg.rows))

@@ -135,7 +135,8 @@ REGISTERS: tuple[Register, ...] = (
     Register("PROG_COUNT", 0x1C, Access.RW,
              "words of the program's first fill (all its instructions when it runs in one fill)"),
     Register("MEM_BYTES", 0x20, Access.RW,
-             "bytes of DRAM the program may touch (addresses >= this are errors)"),
+             "bytes of DRAM the program may touch (addresses >= this are errors; "
+             "instructions are checked against it as the program loads)"),
     Register("CYCLES_LO", 0x24, Access.RO,
              "cycles from START to DONE (running counter while busy), low word"),
     Register("CYCLES_HI", 0x28, Access.RO, "cycles from START to DONE, high word"),

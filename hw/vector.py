@@ -156,10 +156,14 @@ class VectorUnit(wiring.Component):
             m.d.sync += left.eq(Array(drains)[self.regs.out_bits])
         with m.Elif(left != 0):
             m.d.sync += left.eq(left - 1)
-        failed = Signal()
+        # a refusal is registered before it sets ``failed`` (the packer's code path ends at a
+        # register, not at ``failed``'s enable): the last code comes at least
+        # `bitmill.timing.PACKER_DRAIN` cycles before ``finish`` reads ``failed``
+        refused_q, failed = Signal(name="refused_q"), Signal(name="failed")
+        m.d.sync += refused_q.eq(refused & ~self.start)
         with m.If(self.start):
             m.d.sync += failed.eq(0)
-        with m.Elif(refused):
+        with m.Elif(refused_q):
             m.d.sync += failed.eq(1)
         engine_error = Mux(instr.kind == VecKind.ADD, add.error, pool.error)
         m.d.comb += [self.finish.eq(left == 1), self.error.eq((left == 1) & (failed | engine_error))]

@@ -243,9 +243,9 @@ class AddEngine(wiring.Component):
         m.d.sync += [rows2.eq(row << 1), rows3.eq((row << 1) + row), period_m1.eq(plan["period"] - 1),
                      row_m2.eq(row - 2), single.eq(row == 1)]
         m.d.comb += last.eq(row_end & final_row)
-        with m.If(self.start):
-            m.d.sync += run.eq(0)
-        with m.Elif(load):
+        # ``start`` (an idle unit: neither loading nor running) clears ``run`` last, with no
+        # priority over the loop's registers (their enables stay off the start decision)
+        with m.If(load):
             m.d.sync += [run.eq(~plan["empty"]), phase.eq(0), j.eq(0), remaining.eq(instr.count),
                          final_row.eq(instr.count < rows2), row_end.eq(single)]
         with m.Elif(run):
@@ -256,6 +256,8 @@ class AddEngine(wiring.Component):
                     m.d.sync += [remaining.eq(remaining - row), final_row.eq(remaining < rows3)]
                 with m.If(last):
                     m.d.sync += [run.eq(0), active.eq(0)]
+        with m.If(self.start):
+            m.d.sync += run.eq(0)
         empty_result = first & plan["empty"]
         with m.If(empty_result):
             m.d.sync += active.eq(0)

@@ -90,12 +90,12 @@ def _slot_words(cfg: AccelConfig, buffer: Buffer) -> int:
     return slot_bytes(cfg, buffer) // cfg.mem_bytes_per_cycle
 
 
-def run_loads(cfg: AccelConfig, transfers: list[Transfer], seed: int = 0):
+def run_loads(cfg: AccelConfig, transfers: list[Transfer], seed: int = 0, checked: bool = True):
     """Run ``transfers`` back to back; return the DRAM image and, per transfer, the buffer
     bytes written ({byte address in the buffer: value})."""
     rng = random.Random(seed)
     dram = bytes(rng.randrange(256) for _ in range(DRAM_BYTES))
-    dma = LoadDma(cfg)
+    dma = LoadDma(cfg, checked)
     top, _ = _bench_top(dma, cfg, dram)
     b, written = cfg.mem_bytes_per_cycle, []
 
@@ -124,12 +124,12 @@ def run_loads(cfg: AccelConfig, transfers: list[Transfer], seed: int = 0):
     return dram, written
 
 
-def run_stores(cfg: AccelConfig, transfers: list[Transfer], seed: int = 0):
+def run_stores(cfg: AccelConfig, transfers: list[Transfer], seed: int = 0, checked: bool = True):
     """Run ``transfers`` back to back; return the initial DRAM image, the output buffer's
     bytes and the final DRAM image."""
     rng = random.Random(seed)
     dram = bytes(rng.randrange(256) for _ in range(DRAM_BYTES))
-    dma = StoreDma(cfg)
+    dma = StoreDma(cfg, checked)
     b = cfg.mem_bytes_per_cycle
     out = bytes(rng.randrange(256) for _ in range(dma.depth * b))
     top, ram = _bench_top(dma, cfg, dram)
@@ -305,7 +305,27 @@ def test_store_errors_finish_and_flag(b):
     assert final == bytes(want)
 
 
+@pytest.mark.parametrize("b", [1, 8])
+def test_unchecked_engines_move_what_a_checked_one_refuses_for_its_address(b):
+    """``checked=False`` (the accelerator's engines, whose control checks at preload): a
+    transfer past ``limit`` moves its bytes in the formula's cycles; a checked engine refuses
+    the same command."""
+    cfg = config(b, 4)
+    load, store = Transfer(100, 50, 3, Buffer.WEIGHT, limit=149), Transfer(100, 50, limit=149)
+    dram, written = run_loads(cfg, [load], checked=False)
+    assert (load.error, load.cycles) == (0, timing.load_cycles(cfg, 100, 3, 50))
+    assert written[0] == {3 + j: dram[100 + j] for j in range(50)}
+    dram, out, final = run_stores(cfg, [store], checked=False)
+    assert (store.error, store.cycles) == (0, timing.store_cycles(cfg, 100, 50))
+    assert final[100:150] == out[:50]
+    refused = Transfer(100, 50, 3, Buffer.WEIGHT, limit=149)
+    run_loads(cfg, [refused])
+    assert (refused.error, refused.cycles) == (1, timing.DMA_ERROR_CYCLES)
+
+
 def test_parameters_are_validated():
+    with pytest.raises(TypeError, match="checked must be a bool, not int"):
+        LoadDma(config(8, 1), 1)
     with pytest.raises(ValueError, match="mem_bytes_per_cycle must be a power of two in 1..16 .*, not 3"):
         LoadDma(config(3, 1))
     with pytest.raises(ValueError, match="mem_bytes_per_cycle must be an integer in 1..16, not 256"):
