@@ -359,6 +359,8 @@ def test_errors_finish_with_error():
         dataclasses.replace(avg, setup=dataclasses.replace(avg.setup, out_w=2)),                # AVGPOOL out_w != 1
         dataclasses.replace(add, setup=dataclasses.replace(add.setup, out_bits=32),             # past the out slot
                             vec=dataclasses.replace(add.vec, count=8 * (half // 8))),
+        dataclasses.replace(add, setup=dataclasses.replace(add.setup, out_bits=19),             # only the last
+                            vec=dataclasses.replace(add.vec, count=216)),                       # code past it
     ]
     for case, got in zip(cases, simulate(TINY, cases)):
         assert got["error"] == 1, case
