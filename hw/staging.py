@@ -182,7 +182,12 @@ class StagingCore(wiring.Component):
         start = Signal(signed(self.addr_bits))
         m.d.comb += start.eq(self.vec.bit + cur["kyub"])
         lw = (self.word_bits - 1).bit_length()
-        m.d.comb += self.read_addr.eq((start >> lw) + st["i"])
+        # word i of the piece: its first word (i = 0), else the word after the one read in
+        # the cycle before (kept in a register: the position holds while a piece's words
+        # are read), so one adder lies between the walk's registers and the address
+        after = Signal.like(self.read_addr, name="read_addr_after")
+        m.d.comb += self.read_addr.eq(Mux(st["i"] == 0, start >> lw, after))
+        m.d.sync += after.eq(self.read_addr + 1)
         return {"n": n, "nb": nb, "next": nxt, "totals": totals, "offset": start[:lw],
                 "lanes": self._piece_lanes(m, cur, st["dest"], n),
                 "last_word": st["i"] == plan.words - 1, "last_piece": st["k"] == plan.pieces - 1,

@@ -129,17 +129,21 @@ class VectorUnit(wiring.Component):
         cursor = Signal(range(slot_bits + 64), name="out_cursor")
         bits = r.out_bits + 1
         end = cursor + bits
-        fits = end <= slot_bits
+        # whether a code of ``bits`` fits after the cursor, kept in a register beside it (the
+        # layer registers hold from before ``start``), so no adder follows a code's arrival
+        fits = Signal(name="out_fits")
         writing = code["valid"] & code["write"]
         m.d.comb += [packer.valid.eq(writing & fits),
                      packer.bit_addr.eq(instr.o_slot * slot_bits + cursor),
                      packer.value.eq(code["value"]), packer.bits.eq(r.out_bits),
                      packer.pad.eq(code["row_end"]),
                      self.stalled.eq(packer.valid & ~packer.ready)]
+        moved = Signal.like(cursor, name="out_cursor_next")
+        m.d.comb += moved.eq(Mux(code["row_end"], Cat(Const(0, 3), (end + 7) >> 3), end))
         with m.If(self.start):
-            m.d.sync += cursor.eq(0)
+            m.d.sync += [cursor.eq(0), fits.eq(bits <= slot_bits)]
         with m.Elif(writing & fits):
-            m.d.sync += cursor.eq(Mux(code["row_end"], Cat(Const(0, 3), (end + 7) >> 3), end))
+            m.d.sync += [cursor.eq(moved), fits.eq(moved + bits <= slot_bits)]
         m.d.comb += [self.out_read_addr.eq(packer.read_addr), packer.read_data.eq(self.out_read_data),
                      self.out_write.valid.eq(packer.write.valid),
                      self.out_write.payload.eq(packer.write.payload)]

@@ -17,7 +17,11 @@ level      MAXPOOL (rows of the band)      AVGPOOL (one row of channels)
 
 A tap reads the buffer word holding its code (and the next word in a second cycle when
 ``a_bits`` does not divide 8, `bitmill.timing.vec_tap_cycles`); a MAXPOOL tap outside the
-image takes one below the lowest code value. AVGPOOL reads the channel's requant record in
+image takes one below the lowest code value. The nest's bit addresses are the buffer's own
+(the slot's first bit added to the first tap's) and the ``sub`` level steps them by a word, so
+a tap's read address is the nest's register without its low bits, no adder between them
+(a read outside the slot, of a tap outside the image or of a cycle that paces the codes, is
+never used). AVGPOOL reads the channel's requant record in
 the `bitmill.timing.vec_record_words` cycles before the channel's first tap, then waits one.
 Stages after a tap's last cycle: read data, data registered (the code cut from them and
 decoded), value, accumulator (the result, `bitmill.timing.VEC_POOL_PIPE` cycles later). Planning (cycles 1-4): the products of the
@@ -135,7 +139,14 @@ class PoolEngine(wiring.Component):
         gap = self._out_taps(m, k)                            # of k^2 taps paces the codes
         m.d.sync += sub.eq(Mux(maxpool & (gap > tc), gap, tc))
         oversize = avg & (r.in_c > geo.param_slot_bytes // RECORD_BYTES)
-        return {"maxpool": maxpool, "avg": avg, "a": a, "tc": tc, "sub": sub, "pitch": pitch,
+        # the activation slot's first bit and the bit after it, set at start
+        slot_bits = 8 * geo.act_slot_bytes
+        slot_bit0 = Signal(range(2 * slot_bits + 1), name="slot_bit0")
+        slot_end = Signal(range(2 * slot_bits + 1), name="slot_bit_end")
+        with m.If(self.start):
+            m.d.sync += [slot_bit0.eq(Mux(self.instr.a_slot, slot_bits, 0)),
+                         slot_end.eq(Mux(self.instr.a_slot, 2 * slot_bits, slot_bits))]
+        return {"slot_bit0": slot_bit0, "slot_end": slot_end, "maxpool": maxpool, "avg": avg, "a": a, "tc": tc, "sub": sub, "pitch": pitch,
                 "spitch": spitch, "sca": sca, "pca": pca, "ca": p1["ca"], "row": p1["row"],
                 "top0": top0, "rowbase": rowbase, "bad": p2_bad, "empty": p2_empty,
                 "enc_bad": bad_encoding(r.a_enc), "oversize": oversize}
@@ -168,21 +179,23 @@ class PoolEngine(wiring.Component):
         step = {"y": {"addr": plan["spitch"], "row": r.stride},
                 "x": {"addr": plan["sca"], "col": r.stride},
                 "c": {"addr": plan["a"]}, "dy": {"addr": plan["pitch"], "row": 1},
-                "dx": {"addr": plan["ca"], "col": 1}, "sub": {}}
+                "dx": {"addr": plan["ca"], "col": 1}, "sub": {"addr": self.geo.word_bits}}
         return last, step, {"end": end, "end_m1": end_m1, "at_end": at_end}
 
     def _origin(self, plan: dict) -> dict:
         """The coordinates of the first tap: MAXPOOL's top-left window corner (in the
-        padding), AVGPOOL's first code."""
+        padding), AVGPOOL's first code; the address from the slot's first bit."""
         mp = plan["maxpool"]
-        return {"addr": Mux(mp, plan["rowbase"] - plan["pca"], 0), "row": Mux(mp, plan["top0"], 0),
-                "col": Mux(mp, -self.regs.pad, 0)}
+        return {"addr": Mux(mp, plan["rowbase"] - plan["pca"], 0) + plan["slot_bit0"],
+                "row": Mux(mp, plan["top0"], 0), "col": Mux(mp, -self.regs.pad, 0)}
 
     def _nest(self, m: Module, instr, plan: dict, cycle) -> dict:
         """The six-level loop; loaded in cycle `PLAN_CYCLES`, one step per cycle while
         ``run`` and no record is being read."""
         r = self.regs
-        widths = {"addr": len(plan["rowbase"]) + 4, "row": len(r.in_h) + 5, "col": len(r.in_w) + 5}
+        buffer_bits = (self.geo.act_depth * self.geo.word_bits).bit_length()
+        widths = {"addr": max(len(plan["rowbase"]), buffer_bits) + 5, "row": len(r.in_h) + 5,
+                  "col": len(r.in_w) + 5}
         idx_bits = max(len(r.out_w), len(r.out_c), len(r.in_h), len(r.in_w), 3)
         idx = {n: Signal(idx_bits, name=f"i_{n}") for n in LEVELS}
         base = {(n, c): Signal(signed(widths[c]), name=f"b_{n}_{c}") for n in LEVELS for c in COORDS}
@@ -277,17 +290,14 @@ class PoolEngine(wiring.Component):
         idx, last, here = nest["idx"], nest["last"], nest["here"]
         sub = idx["sub"]
         taps = nest["run"] & (nest["pre"] == 0)
-        # the addresses of the tap's word and the next, each kept inside the slot beside the
-        # other, then the one of this cycle: one adder between the nest's registers and the
-        # read address
-        word = here["addr"] >> geo.lg_word
-        addrs = [slot_word_address(m, f"tap_addr{k}", self.start, self.instr.a_slot, word,
-                                   geo.act_slot_words, plus=k) for k in (0, 1)]
-        m.d.comb += self.act_addr.eq(Mux(sub[0], addrs[1], addrs[0]))
+        # the buffer word of this cycle: the nest's bit address without its low bits (the
+        # ``sub`` level steps it by a word for a tap's second word)
+        m.d.comb += self.act_addr.eq(here["addr"] >> geo.lg_word)
         inside = ((here["row"] >= 0) & (here["row"] < r.in_h)
                   & (here["col"] >= 0) & (here["col"] < r.in_w))
         above = plan["maxpool"] & (here["row"] < r.band_row0)
-        beyond = here["addr"] + plan["a"] > 8 * geo.act_slot_bytes
+        # the tap's code past the slot's end, from the tap's first cycle (its code's address)
+        beyond = (sub == 0) & (here["addr"] + plan["a"] > plan["slot_end"])
         tap = {"emit": taps & (sub == plan["tc"] - 1),
                "first": (idx["dy"] == 0) & (idx["dx"] == 0),
                "last_tap": last["dy"] & last["dx"],

@@ -356,6 +356,9 @@ def test_errors_finish_with_error():
         dataclasses.replace(add, setup=dataclasses.replace(add.setup, in_c=3)),                 # shapes differ
         dataclasses.replace(pool, setup=dataclasses.replace(pool.setup, band_row0=2)),          # rows above the band
         dataclasses.replace(pool, setup=dataclasses.replace(pool.setup, out_c=1)),              # in_c != out_c
+        dataclasses.replace(pool, setup=dataclasses.replace(pool.setup, in_w=2000)),            # taps past the
+        dataclasses.replace(pool, setup=dataclasses.replace(pool.setup, in_w=2000),             # slot (0, then 1)
+                            vec=dataclasses.replace(pool.vec, a_slot=1)),
         dataclasses.replace(avg, setup=dataclasses.replace(avg.setup, out_w=2)),                # AVGPOOL out_w != 1
         dataclasses.replace(add, setup=dataclasses.replace(add.setup, out_bits=32),             # past the out slot
                             vec=dataclasses.replace(add.vec, count=8 * (half // 8))),
