@@ -295,9 +295,17 @@ class PoolEngine(wiring.Component):
         m.d.comb += self.act_addr.eq(here["addr"] >> geo.lg_word)
         inside = ((here["row"] >= 0) & (here["row"] < r.in_h)
                   & (here["col"] >= 0) & (here["col"] < r.in_w))
-        above = plan["maxpool"] & (here["row"] < r.band_row0)
-        # the tap's code past the slot's end, from the tap's first cycle (its code's address)
-        beyond = (sub == 0) & (here["addr"] + plan["a"] > plan["slot_end"])
+        # a tap inside the image but above the band or with its code past the slot's end (from
+        # the tap's first cycle: its code's address), checked over two registered stages (the
+        # flag is read at ``finish``, at least `bitmill.timing.PACKER_DRAIN` cycles after the
+        # last tap's result)
+        check, above, first = Signal(name="tap_check"), Signal(name="tap_above"), Signal(name="tap_sub0")
+        code_end = Signal(signed(len(here["addr"]) + 1), name="tap_code_end")
+        m.d.sync += [check.eq(taps & inside & ~self.start), code_end.eq(here["addr"] + plan["a"]),
+                     above.eq(plan["maxpool"] & (here["row"] < r.band_row0)), first.eq(sub == 0)]
+        outside_slot = Signal(name="tap_outside_slot")
+        m.d.sync += outside_slot.eq(check & (above | (first & (code_end > plan["slot_end"])))
+                                    & ~self.start)
         tap = {"emit": taps & (sub == plan["tc"] - 1),
                "first": (idx["dy"] == 0) & (idx["dx"] == 0),
                "last_tap": last["dy"] & last["dx"],
@@ -306,7 +314,7 @@ class PoolEngine(wiring.Component):
                "real": inside, "offset": here["addr"][:geo.lg_word]}
         with m.If(self.start):
             m.d.sync += self.error.eq(0)
-        with m.Elif((taps & inside & (above | beyond)) | (nest["run"] & plan["oversize"])
+        with m.Elif(outside_slot | (nest["run"] & plan["oversize"])
                     | (nest["run"] & plan["enc_bad"])):
             m.d.sync += self.error.eq(1)
         return tap
