@@ -22,7 +22,7 @@ written), or a requant shift above `bitmill.numerics.MAX_SHIFT`.
 
 from __future__ import annotations
 
-from amaranth import Array, Cat, Const, Module, Mux, Signal
+from amaranth import Array, Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -130,20 +130,26 @@ class VectorUnit(wiring.Component):
         bits = r.out_bits + 1
         end = cursor + bits
         # whether a code of ``bits`` fits after the cursor, kept in a register beside it (the
-        # layer registers hold from before ``start``), so no adder follows a code's arrival
+        # layer registers hold from before ``start``), so no adder follows a code's arrival;
+        # after a written code it is the cursor against one of two limits formed from the
+        # layer registers: ``cursor + 2 bits <= S``, or after a row's end (the cursor rounded
+        # up to a byte) ``cursor + bits <= 8 floor((S - bits) / 8)``
         fits = Signal(name="out_fits")
+        limit, row_limit = (Signal(signed(len(cursor) + 2), name=n)
+                            for n in ("out_fits_limit", "out_fits_row_limit"))
+        m.d.sync += [limit.eq(slot_bits - 2 * bits),
+                     row_limit.eq(Cat(Const(0, 3), (slot_bits - bits) >> 3).as_signed() - bits)]
         writing = code["valid"] & code["write"]
         m.d.comb += [packer.valid.eq(writing & fits),
                      packer.bit_addr.eq(instr.o_slot * slot_bits + cursor),
                      packer.value.eq(code["value"]), packer.bits.eq(r.out_bits),
                      packer.pad.eq(code["row_end"]),
                      self.stalled.eq(packer.valid & ~packer.ready)]
-        moved = Signal.like(cursor, name="out_cursor_next")
-        m.d.comb += moved.eq(Mux(code["row_end"], Cat(Const(0, 3), (end + 7) >> 3), end))
         with m.If(self.start):
             m.d.sync += [cursor.eq(0), fits.eq(bits <= slot_bits)]
         with m.Elif(writing & fits):
-            m.d.sync += [cursor.eq(moved), fits.eq(moved + bits <= slot_bits)]
+            m.d.sync += [cursor.eq(Mux(code["row_end"], Cat(Const(0, 3), (end + 7) >> 3), end)),
+                         fits.eq(Mux(code["row_end"], cursor <= row_limit, cursor <= limit))]
         m.d.comb += [self.out_read_addr.eq(packer.read_addr), packer.read_data.eq(self.out_read_data),
                      self.out_write.valid.eq(packer.write.valid),
                      self.out_write.payload.eq(packer.write.payload)]
