@@ -46,6 +46,7 @@ from bitmill import isa
 from bitmill.config import AccelConfig
 from bitmill.hw.arith import balanced
 from bitmill.hw.axi_bursts import first_burst, issue_bursts
+from bitmill.hw.pe import NOMERGE
 from bitmill.hw.regmap import ErrorFlag
 from bitmill.isa import INDEX_BITS, INSTR_BITS, Buffer, Opcode, Queue
 from bitmill.timing import check_fetch_width
@@ -151,7 +152,7 @@ class Control(wiring.Component):
                      too_long.eq(self.prog_count > len(Queue) * cfg.queue_depth)]
         with m.If(self.start & ~st.running):
             m.d.sync += [self.done.eq(0), st.error_flags.eq(0), st.error_instr.eq(0), st.pending.eq(0),
-                         st.erred.eq(0), st.cycles.eq(0), st.retired.eq(0), st.index.eq(0), st.next_words.eq(0),
+                         st.erred.eq(0), st.cycles.eq(0), st.index.eq(0), st.next_words.eq(0),
                          st.r_left.eq(self.prog_count * st.beats_per_instr), st.beat.eq(0)]
             m.d.sync += [c.eq(0) for c in st.qbusy + st.wp + st.tokens + st.token_nz + [st.r_out]]
             m.d.sync += [c.eq(c.init) for c in st.token_up + st.token_down + st.rp1 + st.rp2]
@@ -343,8 +344,14 @@ class Control(wiring.Component):
         # it reads words no instruction uses (``held`` is off when the head runs past them)
         fetch = Signal(name=f"{q.label}_read_ahead")
         m.d.comb += fetch.eq(st.run & (count + arriving < PREFETCH))
+        # the instruction after the head: the first waiting one, or the one arriving; the
+        # choice (``count != 0``) from register copies kept beside ``count``, one per 32 bits
+        # of the entry (no 146-bit fanout from one LUT)
         nxt = Signal(entry, name=f"{q.label}_next")
-        m.d.comb += nxt.eq(Mux(count != 0, waits[0], read))
+        chunks = range(0, entry.size, 32)
+        waiting = [Signal(name=f"{q.label}_waiting_nz{k // 32}", attrs=NOMERGE) for k in chunks]
+        m.d.comb += nxt.as_value().eq(Cat(*(Mux(nz, waits[0].as_value()[k:k + 32], read.as_value()[k:k + 32])
+                                            for nz, k in zip(waiting, chunks))))
         held = Signal(name=f"{q.label}_held")          # the head register holds an instruction
         with m.If(prime):
             m.d.sync += [head.word.eq(entry0.word), head.index.eq(entry0.index),
@@ -364,6 +371,7 @@ class Control(wiring.Component):
                 m.d.sync += w.eq(shifted)
         joined = arriving & ~(head.take & (count == 0))
         m.d.sync += [count.eq(kept + joined), arriving.eq(prime | fetch)]
+        m.d.sync += [nz.eq(Mux(prime, 0, (kept + joined) != 0)) for nz in waiting]
         with m.If(prime):
             m.d.sync += [count.eq(0), ahead.eq(2 % depth)]
         with m.Elif(fetch):
@@ -493,7 +501,16 @@ class Control(wiring.Component):
             head.retire = head.local | finish
             running_units += [u.busy for u, _ in codes]
             starting += [u.start for u, _ in codes]
-        m.d.sync += st.retired.eq(st.retired + sum(h.retire for h in heads))
+        # the instructions retiring in a cycle counted in a register first and added a
+        # cycle later (the start decision ends there, not in the 32-bit counter): the
+        # program ends at least a cycle after its last retire, so RETIRED is whole at DONE
+        # (START clears the count: nothing retires in the cycle before it)
+        retiring = Signal(range(len(Queue) + 1), name="retiring")
+        m.d.sync += retiring.eq(sum(h.retire for h in heads))
+        with m.If(self.start & ~st.running):
+            m.d.sync += st.retired.eq(0)
+        with m.Else():
+            m.d.sync += st.retired.eq(st.retired + retiring)
         for q, h in zip(Queue, heads):
             m.d.comb += [self.trace_start[q.value].eq(h.take), self.trace_finish[q.value].eq(h.retire),
                          self.trace_index[q.value].eq(h.index)]

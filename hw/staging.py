@@ -126,6 +126,10 @@ class StagingCore(wiring.Component):
                 "reading": Signal(), "stalling": Signal(),
                 "stall_left": Signal(range(MAX_RUNTIME_BITS + 1)),
                 "i": Signal(range(self.max_words + 1)), "k": Signal(range(MAX_KERNEL + 1)),
+                # ``i + 1`` and ``k + 1`` kept beside them (the last word and piece are found
+                # by comparing them with the plan's counts: no adder before the comparison)
+                "i1": Signal(range(self.max_words + 2), name="i_plus1"),
+                "k1": Signal(range(MAX_KERNEL + 2), name="k_plus1"),
                 "v": Signal(range(self.vectors)), "chunk": Signal(range(self.max_chunks + 1))}
 
     def _read(self, m: Module) -> dict:
@@ -190,7 +194,7 @@ class StagingCore(wiring.Component):
         m.d.sync += after.eq(self.read_addr + 1)
         return {"n": n, "nb": nb, "next": nxt, "totals": totals, "offset": start[:lw],
                 "lanes": self._piece_lanes(m, cur, st["dest"], n),
-                "last_word": st["i"] == plan.words - 1, "last_piece": st["k"] == plan.pieces - 1,
+                "last_word": st["i1"] == plan.words, "last_piece": st["k1"] == plan.pieces,
                 "last_vec": st["v"] == self.vectors - 1,
                 "last_chunk": st["top"]["rv"] <= K}
 
@@ -225,13 +229,14 @@ class StagingCore(wiring.Component):
     def _step(self, m: Module, st: dict, piece: dict) -> None:
         """Advance word, piece, vector, chunk; wait ``stall`` cycles before a later chunk."""
         cur, top, i, k, v = st["cur"], st["top"], st["i"], st["k"], st["v"]
+        i1, k1 = st["i1"], st["k1"]
         nxt, totals, K = piece["next"], piece["totals"], self.lanes
         lanes_reset = [st["dest"].eq(0), st["destb"].eq(0), st["rl"].eq(K), st["rlb"].eq(totals[0])]
         with m.If(self.start):
             origin = {x: 0 for x in cur} | {"rr": self.plan.run, "rv": self.plan.k_total,
                                              "rrb": totals[1], "rvb": totals[2]}
             m.d.sync += [st["reading"].eq(1), st["stalling"].eq(0), i.eq(0), k.eq(0), v.eq(0),
-                         st["chunk"].eq(0)] + lanes_reset
+                         i1.eq(1), k1.eq(1), st["chunk"].eq(0)] + lanes_reset
             m.d.sync += [cur[x].eq(origin[x]) for x in cur] + [top[x].eq(origin[x]) for x in top]
             m.d.comb += self.vec_first.eq(1)
         with m.Elif(st["stalling"]):
@@ -239,12 +244,12 @@ class StagingCore(wiring.Component):
             with m.If(st["stall_left"] == 1):
                 m.d.sync += st["stalling"].eq(0)
         with m.Elif(st["reading"] & ~piece["last_word"]):
-            m.d.sync += i.eq(i + 1)
+            m.d.sync += [i.eq(i1), i1.eq(i1 + 1)]
         with m.Elif(st["reading"] & ~piece["last_piece"]):
-            m.d.sync += [i.eq(0), k.eq(k + 1)] + [cur[x].eq(nxt[x]) for x in cur]
+            m.d.sync += [i.eq(0), k.eq(k1), i1.eq(1), k1.eq(k1 + 1)] + [cur[x].eq(nxt[x]) for x in cur]
             m.d.sync += [st[x].eq(nxt[x]) for x in ("dest", "destb", "rl", "rlb")]
         with m.Elif(st["reading"]):
-            m.d.sync += [i.eq(0), k.eq(0)] + lanes_reset
+            m.d.sync += [i.eq(0), k.eq(0), i1.eq(1), k1.eq(1)] + lanes_reset
             with m.If(~piece["last_vec"]):
                 m.d.sync += [v.eq(v + 1)] + [cur[x].eq(top[x]) for x in cur]
                 m.d.comb += self.vec_next.eq(1)

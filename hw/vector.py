@@ -77,8 +77,11 @@ class VectorUnit(wiring.Component):
         m.submodules.pool = pool = PoolEngine(self.cfg)
         m.submodules.requant = rq = Requantizer(geo.acc_bits, TAG_BITS)
         m.submodules.packer = packer = CodePacker(geo.data_bytes, geo.out_depth)
+        # the instruction and the per-instruction state are set while the unit is idle
+        # (``busy`` off, a register; off in the start cycle, when ``instr`` is the instruction
+        # that starts), not on ``start``: their enables stay off the start decision
         instr = Signal.like(self.instr, name="instr_q")
-        with m.If(self.start):
+        with m.If(~self.busy):
             m.d.sync += instr.eq(self.instr)
         result = self._engines(m, add, pool, instr)
         code = self._requant(m, rq, result)
@@ -145,7 +148,7 @@ class VectorUnit(wiring.Component):
                      packer.value.eq(code["value"]), packer.bits.eq(r.out_bits),
                      packer.pad.eq(code["row_end"]),
                      self.stalled.eq(packer.valid & ~packer.ready)]
-        with m.If(self.start):
+        with m.If(~self.busy):
             m.d.sync += [cursor.eq(0), fits.eq(bits <= slot_bits)]
         with m.Elif(writing & fits):
             m.d.sync += [cursor.eq(Mux(code["row_end"], Cat(Const(0, 3), (end + 7) >> 3), end)),
@@ -160,7 +163,7 @@ class VectorUnit(wiring.Component):
         ``error``."""
         drains = [vec_drain_cycles(self.cfg, bits) for bits in range(1, MAX_BITS + 1)]
         left = Signal(range(max(drains) + 2), name="drain_left")
-        with m.If(self.start):
+        with m.If(~self.busy):
             m.d.sync += left.eq(0)
         with m.Elif(last):
             m.d.sync += left.eq(Array(drains)[self.regs.out_bits])
@@ -171,7 +174,7 @@ class VectorUnit(wiring.Component):
         # `bitmill.timing.PACKER_DRAIN` cycles before ``finish`` reads ``failed``
         refused_q, failed = Signal(name="refused_q"), Signal(name="failed")
         m.d.sync += refused_q.eq(refused & ~self.start)
-        with m.If(self.start):
+        with m.If(~self.busy):
             m.d.sync += failed.eq(0)
         with m.Elif(refused_q):
             m.d.sync += failed.eq(1)

@@ -160,11 +160,16 @@ class AddEngine(wiring.Component):
             m.d.sync += [instr.eq(self.instr), cycle.eq(1), active.eq(1)]
         with m.Elif(active & (cycle <= self.first_issue)):
             m.d.sync += cycle.eq(cycle + 1)
+        # the queues and the record address are set while the engine is idle (``active``
+        # off, a register; it is off in the start cycle, when ``instr`` is the instruction
+        # that starts), not on ``start``: their enables stay off the start decision
+        idle = Signal(name="idle")
+        m.d.comb += idle.eq(~active)
         plan = self._plan(m, instr)
-        rec0, rec1 = self._records(m, cycle, active)
-        queues, turns = self._queues(m, active)
+        rec0, rec1 = self._records(m, cycle, active, idle)
+        queues, turns = self._queues(m, active, idle)
         issue, flags = self._elements(m, instr, plan, cycle, active)
-        self._consume(m, instr, queues, turns, issue, flags, plan)
+        self._consume(m, instr, queues, turns, issue, flags, plan, idle)
         self._datapath(m, instr, queues, issue, flags, rec0, rec1)
         return m
 
@@ -184,7 +189,7 @@ class AddEngine(wiring.Component):
         m.d.sync += period.eq(Array(periods)[r.out_bits])
         return {"row": row, "bad_shape": bad_shape, "empty": empty, "bad": bad, "period": period}
 
-    def _records(self, m: Module, cycle, active) -> tuple:
+    def _records(self, m: Module, cycle, active, idle) -> tuple:
         """Requant records 0 and 1: words 0 .. ceil(32/B)-1 of the table slot read in cycles
         1 .. ceil(32/B), shifted in as they arrive."""
         geo = self.geo
@@ -194,13 +199,13 @@ class AddEngine(wiring.Component):
         reading = active & (cycle >= 1) & (cycle <= n)
         # ``p_slot * slot words + cycle - 1`` in a register, stepped with ``cycle``
         addr = Signal.like(self.param_addr, name="record_addr")
-        with m.If(self.start):
+        with m.If(idle):
             m.d.sync += addr.eq(self.instr.p_slot * geo.param_slot_words)
-        with m.Elif(active & (cycle <= self.first_issue)):
+        with m.Elif(cycle <= self.first_issue):
             m.d.sync += addr.eq(addr + 1)
         m.d.comb += self.param_addr.eq(addr)
         arriving = Signal()
-        m.d.sync += arriving.eq(reading & ~self.start)
+        m.d.sync += arriving.eq(reading)
         with m.If(arriving):
             m.d.sync += table.eq(Cat(table[geo.word_bits:], self.param_data) if n > 1
                                  else self.param_data)
@@ -208,17 +213,18 @@ class AddEngine(wiring.Component):
         rec1 = record_layout()(table[128:256])
         return rec0, rec1
 
-    def _queues(self, m: Module, active) -> tuple:
+    def _queues(self, m: Module, active, idle) -> tuple:
         """Operand queues A and B on the activation read port, A in the first cycle after
-        ``start`` and every second cycle after it; returns them and their turns to read."""
+        ``start`` (the first with ``active``) and every second cycle after it; returns them
+        and their turns to read."""
         geo = self.geo
         cap = vec_stream_words(self.cfg)
         qa = _OperandQueue("a", geo, 0, cap)
         qb = _OperandQueue("b", geo, geo.act_slot_words // 2, cap)
         turn_b = Signal()
-        m.d.sync += turn_b.eq(Mux(self.start, 0, ~turn_b))
+        m.d.sync += turn_b.eq(Mux(idle, 0, ~turn_b))
         m.d.comb += self.act_addr.eq(Mux(turn_b, qb.address, qa.address))
-        return (qa, qb), (active & ~turn_b & ~self.start, active & turn_b & ~self.start)
+        return (qa, qb), (active & ~turn_b, active & turn_b)
 
     def _elements(self, m: Module, instr, plan: dict, cycle, active) -> tuple:
         """The element loop from cycle `first_issue`: ``issue`` every ``period`` cycles,
@@ -230,8 +236,9 @@ class AddEngine(wiring.Component):
         remaining = Signal.like(instr.count, name="remaining")
         load = active & (cycle == self.first_issue - 1)       # the first issue follows
         first = active & (cycle == self.first_issue)
-        issue = Signal()
-        m.d.comb += issue.eq(run & (phase == 0))
+        # ``run & (phase == 0)``, kept in a register: worked out a cycle ahead from the
+        # registers that set ``run`` and ``phase`` (the operand queues' steps hang on it)
+        issue = Signal(name="issue")
         row_end = Signal(name="row_end")      # ``j == row - 1``, kept in a register
         last = Signal()
         # whether ``remaining`` holds no whole row after this one (``remaining < 2 row``),
@@ -256,14 +263,18 @@ class AddEngine(wiring.Component):
                     m.d.sync += [remaining.eq(remaining - row), final_row.eq(remaining < rows3)]
                 with m.If(last):
                     m.d.sync += [run.eq(0), active.eq(0)]
+        with m.If(load):
+            m.d.sync += issue.eq(~plan["empty"])
+        with m.Else():
+            m.d.sync += issue.eq(run & (phase == period_m1) & ~(issue & last))
         with m.If(self.start):
-            m.d.sync += run.eq(0)
+            m.d.sync += [run.eq(0), issue.eq(0)]
         empty_result = first & plan["empty"]
         with m.If(empty_result):
             m.d.sync += active.eq(0)
         return issue, {"row_end": row_end, "last": last, "empty": empty_result}
 
-    def _consume(self, m: Module, instr, queues, turns, issue, flags, plan) -> None:
+    def _consume(self, m: Module, instr, queues, turns, issue, flags, plan, idle) -> None:
         """Both queues step over their codes on ``issue``; bound checks; ``error``."""
         geo, r = self.geo, self.regs
         half_bits = 8 * (geo.act_slot_bytes // 2)
@@ -271,7 +282,7 @@ class AddEngine(wiring.Component):
         beyond = Signal()
         checks = []
         for q, turn, bits_m1 in zip(queues, turns, bits):
-            q.logic(m, self.start, self.instr.a_slot, turn, issue, bits_m1, flags["row_end"], self.act_data)
+            q.logic(m, idle, self.instr.a_slot, turn, issue, bits_m1, flags["row_end"], self.act_data)
             checks.append(q.beyond(m, bits_m1, half_bits))
         m.d.comb += beyond.eq(issue & (checks[0] | checks[1]))
         with m.If(self.start):

@@ -34,6 +34,7 @@ class Run:
     error_flags: int = 0
     error_instr: int = 0
     retired: int = 0
+    restarted: tuple = ()
     queue_busy: tuple = ()
     ticks: int = 0
 
@@ -45,11 +46,13 @@ def _words(program: Program) -> list[int]:
 
 
 def run_control(cfg: AccelConfig, words: list[int], lat: list[int], mem_bytes: int = 1 << 20,
-                unit_error: int | None = None, limit: int = 200_000, prog_count: int | None = None) -> Run:
+                unit_error: int | None = None, limit: int = 200_000, prog_count: int | None = None,
+                restart: bool = False) -> Run:
     """Simulate `Control` on the program ``words`` (fetched from address 0 by an exact-latency
     memory; PROG_COUNT ``prog_count``, default every word) with units that take ``lat[index]``
     cycles; ``unit_error``: the program index whose unit reports an error (REFILL words have
-    no program index)."""
+    no program index); ``restart``: then START an empty program (``Run.restarted``: its DONE,
+    RETIRED and CYCLES)."""
     dut = Control(cfg)
     bb, L = cfg.mem_bytes_per_cycle, cfg.mem_latency
     image = b"".join(w.to_bytes(16, "little") for w in words)
@@ -120,6 +123,14 @@ def run_control(cfg: AccelConfig, words: list[int], lat: list[int], mem_bytes: i
         run.error_instr = ctx.get(dut.error_instr)
         run.retired = ctx.get(dut.retired)
         run.queue_busy = tuple(ctx.get(dut.queue_busy[q]) for q in range(3))
+        if restart:
+            ctx.set(dut.prog_count, 0)
+            await ctx.tick()
+            ctx.set(dut.start, 1)
+            await ctx.tick()
+            ctx.set(dut.start, 0)
+            await ctx.tick()
+            run.restarted = (bool(ctx.get(dut.done)), ctx.get(dut.retired), ctx.get(dut.cycles))
 
     _cur = {u: None for u in UNITS}
     sim = Simulator(dut)
@@ -149,8 +160,9 @@ def test_resnet8_program_runs_cycle_for_cycle_as_the_model(resnet8_program):
     prog = resnet8_program
     lat = _short_latencies(prog)
     start, end, _, _ = cycle.run_queues(prog, lat=lat)
-    run = run_control(prog.config, _words(prog), lat.tolist())
+    run = run_control(prog.config, _words(prog), lat.tolist(), restart=True)
     assert run.done and run.error_flags == 0
+    assert run.restarted == (True, 0, 0)         # a later START clears RETIRED and CYCLES
     units = [i for i, ins in enumerate(prog.instructions) if not isinstance(ins, (Setup, Sync))]
     assert {i: run.start[i] for i in units} == {i: int(start[i]) for i in units}
     assert {i: run.end[i] for i in units} == {i: int(end[i]) for i in units}
