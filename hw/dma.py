@@ -222,11 +222,13 @@ class LoadDma(_Dma):
         # a last word that still needs bytes of the beat after the last one: one more step
         m.d.sync += [flush.eq(beat & (r_left == 1) & (words_left != write)), wr.valid.eq(write)]
         full = (1 << b) - 1
+        # the request's payload registered in every cycle (the buffers use it only with
+        # ``valid``): no enable from the beat's arrival on its registers
+        m.d.sync += [wr.payload.addr.eq(word_addr), wr.payload.data.eq(word),
+                     wr.payload.en.eq(Mux(first_word, mask_first, full)
+                                      & Mux(words_left == 1, mask_last, full))]
         with m.If(write):
-            m.d.sync += [wr.payload.addr.eq(word_addr), wr.payload.data.eq(word),
-                         wr.payload.en.eq(Mux(first_word, mask_first, full)
-                                          & Mux(words_left == 1, mask_last, full)),
-                         word_addr.eq(word_addr + 1), words_left.eq(words_left - 1),
+            m.d.sync += [word_addr.eq(word_addr + 1), words_left.eq(words_left - 1),
                          first_word.eq(0)]
         first_mask, last_mask = _byte_masks(m, da, _low(da + cmd.nbytes - 1, lg) + 1, lg, "load")
         # formed from the command in every cycle: what ``accept`` loads

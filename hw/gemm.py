@@ -435,7 +435,11 @@ class GemmUnit(wiring.Component):
 
     def _phases(self, m: Module, st: "_GemmState") -> None:
         """The end: the last code's write (DRAIN), or a refused instruction (FAIL)."""
-        last = ((st.phase == _GemmState.DRAIN) & (st.count == 0)) | (st.phase == _GemmState.FAIL)
+        # ``phase == DRAIN and count == 0`` kept in a register (DRAIN counts down from
+        # ``drain - 2`` and nothing else sets ``count`` in it): ``finish`` comes from registers
+        drain_end = Signal(name="drain_end")
+        m.d.sync += drain_end.eq((st.phase == _GemmState.DRAIN) & (st.count == 1))
+        last = drain_end | (st.phase == _GemmState.FAIL)
         m.d.comb += [self.finish.eq(last), self.error.eq(last & ((st.phase == _GemmState.FAIL) | st.overrun))]
         with m.If(st.phase == _GemmState.DRAIN):
             m.d.sync += st.count.eq(st.count - 1)

@@ -233,7 +233,11 @@ class PoolEngine(wiring.Component):
             m.d.sync += [pre.eq(pre - 1), rec_k.eq(rec_k + 1), pre_idle.eq(pre == 1)]
         # one level advances at most: every register takes its new value through a one-hot
         # AND-OR of the levels at or outside its own (no priority chain)
-        moved = {(n, c): Signal(signed(widths[c]), name=f"moved_{n}_{c}") for n in LEVELS for c in COORDS}
+        # each level's sum a wire of its own (``keep``): synthesis would otherwise share the
+        # adders behind the one-hot choice, putting the choice before one adder and chaining
+        # the levels' carries
+        moved = {(n, c): Signal(signed(widths[c]), name=f"moved_{n}_{c}", attrs={"keep": 1})
+                 for n in LEVELS for c in COORDS}
         m.d.comb += [moved[n, c].eq(base[n, c] + step[n].get(c, 0)) for n in LEVELS for c in COORDS]
         for j, lv in enumerate(LEVELS):
             outer = LEVELS[:j + 1]
