@@ -163,13 +163,11 @@ class AddEngine(wiring.Component):
         # the queues and the record address are set while the engine is idle (``active``
         # off, a register; it is off in the start cycle, when ``instr`` is the instruction
         # that starts), not on ``start``: their enables stay off the start decision
-        idle = Signal(name="idle")
-        m.d.comb += idle.eq(~active)
         plan = self._plan(m, instr)
-        rec0, rec1 = self._records(m, cycle, active, idle)
-        queues, turns = self._queues(m, active, idle)
+        rec0, rec1 = self._records(m, cycle, active)
+        queues, turns = self._queues(m, active)
         issue, flags = self._elements(m, instr, plan, cycle, active)
-        self._consume(m, instr, queues, turns, issue, flags, plan, idle)
+        self._consume(m, instr, queues, turns, issue, flags, plan, active)
         self._datapath(m, instr, queues, issue, flags, rec0, rec1)
         return m
 
@@ -189,7 +187,7 @@ class AddEngine(wiring.Component):
         m.d.sync += period.eq(Array(periods)[r.out_bits])
         return {"row": row, "bad_shape": bad_shape, "empty": empty, "bad": bad, "period": period}
 
-    def _records(self, m: Module, cycle, active, idle) -> tuple:
+    def _records(self, m: Module, cycle, active) -> tuple:
         """Requant records 0 and 1: words 0 .. ceil(32/B)-1 of the table slot read in cycles
         1 .. ceil(32/B), shifted in as they arrive."""
         geo = self.geo
@@ -199,7 +197,7 @@ class AddEngine(wiring.Component):
         reading = active & (cycle >= 1) & (cycle <= n)
         # ``p_slot * slot words + cycle - 1`` in a register, stepped with ``cycle``
         addr = Signal.like(self.param_addr, name="record_addr")
-        with m.If(idle):
+        with m.If(~active):
             m.d.sync += addr.eq(self.instr.p_slot * geo.param_slot_words)
         with m.Elif(cycle <= self.first_issue):
             m.d.sync += addr.eq(addr + 1)
@@ -213,7 +211,7 @@ class AddEngine(wiring.Component):
         rec1 = record_layout()(table[128:256])
         return rec0, rec1
 
-    def _queues(self, m: Module, active, idle) -> tuple:
+    def _queues(self, m: Module, active) -> tuple:
         """Operand queues A and B on the activation read port, A in the first cycle after
         ``start`` (the first with ``active``) and every second cycle after it; returns them
         and their turns to read."""
@@ -222,7 +220,7 @@ class AddEngine(wiring.Component):
         qa = _OperandQueue("a", geo, 0, cap)
         qb = _OperandQueue("b", geo, geo.act_slot_words // 2, cap)
         turn_b = Signal()
-        m.d.sync += turn_b.eq(Mux(idle, 0, ~turn_b))
+        m.d.sync += turn_b.eq(Mux(active, ~turn_b, 0))
         m.d.comb += self.act_addr.eq(Mux(turn_b, qb.address, qa.address))
         return (qa, qb), (active & ~turn_b, active & turn_b)
 
@@ -274,7 +272,7 @@ class AddEngine(wiring.Component):
             m.d.sync += active.eq(0)
         return issue, {"row_end": row_end, "last": last, "empty": empty_result}
 
-    def _consume(self, m: Module, instr, queues, turns, issue, flags, plan, idle) -> None:
+    def _consume(self, m: Module, instr, queues, turns, issue, flags, plan, active) -> None:
         """Both queues step over their codes on ``issue``; bound checks; ``error``."""
         geo, r = self.geo, self.regs
         half_bits = 8 * (geo.act_slot_bytes // 2)
@@ -282,7 +280,7 @@ class AddEngine(wiring.Component):
         beyond = Signal()
         checks = []
         for q, turn, bits_m1 in zip(queues, turns, bits):
-            q.logic(m, idle, self.instr.a_slot, turn, issue, bits_m1, flags["row_end"], self.act_data)
+            q.logic(m, ~active, self.instr.a_slot, turn, issue, bits_m1, flags["row_end"], self.act_data)
             checks.append(q.beyond(m, bits_m1, half_bits))
         m.d.comb += beyond.eq(issue & (checks[0] | checks[1]))
         with m.If(self.start):

@@ -147,7 +147,8 @@ class PoolEngine(wiring.Component):
             m.d.sync += [slot_bit0.eq(Mux(self.instr.a_slot, slot_bits, 0)),
                          slot_end.eq(Mux(self.instr.a_slot, 2 * slot_bits, slot_bits))]
         return {"slot_bit0": slot_bit0, "slot_end": slot_end, "maxpool": maxpool, "avg": avg,
-                "a": a, "tc": tc, "sub": sub, "pitch": pitch, "spitch": spitch, "sca": sca, "pca": pca, "ca": p1["ca"], "row": p1["row"],
+                "a": a, "tc": tc, "sub": sub, "pitch": pitch, "spitch": spitch, "sca": sca,
+                "pca": pca, "ca": p1["ca"], "row": p1["row"],
                 "top0": top0, "rowbase": rowbase, "bad": p2_bad, "empty": p2_empty,
                 "enc_bad": bad_encoding(r.a_enc), "oversize": oversize}
 
