@@ -163,7 +163,7 @@ class Control(wiring.Component):
                              st.error_flags.eq(Mux(bad_addr, ErrorFlag.ADDRESS,
                                                    ErrorFlag.PROGRAM_TOO_LONG))]
             with m.Else():
-                m.d.sync += [st.running.eq(1), st.phase.eq(_State.PRELOAD)]
+                m.d.sync += [st.running.eq(1), st.phase.eq(_State.PRELOAD), *st.preload_is(1)]
         with m.If(st.running):
             m.d.sync += st.cycles.eq(st.cycles + 1)
 
@@ -171,7 +171,7 @@ class Control(wiring.Component):
     def _preload(self, m: Module, st: "_State") -> None:
         """Issue the program's bursts and write each instruction to its queue's memory."""
         f, bb = self.fetch, self.beat_bytes
-        preload = st.running & (st.phase == _State.PRELOAD)
+        preload = st.preloading[0]
         # a fetch starts at START (from PROG_ADDR) or at a refill (from where the last ended);
         # its first burst is formed a cycle ahead from the same values (`first_burst`)
         bpi = st.beats_per_instr
@@ -201,7 +201,7 @@ class Control(wiring.Component):
                 self._raise(m, st, ErrorFlag.BUS, st.index)
         self._route(m, st, word, complete & ~st.erred)
         with m.If(preload & f.rvalid & (st.r_left == 1) & ~st.erred):
-            m.d.sync += st.phase.eq(_State.PRIME)
+            m.d.sync += [st.phase.eq(_State.PRIME), *st.preload_is(0)]
         # ``priming``: running in the PRIME phase, a register of its own (set with the phase:
         # PRIME lasts one cycle, and nothing stops a program in it)
         m.d.sync += st.priming.eq(preload & f.rvalid & (st.r_left == 1) & ~st.erred)
@@ -514,7 +514,7 @@ class Control(wiring.Component):
         for q, h in zip(Queue, heads):
             m.d.comb += [self.trace_start[q.value].eq(h.take), self.trace_finish[q.value].eq(h.retire),
                          self.trace_index[q.value].eq(h.index)]
-        m.d.comb += self.fetching.eq(st.running & (st.phase == _State.PRELOAD))
+        m.d.comb += self.fetching.eq(st.preloading[1])
         # ``ended`` needs no start or local retire: with every head empty, or stopping, none
         # starts (the start decision stays off the end-of-program path)
         running = Cat(*running_units).any()
@@ -533,7 +533,7 @@ class Control(wiring.Component):
                 first = Mux(h.waiting, h.index, first)
             self._raise(m, st, ErrorFlag.DEADLOCK, first)
         ended = run & ~running & (drained | st.stopping)
-        failed = (st.running & (st.phase == _State.PRELOAD) & st.erred
+        failed = (st.preloading[0] & st.erred
                   & (st.r_out == 0) & ~self.fetch.rvalid)
         nbytes = st.next_words * (INSTR_BITS // 8)
         refill = ended & ~st.stopping & (st.next_words != 0)
@@ -544,14 +544,15 @@ class Control(wiring.Component):
         m.d.comb += st.refill_go.eq(refill & ~beyond)
         with m.If(refill & ~beyond):
             fetch = st.next_words * st.beats_per_instr
-            m.d.sync += [st.run.eq(0), st.phase.eq(_State.PRELOAD), st.next_words.eq(0),
+            m.d.sync += [st.run.eq(0), st.phase.eq(_State.PRELOAD), *st.preload_is(1), st.next_words.eq(0),
                          st.r_left.eq(fetch), st.beat.eq(0)]
             m.d.sync += [c.eq(0) for c in st.wp] + [c.eq(c.init) for c in st.rp1 + st.rp2]
         with m.Else():
             with m.If(refill):
                 self._raise(m, st, ErrorFlag.ADDRESS, st.index)
             with m.If(ended | failed):
-                m.d.sync += [st.running.eq(0), st.run.eq(0), self.done.eq(1), st.cycles.eq(st.cycles)]
+                m.d.sync += [st.running.eq(0), st.run.eq(0), *st.preload_is(0), self.done.eq(1),
+                             st.cycles.eq(st.cycles)]
 
 
 class _Head:
@@ -589,6 +590,9 @@ class _State:
         self.stopping = Signal()
         self.run = Signal()             # running, in the RUN phase
         self.priming = Signal()         # running, in the PRIME phase
+        # running, in the PRELOAD phase: two register copies set with the phase (the control's
+        # own, and ``fetching``'s for the read channel's multiplexers), not decoded from it
+        self.preloading = [Signal(name=f"preloading{k}", attrs=NOMERGE) for k in range(2)]
         self.error_flags = Signal(ERROR_BITS)
         self.raised = Signal(ERROR_BITS)           # raised in this cycle
         self.sites: list = []                      # (fired, index) of every raise site
@@ -631,3 +635,7 @@ class _State:
         self.check_write = {q: mem.write_port() for q, mem in self.checks.items()}
         self.check_read = {q: mem.read_port(transparent_for=(self.check_write[q],))
                            for q, mem in self.checks.items()}
+
+    def preload_is(self, value: int) -> list:
+        """Assignments of both ``preloading`` copies."""
+        return [p.eq(value) for p in self.preloading]
