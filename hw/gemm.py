@@ -34,7 +34,7 @@ this unit sends for ``B >= 8``).
 
 from __future__ import annotations
 
-from amaranth import Array, Cat, Const, Module, Mux, Signal, signed
+from amaranth import Array, Cat, Const, Module, Mux, Signal, Value, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -393,12 +393,20 @@ class GemmUnit(wiring.Component):
         base = ins.o_slot * slot_words(cfg, Buffer.OUT) * 8 * cfg.mem_bytes_per_cycle
         reading = st.reading
         ch = ins.o0 + st.oc + st.r
-        tag = Cat(base + st.row_bits + st.x_bits + st.ch_bits,
-                  (st.cx == regs.out_w - 1) & (ch == regs.out_c - 1))
+        # the code's bit address: two partial sums (rows, pixel and channel) registered in
+        # the result port's first cycle, added in its second (no chain of three adders)
+        rows, cols = base + st.row_bits, st.x_bits + st.ch_bits
+        addr_bits = self._tag_bits() - 1            # the requantizer's tag: address, pad flag
+        parts = [Signal(len(Value.cast(x)), name=f"rd_tag_{n}") for x, n in ((rows, "rows"), (cols, "cols"))]
+        pad = Signal(name="rd_tag_pad")
+        m.d.sync += [parts[0].eq(rows), parts[1].eq(cols),
+                     pad.eq((st.cx == regs.out_w - 1) & (ch == regs.out_c - 1))]
         m.d.comb += engine.res_addr.eq(st.res)
-        pipe = [(reading, st.r, tag)]
-        for n in range(engine.res_latency):
-            v, r, t = Signal(name=f"rd_valid{n}"), Signal.like(st.r, name=f"rd_row{n}"), Signal(len(tag), name=f"rd_tag{n}")
+        v, r = Signal(name="rd_valid0"), Signal.like(st.r, name="rd_row0")
+        m.d.sync += [v.eq(reading), r.eq(st.r)]
+        pipe = [(v, r, Cat((parts[0] + parts[1])[:addr_bits], pad))]
+        for n in range(1, engine.res_latency):
+            v, r, t = Signal(name=f"rd_valid{n}"), Signal.like(st.r, name=f"rd_row{n}"), Signal(addr_bits + 1, name=f"rd_tag{n}")
             m.d.sync += [v.eq(pipe[-1][0]), r.eq(pipe[-1][1]), t.eq(pipe[-1][2])]
             pipe.append((v, r, t))
         v, r, t = pipe[-1]

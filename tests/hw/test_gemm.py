@@ -99,8 +99,9 @@ def gemm_cases(cfg: AccelConfig, graph, seed: int = 0):
     return out
 
 
-def run_gemms(cfg: AccelConfig, cases) -> list[tuple[bytes, int, bool]]:
-    """(output slot bytes, cycles start..finish+1, error) of each case on the RTL."""
+def run_gemms(cfg: AccelConfig, cases, stale: int = 0) -> list[tuple[bytes, int, bool]]:
+    """(output slot bytes, cycles start..finish+1, error) of each case on the RTL; the output
+    slot's bytes past what earlier GEMMs wrote hold ``stale`` before each case."""
     dut = GemmBench(cfg)
     b = cfg.mem_bytes_per_cycle
     lay = isa.layout(cfg)
@@ -126,7 +127,7 @@ def run_gemms(cfg: AccelConfig, cases) -> list[tuple[bytes, int, bool]]:
                 for off, blob in parts.items():
                     await write_bytes(ctx, dut.load, s * slot_words(cfg, buf), off, blob, buf)
             out_base = ins.o_slot * slot_words(cfg, Buffer.OUT)
-            await write_bytes(ctx, dut.out_fill, out_base, 0, before.ljust(len(after), b"\0"))
+            await write_bytes(ctx, dut.out_fill, out_base, 0, before.ljust(len(after), bytes([stale])))
             ctx.set(dut.regs, lay.const({"opcode": isa.Opcode.SETUP, "body": {"setup": isa._body_fields(regs, cfg)}})
                     .body.setup)
             ctx.set(dut.instr, lay.const({"opcode": isa.Opcode.GEMM, "body": {"gemm": isa._body_fields(ins, cfg)}})
@@ -176,6 +177,20 @@ def test_gemms_of_a_small_network_match_the_functional_model(cfg_name, kernel, s
         assert got == after, ins
         assert cycles == timing.gemm_cycles(cfg, ins.npix, ins.rows, regs.kernel, regs.in_c, regs.in_w,
                                             regs.w_bits, regs.a_bits), ins
+
+
+@pytest.mark.parametrize("out_w, bits", [(5, 3), (3, 5)])
+def test_a_gemm_zeroes_the_padding_after_each_row_over_stale_bits(out_w, bits):
+    """Rows of ``out_w * out_c`` codes that end inside a byte: the packer zeroes the rest of
+    the byte (`bitmill.packing.pack_rows`), whatever the output slot held before (one GEMM
+    writes every code of the tensor: ``out_c`` is the array's rows)."""
+    cfg = AccelConfig.resolve("tiny")
+    b = zoo._Builder(TensorType((3, out_w, out_w), 8, Encoding.UNSIGNED), 7)
+    x = b.conv("conv", "input", cfg.rows, 3, 1, 4, bits, True, Encoding.SIGNED)
+    cases = gemm_cases(cfg, b.graph("pad", x))
+    assert len(cases) == 1 and (out_w * cfg.rows * bits) % 8
+    for (regs, ins, _, _, after), (got, _, error) in zip(cases, run_gemms(cfg, cases, stale=0xFF)):
+        assert not error and got == after, ins
 
 
 def _bound(cfg: AccelConfig, regs, ins) -> str:
