@@ -400,7 +400,7 @@ class StagingCore(wiring.Component):
                 m.d.sync += slot.eq(Cat(*lanes))
         e = {"go": Signal(name="e_go"), "last": Signal(name="e_last"), "block": block,
              "addr": Signal.like(self.load.payload.addr, name="e_addr"), "ready": Signal(name="e_ready"),
-             "soon": c["soon"]}
+             "soon": c["soon"], "next_last": c["last"]}
         m.d.comb += e["ready"].eq(c["valid"] & (c["v"] == self.vectors - 1))
         m.d.sync += e["go"].eq(e["ready"])
         with m.If(e["ready"]):
@@ -445,6 +445,11 @@ class StagingCore(wiring.Component):
         m.d.sync += [running.eq(running1), plane.eq(plane1)]
         with m.If(now):
             m.d.sync += busy_last.eq(cur_last)
+        # ``finish`` worked out a cycle ahead from the emitter's next state, into a register
+        # (the consumers' phase changes hang on a register, not on the emitter's logic)
+        now1, final1, _, _ = advance(e["ready"], running1, plane1)
+        finish = Signal(name="finish_ahead")
+        m.d.sync += finish.eq(now1 & final1 & Mux(e["ready"], e["next_last"], Mux(now, cur_last, busy_last)))
         if self.family == "bitserial":
             # every lane's code shifts down a bit after each plane but the last, so the plane
             # leaves from bit 0 of each lane's register: no multiplexer between the block's
@@ -477,7 +482,7 @@ class StagingCore(wiring.Component):
         # word and address come straight from registers
         m.d.comb += [self.load.valid.eq(now), self.load.payload.target.eq(self.target),
                      self.load.payload.addr.eq(e["addr"]), self.load.payload.data.eq(word),
-                     self.finish.eq(now & final & cur_last)]
+                     self.finish.eq(finish)]
 
 
 def buffer_words(cfg: AccelConfig, buffer: Buffer) -> int:
