@@ -406,7 +406,8 @@ class GemmUnit(wiring.Component):
         m.d.sync += [v.eq(reading), r.eq(st.r)]
         pipe = [(v, r, Cat((parts[0] + parts[1])[:addr_bits], pad))]
         for n in range(1, engine.res_latency):
-            v, r, t = Signal(name=f"rd_valid{n}"), Signal.like(st.r, name=f"rd_row{n}"), Signal(addr_bits + 1, name=f"rd_tag{n}")
+            v, r = Signal(name=f"rd_valid{n}"), Signal.like(st.r, name=f"rd_row{n}")
+            t = Signal(addr_bits + 1, name=f"rd_tag{n}")
             m.d.sync += [v.eq(pipe[-1][0]), r.eq(pipe[-1][1]), t.eq(pipe[-1][2])]
             pipe.append((v, r, t))
         v, r, t = pipe[-1]
