@@ -122,6 +122,7 @@ class Control(wiring.Component):
         self._host(m, st)
         self._preload(m, st)
         heads = [self._queue(m, st, q) for q in Queue]
+        self._unit_busy(m, st)
         self._issue(m, st, heads)
         self._tokens(m, st, heads)
         self._finish(m, st, heads)
@@ -391,6 +392,21 @@ class Control(wiring.Component):
             m.d.comb += cr.addr.eq(rd.addr)
         return head
 
+    def _unit_busy(self, m: Module, st: "_State") -> None:
+        """Each unit's ``busy`` as a copy kept here: set as the control starts the unit,
+        cleared in its ``finish`` cycle, as the unit's own (high from the cycle after the start
+        to the finish; the control never starts a busy unit, and no unit is busy while the
+        control is idle). The start decision and the end of the program read the copies
+        beside them, not flags from across the chip; only ``finish`` travels."""
+        for name in ("load", "store", "gemm", "vec"):
+            unit = getattr(self, name)
+            copy = Signal(name=f"{name}_busy", attrs=NOMERGE)
+            with m.If(unit.start):
+                m.d.sync += copy.eq(1)
+            with m.Elif(unit.finish):
+                m.d.sync += copy.eq(0)
+            st.unit_busy[unit] = copy
+
     def _issue(self, m: Module, st: "_State", heads: list) -> None:
         """Start each queue's head when its unit is free and its tokens are there; a LOAD or
         STORE outside memory or its slot raises an error instead of starting."""
@@ -398,7 +414,7 @@ class Control(wiring.Component):
                  Queue.COMPUTE: (self.gemm, self.vec)}
         for q, head in zip(Queue, heads):
             view = head.view
-            busy = Cat(*(u.busy for u in units[q])).any()
+            busy = Cat(*(st.unit_busy[u] for u in units[q])).any()
             have = Const(1)
             for flag, ch in zip(("pop_prev", "pop_next"), FLAG_CHANNELS[q][:2]):
                 if ch is not None:
@@ -499,7 +515,7 @@ class Control(wiring.Component):
                 self._raise(m, st, ErrorFlag.OPERAND if q is Queue.COMPUTE else ErrorFlag.BUS,
                             cur_index)
             head.retire = head.local | finish
-            running_units += [u.busy for u, _ in codes]
+            running_units += [st.unit_busy[u] for u, _ in codes]
             starting += [u.start for u, _ in codes]
         # the instructions retiring in a cycle counted in a register first and added a
         # cycle later (the start decision ends there, not in the 32-bit counter): the
@@ -590,6 +606,7 @@ class _State:
         self.stopping = Signal()
         self.run = Signal()             # running, in the RUN phase
         self.priming = Signal()         # running, in the PRIME phase
+        self.unit_busy: dict = {}       # unit interface -> its busy flag's copy (`Control._unit_busy`)
         # running, in the PRELOAD phase: two register copies set with the phase (the control's
         # own, and ``fetching``'s for the read channel's multiplexers), not decoded from it
         self.preloading = [Signal(name=f"preloading{k}", attrs=NOMERGE) for k in range(2)]
