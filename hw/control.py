@@ -285,10 +285,11 @@ class Control(wiring.Component):
             was.append(Signal(name=f"raised{n}"))
             then.append(Signal(len(at), name=f"raised{n}_index"))
             m.d.sync += [was[-1].eq(fired), then[-1].eq(at)]
-        # one-hot selection (a site fired and none after it), ORed as a balanced tree
-        terms = [Mux(w & ~Cat(*was[n + 1:]).any(), t, 0) if n + 1 < len(was) else Mux(w, t, 0)
-                 for n, (w, t) in enumerate(zip(was, then))]
-        m.d.comb += st.pending_index.eq(balanced(terms, lambda a, b: a | b))
+        # the last site that fired, as a balanced tree of (fired, index) pairs in site order:
+        # a pair's later half wins when it fired (log-depth, no OR over every later site);
+        # valid when a site fired (``pending`` is then non-zero)
+        _, index = balanced(zip(was, then), lambda a, b: (a[0] | b[0], Mux(b[0], b[1], a[1])))
+        m.d.comb += st.pending_index.eq(index)
 
     @staticmethod
     def _errors(m: Module, st: "_State") -> None:

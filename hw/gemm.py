@@ -132,7 +132,7 @@ class GemmUnit(wiring.Component):
                 self._go(m, st, _GemmState.FAIL)
             with m.Else():
                 self._go(m, st, _GemmState.DIV, st.div_bits - 1)
-                m.d.sync += [st.rem.eq(0), st.quot.eq(0)]
+                m.d.sync += [st.rem.eq(0), st.quot.eq(0), st.numer.eq(ins.p0[:st.div_bits])]
 
     def _passes(self, m: Module, st: "_GemmState") -> None:
         """The partial-sum passes of the layer, from the SETUP registers (stable through a
@@ -213,15 +213,16 @@ class GemmUnit(wiring.Component):
         beyond what the tile engine holds, or zero, the GEMM fails."""
         cfg, regs, ins = self.cfg, self.regs, st.ins
         out_bits = regs.out_bits + 1
-        shifted = Cat(ins.p0.bit_select(st.count, 1), st.rem)
+        # MSB first: ``numer`` holds p0 shifted so its top bit is the current one, and the
+        # quotient bits shift in at the bottom (no selection by ``count`` on either)
+        shifted = Cat(st.numer[-1], st.rem)
         kk = Signal(range(isa.MAX_KERNEL ** 2 + 1), name="kernel_square")
         wc = Signal(len(regs.out_w) + len(regs.out_c), name="row_codes")
         row_bits = Signal(len(wc) + 4, name="row_code_bits")
         with m.If(st.phase == _GemmState.DIV):
-            with m.If(shifted >= regs.out_w):
-                m.d.sync += [st.rem.eq(shifted - regs.out_w), st.quot.bit_select(st.count, 1).eq(1)]
-            with m.Else():
-                m.d.sync += st.rem.eq(shifted)
+            ge = shifted >= regs.out_w
+            m.d.sync += [st.rem.eq(Mux(ge, shifted - regs.out_w, shifted)),
+                         st.quot.eq(Cat(ge, st.quot)), st.numer.eq(st.numer << 1)]
             m.d.sync += [st.count.eq(st.count - 1), kk.eq(shift_add(regs.kernel, regs.kernel)),
                          st.k_total.eq(shift_add(regs.in_c, kk)), wc.eq(regs.out_w * regs.out_c),
                          st.out_cb.eq(shift_add(regs.out_c, out_bits)), row_bits.eq(shift_add(wc, out_bits)),
@@ -501,6 +502,7 @@ class _GemmState:
         self.comp_last = Signal()               # ... and is its pixel tile's last pass
         self.rem = Signal(range(2 * px + 2))
         self.quot = Signal(range(px * px + 1))
+        self.numer = Signal(self.div_bits)      # p0's bits not yet divided, the next on top
         self.overrun = Signal()
         self.oc = Signal(range(cfg.max_channels + cfg.rows + 1))
         self.pc = Signal(range(px * px + cfg.cols + 1))

@@ -63,7 +63,7 @@ class WeightStager(wiring.Component):
         cmd = Signal.like(self.cmd)
         with m.If(self.start):
             m.d.sync += cmd.eq(self.cmd)
-        plan = self._plan(m, cmd)
+        plan = self._plan(m, cmd, self.cmd)
         self._walker(m, cmd, plan)
         m.d.comb += [core.start.eq(setup_counter(m, self.start, WEIGHT_SETUP_CYCLES)),
                      self.read_addr.eq(core.read_addr), core.read_data.eq(self.read_data),
@@ -72,18 +72,24 @@ class WeightStager(wiring.Component):
         wiring.connect(m, wiring.flipped(self.load), core.load)
         return m
 
-    def _plan(self, m: Module, cmd) -> dict:
-        """Registered per-command constants (settled `WEIGHT_SETUP_CYCLES` after start)."""
+    def _plan(self, m: Module, cmd, given) -> dict:
+        """Registered per-command constants (settled `WEIGHT_SETUP_CYCLES` after start): the
+        row's bits from the command as it is given (``given``, in the start cycle), the rest
+        from its register ``cmd``; the first row's bit address as a product and a sum
+        registered apart (the product of the row and the pitch, then the sum)."""
         core, K, W = self._core, self.cfg.lanes, self._core.word_bits
         b = cmd.w_bits
         lw = (W - 1).bit_length()
         row_bits, pitch, piece_bits, k0_bits = (Signal(core.addr_bits, name=n) for n in
                                                 ("row_bits", "pitch_bits", "piece_bits", "k0_bits"))
+        rows_off, origin = (Signal(core.addr_bits, name=n) for n in ("row_offset_bits", "origin_bits"))
         first = Signal(signed(core.addr_bits), name="first_row_bit")
-        m.d.sync += [row_bits.eq(shift_add(cmd.row_k, b)), k0_bits.eq(shift_add(cmd.k0, b)),
-                     pitch.eq((row_bits + 7) & ~7),
+        with m.If(self.start):
+            m.d.sync += row_bits.eq(shift_add(given.row_k, given.w_bits))
+        m.d.sync += [k0_bits.eq(shift_add(cmd.k0, b)), pitch.eq((row_bits + 7) & ~7),
                      piece_bits.eq(shift_add(Mux(cmd.k_total < K, cmd.k_total, K), b)),
-                     first.eq(cmd.base * W + cmd.row * pitch + k0_bits)]
+                     rows_off.eq(cmd.row * pitch), origin.eq(cmd.base * W + k0_bits),
+                     first.eq(rows_off + origin)]
         align = lowest_bit(m, pitch | (K * b) | k0_bits | W, lw + 1)
         words = Signal.like(core.plan.words)
         m.d.sync += words.eq((2 * W - 1 - align + piece_bits) >> lw)

@@ -133,6 +133,10 @@ class PoolEngine(wiring.Component):
         spitch = Signal(len(pitch) + 2, name="p4_spitch")
         rowbase = Signal(signed(len(rowstart) + len(pitch) + 1), name="p4_rowbase")
         m.d.sync += [spitch.eq(shift_add(pitch, s)), rowbase.eq(rowstart * pitch)]
+        # the code width in a register of its own: the nest's channel step and the tap's code
+        # end add it to wide addresses (no adder on the layer register before them)
+        a_q = Signal(len(a), name="p1_code_bits")
+        m.d.sync += a_q.eq(a)
         tc = Signal(range(3), name="tap_cycles")
         m.d.comb += tc.eq(Mux((a == 1) | (a == 2) | (a == 4) | (a == 8), 1, 2))
         sub = Signal(range(8), name="p1_sub_cycles")         # cycles per tap: an element
@@ -147,7 +151,7 @@ class PoolEngine(wiring.Component):
             m.d.sync += [slot_bit0.eq(Mux(self.instr.a_slot, slot_bits, 0)),
                          slot_end.eq(Mux(self.instr.a_slot, 2 * slot_bits, slot_bits))]
         return {"slot_bit0": slot_bit0, "slot_end": slot_end, "maxpool": maxpool, "avg": avg,
-                "a": a, "tc": tc, "sub": sub, "pitch": pitch, "spitch": spitch, "sca": sca,
+                "a": a_q, "tc": tc, "sub": sub, "pitch": pitch, "spitch": spitch, "sca": sca,
                 "pca": pca, "ca": p1["ca"], "row": p1["row"],
                 "top0": top0, "rowbase": rowbase, "bad": p2_bad, "empty": p2_empty,
                 "enc_bad": bad_encoding(r.a_enc), "oversize": oversize}
