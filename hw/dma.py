@@ -207,29 +207,33 @@ class LoadDma(_Dma):
         first_step, first_word, flush, bus_err = Signal(), Signal(), Signal(), Signal()
         prev = Signal(8 * b)
         mask_first, mask_last = Signal(b), Signal(b)
-        beat = bus.rvalid & (r_left != 0)
+        # ``!= 0`` and ``== 1`` of both counts kept in registers beside them (no wide
+        # comparison before the write decision, which enables the address and count registers)
+        r_any, r_one = Signal(name="load_r_any"), Signal(name="load_r_one")
+        w_any, w_one = Signal(name="load_words_any"), Signal(name="load_words_one")
+        beat = bus.rvalid & r_any
         step = beat | flush
         cur = Mux(flush, 0, bus.rdata)
         word = _realign(m, prev, cur, shift, b)
         write, last = Signal(), Signal()
         # with offset % B < dram_addr % B, the word made from the first beat lies before the slot
-        m.d.comb += [write.eq(step & ~(skip & first_step) & (words_left != 0)),
-                     last.eq(write & (words_left == 1))]
+        m.d.comb += [write.eq(step & ~(skip & first_step) & w_any), last.eq(write & w_one)]
         with m.If(step):
             m.d.sync += [prev.eq(cur), first_step.eq(0)]
         with m.If(beat):
-            m.d.sync += [r_left.eq(r_left - 1), bus_err.eq(bus_err | bus.rresp[1])]
+            m.d.sync += [r_left.eq(r_left - 1), r_any.eq(~r_one), r_one.eq(r_left == 2),
+                         bus_err.eq(bus_err | bus.rresp[1])]
         # a last word that still needs bytes of the beat after the last one: one more step
-        m.d.sync += [flush.eq(beat & (r_left == 1) & (words_left != write)), wr.valid.eq(write)]
+        m.d.sync += [flush.eq(beat & r_one & Mux(write, ~w_one, w_any)), wr.valid.eq(write)]
         full = (1 << b) - 1
         # the request's payload registered in every cycle (the buffers use it only with
         # ``valid``): no enable from the beat's arrival on its registers
         m.d.sync += [wr.payload.addr.eq(word_addr), wr.payload.data.eq(word),
                      wr.payload.en.eq(Mux(first_word, mask_first, full)
-                                      & Mux(words_left == 1, mask_last, full))]
+                                      & Mux(w_one, mask_last, full))]
         with m.If(write):
             m.d.sync += [word_addr.eq(word_addr + 1), words_left.eq(words_left - 1),
-                         first_word.eq(0)]
+                         w_any.eq(~w_one), w_one.eq(words_left == 2), first_word.eq(0)]
         first_mask, last_mask = _byte_masks(m, da, _low(da + cmd.nbytes - 1, lg) + 1, lg, "load")
         # formed from the command in every cycle: what ``accept`` loads
         plan = {"words": Signal(beats.shape(), name="plan_words"),
@@ -242,8 +246,9 @@ class LoadDma(_Dma):
                      plan["shift"].eq(_low(da - sa, lg)), plan["skip"].eq(da < sa),
                      plan["mask_first"].eq(first_mask), plan["mask_last"].eq(last_mask)]
         with m.If(accept):
-            m.d.sync += [r_left.eq(beats),
+            m.d.sync += [r_left.eq(beats), r_any.eq(beats != 0), r_one.eq(beats == 1),
                          words_left.eq(Mux(good, plan["words"], 0)),
+                         w_any.eq(good & (plan["words"] != 0)), w_one.eq(good & (plan["words"] == 1)),
                          word_addr.eq(plan["word_addr"]),
                          shift.eq(plan["shift"]), skip.eq(plan["skip"]),
                          first_step.eq(1), first_word.eq(1), flush.eq(0), bus_err.eq(0),

@@ -39,6 +39,7 @@ from bitmill.numerics import Encoding
 from bitmill.precision import MAX_RUNTIME_BITS
 
 CODE_BITS = MAX_RUNTIME_BITS        # a code's width in the assembly register and the block
+DIFFS = ("01", "02", "12", "21")    # the walk's room differences (0: lanes, 1: run, 2: vector)
 
 
 def vector_layout(addr_bits: int, max_k: int) -> data.StructLayout:
@@ -126,6 +127,12 @@ class StagingCore(wiring.Component):
                 "reading": Signal(), "stalling": Signal(),
                 "stall_left": Signal(range(MAX_RUNTIME_BITS + 1)),
                 "i": Signal(range(self.max_words + 1)), "k": Signal(range(MAX_KERNEL + 1)),
+                # the rooms' differences (codes): ``d01 = rl - rr``, ``d02 = rl - rv``, ``d12 =
+                # rr - rv``, ``d21 = rv - rr``, kept beside the rooms, and those of a vector's
+                # start in the chunk (``t``, with ``rl = K``): the least room is told by their
+                # signs, registers, not by subtractions of the rooms
+                "d": {n: Signal(signed(len(k_w) + 2), name=f"room_diff_{n}") for n in DIFFS},
+                "t": {n: Signal(signed(len(k_w) + 2), name=f"chunk_room_diff_{n}") for n in DIFFS},
                 # ``i + 1`` and ``k + 1`` kept beside them (the last word and piece are found
                 # by comparing them with the plan's counts: no adder before the comparison)
                 "i1": Signal(range(self.max_words + 2), name="i_plus1"),
@@ -143,8 +150,9 @@ class StagingCore(wiring.Component):
         """The piece at the read position: its codes ``n`` (bits ``nb``): the least room left
         in the lanes, the run and the vector; whether its run ends there (``wrap``); the
         position after it (``next``); bit address and real lanes; the address of its current
-        word. The rooms are registers, so the walk's loop from one piece to the next is one
-        layer of subtractions (the comparisons and the next rooms at once) and a selection."""
+        word. The rooms and their differences are registers: the least room is told by the
+        differences' signs, and the next rooms and differences are subtractions and sums of
+        registers beside that, then a selection (no subtraction before the selection)."""
         plan, K, cur = self.plan, self.lanes, st["cur"]
         rooms, rooms_b = (st["rl"], cur["rr"], cur["rv"]), (st["rlb"], cur["rrb"], cur["rvb"])
         w = len(cur["rr"]) + 1
@@ -156,7 +164,8 @@ class StagingCore(wiring.Component):
                     diff_b[a, b] = Signal(signed(self.addr_bits + 1), name=f"room_bits_{a}_less_{b}")
                     m.d.comb += [diff[a, b].eq(rooms[a] - rooms[b]),
                                  diff_b[a, b].eq(rooms_b[a] - rooms_b[b])]
-        less = {ab: d[-1] for ab, d in diff.items()}          # room a < room b
+        d = st["d"]
+        less = {(0, 1): d["01"][-1], (0, 2): d["02"][-1], (1, 2): d["12"][-1], (2, 1): d["21"][-1]}
         sel = [Signal(name=f"least_{x}") for x in ("lanes", "run", "vector")]
         m.d.comb += [sel[0].eq(less[0, 1] & less[0, 2]), sel[1].eq(~less[0, 1] & less[1, 2]),
                      sel[2].eq(~sel[0] & ~sel[1])]
@@ -183,6 +192,18 @@ class StagingCore(wiring.Component):
                "ky": cur["ky"] + wrap, "kyoff": Mux(wrap, next_row, cur["kyoff"]),
                # the code's bit offset: the read address adds it to the vector's
                "kyub": Mux(wrap, next_row, Mux(sel[0], cur["kyub"] + st["rlb"], cur["kyub"] + cur["rvb"]))}
+        # the differences after the piece: unchanged unless its run ends (the run's room starts
+        # again at ``run``); with the lanes then reset to K (a chunk's end), ``K - rr`` and ``K -
+        # rv`` of the rooms after the piece, each a register plus a constant
+        run = plan.run
+        origin = {x: Signal.like(d[x], name=f"origin_room_diff_{x}") for x in DIFFS}
+        m.d.sync += [origin["01"].eq(K - run), origin["02"].eq(K - plan.k_total),
+                     origin["12"].eq(run - plan.k_total), origin["21"].eq(plan.k_total - run)]
+        nd = {"01": Mux(wrap, d["01"] - run, d["01"]), "02": d["02"],
+              "12": Mux(wrap, d["12"] + run, d["12"]), "21": Mux(wrap, d["21"] - run, d["21"])}
+        nd_lanes = {"01": Mux(wrap, K - run, Mux(sel[0], d["01"] + K, d["21"] + K)),
+                    "02": Mux(sel[0], d["02"] + K, Mux(sel[1], d["12"] + K, K)),
+                    "12": nd["12"], "21": nd["21"]}
         start = Signal(signed(self.addr_bits))
         m.d.comb += start.eq(self.vec.bit + cur["kyub"])
         lw = (self.word_bits - 1).bit_length()
@@ -193,6 +214,7 @@ class StagingCore(wiring.Component):
         m.d.comb += self.read_addr.eq(Mux(st["i"] == 0, start >> lw, after))
         m.d.sync += after.eq(self.read_addr + 1)
         return {"n": n, "nb": nb, "next": nxt, "totals": totals, "offset": start[:lw],
+                "diffs": nd, "diffs_lanes": nd_lanes, "diffs_origin": origin,
                 "lanes": self._piece_lanes(m, cur, st["dest"], n),
                 "last_word": st["i1"] == plan.words, "last_piece": st["k1"] == plan.pieces,
                 "last_vec": st["v"] == self.vectors - 1,
@@ -232,12 +254,15 @@ class StagingCore(wiring.Component):
         i1, k1 = st["i1"], st["k1"]
         nxt, totals, K = piece["next"], piece["totals"], self.lanes
         lanes_reset = [st["dest"].eq(0), st["destb"].eq(0), st["rl"].eq(K), st["rlb"].eq(totals[0])]
+        d, t = st["d"], st["t"]
         with m.If(self.start):
             origin = {x: 0 for x in cur} | {"rr": self.plan.run, "rv": self.plan.k_total,
                                              "rrb": totals[1], "rvb": totals[2]}
             m.d.sync += [st["reading"].eq(1), st["stalling"].eq(0), i.eq(0), k.eq(0), v.eq(0),
                          i1.eq(1), k1.eq(1), st["chunk"].eq(0)] + lanes_reset
             m.d.sync += [cur[x].eq(origin[x]) for x in cur] + [top[x].eq(origin[x]) for x in top]
+            m.d.sync += [d[x].eq(v0) for x, v0 in piece["diffs_origin"].items()]
+            m.d.sync += [t[x].eq(v0) for x, v0 in piece["diffs_origin"].items()]
             m.d.comb += self.vec_first.eq(1)
         with m.Elif(st["stalling"]):
             m.d.sync += st["stall_left"].eq(st["stall_left"] - 1)
@@ -248,10 +273,12 @@ class StagingCore(wiring.Component):
         with m.Elif(st["reading"] & ~piece["last_piece"]):
             m.d.sync += [i.eq(0), k.eq(k1), i1.eq(1), k1.eq(k1 + 1)] + [cur[x].eq(nxt[x]) for x in cur]
             m.d.sync += [st[x].eq(nxt[x]) for x in ("dest", "destb", "rl", "rlb")]
+            m.d.sync += [d[x].eq(piece["diffs"][x]) for x in d]
         with m.Elif(st["reading"]):
             m.d.sync += [i.eq(0), k.eq(0), i1.eq(1), k1.eq(1)] + lanes_reset
             with m.If(~piece["last_vec"]):
                 m.d.sync += [v.eq(v + 1)] + [cur[x].eq(top[x]) for x in cur]
+                m.d.sync += [d[x].eq(t[x]) for x in d]
                 m.d.comb += self.vec_next.eq(1)
             with m.Else():
                 self._next_chunk(m, st, piece)
@@ -267,6 +294,7 @@ class StagingCore(wiring.Component):
         m.d.sync += [st["v"].eq(0), st["chunk"].eq(st["chunk"] + 1)]
         m.d.sync += [st["cur"][x].eq(nxt[x]) for x in st["cur"]]
         m.d.sync += [st["top"][x].eq(nxt[x]) for x in st["top"]]
+        m.d.sync += [st[n][x].eq(piece["diffs_lanes"][x]) for n in ("d", "t") for x in DIFFS]
         m.d.comb += self.vec_first.eq(1)
         with m.If(piece["last_chunk"]):
             m.d.sync += st["reading"].eq(0)

@@ -104,6 +104,10 @@ class PoolEngine(wiring.Component):
         avg = instr.kind == VecKind.AVGPOOL
         a = r.a_bits + 1
         k, s, p = r.kernel, r.stride, r.pad
+        # the code width in a register of its own: the row's bits, the nest's channel step and
+        # the tap's code end add it to wide addresses (no adder on the layer register before them)
+        a_q = Signal(len(a), name="p1_code_bits")
+        m.d.sync += a_q.eq(a)
         p1 = {n: Signal(w, name=f"p1_{n}") for n, w in (
             ("in_row", len(r.in_w) + len(r.in_c)), ("ca", len(r.in_c) + 4),
             ("row", len(r.out_w) + len(r.out_c)), ("pix", len(r.in_h) + len(r.in_w)), ("k2", 6))}
@@ -121,7 +125,7 @@ class PoolEngine(wiring.Component):
         pitch = Signal(len(p1["in_row"]) + 7, name="p3_pitch_bits")
         sca, pca = (Signal(len(p1["ca"]) + 2, name=f"p2_{n}") for n in ("sca", "pca"))
         rowstart = Signal(signed(len(top0) + 1), name="p2_rowstart")
-        m.d.sync += [row_bits.eq(shift_add(p1["in_row"], a)), pitch.eq(Cat(Const(0, 3), (row_bits + 7) >> 3)),
+        m.d.sync += [row_bits.eq(shift_add(p1["in_row"], a_q)), pitch.eq(Cat(Const(0, 3), (row_bits + 7) >> 3)),
                      sca.eq(shift_add(p1["ca"], s)), pca.eq(shift_add(p1["ca"], p)), rowstart.eq(top0 - r.band_row0)]
         span_ok, short = Signal(name="p2_span_ok"), Signal(name="p2_count_short")
         m.d.sync += [span_ok.eq(span + k <= r.in_w + 2 * p), short.eq(instr.count < p1["row"])]
@@ -133,10 +137,6 @@ class PoolEngine(wiring.Component):
         spitch = Signal(len(pitch) + 2, name="p4_spitch")
         rowbase = Signal(signed(len(rowstart) + len(pitch) + 1), name="p4_rowbase")
         m.d.sync += [spitch.eq(shift_add(pitch, s)), rowbase.eq(rowstart * pitch)]
-        # the code width in a register of its own: the nest's channel step and the tap's code
-        # end add it to wide addresses (no adder on the layer register before them)
-        a_q = Signal(len(a), name="p1_code_bits")
-        m.d.sync += a_q.eq(a)
         tc = Signal(range(3), name="tap_cycles")
         m.d.comb += tc.eq(Mux((a == 1) | (a == 2) | (a == 4) | (a == 8), 1, 2))
         sub = Signal(range(8), name="p1_sub_cycles")         # cycles per tap: an element
