@@ -42,15 +42,18 @@ def first_burst(m: Module, addr, total, lg: int, ch: str) -> dict:
 
 
 def issue_bursts(m: Module, bus, ch: str, lg: int, accept, addr0, total, first: dict, enable=1,
-                 addr: Signal | None = None):
+                 addr: Signal | None = None, idle=None):
     """The AR (``ch="ar"``) or AW address channel: on ``accept`` load the aligned address
     ``addr0``, ``total`` beats and the first burst (`first_burst`), then one burst per
     handshake while ``enable``. The next burst's beats are chosen among registers and their
     differences with the present burst's (no chain of comparisons after a subtraction).
     ``bus`` needs ``<ch>addr``, ``<ch>len``, ``<ch>valid``, ``<ch>ready`` (and drives
     ``<ch>size``, ``<ch>burst``, ``<ch>id`` where it has them); ``addr``: the register of the
-    next burst's address (made here if None). Returns (beats still to
-    request, handshake, the present burst's beats, the next burst's address)."""
+    next burst's address (made here if None); ``idle``: a register high while no transfer
+    runs and none starts but on ``accept`` (None: ``accept`` loads everything); the address
+    and the burst registers then load in every such cycle, ``accept`` the beat count alone.
+    Returns (beats still to request, handshake, the present burst's beats, the next burst's
+    address)."""
     page = BURST_BOUNDARY >> lg
     if addr is None:
         addr = Signal(len(Value.cast(addr0)), name=f"{ch}_next")
@@ -64,8 +67,9 @@ def issue_bursts(m: Module, bus, ch: str, lg: int, accept, addr0, total, first: 
         if f"{ch}{member}" in bus.signature.members:
             m.d.comb += getattr(bus, f"{ch}{member}").eq(value)
     shake = valid & ready
+    load = [addr.eq(addr0)] + [regs[k].eq(v) for k, v in first.items()]
     with m.If(accept):
-        m.d.sync += [addr.eq(addr0), left.eq(total)] + [regs[k].eq(v) for k, v in first.items()]
+        m.d.sync += [left.eq(total)] + (load if idle is None else [])
     with m.Elif(shake):
         boundary = beats == room                      # this burst ends at the boundary
         left_next, room_next = left - beats, room - beats
@@ -84,4 +88,7 @@ def issue_bursts(m: Module, bus, ch: str, lg: int, accept, addr0, total, first: 
                      regs["left_m_page"].eq(regs["left_m_page"] - beats),
                      regs["room_m_cap"].eq(Mux(boundary, page - MAX_BURST_BEATS,
                                                regs["room_m_cap"] - beats))]
+    if idle is not None:
+        with m.If(idle):
+            m.d.sync += load
     return left, shake, beats, addr

@@ -106,7 +106,7 @@ class _Dma(wiring.Component):
         m.d.sync += total.eq(raw)
         m.d.comb += [beats.eq(Mux(good, total, 0)), bus.rready.eq(1), bus.bready.eq(1)]
         left, shake, _, _ = issue_bursts(m, bus, ch, lg, accept, addr0, beats,
-                                         first_burst(m, addr0, raw, lg, ch))
+                                         first_burst(m, addr0, raw, lg, ch), idle=~self.busy)
         return refused, good, beats, (left, shake)
 
     def _finish(self, m: Module, accept, refused: dict, done, bus_error) -> None:
@@ -245,13 +245,16 @@ class LoadDma(_Dma):
                      plan["word_addr"].eq(cmd.base + (cmd.offset >> lg)),
                      plan["shift"].eq(_low(da - sa, lg)), plan["skip"].eq(da < sa),
                      plan["mask_first"].eq(first_mask), plan["mask_last"].eq(last_mask)]
+        # the counts (which start the beats and the writes) on ``accept``; the rest in every
+        # idle cycle (nothing steps while idle), so the start decision enables few registers
         with m.If(accept):
             m.d.sync += [r_left.eq(beats), r_any.eq(beats != 0), r_one.eq(beats == 1),
                          words_left.eq(Mux(good, plan["words"], 0)),
-                         w_any.eq(good & (plan["words"] != 0)), w_one.eq(good & (plan["words"] == 1)),
-                         word_addr.eq(plan["word_addr"]),
+                         w_any.eq(good & (plan["words"] != 0)), w_one.eq(good & (plan["words"] == 1))]
+        with m.If(~self.busy):
+            m.d.sync += [word_addr.eq(plan["word_addr"]),
                          shift.eq(plan["shift"]), skip.eq(plan["skip"]),
-                         first_step.eq(1), first_word.eq(1), flush.eq(0), bus_err.eq(0),
+                         first_step.eq(1), first_word.eq(1), bus_err.eq(0),
                          prev.eq(0), mask_first.eq(plan["mask_first"]),
                          mask_last.eq(plan["mask_last"])]
         return last, bus_err | (beat & bus.rresp[1])
@@ -339,10 +342,14 @@ class StoreDma(_Dma):
                 "mask_last": Signal.like(mask_last, name="plan_mask_last")}
         m.d.sync += [plan["words"].eq((cmd.nbytes + b - 1) >> lg),
                      plan["mask_first"].eq(first_mask), plan["mask_last"].eq(last_mask)]
+        # the W beat count and its flag (which start the beats) on ``accept``; the rest in
+        # every idle cycle (nothing consumes while idle: ``w_any`` is off), so the start
+        # decision enables few registers
         with m.If(accept):
-            m.d.sync += [rd_addr.eq(cmd.base), rd_left.eq(plan["words"]),
-                         rd_more.eq(plan["words"] > 1), w_any.eq(beats != 0),
-                         w_left.eq(beats), w_addr.eq(cmd.dram_addr & ((1 << ADDR_BITS) - b)),
+            m.d.sync += [w_any.eq(beats != 0), w_left.eq(beats)]
+        with m.If(~self.busy):
+            m.d.sync += [rd_left.eq(plan["words"]), rd_more.eq(plan["words"] > 1),
+                         w_addr.eq(cmd.dram_addr & ((1 << ADDR_BITS) - b)),
                          w_count.eq(0), shift.eq(sa), first.eq(1), prev.eq(0),
                          mask_first.eq(plan["mask_first"]), mask_last.eq(plan["mask_last"])]
 

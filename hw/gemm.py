@@ -97,6 +97,11 @@ class GemmUnit(wiring.Component):
         # the next channel tile's first code bit, kept a cycle ahead: ``ch_bits0`` changes in
         # DIV and as a channel tile starts, the next start is a channel tile later
         tile_bits = Signal(range(cfg.rows * 32 + 1), name="channel_tile_bits")
+        # the output code width in a register of its own (no adder on the layer register before
+        # the products and sums that take it; SETUP writes the layer registers only while the
+        # GEMM unit is idle, at least a cycle before the DIV phase reads this copy)
+        st.code_bits = Signal(len(self.regs.out_bits) + 1, name="out_code_bits")
+        m.d.sync += st.code_bits.eq(self.regs.out_bits + 1)
         m.d.sync += [tile_bits.eq(cfg.rows * (self.regs.out_bits + 1)),
                      st.ch_bits0_next.eq(st.ch_bits0 + tile_bits)]
         self._accept(m, st)
@@ -212,7 +217,7 @@ class GemmUnit(wiring.Component):
         PARAMS phase's second cycle), and ``k_total`` checked in its last cycle:
         beyond what the tile engine holds, or zero, the GEMM fails."""
         cfg, regs, ins = self.cfg, self.regs, st.ins
-        out_bits = regs.out_bits + 1
+        out_bits = st.code_bits
         # MSB first: ``numer`` holds p0 shifted so its top bit is the current one, and the
         # quotient bits shift in at the bottom (no selection by ``count`` on either)
         shifted = Cat(st.numer[-1], st.rem)
@@ -390,7 +395,7 @@ class GemmUnit(wiring.Component):
         """Accumulator ``(r, c)`` pixel by pixel, channels inside; its code's bit address and
         padding travel through the requant pipeline as its tag."""
         cfg, regs, ins = self.cfg, self.regs, st.ins
-        out_bits = regs.out_bits + 1
+        out_bits = st.code_bits
         base = ins.o_slot * slot_words(cfg, Buffer.OUT) * 8 * cfg.mem_bytes_per_cycle
         reading = st.reading
         ch = ins.o0 + st.oc + st.r

@@ -131,8 +131,8 @@ class StagingCore(wiring.Component):
                 # rr - rv``, ``d21 = rv - rr``, kept beside the rooms, and those of a vector's
                 # start in the chunk (``t``, with ``rl = K``): the least room is told by their
                 # signs, registers, not by subtractions of the rooms
-                "d": {n: Signal(signed(len(k_w) + 2), name=f"room_diff_{n}") for n in DIFFS},
-                "t": {n: Signal(signed(len(k_w) + 2), name=f"chunk_room_diff_{n}") for n in DIFFS},
+                "d": {n: Signal(signed(len(cur["rr"]) + 2), name=f"room_diff_{n}") for n in DIFFS},
+                "t": {n: Signal(signed(len(cur["rr"]) + 2), name=f"chunk_room_diff_{n}") for n in DIFFS},
                 # ``i + 1`` and ``k + 1`` kept beside them (the last word and piece are found
                 # by comparing them with the plan's counts: no adder before the comparison)
                 "i1": Signal(range(self.max_words + 2), name="i_plus1"),

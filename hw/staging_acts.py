@@ -172,27 +172,34 @@ class ActStager(wiring.Component):
         """Column ``j+1`` is the next pixel: one stride right, or the next output row."""
         core, ab = self._core, self._core.addr_bits
         x = Signal.like(first["x"], name="x")
-        ix, iy, row_bit, col_bit = (Signal(signed(ab), name=n) for n in ("ix", "iy", "row_bit", "col_bit"))
+        row_bit, col_bit = (Signal(signed(ab), name=n) for n in ("row_bit", "col_bit"))
+        # the column's input offsets as the distances the clamps take, kept in registers (no
+        # subtraction before the clamps): ``-ix``, ``in_w - ix``, ``-iy``, ``in_h - iy``
+        left, right, above, below = (Signal(signed(ab + 1), name=n) for n in
+                                     ("ix_neg", "ix_to_width", "iy_neg", "iy_to_height"))
         j = Signal(range(self.cfg.cols + 1), name="col")
         # the column's bit address (row_bit + col_bit) kept in its own register, so that the
         # core's read address starts at a register
         bit, wrap_step = Signal(signed(ab), name="col_start_bit"), Signal(signed(ab), name="wrap_step")
         m.d.sync += wrap_step.eq(plan["row_step"] - plan["pad_bits"])
         with m.If(core.vec_first):
-            m.d.sync += [x.eq(first["x"]), ix.eq(first["ix"]), iy.eq(first["iy"]), j.eq(0),
+            m.d.sync += [x.eq(first["x"]), left.eq(-first["ix"]), right.eq(cmd.in_w - first["ix"]),
+                         above.eq(-first["iy"]), below.eq(cmd.in_h - first["iy"]), j.eq(0),
                          row_bit.eq(first["row_bit"]), col_bit.eq(first["col_bit"]),
                          bit.eq(first["row_bit"] + first["col_bit"])]
         with m.Elif(core.vec_next):
             m.d.sync += j.eq(j + 1)
             with m.If(x == cmd.out_w - 1):
-                m.d.sync += [x.eq(0), ix.eq(-cmd.pad), iy.eq(iy + cmd.stride),
+                m.d.sync += [x.eq(0), left.eq(cmd.pad), right.eq(cmd.in_w + cmd.pad),
+                             above.eq(above - cmd.stride), below.eq(below - cmd.stride),
                              row_bit.eq(row_bit + plan["row_step"]), col_bit.eq(-plan["pad_bits"]),
                              bit.eq(row_bit + wrap_step)]
             with m.Else():
-                m.d.sync += [x.eq(x + 1), ix.eq(ix + cmd.stride), col_bit.eq(col_bit + plan["step"]),
+                m.d.sync += [x.eq(x + 1), left.eq(left - cmd.stride), right.eq(right - cmd.stride),
+                             col_bit.eq(col_bit + plan["step"]),
                              bit.eq(bit + plan["step"])]
         times, k, h = plan["in_c_times"], cmd.kernel, cmd.rows
         m.d.comb += [core.vec.bit.eq(bit),
-                     core.vec.lo.eq(times[_clamp(-ix, k)]), core.vec.hi.eq(times[_clamp(cmd.in_w - ix, k)]),
-                     core.vec.ky_lo.eq(_clamp(-iy, h)), core.vec.ky_hi.eq(_clamp(cmd.in_h - iy, h)),
+                     core.vec.lo.eq(times[_clamp(left, k)]), core.vec.hi.eq(times[_clamp(right, k)]),
+                     core.vec.ky_lo.eq(_clamp(above, h)), core.vec.ky_hi.eq(_clamp(below, h)),
                      core.vec.ok.eq(j < cmd.cols)]
