@@ -44,9 +44,10 @@ def grid_values(rng, shape, bits: int, enc: Encoding) -> np.ndarray:
     return v | 1 if enc is O else v          # odd grid: odd values only (|v| <= 2^b - 1)
 
 
-def run_stager(stager, buffer: Buffer, image: bytes, cmd: dict) -> tuple[dict[int, int], int]:
+def run_stager(stager, buffer: Buffer, image: bytes, cmd: dict, watch=None) -> tuple[dict[int, int], int]:
     """Engine words (address -> word) the stager emits, and cycles from start to finish + 1.
-    Every target must be the stager's; no address is written twice."""
+    Every target must be the stager's; no address is written twice. ``watch``: a background
+    testbench run beside it."""
     cfg = stager.cfg
     B = cfg.mem_bytes_per_cycle
     depth = 2 * slot_bytes(cfg, buffer) // B
@@ -85,6 +86,8 @@ def run_stager(stager, buffer: Buffer, image: bytes, cmd: dict) -> tuple[dict[in
     sim = Simulator(m)
     sim.add_clock(1e-8)
     sim.add_testbench(bench)
+    if watch is not None:
+        sim.add_testbench(watch, background=True)
     sim.run()
     return words, cycles[0]
 
@@ -220,6 +223,49 @@ def test_acts_band_below_slot_start(name):
     """A band that starts rows below the first row the tile reads (band_row0 > 0, slot 0)."""
     check_acts(AccelConfig.resolve(name), Layer(3, 1, 1, 8, 4, 2), 6, S, p=18, slot=0, seed=3,
                spare_rows=2)
+
+
+def test_the_walks_room_differences_equal_the_rooms_differences_in_every_cycle():
+    """The core keeps the differences of its rooms (lanes ``rl``, run ``rr``, vector ``rv``)
+    in registers beside them and tells the least room by their signs: in every cycle of an
+    im2col walk whose runs (9 codes) end inside 8-lane chunks and chunks inside runs, over
+    two columns, each register equals its difference of the rooms, and the stager's words are
+    golden's."""
+    cfg = AccelConfig.resolve("tiny")
+    layer = Layer(3, 1, 1, 5, 6, 3)
+    rng = np.random.default_rng(7)
+    x = grid_values(rng, (layer.in_h, layer.in_w, layer.in_c), 3, S)
+    image, base = buffer_image(cfg, Buffer.ACT, rng, 0, pack_rows(x.reshape(layer.in_h, -1), 3, S))
+    stager = ActStager(cfg)
+    core, walks, seen = stager._core, [], []
+    make = core._walk_state
+
+    def keep_walk_state():                  # the core's walk registers, kept for the watch
+        walks.append(make())
+        return walks[-1]
+
+    core._walk_state = keep_walk_state
+
+    async def watch(ctx):
+        st = walks[0]
+        while True:
+            await ctx.tick()
+            rooms = [ctx.get(st["rl"]), ctx.get(st["cur"]["rr"]), ctx.get(st["cur"]["rv"])]
+            if ctx.get(st["reading"]):
+                d = {n: ctx.get(st["d"][n]) for n in ("01", "02", "12", "21")}
+                assert d == {"01": rooms[0] - rooms[1], "02": rooms[0] - rooms[2],
+                             "12": rooms[1] - rooms[2], "21": rooms[2] - rooms[1]}, (rooms, d)
+                seen.append(tuple(rooms))
+
+    got, _ = run_stager(stager, Buffer.ACT, image, {
+        "base": base, "p": 0, "cols": 2, "ky0": 0, "rows": 3, "kernel": 3, "stride": 1, "pad": 1,
+        "in_h": layer.in_h, "in_w": layer.in_w, "in_c": layer.in_c, "out_w": layer.out_w,
+        "band_row0": 0, "a_bits": 3, "a_enc": S}, watch=watch)
+    cols = golden.im2col(x[None], 3, 3, 1, 1)
+    assert got == buffer_words(cols[0:2], 3, S, engine_of(cfg))
+    # the walk took pieces where each of the three rooms was the least
+    assert any(r[0] < min(r[1], r[2]) for r in seen) and any(r[1] < min(r[0], r[2]) for r in seen)
+    assert any(r[2] <= min(r[0], r[1]) for r in seen)
 
 
 @pytest.mark.parametrize("name", CONFIGS)
