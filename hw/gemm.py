@@ -50,7 +50,7 @@ from bitmill.hw.sequencer import chunk_slots
 from bitmill.hw.staging_acts import ActStager
 from bitmill.hw.staging_weights import WeightStager
 from bitmill.isa import Buffer
-from bitmill.numerics import Encoding
+from bitmill.numerics import MAX_BITS, Encoding
 from bitmill.packing import PARAM_RECORD
 
 
@@ -100,7 +100,6 @@ class GemmUnit(wiring.Component):
         # the output code width in a register of its own (no adder on the layer register before
         # the products and sums that take it; SETUP writes the layer registers only while the
         # GEMM unit is idle, at least a cycle before the DIV phase reads this copy)
-        st.code_bits = Signal(len(self.regs.out_bits) + 1, name="out_code_bits")
         m.d.sync += st.code_bits.eq(self.regs.out_bits + 1)
         m.d.sync += [tile_bits.eq(cfg.rows * (self.regs.out_bits + 1)),
                      st.ch_bits0_next.eq(st.ch_bits0 + tile_bits)]
@@ -508,6 +507,7 @@ class _GemmState:
         self.rem = Signal(range(2 * px + 2))
         self.quot = Signal(range(px * px + 1))
         self.numer = Signal(self.div_bits)      # p0's bits not yet divided, the next on top
+        self.code_bits = Signal(range(MAX_BITS + 1))   # the output code width (out_bits + 1)
         self.overrun = Signal()
         self.oc = Signal(range(cfg.max_channels + cfg.rows + 1))
         self.pc = Signal(range(px * px + cfg.cols + 1))

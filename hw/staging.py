@@ -156,15 +156,18 @@ class StagingCore(wiring.Component):
         plan, K, cur = self.plan, self.lanes, st["cur"]
         rooms, rooms_b = (st["rl"], cur["rr"], cur["rv"]), (st["rlb"], cur["rrb"], cur["rvb"])
         w = len(cur["rr"]) + 1
-        diff, diff_b = {}, {}
+        # the code rooms' differences: four are the registers ``d``, the two others subtractions
+        d = st["d"]
+        diff = {(0, 1): d["01"], (0, 2): d["02"], (1, 2): d["12"], (2, 1): d["21"]}
+        diff_b = {}
         for a in range(3):
             for b in range(3):
                 if a != b:
-                    diff[a, b] = Signal(signed(w + 1), name=f"room_{a}_less_{b}")
                     diff_b[a, b] = Signal(signed(self.addr_bits + 1), name=f"room_bits_{a}_less_{b}")
-                    m.d.comb += [diff[a, b].eq(rooms[a] - rooms[b]),
-                                 diff_b[a, b].eq(rooms_b[a] - rooms_b[b])]
-        d = st["d"]
+                    m.d.comb += diff_b[a, b].eq(rooms_b[a] - rooms_b[b])
+                    if (a, b) not in diff:
+                        diff[a, b] = Signal(signed(w + 1), name=f"room_{a}_less_{b}")
+                        m.d.comb += diff[a, b].eq(rooms[a] - rooms[b])
         less = {(0, 1): d["01"][-1], (0, 2): d["02"][-1], (1, 2): d["12"][-1], (2, 1): d["21"][-1]}
         sel = [Signal(name=f"least_{x}") for x in ("lanes", "run", "vector")]
         m.d.comb += [sel[0].eq(less[0, 1] & less[0, 2]), sel[1].eq(~less[0, 1] & less[1, 2]),
