@@ -52,13 +52,17 @@ from bitmill.isa import INDEX_BITS, INSTR_BITS, Buffer, Opcode, Queue
 from bitmill.timing import check_fetch_width
 
 TOKEN_BITS = 8           # a token counter saturates at 255 (more is TOKEN_OVERFLOW)
-PREFETCH = 2             # instructions read ahead of each queue's head (`Control._queue`)
+PREFETCH = 3             # instructions read ahead of each queue's head (`Control._queue`)
+EARLY = 3                # a fill's first instructions per queue, kept in registers at preload
 ERROR_BITS = 8
 
 # per queue: the token channel of each flag (pop_prev, pop_next, push_prev, push_next), or None
 L2C, C2L, C2S, S2C = range(4)
 FLAG_CHANNELS = {Queue.LOAD: (None, C2L, None, L2C), Queue.COMPUTE: (L2C, S2C, C2L, C2S),
                  Queue.STORE: (C2S, None, S2C, None)}
+
+# a queue entry: the instruction, its program index and its address checks (LOAD/STORE)
+ENTRY = data.StructLayout({"word": INSTR_BITS, "index": INDEX_BITS, "outside": 1, "operand": 1})
 
 
 def fetch_signature() -> wiring.Signature:
@@ -235,16 +239,16 @@ class Control(wiring.Component):
             full = st.wp[q.value] == self.cfg.queue_depth
             hit = complete & legal & ~bad_flags & ~refill & (queue == q.value)
             # the memories are written from registers, a cycle after the word arrives (the
-            # head's first read is bypassed at PRIME, `_queue`)
+            # queue's first `EARLY` words are kept in registers as they arrive, `_queue`)
             m.d.sync += [wp.addr.eq(st.wp[q.value]), wp.data.eq(Cat(word, st.index[:INDEX_BITS])),
                          wp.en.eq(hit & ~full)]
+            checks = self._operand_error(m, q, view)
             if q in st.checks:
                 cw = st.check_write[q]
-                m.d.sync += [cw.addr.eq(st.wp[q.value]), cw.data.eq(Cat(*self._operand_error(m, q, view))),
-                             cw.en.eq(hit & ~full)]
-            if q in st.first:
-                with m.If(hit & (st.wp[q.value] == 0)):
-                    m.d.sync += st.first[q].eq(word)
+                m.d.sync += [cw.addr.eq(st.wp[q.value]), cw.data.eq(Cat(*checks)), cw.en.eq(hit & ~full)]
+            for k, early in enumerate(st.early[q.value]):
+                with m.If(hit & (st.wp[q.value] == k)):
+                    m.d.sync += early.eq(Cat(word, st.index[:INDEX_BITS], *checks))
             with m.If(hit):
                 m.d.sync += st.wp[q.value].eq(st.wp[q.value] + 1)
                 with m.If(full):
@@ -305,59 +309,64 @@ class Control(wiring.Component):
     # ---- queues ----------------------------------------------------------------------------
     def _queue(self, m: Module, st: "_State", q: Queue) -> "_Head":
         """The head of queue ``q``, in registers, and up to `PREFETCH` instructions after it,
-        read ahead. The instruction memory's read port (write through) shows instruction 0
-        while the program loads (each word is written from registers a cycle after it
-        arrives: when instruction 0 is the program's last word, it is written in the PRIME
-        cycle, and the head takes it from the write); the head takes it in the PRIME cycle,
-        which reads instruction 1. From then on the memory is read at a register (``ahead``) whenever
-        the instructions waiting after the head (in registers, or read in the last cycle)
-        are fewer than `PREFETCH`, a decision from registers only: the start decision
-        (``take``) moves the waiting instructions, never the memory's address. One of them
-        is always there (a read is issued whenever fewer than two wait and a take removes
-        one), so the instruction after one that starts in cycle t is at the head in cycle
-        t + 1. The head's address checks were computed at preload (`_route`) and are read
-        from the side memory beside the queue's, so no adder follows the block RAM."""
+        read ahead. The queue memory's read data pass a register right after the block RAM
+        (its output register on an ECP5, `bitmill.hw.ecp5`): a word read at address A in cycle
+        t is on ``read`` in cycle t + 2. The queue's first `EARLY` words are kept in registers
+        as they arrive at preload (`_route`), so nothing is read from the memory before it
+        holds the whole fill: in the PRIME cycle the head takes instruction 0 from them, and
+        instructions 1 and 2 come on ``read`` in the two cycles after it, as if read in PRIME
+        and the cycle before. From then on the memory is read at a register (``ahead``, from
+        3) whenever the instructions waiting after the head (in registers, on ``read`` now,
+        or read in the last cycle) are fewer than `PREFETCH`, a decision from registers only:
+        the start decision (``take``) moves the waiting instructions, never the memory's
+        address. At least two of them are always there (a read is issued whenever fewer than
+        three are, and a take removes one), so one waits in a register or is on ``read``, and
+        the instruction after one that starts in cycle t is at the head in cycle t + 1. The
+        head's address checks were computed at preload (`_route`) and are read from the side
+        memory beside the queue's, so no adder follows the block RAM."""
         rd = st.mem_read[q.value]
         head = _Head(self.cfg, q)
         prime = st.priming
         cr = st.check_read.get(q)
         outside, operand = (cr.data[0], cr.data[1]) if cr is not None else (Const(0), Const(0))
-        entry = data.StructLayout({"word": INSTR_BITS, "index": INDEX_BITS, "outside": 1, "operand": 1})
-        read = Signal(entry, name=f"{q.label}_read")            # the memory's word of this cycle
-        m.d.comb += [read.word.eq(rd.data[:INSTR_BITS]), read.index.eq(rd.data[INSTR_BITS:]),
-                     read.outside.eq(outside), read.operand.eq(operand)]
-        # instruction 0 written in the PRIME cycle itself (the program's last word, written a
-        # cycle late) was not there when the memory read it: the head takes it from the write
-        entry0 = Signal(entry, name=f"{q.label}_entry0")
-        wp, cw = st.mem_write[q.value], st.check_write.get(q)
-        late = Signal(name=f"{q.label}_first_late")
-        m.d.comb += [late.eq(wp.en & (wp.addr == 0)), entry0.eq(read)]
-        with m.If(late):
-            m.d.comb += [entry0.word.eq(wp.data[:INSTR_BITS]), entry0.index.eq(wp.data[INSTR_BITS:])]
-            if cw is not None:
-                m.d.comb += [entry0.outside.eq(cw.data[0]), entry0.operand.eq(cw.data[1])]
+        # the memory's word of the read two cycles ago: a plain register after the block RAM
+        stored = Signal(ENTRY, name=f"{q.label}_stored", reset_less=True)
+        m.d.sync += [stored.word.eq(rd.data[:INSTR_BITS]), stored.index.eq(rd.data[INSTR_BITS:]),
+                     stored.outside.eq(outside), stored.operand.eq(operand)]
+        # instructions 1 and 2 of the fill, on ``read`` in the two cycles after PRIME
+        early = st.early[q.value]
+        replay = Signal(ENTRY, name=f"{q.label}_replay", reset_less=True)
+        replaying, second = Signal(name=f"{q.label}_replaying"), Signal(name=f"{q.label}_replay2")
+        m.d.sync += [second.eq(prime), replaying.eq(prime | second)]
+        with m.If(prime):
+            m.d.sync += replay.eq(early[1])
+        with m.Elif(second):
+            m.d.sync += replay.eq(early[2])
+        read = Signal(ENTRY, name=f"{q.label}_read")            # the word arriving in this cycle
+        m.d.comb += read.eq(Mux(replaying, replay, stored))
         # the instructions waiting after the head: ``waits`` in registers (``wait0`` first),
-        # ``arriving`` one read in the last cycle (on ``read`` now)
-        waits = [Signal(entry, name=f"{q.label}_wait{k}", reset_less=True) for k in range(PREFETCH)]
+        # ``arriving`` on ``read`` now, ``issued`` read in the last cycle
+        waits = [Signal(ENTRY, name=f"{q.label}_wait{k}", reset_less=True) for k in range(PREFETCH)]
         count = Signal(range(PREFETCH + 1), name=f"{q.label}_waiting")
         arriving = Signal(name=f"{q.label}_arriving")
+        issued = Signal(name=f"{q.label}_issued")
         depth = self.cfg.queue_depth
         ahead = Signal(range(depth), name=f"{q.label}_ahead")     # wraps: past the queue's end
         # it reads words no instruction uses (``held`` is off when the head runs past them)
         fetch = Signal(name=f"{q.label}_read_ahead")
-        m.d.comb += fetch.eq(st.run & (count + arriving < PREFETCH))
+        m.d.comb += fetch.eq(st.run & (count + arriving + issued < PREFETCH))
         # the instruction after the head: the first waiting one, or the one arriving; the
         # choice (``count != 0``) from register copies kept beside ``count``, one per 32 bits
         # of the entry (no 146-bit fanout from one LUT)
-        nxt = Signal(entry, name=f"{q.label}_next")
-        chunks = range(0, entry.size, 32)
+        nxt = Signal(ENTRY, name=f"{q.label}_next")
+        chunks = range(0, ENTRY.size, 32)
         waiting = [Signal(name=f"{q.label}_waiting_nz{k // 32}", attrs=NOMERGE) for k in chunks]
         m.d.comb += nxt.as_value().eq(Cat(*(Mux(nz, waits[0].as_value()[k:k + 32], read.as_value()[k:k + 32])
                                             for nz, k in zip(waiting, chunks))))
         held = Signal(name=f"{q.label}_held")          # the head register holds an instruction
         with m.If(prime):
-            m.d.sync += [head.word.eq(entry0.word), head.index.eq(entry0.index),
-                         head.outside.eq(entry0.outside), head.operand.eq(entry0.operand)]
+            m.d.sync += [head.word.eq(early[0].word), head.index.eq(early[0].index),
+                         head.outside.eq(early[0].outside), head.operand.eq(early[0].operand)]
         with m.Elif(head.take):
             m.d.sync += [head.word.eq(nxt.word), head.index.eq(nxt.index),
                          head.outside.eq(nxt.outside), head.operand.eq(nxt.operand)]
@@ -372,12 +381,14 @@ class Control(wiring.Component):
             with m.Elif(popped):
                 m.d.sync += w.eq(shifted)
         joined = arriving & ~(head.take & (count == 0))
-        m.d.sync += [count.eq(kept + joined), arriving.eq(prime | fetch)]
-        m.d.sync += [nz.eq(Mux(prime, 0, (kept + joined) != 0)) for nz in waiting]
         with m.If(prime):
-            m.d.sync += [count.eq(0), ahead.eq(2 % depth)]
-        with m.Elif(fetch):
-            m.d.sync += ahead.eq(Mux(ahead == depth - 1, 0, ahead + 1))
+            m.d.sync += [count.eq(0), arriving.eq(1), issued.eq(1), ahead.eq(EARLY % depth)]
+            m.d.sync += [nz.eq(0) for nz in waiting]
+        with m.Else():
+            m.d.sync += [count.eq(kept + joined), arriving.eq(issued), issued.eq(fetch)]
+            m.d.sync += [nz.eq((kept + joined) != 0) for nz in waiting]
+            with m.If(fetch):
+                m.d.sync += ahead.eq(Mux(ahead == depth - 1, 0, ahead + 1))
         rp1, rp2 = st.rp1[q.value], st.rp2[q.value]
         with m.If(self.start & ~st.running):
             m.d.sync += held.eq(0)
@@ -386,9 +397,8 @@ class Control(wiring.Component):
         with m.Elif(head.take):
             m.d.sync += [held.eq(rp1 != st.wp[q.value]), rp1.eq(rp2), rp2.eq(rp2 + 1)]
         # the read address from registers only, read in every cycle (a word read while no
-        # fetch was issued is not used: ``arriving`` is off in the cycle after)
-        m.d.comb += [head.valid.eq(st.run & held),
-                     rd.addr.eq(Mux(st.run, ahead, Mux(prime, 1 % depth, 0)))]
+        # fetch was issued is not used: ``arriving`` is off two cycles after)
+        m.d.comb += [head.valid.eq(st.run & held), rd.addr.eq(ahead)]
         if cr is not None:
             m.d.comb += cr.addr.eq(rd.addr)
         return head
@@ -431,11 +441,11 @@ class Control(wiring.Component):
                 self._raise(m, st, ErrorFlag.OPERAND, head.index)
             op = view.opcode
             body = view.body.as_value()
-            if q in st.first:
+            if q in (Queue.LOAD, Queue.STORE):
                 # a DMA unit forms its transfer from the instruction a cycle ahead of its start:
                 # in the PRIME cycle it sees the instruction the head takes in that cycle
-                prime = st.priming
-                body = Mux(prime, data.View(view.shape(), st.first[q][:view.shape().size]).body.as_value(),
+                first = st.early[q.value][0].word
+                body = Mux(st.priming, data.View(view.shape(), first[:view.shape().size]).body.as_value(),
                            body)
             for unit, code in self._unit_codes(q):
                 m.d.comb += [unit.start.eq(head.take & (op == code)), unit.instr.eq(body)]
@@ -643,16 +653,17 @@ class _State:
                            for n in ("l2c", "c2l", "c2s", "s2c")]
         self.mems = [memory.Memory(shape=INSTR_BITS + INDEX_BITS, depth=depth, init=[]) for _ in Queue]
         self.mem_write = [mem.write_port() for mem in self.mems]
-        self.mem_read = [mem.read_port(transparent_for=(w,)) for mem, w in zip(self.mems, self.mem_write)]
+        # read only while no word is written (the fill's first `EARLY` words come from registers)
+        self.mem_read = [mem.read_port() for mem in self.mems]
         # beside the LOAD and STORE queues: the address checks of each instruction, computed
         # as it is written (outside memory, outside its slot or empty), read with it
         self.checks = {q: memory.Memory(shape=2, depth=depth, init=[]) for q in (Queue.LOAD, Queue.STORE)}
-        # the first instruction written to the LOAD and STORE queues in this fill (the head
-        # takes it in the PRIME cycle; the DMA units see it then, a cycle before it can start)
-        self.first = {q: Signal(INSTR_BITS, name=f"first_{q.label}") for q in (Queue.LOAD, Queue.STORE)}
+        # each queue's first `EARLY` instructions of this fill, kept as they arrive (`Control._queue`;
+        # instruction 0 is the head's in the PRIME cycle, where the DMA units see it too)
+        self.early = [[Signal(ENTRY, name=f"{q.label}_early{k}", reset_less=True) for k in range(EARLY)]
+                      for q in Queue]
         self.check_write = {q: mem.write_port() for q, mem in self.checks.items()}
-        self.check_read = {q: mem.read_port(transparent_for=(self.check_write[q],))
-                           for q, mem in self.checks.items()}
+        self.check_read = {q: mem.read_port() for q, mem in self.checks.items()}
 
     def preload_is(self, value: int) -> list:
         """Assignments of both ``preloading`` copies."""

@@ -85,16 +85,17 @@ KEEP_COPIES = "setattr -set keep 1 a:bitmill_nomerge %ci1:+$dff[Q] t:$dff %i"
 # undefined data on the chip), the output buffer's copy that STORE reads (only after the
 # compute unit that wrote the slot has finished) and the copy the code packers read (a packer
 # replaces a word read in the cycle its word was written by that whole word,
-# `bitmill.hw.packer`); the instruction memories keep their read-before-write behaviour (written
-# only at preload, read through). So do the banks of a board's memory with registered reads
-# (`bitmill.hw.axi_sram.AxiSram`): a beat reads its word ``L - 2`` cycles after its AR, after
-# every write whose W handshake came no later than the AR, so it meets a write of that word in
-# the same cycle only when the AR came first, where the memory model promises neither value;
-# the host link's byte adapter never uses the word it reads in the cycle it writes.
+# `bitmill.hw.packer`), and the control's instruction and address-check memories, written only
+# at preload, whose words read before the PRIME cycle are never used (`bitmill.hw.control`:
+# the fill's first instructions come from registers). So do the banks of a board's memory with
+# registered reads (`bitmill.hw.axi_sram.AxiSram`): a beat reads its word ``L - 2`` cycles
+# after its AR, after every write whose W handshake came no later than the AR, so it meets a
+# write of that word in the same cycle only when the AR came first, where the memory model
+# promises neither value; the host link's byte adapter never uses the word it reads in the cycle it writes.
 UNDEFINED_COLLISIONS = "setparam -set RD_COLLISION_X_MASK 1'1 t:$mem_v2"
 ENGINE_COLLISIONS = ("setparam -set RD_COLLISION_X_MASK 1'1 *.engine/t:$mem_v2 "
                      "*.buffers/weight *.buffers/act *.buffers/param *.buffers/out *.buffers/out_store "
-                     "*.memory/bank*")
+                     "*.control/instructions_* *.control/checks_* *.memory/bank*")
 
 
 @dataclass(frozen=True)

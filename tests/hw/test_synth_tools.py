@@ -78,8 +78,8 @@ def test_place_and_route_passes_the_chosen_router_to_nextpnr(tmp_path, monkeypat
 
 def test_undefined_collisions_are_the_operand_memories(tmp_path):
     """`ENGINE_COLLISIONS` marks the tile engine's memories, the weight, activation and
-    parameter buffers and both copies of the output buffer; the instruction memories and
-    every other memory keep read-before-write."""
+    parameter buffers, both copies of the output buffer and the control's instruction and
+    address-check memories; every other memory keeps read-before-write."""
     from amaranth.back import verilog
 
     from bitmill.config import AccelConfig
@@ -96,8 +96,10 @@ def test_undefined_collisions_are_the_operand_memories(tmp_path):
              for kind in ("all", "marked")}
     assert names["marked"] == {"accel.gemm.engine/abuf", "accel.gemm.engine/wbuf",
                                "accel.buffers/weight", "accel.buffers/act", "accel.buffers/param",
-                               "accel.buffers/out", "accel.buffers/out_store"}
-    assert {"accel.control/instructions_load", "accel.control/checks_load"} <= names["all"] - names["marked"]
+                               "accel.buffers/out", "accel.buffers/out_store",
+                               *(f"accel.control/instructions_{q}" for q in ("load", "compute", "store")),
+                               "accel.control/checks_load", "accel.control/checks_store"}
+    assert names["all"] - names["marked"]
 
 
 def test_undefined_collisions_include_the_board_memory_banks(tmp_path):
