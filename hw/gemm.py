@@ -130,8 +130,13 @@ class GemmUnit(wiring.Component):
         bad = (ins.rows == 0) | (ins.npix == 0)       # k_total is checked at the end of DIV
         m.d.sync += st.entered.eq(0)
         m.d.comb += self.busy.eq(st.phase != _GemmState.IDLE)
+        # the instruction flows into its register in every idle cycle (the control's ``instr``
+        # holds the head's), so it holds the one started from the next cycle on: the start
+        # decision enables no instruction bit
+        with m.If(st.phase == _GemmState.IDLE):
+            m.d.sync += st.ins.eq(ins)
         with m.If(self.start & (st.phase == _GemmState.IDLE)):
-            m.d.sync += [st.ins.eq(ins), st.overrun.eq(0)]
+            m.d.sync += st.overrun.eq(0)
             with m.If(bad):
                 self._go(m, st, _GemmState.FAIL)
             with m.Else():
