@@ -131,17 +131,14 @@ class GemmUnit(wiring.Component):
         m.d.sync += st.entered.eq(0)
         m.d.comb += self.busy.eq(st.phase != _GemmState.IDLE)
         # the instruction flows into its register in every idle cycle (the control's ``instr``
-        # holds the head's), so it holds the one started from the next cycle on: the start
-        # decision enables no instruction bit
+        # holds the head's), and so do the divider's start values, so they hold the ones of
+        # the instruction started from the next cycle on: the start decision enables neither
         with m.If(st.phase == _GemmState.IDLE):
-            m.d.sync += st.ins.eq(ins)
+            m.d.sync += [st.ins.eq(ins), st.count.eq(st.div_bits - 1), st.rem.eq(0), st.quot.eq(0),
+                         st.numer.eq(ins.p0[:st.div_bits])]
         with m.If(self.start & (st.phase == _GemmState.IDLE)):
             m.d.sync += st.overrun.eq(0)
-            with m.If(bad):
-                self._go(m, st, _GemmState.FAIL)
-            with m.Else():
-                self._go(m, st, _GemmState.DIV, st.div_bits - 1)
-                m.d.sync += [st.rem.eq(0), st.quot.eq(0), st.numer.eq(ins.p0[:st.div_bits])]
+            self._go(m, st, Mux(bad, _GemmState.FAIL, _GemmState.DIV))
 
     def _passes(self, m: Module, st: "_GemmState") -> None:
         """The partial-sum passes of the layer, from the SETUP registers (stable through a
