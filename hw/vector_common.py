@@ -97,14 +97,16 @@ def _grid(m: Module, name: str, bits_m1, enc) -> dict:
     return g
 
 
-def decode(m: Module, name: str, code, bits_m1, enc) -> Signal:
+def decode(m: Module, name: str, code, bits_m1, enc, top_set=None) -> Signal:
     """The value of a code (`Encoding`: two's complement, unsigned, odd grid), combinational
     in the code (the grid's constants registered, see `_grid`), without an adder: an odd
     code ``c`` is ``2c + 1 - 2^bits``, i.e. ``2c + 1`` with bit ``bits`` cleared when
     ``c``'s top bit is set, else sign-extended from there; a two's-complement code is
-    sign-extended from its top bit."""
+    sign-extended from its top bit. ``top_set``: that top bit, where the caller selects it
+    beside the code (None: taken from the code by the code width)."""
     g = _grid(m, name, bits_m1, enc)
-    top_set = (code & g["sign"]).any()
+    if top_set is None:
+        top_set = (code & g["sign"]).any()
     low = Mux(g["odd"], Cat(Const(1, 1), code) & g["low"], code)
     negative = Mux(g["odd"], ~top_set, g["signed"] & top_set)
     high = ~Cat(g["low"], Const(0, VALUE_BITS - CODE_BITS))      # bits from ``bits`` up

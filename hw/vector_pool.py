@@ -104,8 +104,10 @@ class PoolEngine(wiring.Component):
         avg = instr.kind == VecKind.AVGPOOL
         a = r.a_bits + 1
         k, s, p = r.kernel, r.stride, r.pad
-        # the code width in a register of its own: the row's bits, the nest's channel step and
-        # the tap's code end add it to wide addresses (no adder on the layer register before them)
+        # the code width in a register of its own: the row's bits, the channel's bits (``ca``,
+        # valid a stage later than the other p1 products, two before the nest reads ``pca``),
+        # the nest's channel step and the tap's code end use it (no adder on the layer register
+        # before them)
         a_q = Signal(len(a), name="p1_code_bits")
         m.d.sync += a_q.eq(a)
         p1 = {n: Signal(w, name=f"p1_{n}") for n, w in (
@@ -114,7 +116,7 @@ class PoolEngine(wiring.Component):
         top0 = Signal(signed(len(r.out_row0) + 4), name="p1_top0")
         span, p2_bad, p2_empty = (Signal(len(r.out_w) + len(s) + 1, name="p1_span"), Signal(name="p3_bad"),
                                   Signal(name="p3_empty"))
-        m.d.sync += [p1["in_row"].eq(r.in_w * r.in_c), p1["ca"].eq(shift_add(r.in_c, a)),
+        m.d.sync += [p1["in_row"].eq(r.in_w * r.in_c), p1["ca"].eq(shift_add(r.in_c, a_q)),
                      p1["row"].eq(r.out_w * r.out_c), p1["pix"].eq(r.in_h * r.in_w),
                      p1["k2"].eq(shift_add(k, k)), top0.eq(shift_add(r.out_row0, s) - p),
                      span.eq(shift_add(r.out_w, s) - s)]
@@ -346,10 +348,14 @@ class PoolEngine(wiring.Component):
         off2 = Signal.like(off1, name="t2_offset")
         rec2 = Signal.like(record, name="t2_record", reset_less=True)
         m.d.sync += [s2[f].eq(s1[f]) for f in flags]
-        m.d.sync += [off2.eq(off1), rec2.eq(rec1)]
+        # the bit of the code's top bit in the window, beside its offset: the sign is selected
+        # from the window in parallel with the code (not from the code after it)
+        top2 = Signal(len(off1) + 1, name="t2_top")
+        m.d.sync += [off2.eq(off1), top2.eq(off1 + r.a_bits), rec2.eq(rec1)]
         code = Signal(8, name="t2_code")
-        m.d.comb += code.eq(extract(Cat(prev, word), off2, r.a_bits))
-        value = decode(m, "tap", code, r.a_bits, r.a_enc)
+        window = Cat(prev, word)
+        m.d.comb += code.eq(extract(window, off2, r.a_bits))
+        value = decode(m, "tap", code, r.a_bits, r.a_enc, top_set=window.bit_select(top2, 1))
         fill = fill_value(m, "pad", r.a_bits, r.a_enc)
         s3 = {f: Signal(name=f"t3_{f}") for f in flags}
         v3 = Signal(signed(VALUE_BITS), name="t3_value")
