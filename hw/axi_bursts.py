@@ -4,12 +4,13 @@ past a `BURST_BOUNDARY`), one address handshake per cycle.
 
 `first_burst` forms, in every cycle, what the first burst of a transfer needs from its
 address and length (so that a transfer can start from registers the cycle after they were
-presented); `issue_bursts` drives the address channel from them.
+presented), `first_burst_of_bytes` the same from a byte address and count (the DMA engines'
+commands); `issue_bursts` drives the address channel from them.
 """
 
 from __future__ import annotations
 
-from amaranth import C, Module, Mux, Signal, Value, signed
+from amaranth import C, Cat, Module, Mux, Signal, Value, signed
 
 from bitmill.hw.axi import BURST_BOUNDARY, BURST_INCR, MAX_BURST_BEATS
 
@@ -37,6 +38,49 @@ def first_burst(m: Module, addr, total, lg: int, ch: str) -> dict:
                  first["room"].eq(room),
                  first["left_m_cap"].eq(total - MAX_BURST_BEATS),
                  first["left_m_page"].eq(total - page),
+                 first["room_m_cap"].eq(room - MAX_BURST_BEATS)]
+    return first
+
+
+def first_burst_of_bytes(m: Module, addr, nbytes, lg: int, ch: str) -> dict:
+    """`first_burst`'s registers for the beats covering ``nbytes`` bytes from byte address
+    ``addr`` (any alignment): ``ceil((addr % B + nbytes) / B)`` beats from the aligned
+    address, ``B = 2**lg``. Every comparison and difference is formed from ``nbytes`` and
+    the address's bits in one step (no adder forms the beats before them): with
+    ``x = addr % B + nbytes + B - 1`` the beats are ``x >> lg``, ``beats < room`` is
+    ``nbytes + addr % BURST_BOUNDARY <= BURST_BOUNDARY - B`` and ``beats - c`` is
+    ``(x - c * B) >> lg``."""
+    b, page = 1 << lg, BURST_BOUNDARY >> lg
+    low = addr[:lg] if lg else C(0, 1)
+    aligned = Cat(C(0, lg), addr[lg:12]) if lg else addr[:12]      # in its 4 KiB page
+    total = (low + nbytes + (b - 1)) >> lg
+    diff = signed(len(total) + 2)
+    room = Signal(range(page + 1), name=f"{ch}_room_now")
+    m.d.comb += room.eq((BURST_BOUNDARY - aligned) >> lg)
+    short = (aligned > BURST_BOUNDARY - (MAX_BURST_BEATS << lg)
+             if page > MAX_BURST_BEATS else C(1, 1))
+    # the right-hand sides from the address alone, beside ``nbytes``
+    to_boundary = Signal(signed(14), name=f"{ch}_bytes_to_boundary")
+    to_cap = Signal(signed(len(nbytes) + 2), name=f"{ch}_bytes_to_cap")
+    m.d.comb += [to_boundary.eq(BURST_BOUNDARY - b - addr[:12]),
+                 to_cap.eq((MAX_BURST_BEATS << lg) - (b - 1) - low)]
+    below_room = nbytes <= to_boundary
+    below_cap = nbytes < to_cap
+
+    def minus(beats: int):
+        """``total - beats`` as one sum (a multiple of ``B`` taken off ``x``)."""
+        return (nbytes + low + ((b - 1) - (beats << lg))) >> lg
+
+    first = {"beats": Signal(range(MAX_BURST_BEATS + 1), name=f"{ch}_plan_beats"),
+             "room": Signal(range(page + 1), name=f"{ch}_plan_room"),
+             "left_m_cap": Signal(diff, name=f"{ch}_plan_left_m_cap"),
+             "left_m_page": Signal(diff, name=f"{ch}_plan_left_m_page"),
+             "room_m_cap": Signal(signed(len(room) + 2), name=f"{ch}_plan_room_m_cap")}
+    m.d.sync += [first["beats"].eq(Mux(short, Mux(below_room, total, room),
+                                       Mux(below_cap, total, MAX_BURST_BEATS))),
+                 first["room"].eq(room),
+                 first["left_m_cap"].eq(minus(MAX_BURST_BEATS)),
+                 first["left_m_page"].eq(minus(page)),
                  first["room_m_cap"].eq(room - MAX_BURST_BEATS)]
     return first
 

@@ -31,7 +31,7 @@ from amaranth.lib.wiring import In, Out
 from bitmill.config import AccelConfig
 from bitmill.hw.axi import (BURST_BOUNDARY, MAX_BURST_BEATS, AxiSignature, buffer_write_signature,
                             check_data_bytes)
-from bitmill.hw.axi_bursts import first_burst, issue_bursts
+from bitmill.hw.axi_bursts import first_burst_of_bytes, issue_bursts
 from bitmill.isa import Buffer, field_limits, slot_bytes
 from bitmill.timing import DMA_ERROR_CYCLES, LOAD_OVERHEAD, STORE_OVERHEAD
 
@@ -106,7 +106,8 @@ class _Dma(wiring.Component):
         m.d.sync += total.eq(raw)
         m.d.comb += [beats.eq(Mux(good, total, 0)), bus.rready.eq(1), bus.bready.eq(1)]
         left, shake, _, _ = issue_bursts(m, bus, ch, lg, accept, addr0, beats,
-                                         first_burst(m, addr0, raw, lg, ch), idle=~self.busy)
+                                         first_burst_of_bytes(m, cmd.dram_addr, cmd.nbytes, lg, ch),
+                                         idle=~self.busy)
         return refused, good, beats, (left, shake)
 
     def _finish(self, m: Module, accept, refused: dict, done, bus_error) -> None:
