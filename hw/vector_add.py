@@ -24,6 +24,7 @@ from amaranth.lib.wiring import In, Out
 
 from bitmill import isa
 from bitmill.config import AccelConfig
+from bitmill.hw.pe import NOMERGE
 from bitmill.hw.vector_common import (VALUE_BITS, VecGeometry, bad_encoding, decode, extract,
                                       record_layout, result_layout, slot_word_address)
 from bitmill.numerics import MAX_BITS, MULT_BITS
@@ -96,11 +97,17 @@ class _OperandQueue:
         pops = Signal(range(3), name=f"{self.name}_pops")
         m.d.comb += pops.eq(Mux(consume, nxt >> lg, 0))
         m.d.comb += self.starved.eq(consume & (self.count < 2))
-        slot = self.count - pops
+        # each word takes its pops from its own register copies of the words stepped over
+        # (``end >> lg``, ``end_byte >> lg``): no net from one LUT to every bit of every word
+        steps = [(Signal(len(end) - lg, name=f"{self.name}_w{i}_steps", attrs=NOMERGE),
+                  Signal(len(end_byte) - lg, name=f"{self.name}_w{i}_steps_byte", attrs=NOMERGE))
+                 for i in range(cap)]
         for i, reg in enumerate(self.words):
             ahead = [self.words[i + k] if i + k < cap else Const(0, geo.word_bits) for k in range(3)]
-            kept = Mux(pops == 0, ahead[0], Mux(pops == 1, ahead[1], ahead[2]))
-            m.d.sync += reg.eq(Mux(self.arriving & (slot == i), data, kept))
+            own = Mux(consume, Mux(row_end, steps[i][1], steps[i][0]), 0)
+            kept = Mux(own == 0, ahead[0], Mux(own == 1, ahead[1], ahead[2]))
+            m.d.sync += reg.eq(Mux(self.arriving & (self.count - own == i), data, kept))
+        slot = self.count - pops
         after_end, after_byte = successors(end[:lg]), successors(end_byte[:lg])
         slot_words = geo.act_slot_words
         inside = lambda word: min(max(word, 0), slot_words - 1)
@@ -121,12 +128,12 @@ class _OperandQueue:
                 m.d.sync += [self.next_addr.eq(self.after_addr), self.after_addr.eq(far)]
             with m.If(consume):
                 m.d.sync += [self.offset.eq(nxt[:lg]), self.popped.eq(self.popped + pops)]
-        with m.If(consume & ~reset):
-            m.d.sync += [end.eq(Mux(row_end, after_byte[0], after_end[0])),
-                         end_byte.eq(Mux(row_end, after_byte[1], after_end[1]))]
-        with m.Else():
-            now = successors(self.offset)
-            m.d.sync += [end.eq(now[0]), end_byte.eq(now[1])]
+        now = successors(self.offset)
+        end_next, end_byte_next = Signal.like(end), Signal.like(end_byte)
+        m.d.comb += [end_next.eq(Mux(consume & ~reset, Mux(row_end, after_byte[0], after_end[0]), now[0])),
+                     end_byte_next.eq(Mux(consume & ~reset, Mux(row_end, after_byte[1], after_end[1]), now[1]))]
+        m.d.sync += [end.eq(end_next), end_byte.eq(end_byte_next)]
+        m.d.sync += [c.eq(v[lg:]) for pair in steps for c, v in zip(pair, (end_next, end_byte_next))]
 
 
 class AddEngine(wiring.Component):
