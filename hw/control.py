@@ -53,7 +53,9 @@ from bitmill.timing import check_fetch_width
 
 TOKEN_BITS = 8           # a token counter saturates at 255 (more is TOKEN_OVERFLOW)
 PREFETCH = 3             # instructions read ahead of each queue's head (`Control._queue`)
-EARLY = 3                # a fill's first instructions per queue, kept in registers at preload
+# a fill's first instructions per queue, kept in registers at preload: the head's in the PRIME
+# cycle and the two that the memory's two-cycle read would bring in the two cycles after it
+EARLY = 3
 ERROR_BITS = 8
 
 # per queue: the token channel of each flag (pop_prev, pop_next, push_prev, push_next), or None

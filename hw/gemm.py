@@ -119,7 +119,7 @@ class GemmUnit(wiring.Component):
 
     # ---- phases ----------------------------------------------------------------------------
     @staticmethod
-    def _go(m: Module, st: "_GemmState", phase: int, count=None) -> None:
+    def _go(m: Module, st: "_GemmState", phase, count=None) -> None:
         m.d.sync += [st.phase.eq(phase), st.entered.eq(1)]
         if count is not None:
             m.d.sync += st.count.eq(count)
