@@ -61,7 +61,8 @@ def first_burst_of_bytes(m: Module, addr, nbytes, lg: int, ch: str) -> dict:
              if page > MAX_BURST_BEATS else C(1, 1))
     # the right-hand sides from the address alone, beside ``nbytes``
     to_boundary = Signal(signed(14), name=f"{ch}_bytes_to_boundary")
-    to_cap = Signal(signed(len(nbytes) + 2), name=f"{ch}_bytes_to_cap")
+    to_cap = Signal(signed(max(len(nbytes), (MAX_BURST_BEATS << lg).bit_length()) + 1),
+                    name=f"{ch}_bytes_to_cap")
     m.d.comb += [to_boundary.eq(BURST_BOUNDARY - b - addr[:12]),
                  to_cap.eq((MAX_BURST_BEATS << lg) - (b - 1) - low)]
     below_room = nbytes <= to_boundary
