@@ -21,25 +21,9 @@ def first_burst(m: Module, addr, total, lg: int, ch: str) -> dict:
     address ``addr``, the first burst's ``beats`` (at most `MAX_BURST_BEATS`, never past the
     next `BURST_BOUNDARY`), the beats ``room`` to that boundary, and the differences the
     issuer compares (``left_m_cap``, ``left_m_page``, ``room_m_cap``)."""
-    page = BURST_BOUNDARY >> lg
-    diff = signed(len(total) + 2)
-    room = Signal(range(page + 1), name=f"{ch}_room_now")
-    m.d.comb += room.eq((BURST_BOUNDARY - addr[:12]) >> lg)
-    # room < cap, from the address bits (never when a page holds at most one burst)
-    short = (addr[:12] > BURST_BOUNDARY - (MAX_BURST_BEATS << lg)
-             if page > MAX_BURST_BEATS else C(1, 1))
-    first = {"beats": Signal(range(MAX_BURST_BEATS + 1), name=f"{ch}_plan_beats"),
-             "room": Signal(range(page + 1), name=f"{ch}_plan_room"),
-             "left_m_cap": Signal(diff, name=f"{ch}_plan_left_m_cap"),
-             "left_m_page": Signal(diff, name=f"{ch}_plan_left_m_page"),
-             "room_m_cap": Signal(signed(len(room) + 2), name=f"{ch}_plan_room_m_cap")}
-    m.d.sync += [first["beats"].eq(Mux(short, Mux(total < room, total, room),
-                                       Mux(total < MAX_BURST_BEATS, total, MAX_BURST_BEATS))),
-                 first["room"].eq(room),
-                 first["left_m_cap"].eq(total - MAX_BURST_BEATS),
-                 first["left_m_page"].eq(total - page),
-                 first["room_m_cap"].eq(room - MAX_BURST_BEATS)]
-    return first
+    room = _room(m, addr[:12], lg, ch)
+    return _plan(m, ch, lg, addr[:12], total, room, total < room, total < MAX_BURST_BEATS,
+                 total - MAX_BURST_BEATS, total - (BURST_BOUNDARY >> lg))
 
 
 def first_burst_of_bytes(m: Module, addr, nbytes, lg: int, ch: str) -> dict:
@@ -50,28 +34,41 @@ def first_burst_of_bytes(m: Module, addr, nbytes, lg: int, ch: str) -> dict:
     ``x = addr % B + nbytes + B - 1`` the beats are ``x >> lg``, ``beats < room`` is
     ``nbytes + addr % BURST_BOUNDARY <= BURST_BOUNDARY - B`` and ``beats - c`` is
     ``(x - c * B) >> lg``."""
-    b, page = 1 << lg, BURST_BOUNDARY >> lg
+    b = 1 << lg
     low = addr[:lg] if lg else C(0, 1)
     aligned = Cat(C(0, lg), addr[lg:12]) if lg else addr[:12]      # in its 4 KiB page
-    total = (low + nbytes + (b - 1)) >> lg
-    diff = signed(len(total) + 2)
-    room = Signal(range(page + 1), name=f"{ch}_room_now")
-    m.d.comb += room.eq((BURST_BOUNDARY - aligned) >> lg)
-    short = (aligned > BURST_BOUNDARY - (MAX_BURST_BEATS << lg)
-             if page > MAX_BURST_BEATS else C(1, 1))
     # the right-hand sides from the address alone, beside ``nbytes``
     to_boundary = Signal(signed(14), name=f"{ch}_bytes_to_boundary")
     to_cap = Signal(signed(max(len(nbytes), (MAX_BURST_BEATS << lg).bit_length()) + 1),
                     name=f"{ch}_bytes_to_cap")
     m.d.comb += [to_boundary.eq(BURST_BOUNDARY - b - addr[:12]),
                  to_cap.eq((MAX_BURST_BEATS << lg) - (b - 1) - low)]
-    below_room = nbytes <= to_boundary
-    below_cap = nbytes < to_cap
 
     def minus(beats: int):
         """``total - beats`` as one sum (a multiple of ``B`` taken off ``x``)."""
         return (nbytes + low + ((b - 1) - (beats << lg))) >> lg
 
+    return _plan(m, ch, lg, aligned, minus(0), _room(m, aligned, lg, ch), nbytes <= to_boundary,
+                 nbytes < to_cap, minus(MAX_BURST_BEATS), minus(BURST_BOUNDARY >> lg))
+
+
+def _room(m: Module, aligned, lg: int, ch: str) -> Signal:
+    """The beats from the aligned address ``aligned`` (its bits in the 4 KiB page) to the
+    next `BURST_BOUNDARY`."""
+    room = Signal(range((BURST_BOUNDARY >> lg) + 1), name=f"{ch}_room_now")
+    m.d.comb += room.eq((BURST_BOUNDARY - aligned) >> lg)
+    return room
+
+
+def _plan(m: Module, ch: str, lg: int, aligned, total, room, below_room, below_cap,
+          left_m_cap, left_m_page) -> dict:
+    """The first burst's registers from the transfer's beats ``total``, ``room``, whether
+    ``total`` is below the room and below the cap, and ``total`` less the cap and the page."""
+    page = BURST_BOUNDARY >> lg
+    diff = signed(len(Value.cast(total)) + 2)
+    # room < cap, from the address bits (never when a page holds at most one burst)
+    short = (aligned > BURST_BOUNDARY - (MAX_BURST_BEATS << lg)
+             if page > MAX_BURST_BEATS else C(1, 1))
     first = {"beats": Signal(range(MAX_BURST_BEATS + 1), name=f"{ch}_plan_beats"),
              "room": Signal(range(page + 1), name=f"{ch}_plan_room"),
              "left_m_cap": Signal(diff, name=f"{ch}_plan_left_m_cap"),
@@ -80,8 +77,8 @@ def first_burst_of_bytes(m: Module, addr, nbytes, lg: int, ch: str) -> dict:
     m.d.sync += [first["beats"].eq(Mux(short, Mux(below_room, total, room),
                                        Mux(below_cap, total, MAX_BURST_BEATS))),
                  first["room"].eq(room),
-                 first["left_m_cap"].eq(minus(MAX_BURST_BEATS)),
-                 first["left_m_page"].eq(minus(page)),
+                 first["left_m_cap"].eq(left_m_cap),
+                 first["left_m_page"].eq(left_m_page),
                  first["room_m_cap"].eq(room - MAX_BURST_BEATS)]
     return first
 
