@@ -26,7 +26,11 @@ a board runs with the cycles the simulator predicts. ``L = latency >= 1``:
   own output registers, `bitmill.hw.ecp5`: about 1 ns from the clock instead of 5.8 ns) and
   the bank's word is chosen after them; a beat is taken three cycles before it is presented,
   so the cycles stay those above, with the AR queue's registered outputs from ``L = 5``. The
-  backdoor's ``rdata`` then follows ``addr`` by two cycles (`AxiSram.read_latency`). Every
+  backdoor's ``rdata`` then follows ``addr`` by two cycles (`AxiSram.read_latency`). From
+  ``L = 6`` (`SELECTED_LATENCY`) the chosen bank's word goes into a register too before it
+  is presented (three cycles: the banks spread over the chip no longer reach the master's
+  logic in the cycle they are chosen in), a beat is taken four cycles before it is presented
+  and the backdoor's ``rdata`` follows ``addr`` by three. Every
   bank is written from registers of its own (word address, data and byte enables, the bank
   decoded before them): an AXI W beat in the cycle after its handshake as above, a backdoor
   write one cycle after ``we`` (`AxiSram.write_delay`).
@@ -34,7 +38,7 @@ a board runs with the cycles the simulator predicts. ``L = latency >= 1``:
 * Backdoor (the host's way in): while ``active`` it owns the memory's one read and one write
   port: ``addr`` (word), ``wdata``, ``we`` (whole word written at the clock edge), ``rdata``
   (the word at ``addr`` of `AxiSram.read_latency` cycles before: one, two with registered
-  reads); a word written is read back from `AxiSram.write_delay` cycles after the write.
+  reads, three from `SELECTED_LATENCY`); a word written is read back from `AxiSram.write_delay` cycles after the write.
   Use it only while the AXI port is idle (no burst waiting or in flight): the AXI
   channels share those ports.
   One read and one write port make the memory simple dual-port block RAM.
@@ -65,6 +69,7 @@ from bitmill.hw.pe import copy_register
 TIME_BITS = 32          # the model's cycle counter; due times compare modulo 2^TIME_BITS
 QUEUE_DEPTH = 64        # AR, AW and B requests waiting to be served
 BUFFERED_LATENCY = 4    # from this latency the AR queue has registered outputs (5, registered)
+SELECTED_LATENCY = 6    # from this latency a registered memory registers the chosen bank's word
 BANK_WORDS = 16384      # words of a bank of a registered memory: one ECP5 block RAM deep (16K x 1)
 SRAM_MODULE = "bitmill_sram"
 SRAM_VERILOG = """\
@@ -158,8 +163,10 @@ class AxiSram(wiring.Component):
     @property
     def read_latency(self) -> int:
         """Cycles from a read address to its data, on the backdoor too: 2 with registered
-        reads, else 1."""
-        return 2 if self._registered else 1
+        reads (3 from a latency of `SELECTED_LATENCY`), else 1."""
+        if not self._registered:
+            return 1
+        return 3 if self._latency >= SELECTED_LATENCY else 2
 
     @property
     def write_delay(self) -> int:
@@ -215,7 +222,8 @@ class AxiSram(wiring.Component):
     def _banked_storage(self, m: Module):
         """The banks behind one read and one write port: a bank's read data registered as
         they are (reset-less, enabled with the read: the block RAM's output register), the
-        bank chosen after them by the address's bank bits, registered beside each stage; the
+        bank chosen after them by the address's bank bits, registered beside each stage (and
+        the chosen word registered too when `read_latency` is 3); the
         write port registered for each bank apart (its word address, data and byte enables,
         zero unless the address is in the bank), so a write reaches the block RAMs a cycle
         later and from registers beside them."""
@@ -240,7 +248,13 @@ class AxiSram(wiring.Component):
             with m.If(rd.en):
                 m.d.sync += q.eq(r.data)
             outs.append(q)
-        m.d.comb += rd.data.eq(Array(outs)[sel2] if len(outs) > 1 else outs[0])
+        chosen = Array(outs)[sel2] if len(outs) > 1 else outs[0]
+        if self.read_latency == 3:
+            word = Signal(width, name="sram_word", reset_less=True)
+            with m.If(rd.en):
+                m.d.sync += word.eq(chosen)
+            chosen = word
+        m.d.comb += rd.data.eq(chosen)
         return rd, wr
 
     def _word(self, addr):
@@ -254,10 +268,10 @@ class AxiSram(wiring.Component):
         # compares it with ``now`` as it is: one subtraction, no adder before it
         lead = 1 + self.read_latency if lat >= 2 else 1
         req = data.StructLayout({"word": 32, "len": 8, "due": TIME_BITS})
-        # from L = 4 (5 with registered reads) every burst waits in the queue at least until
-        # the cycle it is taken in (two cycles after its AR): a queue with registered
-        # outputs, no way around it
-        buffered = lat >= BUFFERED_LATENCY + self._registered
+        # from L = 4 (5 with registered reads, 6 with the chosen word registered too) every
+        # burst waits in the queue at least until the cycle it is taken in (two cycles after
+        # its AR): a queue with registered outputs, no way around it
+        buffered = lat >= BUFFERED_LATENCY + self.read_latency - 1
         m.submodules.ar_queue = queue = (_HeadRegisterFIFO if buffered else SyncFIFO)(
             width=req.size, depth=QUEUE_DEPTH)
         head = data.View(req, queue.r_data)
@@ -318,7 +332,7 @@ class AxiSram(wiring.Component):
         bus = self.bus
         a_valid, a_word, a_left = Signal(name="rd_a_valid"), Signal(32, name="rd_a_word"), Signal(8)
         stages = [(Signal(name=f"rd_{n}_valid"), Signal(32, name=f"rd_{n}_word"), Signal(name=f"rd_{n}_last"))
-                  for n in "bc"[:reads]]
+                  for n in "bcd"[:reads]]
         out_valid, out_word, out_last = stages[-1]
         free = ~out_valid | bus.rready
         more = a_valid & (a_left != 0)

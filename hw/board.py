@@ -37,8 +37,8 @@ class ByteToWord(wiring.Component):
     Requests wait while ``hold`` is high."""
 
     def __init__(self, data_bytes: int, words: int, read_latency: int = 1, write_delay: int = 0):
-        if read_latency not in (1, 2):
-            raise ValueError(f"read_latency must be 1 or 2, not {read_latency!r}")
+        if read_latency not in (1, 2, 3):
+            raise ValueError(f"read_latency must be 1, 2 or 3, not {read_latency!r}")
         if write_delay not in (0, 1):
             raise ValueError(f"write_delay must be 0 or 1, not {write_delay!r}")
         self.read_latency, self.write_delay = read_latency, write_delay
@@ -71,10 +71,11 @@ class ByteToWord(wiring.Component):
                     m.next = "ADDRESS"
             with m.State("ADDRESS"):            # the read of the word starts
                 m.d.comb += bd.active.eq(1)
-                m.next = "READ" if self.read_latency == 1 else "WAIT"
-            with m.State("WAIT"):               # the second cycle of a registered read
-                m.d.comb += bd.active.eq(1)
-                m.next = "READ"
+                m.next = "READ" if self.read_latency == 1 else "WAIT2"
+            for k in range(2, self.read_latency + 1):   # the later cycles of a registered read
+                with m.State(f"WAIT{k}"):
+                    m.d.comb += bd.active.eq(1)
+                    m.next = "READ" if k == self.read_latency else f"WAIT{k + 1}"
             with m.State("READ"):
                 m.d.comb += bd.active.eq(1)
                 m.d.sync += word.eq(bd.rdata)
