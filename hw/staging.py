@@ -133,10 +133,18 @@ class StagingCore(wiring.Component):
                 # signs, registers, not by subtractions of the rooms
                 "d": {n: Signal(signed(len(cur["rr"]) + 2), name=f"room_diff_{n}") for n in DIFFS},
                 "t": {n: Signal(signed(len(cur["rr"]) + 2), name=f"chunk_room_diff_{n}") for n in DIFFS},
-                # ``i + 1`` and ``k + 1`` kept beside them (the last word and piece are found
-                # by comparing them with the plan's counts: no adder before the comparison)
+                # ``i + 1``, ``i + 2``, ``k + 1`` and ``k + 2`` kept beside them (no adder in a
+                # step), and whether the word, the piece and the vector are the last ones as
+                # registers (``i + 1 == words``, ``k + 1 == pieces``, ``v == vectors - 1``),
+                # each set from the comparison of the count it will have: no comparison
+                # between the counters and the step's decision, which enables the walk's and
+                # the walker's registers
                 "i1": Signal(range(self.max_words + 2), name="i_plus1"),
+                "i2": Signal(range(self.max_words + 3), name="i_plus2"),
                 "k1": Signal(range(MAX_KERNEL + 2), name="k_plus1"),
+                "k2": Signal(range(MAX_KERNEL + 3), name="k_plus2"),
+                "last_word": Signal(name="last_word"), "last_piece": Signal(name="last_piece"),
+                "last_vec": Signal(name="last_vector"),
                 "v": Signal(range(self.vectors)), "chunk": Signal(range(self.max_chunks + 1))}
 
     def _read(self, m: Module) -> dict:
@@ -219,8 +227,8 @@ class StagingCore(wiring.Component):
         return {"n": n, "nb": nb, "next": nxt, "totals": totals, "offset": start[:lw],
                 "diffs": nd, "diffs_lanes": nd_lanes, "diffs_origin": origin,
                 "lanes": self._piece_lanes(m, cur, st["dest"], n),
-                "last_word": st["i1"] == plan.words, "last_piece": st["k1"] == plan.pieces,
-                "last_vec": st["v"] == self.vectors - 1,
+                "last_word": st["last_word"], "last_piece": st["last_piece"],
+                "last_vec": st["last_vec"],
                 "last_chunk": st["top"]["rv"] <= K}
 
     def _read_stage(self, m: Module, st: dict, piece: dict) -> dict:
@@ -254,15 +262,19 @@ class StagingCore(wiring.Component):
     def _step(self, m: Module, st: dict, piece: dict) -> None:
         """Advance word, piece, vector, chunk; wait ``stall`` cycles before a later chunk."""
         cur, top, i, k, v = st["cur"], st["top"], st["i"], st["k"], st["v"]
-        i1, k1 = st["i1"], st["k1"]
-        nxt, totals, K = piece["next"], piece["totals"], self.lanes
+        i1, k1, i2, k2 = st["i1"], st["k1"], st["i2"], st["k2"]
+        nxt, totals, K, plan = piece["next"], piece["totals"], self.lanes, self.plan
         lanes_reset = [st["dest"].eq(0), st["destb"].eq(0), st["rl"].eq(K), st["rlb"].eq(totals[0])]
+        # the word and piece counts back at 0 (a new piece, a new vector)
+        word_reset = [i.eq(0), i1.eq(1), i2.eq(2), st["last_word"].eq(plan.words == 1)]
+        piece_reset = [k.eq(0), k1.eq(1), k2.eq(2), st["last_piece"].eq(plan.pieces == 1)]
         d, t = st["d"], st["t"]
         with m.If(self.start):
             origin = {x: 0 for x in cur} | {"rr": self.plan.run, "rv": self.plan.k_total,
                                              "rrb": totals[1], "rvb": totals[2]}
-            m.d.sync += [st["reading"].eq(1), st["stalling"].eq(0), i.eq(0), k.eq(0), v.eq(0),
-                         i1.eq(1), k1.eq(1), st["chunk"].eq(0)] + lanes_reset
+            m.d.sync += [st["reading"].eq(1), st["stalling"].eq(0), v.eq(0),
+                         st["last_vec"].eq(self.vectors == 1), st["chunk"].eq(0)]
+            m.d.sync += word_reset + piece_reset + lanes_reset
             m.d.sync += [cur[x].eq(origin[x]) for x in cur] + [top[x].eq(origin[x]) for x in top]
             m.d.sync += [d[x].eq(v0) for x, v0 in piece["diffs_origin"].items()]
             m.d.sync += [t[x].eq(v0) for x, v0 in piece["diffs_origin"].items()]
@@ -272,15 +284,18 @@ class StagingCore(wiring.Component):
             with m.If(st["stall_left"] == 1):
                 m.d.sync += st["stalling"].eq(0)
         with m.Elif(st["reading"] & ~piece["last_word"]):
-            m.d.sync += [i.eq(i1), i1.eq(i1 + 1)]
+            m.d.sync += [i.eq(i1), i1.eq(i2), i2.eq(i2 + 1), st["last_word"].eq(i2 == plan.words)]
         with m.Elif(st["reading"] & ~piece["last_piece"]):
-            m.d.sync += [i.eq(0), k.eq(k1), i1.eq(1), k1.eq(k1 + 1)] + [cur[x].eq(nxt[x]) for x in cur]
+            m.d.sync += word_reset + [k.eq(k1), k1.eq(k2), k2.eq(k2 + 1),
+                                      st["last_piece"].eq(k2 == plan.pieces)]
+            m.d.sync += [cur[x].eq(nxt[x]) for x in cur]
             m.d.sync += [st[x].eq(nxt[x]) for x in ("dest", "destb", "rl", "rlb")]
             m.d.sync += [d[x].eq(piece["diffs"][x]) for x in d]
         with m.Elif(st["reading"]):
-            m.d.sync += [i.eq(0), k.eq(0), i1.eq(1), k1.eq(1)] + lanes_reset
+            m.d.sync += word_reset + piece_reset + lanes_reset
             with m.If(~piece["last_vec"]):
-                m.d.sync += [v.eq(v + 1)] + [cur[x].eq(top[x]) for x in cur]
+                m.d.sync += [v.eq(v + 1), st["last_vec"].eq(v == self.vectors - 2)]
+                m.d.sync += [cur[x].eq(top[x]) for x in cur]
                 m.d.sync += [d[x].eq(t[x]) for x in d]
                 m.d.comb += self.vec_next.eq(1)
             with m.Else():
@@ -294,7 +309,7 @@ class StagingCore(wiring.Component):
         # the product of two small counts in logic, not in a multiplier block
         m.d.comb += used.eq(shift_add(plan.words, plan.pieces))
         m.d.comb += stall.eq(Mux(used >= emit, 0, emit - used))
-        m.d.sync += [st["v"].eq(0), st["chunk"].eq(st["chunk"] + 1)]
+        m.d.sync += [st["v"].eq(0), st["last_vec"].eq(self.vectors == 1), st["chunk"].eq(st["chunk"] + 1)]
         m.d.sync += [st["cur"][x].eq(nxt[x]) for x in st["cur"]]
         m.d.sync += [st["top"][x].eq(nxt[x]) for x in st["top"]]
         m.d.sync += [st[n][x].eq(piece["diffs_lanes"][x]) for n in ("d", "t") for x in DIFFS]

@@ -268,6 +268,69 @@ def test_the_walks_room_differences_equal_the_rooms_differences_in_every_cycle()
     assert any(r[2] <= min(r[0], r[1]) for r in seen)
 
 
+def _watch_last_flags(core, walks: list, seen: list):
+    """A watch of the core's walk: in every reading cycle its registers ``last_word``,
+    ``last_piece``, ``last_vector`` equal ``i + 1 == words``, ``k + 1 == pieces``, ``v ==
+    vectors - 1``, the plan's counts those of the core's start cycle (the flags are set from
+    them there); each (flags, counts) seen into ``seen``."""
+    async def watch(ctx):
+        st, plan, at_start = walks[0], core.plan, None
+        while True:
+            if ctx.get(core.start):
+                at_start = (ctx.get(plan.words), ctx.get(plan.pieces))
+            await ctx.tick()
+            if ctx.get(st["reading"]):
+                words, pieces = ctx.get(plan.words), ctx.get(plan.pieces)
+                assert (words, pieces) == at_start
+                i, k, v = ctx.get(st["i"]), ctx.get(st["k"]), ctx.get(st["v"])
+                flags = (ctx.get(st["last_word"]), ctx.get(st["last_piece"]), ctx.get(st["last_vec"]))
+                assert flags == (i + 1 == words, k + 1 == pieces, v == core.vectors - 1), (i, k, v, flags)
+                seen.append((flags, words, pieces))
+    return watch
+
+
+@pytest.mark.parametrize("kind", ["weights", "acts"])
+def test_the_walks_last_flags_equal_the_counts_comparisons_in_every_cycle(kind):
+    """The core's last word, piece and vector are registers set a step ahead: in every cycle
+    of a weight walk (several words per piece) and of a 7x7 im2col walk (several pieces per
+    chunk, several chunks) each equals its comparison, and the words are golden's."""
+    cfg = AccelConfig.resolve("tiny")
+    rng = np.random.default_rng(5)
+    stager = WeightStager(cfg) if kind == "weights" else ActStager(cfg)
+    core, walks, seen = stager._core, [], []
+    make = core._walk_state
+
+    def keep_walk_state():
+        walks.append(make())
+        return walks[-1]
+
+    core._walk_state = keep_walk_state
+    watch = _watch_last_flags(core, walks, seen)
+    if kind == "weights":
+        w = grid_values(rng, (cfg.rows + 1, 45), 5, S)
+        image, base = buffer_image(cfg, Buffer.WEIGHT, rng, 1, pack_rows(w, 5, S))
+        got, _ = run_stager(stager, Buffer.WEIGHT, image, {
+            "base": base, "row": 1, "rows": cfg.rows, "k_total": 45, "row_k": 45, "k0": 0,
+            "w_bits": 5, "w_enc": S}, watch=watch)
+        assert got == buffer_words(w[1:1 + cfg.rows], 5, S, engine_of(cfg))
+    else:
+        layer = Layer(7, 2, 3, 9, 9, 2)
+        x = grid_values(rng, (layer.in_h, layer.in_w, layer.in_c), 4, S)
+        image, base = buffer_image(cfg, Buffer.ACT, rng, 1, pack_rows(x.reshape(layer.in_h, -1), 4, S))
+        got, _ = run_stager(stager, Buffer.ACT, image, {
+            "base": base, "p": 0, "cols": cfg.cols, "ky0": 0, "rows": 7, "kernel": 7, "stride": 2,
+            "pad": 3, "in_h": layer.in_h, "in_w": layer.in_w, "in_c": layer.in_c,
+            "out_w": layer.out_w, "band_row0": 0, "a_bits": 4, "a_enc": S}, watch=watch)
+        cols = golden.im2col(x[None], 7, 7, 2, 3)
+        assert got == buffer_words(cols[0:cfg.cols], 4, S, engine_of(cfg))
+    # every flag was seen both ways where the walk has more than one of its counts
+    words, pieces = seen[0][1], seen[0][2]
+    assert words > 1 and {f[0] for f, _, _ in seen} == {0, 1}
+    assert {f[2] for f, _, _ in seen} == {0, 1}
+    if kind == "acts":
+        assert pieces > 1 and {f[1] for f, _, _ in seen} == {0, 1}
+
+
 @pytest.mark.parametrize("name", CONFIGS)
 @pytest.mark.parametrize("layer,p,ky0,rows,bits,enc", [
     (CONV3, 0, 1, 2, 4, S),                 # the lower two kernel rows, top padding row skipped
