@@ -353,9 +353,10 @@ class AxiSram(wiring.Component):
 
     def _write_channel(self, m: Module, now) -> None:
         bus, lat = self.bus, self._latency
-        m.submodules.aw_queue = aw_queue = SyncFIFO(width=32, depth=QUEUE_DEPTH)
+        # the queues' ready flags are registers: ``wready`` is a LUT of flip-flops
+        m.submodules.aw_queue = aw_queue = _DistributedFIFO(width=32, depth=QUEUE_DEPTH)
         resp = data.StructLayout({"resp": 2, "due": TIME_BITS})
-        m.submodules.b_queue = b_queue = SyncFIFO(width=resp.size, depth=QUEUE_DEPTH)
+        m.submodules.b_queue = b_queue = _DistributedFIFO(width=resp.size, depth=QUEUE_DEPTH)
         in_burst, burst_word, burst_err = Signal(), Signal(32), Signal()
         # the word of this cycle's W beat: inside a burst, the next word; else the burst's
         # AW from the queue, or the AW handshaking in this very cycle
@@ -439,13 +440,17 @@ class _HeadRegisterFIFO(_QueuePorts):
 class _DistributedFIFO(_QueuePorts):
     """`SyncFIFO`'s behaviour (the same ports and cycles), its storage marked for distributed
     RAM: with the head register after it, yosys would otherwise fold that register into a
-    synchronous read port and place the queue in a block RAM (5.6 ns clock-to-out on ECP5)."""
+    synchronous read port and place the queue in a block RAM (5.6 ns clock-to-out on ECP5).
+    ``r_rdy`` and ``w_rdy`` are registers (not empty, not full), set from the level's
+    comparisons beside each write and read, so a master's logic on them (the W channel's
+    ``wready``) starts at a flip-flop."""
 
     def elaborate(self, platform) -> Module:
         m = Module()
         depth = self.depth
         level = Signal(range(depth + 1))
-        m.d.comb += [self.w_rdy.eq(level != depth), self.r_rdy.eq(level != 0)]
+        r_rdy, w_rdy = Signal(name="not_empty"), Signal(name="not_full", init=1)
+        m.d.comb += [self.w_rdy.eq(w_rdy), self.r_rdy.eq(r_rdy)]
         do_read, do_write = self.r_rdy & self.r_en, self.w_rdy & self.w_en
         m.submodules.storage = storage = Memory(shape=self.width, depth=depth, init=[],
                                                 attrs={"ram_style": "distributed"})
@@ -458,7 +463,7 @@ class _DistributedFIFO(_QueuePorts):
         with m.If(do_read):
             m.d.sync += consume.eq(Mux(consume == depth - 1, 0, consume + 1))
         with m.If(do_write & ~do_read):
-            m.d.sync += level.eq(level + 1)
+            m.d.sync += [level.eq(level + 1), r_rdy.eq(1), w_rdy.eq(level != depth - 1)]
         with m.If(do_read & ~do_write):
-            m.d.sync += level.eq(level - 1)
+            m.d.sync += [level.eq(level - 1), r_rdy.eq(level != 1), w_rdy.eq(1)]
         return m

@@ -278,3 +278,38 @@ def test_an_external_memory_is_an_instance_of_the_verilog_module():
     assert f"{SRAM_MODULE} #(" in text and ".WORDS(32'd4194304)" in text and ".ADDR(32'd22)" in text
     assert len(text) < 100_000
     assert f"module {SRAM_MODULE} #(" in SRAM_VERILOG
+
+
+@pytest.mark.parametrize("depth", [1, 2, 5])
+def test_the_queues_with_registered_flags_behave_as_amaranths_sync_fifo(depth):
+    """The memory's AW and B queues (`_DistributedFIFO`, ready flags in registers): under
+    random writes and reads that fill and empty them, ``r_rdy``, ``w_rdy`` and ``r_data`` equal
+    those of Amaranth's `SyncFIFO` in every cycle."""
+    from amaranth import Module
+    from amaranth.lib.fifo import SyncFIFO
+
+    from bitmill.hw.axi_sram import _DistributedFIFO
+    m = Module()
+    m.submodules.ours = ours = _DistributedFIFO(width=8, depth=depth)
+    m.submodules.ref = ref = SyncFIFO(width=8, depth=depth)
+    rng, flags = random.Random(depth), set()
+
+    async def bench(ctx):
+        for c in range(400):
+            w, r = rng.random() < (0.7 if c % 100 < 50 else 0.3), rng.random() < 0.5
+            for q in (ours, ref):
+                ctx.set(q.w_en, w)
+                ctx.set(q.r_en, r)
+                ctx.set(q.w_data, c & 0xFF)
+            got = (ctx.get(ours.r_rdy), ctx.get(ours.w_rdy))
+            assert got == (ctx.get(ref.r_rdy), ctx.get(ref.w_rdy)), c
+            if got[0]:
+                assert ctx.get(ours.r_data) == ctx.get(ref.r_data), c
+            flags.add(got)
+            await ctx.tick()
+
+    sim = Simulator(m)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    assert {(0, 1), (1, 0)} <= flags           # empty and full were both reached
