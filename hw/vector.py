@@ -30,6 +30,7 @@ from bitmill import isa
 from bitmill.config import AccelConfig
 from bitmill.hw.axi import buffer_write_signature
 from bitmill.hw.packer import CodePacker
+from bitmill.hw.pe import copy_register
 from bitmill.hw.requant import Requantizer
 from bitmill.hw.vector_add import AddEngine
 from bitmill.hw.vector_common import VecGeometry, result_layout
@@ -96,11 +97,19 @@ class VectorUnit(wiring.Component):
             m.d.comb += [engine.start.eq(self.start & mine), engine.instr.eq(self.instr),
                          engine.regs.eq(self.regs), engine.act_data.eq(self.act_data),
                          engine.param_data.eq(self.param_data)]
-        adding = instr.kind == VecKind.ADD
+        # which engine's ports and results count: registers set beside ``instr`` (while idle),
+        # one copy for the read addresses and the result's data, one for its flags, which
+        # reach the output cursor's enable (no comparison of the kind, no net of ~170 loads)
+        adding, adding_flags = (copy_register(1, n) for n in ("adding", "adding_flags"))
+        with m.If(~self.busy):
+            m.d.sync += [adding.eq(is_add), adding_flags.eq(is_add)]
         result = Signal(result_layout(self.geo.acc_bits), name="result")
+        flags = ("valid", "write", "row_end", "last")
         m.d.comb += [self.act_addr.eq(Mux(adding, add.act_addr, pool.act_addr)),
                      self.param_addr.eq(Mux(adding, add.param_addr, pool.param_addr)),
                      result.eq(Mux(adding, add.result.as_value(), pool.result.as_value())),
+                     *(getattr(result, f).eq(Mux(adding_flags, getattr(add.result, f), getattr(pool.result, f)))
+                       for f in flags),
                      self.starved.eq(add.starved)]
         return result
 
