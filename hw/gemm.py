@@ -90,7 +90,7 @@ class GemmUnit(wiring.Component):
         st = _GemmState(cfg, engine)
         # registered: ``oc`` changes in DIV and as a channel tile starts (PARAMS follows for
         # several cycles), ``pc`` as a tile issues (the next issue is a tile later)
-        left_rows, left_pix = st.ins.rows - st.oc, st.ins.npix - st.pc
+        left_rows, left_pix = st.ins.rows - st.oc, st.pix_rest
         m.d.sync += [st.rows_valid.eq(Mux(left_rows < cfg.rows, left_rows, cfg.rows)),
                      st.rows_last.eq(Mux(left_rows < cfg.rows, left_rows - 1, cfg.rows - 1)),
                      st.cols_valid.eq(Mux(left_pix < cfg.cols, left_pix, cfg.cols))]
@@ -193,21 +193,23 @@ class GemmUnit(wiring.Component):
         def fit(left):
             return Mux(left < cfg.cols, left, cfg.cols)
 
-        pc_next = st.pc + cfg.cols
         cols = range(cfg.cols + 1)
         p = len(ins.p0) + 1
+        # the pixel tile's sums (``npix - pc``, ``p0 + pc`` and those of the next pixel tile)
+        # are registers kept in step with ``pc`` (`_pixel_tile`): no adder before the
+        # comparisons and clamps here
         return {
             "last": reg(here["last"], 1, "ip_last"),
             "chunks_m1": reg(here["chunks_m1"], len(ps["chunks_m1"]), "ip_chunks_m1"),
-            "pix_left": reg(st.pc < ins.npix, 1, "pix_left"),
-            "pix_more": reg(pc_next < ins.npix, 1, "pix_more"),
+            "pix_left": reg(st.pix_rest > 0, 1, "pix_left"),
+            "pix_more": reg(st.pix_rest_next > 0, 1, "pix_more"),
             "rows_more": reg(st.oc + cfg.rows < ins.rows, 1, "rows_more"),
-            "follows": {"p": reg(ins.p0 + st.pc, p, "follow_p"),
-                        "cols": reg(fit(ins.npix - st.pc), cols, "follow_cols"),
+            "follows": {"p": reg(st.p_here, p, "follow_p"),
+                        "cols": reg(fit(st.pix_rest), cols, "follow_cols"),
                         "ky0": reg(st.ip_ky0 + ps["h"], len(st.ip_ky0), "follow_ky0"),
                         "rows": reg(after["rows"], len(ps["h"]), "follow_rows")},
-            "next": {"p": reg(ins.p0 + pc_next, p, "next_p"),
-                     "cols": reg(fit(ins.npix - pc_next), cols, "next_cols")},
+            "next": {"p": reg(st.p_next, p, "next_p"),
+                     "cols": reg(fit(st.pix_rest_next), cols, "next_cols")},
             "first": {"p": ins.p0, "cols": reg(fit(ins.npix), cols, "first_cols")},
         }
 
@@ -233,8 +235,8 @@ class GemmUnit(wiring.Component):
                          st.k_total.eq(shift_add(regs.in_c, kk)), wc.eq(regs.out_w * regs.out_c),
                          st.out_cb.eq(shift_add(regs.out_c, out_bits)), row_bits.eq(shift_add(wc, out_bits)),
                          st.pitch_bits.eq(((row_bits + 7) >> 3) << 3),
-                         st.ch_bits0.eq(shift_add(ins.o0, out_bits)), st.oc.eq(0), st.pc.eq(0),
-                         st.ip_ky0.eq(0), st.ip_idx.eq(0)]
+                         st.ch_bits0.eq(shift_add(ins.o0, out_bits)), st.oc.eq(0),
+                         st.ip_ky0.eq(0), st.ip_idx.eq(0)] + self._pixel_tile(st, first=True)
             with m.If(st.count == 0):
                 with m.If((st.k_total == 0) | ~st.ps["fits"]):
                     self._go(m, st, _GemmState.FAIL)
@@ -375,19 +377,30 @@ class GemmUnit(wiring.Component):
             m.d.sync += [st.computing.eq(1), st.staged.eq(0), st.tile_cols.eq(st.cols_valid),
                          st.comp_acc.eq(st.ip_idx != 0), st.comp_last.eq(ipass["last"])]
             with m.If(ipass["last"]):
-                m.d.sync += [st.pc.eq(st.pc + cfg.cols), st.ip_ky0.eq(0), st.ip_idx.eq(0)]
+                m.d.sync += [st.ip_ky0.eq(0), st.ip_idx.eq(0)] + self._pixel_tile(st, first=False)
             with m.Else():
                 m.d.sync += [st.ip_ky0.eq(st.ip_ky0 + st.ps["h"]), st.ip_idx.eq(st.ip_idx + 1)]
         with m.If(streaming & ~ipass["pix_left"] & ~st.computing & ~st.reading):
             self._next_channel_tile(m, st, ipass)
+
+    def _pixel_tile(self, st: "_GemmState", first: bool) -> list:
+        """``pc`` to pixel tile 0 (``first``) or to the next pixel tile, and in step with it
+        ``pix_rest = npix - pc``, ``pix_rest_next = npix - pc - cols``, ``p_here = p0 + pc``,
+        ``p_next = p0 + pc + cols`` (the instruction holds while the GEMM runs)."""
+        cols, ins = self.cfg.cols, st.ins
+        if first:
+            return [st.pc.eq(0), st.pix_rest.eq(ins.npix), st.pix_rest_next.eq(ins.npix - cols),
+                    st.p_here.eq(ins.p0), st.p_next.eq(ins.p0 + cols)]
+        return [st.pc.eq(st.pc + cols)] + [x.eq(x + d) for x, d in (
+            (st.pix_rest, -cols), (st.pix_rest_next, -cols), (st.p_here, cols), (st.p_next, cols))]
 
     def _next_channel_tile(self, m: Module, st: "_GemmState", ipass: dict) -> None:
         """Every tile of the channel tile read out: the next channel tile, or the drain."""
         cfg = self.cfg
         with m.If(ipass["rows_more"]):
             m.d.comb += st.next_tile.eq(1)
-            m.d.sync += [st.oc.eq(st.oc + cfg.rows), st.pc.eq(0),
-                         st.ch_bits0.eq(st.ch_bits0_next)]
+            m.d.sync += [st.oc.eq(st.oc + cfg.rows), st.ch_bits0.eq(st.ch_bits0_next)]
+            m.d.sync += self._pixel_tile(st, first=True)
             self._go(m, st, _GemmState.PARAMS, 0)
         with m.Else():
             self._go(m, st, _GemmState.DRAIN, st.drain - 2)
@@ -513,6 +526,11 @@ class _GemmState:
         self.overrun = Signal()
         self.oc = Signal(range(cfg.max_channels + cfg.rows + 1))
         self.pc = Signal(range(px * px + cfg.cols + 1))
+        # kept in step with ``pc`` (`GemmUnit._pixel_tile`), as wide as the sums they stand for
+        rest = signed(max(len(self.ins.npix), len(self.pc)) + 2)
+        self.pix_rest, self.pix_rest_next = Signal(rest, name="pix_rest"), Signal(rest, name="pix_rest_next")
+        sums = max(len(self.ins.p0), len(self.pc)) + 2
+        self.p_here, self.p_next = Signal(sums, name="pix_p_here"), Signal(sums, name="pix_p_next")
         self.r = Signal(range(cfg.rows + 1))
         self.c = Signal(range(cfg.cols + 1))
         self.res = Signal(range(cfg.rows * cfg.cols + cfg.cols + 1))
