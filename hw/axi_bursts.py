@@ -100,10 +100,13 @@ def issue_bursts(m: Module, bus, ch: str, lg: int, accept, addr0, total, first: 
     if addr is None:
         addr = Signal(len(Value.cast(addr0)), name=f"{ch}_next")
     left = Signal(total.shape(), name=f"{ch}_left")
+    # ``left != 0`` kept in a register beside it: the channel's valid is a flip-flop's AND
+    # (a W channel's ready may depend on AW's valid in the same cycle)
+    any_left = Signal(name=f"{ch}_any_left")
     regs = {k: Signal.like(v, name=f"{ch}_{k}") for k, v in first.items()}
     beats, room = regs["beats"], regs["room"]
     valid, ready = getattr(bus, f"{ch}valid"), getattr(bus, f"{ch}ready")
-    m.d.comb += [valid.eq(enable & (left != 0)), getattr(bus, f"{ch}addr").eq(addr),
+    m.d.comb += [valid.eq(enable & any_left), getattr(bus, f"{ch}addr").eq(addr),
                  getattr(bus, f"{ch}len").eq(beats - 1)]
     for member, value in (("size", lg), ("burst", BURST_INCR), ("id", 0)):
         if f"{ch}{member}" in bus.signature.members:
@@ -111,7 +114,7 @@ def issue_bursts(m: Module, bus, ch: str, lg: int, accept, addr0, total, first: 
     shake = valid & ready
     load = [addr.eq(addr0)] + [regs[k].eq(v) for k, v in first.items()]
     with m.If(accept):
-        m.d.sync += [left.eq(total)] + (load if idle is None else [])
+        m.d.sync += [left.eq(total), any_left.eq(total != 0)] + (load if idle is None else [])
     with m.Elif(shake):
         boundary = beats == room                      # this burst ends at the boundary
         left_next, room_next = left - beats, room - beats
@@ -123,7 +126,7 @@ def issue_bursts(m: Module, bus, ch: str, lg: int, accept, addr0, total, first: 
         inside = Mux(regs["room_m_cap"] < beats,
                      Mux(left < room, left_next, room_next),
                      Mux(regs["left_m_cap"] < beats, left_next, MAX_BURST_BEATS))
-        m.d.sync += [addr.eq(addr + (beats << lg)), left.eq(left_next),
+        m.d.sync += [addr.eq(addr + (beats << lg)), left.eq(left_next), any_left.eq(left != beats),
                      beats.eq(Mux(boundary, at_boundary, inside)),
                      room.eq(Mux(boundary, page, room_next)),
                      regs["left_m_cap"].eq(regs["left_m_cap"] - beats),
