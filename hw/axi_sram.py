@@ -38,9 +38,9 @@ a board runs with the cycles the simulator predicts. ``L = latency >= 1``:
 * Backdoor (the host's way in): while ``active`` it owns the memory's one read and one write
   port: ``addr`` (word), ``wdata``, ``we`` (whole word written at the clock edge), ``rdata``
   (the word at ``addr`` of `AxiSram.read_latency` cycles before: one, two with registered
-  reads, three from `SELECTED_LATENCY`); a word written is read back from `AxiSram.write_delay` cycles after the write.
-  Use it only while the AXI port is idle (no burst waiting or in flight): the AXI
-  channels share those ports.
+  reads, three from `SELECTED_LATENCY`); a word written is read back from
+  `AxiSram.write_delay` cycles after the write. Use it only while the AXI port is idle (no
+  burst waiting or in flight): the AXI channels share those ports.
   One read and one write port make the memory simple dual-port block RAM.
 
 With ``external=True`` the storage is an instance of `SRAM_MODULE` (`SRAM_VERILOG`, to be

@@ -108,8 +108,8 @@ class VectorUnit(wiring.Component):
         m.d.comb += [self.act_addr.eq(Mux(adding, add.act_addr, pool.act_addr)),
                      self.param_addr.eq(Mux(adding, add.param_addr, pool.param_addr)),
                      result.eq(Mux(adding, add.result.as_value(), pool.result.as_value())),
-                     *(getattr(result, f).eq(Mux(adding_flags, getattr(add.result, f), getattr(pool.result, f)))
-                       for f in flags),
+                     *(getattr(result, f).eq(Mux(adding_flags, getattr(add.result, f),
+                                                 getattr(pool.result, f))) for f in flags),
                      self.starved.eq(add.starved)]
         return result
 
