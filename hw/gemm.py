@@ -89,7 +89,7 @@ class GemmUnit(wiring.Component):
         m.submodules.packer = pk = CodePacker(cfg.mem_bytes_per_cycle, buffer_depth(cfg, Buffer.OUT))
         st = _GemmState(cfg, engine)
         # registered: ``oc`` changes in DIV and as a channel tile starts (PARAMS follows for
-        # several cycles), ``pc`` as a tile issues (the next issue is a tile later)
+        # several cycles), ``pix_rest`` as a tile issues (the next issue is a tile later)
         left_rows, left_pix = st.ins.rows - st.oc, st.pix_rest
         m.d.sync += [st.rows_valid.eq(Mux(left_rows < cfg.rows, left_rows, cfg.rows)),
                      st.rows_last.eq(Mux(left_rows < cfg.rows, left_rows - 1, cfg.rows - 1)),
@@ -196,7 +196,7 @@ class GemmUnit(wiring.Component):
         cols = range(cfg.cols + 1)
         p = len(ins.p0) + 1
         # the pixel tile's sums (``npix - pc``, ``p0 + pc`` and those of the next pixel tile)
-        # are registers kept in step with ``pc`` (`_pixel_tile`): no adder before the
+        # are registers that move with the pixel tile (`_pixel_tile`): no adder before the
         # comparisons and clamps here
         return {
             "last": reg(here["last"], 1, "ip_last"),
@@ -384,15 +384,16 @@ class GemmUnit(wiring.Component):
             self._next_channel_tile(m, st, ipass)
 
     def _pixel_tile(self, st: "_GemmState", first: bool) -> list:
-        """``pc`` to pixel tile 0 (``first``) or to the next pixel tile, and in step with it
-        ``pix_rest = npix - pc``, ``pix_rest_next = npix - pc - cols``, ``p_here = p0 + pc``,
-        ``p_next = p0 + pc + cols`` (the instruction holds while the GEMM runs)."""
+        """To pixel tile 0 (``first``) or to the next pixel tile, whose first pixel ``pc`` is
+        kept only as ``pix_rest = npix - pc``, ``pix_rest_next = npix - pc - cols``, ``p_here
+        = p0 + pc`` and ``p_next = p0 + pc + cols`` (the instruction holds while the GEMM
+        runs)."""
         cols, ins = self.cfg.cols, st.ins
         if first:
-            return [st.pc.eq(0), st.pix_rest.eq(ins.npix), st.pix_rest_next.eq(ins.npix - cols),
+            return [st.pix_rest.eq(ins.npix), st.pix_rest_next.eq(ins.npix - cols),
                     st.p_here.eq(ins.p0), st.p_next.eq(ins.p0 + cols)]
-        return [st.pc.eq(st.pc + cols)] + [x.eq(x + d) for x, d in (
-            (st.pix_rest, -cols), (st.pix_rest_next, -cols), (st.p_here, cols), (st.p_next, cols))]
+        return [x.eq(x + d) for x, d in ((st.pix_rest, -cols), (st.pix_rest_next, -cols),
+                                         (st.p_here, cols), (st.p_next, cols))]
 
     def _next_channel_tile(self, m: Module, st: "_GemmState", ipass: dict) -> None:
         """Every tile of the channel tile read out: the next channel tile, or the drain."""
@@ -525,11 +526,12 @@ class _GemmState:
         self.code_bits = Signal(range(MAX_BITS + 1))   # the output code width (out_bits + 1)
         self.overrun = Signal()
         self.oc = Signal(range(cfg.max_channels + cfg.rows + 1))
-        self.pc = Signal(range(px * px + cfg.cols + 1))
-        # kept in step with ``pc`` (`GemmUnit._pixel_tile`), as wide as the sums they stand for
-        rest = signed(max(len(self.ins.npix), len(self.pc)) + 2)
+        # the pixel tile's first pixel ``pc`` (< px^2 + cols) as the sums the lookahead uses
+        # (`GemmUnit._pixel_tile`), as wide as those sums
+        pc_bits = (px * px + cfg.cols).bit_length()
+        rest = signed(max(len(self.ins.npix), pc_bits) + 2)
         self.pix_rest, self.pix_rest_next = Signal(rest, name="pix_rest"), Signal(rest, name="pix_rest_next")
-        sums = max(len(self.ins.p0), len(self.pc)) + 2
+        sums = max(len(self.ins.p0), pc_bits) + 2
         self.p_here, self.p_next = Signal(sums, name="pix_p_here"), Signal(sums, name="pix_p_next")
         self.r = Signal(range(cfg.rows + 1))
         self.c = Signal(range(cfg.cols + 1))

@@ -225,6 +225,19 @@ def test_acts_band_below_slot_start(name):
                spare_rows=2)
 
 
+def _kept_walk_states(core) -> list:
+    """The walk registers the core makes as it elaborates, kept in the list returned (for a
+    watch that reads them)."""
+    walks, make = [], core._walk_state
+
+    def keep_walk_state():
+        walks.append(make())
+        return walks[-1]
+
+    core._walk_state = keep_walk_state
+    return walks
+
+
 def test_the_walks_room_differences_equal_the_rooms_differences_in_every_cycle():
     """The core keeps the differences of its rooms (lanes ``rl``, run ``rr``, vector ``rv``)
     in registers beside them and tells the least room by their signs: in every cycle of an
@@ -237,14 +250,7 @@ def test_the_walks_room_differences_equal_the_rooms_differences_in_every_cycle()
     x = grid_values(rng, (layer.in_h, layer.in_w, layer.in_c), 3, S)
     image, base = buffer_image(cfg, Buffer.ACT, rng, 0, pack_rows(x.reshape(layer.in_h, -1), 3, S))
     stager = ActStager(cfg)
-    core, walks, seen = stager._core, [], []
-    make = core._walk_state
-
-    def keep_walk_state():                  # the core's walk registers, kept for the watch
-        walks.append(make())
-        return walks[-1]
-
-    core._walk_state = keep_walk_state
+    core, walks, seen = stager._core, _kept_walk_states(stager._core), []
 
     async def watch(ctx):
         st = walks[0]
@@ -297,14 +303,7 @@ def test_the_walks_last_flags_equal_the_counts_comparisons_in_every_cycle(kind):
     cfg = AccelConfig.resolve("tiny")
     rng = np.random.default_rng(5)
     stager = WeightStager(cfg) if kind == "weights" else ActStager(cfg)
-    core, walks, seen = stager._core, [], []
-    make = core._walk_state
-
-    def keep_walk_state():
-        walks.append(make())
-        return walks[-1]
-
-    core._walk_state = keep_walk_state
+    core, walks, seen = stager._core, _kept_walk_states(stager._core), []
     watch = _watch_last_flags(core, walks, seen)
     if kind == "weights":
         w = grid_values(rng, (cfg.rows + 1, 45), 5, S)
